@@ -1,0 +1,50 @@
+"""The exceptions graphnet raises for bad input: each names where the problem is."""
+from __future__ import annotations
+
+
+class GraphnetError(Exception):
+    """Base class of graphnet's own errors."""
+
+
+class SpecError(GraphnetError, ValueError):
+    """A network or run spec is invalid.
+
+    `problems` holds `(location, message)` pairs; a location is a JSON path
+    such as `nodes[3].inputs[0]` (empty for the document itself). `source`
+    names the file the spec came from, when there is one.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]] | str, source: str | None = None):
+        if isinstance(problems, str):
+            problems = [("", problems)]
+        self.problems = list(problems)
+        self.source = source
+        super().__init__(self._format())
+
+    def lines(self) -> list[str]:
+        """One line per problem: `file: location: message`."""
+        prefix = f"{self.source}: " if self.source else ""
+        return [f"{prefix}{loc}: {msg}" if loc else f"{prefix}{msg}" for loc, msg in self.problems]
+
+    def _format(self) -> str:
+        return "\n".join(self.lines())
+
+    def with_source(self, source: str) -> "SpecError":
+        """The same problems, attributed to a file."""
+        return SpecError(self.problems, source)
+
+
+class DataError(GraphnetError, ValueError):
+    """A data file or data set is unusable; the message names the file and the problem."""
+
+
+class CheckpointError(GraphnetError, ValueError):
+    """A checkpoint folder is missing, corrupt, or does not match its spec."""
+
+
+class PlanError(GraphnetError, ValueError):
+    """An input does not match what a compiled plan expects (dtype, shape, layout)."""
+
+
+class NonFiniteError(GraphnetError, FloatingPointError):
+    """Training produced a NaN or infinite value; names the step and the first bad node."""
