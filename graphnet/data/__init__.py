@@ -1,0 +1,301 @@
+"""Data sets as the seed homework's dict of arrays.
+
+`load(name_or_path)` returns ``{"X_train", "y_train", "X_val", "y_val",
+"X_test", "y_test"}`` -- exactly those six keys, in that order. ``X_*`` are
+float arrays of shape (N, D) (or (N, *example_shape) with ``flatten=False``);
+``y_*`` are int64 class indices of shape (N,).
+
+Sources:
+
+- IDX folders (MNIST / Fashion-MNIST format, ``.gz`` or plain), by name from
+  ``$GRAPHNET_DATA/<name>`` (an ``os.pathsep``-separated list is allowed), then
+  ``/usr/share/datasets/<name>`` (Debian's ``dataset-fashion-mnist``), or by
+  folder path.
+- ``.npz`` files with the six keys (or without ``X_val``/``y_val``), read with
+  ``allow_pickle=False``.
+- CSV files with a label column; the test set is a second file or a fraction.
+- Built-in synthetic sets ``spiral`` and ``blobs``, deterministic by seed.
+
+Every problem with a file raises `graphnet.DataError` naming the file.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import DataError
+from ._checks import check_seed, check_example_shape
+from .idx import IDX_FILES, find_idx_file, load_idx, read_idx
+from .synthetic import SYNTHETIC, blobs, spiral
+from .tabular import KEYS, load_npz, read_csv
+
+__all__ = ["KEYS", "load", "list_datasets", "batches", "read_idx", "spiral", "blobs"]
+
+SYSTEM_DATA_DIR = Path("/usr/share/datasets")
+DEFAULT_VAL_FRACTION = 0.1   # of the training set ...
+DEFAULT_VAL_MAX = 5000       # ... but at most this many: MNIST-like 60000 -> 55000 / 5000
+DEFAULT_TEST_FRACTION = 0.2  # CSV without a test file, synthetic sets
+
+_ALIASES = {"mnist": "mnist", "fashion-mnist": "fashion-mnist",
+            "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist"}
+_SUFFIXES = {".npz": "npz", ".csv": "csv", ".tsv": "csv", ".txt": "csv"}
+
+
+# ----------------------------------------------------------------------------- finding data
+
+def _roots() -> list[Path]:
+    env = os.environ.get("GRAPHNET_DATA", "")
+    return [Path(p).expanduser() for p in env.split(os.pathsep) if p] + [SYSTEM_DATA_DIR]
+
+
+def _kind(path: Path) -> str | None:
+    if path.is_dir():
+        return "idx"
+    if path.is_file():
+        return _SUFFIXES.get(path.suffix.lower())
+    return None
+
+
+def list_datasets() -> list[str]:
+    """Names `load` accepts right now: the synthetic sets plus the IDX folders,
+    .npz and .csv files found in $GRAPHNET_DATA and /usr/share/datasets."""
+    names = set(SYNTHETIC)
+    for root in _roots():
+        try:
+            entries = list(root.iterdir())
+        except OSError:
+            continue
+        for p in entries:
+            if p.is_dir() and find_idx_file(p, IDX_FILES["train_images"][0]) is not None:
+                names.add(p.name)
+            elif p.is_file() and _kind(p) in ("npz", "csv"):
+                names.add(p.stem)
+    return sorted(names)
+
+
+def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[str, Any]:
+    """("synthetic", name) | ("idx" | "npz" | "csv", Path)."""
+    s = os.fspath(name_or_path)
+    looks_like_name = (isinstance(name_or_path, str) and s and "/" not in s and os.sep not in s
+                       and not s.startswith((".", "~")) and Path(s).suffix.lower() not in _SUFFIXES)
+    if not looks_like_name:
+        p = Path(s).expanduser()
+        if not p.exists():
+            raise DataError(f"{p}: no such file or folder")
+        kind = _kind(p)
+        if kind is None:
+            raise DataError(f"{p}: unsupported data file; expected a folder of IDX files, a .npz or a .csv file")
+        return kind, p
+    low = s.lower()
+    if low in SYNTHETIC:
+        return "synthetic", low
+    spellings = list(dict.fromkeys([s, low, _ALIASES.get(low, low)]
+                                   + [a for a, c in _ALIASES.items() if c == _ALIASES.get(low)]))
+    searched = []
+    for root in _roots():
+        for name in spellings:
+            searched.append(f"{root / name}{{,.npz,.csv}}")
+            for p in (root / name, root / f"{name}.npz", root / f"{name}.csv"):
+                if (kind := _kind(p)) is not None:
+                    return kind, p
+    if (kind := _kind(Path(s))) is not None:  # a folder of that name in the working directory
+        return kind, Path(s)
+    where = f"searched {', '.join(searched)} and ./{s}"
+    if low in _ALIASES:
+        raise DataError(f"dataset {s!r} not found; {where}. Set $GRAPHNET_DATA or pass a folder path.")
+    canonical = {**{n: n for n in list_datasets()}, **_ALIASES}
+    close = dict.fromkeys(canonical[c] for c in difflib.get_close_matches(low, list(canonical), n=5, cutoff=0.6))
+    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    known = sorted(set(canonical.values()))
+    raise DataError(f"unknown dataset {s!r}.{hint} Known: {', '.join(known)}; {where}.")
+
+
+# ----------------------------------------------------------------------------- splits, normalization
+
+def _split_size(size: Any, n: int, what: str, default: int) -> int:
+    if size is None:
+        k = default
+    elif isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        k = int(size)
+        if not 0 <= k < n:
+            raise DataError(f"{what}={size} must be in 0..{n - 1} (the training set has {n} examples)")
+    elif isinstance(size, (float, np.floating)) and 0.0 <= size < 1.0:
+        k = min(int(round(float(size) * n)), n - 1)
+    else:
+        raise DataError(f"{what} must be an int count or a float fraction in [0, 1), got {size!r}")
+    return max(0, min(k, n - 1))
+
+
+def _split(X: np.ndarray, y: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """A seeded random subset of k examples split off; both parts keep their original order."""
+    perm = rng.permutation(len(X))
+    take, keep = np.sort(perm[:k]), np.sort(perm[k:])
+    return X[keep], y[keep], X[take], y[take]
+
+
+def _standardize(arrays: list[np.ndarray]) -> None:
+    """In place: subtract the first array's per-feature mean, divide by its std (0 -> 1)."""
+    train = arrays[0]
+    mean = train.mean(axis=0, dtype=np.float64)
+    sq = np.zeros_like(mean)
+    for i in range(0, len(train), 8192):  # chunked so float64 temporaries stay small
+        d = train[i:i + 8192] - mean
+        sq += np.einsum("i...,i...->...", d, d)
+    std = np.sqrt(sq / len(train))
+    std[std == 0] = 1.0
+    for a in arrays:
+        a -= mean.astype(a.dtype)
+        a /= std.astype(a.dtype)
+
+
+def _normalize(arrays: list[np.ndarray], mode: str | None, raw: np.dtype) -> None:
+    if mode == "scale":
+        if raw.kind == "u":
+            for a in arrays:
+                a /= a.dtype.type(np.iinfo(raw).max)
+        else:  # min-max of the training split, to [0, 1]
+            lo, hi = float(arrays[0].min()), float(arrays[0].max())
+            for a in arrays:
+                a -= a.dtype.type(lo)
+                a /= a.dtype.type(hi - lo or 1.0)
+    elif mode == "standardize":
+        _standardize(arrays)
+
+
+# ----------------------------------------------------------------------------- load
+
+def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None = None,
+         normalize: str | None = "auto", seed: int = 0, flatten: bool = True, dtype: Any = "float32",
+         classes: int | None = None, label_column: str | int | None = None,
+         test_file: str | os.PathLike[str] | None = None, test_size: int | float | None = None,
+         **options: Any) -> dict[str, np.ndarray]:
+    """Load a data set as ``{X_train, y_train, X_val, y_val, X_test, y_test}``.
+
+    ``X_*``: `dtype` arrays of shape (N, D) with ``flatten=True``, else
+    (N, *example_shape) (IDX images: (N, 28, 28)). ``y_*``: int64 (N,).
+
+    name_or_path: ``"mnist"``, ``"fashion-mnist"`` (or ``fashion_mnist``),
+        ``"spiral"``, ``"blobs"``, any name found in $GRAPHNET_DATA or
+        /usr/share/datasets (a folder, ``<name>.npz`` or ``<name>.csv``), or
+        a path to an IDX folder, ``.npz`` or ``.csv`` file.
+    val_size: examples moved from the training set to the validation set by a
+        seeded permutation: an int count or a float fraction. Default: 10% of
+        the training set, at most 5000 -- MNIST-like data gives 55000 / 5000,
+        the classic TensorFlow split, large enough that validation accuracy
+        has a standard error under 0.5%; small sets (spiral) still get a
+        tenth. An ``.npz`` that has X_val/y_val is used as is (giving
+        val_size too is an error).
+    normalize: ``"scale"`` (unsigned-integer features / dtype max, e.g.
+        uint8 pixels / 255; other features min-max to [0, 1] by the training
+        split), ``"standardize"`` (per-feature mean and std of the training
+        split -- after the validation split -- applied to all splits; a
+        constant feature gets std 1), ``None``; ``"auto"`` (default) is
+        ``"scale"`` for uint8 features (IDX images) and ``None`` otherwise.
+    seed: seeds the validation split, the test split and synthetic data.
+    classes: number of classes; labels must lie in 0..classes-1. Default 10
+        for IDX, unchecked (only >= 0) for npz/CSV; for synthetic sets it is
+        the number of classes generated.
+    label_column, test_file, test_size: CSV only. The label column defaults to
+        the first header column named label, y or target. The test set is
+        `test_file` (same columns) or else a seeded `test_size` split of the
+        file (default 20%). `test_size` also applies to synthetic sets.
+    options: generator options of synthetic sets: spiral (points per class,
+        noise), blobs (points per class, features, std).
+    """
+    kind, src = _resolve(name_or_path)
+    what = src if kind == "synthetic" else f"{src} ({kind})"
+    for flag, ok in (("label_column", label_column is None or kind == "csv"),
+                     ("test_file", test_file is None or kind == "csv"),
+                     ("test_size", test_size is None or kind in ("csv", "synthetic")),
+                     ("option(s) " + ", ".join(options), not options or kind == "synthetic")):
+        if not ok:
+            raise DataError(f"{what}: {flag} does not apply to this source (it has its own test split)"
+                            if flag == "test_size" else f"{what}: {flag} does not apply to this source")
+    if test_file is not None and test_size is not None:
+        raise DataError(f"{what}: give test_file or test_size, not both")
+    if normalize not in ("auto", "scale", "standardize", None, "none"):
+        raise DataError(f"normalize must be 'scale', 'standardize', None or 'auto', got {normalize!r}")
+    try:
+        out_dtype = np.dtype(dtype)
+    except TypeError as e:
+        raise DataError(f"dtype {dtype!r} is not a numpy dtype") from e
+    if out_dtype.kind != "f":
+        raise DataError(f"dtype must be a floating type (float32, float64), got {out_dtype}")
+    gen_rng, test_rng, val_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(check_seed(seed)).spawn(3))
+
+    Xv = yv = None
+    if kind == "synthetic":
+        fn = SYNTHETIC[src]
+        allowed = [p for p in inspect.signature(fn).parameters if p != "seed"]
+        unknown = [o for o in options if o not in allowed]
+        if unknown:
+            raise DataError(f"{src}: unknown option(s) {', '.join(unknown)}; options: {', '.join(allowed)}")
+        if classes is not None:
+            options["classes"] = classes
+        X, y = fn(**options, seed=gen_rng)
+        Xt, yt, Xs, ys = _split(X, y, _split_size(test_size, len(X), "test_size",
+                                                  round(DEFAULT_TEST_FRACTION * len(X))), test_rng)
+    elif kind == "idx":
+        Xt, yt, Xs, ys = load_idx(src, classes)
+    elif kind == "npz":
+        Xt, yt, Xv, yv, Xs, ys = load_npz(src, classes)
+    else:
+        X, y, header, col = read_csv(src, label_column, classes)
+        if test_file is None:
+            Xt, yt, Xs, ys = _split(X, y, _split_size(test_size, len(X), "test_size",
+                                                      round(DEFAULT_TEST_FRACTION * len(X))), test_rng)
+        else:
+            tp = Path(test_file).expanduser()
+            if not tp.is_file():
+                raise DataError(f"{tp}: no such test file")
+            Xs, ys, theader, _ = read_csv(tp, col, classes)
+            if header is not None and theader is not None and header != theader:
+                raise DataError(f"{tp}: columns {theader} differ from {src}'s {header}")
+            check_example_shape(X, Xs, str(src), str(tp))
+            Xt, yt = X, y
+    if len(Xt) == 0:
+        raise DataError(f"{what}: the training set is empty")
+    if Xv is None:
+        default = min(DEFAULT_VAL_MAX, round(DEFAULT_VAL_FRACTION * len(Xt)))
+        Xt, yt, Xv, yv = _split(Xt, yt, _split_size(val_size, len(Xt), "val_size", default), val_rng)
+    elif val_size is not None:
+        raise DataError(f"{src}: has its own X_val/y_val; val_size={val_size!r} does not apply")
+
+    raw = Xt.dtype
+    mode = {"auto": "scale" if raw == np.uint8 else None, "none": None}.get(normalize, normalize)  # type: ignore[arg-type]
+    arrays = [np.array(a.reshape(len(a), -1) if flatten else a, dtype=out_dtype, order="C") for a in (Xt, Xv, Xs)]
+    _normalize(arrays, mode, raw)
+    return {"X_train": arrays[0], "y_train": yt, "X_val": arrays[1], "y_val": yv, "X_test": arrays[2], "y_test": ys}
+
+
+def batches(X: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = True,
+            rng: np.random.Generator | int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One epoch of (X_batch (B, ...), y_batch (B,)) pairs covering every example once.
+
+    With `shuffle`, the order is a permutation drawn from `rng` (a Generator,
+    an int seed, or None for fresh entropy): sampling without replacement.
+    Every batch has `batch_size` rows except the last, which holds the rest.
+    Without shuffle the batches are views in order.
+    """
+    n = len(X)
+    if len(y) != n:
+        raise DataError(f"batches: X has {n} examples but y has {len(y)}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise DataError(f"batches: batch_size must be an int >= 1, got {batch_size!r}")
+    order = (rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)).permutation(n) \
+        if shuffle else None
+
+    def epoch() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for i in range(0, n, batch_size):
+            if order is None:
+                yield X[i:i + batch_size], y[i:i + batch_size]
+            else:
+                idx = order[i:i + batch_size]
+                yield X[idx], y[idx]
+    return epoch()
+

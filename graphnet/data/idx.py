@@ -1,0 +1,99 @@
+"""IDX files (the MNIST / Fashion-MNIST format), gzip-compressed or plain."""
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ._checks import check_count, check_features, check_labels, check_example_shape
+
+__all__ = ["read_idx", "load_idx", "find_idx_file", "IDX_FILES", "IDX_CLASSES"]
+
+IDX_CLASSES = 10             # MNIST and Fashion-MNIST; pass classes= for others (EMNIST)
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+IDX_FILES = {"train_images": ("train-images-idx3-ubyte", 3), "train_labels": ("train-labels-idx1-ubyte", 1),
+             "test_images": ("t10k-images-idx3-ubyte", 3), "test_labels": ("t10k-labels-idx1-ubyte", 1)}
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from e
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+            raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from e
+    if path.suffix == ".gz":
+        raise DataError(f"{path}: named .gz but is not gzip data")
+    return raw
+
+
+def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None) -> np.ndarray:
+    """Read one IDX file (gzip-compressed or not) into an array of its declared shape.
+
+    The magic number is two zero bytes, a type code (0x08 uint8, 0x09 int8,
+    0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64) and the number of
+    dimensions; then one big-endian uint32 per dimension, then the data. The
+    data size must match the header exactly. `ndim`, if given, is required.
+    Returns a native-endian array (read-only for uint8/int8).
+    """
+    path = Path(path)
+    raw = _read_bytes(path)
+    if len(raw) < 4:
+        raise DataError(f"{path}: not an IDX file: {len(raw)} bytes, shorter than the 4-byte magic number")
+    zero, code, nd = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or code not in _IDX_DTYPES or nd == 0:
+        codes = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
+        raise DataError(f"{path}: bad IDX magic number 0x{raw[:4].hex().upper()}: expected 0x0000, "
+                        f"a type code ({codes}) and a dimension count >= 1")
+    if ndim is not None and nd != ndim:
+        raise DataError(f"{path}: header declares {nd} dimension(s), expected {ndim}")
+    start = 4 + 4 * nd
+    if len(raw) < start:
+        raise DataError(f"{path}: truncated IDX header: {nd} dimensions need {start} bytes, file has {len(raw)}")
+    dims = struct.unpack(f">{nd}I", raw[4:start])
+    if 0 in dims:
+        raise DataError(f"{path}: header declares an empty dimension: {dims}")
+    dtype = np.dtype(_IDX_DTYPES[code])
+    need, have = math.prod(dims) * dtype.itemsize, len(raw) - start
+    if have != need:
+        what = "truncated" if have < need else "has trailing bytes"
+        raise DataError(f"{path}: {what}: header declares shape {dims} of {dtype.name} "
+                        f"({need} data bytes), file has {have}")
+    return np.frombuffer(raw, dtype=dtype, offset=start).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
+
+
+def find_idx_file(folder: Path, stem: str) -> Path | None:
+    """`folder/stem`, plain or .gz (also Kaggle's `train-images.idx3-ubyte` spelling), or None."""
+    dotted = stem.replace("-idx", ".idx")  # Kaggle's spelling: train-images.idx3-ubyte
+    for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def load_idx(folder: Path, classes: int | None) -> tuple[np.ndarray, ...]:
+    """The four MNIST-named files of `folder` as raw (X_train (N, H, W), y_train (N,),
+    X_test (M, H, W), y_test (M,)); labels int64 in 0..classes-1 (default 10)."""
+    paths = {role: find_idx_file(folder, stem) for role, (stem, _) in IDX_FILES.items()}
+    missing = [IDX_FILES[role][0] for role, p in paths.items() if p is None]
+    if missing:
+        raise DataError(f"{folder}: missing IDX file(s) {', '.join(missing)} (looked for each with and without .gz)")
+    classes = IDX_CLASSES if classes is None else classes
+    out = []
+    for split in ("train", "test"):
+        xp, yp = paths[f"{split}_images"], paths[f"{split}_labels"]
+        X = check_features(read_idx(xp, ndim=3), str(xp))
+        y = check_labels(read_idx(yp, ndim=1), str(yp), classes)
+        check_count(len(X), len(y), str(xp), str(yp))
+        out += [X, y]
+    check_example_shape(out[0], out[2], str(paths["train_images"]), str(paths["test_images"]))
+    return tuple(out)

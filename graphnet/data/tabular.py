@@ -1,0 +1,151 @@
+"""Tabular sources: .npz archives of the six arrays, and CSV files with a label column."""
+from __future__ import annotations
+
+import warnings
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ._checks import check_count, check_features, check_labels, check_example_shape
+
+__all__ = ["KEYS", "LABEL_NAMES", "load_npz", "read_csv"]
+
+KEYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
+LABEL_NAMES = ("label", "y", "target")
+
+
+def load_npz(path: Path, classes: int | None) -> tuple[np.ndarray | None, ...]:
+    """(X_train, y_train, X_val, y_val, X_test, y_test) from an .npz, without unpickling.
+
+    X_* keep their stored dtype and shape (N, ...); y_* are int64 (N,).
+    X_val/y_val are None when the archive has neither.
+    """
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e})") from e
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: is a single .npy array, expected an .npz archive with {', '.join(KEYS)}")
+    with z:
+        have = set(z.files)
+        need = ["X_train", "y_train", "X_test", "y_test"]
+        if ("X_val" in have) != ("y_val" in have):
+            need += ["X_val", "y_val"]
+        missing = [k for k in need if k not in have]
+        if missing:
+            raise DataError(f"{path}: missing array(s) {', '.join(missing)}; it has {', '.join(sorted(have)) or 'none'}")
+        arrays: dict[str, np.ndarray | None] = {k: None for k in KEYS}
+        for key in KEYS:
+            if key not in have:
+                continue
+            try:
+                arrays[key] = z[key]
+            except ValueError as e:
+                if "allow_pickle" in str(e):
+                    raise DataError(f"{path}: array {key!r} is an object array (pickled Python objects); "
+                                    f"refused without unpickling -- store numeric arrays") from None
+                raise DataError(f"{path}: array {key!r} is corrupt ({e})") from e
+            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+                raise DataError(f"{path}: array {key!r} is corrupt ({e})") from e
+    out: list[np.ndarray | None] = []
+    for split in ("train", "val", "test"):
+        X, y = arrays[f"X_{split}"], arrays[f"y_{split}"]
+        if X is None or y is None:
+            out += [None, None]
+            continue
+        X = check_features(X, f"{path}: X_{split}")
+        y = check_labels(y, f"{path}: y_{split}", classes)
+        check_count(len(X), len(y), f"{path}: X_{split}", f"y_{split}")
+        out += [X, y]
+    for split, X in (("val", out[2]), ("test", out[4])):
+        if X is not None:
+            check_example_shape(out[0], X, "X_train", f"{path}: X_{split}")
+    return tuple(out)
+
+
+# ----------------------------------------------------------------------------- CSV
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def read_csv(path: Path, label_column: str | int | None,
+             classes: int | None) -> tuple[np.ndarray, np.ndarray, list[str] | None, int]:
+    """One CSV file as X (N, D) float64, y (N,) int64, its header (or None) and the label column's index.
+
+    The delimiter is the first of `,` TAB `;` found in the first line (else
+    whitespace); the first line is a header unless every cell is a number.
+    `label_column` is a header name or a 0-based index; by default the first
+    column named label, y or target (any case).
+    """
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            first = f.readline()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read: {e}") from e
+    if not first.strip():
+        raise DataError(f"{path}: empty first line; expected a header or a data row")
+    delim = next((d for d in (",", "\t", ";") if d in first), None)
+    cells = [c.strip().strip('"').strip() for c in first.split(delim)]
+    header = cells if not all(_is_number(c) for c in cells) else None
+    ncol = len(cells)
+    if label_column is None:
+        lower = [c.lower() for c in header or []]
+        col = next((i for i, c in enumerate(lower) if c in LABEL_NAMES), None)
+        if col is None:
+            cols = f"columns: {', '.join(header)}" if header else "no header row"
+            raise DataError(f"{path}: no label column named {'/'.join(LABEL_NAMES)} ({cols}); "
+                            f"pass label_column= (a name or a 0-based index)")
+    elif isinstance(label_column, str):
+        if header is None or label_column not in header:
+            raise DataError(f"{path}: no column named {label_column!r}"
+                            + (f"; columns: {', '.join(header)}" if header else " (the file has no header row)"))
+        col = header.index(label_column)
+    elif isinstance(label_column, (int, np.integer)) and not isinstance(label_column, bool) and -ncol <= label_column < ncol:
+        col = int(label_column) % ncol
+    else:
+        raise DataError(f"{path}: label_column={label_column!r} is neither a column name nor an index in 0..{ncol - 1}")
+    if ncol < 2:
+        raise DataError(f"{path}: only one column; need a label column and at least one feature column")
+    skip = 1 if header else 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": reported below
+            data = np.loadtxt(path, delimiter=delim, skiprows=skip, ndmin=2, dtype=np.float64,
+                              encoding="utf-8-sig", quotechar='"')
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: {_csv_problem(path, delim, ncol, skip) or e}") from None
+    if data.shape[0] == 0:
+        raise DataError(f"{path}: no data rows")
+    if data.shape[1] != ncol:
+        raise DataError(f"{path}: rows have {data.shape[1]} columns but the first line has {ncol}")
+    names = header or [str(i) for i in range(ncol)]
+    feature_names = names[:col] + names[col + 1:]
+    X = np.delete(data, col, axis=1)
+    bad = ~np.isfinite(X)
+    if bad.any():
+        i, j = np.unravel_index(int(np.argmax(bad)), X.shape)
+        raise DataError(f"{path}: {X[i, j]} in data row {i + 1}, column {feature_names[j]!r}: features must be finite")
+    return X, check_labels(data[:, col], f"{path}: label column {names[col]!r}", classes), header, col
+
+
+def _csv_problem(path: Path, delim: str | None, ncol: int, skip: int) -> str | None:
+    """The first unparsable line, found by a slow exact pass (only after loadtxt failed)."""
+    with open(path, encoding="utf-8-sig") as f:
+        for lineno, line in enumerate(f, 1):
+            if lineno <= skip or not line.strip() or line.lstrip().startswith("#"):
+                continue
+            cells = [c.strip().strip('"').strip() for c in line.split(delim)]
+            if len(cells) != ncol:
+                return f"line {lineno} has {len(cells)} fields, expected {ncol}"
+            for j, c in enumerate(cells):
+                if not _is_number(c):
+                    return f"line {lineno}, field {j + 1}: cannot parse {c!r} as a number"
+    return None
