@@ -268,7 +268,8 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
 
     raw = Xt.dtype
     mode = {"auto": "scale" if raw == np.uint8 else None, "none": None}.get(normalize, normalize)  # type: ignore[arg-type]
-    arrays = [np.array(a.reshape(len(a), -1) if flatten else a, dtype=out_dtype, order="C") for a in (Xt, Xv, Xs)]
+    width = int(np.prod(Xt.shape[1:]))
+    arrays = [np.array(a.reshape(len(a), width) if flatten else a, dtype=out_dtype, order="C") for a in (Xt, Xv, Xs)]
     _normalize(arrays, mode, raw)
     return {"X_train": arrays[0], "y_train": yt, "X_val": arrays[1], "y_val": yv, "X_test": arrays[2], "y_test": ys}
 

@@ -61,7 +61,7 @@ def check_features(X: np.ndarray, where: str) -> np.ndarray:
     if X.dtype.kind == "f":
         bad = ~np.isfinite(X)
         if bad.any():
-            pos = np.unravel_index(int(np.argmax(bad)), X.shape)
+            pos = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), X.shape))
             feature = pos[1] if len(pos) == 2 else pos[1:]
             raise DataError(f"{where}: {X[pos]} in example {pos[0]}, feature {feature}: features must be finite")
     return X
