@@ -1,0 +1,119 @@
+"""The vocabulary ops use to tell the compiler how they run.
+
+An op's `forward(node, ctx)` and `backward(node, ctx)` hooks return a list of
+`Step`s: a function plus symbolic `Ref`s to the arrays it reads and writes.
+The compiler collects the steps of every node into one schedule, computes each
+buffer's lifetime from the refs, packs the buffers into one arena, and binds
+the refs to array views. Ops never see an array while being lowered.
+
+A forward hook may instead return `ALIAS`: its output is its first input,
+viewed with the node's own shape (flatten, identity, dropout in eval mode).
+Such a node costs nothing at run time and its gradient is its input's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Protocol
+
+Shape = tuple[int, ...]
+
+RefKind = Literal[
+    "input",  # a network input, supplied by the caller on each run
+    "label",  # a label array, supplied by the caller
+    "value",  # a node's output (batch-shaped, planned)
+    "grad",  # the gradient of a value (batch-shaped, planned)
+    "saved",  # scratch an op keeps from forward to backward (batch-shaped, planned)
+    "param",  # a parameter view into the flat parameter buffer
+    "param_grad",  # its gradient view into the flat gradient buffer
+    "state",  # persistent non-trainable arrays (batchnorm running stats)
+    "fixed",  # per-node scratch whose size does not depend on the batch
+]
+
+BATCH_KINDS = frozenset({"input", "label", "value", "grad", "saved"})
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A symbolic array: `kind` and `name` say which buffer; `shape` is the
+    per-example shape to view it with (batch kinds) or the full shape (others)."""
+
+    kind: RefKind
+    name: str
+    shape: Shape
+
+    @property
+    def batched(self) -> bool:
+        return self.kind in BATCH_KINDS
+
+    def __str__(self) -> str:
+        prefix = {"grad": "d", "param_grad": "d", "saved": "~"}.get(self.kind, "")
+        return f"{prefix}{self.name}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One call of the plan: `fn(*arrays)` where `arrays` are the bound `args`.
+
+    - `writes`: indices of `args` the step writes (all others are read).
+    - `inplace`: (read index, write index) pairs whose buffers may be the same
+      array; the planner merges them only when the read buffer dies here.
+    - `fn_inplace`: used instead of `fn` when every pair in `inplace` was
+      merged (for example a copy that becomes a no-op).
+    - `returns_loss`: the step returns a float to add to the loss.
+    - `kernel`: a short label for the plan printer.
+    """
+
+    node: str
+    kernel: str
+    fn: Callable[..., Any]
+    args: tuple[Ref | None, ...]
+    writes: frozenset[int] = frozenset()
+    inplace: tuple[tuple[int, int], ...] = ()
+    fn_inplace: Callable[..., Any] | None = None
+    returns_loss: bool = False
+
+
+class _Alias:
+    """Marker returned by a forward hook whose output is a view of its input."""
+
+    def __repr__(self) -> str:
+        return "ALIAS"
+
+
+ALIAS = _Alias()
+
+
+class LowerContext(Protocol):
+    """What an op's hooks may ask the compiler for (see `graphnet.compiler`)."""
+
+    mode: Literal["train", "eval"]
+    kernels: Any  # the kernel backend: attributes named as in graphnet.kernels.KERNEL_NAMES
+    dtype: Any  # numpy dtype of float buffers
+    rng: Any  # numpy Generator for dropout masks
+    inputs: list[Any]  # graphnet.ops.base.Value of each input, per example
+    output: Any  # the node's output Value
+
+    def x(self, k: int, shape: Shape | None = None) -> Ref: ...
+    def y(self, shape: Shape | None = None) -> Ref: ...
+    def dx(self, k: int, shape: Shape | None = None) -> Ref | None: ...
+    def dy(self, shape: Shape | None = None) -> Ref: ...
+    def param(self, name: str) -> Ref: ...
+    def param_grad(self, name: str) -> Ref: ...
+    def state(self, name: str) -> Ref: ...
+    def saved(self, name: str, shape: Shape) -> Ref: ...
+    def fixed(self, name: str, shape: Shape) -> Ref: ...
+
+
+@dataclass
+class FusionDecision:
+    """A fusion that fired, or did not and why (printed by `plan.describe()`)."""
+
+    rule: str
+    nodes: tuple[str, ...]
+    fired: bool
+    reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        joined = " + ".join(self.nodes)
+        return f"{self.rule}: {joined} fused" if self.fired else f"{self.rule}: {joined} not fused ({self.reason})"

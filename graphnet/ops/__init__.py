@@ -1,0 +1,47 @@
+"""The op registry: one record per op (see `graphnet.ops.base.OpRecord`).
+
+Adding an op means one module that defines its node model and record, and
+one entry in `OPS` below; the spec parser, graph builder, compiler, plan
+printer and the table-driven tests all pick it up from here.
+"""
+from __future__ import annotations
+
+from . import activations, affine, dropout, losses, normalization, structure
+from .base import ACTIVATION_CODES, INITIALIZERS, NodeModel, OpRecord, ParamDecl, ShapeError, StateDecl, Value
+
+_RECORDS: list[OpRecord] = [
+    affine.OP,
+    activations.RELU,
+    activations.LEAKY_RELU,
+    activations.SIGMOID,
+    activations.TANH,
+    activations.SOFTMAX,
+    activations.IDENTITY,
+    normalization.BATCHNORM,
+    normalization.LAYERNORM,
+    dropout.OP,
+    structure.FLATTEN,
+    structure.ADD,
+    structure.CONCAT,
+    losses.SOFTMAX_CROSS_ENTROPY,
+    losses.CROSS_ENTROPY,
+    losses.SVM,
+    losses.MSE,
+    losses.SIGMOID_BINARY_CROSS_ENTROPY,
+]
+
+OPS: dict[str, OpRecord] = {record.name: record for record in _RECORDS}
+LOSS_OPS: tuple[str, ...] = tuple(name for name, record in OPS.items() if record.is_loss)
+
+__all__ = [
+    "ACTIVATION_CODES",
+    "INITIALIZERS",
+    "LOSS_OPS",
+    "NodeModel",
+    "OPS",
+    "OpRecord",
+    "ParamDecl",
+    "ShapeError",
+    "StateDecl",
+    "Value",
+]

@@ -1,0 +1,122 @@
+"""affine: Y = act(X @ W + b), X flattened per example. W: (D, units), b: (units,)."""
+from __future__ import annotations
+
+from math import prod
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from ..lowering import LowerContext, Step
+from .base import (
+    ACTIVATION_CODES,
+    MAX_UNITS,
+    Activation,
+    Initializer,
+    NodeModel,
+    OpRecord,
+    ParamDecl,
+    Value,
+)
+
+
+class Affine(NodeModel):
+    """A fully connected layer; `activation` fuses an elementwise activation into it."""
+
+    op: Literal["affine"] = "affine"
+    units: int = Field(ge=1, le=MAX_UNITS)
+    init: Initializer = "xavier_uniform"
+    std: float = Field(0.01, gt=0, description="standard deviation for init='normal'")
+    bias: bool = True
+    activation: Activation | None = None
+    alpha: float = Field(0.01, ge=0, description="negative slope when activation='leaky_relu'")
+
+
+def infer_shape(node: Affine, inputs: list[Value]) -> Value:
+    return Value((node.units,))
+
+
+def params(node: Affine, inputs: list[Value]) -> list[ParamDecl]:
+    fan_in = inputs[0].size
+    decls = [
+        ParamDecl("W", (fan_in, node.units), node.init, node.std, fan_in, node.units, regularized=True)
+    ]
+    if node.bias:
+        decls.append(ParamDecl("b", (node.units,), "zeros"))
+    return decls
+
+
+def forward(node: Affine, ctx: LowerContext) -> list[Step]:
+    fan_in = ctx.inputs[0].size
+    act = ACTIVATION_CODES[node.activation or "identity"]
+    alpha = node.alpha
+    X, W, Y = ctx.x(0, (fan_in,)), ctx.param("W"), ctx.y()
+    matmul = np.matmul
+    if node.bias:
+        bias_act = ctx.kernels.bias_act_forward
+
+        def affine_bias_act(X, W, b, Y):
+            matmul(X, W, out=Y)
+            bias_act(Y, b, act, alpha)
+
+        label = f"matmul+bias_act[{node.activation or 'identity'}]"
+        return [Step(node.id, label, affine_bias_act, (X, W, ctx.param("b"), Y), writes=frozenset({3}))]
+    if act == ACTIVATION_CODES["identity"]:
+
+        def affine_plain(X, W, Y):
+            matmul(X, W, out=Y)
+
+        return [Step(node.id, "matmul", affine_plain, (X, W, Y), writes=frozenset({2}))]
+    act_forward = ctx.kernels.act_forward
+
+    def affine_act(X, W, Y):
+        matmul(X, W, out=Y)
+        act_forward(Y, act, alpha, Y)
+
+    return [Step(node.id, f"matmul+act[{node.activation}]", affine_act, (X, W, Y), writes=frozenset({2}))]
+
+
+def backward(node: Affine, ctx: LowerContext) -> list[Step]:
+    fan_in = ctx.inputs[0].size
+    act = ACTIVATION_CODES[node.activation or "identity"]
+    alpha = node.alpha
+    identity = act == ACTIVATION_CODES["identity"]
+    act_bias_backward, act_backward = ctx.kernels.act_bias_backward, ctx.kernels.act_backward
+    matmul = np.matmul
+
+    # dY is dead after this step, so the activation gradient overwrites it in place.
+    def affine_backward(dY, Y, db, X, W, dW, dX):
+        if db is not None:
+            act_bias_backward(dY, Y if Y is not None else dY, act, alpha, dY, db)
+        elif Y is not None:
+            act_backward(dY, Y, act, alpha, dY)
+        matmul(X.T, dY, out=dW)
+        if dX is not None:
+            matmul(dY, W.T, out=dX)
+
+    dX = ctx.dx(0, (fan_in,))
+    args = (
+        ctx.dy(),
+        None if identity else ctx.y(),  # the activation gradient is taken from the output
+        ctx.param_grad("b") if node.bias else None,
+        ctx.x(0, (fan_in,)),
+        ctx.param("W") if dX is not None else None,
+        ctx.param_grad("W"),
+        dX,
+    )
+    parts = [f"act_bias_backward[{node.activation or 'identity'}]" if node.bias else ""]
+    parts.append("" if node.bias or identity else f"act_backward[{node.activation}]")
+    parts.append("matmul" if dX is None else "matmul x2")
+    label = "+".join(p for p in parts if p)
+    return [Step(node.id, label, affine_backward, args, writes=frozenset({0, 2, 5, 6}))]
+
+
+OP = OpRecord(
+    name="affine",
+    model=Affine,
+    infer_shape=infer_shape,
+    params=params,
+    family="linear",
+    forward=forward,
+    backward=backward,
+)

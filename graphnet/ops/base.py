@@ -1,0 +1,184 @@
+"""What every op record holds, and the pydantic base of every node model.
+
+An op is one record in the registry (`graphnet.ops.OPS`): its node model (the
+spec fields), how many inputs it takes, how its output shape follows from its
+inputs, which parameters it declares, and (for the compiler) how it runs
+forward and backward. The spec parser, graph builder, compiler, plan printer
+and tests all read this table; none of them knows an op by name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+
+
+if TYPE_CHECKING:
+    from ..lowering import LowerContext, Step
+
+Shape = tuple[int, ...]
+
+# A node id: starts with a letter or underscore (any script), then letters,
+# digits, underscores or hyphens. No dots: parameter names are "<id>.<name>".
+NodeId = Annotated[str, Field(pattern=r"^[^\W\d][\w\-]*$", min_length=1, max_length=64)]
+
+MAX_UNITS = 1 << 24
+MAX_DIM = 1 << 24
+
+# Initializers a spec may name (graphnet.init implements them, plus "ones").
+Initializer = Literal["xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "normal", "zeros"]
+INITIALIZERS: tuple[str, ...] = Initializer.__args__  # type: ignore[attr-defined]
+
+# Activations an affine node may fuse, with the kernels' integer codes.
+Activation = Literal["identity", "relu", "leaky_relu", "sigmoid", "tanh"]
+ACTIVATION_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
+
+
+class SpecModel(BaseModel):
+    """Base of every spec model: strict, frozen, unknown fields rejected, and a
+    SpecError (with JSON locations) instead of pydantic's error when built in Python."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, allow_inf_nan=False,
+        validate_by_name=True, serialize_by_alias=True,
+    )
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            from ..spec import spec_error_from  # spec.py imports this module
+
+            raise spec_error_from(error, data) from None
+
+
+class NodeModel(SpecModel):
+    """Fields every node has: `id` and `inputs` (ids of inputs, labels or nodes)."""
+
+    id: NodeId
+    inputs: list[Annotated[str, Field(min_length=1, max_length=64)]]
+
+    @model_serializer(mode="wrap")
+    def _op_always(self, handler: Any) -> Any:
+        # `op` has a default (so Python code need not repeat it) but is the union's
+        # tag: keep it in every dump, right after the id, even with exclude_defaults.
+        data = handler(self)
+        if isinstance(data, dict):
+            return {"id": data.pop("id", self.id), "op": getattr(self, "op"), **data}
+        return data
+
+
+@dataclass(frozen=True)
+class Value:
+    """What the graph knows of a value, per example.
+
+    `kind` is "float" for activations and float targets, "classes" for integer
+    class labels (then `shape` is `()` and `classes` the number of classes).
+    """
+
+    shape: Shape
+    kind: Literal["float", "classes"] = "float"
+    classes: int = 0
+
+    @property
+    def size(self) -> int:
+        """Elements per example."""
+        return prod(self.shape)
+
+    def describe(self) -> str:
+        if self.kind == "classes":
+            return f"labels in [0, {self.classes})"
+        return str(self.shape)
+
+
+@dataclass(frozen=True)
+class ParamDecl:
+    """A trainable parameter of a node: `name` is local (`W`); the graph prefixes the node id."""
+
+    name: str
+    shape: Shape
+    init: str = "zeros"
+    std: float = 0.0
+    fan_in: int = 0
+    fan_out: int = 0
+    regularized: bool = False  # counted by the spec's l2 term (affine weights only)
+
+
+@dataclass(frozen=True)
+class StateDecl:
+    """A non-trainable, persistent array of a node (batchnorm running stats)."""
+
+    name: str
+    shape: Shape
+    fill: float = 0.0
+
+
+class ShapeError(Exception):
+    """Raised by `infer_shape`; `slot` is the offending input's index, if one is to blame."""
+
+    def __init__(self, message: str, slot: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.slot = slot
+
+
+def no_params(node: Any, inputs: list[Value]) -> list[ParamDecl]:
+    return []
+
+
+def no_state(node: Any, inputs: list[Value]) -> list[StateDecl]:
+    return []
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    """One op: everything the rest of graphnet needs to know about it.
+
+    - `model`: the pydantic node model (its `op` field is the tag).
+    - `min_inputs` / `max_inputs` (None = unbounded).
+    - `infer_shape(node, inputs) -> Value`: the output value per example, or ShapeError.
+    - `params(node, inputs)` / `state(node, inputs)`: declarations.
+    - `is_loss`: a loss op takes (scores, labels) and produces a scalar.
+    - `label_kind`: for losses, "classes" (int labels) or "float" (targets).
+    - `forward(node, ctx)` / `backward(node, ctx)`: the compiler's hooks (see
+      `graphnet.lowering`): steps over symbolic refs, or ALIAS for view ops.
+      A loss computes its gradient in its forward step; its backward is empty.
+    - `family`: for the printer and docs.
+    """
+
+    name: str
+    model: type[NodeModel]
+    infer_shape: Callable[[Any, list[Value]], Value]
+    min_inputs: int = 1
+    max_inputs: int | None = 1
+    params: Callable[[Any, list[Value]], list[ParamDecl]] = no_params
+    state: Callable[[Any, list[Value]], list[StateDecl]] = no_state
+    is_loss: bool = False
+    label_kind: Literal["classes", "float"] | None = None
+    family: str = ""
+    forward: "Callable[[Any, LowerContext], Any] | None" = field(default=None, compare=False)
+    backward: "Callable[[Any, LowerContext], list[Step]] | None" = field(default=None, compare=False)
+
+    def arity_text(self) -> str:
+        if self.max_inputs == self.min_inputs:
+            return f"exactly {self.min_inputs} input{'s' if self.min_inputs != 1 else ''}"
+        if self.max_inputs is None:
+            return f"at least {self.min_inputs} inputs"
+        return f"{self.min_inputs} to {self.max_inputs} inputs"
+
+
+def same_shape(node: Any, inputs: list[Value]) -> Value:
+    """Elementwise ops: the output has the input's shape."""
+    return Value(inputs[0].shape)
+
+
+def feature_vector(node: Any, inputs: list[Value], what: str) -> int:
+    """The feature count of a 1-D per-example input, or ShapeError naming the shape."""
+    shape = inputs[0].shape
+    if len(shape) != 1:
+        raise ShapeError(
+            f"{what} expects a vector per example, got shape {shape}; add a 'flatten' node first", 0
+        )
+    return shape[0]

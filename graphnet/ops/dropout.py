@@ -1,0 +1,45 @@
+"""dropout: inverted dropout in train mode (Y = X * mask, mask in {0, 1/(1-rate)}), identity in eval mode.
+
+`rate` is the probability of dropping a unit. The mask comes from the
+network's seeded generator, so a run is reproducible from its seed.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..lowering import ALIAS, LowerContext, Step
+from .base import NodeModel, OpRecord, same_shape
+
+
+class Dropout(NodeModel):
+    op: Literal["dropout"] = "dropout"
+    rate: float = Field(ge=0, lt=1, description="probability of dropping a unit")
+
+
+def forward(node: Dropout, ctx: LowerContext):
+    if ctx.mode == "eval" or node.rate == 0:
+        return ALIAS
+    k, rng, rate = ctx.kernels, ctx.rng, node.rate
+    fill_uniform, dropout_forward = k.fill_uniform, k.dropout_forward
+
+    def dropout(X, Y, mask):
+        fill_uniform(rng, mask)
+        dropout_forward(X, rate, mask, Y)
+
+    args = (ctx.x(0), ctx.y(), ctx.saved("mask", ctx.output.shape))
+    return [Step(node.id, "dropout_forward", dropout, args, writes=frozenset({1, 2}), inplace=((0, 1),))]
+
+
+def backward(node: Dropout, ctx: LowerContext) -> list[Step]:
+    dX = ctx.dx(0)
+    if dX is None or node.rate == 0:
+        return []
+    args = (ctx.dy(), ctx.saved("mask", ctx.output.shape), dX)
+    return [Step(node.id, "dropout_backward", ctx.kernels.dropout_backward, args,
+                 writes=frozenset({2}), inplace=((0, 2),))]
+
+
+OP = OpRecord(name="dropout", model=Dropout, infer_shape=same_shape, family="noise",
+              forward=forward, backward=backward)

@@ -1,0 +1,102 @@
+"""batchnorm and layernorm over a feature vector X: (N, D).
+
+batchnorm normalizes each feature over the batch (train mode; running stats
+updated as running = momentum * running + (1 - momentum) * batch, the
+homework's convention) or with the running stats (eval mode). layernorm
+normalizes each example over its features, the same in both modes.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..lowering import LowerContext, Step
+from .base import NodeModel, OpRecord, ParamDecl, StateDecl, Value, feature_vector
+
+
+class BatchNorm(NodeModel):
+    op: Literal["batchnorm"] = "batchnorm"
+    momentum: float = Field(0.9, ge=0, lt=1, description="weight of the old running statistics")
+    eps: float = Field(1e-5, gt=0)
+
+
+class LayerNorm(NodeModel):
+    op: Literal["layernorm"] = "layernorm"
+    eps: float = Field(1e-5, gt=0)
+
+
+def _vector_shape(node, inputs: list[Value]) -> Value:
+    return Value((feature_vector(node, inputs, node.op),))
+
+
+def _scale_shift(node, inputs: list[Value]) -> list[ParamDecl]:
+    features = inputs[0].shape[0]
+    return [ParamDecl("gamma", (features,), "ones"), ParamDecl("beta", (features,), "zeros")]
+
+
+def _running_stats(node, inputs: list[Value]) -> list[StateDecl]:
+    features = inputs[0].shape[0]
+    return [StateDecl("running_mean", (features,), 0.0), StateDecl("running_var", (features,), 1.0)]
+
+
+def _batchnorm_forward(node: BatchNorm, ctx: LowerContext) -> list[Step]:
+    k, (features,) = ctx.kernels, ctx.output.shape
+    gamma, beta = ctx.param("gamma"), ctx.param("beta")
+    mean, var = ctx.state("running_mean"), ctx.state("running_var")
+    eps, momentum = node.eps, node.momentum
+    if ctx.mode == "eval":
+        eval_forward = k.batchnorm_eval_forward
+
+        def batchnorm_eval(X, gamma, beta, mean, var, Y):
+            eval_forward(X, gamma, beta, mean, var, eps, Y)
+
+        return [Step(node.id, "batchnorm_eval_forward", batchnorm_eval,
+                     (ctx.x(0), gamma, beta, mean, var, ctx.y()), writes=frozenset({5}), inplace=((0, 5),))]
+    train_forward = k.batchnorm_train_forward
+
+    def batchnorm_train(X, gamma, beta, mean, var, Y, xhat, inv_std):
+        train_forward(X, gamma, beta, eps, momentum, mean, var, Y, xhat, inv_std)
+
+    args = (ctx.x(0), gamma, beta, mean, var, ctx.y(), ctx.saved("xhat", (features,)),
+            ctx.fixed("inv_std", (features,)))
+    return [Step(node.id, "batchnorm_train_forward", batchnorm_train, args,
+                 writes=frozenset({3, 4, 5, 6, 7}), inplace=((0, 5),))]
+
+
+def _batchnorm_backward(node: BatchNorm, ctx: LowerContext) -> list[Step]:
+    (features,) = ctx.output.shape
+    dY, dX = ctx.dy(), ctx.dx(0)
+    args = (dY, ctx.saved("xhat", (features,)), ctx.param("gamma"), ctx.fixed("inv_std", (features,)),
+            dX if dX is not None else dY,  # dY is dead afterwards: a free target when dX is not needed
+            ctx.param_grad("gamma"), ctx.param_grad("beta"))
+    return [Step(node.id, "batchnorm_backward", ctx.kernels.batchnorm_backward, args,
+                 writes=frozenset({4, 5, 6}), inplace=((0, 4),) if dX is not None else ())]
+
+
+def _layernorm_forward(node: LayerNorm, ctx: LowerContext) -> list[Step]:
+    (features,) = ctx.output.shape
+    layernorm_forward, eps = ctx.kernels.layernorm_forward, node.eps
+
+    def layernorm(X, gamma, beta, Y, xhat, inv_std):
+        layernorm_forward(X, gamma, beta, eps, Y, xhat, inv_std)
+
+    args = (ctx.x(0), ctx.param("gamma"), ctx.param("beta"), ctx.y(),
+            ctx.saved("xhat", (features,)), ctx.saved("inv_std", ()))
+    return [Step(node.id, "layernorm_forward", layernorm, args, writes=frozenset({3, 4, 5}), inplace=((0, 3),))]
+
+
+def _layernorm_backward(node: LayerNorm, ctx: LowerContext) -> list[Step]:
+    (features,) = ctx.output.shape
+    dY, dX = ctx.dy(), ctx.dx(0)
+    args = (dY, ctx.saved("xhat", (features,)), ctx.param("gamma"), ctx.saved("inv_std", ()),
+            dX if dX is not None else dY, ctx.param_grad("gamma"), ctx.param_grad("beta"))
+    return [Step(node.id, "layernorm_backward", ctx.kernels.layernorm_backward, args,
+                 writes=frozenset({4, 5, 6}), inplace=((0, 4),) if dX is not None else ())]
+
+
+BATCHNORM = OpRecord(name="batchnorm", model=BatchNorm, infer_shape=_vector_shape, params=_scale_shift,
+                     state=_running_stats, family="normalization",
+                     forward=_batchnorm_forward, backward=_batchnorm_backward)
+LAYERNORM = OpRecord(name="layernorm", model=LayerNorm, infer_shape=_vector_shape, params=_scale_shift,
+                     family="normalization", forward=_layernorm_forward, backward=_layernorm_backward)

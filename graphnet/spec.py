@@ -1,0 +1,446 @@
+"""The spec language: pydantic models of a network (`NetworkSpec`) and of a run
+(`RunSpec`: a network plus training settings), and the functions that read them.
+
+A network spec is checked completely when it is constructed, from JSON or
+from Python: field types and ranges, references, arity, labels, cycles and
+per-example shapes (`graphnet.validation`). Every problem becomes a
+`SpecError` whose lines name the JSON location, e.g. `nodes[3].inputs[0]`.
+"""
+from __future__ import annotations
+
+import json
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, Field, PrivateAttr, TypeAdapter, ValidationError, model_validator
+from pydantic.json_schema import GenerateJsonSchema
+
+from .errors import SpecError
+from .ops import OPS, NodeModel, Value
+from .ops.base import MAX_DIM, NodeId, SpecModel
+
+SCHEMA_VERSION = 1
+SCHEMA_FILE = "schema.json"
+
+Node = Annotated[Union[tuple(record.model for record in OPS.values())], Field(discriminator="op")]
+
+
+_Strict = SpecModel
+
+
+class InputSpec(_Strict):
+    """A network input: `shape` per example (the batch dimension is implicit)."""
+
+    shape: list[Annotated[int, Field(ge=1, le=MAX_DIM)]] = Field(min_length=1, max_length=4)
+
+
+class LabelSpec(_Strict):
+    """A label input: integer `classes` (labels in [0, classes)) or float targets of `shape`."""
+
+    classes: Annotated[int, Field(ge=2, le=MAX_DIM)] | None = None
+    shape: list[Annotated[int, Field(ge=1, le=MAX_DIM)]] | None = Field(None, min_length=1, max_length=4)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "LabelSpec":
+        if (self.classes is None) == (self.shape is None):
+            raise ValueError('give exactly one of "classes" (integer labels) or "shape" (float targets)')
+        return self
+
+    def value(self) -> Value:
+        if self.classes is not None:
+            return Value((), "classes", self.classes)
+        return Value(tuple(self.shape or ()))
+
+
+class NetworkSpec(_Strict):
+    """A network: inputs, labels, a DAG of nodes, its outputs, its loss and l2 strength."""
+
+    schema_ref: str | None = Field(None, alias="$schema", description="path of the JSON Schema, for editors")
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str = Field("network", min_length=1, max_length=100)
+    description: str = ""
+    inputs: dict[NodeId, InputSpec] = Field(min_length=1)
+    labels: dict[NodeId, LabelSpec] = {}
+    nodes: list[Node] = Field(min_length=1, max_length=100_000)
+    outputs: list[str] = Field(min_length=1)
+    loss: str | None = None
+    l2: float = Field(0.0, ge=0, description="0.5 * l2 * sum(W**2) over affine weights")
+
+    _order: list[int] = PrivateAttr(default_factory=list)
+    _values: dict[str, Value] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> "NetworkSpec":
+        from .validation import check_network  # the graph checks live beside the spec, in their own module
+
+        order, values = check_network(self)
+        self._order, self._values = order, values
+        return self
+
+    def topological_nodes(self) -> list[NodeModel]:
+        """The nodes, each after all the nodes it reads."""
+        return [self.nodes[i] for i in self._order]
+
+    def value(self, name: str) -> Value:
+        """The per-example value of an input, label or node id."""
+        return self._values[name]
+
+    def node(self, node_id: str) -> NodeModel:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """Canonical JSON: defaults omitted, so it reads like a hand-written spec."""
+        return self.model_dump_json(indent=indent, exclude_defaults=True, exclude_none=True)
+
+
+# ---- training settings -------------------------------------------------------------------
+
+
+class DataSpec(_Strict):
+    """Where the data comes from: a data set name or path, and how to split and scale it."""
+
+    name: str = Field(min_length=1)
+    val_size: Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0, lt=1)] | None = None
+    normalize: Literal["scale", "standardize", "none"] | None = None
+    options: dict[str, int | float | str | bool] = {}
+
+
+class Sgd(_Strict):
+    rule: Literal["sgd"] = "sgd"
+    learning_rate: float = Field(1e-2, gt=0)
+
+
+class Momentum(_Strict):
+    rule: Literal["momentum"] = "momentum"
+    learning_rate: float = Field(1e-2, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+
+
+class Nesterov(_Strict):
+    rule: Literal["nesterov"] = "nesterov"
+    learning_rate: float = Field(1e-2, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+
+
+class RmsProp(_Strict):
+    rule: Literal["rmsprop"] = "rmsprop"
+    learning_rate: float = Field(1e-2, gt=0)
+    decay_rate: float = Field(0.99, ge=0, lt=1)
+    epsilon: float = Field(1e-8, gt=0)
+
+
+class Adam(_Strict):
+    rule: Literal["adam"] = "adam"
+    learning_rate: float = Field(1e-3, gt=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    epsilon: float = Field(1e-8, gt=0)
+
+
+class AdamW(_Strict):
+    rule: Literal["adamw"] = "adamw"
+    learning_rate: float = Field(1e-3, gt=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    epsilon: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(1e-2, ge=0)
+
+
+OptimizerSpec = Annotated[Union[Sgd, Momentum, Nesterov, RmsProp, Adam, AdamW], Field(discriminator="rule")]
+OPTIMIZERS: dict[str, type[_Strict]] = {
+    model.model_fields["rule"].default: model for model in (Sgd, Momentum, Nesterov, RmsProp, Adam, AdamW)
+}
+
+
+class Constant(_Strict):
+    kind: Literal["constant"] = "constant"
+    warmup_epochs: float = Field(0.0, ge=0)
+
+
+class Exponential(_Strict):
+    """The homework's `lr_decay`: the rate is multiplied by `decay` after every epoch."""
+
+    kind: Literal["exponential"] = "exponential"
+    decay: float = Field(gt=0, le=1)
+    warmup_epochs: float = Field(0.0, ge=0)
+
+
+class StepDecay(_Strict):
+    kind: Literal["step"] = "step"
+    step_epochs: int = Field(ge=1)
+    gamma: float = Field(0.1, gt=0, le=1)
+    warmup_epochs: float = Field(0.0, ge=0)
+
+
+class Cosine(_Strict):
+    """Cosine annealing from the base rate to `min_lr` over the whole run (per iteration)."""
+
+    kind: Literal["cosine"] = "cosine"
+    min_lr: float = Field(0.0, ge=0)
+    warmup_epochs: float = Field(0.0, ge=0)
+
+
+ScheduleSpec = Annotated[Union[Constant, Exponential, StepDecay, Cosine], Field(discriminator="kind")]
+
+
+class TrainSpec(_Strict):
+    """How to train: data, optimizer, schedule, epochs, batch size, seed and numerics."""
+
+    data: str | DataSpec
+    optimizer: OptimizerSpec = Adam()
+    schedule: ScheduleSpec = Constant()
+    epochs: int = Field(10, ge=1, le=100_000)
+    batch_size: int = Field(128, ge=1, le=1 << 20)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    clip_norm: float | None = Field(None, gt=0, description="clip gradients to this global L2 norm")
+    dtype: Literal["float32", "float64"] = "float32"
+    backend: Literal["numba", "numpy"] | None = None
+    eval_batch_size: int = Field(1000, ge=1, le=1 << 20)
+
+    def data_spec(self) -> DataSpec:
+        return self.data if isinstance(self.data, DataSpec) else DataSpec(name=self.data)
+
+
+class RunSpec(_Strict):
+    """A network and how to train it: everything `graphnet train FILE` needs."""
+
+    schema_ref: str | None = Field(None, alias="$schema")
+    schema_version: Literal[1] = SCHEMA_VERSION
+    network: NetworkSpec
+    train: TrainSpec
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent, exclude_defaults=True, exclude_none=True)
+
+
+# ---- reading specs --------------------------------------------------------------------------
+
+# Tags pydantic inserts into an error location after a discriminated union member.
+_TAGS = set(OPS) | set(OPTIMIZERS) | {"constant", "exponential", "step", "cosine"}
+
+
+def format_location(loc: tuple[Any, ...]) -> str:
+    """`('nodes', 3, 'affine', 'units')` -> `nodes[3].units` (the union tag dropped)."""
+    text = ""
+    previous: Any = None
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in _TAGS and (isinstance(previous, int) or previous in ("optimizer", "schedule")):
+            pass
+        elif part in ("str", "DataSpec") and previous == "data":
+            pass
+        elif part.startswith("function-") or part.startswith("union["):
+            pass
+        else:
+            text += f".{part}" if text else str(part)
+        previous = part
+    return text
+
+
+def _suggest(word: str, choices: list[str] | set[str]) -> str:
+    close = get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _model_at(loc: tuple[Any, ...], doc: Any) -> type[BaseModel] | None:
+    """The model whose field list applies at an error location (for 'did you mean')."""
+    model: type[BaseModel] | None = RunSpec if isinstance(doc, dict) and "network" in doc else NetworkSpec
+    for i, part in enumerate(loc[:-1]):
+        if model is None:
+            return None
+        if part == "network":
+            model = NetworkSpec
+        elif part == "train":
+            model = TrainSpec
+        elif part in OPS and isinstance(loc[i - 1], int):
+            model = OPS[part].model
+        elif part in OPTIMIZERS:
+            model = OPTIMIZERS[part]
+        elif part == "DataSpec":
+            model = DataSpec
+        elif part in ("constant", "exponential", "step", "cosine"):
+            model = {"constant": Constant, "exponential": Exponential, "step": StepDecay, "cosine": Cosine}[part]
+        elif part in ("inputs",):
+            model = InputSpec if i + 2 <= len(loc) - 1 else None
+        elif part in ("labels",):
+            model = LabelSpec if i + 2 <= len(loc) - 1 else None
+    return model
+
+
+def _node_context(loc: tuple[Any, ...], doc: Any) -> str:
+    """`node 'fc2' (affine): ` for a location inside a node, else ``."""
+    try:
+        nodes = doc["network"]["nodes"] if loc[0] == "network" else doc["nodes"]
+        index = loc[loc.index("nodes") + 1]
+        node = nodes[index]
+        return f"node '{node['id']}' ({node['op']}): " if isinstance(node, dict) and "id" in node else ""
+    except (KeyError, IndexError, TypeError, ValueError):
+        return ""
+
+
+def _message(error: dict[str, Any], doc: Any) -> str:
+    kind, loc = error["type"], error["loc"]
+    context = _node_context(loc, doc) if "nodes" in loc else ""
+    if kind == "extra_forbidden":
+        field = str(loc[-1])
+        model = _model_at(loc, doc)
+        choices = [f.alias or name for name, f in model.model_fields.items()] if model else []
+        return f"{context}unknown field '{field}'{_suggest(field, choices)}"
+    if kind == "union_tag_invalid":
+        tag = error["ctx"]["tag"]
+        expected = error["ctx"]["expected_tags"].replace("'", "").split(", ")
+        what = error["ctx"]["discriminator"].strip("'")
+        return f"unknown {what} '{tag}'{_suggest(tag, expected)} (known: {', '.join(expected)})"
+    if kind == "union_tag_not_found":
+        return f"missing '{error['ctx']['discriminator'].strip(chr(39))}' field"
+    if kind == "missing":
+        return f"{context}missing required field '{loc[-1]}'"
+    if kind == "custom_graph_error":
+        return error["msg"]
+    message = error["msg"]
+    if kind.startswith("value_error"):
+        message = message.removeprefix("Value error, ")
+    return f"{context}{message[:1].lower()}{message[1:]}"
+
+
+def spec_error_from(error: ValidationError, doc: Any = None, source: str | None = None) -> SpecError:
+    """A pydantic ValidationError as a SpecError with JSON locations."""
+    problems, seen = [], set()
+    for item in error.errors(include_url=False):
+        problem = (format_location(item["loc"]), _message(item, doc))
+        if problem not in seen:  # a str|model union reports some errors once per member
+            seen.add(problem)
+            problems.append(problem)
+    return SpecError(problems, source)
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
+
+
+def parse_json(text: str, source: str | None = None) -> Any:
+    """JSON text -> Python objects; duplicate keys, NaN/Infinity and bad syntax are SpecErrors."""
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise SpecError([(f"line {error.lineno}, column {error.colno}", error.msg)], source) from None
+    except _DuplicateKey as error:
+        raise SpecError(f"duplicate key '{error.key}' in a JSON object", source) from None
+    except RecursionError:
+        raise SpecError("the JSON document is nested too deeply", source) from None
+    except ValueError as error:
+        raise SpecError(str(error), source) from None
+
+
+def upgrade(doc: Any) -> Any:
+    """Bring a spec document written by an older graphnet to the current schema version.
+
+    Version 1 is the first; when the format changes, one function per version
+    step goes here (Caffe's upgrade chain), each tested against a golden file.
+    """
+    if not isinstance(doc, dict):
+        return doc
+    version = doc.get("schema_version", SCHEMA_VERSION)
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        raise SpecError([("schema_version", f"version {version} was written by a newer graphnet; "
+                                            f"this one reads up to {SCHEMA_VERSION}")])
+    return doc
+
+
+def _validate(model: type[BaseModel], doc: Any, source: str | None) -> Any:
+    doc = upgrade(doc)
+    if not isinstance(doc, dict):
+        raise SpecError(f"a spec is a JSON object, got {type(doc).__name__}", source)
+    try:
+        return model.model_validate(doc)
+    except ValidationError as error:
+        raise spec_error_from(error, doc, source) from None
+    except RecursionError:
+        raise SpecError("the spec is nested too deeply", source) from None
+
+
+def parse_network(doc: Any, source: str | None = None) -> NetworkSpec:
+    """A dict (parsed JSON) or JSON text -> NetworkSpec, or SpecError."""
+    if isinstance(doc, (str, bytes)):
+        doc = parse_json(doc.decode() if isinstance(doc, bytes) else doc, source)
+    return _validate(NetworkSpec, doc, source)
+
+
+def parse_run(doc: Any, source: str | None = None) -> RunSpec:
+    """A dict (parsed JSON) or JSON text -> RunSpec, or SpecError."""
+    if isinstance(doc, (str, bytes)):
+        doc = parse_json(doc.decode() if isinstance(doc, bytes) else doc, source)
+    return _validate(RunSpec, doc, source)
+
+
+def parse(doc: Any, source: str | None = None) -> RunSpec | NetworkSpec:
+    """A run spec if the document has a "network" key, else a network spec."""
+    if isinstance(doc, (str, bytes)):
+        doc = parse_json(doc.decode() if isinstance(doc, bytes) else doc, source)
+    if isinstance(doc, dict) and "network" in doc:
+        return parse_run(doc, source)
+    return parse_network(doc, source)
+
+
+def read_spec_text(path: str | Path) -> str:
+    """The text of a spec file, or a SpecError naming the file."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("no such file", str(path)) from None
+    except IsADirectoryError:
+        raise SpecError("is a folder, not a spec file", str(path)) from None
+    except UnicodeDecodeError as error:
+        raise SpecError(f"not UTF-8 text (byte {error.start})", str(path)) from None
+    except OSError as error:
+        raise SpecError(error.strerror or str(error), str(path)) from None
+
+
+def load(path: str | Path) -> RunSpec | NetworkSpec:
+    """Read a spec file: a RunSpec (network + train settings) or a NetworkSpec."""
+    return parse(read_spec_text(path), str(path))
+
+
+# ---- JSON Schema ----------------------------------------------------------------------------
+
+
+class _WithDialect(GenerateJsonSchema):
+    def generate(self, schema, mode="validation"):  # type: ignore[override]
+        result = super().generate(schema, mode=mode)
+        result["$schema"] = self.schema_dialect
+        return result
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a spec file (a run spec or a network spec), for editors."""
+    adapter = TypeAdapter(Union[RunSpec, NetworkSpec])
+    schema = adapter.json_schema(schema_generator=_WithDialect, by_alias=True)
+    schema["title"] = "graphnet spec"
+    schema["description"] = "A graphnet network spec, or a run spec (network + train settings)."
+    return schema
+
+
+def schema_text() -> str:
+    """`json_schema()` as the text written to specs/schema.json."""
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
