@@ -267,7 +267,7 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
         raise DataError(f"{src}: has its own X_val/y_val; val_size={val_size!r} does not apply")
 
     raw = Xt.dtype
-    mode = {"auto": "scale" if raw == np.uint8 else None, "none": None}.get(normalize, normalize)  # type: ignore[arg-type]
+    mode = ("scale" if raw == np.uint8 else None) if normalize == "auto" else None if normalize == "none" else normalize
     width = int(np.prod(Xt.shape[1:]))
     arrays = [np.array(a.reshape(len(a), width) if flatten else a, dtype=out_dtype, order="C") for a in (Xt, Xv, Xs)]
     _normalize(arrays, mode, raw)

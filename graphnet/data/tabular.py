@@ -36,7 +36,8 @@ def load_npz(path: Path, classes: int | None) -> tuple[np.ndarray | None, ...]:
             need += ["X_val", "y_val"]
         missing = [k for k in need if k not in have]
         if missing:
-            raise DataError(f"{path}: missing array(s) {', '.join(missing)}; it has {', '.join(sorted(have)) or 'none'}")
+            present = ", ".join(sorted(have)) or "none"
+            raise DataError(f"{path}: missing array(s) {', '.join(missing)}; it has {present}")
         arrays: dict[str, np.ndarray | None] = {k: None for k in KEYS}
         for key in KEYS:
             if key not in have:
@@ -108,7 +109,8 @@ def read_csv(path: Path, label_column: str | int | None,
             raise DataError(f"{path}: no column named {label_column!r}"
                             + (f"; columns: {', '.join(header)}" if header else " (the file has no header row)"))
         col = header.index(label_column)
-    elif isinstance(label_column, (int, np.integer)) and not isinstance(label_column, bool) and -ncol <= label_column < ncol:
+    elif (isinstance(label_column, (int, np.integer)) and not isinstance(label_column, bool)
+          and -ncol <= label_column < ncol):
         col = int(label_column) % ncol
     else:
         raise DataError(f"{path}: label_column={label_column!r} is neither a column name nor an index in 0..{ncol - 1}")
