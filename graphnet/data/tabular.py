@@ -5,6 +5,7 @@ import warnings
 import zipfile
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -24,7 +25,30 @@ def load_npz(path: Path, classes: int | None) -> tuple[np.ndarray | None, ...]:
     X_val/y_val are None when the archive has neither.
     """
     try:
-        z = np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:  # our own handle: np.load leaks its own when the zip is corrupt
+            arrays = _read_npz(path, f)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from e
+    out: list[np.ndarray | None] = []
+    for split in ("train", "val", "test"):
+        X, y = arrays[f"X_{split}"], arrays[f"y_{split}"]
+        if X is None or y is None:
+            out += [None, None]
+            continue
+        X = check_features(X, f"{path}: X_{split}")
+        y = check_labels(y, f"{path}: y_{split}", classes)
+        check_count(len(X), len(y), f"{path}: X_{split}", f"y_{split}")
+        out += [X, y]
+    for split, X in (("val", out[2]), ("test", out[4])):
+        if X is not None:
+            check_example_shape(out[0], X, "X_train", f"{path}: X_{split}")
+    return tuple(out)
+
+
+def _read_npz(path: Path, f: BinaryIO) -> dict[str, np.ndarray | None]:
+    """The six arrays of an open .npz (None where absent), without unpickling anything."""
+    try:
+        z = np.load(f, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npz file ({e})") from e
     if not isinstance(z, np.lib.npyio.NpzFile):
@@ -51,20 +75,7 @@ def load_npz(path: Path, classes: int | None) -> tuple[np.ndarray | None, ...]:
                 raise DataError(f"{path}: array {key!r} is corrupt ({e})") from e
             except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
                 raise DataError(f"{path}: array {key!r} is corrupt ({e})") from e
-    out: list[np.ndarray | None] = []
-    for split in ("train", "val", "test"):
-        X, y = arrays[f"X_{split}"], arrays[f"y_{split}"]
-        if X is None or y is None:
-            out += [None, None]
-            continue
-        X = check_features(X, f"{path}: X_{split}")
-        y = check_labels(y, f"{path}: y_{split}", classes)
-        check_count(len(X), len(y), f"{path}: X_{split}", f"y_{split}")
-        out += [X, y]
-    for split, X in (("val", out[2]), ("test", out[4])):
-        if X is not None:
-            check_example_shape(out[0], X, "X_train", f"{path}: X_{split}")
-    return tuple(out)
+    return arrays
 
 
 # ----------------------------------------------------------------------------- CSV
