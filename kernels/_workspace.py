@@ -1,0 +1,63 @@
+"""Reusable scratch arrays for the NumPy twins.
+
+The twins keep the kernels' signatures, which have no scratch arguments, so
+their temporaries come from here: one flat buffer per (tag, dtype), grown
+when a larger size is asked for and otherwise reused. After a warm-up call
+at the largest size, a twin allocates no numpy memory.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_buffers: dict[tuple[str, np.dtype], np.ndarray] = {}
+_aranges: dict[int, np.ndarray] = {}
+
+
+def scratch(tag: str, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+    """A C-contiguous array of `shape` and `dtype` owned by `tag` (contents undefined)."""
+    dtype = np.dtype(dtype)
+    size = math.prod(shape)
+    key = (tag, dtype)
+    buf = _buffers.get(key)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 1), dtype=dtype)
+        _buffers[key] = buf
+    return buf[:size].reshape(shape)
+
+
+def arange(n: int) -> np.ndarray:
+    """0, 1, ..., n-1 as int64 (a cached read-only view)."""
+    buf = _aranges.get(0)
+    if buf is None or buf.size < n:
+        buf = np.arange(max(n, 64), dtype=np.int64)
+        buf.flags.writeable = False
+        _aranges[0] = buf
+    return buf[:n]
+
+
+def label_positions(y: np.ndarray, n_classes: int, tag: str) -> np.ndarray:
+    """Flat indices i*C + y[i] into a C-contiguous (N, C) array; checks labels."""
+    n = y.shape[0]
+    if n and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes})")
+    idx = scratch(tag, (n,), np.int64)
+    np.multiply(arange(n), n_classes, out=idx)
+    np.add(idx, y, out=idx)
+    return idx
+
+
+def sum64(x: np.ndarray, tag: str) -> float:
+    """Sum of all elements of `x`, accumulated in float64."""
+    if x.dtype == np.float64:
+        return float(np.sum(x))
+    wide = scratch(tag, x.shape, np.float64)
+    np.copyto(wide, x)
+    return float(np.sum(wide))
+
+
+def clear() -> None:
+    """Drop every cached scratch buffer."""
+    _buffers.clear()
+    _aranges.clear()

@@ -1,0 +1,117 @@
+"""Affine-layer epilogues that BLAS can't fuse (numba + NumPy twins).
+
+The GEMM itself runs in BLAS (np.matmul(..., out=)) from the plan; these
+kernels fuse what follows it (bias + activation) and what precedes its
+backward GEMMs (activation gradient + bias gradient).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import kernel
+from ._jitmath import (
+    leaky_relu_,
+    leaky_relu_grad_,
+    relu_,
+    relu_grad_,
+    sigmoid_,
+    sigmoid_grad_,
+    tanh_grad_,
+)
+from .activations import act_backward_numpy, act_forward_numpy
+from .codes import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+
+
+@kernel
+def bias_act_forward_numba(Y, b, act, alpha):  # noqa: ANN001, ANN201
+    n, h = Y.shape
+    if b.shape[0] != h:
+        raise ValueError("bias_act_forward: b must have shape (H,)")
+    a = Y.dtype.type(alpha)
+    if act == IDENTITY:
+        for i in range(n):
+            for j in range(h):
+                Y[i, j] = Y[i, j] + b[j]
+    elif act == RELU:
+        for i in range(n):
+            for j in range(h):
+                Y[i, j] = relu_(Y[i, j] + b[j])
+    elif act == LEAKY_RELU:
+        for i in range(n):
+            for j in range(h):
+                Y[i, j] = leaky_relu_(Y[i, j] + b[j], a)
+    elif act == SIGMOID:
+        for i in range(n):
+            for j in range(h):
+                Y[i, j] = sigmoid_(Y[i, j] + b[j])
+    elif act == TANH:
+        for i in range(n):
+            for j in range(h):
+                Y[i, j] = np.tanh(Y[i, j] + b[j])
+    else:
+        raise ValueError("bias_act_forward: unknown activation code")
+
+
+def bias_act_forward_numpy(Y: np.ndarray, b: np.ndarray, act: int, alpha: float) -> None:
+    """Y = act(Y + b) in place. Y: (N, H), b: (H,)."""
+    np.add(Y, b, out=Y)
+    act_forward_numpy(Y, act, alpha, Y)
+
+
+bias_act_forward_numba.__doc__ = bias_act_forward_numpy.__doc__
+
+
+@kernel
+def act_bias_backward_numba(dY, Y, act, alpha, dZ, db):  # noqa: ANN001, ANN201
+    n, h = dY.shape
+    if Y.shape != dY.shape or dZ.shape != dY.shape or db.shape[0] != h:
+        raise ValueError("act_bias_backward: dY, Y, dZ must be (N, H) and db (H,)")
+    a = Y.dtype.type(alpha)
+    for j in range(h):
+        db[j] = 0
+    if act == IDENTITY:
+        for i in range(n):
+            for j in range(h):
+                dz = dY[i, j]
+                dZ[i, j] = dz
+                db[j] += dz
+    elif act == RELU:
+        for i in range(n):
+            for j in range(h):
+                dz = relu_grad_(dY[i, j], Y[i, j])
+                dZ[i, j] = dz
+                db[j] += dz
+    elif act == LEAKY_RELU:
+        for i in range(n):
+            for j in range(h):
+                dz = leaky_relu_grad_(dY[i, j], Y[i, j], a)
+                dZ[i, j] = dz
+                db[j] += dz
+    elif act == SIGMOID:
+        for i in range(n):
+            for j in range(h):
+                dz = sigmoid_grad_(dY[i, j], Y[i, j])
+                dZ[i, j] = dz
+                db[j] += dz
+    elif act == TANH:
+        for i in range(n):
+            for j in range(h):
+                dz = tanh_grad_(dY[i, j], Y[i, j])
+                dZ[i, j] = dz
+                db[j] += dz
+    else:
+        raise ValueError("act_bias_backward: unknown activation code")
+
+
+def act_bias_backward_numpy(
+    dY: np.ndarray, Y: np.ndarray, act: int, alpha: float, dZ: np.ndarray, db: np.ndarray
+) -> None:
+    """dZ = dY * act'(.) from the output Y, db = dZ summed over rows.
+
+    dY, Y, dZ: (N, H); db: (H,), overwritten. dZ may alias dY.
+    """
+    act_backward_numpy(dY, Y, act, alpha, dZ)
+    np.sum(dZ, axis=0, out=db)
+
+
+act_bias_backward_numba.__doc__ = act_bias_backward_numpy.__doc__

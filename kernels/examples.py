@@ -1,0 +1,236 @@
+"""Example inputs for every kernel: one table, used by warmup, tests and benchmarks.
+
+``example_args(name, dtype, shape)`` returns fresh arguments for kernel
+`name`: random inputs (seeded), consistent saved tensors for backward
+kernels (xhat, inv_std, P, Y, mask) and output arrays. 2-D kernels take
+shape = (N, D); flat kernels (optimizers, l2_penalty, sum_squares) use a
+1-D buffer of prod(shape) elements.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .activations import act_forward_numpy
+from .codes import RELU
+from .dropout import dropout_forward_numpy, fill_uniform
+from .norm import batchnorm_train_forward_numpy, layernorm_forward_numpy
+from .softmax import softmax_forward_numpy
+
+Factory = Callable[[np.random.Generator, np.dtype, tuple[int, ...], int], tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class Example:
+    """How to build a kernel's arguments, and which of them are what."""
+
+    make: Factory
+    outputs: tuple[int, ...] = ()  # arguments that are fully overwritten
+    aliases: tuple[tuple[int, int], ...] = ()  # (output, input) pairs that may be one array
+    flat: bool = False  # 1-D flat buffers
+    act_arg: int | None = None  # position of the activation code
+
+
+def _randn(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype, scale: float = 1.0) -> np.ndarray:
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def _uniform(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype, lo: float, hi: float) -> np.ndarray:
+    return rng.uniform(lo, hi, shape).astype(dtype)
+
+
+def _labels(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return rng.integers(0, shape[1], shape[0]).astype(np.int64)
+
+
+def _act_output(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype, act: int) -> np.ndarray:
+    y = _randn(rng, shape, dtype, 2.0)
+    act_forward_numpy(y, act, 0.1, y)
+    return y
+
+
+def _softmax_of_random(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    p = _randn(rng, shape, dtype, 2.0)
+    softmax_forward_numpy(p, p)
+    return p
+
+
+def _bn_saved(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    n, d = shape
+    x = _randn(rng, shape, dtype, 2.0) + dtype.type(0.5)
+    xhat, inv_std = np.empty(shape, dtype), np.empty(d, dtype)
+    batchnorm_train_forward_numpy(
+        x, np.ones(d, dtype), np.zeros(d, dtype), 1e-5, 0.9,
+        np.zeros(d, dtype), np.ones(d, dtype), np.empty(shape, dtype), xhat, inv_std,
+    )
+    return xhat, inv_std
+
+
+def _ln_saved(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    n, d = shape
+    x = _randn(rng, shape, dtype, 2.0) + dtype.type(0.5)
+    xhat, inv_std = np.empty(shape, dtype), np.empty(n, dtype)
+    layernorm_forward_numpy(x, np.ones(d, dtype), np.zeros(d, dtype), 1e-5, np.empty(shape, dtype), xhat, inv_std)
+    return xhat, inv_std
+
+
+def _uniforms(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    mask = np.empty(shape, dtype)
+    fill_uniform(rng, mask)
+    return mask
+
+
+def _dropout_mask(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    mask = _uniforms(rng, shape, dtype)
+    dropout_forward_numpy(np.zeros(shape, dtype), 0.3, mask, np.empty(shape, dtype))
+    return mask
+
+
+def _e(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    return np.empty(shape, dtype)
+
+
+EXAMPLES: dict[str, Example] = {
+    "bias_act_forward": Example(
+        lambda r, t, s, a: (_randn(r, s, t, 2.0), _randn(r, s[1:], t), a, 0.1),
+        act_arg=2,
+    ),
+    "act_bias_backward": Example(
+        lambda r, t, s, a: (_randn(r, s, t), _act_output(r, s, t, a), a, 0.1, _e(s, t), _e(s[1:], t)),
+        outputs=(4, 5), aliases=((4, 0),), act_arg=2,
+    ),
+    "act_forward": Example(
+        lambda r, t, s, a: (_randn(r, s, t, 3.0), a, 0.1, _e(s, t)),
+        outputs=(3,), aliases=((3, 0),), act_arg=1,
+    ),
+    "act_backward": Example(
+        lambda r, t, s, a: (_randn(r, s, t), _act_output(r, s, t, a), a, 0.1, _e(s, t)),
+        outputs=(4,), aliases=((4, 0),), act_arg=2,
+    ),
+    "softmax_forward": Example(
+        lambda r, t, s, a: (_randn(r, s, t, 3.0), _e(s, t)),
+        outputs=(1,), aliases=((1, 0),),
+    ),
+    "softmax_backward": Example(
+        lambda r, t, s, a: (_randn(r, s, t), _softmax_of_random(r, s, t), _e(s, t)),
+        outputs=(2,), aliases=((2, 0),),
+    ),
+    "softmax_cross_entropy": Example(
+        lambda r, t, s, a: (_randn(r, s, t, 3.0), _labels(r, s), _e(s, t)),
+        outputs=(2,),
+    ),
+    "cross_entropy": Example(
+        lambda r, t, s, a: (_softmax_of_random(r, s, t), _labels(r, s), _e(s, t)),
+        outputs=(2,),
+    ),
+    "svm_loss": Example(
+        lambda r, t, s, a: (_randn(r, s, t, 2.0), _labels(r, s), _e(s, t)),
+        outputs=(2,),
+    ),
+    "mse_loss": Example(
+        lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t), _e(s, t)),
+        outputs=(2,),
+    ),
+    "sigmoid_bce_loss": Example(
+        lambda r, t, s, a: (_randn(r, s, t, 3.0), _uniform(r, s, t, 0.0, 1.0), _e(s, t)),
+        outputs=(2,),
+    ),
+    "batchnorm_train_forward": Example(
+        lambda r, t, s, a: (
+            _randn(r, s, t, 2.0) + t.type(1.0), _randn(r, s[1:], t), _randn(r, s[1:], t), 1e-5, 0.9,
+            _randn(r, s[1:], t, 0.1), _uniform(r, s[1:], t, 0.5, 1.5), _e(s, t), _e(s, t), _e(s[1:], t),
+        ),
+        outputs=(7, 8, 9), aliases=((7, 0),),
+    ),
+    "batchnorm_eval_forward": Example(
+        lambda r, t, s, a: (
+            _randn(r, s, t, 2.0), _randn(r, s[1:], t), _randn(r, s[1:], t),
+            _randn(r, s[1:], t, 0.1), _uniform(r, s[1:], t, 0.5, 1.5), 1e-5, _e(s, t),
+        ),
+        outputs=(6,), aliases=((6, 0),),
+    ),
+    "batchnorm_backward": Example(
+        lambda r, t, s, a: (
+            _randn(r, s, t), *_bn_saved(r, s, t)[:1], _randn(r, s[1:], t), _bn_saved(r, s, t)[1],
+            _e(s, t), _e(s[1:], t), _e(s[1:], t),
+        ),
+        outputs=(4, 5, 6), aliases=((4, 0),),
+    ),
+    "layernorm_forward": Example(
+        lambda r, t, s, a: (
+            _randn(r, s, t, 2.0) + t.type(1.0), _randn(r, s[1:], t), _randn(r, s[1:], t), 1e-5,
+            _e(s, t), _e(s, t), _e(s[:1], t),
+        ),
+        outputs=(4, 5, 6), aliases=((4, 0),),
+    ),
+    "layernorm_backward": Example(
+        lambda r, t, s, a: (
+            _randn(r, s, t), *_ln_saved(r, s, t)[:1], _randn(r, s[1:], t), _ln_saved(r, s, t)[1],
+            _e(s, t), _e(s[1:], t), _e(s[1:], t),
+        ),
+        outputs=(4, 5, 6), aliases=((4, 0),),
+    ),
+    "dropout_forward": Example(
+        lambda r, t, s, a: (_randn(r, s, t), 0.3, _uniforms(r, s, t), _e(s, t)),
+        outputs=(3,), aliases=((3, 0),),
+    ),
+    "dropout_backward": Example(
+        lambda r, t, s, a: (_randn(r, s, t), _dropout_mask(r, s, t), _e(s, t)),
+        outputs=(2,), aliases=((2, 0),),
+    ),
+    "add": Example(
+        lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t), _e(s, t)),
+        outputs=(2,), aliases=((2, 0), (2, 1)),
+    ),
+    "add_into": Example(lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t))),
+    "copy_into": Example(lambda r, t, s, a: (_e(s, t), _randn(r, s, t)), outputs=(0,)),
+    "l2_penalty": Example(lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t), 0.1), flat=True),
+    "sum_squares": Example(lambda r, t, s, a: (_randn(r, s, t),), flat=True),
+    "scale_inplace": Example(lambda r, t, s, a: (_randn(r, s, t), 0.7)),
+    "all_finite": Example(lambda r, t, s, a: (_randn(r, s, t),)),
+    "sgd_update": Example(lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t), 0.01), flat=True),
+    "momentum_update": Example(
+        lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t), _randn(r, s, t, 0.1), 0.01, 0.9), flat=True
+    ),
+    "nesterov_update": Example(
+        lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t), _randn(r, s, t, 0.1), 0.01, 0.9), flat=True
+    ),
+    "rmsprop_update": Example(
+        lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t), _uniform(r, s, t, 0.0, 1.0), 0.01, 0.99, 1e-8),
+        flat=True,
+    ),
+    "adam_update": Example(
+        lambda r, t, s, a: (
+            _randn(r, s, t), _randn(r, s, t), _randn(r, s, t, 0.1), _uniform(r, s, t, 0.0, 0.01),
+            1e-3, 0.9, 0.999, 1e-8, 3,
+        ),
+        flat=True,
+    ),
+    "adamw_update": Example(
+        lambda r, t, s, a: (
+            _randn(r, s, t), _randn(r, s, t), _randn(r, s, t, 0.1), _uniform(r, s, t, 0.0, 0.01),
+            1e-3, 0.9, 0.999, 1e-8, 0.01, 3,
+        ),
+        flat=True,
+    ),
+}
+
+
+def example_args(
+    name: str,
+    dtype: np.dtype | type | str = np.float32,
+    shape: tuple[int, ...] = (2, 3),
+    seed: int = 0,
+    act: int = RELU,
+) -> tuple[Any, ...]:
+    """Fresh arguments for kernel `name` (see the module docstring)."""
+    example = EXAMPLES[name]
+    dtype = np.dtype(dtype)
+    if example.flat:
+        shape = (math.prod(shape),)
+    elif len(shape) != 2:
+        raise ValueError(f"{name} takes 2-D arrays: give shape=(N, D), not {shape}")
+    return example.make(np.random.default_rng(seed), dtype, tuple(shape), act)

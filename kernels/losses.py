@@ -1,0 +1,277 @@
+"""Fused loss + gradient kernels (numba + NumPy twins).
+
+Each returns the mean loss as a Python float (summed in float64) and writes
+the gradient of that mean into the last argument.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import kernel
+from ._jitmath import exp_, tiny_like
+from ._workspace import label_positions, scratch, sum64
+
+
+@kernel
+def softmax_cross_entropy_numba(X, y, dX):  # noqa: ANN001, ANN201
+    n, c = X.shape
+    if y.shape[0] != n or dX.shape != X.shape:
+        raise ValueError("softmax_cross_entropy: need X, dX (N, C) and y (N,)")
+    if n == 0:
+        return 0.0
+    f = X.dtype.type
+    inv_n = f(1.0 / n)
+    loss = 0.0
+    for i in range(n):
+        label = y[i]
+        if label < 0 or label >= c:
+            raise ValueError("softmax_cross_entropy: labels must lie in [0, C)")
+        m = X[i, 0]
+        for j in range(1, c):
+            m = max(m, X[i, j])
+        picked = X[i, label] - m
+        s = f(0)
+        for j in range(c):
+            e = exp_(X[i, j] - m)
+            dX[i, j] = e
+            s += e
+        loss += np.log(np.float64(s)) - np.float64(picked)
+        scale = inv_n / s
+        for j in range(c):
+            dX[i, j] *= scale
+        dX[i, label] -= inv_n
+    return loss / n
+
+
+def softmax_cross_entropy_numpy(X: np.ndarray, y: np.ndarray, dX: np.ndarray) -> float:
+    """Mean softmax cross-entropy of logits X (N, C) with int64 labels y (N,).
+
+    dX (N, C) = (softmax(X) - onehot(y)) / N. Stable for any finite X.
+    """
+    n, c = X.shape
+    if n == 0:
+        return 0.0
+    pos = label_positions(y, c, "softmax_cross_entropy.pos")
+    row = scratch("softmax_cross_entropy.row", (n, 1), X.dtype)
+    picked = scratch("softmax_cross_entropy.picked", (n,), X.dtype)
+    flat = dX.reshape(-1)
+    np.max(X, axis=1, keepdims=True, out=row)
+    np.subtract(X, row, out=dX)
+    np.take(flat, pos, out=picked, mode="clip")
+    np.exp(dX, out=dX)
+    np.sum(dX, axis=1, keepdims=True, out=row)
+    np.divide(dX, row, out=dX)
+    np.log(row, out=row)
+    np.subtract(row.reshape(-1), picked, out=picked)  # per-row loss
+    loss = sum64(picked, "softmax_cross_entropy.loss") / n
+    np.multiply(dX, 1.0 / n, out=dX)
+    np.take(flat, pos, out=picked, mode="clip")
+    np.subtract(picked, 1.0 / n, out=picked)
+    np.put(flat, pos, picked, mode="clip")
+    return loss
+
+
+softmax_cross_entropy_numba.__doc__ = softmax_cross_entropy_numpy.__doc__
+
+
+@kernel
+def cross_entropy_numba(P, y, dP):  # noqa: ANN001, ANN201
+    n, c = P.shape
+    if y.shape[0] != n or dP.shape != P.shape:
+        raise ValueError("cross_entropy: need P, dP (N, C) and y (N,)")
+    if n == 0:
+        return 0.0
+    f = P.dtype.type
+    tiny = tiny_like(P)
+    neg_inv_n = f(-1.0 / n)
+    loss = 0.0
+    for i in range(n):
+        label = y[i]
+        if label < 0 or label >= c:
+            raise ValueError("cross_entropy: labels must lie in [0, C)")
+        p = max(P[i, label], tiny)
+        loss -= np.log(np.float64(p))
+        for j in range(c):
+            dP[i, j] = 0
+        dP[i, label] = neg_inv_n / p
+    return loss / n
+
+
+def cross_entropy_numpy(P: np.ndarray, y: np.ndarray, dP: np.ndarray) -> float:
+    """Mean of -log(max(P[i, y_i], tiny)) for probabilities P (N, C), labels y (N,).
+
+    dP (N, C) is zero except dP[i, y_i] = -1 / (N * max(P[i, y_i], tiny)).
+    """
+    n, c = P.shape
+    if n == 0:
+        return 0.0
+    pos = label_positions(y, c, "cross_entropy.pos")
+    picked = scratch("cross_entropy.picked", (n,), P.dtype)
+    grad = scratch("cross_entropy.grad", (n,), P.dtype)
+    np.take(P.reshape(-1), pos, out=picked, mode="clip")
+    np.maximum(picked, np.finfo(P.dtype).tiny, out=picked)
+    np.divide(-1.0 / n, picked, out=grad)
+    dP.fill(0)
+    np.put(dP.reshape(-1), pos, grad, mode="clip")
+    np.log(picked, out=picked)
+    return -sum64(picked, "cross_entropy.loss") / n
+
+
+cross_entropy_numba.__doc__ = cross_entropy_numpy.__doc__
+
+
+@kernel
+def svm_loss_numba(X, y, dX):  # noqa: ANN001, ANN201
+    n, c = X.shape
+    if y.shape[0] != n or dX.shape != X.shape:
+        raise ValueError("svm_loss: need X, dX (N, C) and y (N,)")
+    if n == 0:
+        return 0.0
+    f = X.dtype.type
+    one = f(1)
+    zero = f(0)
+    inv_n = f(1.0 / n)
+    loss = 0.0
+    for i in range(n):
+        label = y[i]
+        if label < 0 or label >= c:
+            raise ValueError("svm_loss: labels must lie in [0, C)")
+        threshold = X[i, label] - one
+        row = zero
+        count = zero
+        for j in range(c):
+            margin = X[i, j] - threshold
+            positive = margin > zero
+            row += margin if positive else zero
+            count += one if positive else zero
+            dX[i, j] = inv_n if positive else zero
+        # the label's own column always contributed margin 1: take it out
+        loss += np.float64(row - one)
+        dX[i, label] = -(count - one) * inv_n
+    return loss / n
+
+
+def svm_loss_numpy(X: np.ndarray, y: np.ndarray, dX: np.ndarray) -> float:
+    """Mean multiclass hinge loss (margin 1) of scores X (N, C), labels y (N,); dX (N, C)."""
+    n, c = X.shape
+    if n == 0:
+        return 0.0
+    pos = label_positions(y, c, "svm_loss.pos")
+    picked = scratch("svm_loss.picked", (n, 1), X.dtype)
+    margins = scratch("svm_loss.margins", X.shape, X.dtype)
+    positive = scratch("svm_loss.positive", X.shape, np.bool_)
+    flat = margins.reshape(-1)
+    np.take(X.reshape(-1), pos, out=picked.reshape(-1), mode="clip")
+    np.subtract(X, picked, out=margins)
+    np.add(margins, 1, out=margins)
+    np.maximum(margins, 0, out=margins)
+    np.put(flat, pos, 0, mode="clip")
+    loss = sum64(margins, "svm_loss.loss") / n
+    np.greater(margins, 0, out=positive)
+    np.copyto(dX, positive)
+    np.sum(dX, axis=1, keepdims=True, out=picked)
+    np.negative(picked, out=picked)
+    np.put(dX.reshape(-1), pos, picked.reshape(-1), mode="clip")
+    np.multiply(dX, 1.0 / n, out=dX)
+    return loss
+
+
+svm_loss_numba.__doc__ = svm_loss_numpy.__doc__
+
+
+@kernel
+def mse_loss_numba(Y, T, dY):  # noqa: ANN001, ANN201
+    y = Y.reshape(Y.size)
+    t = T.reshape(T.size)
+    d = dY.reshape(dY.size)
+    size = y.size
+    if t.size != size or d.size != size:
+        raise ValueError("mse_loss: Y, T and dY must have one shape")
+    if size == 0:
+        return 0.0
+    k = Y.dtype.type(2.0 / size)
+    loss = 0.0
+    for i in range(size):
+        diff = y[i] - t[i]
+        wide = np.float64(diff)
+        loss += wide * wide
+        d[i] = k * diff
+    return loss / size
+
+
+def mse_loss_numpy(Y: np.ndarray, T: np.ndarray, dY: np.ndarray) -> float:
+    """Mean squared error over all elements of Y, T (N, D); dY = 2 (Y - T) / (N D)."""
+    size = Y.size
+    if size == 0:
+        return 0.0
+    np.subtract(Y, T, out=dY)
+    flat = dY.reshape(-1)
+    if Y.dtype == np.float64:
+        loss = float(np.dot(flat, flat))
+    else:
+        wide = scratch("mse_loss.wide", (size,), np.float64)
+        np.copyto(wide, flat)
+        loss = float(np.dot(wide, wide))
+    np.multiply(dY, 2.0 / size, out=dY)
+    return loss / size
+
+
+mse_loss_numba.__doc__ = mse_loss_numpy.__doc__
+
+
+@kernel
+def sigmoid_bce_loss_numba(X, T, dX):  # noqa: ANN001, ANN201
+    x = X.reshape(X.size)
+    t = T.reshape(T.size)
+    d = dX.reshape(dX.size)
+    size = x.size
+    if t.size != size or d.size != size:
+        raise ValueError("sigmoid_bce_loss: X, T and dX must have one shape")
+    if size == 0:
+        return 0.0
+    f = X.dtype.type
+    one = f(1)
+    zero = f(0)
+    k = f(1.0 / size)
+    loss = 0.0
+    for i in range(size):
+        xi = x[i]
+        ti = t[i]
+        e = exp_(-np.abs(xi))
+        loss += np.float64(max(xi, zero) - xi * ti) + np.log1p(np.float64(e))
+        s = one / (one + e)
+        s = s if xi >= zero else e * s
+        d[i] = (s - ti) * k
+    return loss / size
+
+
+def sigmoid_bce_loss_numpy(X: np.ndarray, T: np.ndarray, dX: np.ndarray) -> float:
+    """Mean binary cross-entropy of logits X (N, D) with targets T in [0, 1].
+
+    dX = (sigmoid(X) - T) / (N D). Stable for any finite X.
+    """
+    size = X.size
+    if size == 0:
+        return 0.0
+    term = scratch("sigmoid_bce_loss.term", X.shape, X.dtype)
+    soft = scratch("sigmoid_bce_loss.soft", X.shape, X.dtype)
+    np.abs(X, out=soft)
+    np.negative(soft, out=soft)
+    np.exp(soft, out=soft)
+    np.log1p(soft, out=soft)  # log(1 + exp(-|x|))
+    np.maximum(X, 0, out=term)
+    np.add(term, soft, out=term)
+    np.multiply(X, T, out=soft)
+    np.subtract(term, soft, out=term)
+    loss = sum64(term, "sigmoid_bce_loss.loss") / size
+    with np.errstate(over="ignore"):  # exp(-x) -> inf gives sigmoid exactly 0
+        np.negative(X, out=dX)
+        np.exp(dX, out=dX)
+    np.add(dX, 1, out=dX)
+    np.reciprocal(dX, out=dX)
+    np.subtract(dX, T, out=dX)
+    np.multiply(dX, 1.0 / size, out=dX)
+    return loss
+
+
+sigmoid_bce_loss_numba.__doc__ = sigmoid_bce_loss_numpy.__doc__
