@@ -46,7 +46,10 @@ class Ref:
         return self.kind in BATCH_KINDS
 
     def __str__(self) -> str:
-        prefix = {"grad": "d", "param_grad": "d", "saved": "~"}.get(self.kind, "")
+        if self.kind == "param_grad":  # fc1.W -> fc1.dW
+            node, _, local = self.name.rpartition(".")
+            return f"{node}.d{local}"
+        prefix = {"grad": "d", "saved": "~"}.get(self.kind, "")
         return f"{prefix}{self.name}"
 
 

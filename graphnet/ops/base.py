@@ -53,6 +53,11 @@ class SpecModel(BaseModel):
 
             raise spec_error_from(error, data) from None
 
+    # Tell pydantic this __init__ is a base init: otherwise it calls it for every
+    # nested model during validation, and the SpecError raised there gets wrapped
+    # as a value error of the parent (locations lost, problems glued into one line).
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
 
 class NodeModel(SpecModel):
     """Fields every node has: `id` and `inputs` (ids of inputs, labels or nodes)."""

@@ -21,11 +21,10 @@ class Dropout(NodeModel):
 def forward(node: Dropout, ctx: LowerContext):
     if ctx.mode == "eval" or node.rate == 0:
         return ALIAS
-    k, rng, rate = ctx.kernels, ctx.rng, node.rate
-    fill_uniform, dropout_forward = k.fill_uniform, k.dropout_forward
+    random, dropout_forward, rate = ctx.rng.random, ctx.kernels.dropout_forward, node.rate
 
     def dropout(X, Y, mask):
-        fill_uniform(rng, mask)
+        random(out=mask, dtype=mask.dtype)  # uniforms in [0, 1), turned into the mask by the kernel
         dropout_forward(X, rate, mask, Y)
 
     args = (ctx.x(0), ctx.y(), ctx.saved("mask", ctx.output.shape))

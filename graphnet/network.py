@@ -1,0 +1,287 @@
+"""CompiledNetwork: a spec compiled into plans over one set of parameters.
+
+    net = gn.compile(spec, batch_size=128, dtype="float32", backend="numba", seed=0)
+    scores = net.forward(X)            # eval mode: dropout off, batchnorm running stats
+    loss, grads = net.loss(X, y)       # train mode; the homework Solver's contract
+    scores = net.loss(X)               # no labels: scores (eval mode), as in the homework
+
+Plans are compiled lazily per (mode, capacity) and cached. A batch larger than
+the capacity compiles a bigger plan (logged, counted in `net.stats`); smaller
+batches run on views of the same buffers.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+import numpy as np
+
+from .compiler import fuse, lower, plan_memory
+from .errors import PlanError
+from .graph import Graph, build_graph
+from .lowering import FusionDecision, Step
+from .parameters import ArrayView, ParameterStore
+from .plan import Plan, debug_poison_default
+from .spec import NetworkSpec, RunSpec
+
+log = logging.getLogger("graphnet")
+
+# train: train-mode forward + loss + backward; train_loss: train-mode forward + loss (no backward);
+# eval_loss: eval-mode forward + loss; infer: eval-mode forward to the outputs.
+PlanKind = Literal["train", "train_loss", "eval_loss", "infer"]
+
+
+@dataclass
+class NetworkStats:
+    """Counters a user (or a test) can read to see what the runtime did."""
+
+    plans_compiled: int = 0
+    replans: list[str] = field(default_factory=list)  # the reason of every capacity growth
+
+
+def _kernels(backend: str):
+    from .kernels import get_backend
+
+    return get_backend(backend)
+
+
+class CompiledNetwork:
+    """A network compiled for the CPU: parameters in one flat buffer, plans per mode."""
+
+    def __init__(self, spec: NetworkSpec, *, batch_size: int = 128, dtype: Any = "float32",
+                 backend: str | None = None, seed: int | None = 0, fuse: bool = True,
+                 share_memory: bool = True, debug_poison: bool | None = None):
+        if isinstance(spec, RunSpec):
+            spec = spec.network
+        if not isinstance(spec, NetworkSpec):
+            raise TypeError(f"compile() takes a NetworkSpec or RunSpec, got {type(spec).__name__}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.spec = spec
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype.name}")
+        self.kernels = _kernels(backend)
+        self.backend = self.kernels.name
+        self.seed = seed
+        self.capacity = batch_size
+        self.fuse_ops, self.share_memory = fuse, share_memory
+        self.debug_poison = debug_poison_default() if debug_poison is None else debug_poison
+        self.graph: Graph = build_graph(spec)
+        self.store = ParameterStore(self.graph, self.dtype)
+        self.rng = np.random.default_rng(seed)
+        self.store.initialize(self.rng)
+        self.dropout_rng = np.random.default_rng(self.rng.integers(2**63))
+        self.training = True
+        self.stats = NetworkStats()
+        self._plans: dict[tuple[PlanKind, int], Plan] = {}
+        self._params = ArrayView(self.store.names(), self.store.view, "parameter")
+        self._grads = ArrayView(self.store.names(), self.store.grad_view, "gradient")
+        self._state = ArrayView(list(self.store.state_slots), self.store.state_view, "state array")
+
+    # ---- plans ------------------------------------------------------------------------------
+
+    def plan(self, kind: PlanKind = "train", batch_size: int | None = None) -> Plan:
+        """The plan of `kind` able to run `batch_size` examples (compiled on first use)."""
+        n = batch_size or self.capacity
+        capacity = max(n, self.capacity)
+        for (k, cap), plan in self._plans.items():
+            if k == kind and cap >= n:
+                return plan
+        if n > self.capacity:
+            reason = f"{kind} plan: batch of {n} exceeds capacity {self.capacity}"
+            log.info("graphnet: compiling a larger plan (%s)", reason)
+            self.stats.replans.append(reason)
+        plan = self._compile_plan(kind, capacity)
+        self._plans[(kind, capacity)] = plan
+        return plan
+
+    def _compile_plan(self, kind: PlanKind, capacity: int) -> Plan:
+        graph, decisions = fuse(self.graph) if self.fuse_ops else (self.graph, [])
+        mode = "train" if kind.startswith("train") else "eval"
+        if kind != "infer" and graph.loss is None:
+            raise PlanError(f"network '{graph.name}' has no loss: it can only run forward()")
+        schedule = lower(graph, mode, self.kernels, self.dtype, self.dropout_rng,
+                         with_loss=kind != "infer", with_backward=kind == "train")
+        extra = self._regularization_steps(schedule) if kind != "infer" else []
+        keep = {("value", ref.name) for ref in schedule.outputs.values() if ref.kind == "value"}
+        memory = plan_memory(schedule.steps, keep, share=self.share_memory)
+        self.stats.plans_compiled += 1
+        return Plan(schedule, memory, self.store, capacity=capacity, dtype=self.dtype, backend=self.backend,
+                    fusions=decisions, extra_steps=extra, poison=self.debug_poison)
+
+    def _regularization_steps(self, schedule) -> list[Step]:
+        """Zero the gradients no backward step writes, then add the l2 term over the weight segment."""
+        steps: list[Step] = []
+        if schedule.backward:
+            unwritten = [name for name in self.store.names() if name not in schedule.written_param_grads]
+            if unwritten:
+                views = [self.store.grad_view(name) for name in unwritten]
+
+                def zero_unreached_grads() -> None:
+                    for view in views:
+                        view.fill(0)
+
+                steps.append(Step("(params)", f"zero {len(views)} unreached gradients", zero_unreached_grads, ()))
+        l2 = self.graph.l2
+        if l2 and self.store.regularized_size:
+            W, dW = self.store.regularized()
+            if schedule.backward:
+                l2_penalty = self.kernels.l2_penalty
+
+                def l2_term() -> float:
+                    return l2_penalty(W, dW, l2)
+            else:
+                sum_squares = self.kernels.sum_squares
+
+                def l2_term() -> float:
+                    return 0.5 * l2 * sum_squares(W)
+
+            steps.append(Step("(l2)", "l2_penalty", l2_term, (), returns_loss=True))
+        return steps
+
+    # ---- running ----------------------------------------------------------------------------
+
+    def _inputs(self, X: Any) -> dict[str, np.ndarray]:
+        names = list(self.graph.inputs)
+        if isinstance(X, Mapping):
+            return dict(X)
+        if len(names) != 1:
+            raise PlanError(f"network '{self.graph.name}' has inputs {names}: pass a dict")
+        return {names[0]: X}
+
+    def _labels(self, y: Any) -> dict[str, np.ndarray]:
+        names = list(self.graph.labels)
+        if isinstance(y, Mapping):
+            return dict(y)
+        if len(names) != 1:
+            raise PlanError(f"network '{self.graph.name}' has labels {names}: pass a dict")
+        return {names[0]: y}
+
+    def forward(self, X: Any, output: str | None = None) -> np.ndarray:
+        """Eval-mode outputs for a batch of any size: X: (N, *input shape) -> (N, *output shape).
+
+        Returns a new array (the plan's buffers are reused by the next call).
+        Large batches run in chunks of the plan's capacity.
+        """
+        inputs = self._inputs(X)
+        name = output or self.graph.outputs[0]
+        if name not in self.graph.outputs:
+            raise PlanError(f"'{name}' is not an output (outputs: {', '.join(self.graph.outputs)})")
+        total = next(iter(inputs.values())).shape[0] if inputs else 0
+        plan = self.plan("infer", min(max(total, 1), max(self.capacity, 1)))
+        if total <= plan.capacity:
+            n = plan.check_batch(inputs, None)
+            plan.run(inputs, None, checked_n=n)
+            return plan.output(name, n).copy()
+        result = None
+        for start in range(0, total, plan.capacity):
+            chunk = {k: v[start:start + plan.capacity] for k, v in inputs.items()}
+            n = plan.check_batch(chunk, None)
+            plan.run(chunk, None, checked_n=n)
+            out = plan.output(name, n)
+            if result is None:
+                result = np.empty((total, *out.shape[1:]), self.dtype)
+            result[start:start + n] = out
+        return result  # type: ignore[return-value]
+
+    def predict(self, X: Any, batch_size: int | None = None) -> np.ndarray:
+        """Class predictions: argmax of the first output over its last axis."""
+        return self.forward(X).argmax(axis=-1)
+
+    def loss(self, X: Any, y: Any = None):
+        """With labels: (loss, grads) in train mode, grads a fresh dict of arrays.
+        Without labels: the scores (eval mode), as the homework models do."""
+        if y is None:
+            return self.forward(X)
+        loss = self.train_step(X, y)
+        grads = self.store.grads.copy()
+        return loss, {name: grads[slot.start:slot.stop].reshape(slot.shape) for name, slot in self.store.slots.items()}
+
+    def train_step(self, X: Any, y: Any) -> float:
+        """Forward and backward in train mode; gradients land in `self.grads` (no allocation)."""
+        inputs, labels = self._inputs(X), self._labels(y)
+        n = next(iter(inputs.values())).shape[0]
+        plan = self.plan("train", n)
+        return plan.run(inputs, labels)
+
+    def evaluate_loss(self, X: Any, y: Any, mode: Literal["eval", "train"] = "eval") -> float:
+        """The loss without gradients, in eval mode (dropout off, running stats) or train mode."""
+        inputs, labels = self._inputs(X), self._labels(y)
+        n = next(iter(inputs.values())).shape[0]
+        return self.plan("eval_loss" if mode == "eval" else "train_loss", n).run(inputs, labels)
+
+    def first_nonfinite(self, X: Any, y: Any) -> str | None:
+        """The first node whose train-mode output is not finite on this batch (diagnostics)."""
+        inputs, labels = self._inputs(X), self._labels(y)
+        n = next(iter(inputs.values())).shape[0]
+        return self.plan("train", n).first_nonfinite(inputs, labels)
+
+    # ---- parameters and state ---------------------------------------------------------------
+
+    @property
+    def params(self) -> ArrayView:
+        """Named views of the parameters (`net.params["fc1.W"]`); assignment copies in."""
+        return self._params
+
+    @params.setter
+    def params(self, values: Mapping[str, np.ndarray]) -> None:
+        self._params.update_from(values)
+
+    @property
+    def grads(self) -> ArrayView:
+        """Named views of the gradients of the last train step."""
+        return self._grads
+
+    @property
+    def state(self) -> ArrayView:
+        """Named views of the persistent state (batchnorm running statistics)."""
+        return self._state
+
+    @property
+    def num_params(self) -> int:
+        return self.store.size
+
+    def train(self) -> "CompiledNetwork":
+        self.training = True
+        return self
+
+    def eval(self) -> "CompiledNetwork":
+        self.training = False
+        return self
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and state array, by name."""
+        result = {name: self.store.view(name).copy() for name in self.store.names()}
+        result.update({name: self.store.state_view(name).copy() for name in self.store.state_slots})
+        return result
+
+    def load_state_dict(self, values: Mapping[str, np.ndarray], strict: bool = True) -> None:
+        """Copy arrays in by name; `strict` requires exactly this network's names."""
+        expected = set(self.store.names()) | set(self.store.state_slots)
+        if strict and set(values) != expected:
+            missing, unexpected = sorted(expected - set(values)), sorted(set(values) - expected)
+            raise ValueError(f"state dict mismatch: missing {missing}, unexpected {unexpected}")
+        for name, value in values.items():
+            target = self.store.view(name) if name in self.store.slots else self.store.state_view(name)
+            value = np.asarray(value)
+            if value.shape != target.shape:
+                raise ValueError(f"'{name}' has shape {target.shape}, got {value.shape}")
+            np.copyto(target, value, casting="same_kind")
+
+    def fusion_decisions(self) -> list[FusionDecision]:
+        return fuse(self.graph)[1] if self.fuse_ops else []
+
+    def describe(self, kind: PlanKind = "train") -> str:
+        return self.plan(kind).describe()
+
+    def __repr__(self) -> str:
+        return (f"CompiledNetwork('{self.graph.name}', {self.num_params:,} params, {self.dtype.name}, "
+                f"backend={self.backend}, capacity={self.capacity})")
+
+
+def compile(spec: NetworkSpec | RunSpec, batch_size: int = 128, dtype: Any = "float32",
+            backend: str | None = None, seed: int | None = 0, **options: Any) -> CompiledNetwork:
+    """Compile a network spec for the CPU (see CompiledNetwork)."""
+    return CompiledNetwork(spec, batch_size=batch_size, dtype=dtype, backend=backend, seed=seed, **options)

@@ -1,0 +1,252 @@
+"""A compiled plan: steps bound to preallocated arrays.
+
+Every batch-shaped buffer is a region of one arena sized for `capacity`
+examples; a batch of n <= capacity runs on the leading n rows of the same
+regions (the step list for each n is bound once and cached), so running a
+plan allocates no arrays. Inputs and labels are the caller's arrays, checked
+for dtype, shape and layout on every call.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from math import prod
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .compiler import PLANNED_KINDS, MemoryPlan, Schedule
+from .errors import PlanError
+from .lowering import FusionDecision, Ref, Step
+from .parameters import ParameterStore
+
+BoundStep = tuple[Callable[..., Any], list[Any], bool]
+
+
+@dataclass
+class Binding:
+    """The steps bound for one batch size; `patches` are the input/label slots filled per call."""
+
+    steps: list[BoundStep]
+    patches: list[tuple[list[Any], int, Ref]]
+
+
+def debug_poison_default() -> bool:
+    return os.environ.get("GRAPHNET_DEBUG_PLAN", "") not in ("", "0")
+
+
+class Plan:
+    """Forward (and in train mode backward) steps over preallocated buffers."""
+
+    def __init__(
+        self,
+        schedule: Schedule,
+        memory: MemoryPlan,
+        store: ParameterStore,
+        *,
+        capacity: int,
+        dtype: np.dtype,
+        backend: str,
+        fusions: list[FusionDecision],
+        extra_steps: list[Step],
+        poison: bool = False,
+    ):
+        self.schedule, self.memory, self.store = schedule, memory, store
+        self.graph, self.mode = schedule.graph, schedule.mode
+        self.capacity, self.dtype, self.backend = capacity, np.dtype(dtype), backend
+        self.fusions, self.poison = fusions, poison
+        self.steps: list[Step] = schedule.steps + extra_steps
+        self._arena = _aligned_zeros(memory.arena_size * capacity, self.dtype)
+        self._fixed = {
+            ref.name: np.zeros(ref.shape, self.dtype)
+            for step in self.steps for ref in step.args if ref is not None and ref.kind == "fixed"
+        }
+        self._bindings: dict[int, Binding] = {}
+        self.input_shapes = {name: value.shape for name, value in self.graph.inputs.items()}
+        self.label_values = dict(self.graph.labels) if schedule.loss else {}
+        self.bound_counts = 0  # how many batch sizes were bound (for tests and stats)
+
+    # ---- binding ----------------------------------------------------------------------------
+
+    def _planned_view(self, ref: Ref, n: int) -> np.ndarray:
+        buffer = self.memory.buffers[(ref.kind, ref.name)]
+        start = buffer.offset * self.capacity
+        return self._arena[start:start + n * buffer.size].reshape((n, *ref.shape))
+
+    def _resolve(self, ref: Ref, n: int) -> np.ndarray:
+        if ref.kind in PLANNED_KINDS:
+            return self._planned_view(ref, n)
+        if ref.kind == "param":
+            return self.store.view(ref.name)
+        if ref.kind == "param_grad":
+            return self.store.grad_view(ref.name)
+        if ref.kind == "state":
+            return self.store.state_view(ref.name)
+        if ref.kind == "fixed":
+            return self._fixed[ref.name]
+        raise AssertionError(f"unresolvable ref {ref}")
+
+    def bind(self, n: int) -> Binding:
+        """The step list for a batch of n (cached)."""
+        binding = self._bindings.get(n)
+        if binding is not None:
+            return binding
+        steps: list[BoundStep] = []
+        patches: list[tuple[list[Any], int, Ref]] = []
+        dying = self._dying_storage() if self.poison else {}
+        for t, step in enumerate(self.steps):
+            args: list[Any] = []
+            for j, ref in enumerate(step.args):
+                if ref is None:
+                    args.append(None)
+                elif ref.kind in ("input", "label"):
+                    args.append(None)
+                    patches.append((args, j, ref))
+                else:
+                    args.append(self._resolve(ref, n))
+            merged = t in self.memory.merged_steps and step.fn_inplace is not None
+            steps.append((step.fn_inplace if merged else step.fn, args, step.returns_loss))
+            for region in dying.get(t, []):
+                steps.append((_fill_nan, [self._arena[region]], False))
+        binding = Binding(steps, patches)
+        self._bindings[n] = binding
+        self.bound_counts += 1
+        return binding
+
+    def _dying_storage(self) -> dict[int, list[slice]]:
+        """step -> arena regions whose last reader is that step (poisoned after it in debug mode)."""
+        groups: dict[int, tuple[int, int, int]] = {}
+        for buffer in self.memory.buffers.values():
+            first, last, size = groups.get(buffer.storage, (buffer.first, buffer.last, buffer.size))
+            groups[buffer.storage] = (min(first, buffer.first), max(last, buffer.last), max(size, buffer.size))
+        by_offset = {b.storage: b.offset for b in self.memory.buffers.values()}
+        dying: dict[int, list[slice]] = {}
+        for storage, (_, last, size) in groups.items():
+            if last < len(self.schedule.steps):
+                start = by_offset[storage] * self.capacity
+                dying.setdefault(last, []).append(slice(start, start + size * self.capacity))
+        return dying
+
+    # ---- running ----------------------------------------------------------------------------
+
+    def check_batch(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None) -> int:
+        """The batch size of `inputs`, or PlanError naming expected vs actual."""
+        n = -1
+        for name, shape in self.input_shapes.items():
+            if name not in inputs:
+                raise PlanError(f"missing input '{name}' (expected shape (N, {', '.join(map(str, shape))}))")
+            X = inputs[name]
+            expected = f"{self.dtype.name} array of shape (N, {', '.join(map(str, shape))})"
+            if not isinstance(X, np.ndarray):
+                raise PlanError(f"input '{name}': expected a {expected}, got {type(X).__name__}")
+            if X.dtype != self.dtype:
+                raise PlanError(f"input '{name}': expected {self.dtype.name}, got {X.dtype.name} "
+                                f"(convert with X.astype(np.{self.dtype.name}) or compile with dtype='{X.dtype.name}')")
+            if X.shape[1:] != shape or X.ndim != len(shape) + 1:
+                raise PlanError(f"input '{name}': expected a {expected}, got shape {X.shape}")
+            if not X.flags.c_contiguous:
+                raise PlanError(f"input '{name}': expected a C-contiguous array "
+                                "(use np.ascontiguousarray(X))")
+            if n >= 0 and X.shape[0] != n:
+                raise PlanError(f"input '{name}' has {X.shape[0]} rows but another input has {n}")
+            n = X.shape[0]
+        if n == 0:
+            raise PlanError("the batch is empty")
+        if n > self.capacity:
+            raise PlanError(f"batch of {n} exceeds this plan's capacity {self.capacity}")
+        for name, value in self.label_values.items():
+            if labels is None or name not in labels:
+                raise PlanError(f"missing labels '{name}'")
+            _check_labels(name, labels[name], value, n, self.dtype)
+        return n
+
+    def run(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None = None,
+            *, checked_n: int | None = None) -> float:
+        """Run every step on the batch; returns the loss (0.0 when the plan has none)."""
+        n = checked_n if checked_n is not None else self.check_batch(inputs, labels)
+        binding = self.bind(n)
+        for args, j, ref in binding.patches:
+            source = inputs[ref.name] if ref.kind == "input" else labels[ref.name]  # type: ignore[index]
+            args[j] = source if source.shape[1:] == ref.shape else source.reshape((n, *ref.shape))
+        loss = 0.0
+        for fn, args, returns_loss in binding.steps:
+            if returns_loss:
+                loss += fn(*args)
+            else:
+                fn(*args)
+        return loss
+
+    def output(self, name: str, n: int) -> np.ndarray:
+        """A view of output `name` for the last batch of n (overwritten by the next run)."""
+        ref = self.schedule.outputs[name]
+        if ref.kind in PLANNED_KINDS:
+            return self._planned_view(ref, n)
+        raise PlanError(f"output '{name}' is the network input '{ref.name}' itself")
+
+    def first_nonfinite(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None) -> str | None:
+        """Run the forward steps one by one; the first node whose output is not finite, if any."""
+        n = self.check_batch(inputs, labels)
+        binding = self.bind(n)
+        for args, j, ref in binding.patches:
+            source = inputs[ref.name] if ref.kind == "input" else labels[ref.name]  # type: ignore[index]
+            args[j] = source if source.shape[1:] == ref.shape else source.reshape((n, *ref.shape))
+        for name, X in inputs.items():
+            if not np.isfinite(X).all():
+                return f"input '{name}'"
+        forward = self.schedule.n_forward
+        index = 0
+        for t, step in enumerate(self.steps[:forward]):
+            while binding.steps[index][0] is _fill_nan:
+                index += 1
+            fn, args, returns_loss = binding.steps[index]
+            index += 1
+            result = fn(*args)
+            if returns_loss and not np.isfinite(result):
+                return f"{step.node} (the loss)"
+            for j in step.writes:
+                ref = step.args[j]
+                if ref is not None and ref.kind == "value" and not np.isfinite(args[j]).all():
+                    return step.node
+        return None
+
+    # ---- description ------------------------------------------------------------------------
+
+    def arena_bytes(self) -> int:
+        return self._arena.nbytes
+
+    def naive_bytes(self) -> int:
+        return self.memory.naive_size() * self.capacity * self.dtype.itemsize
+
+    def describe(self) -> str:
+        """Steps, buffers and bytes (planned vs naive), and the fusion decisions."""
+        from .describe import describe_plan
+
+        return describe_plan(self)
+
+
+def _check_labels(name: str, y: Any, value, n: int, dtype: np.dtype) -> None:
+    if not isinstance(y, np.ndarray):
+        raise PlanError(f"labels '{name}': expected an array, got {type(y).__name__}")
+    if value.kind == "classes":
+        if y.dtype != np.int64 or y.shape != (n,) or not y.flags.c_contiguous:
+            raise PlanError(f"labels '{name}': expected an int64 array of shape ({n},), "
+                            f"got {y.dtype.name} {y.shape}")
+        if n and (y.min() < 0 or y.max() >= value.classes):
+            raise PlanError(f"labels '{name}': values must be in [0, {value.classes}), "
+                            f"got [{y.min()}, {y.max()}]")
+    else:
+        expected = (n, *value.shape)
+        if y.dtype != dtype or y.shape[0] != n or prod(y.shape[1:]) != prod(value.shape) or not y.flags.c_contiguous:
+            raise PlanError(f"targets '{name}': expected a C-contiguous {dtype.name} array of shape {expected}, "
+                            f"got {y.dtype.name} {y.shape}")
+
+
+def _fill_nan(region: np.ndarray) -> None:
+    region.fill(np.nan)
+
+
+def _aligned_zeros(size: int, dtype: np.dtype, alignment: int = 64) -> np.ndarray:
+    """A zeroed 1-D array whose data starts on an `alignment`-byte boundary."""
+    raw = np.zeros(size * dtype.itemsize + alignment, np.uint8)
+    start = (-raw.ctypes.data) % alignment
+    return raw[start:start + size * dtype.itemsize].view(dtype)
