@@ -1,16 +1,38 @@
-"""graphnet: declarative, compiled-graph neural networks for the CPU."""
+"""graphnet: declarative, compiled-graph neural networks for the CPU.
+
+    import graphnet as gn
+    run = gn.load("specs/fashion_mlp.json")            # RunSpec or NetworkSpec
+    net = gn.compile(run.network, batch_size=128)       # CompiledNetwork
+    opt = gn.Optimizer(net, "adam", learning_rate=1e-3)
+    loss = opt.step(X, y)
+"""
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .builder import sequential
 from .errors import CheckpointError, DataError, GraphnetError, NonFiniteError, PlanError, SpecError
+from .network import CompiledNetwork, compile
+from .optimizer import Optimizer
+from .spec import NetworkSpec, RunSpec, TrainSpec, load, parse, parse_network, parse_run
 
 __all__ = [
     "__version__",
     "CheckpointError",
+    "CompiledNetwork",
     "DataError",
     "GraphnetError",
+    "NetworkSpec",
     "NonFiniteError",
+    "Optimizer",
     "PlanError",
+    "RunSpec",
     "SpecError",
+    "TrainSpec",
+    "compile",
+    "load",
+    "parse",
+    "parse_network",
+    "parse_run",
+    "sequential",
 ]

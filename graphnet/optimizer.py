@@ -1,0 +1,123 @@
+"""gn.Optimizer: one fused update over the flat parameter buffer.
+
+    opt = gn.Optimizer(net, "adam", learning_rate=1e-3)
+    loss = opt.step(X, y)      # forward + backward + update; allocation-free
+
+Rules and hyperparameters (CS231n names and defaults): sgd (learning_rate),
+momentum and nesterov (momentum), rmsprop (decay_rate, epsilon), adam and
+adamw (beta1, beta2, epsilon; adamw: weight_decay). Optional clipping of the
+gradient to a global L2 norm.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .errors import NonFiniteError, SpecError
+from .network import CompiledNetwork
+from .spec import OPTIMIZERS
+
+# rule -> (kernel, state buffers, hyperparameters passed after the state, in order)
+RULES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "sgd": ("sgd_update", (), ("learning_rate",)),
+    "momentum": ("momentum_update", ("velocity",), ("learning_rate", "momentum")),
+    "nesterov": ("nesterov_update", ("velocity",), ("learning_rate", "momentum")),
+    "rmsprop": ("rmsprop_update", ("cache",), ("learning_rate", "decay_rate", "epsilon")),
+    "adam": ("adam_update", ("m", "v"), ("learning_rate", "beta1", "beta2", "epsilon")),
+    "adamw": ("adamw_update", ("m", "v"), ("learning_rate", "beta1", "beta2", "epsilon", "weight_decay")),
+}
+
+
+def optimizer_settings(rule: str, hyperparameters: dict[str, Any]):
+    """Validated hyperparameters of `rule` (unknown rule or keyword -> SpecError naming it)."""
+    if rule not in OPTIMIZERS:
+        from difflib import get_close_matches
+
+        close = get_close_matches(rule, list(OPTIMIZERS), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise SpecError([("rule", f"unknown update rule '{rule}'{hint} (rules: {', '.join(OPTIMIZERS)})")])
+    return OPTIMIZERS[rule](**{k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                                for k, v in hyperparameters.items()})
+
+
+class Optimizer:
+    """Updates `net`'s parameters in place with one kernel call per step."""
+
+    def __init__(self, net: CompiledNetwork, rule: str = "adam", *, clip_norm: float | None = None,
+                 **hyperparameters: Any):
+        self.net = net
+        self.settings = optimizer_settings(rule, hyperparameters)
+        self.rule = rule
+        if clip_norm is not None and not clip_norm > 0:
+            raise ValueError(f"clip_norm must be > 0, got {clip_norm}")
+        self.clip_norm = clip_norm
+        kernel, state_names, self._hyper_names = RULES[rule]
+        self._update = getattr(net.kernels, kernel)
+        self._sum_squares, self._scale = net.kernels.sum_squares, net.kernels.scale_inplace
+        self.slots = {name: np.zeros_like(net.store.values) for name in state_names}
+        self.hyperparameters = {name: getattr(self.settings, name) for name in self._hyper_names}
+        self.t = 0  # completed updates
+        self.last_grad_norm = float("nan")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.hyperparameters["learning_rate"]
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self.hyperparameters["learning_rate"] = float(value)
+
+    def step(self, X: Any, y: Any) -> float:
+        """Forward, backward and update on one batch; returns the loss before the update.
+
+        A non-finite loss raises NonFiniteError naming the step and the first
+        node whose output is not finite; the parameters are left untouched.
+        """
+        loss = self.net.train_step(X, y)
+        if not math.isfinite(loss):
+            node = self.net.first_nonfinite(X, y)
+            where = f"; first non-finite value at node {node}" if node else ""
+            raise NonFiniteError(f"loss is {loss} at step {self.t + 1}{where}")
+        self.apply()
+        return loss
+
+    def apply(self) -> None:
+        """Update the parameters from the gradients already in `net.grads`."""
+        grads = self.net.store.grads
+        if self.clip_norm is not None:
+            norm = math.sqrt(self._sum_squares(grads))
+            self.last_grad_norm = norm
+            if norm > self.clip_norm:
+                self._scale(grads, self.clip_norm / norm)
+        self.t += 1
+        args = [self.hyperparameters[name] for name in self._hyper_names]
+        if self.rule in ("adam", "adamw"):
+            args.append(self.t)
+        self._update(self.net.store.values, grads, *self.slots.values(), *args)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Rule, hyperparameters, step count and state buffers (arrays are copies)."""
+        return {
+            "rule": self.rule,
+            "hyperparameters": dict(self.hyperparameters),
+            "clip_norm": self.clip_norm,
+            "t": self.t,
+            "slots": {name: buffer.copy() for name, buffer in self.slots.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["rule"] != self.rule:
+            raise ValueError(f"optimizer state is for '{state['rule']}', this optimizer is '{self.rule}'")
+        for name, buffer in self.slots.items():
+            value = np.asarray(state["slots"][name])
+            if value.shape != buffer.shape:
+                raise ValueError(f"optimizer state '{name}' has shape {value.shape}, expected {buffer.shape}")
+            buffer[...] = value
+        self.hyperparameters.update({k: float(v) for k, v in state["hyperparameters"].items()})
+        self.t = int(state["t"])
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v:g}" for k, v in self.hyperparameters.items())
+        return f"Optimizer({self.rule}, {settings}, t={self.t})"
