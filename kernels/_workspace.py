@@ -51,10 +51,10 @@ def label_positions(y: np.ndarray, n_classes: int, tag: str) -> np.ndarray:
 def sum64(x: np.ndarray, tag: str) -> float:
     """Sum of all elements of `x`, accumulated in float64."""
     if x.dtype == np.float64:
-        return float(np.sum(x))
+        return float(np.add.reduce(x, axis=None))
     wide = scratch(tag, x.shape, np.float64)
     np.copyto(wide, x)
-    return float(np.sum(wide))
+    return float(np.add.reduce(wide, axis=None))
 
 
 def clear() -> None:

@@ -55,10 +55,10 @@ def act_forward_numpy(X: np.ndarray, act: int, alpha: float, out: np.ndarray) ->
     elif act == RELU:
         np.maximum(X, 0, out=out)
     elif act == LEAKY_RELU:
-        np.copyto(out, X)
-        negative = scratch("act_forward.negative", X.shape, np.bool_)
-        np.less(out, 0, out=negative)
-        np.multiply(out, alpha, out=out, where=negative)
+        # leaky(x) = max(x, alpha x) for alpha <= 1, min(x, alpha x) above
+        scaled = scratch("act_forward.scaled", X.shape, X.dtype)
+        np.multiply(X, alpha, out=scaled)
+        (np.maximum if alpha <= 1 else np.minimum)(X, scaled, out=out)
     elif act == SIGMOID:
         with np.errstate(over="ignore"):  # exp(-x) -> inf gives exactly 0
             np.negative(X, out=out)
@@ -107,14 +107,17 @@ def act_backward_numpy(dY: np.ndarray, Y: np.ndarray, act: int, alpha: float, dX
     if act == IDENTITY:
         np.copyto(dX, dY)
     elif act in (RELU, LEAKY_RELU):
-        not_positive = scratch("act_backward.not_positive", Y.shape, np.bool_)
-        np.greater(Y, 0, out=not_positive)
-        np.logical_not(not_positive, out=not_positive)
-        np.copyto(dX, dY)
-        if act == RELU:
-            np.copyto(dX, 0, where=not_positive)
-        else:
-            np.multiply(dX, alpha, out=dX, where=not_positive)
+        positive = scratch("act_backward.positive", Y.shape, np.bool_)
+        slope = scratch("act_backward.slope", Y.shape, Y.dtype)
+        np.greater(Y, 0, out=positive)
+        np.copyto(slope, positive)  # 1 where Y > 0, else 0
+        if act == LEAKY_RELU:  # 1 where Y > 0, else alpha
+            if 0 <= alpha <= 1:
+                np.maximum(slope, alpha, out=slope)
+            else:
+                np.multiply(slope, 1 - alpha, out=slope)
+                np.add(slope, alpha, out=slope)
+        np.multiply(dY, slope, out=dX)
     elif act in (SIGMOID, TANH):
         slope = scratch("act_backward.slope", Y.shape, Y.dtype)
         if act == SIGMOID:

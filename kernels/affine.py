@@ -111,7 +111,7 @@ def act_bias_backward_numpy(
     dY, Y, dZ: (N, H); db: (H,), overwritten. dZ may alias dY.
     """
     act_backward_numpy(dY, Y, act, alpha, dZ)
-    np.sum(dZ, axis=0, out=db)
+    np.add.reduce(dZ, axis=0, out=db)
 
 
 act_bias_backward_numba.__doc__ = act_bias_backward_numpy.__doc__

@@ -55,11 +55,11 @@ def softmax_cross_entropy_numpy(X: np.ndarray, y: np.ndarray, dX: np.ndarray) ->
     row = scratch("softmax_cross_entropy.row", (n, 1), X.dtype)
     picked = scratch("softmax_cross_entropy.picked", (n,), X.dtype)
     flat = dX.reshape(-1)
-    np.max(X, axis=1, keepdims=True, out=row)
+    np.maximum.reduce(X, axis=1, keepdims=True, out=row)
     np.subtract(X, row, out=dX)
     np.take(flat, pos, out=picked, mode="clip")
     np.exp(dX, out=dX)
-    np.sum(dX, axis=1, keepdims=True, out=row)
+    np.add.reduce(dX, axis=1, keepdims=True, out=row)
     np.divide(dX, row, out=dX)
     np.log(row, out=row)
     np.subtract(row.reshape(-1), picked, out=picked)  # per-row loss
@@ -169,7 +169,7 @@ def svm_loss_numpy(X: np.ndarray, y: np.ndarray, dX: np.ndarray) -> float:
     loss = sum64(margins, "svm_loss.loss") / n
     np.greater(margins, 0, out=positive)
     np.copyto(dX, positive)
-    np.sum(dX, axis=1, keepdims=True, out=picked)
+    np.add.reduce(dX, axis=1, keepdims=True, out=picked)
     np.negative(picked, out=picked)
     np.put(dX.reshape(-1), pos, picked.reshape(-1), mode="clip")
     np.multiply(dX, 1.0 / n, out=dX)

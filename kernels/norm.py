@@ -81,7 +81,7 @@ def batchnorm_train_forward_numpy(
         return
     f = X.dtype.type
     stat = scratch("batchnorm_train_forward.stat", (d,), X.dtype)
-    np.sum(X, axis=0, out=stat)
+    np.add.reduce(X, axis=0, out=stat)
     np.multiply(stat, f(1.0 / n), out=stat)  # mean
     np.subtract(X, stat, out=xhat)
     np.multiply(running_mean, f(momentum), out=running_mean)
@@ -89,7 +89,7 @@ def batchnorm_train_forward_numpy(
     np.add(running_mean, stat, out=running_mean)
     sq = scratch("batchnorm_train_forward.sq", X.shape, X.dtype)
     np.square(xhat, out=sq)
-    np.sum(sq, axis=0, out=stat)
+    np.add.reduce(sq, axis=0, out=stat)
     np.multiply(stat, f(1.0 / n), out=stat)  # biased variance
     np.add(stat, f(eps), out=inv_std)
     np.sqrt(inv_std, out=inv_std)
@@ -185,9 +185,9 @@ def batchnorm_backward_numpy(
     f = dY.dtype.type
     prod = scratch("batchnorm_backward.prod", dY.shape, dY.dtype)
     k = scratch("batchnorm_backward.k", (d,), dY.dtype)
-    np.sum(dY, axis=0, out=dbeta)
+    np.add.reduce(dY, axis=0, out=dbeta)
     np.multiply(dY, xhat, out=prod)
-    np.sum(prod, axis=0, out=dgamma)
+    np.add.reduce(prod, axis=0, out=dgamma)
     if n == 0:
         return
     np.multiply(xhat, dgamma, out=prod)
@@ -251,12 +251,12 @@ def layernorm_forward_numpy(
     f = X.dtype.type
     row = scratch("layernorm_forward.row", (n, 1), X.dtype)
     inv = inv_std.reshape(n, 1)
-    np.sum(X, axis=1, keepdims=True, out=row)
+    np.add.reduce(X, axis=1, keepdims=True, out=row)
     np.multiply(row, f(1.0 / d), out=row)
     np.subtract(X, row, out=xhat)
     sq = scratch("layernorm_forward.sq", X.shape, X.dtype)
     np.square(xhat, out=sq)
-    np.sum(sq, axis=1, keepdims=True, out=inv)
+    np.add.reduce(sq, axis=1, keepdims=True, out=inv)
     np.multiply(inv, f(1.0 / d), out=inv)
     np.add(inv, f(eps), out=inv)
     np.sqrt(inv, out=inv)
@@ -318,15 +318,15 @@ def layernorm_backward_numpy(
     g = scratch("layernorm_backward.g", dY.shape, dY.dtype)
     s1 = scratch("layernorm_backward.s1", (n, 1), dY.dtype)
     s2 = scratch("layernorm_backward.s2", (n, 1), dY.dtype)
-    np.sum(dY, axis=0, out=dbeta)
+    np.add.reduce(dY, axis=0, out=dbeta)
     np.multiply(dY, xhat, out=prod)
-    np.sum(prod, axis=0, out=dgamma)
+    np.add.reduce(prod, axis=0, out=dgamma)
     if d == 0:
         return
     np.multiply(dY, gamma, out=g)
-    np.sum(g, axis=1, keepdims=True, out=s1)
+    np.add.reduce(g, axis=1, keepdims=True, out=s1)
     np.multiply(g, xhat, out=prod)
-    np.sum(prod, axis=1, keepdims=True, out=s2)
+    np.add.reduce(prod, axis=1, keepdims=True, out=s2)
     np.multiply(xhat, s2, out=prod)
     np.multiply(g, f(d), out=dX)
     np.subtract(dX, s1, out=dX)

@@ -33,10 +33,10 @@ def softmax_forward_numba(X, out):  # noqa: ANN001, ANN201
 def softmax_forward_numpy(X: np.ndarray, out: np.ndarray) -> None:
     """out = softmax(X) per row, stable for any finite X. X, out: (N, C); out may alias X."""
     row = scratch("softmax_forward.row", (X.shape[0], 1), X.dtype)
-    np.max(X, axis=1, keepdims=True, out=row)
+    np.maximum.reduce(X, axis=1, keepdims=True, out=row)
     np.subtract(X, row, out=out)
     np.exp(out, out=out)
-    np.sum(out, axis=1, keepdims=True, out=row)
+    np.add.reduce(out, axis=1, keepdims=True, out=row)
     np.divide(out, row, out=out)
 
 
@@ -61,7 +61,7 @@ def softmax_backward_numpy(dY: np.ndarray, P: np.ndarray, dX: np.ndarray) -> Non
     prod = scratch("softmax_backward.prod", P.shape, P.dtype)
     row = scratch("softmax_backward.row", (P.shape[0], 1), P.dtype)
     np.multiply(dY, P, out=prod)
-    np.sum(prod, axis=1, keepdims=True, out=row)
+    np.add.reduce(prod, axis=1, keepdims=True, out=row)
     np.subtract(dY, row, out=dX)
     np.multiply(dX, P, out=dX)
 
