@@ -1,0 +1,29 @@
+"""Shared fixtures for the kernel tests."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from graphnet.kernels import available_backends, get_backend
+
+BACKENDS = available_backends()
+DTYPES = (np.float32, np.float64)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest):  # noqa: ANN201
+    """Each available kernel backend in turn."""
+    return get_backend(request.param)
+
+
+@pytest.fixture(params=DTYPES, ids=lambda t: np.dtype(t).name)
+def dtype(request: pytest.FixtureRequest) -> np.dtype:
+    """float32 and float64."""
+    return np.dtype(request.param)
+
+
+def clone(args: tuple) -> list:
+    """A deep copy of kernel arguments (arrays copied, scalars kept)."""
+    return [copy.deepcopy(a) for a in args]

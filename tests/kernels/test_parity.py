@@ -1,0 +1,286 @@
+"""Table-driven parity: every kernel, numba vs NumPy twin vs a float64 reference.
+
+The input table is graphnet.kernels.examples.EXAMPLES (one entry per kernel);
+REFERENCES below gives an independent float64 implementation of each kernel.
+A kernel without an example or a reference fails here.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from graphnet.kernels import KERNEL_NAMES, available_backends, get_backend
+from graphnet.kernels.codes import ACTIVATION_CODES
+from graphnet.kernels.examples import EXAMPLES, example_args
+
+SHAPES = [(7, 13), (1, 1), (1, 13), (13, 1)]
+ACTS = tuple(ACTIVATION_CODES.values())
+
+
+def f64(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+def act64(x: np.ndarray, act: int, alpha: float) -> np.ndarray:
+    x = f64(x)
+    if act == 0:
+        return x.copy()
+    if act == 1:
+        return np.where(x > 0, x, 0.0)
+    if act == 2:
+        return np.where(x > 0, x, alpha * x)
+    if act == 3:
+        return np.exp(-np.logaddexp(0.0, -x))
+    return np.tanh(x)
+
+
+def act_slope64(y: np.ndarray, act: int, alpha: float) -> np.ndarray:
+    y = f64(y)
+    if act == 0:
+        return np.ones_like(y)
+    if act == 1:
+        return (y > 0).astype(np.float64)
+    if act == 2:
+        return np.where(y > 0, 1.0, alpha)
+    if act == 3:
+        return y * (1 - y)
+    return 1 - y * y
+
+
+def softmax64(x: np.ndarray) -> np.ndarray:
+    x = f64(x)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def onehot(y: np.ndarray, c: int) -> np.ndarray:
+    out = np.zeros((y.shape[0], c))
+    out[np.arange(y.shape[0]), y] = 1.0
+    return out
+
+
+def adam64(w, dw, m, v, lr, b1, b2, eps, t):  # noqa: ANN001, ANN202
+    m = b1 * f64(m) + (1 - b1) * f64(dw)
+    v = b2 * f64(v) + (1 - b2) * f64(dw) ** 2
+    m_hat = m / (1 - b1**t)
+    v_hat = v / (1 - b2**t)
+    return f64(w) - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def ref_svm(X, y, dX):  # noqa: ANN001, ANN202
+    X = f64(X)
+    n, c = X.shape
+    loss, grad = 0.0, np.zeros_like(X)
+    for i in range(n):
+        for j in range(c):
+            if j == y[i]:
+                continue
+            margin = X[i, j] - X[i, y[i]] + 1
+            if margin > 0:
+                loss += margin
+                grad[i, j] += 1
+                grad[i, y[i]] -= 1
+    return loss / n, {2: grad / n}
+
+
+def ref_batchnorm_train(X, gamma, beta, eps, mom, rm, rv, out, xhat, inv_std):  # noqa: ANN001, ANN202
+    X = f64(X)
+    mean, var = X.mean(axis=0), X.var(axis=0)
+    xh = (X - mean) / np.sqrt(var + eps)
+    return None, {
+        5: mom * f64(rm) + (1 - mom) * mean,
+        6: mom * f64(rv) + (1 - mom) * var,
+        7: f64(gamma) * xh + f64(beta),
+        8: xh,
+        9: 1 / np.sqrt(var + eps),
+    }
+
+
+def ref_layernorm(X, gamma, beta, eps, out, xhat, inv_std):  # noqa: ANN001, ANN202
+    X = f64(X)
+    mean, var = X.mean(axis=1, keepdims=True), X.var(axis=1, keepdims=True)
+    xh = (X - mean) / np.sqrt(var + eps)
+    return None, {4: f64(gamma) * xh + f64(beta), 5: xh, 6: (1 / np.sqrt(var + eps)).ravel()}
+
+
+def norm_backward64(dY, xhat, gamma, inv_std, axis):  # noqa: ANN001, ANN202
+    """Staged (computation-graph) backward of (x - mean) * inv_std along `axis`."""
+    dY, xhat, gamma = f64(dY), f64(xhat), f64(gamma)
+    inv = f64(inv_std)
+    inv = inv.reshape(1, -1) if axis == 0 else inv.reshape(-1, 1)
+    count = dY.shape[axis]
+    xc = xhat / inv
+    dxhat = dY * gamma
+    dvar = np.sum(dxhat * xc * -0.5 * inv**3, axis=axis, keepdims=True)
+    dmean = np.sum(-dxhat * inv, axis=axis, keepdims=True) + dvar * np.mean(-2 * xc, axis=axis, keepdims=True)
+    dx = dxhat * inv + dvar * 2 * xc / count + dmean / count
+    return {4: dx, 5: np.sum(dY * xhat, axis=0), 6: np.sum(dY, axis=0)}
+
+
+def ref_dropout_forward(X, rate, mask, out):  # noqa: ANN001, ANN202
+    keep = mask >= mask.dtype.type(rate)
+    scale = mask.dtype.type(1) / (mask.dtype.type(1) - mask.dtype.type(rate))
+    m = np.where(keep, f64(scale), 0.0)
+    return None, {2: m, 3: f64(X) * m}
+
+
+REFERENCES = {
+    "bias_act_forward": lambda Y, b, act, alpha: (None, {0: act64(f64(Y) + f64(b), act, alpha)}),
+    "act_bias_backward": lambda dY, Y, act, alpha, dZ, db: (
+        None,
+        {4: f64(dY) * act_slope64(Y, act, alpha), 5: (f64(dY) * act_slope64(Y, act, alpha)).sum(axis=0)},
+    ),
+    "act_forward": lambda X, act, alpha, out: (None, {3: act64(X, act, alpha)}),
+    "act_backward": lambda dY, Y, act, alpha, dX: (None, {4: f64(dY) * act_slope64(Y, act, alpha)}),
+    "softmax_forward": lambda X, out: (None, {1: softmax64(X)}),
+    "softmax_backward": lambda dY, P, dX: (
+        None,
+        {2: np.stack([(np.diag(p) - np.outer(p, p)) @ g for p, g in zip(f64(P), f64(dY))])},
+    ),
+    "softmax_cross_entropy": lambda X, y, dX: (
+        -np.mean(np.log(softmax64(X)[np.arange(len(y)), y])),
+        {2: (softmax64(X) - onehot(y, X.shape[1])) / len(y)},
+    ),
+    "cross_entropy": lambda P, y, dP: (
+        -np.mean(np.log(np.maximum(f64(P)[np.arange(len(y)), y], np.finfo(P.dtype).tiny))),
+        {2: -onehot(y, P.shape[1]) / len(y) / np.maximum(f64(P), np.finfo(P.dtype).tiny)},
+    ),
+    "svm_loss": ref_svm,
+    "mse_loss": lambda Y, T, dY: (np.mean((f64(Y) - f64(T)) ** 2), {2: 2 * (f64(Y) - f64(T)) / Y.size}),
+    "sigmoid_bce_loss": lambda X, T, dX: (
+        np.mean(f64(T) * np.logaddexp(0, -f64(X)) + (1 - f64(T)) * np.logaddexp(0, f64(X))),
+        {2: (act64(X, 3, 0.0) - f64(T)) / X.size},
+    ),
+    "batchnorm_train_forward": ref_batchnorm_train,
+    "batchnorm_eval_forward": lambda X, gamma, beta, rm, rv, eps, out: (
+        None,
+        {6: f64(gamma) * (f64(X) - f64(rm)) / np.sqrt(f64(rv) + eps) + f64(beta)},
+    ),
+    "batchnorm_backward": lambda dY, xhat, gamma, inv_std, dX, dgamma, dbeta: (
+        None, norm_backward64(dY, xhat, gamma, inv_std, axis=0),
+    ),
+    "layernorm_forward": ref_layernorm,
+    "layernorm_backward": lambda dY, xhat, gamma, inv_std, dX, dgamma, dbeta: (
+        None, norm_backward64(dY, xhat, gamma, inv_std, axis=1),
+    ),
+    "dropout_forward": ref_dropout_forward,
+    "dropout_backward": lambda dY, mask, dX: (None, {2: f64(dY) * f64(mask)}),
+    "add": lambda A, B, out: (None, {2: f64(A) + f64(B)}),
+    "add_into": lambda out, X: (None, {0: f64(out) + f64(X)}),
+    "copy_into": lambda out, X: (None, {0: f64(X)}),
+    "l2_penalty": lambda W, dW, l2: (0.5 * l2 * np.sum(f64(W) ** 2), {1: f64(dW) + l2 * f64(W)}),
+    "sum_squares": lambda X: (np.sum(f64(X) ** 2), {}),
+    "scale_inplace": lambda X, s: (None, {0: f64(X) * s}),
+    "all_finite": lambda X: (bool(np.isfinite(X).all()), {}),
+    "sgd_update": lambda w, dw, lr: (None, {0: f64(w) - lr * f64(dw)}),
+    "momentum_update": lambda w, dw, v, lr, mu: (
+        None, {0: f64(w) + mu * f64(v) - lr * f64(dw), 2: mu * f64(v) - lr * f64(dw)},
+    ),
+    "nesterov_update": lambda w, dw, v, lr, mu: (
+        None,
+        {
+            0: f64(w) - mu * f64(v) + (1 + mu) * (mu * f64(v) - lr * f64(dw)),
+            2: mu * f64(v) - lr * f64(dw),
+        },
+    ),
+    "rmsprop_update": lambda w, dw, cache, lr, decay, eps: (
+        None,
+        {
+            0: f64(w) - lr * f64(dw) / (np.sqrt(decay * f64(cache) + (1 - decay) * f64(dw) ** 2) + eps),
+            2: decay * f64(cache) + (1 - decay) * f64(dw) ** 2,
+        },
+    ),
+    "adam_update": lambda w, dw, m, v, lr, b1, b2, eps, t: (
+        None, dict(zip((0, 2, 3), adam64(w, dw, m, v, lr, b1, b2, eps, t))),
+    ),
+    "adamw_update": lambda w, dw, m, v, lr, b1, b2, eps, wd, t: (
+        None, dict(zip((0, 2, 3), adam64(f64(w) * (1 - lr * wd), dw, m, v, lr, b1, b2, eps, t))),
+    ),
+}
+
+# float32 kernels vs float64 math: a few ulps per op, sums of up to 13 terms
+TOL = {np.dtype(np.float32): dict(rtol=2e-5, atol=2e-6), np.dtype(np.float64): dict(rtol=1e-11, atol=1e-13)}
+# numba vs NumPy twin, same dtype
+PARITY_TOL = {np.dtype(np.float32): dict(rtol=1e-5, atol=1e-6), np.dtype(np.float64): dict(rtol=1e-12, atol=1e-14)}
+
+
+def cases() -> list:
+    out = []
+    for name in KERNEL_NAMES:
+        acts = ACTS if EXAMPLES[name].act_arg is not None else (None,)
+        for act in acts:
+            for shape in SHAPES:
+                out.append(pytest.param(name, act, shape, id=f"{name}-act{act}-{shape[0]}x{shape[1]}"))
+    return out
+
+
+def tolerance(table: dict, name: str, args: tuple, dtype: np.dtype) -> dict:
+    """Tolerances for `name`; norm backward scales atol by max(inv_std), the
+    factor by which it amplifies rounding (316 for a zero-variance row)."""
+    tol = dict(table[dtype])
+    if name in ("batchnorm_backward", "layernorm_backward"):
+        tol["atol"] *= max(1.0, float(np.max(args[3])))
+    return tol
+
+
+def run(backend_name: str, name: str, args: tuple) -> tuple[object, list]:
+    args = [copy.deepcopy(a) for a in args]
+    result = getattr(get_backend(backend_name), name)(*args)
+    return result, args
+
+
+def test_every_kernel_has_an_example_and_a_reference() -> None:
+    assert set(EXAMPLES) == set(KERNEL_NAMES)
+    assert set(REFERENCES) == set(KERNEL_NAMES)
+    assert len(KERNEL_NAMES) == len(set(KERNEL_NAMES))
+
+
+def test_kernel_modules_define_both_twins() -> None:
+    import importlib
+    import inspect
+
+    from graphnet.kernels import KERNEL_MODULES
+
+    for name, module_name in KERNEL_MODULES.items():
+        module = importlib.import_module(f"graphnet.kernels.{module_name}")
+        numba_fn = getattr(module, f"{name}_numba")
+        numpy_fn = getattr(module, f"{name}_numpy")
+        py_numba = getattr(numba_fn, "py_func", numba_fn)
+        assert list(inspect.signature(py_numba).parameters) == list(inspect.signature(numpy_fn).parameters), name
+        assert numpy_fn.__doc__, f"{name}_numpy needs a docstring"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name, act, shape", cases())
+def test_kernel_matches_reference(name: str, act: int | None, shape: tuple[int, int], dtype: type) -> None:
+    dtype = np.dtype(dtype)
+    args = example_args(name, dtype, shape, seed=hash((name, shape)) % 1000, act=act if act is not None else 1)
+    expected_result, expected = REFERENCES[name](*copy.deepcopy(args))
+    tol = tolerance(TOL, name, args, dtype)
+    parity_tol = tolerance(PARITY_TOL, name, args, dtype)
+    results = {}
+    for backend_name in available_backends():
+        result, out = run(backend_name, name, args)
+        results[backend_name] = (result, out)
+        if expected_result is not None:
+            if isinstance(expected_result, bool):
+                assert result is expected_result or result == expected_result
+            else:
+                assert isinstance(result, float), f"{name} must return a Python float"
+                np.testing.assert_allclose(result, expected_result, **tol, err_msg=f"{backend_name} loss")
+        else:
+            assert result is None
+        for index, want in expected.items():
+            assert out[index].dtype == dtype
+            np.testing.assert_allclose(out[index], want, **tol, err_msg=f"{backend_name} arg {index}")
+    if len(results) == 2:
+        (r1, a1), (r2, a2) = results["numba"], results["numpy"]
+        if isinstance(r1, float):
+            np.testing.assert_allclose(r1, r2, **parity_tol)
+        else:
+            assert r1 == r2
+        for x1, x2 in zip(a1, a2):
+            if isinstance(x1, np.ndarray):
+                np.testing.assert_allclose(x1, x2, **parity_tol)
