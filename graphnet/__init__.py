@@ -11,10 +11,12 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .builder import sequential
+from .checkpoint import load_checkpoint
 from .errors import CheckpointError, DataError, GraphnetError, NonFiniteError, PlanError, SpecError
 from .network import CompiledNetwork, compile
 from .optimizer import Optimizer
 from .spec import NetworkSpec, RunSpec, TrainSpec, load, parse, parse_network, parse_run
+from .training import TrainResult, train
 
 __all__ = [
     "__version__",
@@ -28,11 +30,14 @@ __all__ = [
     "PlanError",
     "RunSpec",
     "SpecError",
+    "TrainResult",
     "TrainSpec",
     "compile",
     "load",
+    "load_checkpoint",
     "parse",
     "parse_network",
     "parse_run",
     "sequential",
+    "train",
 ]

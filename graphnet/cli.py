@@ -64,6 +64,131 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("compile")
+def _compile(args: argparse.Namespace) -> int:
+    from .describe import graph_to_dot
+    from .network import compile
+
+    network = _network_of(args.file)
+    net = compile(network, batch_size=args.batch, dtype=args.dtype, backend=args.backend)
+    if args.dot:
+        from .compiler import fuse
+
+        graph = fuse(net.graph)[0] if not args.no_fuse else net.graph
+        sys.stdout.write(graph_to_dot(graph))
+        return 0
+    kind = {"train": "train", "infer": "infer", "eval": "eval_loss"}[args.mode]
+    if kind != "infer" and net.graph.loss is None:
+        kind = "infer"
+    print(net.plan(kind).describe())
+    return 0
+
+
+@command("gradcheck")
+def _gradcheck(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .gradcheck import check_gradients
+    from .network import compile
+
+    network = _network_of(args.file)
+    if network.loss is None:
+        raise SpecError([("loss", "gradcheck needs a network with a loss")], args.file)
+    net = compile(network, batch_size=args.batch, dtype="float64", backend=args.backend, seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    X = {name: rng.standard_normal((args.batch, *value.shape)) for name, value in net.graph.inputs.items()}
+    y = {}
+    for name, value in net.graph.labels.items():
+        y[name] = (rng.integers(0, value.classes, args.batch) if value.kind == "classes"
+                   else rng.uniform(0, 1, (args.batch, *value.shape)))
+    results = check_gradients(net, X, y, entries=args.entries or None, h=args.h)
+    width = max(len(r.name) for r in results)
+    print(f"{'parameter'.ljust(width)}  checked  rel. error")
+    for r in results:
+        flag = "  FAIL" if r.rel_error > args.tolerance else ""
+        print(f"{r.name.ljust(width)}  {r.checked:7d}  {r.rel_error:.2e}{flag}")
+    worst = max(r.rel_error for r in results)
+    print(f"worst relative error {worst:.2e} (tolerance {args.tolerance:g}, float64, batch {args.batch})")
+    return 1 if worst > args.tolerance else 0
+
+
+@command("train")
+def _train(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from .training import train
+
+    if args.resume:
+        result = train(None, resume=args.resume, progress=None if not args.no_progress else False)  # type: ignore[arg-type]
+    else:
+        if args.file is None:
+            raise SpecError("give a run file (graphnet train specs/fashion_mlp.json) or --resume RUN")
+        out = args.out
+        if out is None:
+            stem = Path(args.file).stem
+            out = str(Path("runs") / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+        result = train(args.file, out=out, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+                       learning_rate=args.lr, backend=args.backend,
+                       progress=None if not args.no_progress else False)
+    if result.out is not None:
+        print(f"run folder: {result.out}")
+    return 130 if result.interrupted else 0
+
+
+@command("eval")
+def _eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .checkpoint import load_checkpoint
+    from .spec import parse_run
+    from .training import load_data
+
+    run_folder = Path(args.run)
+    checkpoint = run_folder / "checkpoint" if (run_folder / "checkpoint").is_dir() else run_folder
+    net = load_checkpoint(checkpoint, batch_size=args.batch_size, backend=args.backend)
+    if args.data is None and not (run_folder / "run.json").is_file():
+        raise SpecError("no run.json here: name the data set with --data")
+    if (run_folder / "run.json").is_file():
+        run = parse_run((run_folder / "run.json").read_text(encoding="utf-8"), str(run_folder / "run.json"))
+        data_spec, seed = run.train.data_spec(), run.train.seed
+    else:
+        from .spec import DataSpec
+
+        data_spec, seed = DataSpec(name=args.data), 0
+    if args.data is not None:
+        data_spec = data_spec.model_copy(update={"name": args.data})
+    input_shape = next(iter(net.graph.inputs.values())).shape
+    data = load_data(data_spec, seed, net.dtype.name, input_shape)
+    X, y = data[f"X_{args.split}"], data[f"y_{args.split}"]
+    if len(X) == 0:
+        raise SpecError(f"the {args.split} split of '{data_spec.name}' is empty")
+    predicted = net.predict(X, batch_size=args.batch_size)
+    classes = next(iter(net.graph.labels.values())).classes
+    matrix = np.zeros((classes, classes), np.int64)
+    np.add.at(matrix, (y, predicted), 1)
+    print(f"{data_spec.name} {args.split}: accuracy {100 * (predicted == y).mean():.2f}% on {len(y)} examples")
+    print("confusion matrix (rows: true class, columns: predicted):")
+    width = max(5, len(str(matrix.max())) + 1)
+    print(" " * 6 + "".join(f"{c:>{width}}" for c in range(classes)))
+    for c in range(classes):
+        print(f"{c:>5} " + "".join(f"{v:>{width}}" for v in matrix[c]))
+    return 0
+
+
+@command("bench")
+def _bench(args: argparse.Namespace) -> int:
+    from .kernel_bench import format_table, run_kernel_bench
+
+    rows = run_kernel_bench(quick=not args.full, dtype=args.dtype)
+    print(format_table(rows))
+    if not args.kernels_only:
+        from .step_bench import format_step_table, run_step_bench
+
+        print()
+        print(format_step_table(run_step_bench(quick=not args.full)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphnet",
@@ -78,6 +203,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print or write the JSON Schema of spec files")
     p.add_argument("-o", "--out", metavar="PATH", help="write here (atomically) instead of stdout")
+
+    p = sub.add_parser("compile", help="compile a spec and print its plan (or --dot: Graphviz)")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--batch", type=int, default=128, help="plan capacity (default 128)")
+    p.add_argument("--mode", choices=["train", "infer", "eval"], default="train")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--backend", choices=["numba", "numpy"], default=None)
+    p.add_argument("--dot", action="store_true", help="print the (fused) graph in Graphviz DOT")
+    p.add_argument("--no-fuse", action="store_true", help="with --dot: the graph before fusion")
+
+    p = sub.add_parser("gradcheck", help="check every parameter gradient against central differences")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--entries", type=int, default=32, help="entries per parameter (0: all)")
+    p.add_argument("--h", type=float, default=1e-5, help="finite-difference step")
+    p.add_argument("--tolerance", type=float, default=1e-6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=["numba", "numpy"], default=None)
+
+    p = sub.add_parser("train", help="train a run file; writes a run folder")
+    p.add_argument("file", metavar="FILE", nargs="?")
+    p.add_argument("--data", help="data set name or path (overrides the run file)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--out", metavar="RUN", help="run folder (default runs/<name>-<time>)")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder")
+    p.add_argument("--backend", choices=["numba", "numpy"], default=None)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("eval", help="accuracy and confusion matrix of a trained run")
+    p.add_argument("run", metavar="RUN", help="run folder (or checkpoint folder)")
+    p.add_argument("--data", help="data set name or path (default: the run's)")
+    p.add_argument("--split", choices=["test", "val", "train"], default="test")
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--backend", choices=["numba", "numpy"], default=None)
+
+    p = sub.add_parser("bench", help="kernel and training-step benchmarks (quick subset)")
+    p.add_argument("--full", action="store_true", help="all sizes, more repeats")
+    p.add_argument("--kernels-only", action="store_true")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
 
     return parser
 

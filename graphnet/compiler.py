@@ -326,7 +326,8 @@ class MemoryPlan:
     inplace_pairs: list[tuple[int, str, str]]  # (step, read buffer, written buffer) merged
 
     def naive_size(self) -> int:
-        return sum(buffer.size for buffer in self.buffers.values())
+        """Elements per unit of capacity if every buffer had its own (aligned) storage."""
+        return sum(_aligned(buffer.size) for buffer in self.buffers.values())
 
 
 def _collect_buffers(steps: list[Step], keep_alive: set[tuple[str, str]]) -> dict[tuple[str, str], Buffer]:

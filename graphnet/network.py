@@ -159,18 +159,18 @@ class CompiledNetwork:
             raise PlanError(f"network '{self.graph.name}' has labels {names}: pass a dict")
         return {names[0]: y}
 
-    def forward(self, X: Any, output: str | None = None) -> np.ndarray:
+    def forward(self, X: Any, output: str | None = None, batch_size: int | None = None) -> np.ndarray:
         """Eval-mode outputs for a batch of any size: X: (N, *input shape) -> (N, *output shape).
 
         Returns a new array (the plan's buffers are reused by the next call).
-        Large batches run in chunks of the plan's capacity.
+        Large batches run in chunks of `batch_size` (default: the capacity).
         """
         inputs = self._inputs(X)
         name = output or self.graph.outputs[0]
         if name not in self.graph.outputs:
             raise PlanError(f"'{name}' is not an output (outputs: {', '.join(self.graph.outputs)})")
         total = next(iter(inputs.values())).shape[0] if inputs else 0
-        plan = self.plan("infer", min(max(total, 1), max(self.capacity, 1)))
+        plan = self.plan("infer", min(max(total, 1), batch_size or self.capacity))
         if total <= plan.capacity:
             n = plan.check_batch(inputs, None)
             plan.run(inputs, None, checked_n=n)
@@ -188,7 +188,13 @@ class CompiledNetwork:
 
     def predict(self, X: Any, batch_size: int | None = None) -> np.ndarray:
         """Class predictions: argmax of the first output over its last axis."""
-        return self.forward(X).argmax(axis=-1)
+        return self.forward(X, batch_size=batch_size).argmax(axis=-1)
+
+    def save(self, folder: str) -> None:
+        """Write a checkpoint folder (network.json + weights.npz); see graphnet.checkpoint."""
+        from .checkpoint import save_checkpoint
+
+        save_checkpoint(folder, self)
 
     def loss(self, X: Any, y: Any = None):
         """With labels: (loss, grads) in train mode, grads a fresh dict of arrays.

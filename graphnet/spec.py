@@ -13,7 +13,16 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, PrivateAttr, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 from pydantic.json_schema import GenerateJsonSchema
 
 from .errors import SpecError
@@ -24,6 +33,16 @@ SCHEMA_VERSION = 1
 SCHEMA_FILE = "schema.json"
 
 Node = Annotated[Union[tuple(record.model for record in OPS.values())], Field(discriminator="op")]
+
+
+def _exact_int(value: Any) -> Any:
+    # pydantic's Literal[1] accepts true and 1.0 even in strict mode.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"input should be the integer {SCHEMA_VERSION}")
+    return value
+
+
+SchemaVersion = Annotated[Literal[1], BeforeValidator(_exact_int)]
 
 
 _Strict = SpecModel
@@ -57,7 +76,7 @@ class NetworkSpec(_Strict):
     """A network: inputs, labels, a DAG of nodes, its outputs, its loss and l2 strength."""
 
     schema_ref: str | None = Field(None, alias="$schema", description="path of the JSON Schema, for editors")
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     name: str = Field("network", min_length=1, max_length=100)
     description: str = ""
     inputs: dict[NodeId, InputSpec] = Field(min_length=1)
@@ -105,35 +124,49 @@ class DataSpec(_Strict):
 
     name: str = Field(min_length=1)
     val_size: Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0, lt=1)] | None = None
-    normalize: Literal["scale", "standardize", "none"] | None = None
+    normalize: Literal["auto", "scale", "standardize", "none"] = "auto"
     options: dict[str, int | float | str | bool] = {}
 
 
-class Sgd(_Strict):
+class _Tagged(_Strict):
+    """A member of a tagged union (optimizer `rule`, schedule `kind`). The tag has a default,
+    so Python code need not repeat it, but it stays in every dump, even with
+    exclude_defaults: without it the dump would not parse back."""
+
+    @model_serializer(mode="wrap")
+    def _tag_always(self, handler: Any) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            tag = "rule" if "rule" in type(self).model_fields else "kind"
+            return {tag: getattr(self, tag), **data}
+        return data
+
+
+class Sgd(_Tagged):
     rule: Literal["sgd"] = "sgd"
     learning_rate: float = Field(1e-2, gt=0)
 
 
-class Momentum(_Strict):
+class Momentum(_Tagged):
     rule: Literal["momentum"] = "momentum"
     learning_rate: float = Field(1e-2, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
 
 
-class Nesterov(_Strict):
+class Nesterov(_Tagged):
     rule: Literal["nesterov"] = "nesterov"
     learning_rate: float = Field(1e-2, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
 
 
-class RmsProp(_Strict):
+class RmsProp(_Tagged):
     rule: Literal["rmsprop"] = "rmsprop"
     learning_rate: float = Field(1e-2, gt=0)
     decay_rate: float = Field(0.99, ge=0, lt=1)
     epsilon: float = Field(1e-8, gt=0)
 
 
-class Adam(_Strict):
+class Adam(_Tagged):
     rule: Literal["adam"] = "adam"
     learning_rate: float = Field(1e-3, gt=0)
     beta1: float = Field(0.9, ge=0, lt=1)
@@ -141,7 +174,7 @@ class Adam(_Strict):
     epsilon: float = Field(1e-8, gt=0)
 
 
-class AdamW(_Strict):
+class AdamW(_Tagged):
     rule: Literal["adamw"] = "adamw"
     learning_rate: float = Field(1e-3, gt=0)
     beta1: float = Field(0.9, ge=0, lt=1)
@@ -156,12 +189,12 @@ OPTIMIZERS: dict[str, type[_Strict]] = {
 }
 
 
-class Constant(_Strict):
+class Constant(_Tagged):
     kind: Literal["constant"] = "constant"
     warmup_epochs: float = Field(0.0, ge=0)
 
 
-class Exponential(_Strict):
+class Exponential(_Tagged):
     """The homework's `lr_decay`: the rate is multiplied by `decay` after every epoch."""
 
     kind: Literal["exponential"] = "exponential"
@@ -169,14 +202,14 @@ class Exponential(_Strict):
     warmup_epochs: float = Field(0.0, ge=0)
 
 
-class StepDecay(_Strict):
+class StepDecay(_Tagged):
     kind: Literal["step"] = "step"
     step_epochs: int = Field(ge=1)
     gamma: float = Field(0.1, gt=0, le=1)
     warmup_epochs: float = Field(0.0, ge=0)
 
 
-class Cosine(_Strict):
+class Cosine(_Tagged):
     """Cosine annealing from the base rate to `min_lr` over the whole run (per iteration)."""
 
     kind: Literal["cosine"] = "cosine"
@@ -209,7 +242,7 @@ class RunSpec(_Strict):
     """A network and how to train it: everything `graphnet train FILE` needs."""
 
     schema_ref: str | None = Field(None, alias="$schema")
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     network: NetworkSpec
     train: TrainSpec
 
@@ -349,7 +382,10 @@ def parse_json(text: str, source: str | None = None) -> Any:
     except RecursionError:
         raise SpecError("the JSON document is nested too deeply", source) from None
     except ValueError as error:
-        raise SpecError(str(error), source) from None
+        message = str(error)
+        if "integer string conversion" in message:  # Python's limit on int literals (4300 digits)
+            message = "a number has too many digits"
+        raise SpecError(message, source) from None
 
 
 def upgrade(doc: Any) -> Any:
@@ -368,7 +404,10 @@ def upgrade(doc: Any) -> Any:
 
 
 def _validate(model: type[BaseModel], doc: Any, source: str | None) -> Any:
-    doc = upgrade(doc)
+    try:
+        doc = upgrade(doc)
+    except SpecError as error:  # upgrade() does not know the file name
+        raise (error.with_source(source) if source and not error.source else error) from None
     if not isinstance(doc, dict):
         raise SpecError(f"a spec is a JSON object, got {type(doc).__name__}", source)
     try:
@@ -379,27 +418,38 @@ def _validate(model: type[BaseModel], doc: Any, source: str | None) -> Any:
         raise SpecError("the spec is nested too deeply", source) from None
 
 
+def _text(doc: str | bytes, source: str | None) -> str:
+    if isinstance(doc, bytes):
+        try:
+            return doc.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise SpecError(f"not UTF-8 text (byte {error.start})", source) from None
+    return doc
+
+
 def parse_network(doc: Any, source: str | None = None) -> NetworkSpec:
     """A dict (parsed JSON) or JSON text -> NetworkSpec, or SpecError."""
     if isinstance(doc, (str, bytes)):
-        doc = parse_json(doc.decode() if isinstance(doc, bytes) else doc, source)
+        doc = parse_json(_text(doc, source), source)
     return _validate(NetworkSpec, doc, source)
 
 
 def parse_run(doc: Any, source: str | None = None) -> RunSpec:
     """A dict (parsed JSON) or JSON text -> RunSpec, or SpecError."""
     if isinstance(doc, (str, bytes)):
-        doc = parse_json(doc.decode() if isinstance(doc, bytes) else doc, source)
+        doc = parse_json(_text(doc, source), source)
     return _validate(RunSpec, doc, source)
 
 
 def parse(doc: Any, source: str | None = None) -> RunSpec | NetworkSpec:
     """A run spec if the document has a "network" key, else a network spec."""
     if isinstance(doc, (str, bytes)):
-        doc = parse_json(doc.decode() if isinstance(doc, bytes) else doc, source)
+        doc = parse_json(_text(doc, source), source)
+    # Validate the decoded document directly: parse_network would take a JSON
+    # string value (the document '"{...}"') for JSON text and decode it again.
     if isinstance(doc, dict) and "network" in doc:
-        return parse_run(doc, source)
-    return parse_network(doc, source)
+        return _validate(RunSpec, doc, source)
+    return _validate(NetworkSpec, doc, source)
 
 
 def read_spec_text(path: str | Path) -> str:

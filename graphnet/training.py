@@ -1,0 +1,337 @@
+"""Training a run spec end to end: data, optimizer, schedule, metrics, run folder.
+
+    result = gn.train("specs/fashion_mlp.json", out="runs/fashion")
+
+A run folder holds `run.json` (the run spec as trained), `history.json`
+(per-epoch metrics), `metrics.json` (final accuracies, loss, wall time),
+`learning_curve.png` (with matplotlib) and `checkpoint/` (written at every
+epoch end, and on Ctrl-C). `resume=RUN` continues from the checkpoint and
+reproduces the trajectory of an uninterrupted run: the data order, dropout
+masks, optimizer state and schedule position are all restored.
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import data as data_module
+from .checkpoint import generator_state, restore, restore_generator, save_checkpoint
+from .errors import DataError, NonFiniteError, SpecError
+from .fileio import write_bytes_atomic, write_text_atomic
+from .network import CompiledNetwork, compile
+from .optimizer import Optimizer
+from .schedules import learning_rate_at
+from .spec import DataSpec, RunSpec, load, parse_run
+
+TRAIN_ACCURACY_SAMPLES = 5000  # train accuracy is measured on a fixed subset of this size
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    train_accuracy: float | None
+    val_accuracy: float | None
+    val_loss: float | None
+    learning_rate: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    net: CompiledNetwork
+    history: list[EpochRecord] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    out: Path | None = None
+    interrupted: bool = False
+
+
+class _StopFlag:
+    """Turns Ctrl-C into a flag checked between steps, so a step is never half done."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "_StopFlag":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.stop:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _with_overrides(run: RunSpec, epochs: int | None, batch_size: int | None, learning_rate: float | None,
+                    data: str | None) -> RunSpec:
+    train = run.train
+    update: dict[str, Any] = {}
+    if epochs is not None:
+        update["epochs"] = epochs
+    if batch_size is not None:
+        update["batch_size"] = batch_size
+    if learning_rate is not None:
+        update["optimizer"] = train.optimizer.model_copy(update={"learning_rate": float(learning_rate)})
+    if data is not None:
+        update["data"] = train.data_spec().model_copy(update={"name": data})
+    if not update:
+        return run
+    # Re-validate through the parser so overrides get the same range checks as the file.
+    document = json.loads(run.model_dump_json())
+    document["train"].update(json.loads(train.model_copy(update=update).model_dump_json()))
+    return parse_run(document)
+
+
+def load_data(spec: DataSpec, seed: int, dtype: str, input_shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """The data set of a run, shaped for the network's input."""
+    options: dict[str, Any] = dict(spec.options)
+    data = data_module.load(spec.name, val_size=spec.val_size, normalize=spec.normalize, seed=seed,
+                            dtype=dtype, **options)
+    size = int(np.prod(input_shape))
+    for split in ("train", "val", "test"):
+        X = data[f"X_{split}"]
+        if X.shape[0] and int(np.prod(X.shape[1:])) != size:
+            raise DataError(f"data set '{spec.name}': {split} examples have shape {X.shape[1:]}, "
+                            f"the network's input has {size} values {input_shape}")
+        data[f"X_{split}"] = np.ascontiguousarray(X.reshape((X.shape[0], *input_shape)), dtype=dtype)
+        data[f"y_{split}"] = np.ascontiguousarray(data[f"y_{split}"])
+    return data
+
+
+def accuracy(net: CompiledNetwork, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float | None:
+    """Fraction of correct argmax predictions (eval mode), or None for an empty split."""
+    if len(X) == 0:
+        return None
+    return float((net.predict(X, batch_size=batch_size) == y).mean())
+
+
+def _check_labels(net: CompiledNetwork, data: dict[str, np.ndarray], name: str) -> None:
+    label = next(iter(net.graph.labels.values()), None)
+    if label is None or label.kind != "classes":
+        return
+    for split in ("train", "val", "test"):
+        y = data[f"y_{split}"]
+        if len(y) and (y.min() < 0 or y.max() >= label.classes):
+            raise DataError(f"data set '{name}': {split} labels span [{y.min()}, {y.max()}] but the network "
+                            f"has {label.classes} classes")
+
+
+def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str | None = None,
+          epochs: int | None = None, batch_size: int | None = None, learning_rate: float | None = None,
+          resume: str | Path | None = None, progress: bool | None = None,
+          log: Callable[[str], None] | None = print, backend: str | None = None) -> TrainResult:
+    """Train a run spec (or a run file path); see the module docstring for the run folder."""
+    if resume is not None:
+        out = Path(resume)
+        run = parse_run((out / "run.json").read_text(encoding="utf-8"), str(out / "run.json")) \
+            if (out / "run.json").is_file() else _missing_run(out)
+    elif isinstance(run, (str, Path)):
+        loaded = load(run)
+        if not isinstance(loaded, RunSpec):
+            raise SpecError([("", "this is a network spec; training needs a run spec with \"network\" and "
+                                  "\"train\" (see specs/fashion_mlp.json)")], str(run))
+        run = loaded
+    run = _with_overrides(run, epochs, batch_size, learning_rate, data)
+    settings = run.train
+    say = log or (lambda text: None)
+    out = Path(out) if out is not None else None
+
+    if len(run.network.inputs) != 1:
+        raise SpecError([("network.inputs", "training on a data set needs a network with exactly one input")])
+    input_shape = run.network.value(next(iter(run.network.inputs))).shape
+    dataset = load_data(settings.data_spec(), settings.seed, settings.dtype, input_shape)
+    X_train, y_train = dataset["X_train"], dataset["y_train"]
+    if len(X_train) == 0:
+        raise DataError(f"data set '{settings.data_spec().name}' has no training examples")
+
+    optimizer_args = {k: v for k, v in settings.optimizer.model_dump().items() if k != "rule"}
+    base_lr = optimizer_args["learning_rate"]
+    def make_optimizer(net: CompiledNetwork) -> Optimizer:
+        return Optimizer(net, settings.optimizer.rule, clip_norm=settings.clip_norm, **optimizer_args)
+
+    if resume is not None:
+        net, meta, optimizer = restore(out / "checkpoint", batch_size=settings.batch_size,  # type: ignore[operator]
+                                       backend=backend or settings.backend, make_optimizer=make_optimizer)
+        position = meta["position"]
+        history = [EpochRecord(**record) for record in meta.get("history", [])]
+        elapsed = float(meta.get("elapsed", 0.0))
+        say(f"resuming {out} at epoch {position['epoch'] + 1}, iteration {position['iteration']}")
+    else:
+        net = compile(run.network, batch_size=settings.batch_size, dtype=settings.dtype,
+                      backend=backend or settings.backend, seed=settings.seed)
+        optimizer = make_optimizer(net)
+        position = {"epoch": 0, "iteration": 0, "data_rng": None, "loss_sum": 0.0}
+        history, elapsed = [], 0.0
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(out / "run.json", run.to_json() + "\n")
+    _check_labels(net, dataset, settings.data_spec().name)
+
+    data_rng = np.random.default_rng([settings.seed, 1])
+    subset = np.random.default_rng([settings.seed, 2]).permutation(len(X_train))[:TRAIN_ACCURACY_SAMPLES]
+    X_sub, y_sub = np.ascontiguousarray(X_train[subset]), y_train[subset]
+    N, B = len(X_train), settings.batch_size
+    per_epoch = math.ceil(N / B)
+    X_batch = np.empty((B, *X_train.shape[1:]), X_train.dtype)
+    y_batch = np.empty((B, *y_train.shape[1:]), y_train.dtype)
+    result = TrainResult(net, history, out=out)
+    show = sys.stderr.isatty() if progress is None else progress
+    started = time.perf_counter() - elapsed
+
+    def checkpoint(epoch: int, iteration: int, epoch_rng: Any, loss_sum: float) -> None:
+        if out is None:
+            return
+        meta = {"position": {"epoch": epoch, "iteration": iteration, "data_rng": epoch_rng, "loss_sum": loss_sum},
+                "history": [asdict(record) for record in history],
+                "elapsed": time.perf_counter() - started}
+        save_checkpoint(out / "checkpoint", net, optimizer, meta)
+
+    with _StopFlag() as flag:
+        for epoch in range(position["epoch"], settings.epochs):
+            epoch_start = time.perf_counter()
+            if position["data_rng"] is not None and epoch == position["epoch"]:
+                restore_generator(data_rng, position["data_rng"])
+            epoch_rng = generator_state(data_rng)
+            order = data_rng.permutation(N)
+            first = position["iteration"] if epoch == position["epoch"] else 0
+            loss_sum = position.get("loss_sum", 0.0) if epoch == position["epoch"] else 0.0
+            bar = _progress(per_epoch, first, f"epoch {epoch + 1}/{settings.epochs}") if show else None
+            for iteration in range(first, per_epoch):
+                if flag.stop:
+                    checkpoint(epoch, iteration, epoch_rng, loss_sum)
+                    result.interrupted = True
+                    if bar:
+                        bar.close()
+                    say(f"interrupted at epoch {epoch + 1}, iteration {iteration}"
+                        + (f"; checkpoint saved, resume with: graphnet train --resume {out}" if out else ""))
+                    return _finish(result, dataset, started, say)
+                index = order[iteration * B:(iteration + 1) * B]
+                n = len(index)
+                np.take(X_train, index, axis=0, out=X_batch[:n])
+                np.take(y_train, index, axis=0, out=y_batch[:n])
+                optimizer.learning_rate = learning_rate_at(
+                    settings.schedule, base_lr, epoch + iteration / per_epoch, settings.epochs, per_epoch)
+                try:
+                    loss_sum += optimizer.step(X_batch[:n], y_batch[:n])
+                except NonFiniteError as error:
+                    if bar:
+                        bar.close()
+                    raise NonFiniteError(f"epoch {epoch + 1}, iteration {iteration}: {error}"
+                                         + (f"; the last good checkpoint is {out / 'checkpoint'}" if out else "")) from None
+                if bar:
+                    bar.update(1)
+            if bar:
+                bar.close()
+            record = EpochRecord(
+                epoch=epoch + 1,
+                train_loss=loss_sum / per_epoch,
+                train_accuracy=accuracy(net, X_sub, y_sub, settings.eval_batch_size),
+                val_accuracy=accuracy(net, dataset["X_val"], dataset["y_val"], settings.eval_batch_size),
+                val_loss=(net.evaluate_loss(dataset["X_val"][:settings.eval_batch_size],
+                                            dataset["y_val"][:settings.eval_batch_size])
+                          if len(dataset["X_val"]) else None),
+                learning_rate=optimizer.learning_rate,
+                seconds=time.perf_counter() - epoch_start,
+            )
+            history.append(record)
+            say(_epoch_line(record, settings.epochs))
+            position = {"epoch": epoch + 1, "iteration": 0, "data_rng": None, "loss_sum": 0.0}
+            checkpoint(epoch + 1, 0, None, 0.0)
+            if out is not None:
+                write_text_atomic(out / "history.json", json.dumps([asdict(r) for r in history], indent=2) + "\n")
+    return _finish(result, dataset, started, say)
+
+
+def _missing_run(out: Path) -> RunSpec:
+    raise SpecError([("", f"no run.json in {out}: not a run folder written by graphnet train")], str(out))
+
+
+def _epoch_line(record: EpochRecord, epochs: int) -> str:
+    def pct(value: float | None) -> str:
+        return "  n/a" if value is None else f"{100 * value:5.1f}%"
+
+    return (f"epoch {record.epoch:>3}/{epochs}  loss {record.train_loss:.4f}  train {pct(record.train_accuracy)}  "
+            f"val {pct(record.val_accuracy)}  lr {record.learning_rate:.2e}  {record.seconds:.1f} s")
+
+
+def _progress(total: int, start: int, description: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=start, desc=description, leave=False, unit="step")
+
+
+def _finish(result: TrainResult, dataset: dict[str, np.ndarray], started: float, say: Callable[[str], None]) -> TrainResult:
+    net, history = result.net, result.history
+    wall = time.perf_counter() - started
+    metrics = {
+        "test_accuracy": accuracy(net, dataset["X_test"], dataset["y_test"]),
+        "val_accuracy": accuracy(net, dataset["X_val"], dataset["y_val"]),
+        "train_accuracy": history[-1].train_accuracy if history else None,
+        "final_loss": history[-1].train_loss if history else None,
+        "epochs": len(history),
+        "wall_time_seconds": wall,
+        "interrupted": result.interrupted,
+    }
+    result.metrics = metrics
+    if result.out is not None:
+        write_text_atomic(result.out / "history.json", json.dumps([asdict(r) for r in history], indent=2) + "\n")
+        write_text_atomic(result.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        note = plot_learning_curve(history, result.out / "learning_curve.png")
+        if note:
+            say(note)
+    if not result.interrupted and metrics["test_accuracy"] is not None:
+        say(f"test accuracy {100 * metrics['test_accuracy']:.2f}%  ({wall:.1f} s)")
+    return result
+
+
+def plot_learning_curve(history: list[EpochRecord], path: Path) -> str | None:
+    """Loss and accuracy per epoch, as the homework's learning-curve figure; a note if matplotlib is absent."""
+    if not history:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "learning_curve.png skipped: matplotlib is not installed (pip install 'graphnet[plot]')"
+    import io
+
+    epochs = [r.epoch for r in history]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
+    top.plot(epochs, [r.train_loss for r in history], "o-", label="train loss")
+    if any(r.val_loss is not None for r in history):
+        top.plot(epochs, [r.val_loss for r in history], "o-", label="val loss")
+    top.set_ylabel("loss")
+    top.legend()
+    for label, values in (("train", [r.train_accuracy for r in history]), ("val", [r.val_accuracy for r in history])):
+        if any(v is not None for v in values):
+            bottom.plot(epochs, values, "o-", label=label)
+    bottom.set_xlabel("epoch")
+    bottom.set_ylabel("accuracy")
+    bottom.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    write_bytes_atomic(path, buffer.getvalue())
+    return None
