@@ -1,0 +1,262 @@
+"""One training step (forward, softmax cross-entropy, backward, SGD update) of
+an MLP, timed side by side for graphnet and the implementations a user would
+otherwise pick, in ONE interleaved run (the machine is shared and noisy, so
+only ratios from the same run mean anything).
+
+Contenders (same initial weights, same batch):
+- `blas_floor`: only the step's GEMMs, into preallocated outputs: the floor.
+- `graphnet_numba`, `graphnet_numpy`: gn.Optimizer("sgd").step on the compiled plan.
+- `student_numpy`: the homework's NumPy code, allocating freely.
+- `torch_eager`, `jax_jit`: optional peers, skipped with a reason when absent.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+SIZES: dict[str, tuple[tuple[int, ...], int]] = {
+    "S": ((784, 100, 10), 64),
+    "M": ((784, 512, 256, 10), 128),
+    "L": ((3072, 1024, 1024, 10), 256),
+}
+LEARNING_RATE = 1e-3
+
+
+@dataclass
+class Problem:
+    dims: tuple[int, ...]
+    batch: int
+    weights: list[np.ndarray]  # W1, b1, W2, b2, ... float32
+    X: np.ndarray
+    y: np.ndarray
+
+
+def make_problem(size: str, seed: int = 0) -> Problem:
+    dims, batch = SIZES[size]
+    rng = np.random.default_rng(seed)
+    weights = []
+    for fan_in, fan_out in zip(dims[:-1], dims[1:]):
+        weights.append((rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)).astype(np.float32))
+        weights.append(np.zeros(fan_out, np.float32))
+    X = rng.standard_normal((batch, dims[0])).astype(np.float32)
+    y = rng.integers(0, dims[-1], batch).astype(np.int64)
+    return Problem(dims, batch, weights, X, y)
+
+
+# ---- contenders: each returns a zero-argument step function ----------------------------------
+
+
+def graphnet_step(problem: Problem, backend: str) -> Callable[[], Any]:
+    import graphnet as gn
+
+    layers = []
+    for units in problem.dims[1:-1]:
+        layers.append({"op": "affine", "units": units, "activation": "relu"})
+    layers.append({"op": "affine", "units": problem.dims[-1]})
+    spec = gn.sequential(layers, input_shape=[problem.dims[0]], classes=problem.dims[-1], name="mlp")
+    net = gn.compile(spec, batch_size=problem.batch, dtype="float32", backend=backend)
+    names = [name for name in net.params]  # affine1.W, affine2.W, ... then biases
+    weights = {f"affine{i // 2 + 1}.{'W' if i % 2 == 0 else 'b'}": w for i, w in enumerate(problem.weights)}
+    for name in names:
+        net.params[name] = weights[name]
+    optimizer = gn.Optimizer(net, "sgd", learning_rate=LEARNING_RATE)
+    X, y = problem.X, problem.y
+    step = optimizer.step
+    return lambda: step(X, y)
+
+
+def student_numpy_step(problem: Problem) -> Callable[[], Any]:
+    params = [w.copy() for w in problem.weights]
+    X, y = problem.X, problem.y
+
+    def step() -> float:
+        activations = [X]
+        h = X
+        count = len(params) // 2
+        for i in range(count):
+            W, b = params[2 * i], params[2 * i + 1]
+            z = h.dot(W) + b
+            h = np.maximum(0, z) if i < count - 1 else z
+            activations.append(h)
+        scores = activations[-1]
+        shifted = scores - np.max(scores, axis=1, keepdims=True)
+        probs = np.exp(shifted)
+        probs /= np.sum(probs, axis=1, keepdims=True)
+        N = X.shape[0]
+        loss = -np.sum(np.log(probs[np.arange(N), y])) / N
+        dout = probs.copy()
+        dout[np.arange(N), y] -= 1
+        dout /= N
+        grads = [None] * len(params)
+        for i in reversed(range(count)):
+            W = params[2 * i]
+            h_in = activations[i]
+            grads[2 * i] = h_in.T.dot(dout)
+            grads[2 * i + 1] = np.sum(dout, axis=0)
+            if i > 0:
+                dh = dout.dot(W.T)
+                dh[activations[i] <= 0] = 0
+                dout = dh
+        for p, g in zip(params, grads):
+            p -= LEARNING_RATE * g
+        return float(loss)
+
+    return step
+
+
+def blas_floor_step(problem: Problem) -> Callable[[], Any]:
+    """Only the GEMMs of a step, into preallocated outputs."""
+    Ws = [w for w in problem.weights[0::2]]
+    X, N = problem.X, problem.batch
+    hs = [X] + [np.zeros((N, W.shape[1]), np.float32) for W in Ws]
+    dhs = [np.zeros((N, W.shape[0]), np.float32) for W in Ws]
+    douts = [np.full((N, W.shape[1]), 1e-3, np.float32) for W in Ws]
+    dWs = [np.zeros_like(W) for W in Ws]
+    matmul = np.matmul
+
+    def step() -> None:
+        for i, W in enumerate(Ws):
+            matmul(hs[i], W, out=hs[i + 1])
+        for i in reversed(range(len(Ws))):
+            matmul(hs[i].T, douts[i], out=dWs[i])
+            if i > 0:
+                matmul(douts[i], Ws[i].T, out=dhs[i])
+
+    return step
+
+
+def torch_step(problem: Problem) -> Callable[[], Any]:
+    import torch
+
+    torch.set_num_threads(2)
+    layers: list[Any] = []
+    for i, (fan_in, fan_out) in enumerate(zip(problem.dims[:-1], problem.dims[1:])):
+        linear = torch.nn.Linear(fan_in, fan_out)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(problem.weights[2 * i].T.copy()))
+            linear.bias.copy_(torch.from_numpy(problem.weights[2 * i + 1]))
+        layers.append(linear)
+        if i < len(problem.dims) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+    X, y = torch.from_numpy(problem.X), torch.from_numpy(problem.y)
+    cross_entropy = torch.nn.functional.cross_entropy
+
+    def step() -> float:
+        optimizer.zero_grad(set_to_none=True)
+        loss = cross_entropy(model(X), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def jax_step(problem: Problem) -> Callable[[], Any]:
+    import jax
+    import jax.numpy as jnp
+
+    def loss_fn(params, X, y):
+        h = X
+        count = len(params) // 2
+        for i in range(count):
+            h = h @ params[2 * i] + params[2 * i + 1]
+            if i < count - 1:
+                h = jax.nn.relu(h)
+        logp = jax.nn.log_softmax(h)
+        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+    @jax.jit
+    def update(params, X, y):
+        loss, grads = jax.value_and_grad(loss_fn)(params, X, y)
+        return [p - LEARNING_RATE * g for p, g in zip(params, grads)], loss
+
+    state = {"params": [jnp.asarray(w) for w in problem.weights]}
+    X, y = jnp.asarray(problem.X), jnp.asarray(problem.y)
+
+    def step() -> Any:
+        state["params"], loss = update(state["params"], X, y)
+        loss.block_until_ready()
+        return loss
+
+    return step
+
+
+CONTENDERS: dict[str, Callable[[Problem], Callable[[], Any]]] = {
+    "blas_floor": blas_floor_step,
+    "graphnet_numba": lambda p: graphnet_step(p, "numba"),
+    "graphnet_numpy": lambda p: graphnet_step(p, "numpy"),
+    "student_numpy": student_numpy_step,
+    "torch_eager": torch_step,
+    "jax_jit": jax_step,
+}
+
+
+def build_contenders(problem: Problem, names: list[str] | None = None) -> tuple[dict[str, Callable], dict[str, str]]:
+    """Step functions by name, and the reason for each contender that could not be built."""
+    steps, skipped = {}, {}
+    for name in names or list(CONTENDERS):
+        try:
+            steps[name] = CONTENDERS[name](problem)
+        except ImportError as error:
+            skipped[name] = f"not installed ({error.name or error})"
+    return steps, skipped
+
+
+def time_interleaved(steps: dict[str, Callable[[], Any]], rounds: int = 21, min_sample: float = 0.02,
+                     warmup: int = 5) -> dict[str, float]:
+    """Median seconds per call of each step, sampled round-robin so load changes hit all alike."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    calls = {}
+    for name, step in steps.items():
+        count, elapsed = 1, 0.0
+        while True:
+            start = time.perf_counter()
+            for _ in range(count):
+                step()
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_sample:
+                break
+            count *= 2
+        calls[name] = count
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            count = calls[name]
+            start = time.perf_counter()
+            for _ in range(count):
+                step()
+            samples[name].append((time.perf_counter() - start) / count)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def run_step_bench(quick: bool = True, sizes: list[str] | None = None) -> list[dict[str, Any]]:
+    """Rows of (size, contender, median us, ratio to the BLAS floor), one interleaved run per size."""
+    rows = []
+    for size in sizes or (["S", "M"] if quick else list(SIZES)):
+        problem = make_problem(size)
+        steps, skipped = build_contenders(problem)
+        medians = time_interleaved(steps, rounds=7 if quick else 31, min_sample=0.01 if quick else 0.05)
+        floor = medians["blas_floor"]
+        for name, seconds in medians.items():
+            rows.append({"size": size, "contender": name, "us": seconds * 1e6, "ratio": seconds / floor})
+        for name, reason in skipped.items():
+            rows.append({"size": size, "contender": name, "us": None, "ratio": None, "skipped": reason})
+    return rows
+
+
+def format_step_table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'size':<5} {'contender':<16} {'step (us)':>12} {'x BLAS floor':>13}"]
+    for row in rows:
+        if row["us"] is None:
+            lines.append(f"{row['size']:<5} {row['contender']:<16} {'skipped: ' + row['skipped']}")
+        else:
+            lines.append(f"{row['size']:<5} {row['contender']:<16} {row['us']:>12.1f} {row['ratio']:>13.2f}")
+    return "\n".join(lines)
