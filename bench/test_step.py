@@ -1,0 +1,24 @@
+"""One training step, graphnet against its peers (pytest-benchmark).
+
+    pytest bench/test_step.py --benchmark-group-by=param:size --benchmark-sort=mean
+
+Each contender is timed in the same process on the same weights and batch.
+`python -m graphnet.step_bench`-style interleaved medians (less sensitive to
+load drift) come from `graphnet bench --full`; the README quotes those.
+"""
+from __future__ import annotations
+
+import pytest
+
+from graphnet.step_bench import CONTENDERS, SIZES, build_contenders, make_problem
+
+
+@pytest.mark.parametrize("contender", list(CONTENDERS))
+@pytest.mark.parametrize("size", list(SIZES))
+def test_step(benchmark, size: str, contender: str) -> None:
+    problem = make_problem(size)
+    steps, skipped = build_contenders(problem, [contender])
+    if contender in skipped:
+        pytest.skip(skipped[contender])
+    benchmark.group = f"step {size}"
+    benchmark(steps[contender])
