@@ -132,6 +132,8 @@ class FullyConnectedNet:
                  initialization: str = "random", batch_size: int = 100, backend: str | None = None) -> None:
         if use_batchnorm and normalization not in (None, "batchnorm"):
             raise ValueError(f"use_batchnorm=True conflicts with normalization={normalization!r}")
+        if normalization is not None and normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be None, 'batchnorm' or 'layernorm', got {normalization!r}")
         self.normalization = "batchnorm" if use_batchnorm else normalization
         self.use_batchnorm = self.normalization == "batchnorm"
         self.drop_rate = _drop_rate(dropout, dropout_keep_ratio)
