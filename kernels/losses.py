@@ -136,18 +136,20 @@ def svm_loss_numba(X, y, dX):  # noqa: ANN001, ANN201
         label = y[i]
         if label < 0 or label >= c:
             raise ValueError("svm_loss: labels must lie in [0, C)")
-        threshold = X[i, label] - one
+        x = X[i]
+        d = dX[i]
+        threshold = x[label] - one
         row = zero
-        count = zero
+        count = zero  # in units of 1/N
         for j in range(c):
-            margin = X[i, j] - threshold
-            positive = margin > zero
-            row += margin if positive else zero
-            count += one if positive else zero
-            dX[i, j] = inv_n if positive else zero
-        # the label's own column always contributed margin 1: take it out
+            margin = x[j] - threshold
+            row += max(margin, zero)
+            g = inv_n if margin > zero else zero
+            count += g
+            d[j] = g
+        # the label's own column contributed margin 1 (and 1/N): take it out
         loss += np.float64(row - one)
-        dX[i, label] = -(count - one) * inv_n
+        d[label] = inv_n - count
     return loss / n
 
 
