@@ -56,10 +56,10 @@ def sequential(
     previous = input_name
     for position, layer in enumerate(layers):
         fields = _layer_dict(layer, position)
-        op = str(fields.get("op", ""))
+        op = str(fields.get("op", "layer"))  # a missing "op" stays missing: the parser reports it
         counts[op] += 1
         node_id = fields.pop("id", None) or f"{op}{counts[op]}"
-        nodes.append({"id": node_id, "op": op, "inputs": [previous], **{k: v for k, v in fields.items() if k != "op"}})
+        nodes.append({"id": node_id, "inputs": [previous], **fields})
         previous = node_id
     document: dict[str, Any] = {
         "name": name,

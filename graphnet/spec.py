@@ -27,7 +27,7 @@ from pydantic.json_schema import GenerateJsonSchema
 
 from .errors import SpecError
 from .ops import OPS, NodeModel, Value
-from .ops.base import MAX_DIM, NodeId, SpecModel
+from .ops.base import MAX_DIM, NODE_ID_PATTERN, NodeId, SpecModel
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = "schema.json"
@@ -267,7 +267,7 @@ def format_location(loc: tuple[Any, ...]) -> str:
             pass
         elif part in ("str", "DataSpec") and previous == "data":
             pass
-        elif part.startswith("function-") or part.startswith("union["):
+        elif part.startswith("function-") or part.startswith("union[") or part == "[key]":
             pass
         else:
             text += f".{part}" if text else str(part)
@@ -280,9 +280,9 @@ def _suggest(word: str, choices: list[str] | set[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def _model_at(loc: tuple[Any, ...], doc: Any) -> type[BaseModel] | None:
+def _model_at(loc: tuple[Any, ...], doc: Any, root: type[BaseModel] | None = None) -> type[BaseModel] | None:
     """The model whose field list applies at an error location (for 'did you mean')."""
-    model: type[BaseModel] | None = RunSpec if isinstance(doc, dict) and "network" in doc else NetworkSpec
+    model: type[BaseModel] | None = root or (RunSpec if isinstance(doc, dict) and "network" in doc else NetworkSpec)
     for i, part in enumerate(loc[:-1]):
         if model is None:
             return None
@@ -316,12 +316,12 @@ def _node_context(loc: tuple[Any, ...], doc: Any) -> str:
         return ""
 
 
-def _message(error: dict[str, Any], doc: Any) -> str:
+def _message(error: dict[str, Any], doc: Any, root: type[BaseModel] | None = None) -> str:
     kind, loc = error["type"], error["loc"]
     context = _node_context(loc, doc) if "nodes" in loc else ""
     if kind == "extra_forbidden":
         field = str(loc[-1])
-        model = _model_at(loc, doc)
+        model = _model_at(loc, doc, root)
         choices = [f.alias or name for name, f in model.model_fields.items()] if model else []
         return f"{context}unknown field '{field}'{_suggest(field, choices)}"
     if kind == "union_tag_invalid":
@@ -335,21 +335,36 @@ def _message(error: dict[str, Any], doc: Any) -> str:
         return f"{context}missing required field '{loc[-1]}'"
     if kind == "custom_graph_error":
         return error["msg"]
+    if kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NODE_ID_PATTERN:
+        return (f"{context}'{error['input']}' is not a valid name: a letter or '_' first, then letters, "
+                "digits, '_' or '-' (no dots or spaces)")
     message = error["msg"]
     if kind.startswith("value_error"):
         message = message.removeprefix("Value error, ")
     return f"{context}{message[:1].lower()}{message[1:]}"
 
 
-def spec_error_from(error: ValidationError, doc: Any = None, source: str | None = None) -> SpecError:
-    """A pydantic ValidationError as a SpecError with JSON locations."""
+def spec_error_from(error: ValidationError, doc: Any = None, source: str | None = None,
+                    root: type[BaseModel] | None = None) -> SpecError:
+    """A pydantic ValidationError as a SpecError with JSON locations.
+
+    `root` is the model that was validated, when it is not a NetworkSpec or RunSpec
+    (a node model built in Python): it gives the field names for 'did you mean'."""
     problems, seen = [], set()
     for item in error.errors(include_url=False):
-        problem = (format_location(item["loc"]), _message(item, doc))
+        problem = (_one_line(format_location(item["loc"])), _one_line(_message(item, doc, root)))
         if problem not in seen:  # a str|model union reports some errors once per member
             seen.add(problem)
             problems.append(problem)
     return SpecError(problems, source)
+
+
+def _one_line(text: str) -> str:
+    """Control characters (and lone surrogates) escaped: a problem quoting the user's
+    strings stays one printable line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -378,7 +393,7 @@ def parse_json(text: str, source: str | None = None) -> Any:
     except json.JSONDecodeError as error:
         raise SpecError([(f"line {error.lineno}, column {error.colno}", error.msg)], source) from None
     except _DuplicateKey as error:
-        raise SpecError(f"duplicate key '{error.key}' in a JSON object", source) from None
+        raise SpecError(_one_line(f"duplicate key '{error.key}' in a JSON object"), source) from None
     except RecursionError:
         raise SpecError("the JSON document is nested too deeply", source) from None
     except ValueError as error:

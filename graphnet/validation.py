@@ -88,7 +88,7 @@ def _check_references(spec: "NetworkSpec", index_of: dict[str, int], problems: _
             if ref not in spec.inputs and ref not in spec.labels and ref not in index_of:
                 problems.add(loc, f"node '{node.id}' ({node.op}) reads '{ref}', which is not defined"
                                   f"{_did_you_mean(ref, known)}{_defined_list(known)}", ref)
-            elif ref == node.id:
+            elif ref == node.id and index_of.get(ref) == i:  # not a clash with an input or an earlier duplicate
                 problems.add(loc, f"node '{node.id}' reads its own output (cycle: {ref} -> {ref})", ref)
             elif record.is_loss and k == 1 and ref not in spec.labels:
                 hint = f"declare it under \"labels\"" if not spec.labels else \

@@ -22,7 +22,8 @@ Shape = tuple[int, ...]
 
 # A node id: starts with a letter or underscore (any script), then letters,
 # digits, underscores or hyphens. No dots: parameter names are "<id>.<name>".
-NodeId = Annotated[str, Field(pattern=r"^[^\W\d][\w\-]*$", min_length=1, max_length=64)]
+NODE_ID_PATTERN = r"^[^\W\d][\w\-]*$"
+NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN, min_length=1, max_length=64)]
 
 MAX_UNITS = 1 << 24
 MAX_DIM = 1 << 24
@@ -51,7 +52,7 @@ class SpecModel(BaseModel):
         except ValidationError as error:
             from ..spec import spec_error_from  # spec.py imports this module
 
-            raise spec_error_from(error, data) from None
+            raise spec_error_from(error, data, root=type(self)) from None
 
     # Tell pydantic this __init__ is a base init: otherwise it calls it for every
     # nested model during validation, and the SpecError raised there gets wrapped
