@@ -216,10 +216,10 @@ class FullyConnectedNet:
     def prepare_batch(self, X: Any, y: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
         """X as a C-contiguous (N, input_dim) array of the model's dtype; y as int64 (N,) (or None)."""
         X = np.asarray(X)
-        n = X.shape[0] if X.ndim else 0
-        if X.ndim < 1 or X[0].size != self.input_dim:
+        if X.ndim < 2 or int(np.prod(X.shape[1:])) != self.input_dim:
             raise ValueError(f"expected inputs of shape (N, {self.input_dim}) or (N, d_1, ..., d_k) with "
                              f"d_1 * ... * d_k = {self.input_dim}, got {X.shape}")
+        n = X.shape[0]
         Xp = np.ascontiguousarray(X.reshape(n, self.input_dim), dtype=self.dtype)
         return Xp, None if y is None else as_labels(y, n)
 
