@@ -57,6 +57,15 @@ def sum64(x: np.ndarray, tag: str) -> float:
     return float(np.add.reduce(wide, axis=None))
 
 
+def sum_squares64(x: np.ndarray, tag: str) -> float:
+    """Sum of squares of all elements of `x`, in float64 (no BLAS: its thread
+    pool stalls badly on a busy machine)."""
+    wide = scratch(tag, x.shape, np.float64)
+    np.copyto(wide, x)
+    np.square(wide, out=wide)
+    return float(np.add.reduce(wide, axis=None))
+
+
 def clear() -> None:
     """Drop every cached scratch buffer."""
     _buffers.clear()

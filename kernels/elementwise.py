@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
-from ._workspace import scratch
+from ._workspace import scratch, sum_squares64
 
 
 @kernel
@@ -101,11 +101,7 @@ def sum_squares_numba(X):  # noqa: ANN001, ANN201
 
 def sum_squares_numpy(X: np.ndarray) -> float:
     """sum(X**2) of a 1-D X (n,), accumulated in float64."""
-    if X.dtype == np.float64:
-        return float(np.dot(X, X))
-    wide = scratch("sum_squares.wide", X.shape, np.float64)
-    np.copyto(wide, X)
-    return float(np.dot(wide, wide))
+    return sum_squares64(X, "sum_squares.wide")
 
 
 sum_squares_numba.__doc__ = sum_squares_numpy.__doc__

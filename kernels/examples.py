@@ -4,7 +4,7 @@
 `name`: random inputs (seeded), consistent saved tensors for backward
 kernels (xhat, inv_std, P, Y, mask) and output arrays. 2-D kernels take
 shape = (N, D); flat kernels (optimizers, l2_penalty, sum_squares) use a
-1-D buffer of prod(shape) elements.
+1-D buffer of prod(shape) elements; elementwise kernels take any shape.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ class Example:
     outputs: tuple[int, ...] = ()  # arguments that are fully overwritten
     aliases: tuple[tuple[int, int], ...] = ()  # (output, input) pairs that may be one array
     flat: bool = False  # 1-D flat buffers
+    any_shape: bool = False  # elementwise: any number of dimensions
     act_arg: int | None = None  # position of the activation code
 
 
@@ -104,11 +105,11 @@ EXAMPLES: dict[str, Example] = {
     ),
     "act_forward": Example(
         lambda r, t, s, a: (_randn(r, s, t, 3.0), a, 0.1, _e(s, t)),
-        outputs=(3,), aliases=((3, 0),), act_arg=1,
+        outputs=(3,), aliases=((3, 0),), act_arg=1, any_shape=True,
     ),
     "act_backward": Example(
         lambda r, t, s, a: (_randn(r, s, t), _act_output(r, s, t, a), a, 0.1, _e(s, t)),
-        outputs=(4,), aliases=((4, 0),), act_arg=2,
+        outputs=(4,), aliases=((4, 0),), act_arg=2, any_shape=True,
     ),
     "softmax_forward": Example(
         lambda r, t, s, a: (_randn(r, s, t, 3.0), _e(s, t)),
@@ -132,11 +133,11 @@ EXAMPLES: dict[str, Example] = {
     ),
     "mse_loss": Example(
         lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t), _e(s, t)),
-        outputs=(2,),
+        outputs=(2,), any_shape=True,
     ),
     "sigmoid_bce_loss": Example(
         lambda r, t, s, a: (_randn(r, s, t, 3.0), _uniform(r, s, t, 0.0, 1.0), _e(s, t)),
-        outputs=(2,),
+        outputs=(2,), any_shape=True,
     ),
     "batchnorm_train_forward": Example(
         lambda r, t, s, a: (
@@ -175,22 +176,22 @@ EXAMPLES: dict[str, Example] = {
     ),
     "dropout_forward": Example(
         lambda r, t, s, a: (_randn(r, s, t), 0.3, _uniforms(r, s, t), _e(s, t)),
-        outputs=(3,), aliases=((3, 0),),
+        outputs=(3,), aliases=((3, 0),), any_shape=True,
     ),
     "dropout_backward": Example(
         lambda r, t, s, a: (_randn(r, s, t), _dropout_mask(r, s, t), _e(s, t)),
-        outputs=(2,), aliases=((2, 0),),
+        outputs=(2,), aliases=((2, 0),), any_shape=True,
     ),
     "add": Example(
         lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t), _e(s, t)),
-        outputs=(2,), aliases=((2, 0), (2, 1)),
+        outputs=(2,), aliases=((2, 0), (2, 1)), any_shape=True,
     ),
-    "add_into": Example(lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t))),
-    "copy_into": Example(lambda r, t, s, a: (_e(s, t), _randn(r, s, t)), outputs=(0,)),
+    "add_into": Example(lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t)), any_shape=True),
+    "copy_into": Example(lambda r, t, s, a: (_e(s, t), _randn(r, s, t)), outputs=(0,), any_shape=True),
     "l2_penalty": Example(lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t), 0.1), flat=True),
     "sum_squares": Example(lambda r, t, s, a: (_randn(r, s, t),), flat=True),
-    "scale_inplace": Example(lambda r, t, s, a: (_randn(r, s, t), 0.7)),
-    "all_finite": Example(lambda r, t, s, a: (_randn(r, s, t),)),
+    "scale_inplace": Example(lambda r, t, s, a: (_randn(r, s, t), 0.7), any_shape=True),
+    "all_finite": Example(lambda r, t, s, a: (_randn(r, s, t),), any_shape=True),
     "sgd_update": Example(lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t), 0.01), flat=True),
     "momentum_update": Example(
         lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t), _randn(r, s, t, 0.1), 0.01, 0.9), flat=True
@@ -231,6 +232,6 @@ def example_args(
     dtype = np.dtype(dtype)
     if example.flat:
         shape = (math.prod(shape),)
-    elif len(shape) != 2:
+    elif len(shape) != 2 and not example.any_shape:
         raise ValueError(f"{name} takes 2-D arrays: give shape=(N, D), not {shape}")
     return example.make(np.random.default_rng(seed), dtype, tuple(shape), act)

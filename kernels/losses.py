@@ -9,7 +9,7 @@ import numpy as np
 
 from ._jit import kernel
 from ._jitmath import exp_, tiny_like
-from ._workspace import label_positions, scratch, sum64
+from ._workspace import label_positions, scratch, sum64, sum_squares64
 
 
 @kernel
@@ -207,13 +207,7 @@ def mse_loss_numpy(Y: np.ndarray, T: np.ndarray, dY: np.ndarray) -> float:
     if size == 0:
         return 0.0
     np.subtract(Y, T, out=dY)
-    flat = dY.reshape(-1)
-    if Y.dtype == np.float64:
-        loss = float(np.dot(flat, flat))
-    else:
-        wide = scratch("mse_loss.wide", (size,), np.float64)
-        np.copyto(wide, flat)
-        loss = float(np.dot(wide, wide))
+    loss = sum_squares64(dY, "mse_loss.wide")
     np.multiply(dY, 2.0 / size, out=dY)
     return loss / size
 
