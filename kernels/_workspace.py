@@ -3,37 +3,48 @@
 The twins keep the kernels' signatures, which have no scratch arguments, so
 their temporaries come from here: one flat buffer per (tag, dtype), grown
 when a larger size is asked for and otherwise reused. After a warm-up call
-at the largest size, a twin allocates no numpy memory.
+at the largest size, a twin allocates no numpy memory. Buffers are per
+thread, so twins may run concurrently in several threads.
 """
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
-_buffers: dict[tuple[str, np.dtype], np.ndarray] = {}
-_aranges: dict[int, np.ndarray] = {}
+_local = threading.local()
+
+
+def _tables() -> tuple[dict[tuple[str, np.dtype], np.ndarray], dict[int, np.ndarray]]:
+    try:
+        return _local.buffers, _local.aranges
+    except AttributeError:
+        _local.buffers, _local.aranges = {}, {}
+        return _local.buffers, _local.aranges
 
 
 def scratch(tag: str, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
     """A C-contiguous array of `shape` and `dtype` owned by `tag` (contents undefined)."""
+    buffers = _tables()[0]
     dtype = np.dtype(dtype)
     size = math.prod(shape)
     key = (tag, dtype)
-    buf = _buffers.get(key)
+    buf = buffers.get(key)
     if buf is None or buf.size < size:
         buf = np.empty(max(size, 1), dtype=dtype)
-        _buffers[key] = buf
+        buffers[key] = buf
     return buf[:size].reshape(shape)
 
 
 def arange(n: int) -> np.ndarray:
     """0, 1, ..., n-1 as int64 (a cached read-only view)."""
-    buf = _aranges.get(0)
+    aranges = _tables()[1]
+    buf = aranges.get(0)
     if buf is None or buf.size < n:
         buf = np.arange(max(n, 64), dtype=np.int64)
         buf.flags.writeable = False
-        _aranges[0] = buf
+        aranges[0] = buf
     return buf[:n]
 
 
@@ -67,6 +78,6 @@ def sum_squares64(x: np.ndarray, tag: str) -> float:
 
 
 def clear() -> None:
-    """Drop every cached scratch buffer."""
-    _buffers.clear()
-    _aranges.clear()
+    """Drop this thread's scratch buffers."""
+    for table in _tables():
+        table.clear()
