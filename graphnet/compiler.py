@@ -371,7 +371,14 @@ def plan_memory(steps: list[Step], keep_alive: set[tuple[str, str]], share: bool
                 rkey, wkey = (read.kind, read.name), (write.kind, write.name)
                 rgroup, wgroup = group_of[rkey], group_of[wkey]
                 group_last = max(buffers[k].last for k in members[rgroup])
-                if (rgroup != wgroup and group_last == t and buffers[wkey].first == t
+                # The pair promises only that arg r may be overwritten by arg w; if another
+                # arg of the step reads the same storage (add(a, a, a)), writing w would
+                # change what that arg reads.
+                read_elsewhere = any(
+                    j not in (r, w) and ref is not None and ref.kind in PLANNED_KINDS
+                    and group_of[(ref.kind, ref.name)] == rgroup
+                    for j, ref in enumerate(step.args))
+                if (rgroup != wgroup and group_last == t and buffers[wkey].first == t and not read_elsewhere
                         and buffers[rkey].size == buffers[wkey].size and len(members[wgroup]) == 1):
                     members[rgroup].append(wkey)
                     del members[wgroup]
