@@ -104,6 +104,10 @@ class CompiledNetwork:
             raise PlanError(f"network '{graph.name}' has no loss: it can only run forward()")
         schedule = lower(graph, mode, self.kernels, self.dtype, self.dropout_rng,
                          with_loss=kind != "infer", with_backward=kind == "train")
+        # A fused activation's value carries its affine's id in the fused graph:
+        # serve it under the output name the spec gave it.
+        renamed = {d.nodes[1]: d.nodes[0] for d in decisions if d.fired and d.rule == "affine+activation"}
+        schedule.outputs = {name: schedule.outputs[renamed.get(name, name)] for name in self.graph.outputs}
         extra = self._regularization_steps(schedule) if kind != "infer" else []
         keep = {("value", ref.name) for ref in schedule.outputs.values() if ref.kind == "value"}
         memory = plan_memory(schedule.steps, keep, share=self.share_memory)
