@@ -178,13 +178,13 @@ class CompiledNetwork:
         if total <= plan.capacity:
             n = plan.check_batch(inputs, None)
             plan.run(inputs, None, checked_n=n)
-            return plan.output(name, n).copy()
+            return plan.output(name, n, inputs).copy()
         result = None
         for start in range(0, total, plan.capacity):
             chunk = {k: v[start:start + plan.capacity] for k, v in inputs.items()}
             n = plan.check_batch(chunk, None)
             plan.run(chunk, None, checked_n=n)
-            out = plan.output(name, n)
+            out = plan.output(name, n, chunk)
             if result is None:
                 result = np.empty((total, *out.shape[1:]), self.dtype)
             result[start:start + n] = out

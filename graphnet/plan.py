@@ -176,11 +176,16 @@ class Plan:
                 fn(*args)
         return loss
 
-    def output(self, name: str, n: int) -> np.ndarray:
-        """A view of output `name` for the last batch of n (overwritten by the next run)."""
+    def output(self, name: str, n: int, inputs: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """A view of output `name` for the last batch of n (overwritten by the next run).
+
+        An output that is a view of a network input (flatten, identity, or dropout
+        in eval mode, of an input) is read from `inputs`, the batch just run."""
         ref = self.schedule.outputs[name]
         if ref.kind in PLANNED_KINDS:
             return self._planned_view(ref, n)
+        if ref.kind == "input" and inputs is not None:
+            return inputs[ref.name].reshape((n, *ref.shape))
         raise PlanError(f"output '{name}' is the network input '{ref.name}' itself")
 
     def first_nonfinite(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None) -> str | None:
