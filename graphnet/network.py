@@ -173,7 +173,7 @@ class CompiledNetwork:
         name = output or self.graph.outputs[0]
         if name not in self.graph.outputs:
             raise PlanError(f"'{name}' is not an output (outputs: {', '.join(self.graph.outputs)})")
-        total = next(iter(inputs.values())).shape[0] if inputs else 0
+        total = _rows(inputs)
         plan = self.plan("infer", min(max(total, 1), batch_size or self.capacity))
         if total <= plan.capacity:
             n = plan.check_batch(inputs, None)
@@ -212,20 +212,20 @@ class CompiledNetwork:
     def train_step(self, X: Any, y: Any) -> float:
         """Forward and backward in train mode; gradients land in `self.grads` (no allocation)."""
         inputs, labels = self._inputs(X), self._labels(y)
-        n = next(iter(inputs.values())).shape[0]
+        n = _rows(inputs)
         plan = self.plan("train", n)
         return plan.run(inputs, labels)
 
     def evaluate_loss(self, X: Any, y: Any, mode: Literal["eval", "train"] = "eval") -> float:
         """The loss without gradients, in eval mode (dropout off, running stats) or train mode."""
         inputs, labels = self._inputs(X), self._labels(y)
-        n = next(iter(inputs.values())).shape[0]
+        n = _rows(inputs)
         return self.plan("eval_loss" if mode == "eval" else "train_loss", n).run(inputs, labels)
 
     def first_nonfinite(self, X: Any, y: Any) -> str | None:
         """The first node whose train-mode output is not finite on this batch (diagnostics)."""
         inputs, labels = self._inputs(X), self._labels(y)
-        n = next(iter(inputs.values())).shape[0]
+        n = _rows(inputs)
         return self.plan("train", n).first_nonfinite(inputs, labels)
 
     # ---- parameters and state ---------------------------------------------------------------
@@ -289,6 +289,15 @@ class CompiledNetwork:
     def __repr__(self) -> str:
         return (f"CompiledNetwork('{self.graph.name}', {self.num_params:,} params, {self.dtype.name}, "
                 f"backend={self.backend}, capacity={self.capacity})")
+
+
+def _rows(inputs: Mapping[str, Any]) -> int:
+    """The batch size the caller meant, to pick a plan; the plan's `check_batch` then
+    rejects anything malformed (a list, a scalar, a missing input) with a PlanError."""
+    for X in inputs.values():
+        if isinstance(X, np.ndarray) and X.ndim >= 1:
+            return X.shape[0]
+    return 1
 
 
 def compile(spec: NetworkSpec | RunSpec, batch_size: int = 128, dtype: Any = "float32",

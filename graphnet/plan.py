@@ -233,9 +233,12 @@ def _check_labels(name: str, y: Any, value, n: int, dtype: np.dtype) -> None:
     if not isinstance(y, np.ndarray):
         raise PlanError(f"labels '{name}': expected an array, got {type(y).__name__}")
     if value.kind == "classes":
-        if y.dtype != np.int64 or y.shape != (n,) or not y.flags.c_contiguous:
+        if y.dtype != np.int64 or y.shape != (n,):
             raise PlanError(f"labels '{name}': expected an int64 array of shape ({n},), "
                             f"got {y.dtype.name} {y.shape}")
+        if not y.flags.c_contiguous:
+            raise PlanError(f"labels '{name}': expected a C-contiguous array, got a strided view "
+                            "(use np.ascontiguousarray(y))")
         if n and (y.min() < 0 or y.max() >= value.classes):
             raise PlanError(f"labels '{name}': values must be in [0, {value.classes}), "
                             f"got [{y.min()}, {y.max()}]")
