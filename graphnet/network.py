@@ -268,12 +268,15 @@ class CompiledNetwork:
         return result
 
     def load_state_dict(self, values: Mapping[str, np.ndarray], strict: bool = True) -> None:
-        """Copy arrays in by name; `strict` requires exactly this network's names."""
+        """Copy arrays in by name; `strict` requires exactly this network's names,
+        otherwise missing names keep their values and unknown names are ignored (as PyTorch)."""
         expected = set(self.store.names()) | set(self.store.state_slots)
         if strict and set(values) != expected:
             missing, unexpected = sorted(expected - set(values)), sorted(set(values) - expected)
             raise ValueError(f"state dict mismatch: missing {missing}, unexpected {unexpected}")
         for name, value in values.items():
+            if name not in expected:
+                continue
             target = self.store.view(name) if name in self.store.slots else self.store.state_view(name)
             value = np.asarray(value)
             if value.shape != target.shape:
