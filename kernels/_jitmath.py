@@ -144,6 +144,54 @@ if HAVE_NUMBA:
     overload(zero_like, jit_options=JIT_OPTIONS, inline="always")(_constant_overload(0.0))
 
 
+# ---- tanh: numba's float32 np.tanh is a slow scalar libm call (~19 ns)
+
+_TANH_SMALL = np.float32(0.625)
+_T0 = np.float32(-5.70498872745e-3)
+_T1 = np.float32(2.06390887954e-2)
+_T2 = np.float32(-5.37397155531e-2)
+_T3 = np.float32(1.33314422036e-1)
+_T4 = np.float32(-3.33332819422e-1)
+_TWO = np.float32(2.0)
+
+
+@helper
+def fast_tanh(x):  # noqa: ANN001, ANN201
+    """tanh of a float32 scalar (Cephes tanhf, branch-free): odd polynomial
+    below |x| = 0.625, 1 - 2 / (exp(2|x|) + 1) above; rel. error < 1e-6."""
+    z = np.abs(x)
+    s = x * x
+    p = _T0 * s + _T1
+    p = p * s + _T2
+    p = p * s + _T3
+    p = p * s + _T4
+    small = p * s * x + x
+    big = _ONE - _TWO / (fast_exp(z + z) + _ONE)
+    big = big if x >= _ZERO else -big
+    return small if z < _TANH_SMALL else big
+
+
+def tanh_(x):  # noqa: ANN001, ANN201
+    """tanh in the argument's dtype: fast_tanh for float32, np.tanh otherwise."""
+    return np.tanh(x)
+
+
+if HAVE_NUMBA:
+
+    @overload(tanh_, jit_options=JIT_OPTIONS, inline="always")
+    def _tanh_overload(x):  # noqa: ANN001, ANN202
+        if isinstance(x, types.Float) and x.bitwidth == 32:
+            return lambda x: fast_tanh(x)
+        return lambda x: np.tanh(x)
+
+
+@kernel
+def tanh_into(x, out):  # noqa: ANN001, ANN201
+    """out = tanh(x) over 1-D arrays, with the kernels' tanh (for tests/bench)."""
+    for i in range(x.shape[0]):
+        out[i] = tanh_(x[i])
+
+
 # ---- activations, as scalars (forward from the input, backward from the output)
 
 

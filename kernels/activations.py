@@ -15,6 +15,7 @@ from ._jitmath import (
     relu_grad_,
     sigmoid_,
     sigmoid_grad_,
+    tanh_,
     tanh_grad_,
 )
 from ._workspace import scratch
@@ -43,7 +44,7 @@ def act_forward_numba(X, act, alpha, out):  # noqa: ANN001, ANN201
             o[i] = sigmoid_(x[i])
     elif act == TANH:
         for i in range(n):
-            o[i] = np.tanh(x[i])
+            o[i] = tanh_(x[i])
     else:
         raise ValueError("act_forward: unknown activation code")
 

@@ -16,6 +16,7 @@ from ._jitmath import (
     relu_grad_,
     sigmoid_,
     sigmoid_grad_,
+    tanh_,
     tanh_grad_,
 )
 from .activations import act_backward_numpy, act_forward_numpy
@@ -47,7 +48,7 @@ def bias_act_forward_numba(Y, b, act, alpha):  # noqa: ANN001, ANN201
     elif act == TANH:
         for i in range(n):
             for j in range(h):
-                Y[i, j] = np.tanh(Y[i, j] + b[j])
+                Y[i, j] = tanh_(Y[i, j] + b[j])
     else:
         raise ValueError("bias_act_forward: unknown activation code")
 

@@ -151,3 +151,30 @@ def test_fast_exp_underflow_overflow_and_specials() -> None:
 def test_float64_kernels_use_exact_exp() -> None:
     x = np.linspace(-700, 700, 10001)
     np.testing.assert_array_equal(fast_exp(x), np.exp(x))
+
+
+@pytestmark_numba
+def test_fast_tanh_relative_error() -> None:
+    from graphnet.kernels._jitmath import tanh_into
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([
+        np.linspace(-20.0, 20.0, 1_000_001),
+        rng.standard_normal(500_000) * 1e-3,
+        np.logspace(-30, 1.5, 100_000),
+        -np.logspace(-30, 1.5, 100_000),
+    ]).astype(np.float32)
+    out = np.empty_like(x)
+    tanh_into(x, out)
+    exact = np.tanh(x.astype(np.float64))
+    nonzero = exact != 0
+    assert np.all(out[~nonzero] == 0)
+    x, out, exact = x[nonzero], out[nonzero], exact[nonzero]
+    rel = np.abs(out - exact) / np.abs(exact)
+    assert rel.max() <= 3e-7, (rel.max(), x[rel.argmax()])
+    special = np.array([np.inf, -np.inf, 1e4, -1e4, 0.0], np.float32)
+    tanh_into(special, out[:5])
+    np.testing.assert_array_equal(out[:5], [1.0, -1.0, 1.0, -1.0, 0.0])
+    nan = np.array([np.nan], np.float32)
+    tanh_into(nan, nan)
+    assert np.isnan(nan[0])
