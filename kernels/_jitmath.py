@@ -2,8 +2,9 @@
 
 ``fast_exp`` is a float32 exp that LLVM can vectorize (numba's ``np.exp`` in
 a loop is a scalar libm call): a Cephes-style polynomial on the reduced
-argument, times 2^n rebuilt from its exponent bits. ``exp_`` picks it for
-float32 and ``np.exp`` for float64, at compile time.
+argument, scaled by 2^n by adding n to its exponent bits. ``exp_`` picks it
+for float32 and ``np.exp`` for float64, at compile time; ``tanh_`` does the
+same with ``fast_tanh``.
 
 Callers live in other files; see ``_jit.py`` for how their caches notice
 edits made here.
@@ -85,8 +86,10 @@ def fast_exp(x):  # noqa: ANN001, ANN201
     p = p * r + _P4
     p = p * r + _P5
     p = p * (r * r) + r + _ONE
-    # p * 2^n by adding n to p's exponent field: p is in [0.7, 1.42], n in
-    # [-126, 128], and the clamps keep the sum a normal exponent (1..254).
+    # p * 2^n by adding n to p's exponent field. p is in [0.7, 1.42] and n in
+    # [-126, 128]; the clamps keep the sum a normal exponent (1..254): at
+    # n = -126, x >= -87.33 makes r > 0 so p >= 1 (biased exponent 127), and
+    # at n = 128, x <= 88.72283 makes r < 0 so p < 1 (biased exponent 126).
     y = _float32_from_bits(_bits_of_float32(p) + (np.int32(n) << 23))
     y = _ZERO if x < FAST_EXP_MIN else y
     y = _INF if x > FAST_EXP_MAX else y

@@ -94,6 +94,12 @@ def _e(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return np.empty(shape, dtype)
 
 
+def _norm_backward_args(saved: Callable, r: np.random.Generator, t: np.dtype, s: tuple[int, ...]) -> tuple:
+    dY = _randn(r, s, t)
+    xhat, inv_std = saved(r, s, t)
+    return dY, xhat, _randn(r, s[1:], t), inv_std, _e(s, t), _e(s[1:], t), _e(s[1:], t)
+
+
 EXAMPLES: dict[str, Example] = {
     "bias_act_forward": Example(
         lambda r, t, s, a: (_randn(r, s, t, 2.0), _randn(r, s[1:], t), a, 0.1),
@@ -154,10 +160,7 @@ EXAMPLES: dict[str, Example] = {
         outputs=(6,), aliases=((6, 0),),
     ),
     "batchnorm_backward": Example(
-        lambda r, t, s, a: (
-            _randn(r, s, t), *_bn_saved(r, s, t)[:1], _randn(r, s[1:], t), _bn_saved(r, s, t)[1],
-            _e(s, t), _e(s[1:], t), _e(s[1:], t),
-        ),
+        lambda r, t, s, a: _norm_backward_args(_bn_saved, r, t, s),
         outputs=(4, 5, 6), aliases=((4, 0),),
     ),
     "layernorm_forward": Example(
@@ -168,10 +171,7 @@ EXAMPLES: dict[str, Example] = {
         outputs=(4, 5, 6), aliases=((4, 0),),
     ),
     "layernorm_backward": Example(
-        lambda r, t, s, a: (
-            _randn(r, s, t), *_ln_saved(r, s, t)[:1], _randn(r, s[1:], t), _ln_saved(r, s, t)[1],
-            _e(s, t), _e(s[1:], t), _e(s[1:], t),
-        ),
+        lambda r, t, s, a: _norm_backward_args(_ln_saved, r, t, s),
         outputs=(4, 5, 6), aliases=((4, 0),),
     ),
     "dropout_forward": Example(
