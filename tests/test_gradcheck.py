@@ -1,0 +1,166 @@
+"""Gradients: every zoo spec passes a float64 gradcheck; on random DAGs the
+compiled gradients match central differences of the NumPy reference
+interpreter (an oracle that shares no code with graphnet); and
+`graphnet.gradcheck` itself detects wrong gradients and leaves the network
+as it found it.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import graphnet as gn
+from graphnet.gradcheck import check_gradients, relative_error
+
+
+def _helper(name: str):
+    """Import tests/<name>.py by path (tests/ is not a package; pytest uses importlib mode)."""
+    module_name = f"_graphnet_tests_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+reference = _helper("reference")
+strategies = _helper("strategies")
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+ZOO = sorted(SPECS.glob("*_*.json"))
+GRAD_TOL = 1e-6
+
+
+def zoo_network(path: Path) -> gn.NetworkSpec:
+    spec = gn.load(path)
+    return spec.network if isinstance(spec, gn.RunSpec) else spec
+
+
+def randomize(net, seed=1, scale=0.6):
+    """Parameters away from their initializers (zero biases sit on relu's kink)."""
+    rng = np.random.default_rng(seed)
+    for name in net.params:
+        net.params[name] = (1.0 if name.endswith(".gamma") else 0.0) + rng.normal(0, scale, net.params[name].shape)
+    for name in net.state:
+        net.state[name] = rng.uniform(0.5, 1.5, net.state[name].shape)
+
+
+def test_zoo_is_not_empty():
+    assert len(ZOO) >= 5, ZOO
+
+
+# ---- the zoo ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ZOO, ids=[p.stem for p in ZOO])
+def test_zoo_gradcheck(path):
+    spec = zoo_network(path)
+    net = gn.compile(spec, batch_size=6, dtype="float64", backend="numba", seed=0)
+    inputs, labels = reference.random_batch(spec, 6, seed=2)
+    results = check_gradients(net, inputs, labels, entries=16)
+    assert [r.name for r in results] == list(net.params)
+    for result in results:
+        assert result.checked == min(16, net.params[result.name].size)
+        assert result.rel_error < GRAD_TOL, result
+
+
+@pytest.mark.parametrize("path", ZOO, ids=[p.stem for p in ZOO])
+def test_zoo_loss_matches_reference(path):
+    """The zoo in float64, eval and train mode, against the NumPy interpreter."""
+    spec = zoo_network(path)
+    net = gn.compile(spec, batch_size=6, dtype="float64", seed=0)
+    inputs, labels = reference.random_batch(spec, 6, seed=2)
+    params = {k: net.params[k].copy() for k in net.params}
+    state = {k: net.state[k].copy() for k in net.state}
+    values, loss, _ = reference.run_reference(spec, params, state, inputs, labels, mode="eval")
+    np.testing.assert_allclose(net.forward(inputs), values[spec.outputs[0]], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(net.evaluate_loss(inputs, labels), loss, rtol=1e-10, atol=1e-12)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = net.dropout_rng.bit_generator.state
+    _, train_loss, _ = reference.run_reference(spec, params, state, inputs, labels, mode="train", rng=rng)
+    np.testing.assert_allclose(net.train_step(inputs, labels), train_loss, rtol=1e-10, atol=1e-12)
+
+
+# ---- random DAGs against central differences of the reference ---------------------------------
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=strategies.network_specs(), n=st.integers(3, 6), seed=st.integers(0, 2**16))
+def test_random_dag_gradients_match_reference_differences(case, n, seed):
+    spec = case.spec
+    net = gn.compile(spec, batch_size=6, dtype="float64", seed=seed)
+    randomize(net, seed + 1)
+    inputs, labels = reference.random_batch(spec, n, seed)
+    params = {k: net.params[k].copy() for k in net.params}
+    state = {k: net.state[k].copy() for k in net.state}
+    rng_state = net.dropout_rng.bit_generator.state
+
+    loss, grads = net.loss(inputs, labels)
+
+    def f(p):
+        return reference.reference_loss(spec, p, state, inputs, labels, mode="train", rng_state=rng_state)
+
+    np.testing.assert_allclose(loss, f(params), rtol=1e-10, atol=1e-12)
+    for name in params:
+        numeric = reference.numeric_gradient(f, params, name)
+        analytic = grads[name]
+        gap = np.linalg.norm(analytic - numeric)
+        scale = np.linalg.norm(analytic) + np.linalg.norm(numeric)
+        assert gap <= GRAD_TOL * scale + 1e-8, (name, gap / max(scale, 1e-300), analytic, numeric)
+
+
+# ---- the checker itself -----------------------------------------------------------------------
+
+
+def test_relative_error_definition():
+    assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
+    a, b = np.array([3.0, 4.0]), np.array([3.0, 4.0 + 1e-3])
+    assert relative_error(a, b) == pytest.approx(1e-3 / (5.0 + np.linalg.norm(b)))
+    assert relative_error(np.array([1.0]), np.array([-1.0])) == pytest.approx(1.0)
+
+
+def _small_net(**options):
+    spec = gn.sequential([{"op": "affine", "units": 6, "activation": "tanh"}, {"op": "batchnorm"},
+                          {"op": "dropout", "rate": 0.4}, {"op": "affine", "units": 3}],
+                         input_shape=[5], classes=3)
+    return gn.compile(spec, batch_size=8, dtype="float64", seed=0, **options)
+
+
+def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
+    net = _small_net()
+    inputs, labels = reference.random_batch(net.spec, 8, seed=0)
+    honest = net.train_step
+
+    def off_by_one_percent(X, y):
+        loss = honest(X, y)
+        net.store.grads[:] *= 1.01
+        return loss
+
+    monkeypatch.setattr(net, "train_step", off_by_one_percent)
+    results = check_gradients(net, inputs, labels, entries=None)
+    assert all(r.rel_error > 1e-3 for r in results), results
+
+
+def test_gradcheck_leaves_params_state_and_dropout_stream_unchanged():
+    net = _small_net()
+    inputs, labels = reference.random_batch(net.spec, 8, seed=0)
+    params, state = net.store.values.copy(), net.store.state.copy()
+    rng_state = net.dropout_rng.bit_generator.state
+    results = check_gradients(net, inputs, labels, entries=5, seed=3)
+    np.testing.assert_array_equal(net.store.values, params)
+    np.testing.assert_array_equal(net.store.state, state)
+    assert net.dropout_rng.bit_generator.state == rng_state
+    assert all(r.checked == min(5, net.params[r.name].size) for r in results)
+    assert all(r.rel_error < GRAD_TOL for r in results), results
+    # the worst entry is reported at an index of the parameter's shape
+    for r in results:
+        assert len(r.worst_index) == net.params[r.name].ndim
+        assert all(0 <= i < s for i, s in zip(r.worst_index, net.params[r.name].shape))
+

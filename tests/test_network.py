@@ -1,0 +1,342 @@
+"""CompiledNetwork end to end: forward/evaluate_loss of random DAGs against
+the NumPy reference interpreter, numba vs numpy backends on the zoo,
+determinism by seed, parameter/state access and state_dict round trips.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import graphnet as gn
+from graphnet import PlanError
+
+
+def _helper(name: str):
+    """Import tests/<name>.py by path (tests/ is not a package; pytest uses importlib mode)."""
+    module_name = f"_graphnet_tests_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+reference = _helper("reference")
+strategies = _helper("strategies")
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+ZOO = sorted(SPECS.glob("*_*.json"))
+
+
+def zoo_network(path) -> gn.NetworkSpec:
+    spec = gn.load(path)
+    return spec.network if isinstance(spec, gn.RunSpec) else spec
+
+
+def randomize(net, seed=1):
+    rng = np.random.default_rng(seed)
+    for name in net.params:
+        net.params[name] = (1.0 if name.endswith(".gamma") else 0.0) + rng.normal(0, 0.6, net.params[name].shape)
+    for name in net.state:
+        net.state[name] = rng.uniform(0.5, 1.5, net.state[name].shape)
+
+
+def snapshot(net):
+    return {k: net.params[k].copy() for k in net.params}, {k: net.state[k].copy() for k in net.state}
+
+
+# ---- random DAGs against the reference interpreter --------------------------------------------
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=strategies.network_specs(), n=st.integers(2, 9), seed=st.integers(0, 2**16),
+       capacity=st.sampled_from([4, 9]))
+def test_random_dag_forward_and_losses_match_reference(case, n, seed, capacity):
+    spec = case.spec
+    net = gn.compile(spec, batch_size=capacity, dtype="float64", seed=seed)
+    randomize(net, seed)
+    inputs, labels = reference.random_batch(spec, n, seed)
+    params, state = snapshot(net)
+
+    values, eval_loss, _ = reference.run_reference(spec, params, state, inputs, labels, mode="eval")
+    for output in spec.outputs:
+        got = net.forward(inputs, output=output)
+        np.testing.assert_allclose(got, values[output], rtol=1e-9, atol=1e-12, err_msg=output)
+    np.testing.assert_allclose(net.loss(inputs), values[spec.outputs[0]], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(net.evaluate_loss(inputs, labels, mode="eval"), eval_loss, rtol=1e-9, atol=1e-12)
+    assert net.stats.replans == [] or n > capacity
+
+    rng = np.random.default_rng()
+    rng.bit_generator.state = net.dropout_rng.bit_generator.state
+    _, train_loss, new_state = reference.run_reference(spec, params, state, inputs, labels, mode="train", rng=rng)
+    np.testing.assert_allclose(net.evaluate_loss(inputs, labels, mode="train"), train_loss, rtol=1e-9, atol=1e-12)
+    for key, value in new_state.items():  # train mode updates the running statistics
+        np.testing.assert_allclose(net.state[key], value, rtol=1e-10, atol=1e-12, err_msg=key)
+    # the parameters are read, never written, by forward and loss evaluation
+    for key, value in params.items():
+        np.testing.assert_array_equal(net.params[key], value)
+
+
+def test_output_that_views_an_input_is_served():
+    """Bug found by these tests: an output that is flatten/identity/eval-mode dropout of a
+    network input raised PlanError ("is the network input itself") from forward()."""
+    spec = gn.parse_network({
+        "name": "views", "inputs": {"x": {"shape": [2, 3]}}, "labels": {"y": {"classes": 3}},
+        "nodes": [{"id": "flat", "op": "flatten", "inputs": ["x"]},
+                  {"id": "drop", "op": "dropout", "inputs": ["flat"], "rate": 0.5},
+                  {"id": "head", "op": "affine", "inputs": ["drop"], "units": 3},
+                  {"id": "loss", "op": "softmax_cross_entropy", "inputs": ["head", "y"]}],
+        "outputs": ["head", "flat", "drop"], "loss": "loss"})
+    net = gn.compile(spec, batch_size=4, dtype="float64")
+    X = np.random.default_rng(0).standard_normal((6, 2, 3))  # more rows than the capacity: chunks
+    for name in ("flat", "drop"):
+        out = net.forward(X, output=name)
+        np.testing.assert_array_equal(out, X.reshape(6, 6))
+        assert not np.shares_memory(out, X)
+
+
+def test_forward_rejects_an_unknown_output():
+    spec = gn.sequential([{"op": "affine", "units": 3}], input_shape=[4], classes=3)
+    net = gn.compile(spec, batch_size=2)
+    with pytest.raises(PlanError, match="'nope' is not an output"):
+        net.forward(np.zeros((2, 4), np.float32), output="nope")
+
+
+# ---- numba and numpy backends agree -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("path", ZOO, ids=[p.stem for p in ZOO])
+def test_backends_agree_on_the_zoo(path, dtype):
+    spec = zoo_network(path)
+    nets = {b: gn.compile(spec, batch_size=16, dtype=dtype, backend=b, seed=7) for b in ("numba", "numpy")}
+    assert {b: n.backend for b, n in nets.items()} == {"numba": "numba", "numpy": "numpy"}
+    inputs, labels = reference.random_batch(spec, 16, seed=5, dtype=dtype)
+    results = {}
+    for backend, net in nets.items():
+        loss, grads = net.loss(inputs, labels)
+        results[backend] = (loss, grads, net.forward(inputs), net.evaluate_loss(inputs, labels),
+                            snapshot(net)[1])
+    rtol, atol = (2e-4, 2e-5) if dtype == "float32" else (1e-10, 1e-12)
+    (loss_a, grads_a, out_a, eval_a, state_a), (loss_b, grads_b, out_b, eval_b, state_b) = results.values()
+    assert loss_a == pytest.approx(loss_b, rel=rtol)
+    assert eval_a == pytest.approx(eval_b, rel=rtol)
+    np.testing.assert_allclose(out_a, out_b, rtol=rtol, atol=atol)
+    for name in grads_a:
+        scale = np.abs(grads_b[name]).max()
+        np.testing.assert_allclose(grads_a[name], grads_b[name], rtol=rtol * 10, atol=atol + rtol * scale,
+                                   err_msg=name)
+    for name in state_a:
+        np.testing.assert_allclose(state_a[name], state_b[name], rtol=rtol, atol=atol, err_msg=name)
+
+
+# ---- determinism ------------------------------------------------------------------------------
+
+
+def _trajectory(seed, steps=4, rule="adam"):
+    spec = zoo_network(SPECS / "fc_bn_dropout.json")
+    net = gn.compile(spec, batch_size=16, dtype="float32", seed=seed)
+    opt = gn.Optimizer(net, rule, learning_rate=1e-3)
+    inputs, labels = reference.random_batch(spec, 16, seed=0, dtype=np.float32)
+    losses = [opt.step(inputs, labels) for _ in range(steps)]
+    return net, losses
+
+
+def test_same_seed_same_params_and_loss_trajectory():
+    net_a, losses_a = _trajectory(11)
+    net_b, losses_b = _trajectory(11)
+    assert losses_a == losses_b
+    assert np.array_equal(net_a.store.values, net_b.store.values)
+    assert np.array_equal(net_a.store.state, net_b.store.state)
+    fresh_a = gn.compile(zoo_network(SPECS / "fc_bn_dropout.json"), batch_size=4, seed=11)
+    fresh_b = gn.compile(zoo_network(SPECS / "fc_bn_dropout.json"), batch_size=64, seed=11, dtype="float32")
+    assert np.array_equal(fresh_a.store.values, fresh_b.store.values)  # capacity does not change the draw
+
+
+def test_different_seeds_differ():
+    net_a, losses_a = _trajectory(11)
+    net_b, losses_b = _trajectory(12)
+    assert losses_a != losses_b
+    assert not np.array_equal(net_a.store.values, net_b.store.values)
+
+
+def test_dropout_masks_differ_between_steps_but_replay_by_seed():
+    spec = zoo_network(SPECS / "fashion_mlp.json")
+    inputs, labels = reference.random_batch(spec, 8, seed=0, dtype=np.float32)
+    net = gn.compile(spec, batch_size=8, seed=3)
+    first, second = net.evaluate_loss(inputs, labels, "train"), net.evaluate_loss(inputs, labels, "train")
+    assert first != second  # a new mask every step
+    assert net.evaluate_loss(inputs, labels, "eval") == net.evaluate_loss(inputs, labels, "eval")
+    again = gn.compile(spec, batch_size=8, seed=3)
+    assert [again.evaluate_loss(inputs, labels, "train") for _ in range(2)] == [first, second]
+
+
+# ---- parameters, gradients and state ----------------------------------------------------------
+
+
+@pytest.fixture
+def bn_net():
+    return gn.compile(zoo_network(SPECS / "fc_bn_dropout.json"), batch_size=8, dtype="float32", seed=0)
+
+
+def test_params_are_named_views_into_one_flat_buffer(bn_net):
+    net = bn_net
+    assert list(net.params) == list(net.store.slots)
+    assert {"fc1.W", "bn1.gamma", "bn1.beta", "fc3.b"} <= set(net.params)
+    assert "fc1.b" not in net.params  # bias: false
+    assert net.params["fc1.W"].shape == (784, 256)
+    assert net.num_params == net.store.values.size == sum(v.size for v in net.params.values())
+    for name in net.params:
+        assert np.shares_memory(net.params[name], net.store.values)
+        assert np.shares_memory(net.grads[name], net.store.grads)
+    assert set(net.state) == {"bn1.running_mean", "bn1.running_var", "bn2.running_mean", "bn2.running_var"}
+    np.testing.assert_array_equal(net.state["bn1.running_var"], 1.0)
+    np.testing.assert_array_equal(net.state["bn1.running_mean"], 0.0)
+    with pytest.raises(KeyError, match="fc9.W"):
+        net.params["fc9.W"]
+    with pytest.raises(TypeError):
+        del net.params["fc1.W"]
+
+
+def test_param_assignment_copies_in_and_checks_the_shape(bn_net):
+    net = bn_net
+    view = net.params["fc3.W"]
+    new = np.full(view.shape, 0.5)
+    net.params["fc3.W"] = new
+    new[...] = 9.0  # the caller's array is not aliased
+    np.testing.assert_array_equal(view, 0.5)  # earlier views see the new values
+    assert view.dtype == np.float32
+    with pytest.raises(ValueError, match=r"fc3.W.*\(128, 10\).*\(10, 256\)"):
+        net.params["fc3.W"] = np.zeros((10, 256))
+    with pytest.raises(KeyError):
+        net.params["nope"] = np.zeros(3)
+    np.testing.assert_array_equal(view, 0.5)
+
+
+def test_assigning_a_dict_copies_every_entry(bn_net):
+    net = bn_net
+    other = gn.compile(net.spec, batch_size=8, dtype="float64", seed=99)
+    net.params = {k: other.params[k] for k in other.params}
+    for name in net.params:
+        np.testing.assert_allclose(net.params[name], other.params[name].astype(np.float32))
+    with pytest.raises(ValueError):
+        net.params = {"fc1.W": np.zeros((2, 2))}
+
+
+def test_state_dict_round_trip(bn_net):
+    net = bn_net
+    saved = net.state_dict()
+    assert set(saved) == set(net.params) | set(net.state)
+    assert all(not np.shares_memory(v, net.store.values) and not np.shares_memory(v, net.store.state)
+               for v in saved.values())
+    inputs, labels = reference.random_batch(net.spec, 8, dtype=np.float32)
+    opt = gn.Optimizer(net, "sgd", learning_rate=0.1)
+    for _ in range(3):
+        opt.step(inputs, labels)
+    assert not np.array_equal(net.params["fc1.W"], saved["fc1.W"])
+    assert not np.array_equal(net.state["bn1.running_mean"], saved["bn1.running_mean"])
+    trained = net.state_dict()
+    net.load_state_dict(saved)
+    for name, value in saved.items():
+        np.testing.assert_array_equal(net.state_dict()[name], value)
+    # into another network compiled from the same spec (other seed, other capacity)
+    twin = gn.compile(net.spec, batch_size=3, dtype="float32", seed=5)
+    twin.load_state_dict(trained)
+    net.load_state_dict(trained)
+    # (capacity 3 runs the batch of 8 in chunks: BLAS may round differently)
+    np.testing.assert_allclose(twin.forward(inputs), net.forward(inputs), rtol=1e-5, atol=1e-5)
+    assert twin.evaluate_loss(inputs, labels) == pytest.approx(net.evaluate_loss(inputs, labels), rel=1e-5)
+
+
+def test_load_state_dict_rejects_mismatches(bn_net):
+    net = bn_net
+    saved = net.state_dict()
+    partial = dict(saved)
+    del partial["bn2.running_var"]
+    with pytest.raises(ValueError, match=r"missing \['bn2.running_var'\]"):
+        net.load_state_dict(partial)
+    with pytest.raises(ValueError, match=r"unexpected \['extra'\]"):
+        net.load_state_dict({**saved, "extra": np.zeros(1)})
+    net.params["fc1.W"][...] = 0.25
+    net.load_state_dict({"fc1.W": saved["fc1.W"], "extra": np.zeros(1)}, strict=False)  # as PyTorch
+    np.testing.assert_array_equal(net.params["fc1.W"], saved["fc1.W"])
+    net.load_state_dict(partial, strict=False)
+    wrong = {**saved, "fc1.W": np.zeros((3, 3))}
+    with pytest.raises(ValueError, match=r"fc1.W"):
+        net.load_state_dict(wrong)
+
+
+def test_loss_returns_fresh_gradient_arrays(bn_net):
+    net = bn_net
+    inputs, labels = reference.random_batch(net.spec, 8, dtype=np.float32)
+    loss, grads = net.loss(inputs, labels)
+    assert isinstance(loss, float)
+    assert list(grads) == list(net.params)
+    for name, grad in grads.items():
+        assert grad.shape == net.params[name].shape
+        assert not np.shares_memory(grad, net.store.grads)
+        np.testing.assert_array_equal(grad, net.grads[name])
+    before = {k: v.copy() for k, v in grads.items()}
+    net.loss({"x": np.ascontiguousarray(inputs["x"][::-1])}, labels)  # another batch
+    for name in grads:
+        np.testing.assert_array_equal(grads[name], before[name])
+
+
+# ---- compile options and plan kinds -----------------------------------------------------------
+
+
+def test_compile_validates_its_arguments():
+    spec = gn.sequential([{"op": "affine", "units": 3}], input_shape=[4], classes=3)
+    with pytest.raises(ValueError, match="batch_size"):
+        gn.compile(spec, batch_size=0)
+    with pytest.raises(ValueError, match="dtype"):
+        gn.compile(spec, dtype="int32")
+    with pytest.raises(ValueError, match="backend"):
+        gn.compile(spec, backend="cuda")
+    with pytest.raises(TypeError, match="NetworkSpec"):
+        gn.compile({"nodes": []})
+    run = gn.load(SPECS / "spiral_mlp.json")
+    assert isinstance(run, gn.RunSpec)
+    assert gn.compile(run, batch_size=2).graph.name == "spiral_mlp"
+
+
+def test_plan_kinds():
+    spec = gn.sequential([{"op": "affine", "units": 4, "activation": "relu"}, {"op": "dropout", "rate": 0.5},
+                          {"op": "affine", "units": 3}], input_shape=[4], classes=3)
+    net = gn.compile(spec, batch_size=4)
+    plans = {kind: net.plan(kind) for kind in ("train", "train_loss", "eval_loss", "infer")}
+    assert net.stats.plans_compiled == 4
+    assert plans["train"].schedule.backward and plans["train"].mode == "train"
+    assert not plans["train_loss"].schedule.backward and plans["train_loss"].mode == "train"
+    assert plans["eval_loss"].mode == "eval" and plans["eval_loss"].schedule.loss == "loss"
+    assert plans["infer"].schedule.loss is None
+    assert "dropout_forward" in {s.kernel for s in plans["train_loss"].steps}
+    assert "dropout_forward" not in {s.kernel for s in plans["eval_loss"].steps}
+    assert net.plan("infer") is plans["infer"] and net.stats.plans_compiled == 4
+
+    no_loss = gn.sequential([{"op": "affine", "units": 3}], input_shape=[4], loss=None)
+    inference_only = gn.compile(no_loss, batch_size=2)
+    assert inference_only.forward(np.zeros((2, 4), np.float32)).shape == (2, 3)
+    with pytest.raises(PlanError, match="no loss"):
+        inference_only.plan("train")
+
+
+def test_mse_network_trains_on_float_targets():
+    spec = gn.sequential([{"op": "affine", "units": 8, "activation": "tanh"}, {"op": "affine", "units": 2}],
+                         input_shape=[3], loss="mse")
+    net = gn.compile(spec, batch_size=32, dtype="float64", seed=0)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((32, 3))
+    T = np.stack([X[:, 0] * X[:, 1], np.sin(X[:, 2])], axis=1)
+    opt = gn.Optimizer(net, "adam", learning_rate=2e-2)
+    first = opt.step(X, T)
+    for _ in range(300):
+        last = opt.step(X, T)
+    assert last < 0.2 * first
