@@ -66,10 +66,22 @@ def save_checkpoint(folder: str | Path, net: CompiledNetwork, optimizer: Any = N
     np.savez(buffer, **arrays)
     spec_text = net.spec.to_json() + "\n"
     spec_path = folder / SPEC_FILE
+    _remove_stale_temporaries(folder)
     if not spec_path.exists() or spec_path.read_text(encoding="utf-8") != spec_text:
         write_text_atomic(spec_path, spec_text)
     write_bytes_atomic(folder / ARRAYS_FILE, buffer.getvalue())
     return folder
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete the temporary files a killed writer left behind (`.weights.npz.*.tmp`);
+    they are never read as a checkpoint, but would pile up over many crashes."""
+    for name in (SPEC_FILE, ARRAYS_FILE):
+        for stale in folder.glob(f".{name}.*.tmp"):
+            try:
+                stale.unlink()
+            except OSError:
+                pass
 
 
 def read_checkpoint(folder: str | Path) -> tuple[NetworkSpec, dict[str, np.ndarray], dict[str, Any]]:
@@ -88,10 +100,14 @@ def read_checkpoint(folder: str | Path) -> tuple[NetworkSpec, dict[str, np.ndarr
     try:
         with np.load(arrays_path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except ValueError as error:  # object arrays are refused without unpickling
-        raise CheckpointError(f"{arrays_path}: refused: {error}") from None
+    except ValueError as error:
+        if "allow_pickle" in str(error):  # object arrays are refused without unpickling
+            raise CheckpointError(f"{arrays_path}: refused: {error}") from None
+        raise CheckpointError(f"{arrays_path}: corrupt or truncated ({error})") from None
     except (OSError, zipfile.BadZipFile, EOFError) as error:
         raise CheckpointError(f"{arrays_path}: corrupt or truncated ({error})") from None
+    except Exception as error:  # a damaged zip surfaces as many kinds (NotImplementedError, zlib.error, ...)
+        raise CheckpointError(f"{arrays_path}: corrupt ({type(error).__name__}: {error})") from None
     if "meta" not in arrays:
         raise CheckpointError(f"{arrays_path}: no 'meta' entry (not a graphnet checkpoint)")
     try:
@@ -135,14 +151,21 @@ def restore(folder: str | Path, *, batch_size: int = 128, backend: str | None = 
     dtype = meta.get("dtype", "float32")
     if dtype not in ("float32", "float64"):
         raise CheckpointError(f"{folder / ARRAYS_FILE}: unsupported dtype {dtype!r}")
-    net = compile(spec, batch_size=batch_size, dtype=dtype, backend=backend, seed=meta.get("seed"))
+    seed = meta.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise CheckpointError(f"{folder / ARRAYS_FILE}: meta 'seed' is {seed!r}, not a non-negative integer")
+    net = compile(spec, batch_size=batch_size, dtype=dtype, backend=backend, seed=seed)
     _check_arrays(net, arrays, folder / ARRAYS_FILE)
     for name in net.store.names():
         net.store.view(name)[...] = arrays[f"param/{name}"]
     for name in net.store.state_slots:
         net.store.state_view(name)[...] = arrays[f"state/{name}"]
     if "dropout_rng" in meta:
-        restore_generator(net.dropout_rng, meta["dropout_rng"])
+        try:
+            restore_generator(net.dropout_rng, meta["dropout_rng"])
+        except (TypeError, ValueError, KeyError) as error:
+            raise CheckpointError(f"{folder / ARRAYS_FILE}: meta 'dropout_rng' is not a generator state: "
+                                  f"{error}") from None
     optimizer = None
     if make_optimizer is not None:
         optimizer = make_optimizer(net)
@@ -151,11 +174,27 @@ def restore(folder: str | Path, *, batch_size: int = 128, backend: str | None = 
 
 
 def load_optimizer_state(optimizer: Any, arrays: dict[str, np.ndarray], meta: dict[str, Any], folder: Path) -> None:
+    source = folder / ARRAYS_FILE
     state = meta.get("optimizer")
     if state is None:
-        raise CheckpointError(f"{folder}: the checkpoint has no optimizer state")
+        raise CheckpointError(f"{source}: the checkpoint has no optimizer state")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{source}: optimizer state in meta is {state!r}, not an object")
     slots = {key.removeprefix("optim/"): value for key, value in arrays.items() if key.startswith("optim/")}
+    expected = getattr(optimizer, "slots", None)
+    if isinstance(expected, dict):
+        problems = [f"missing 'optim/{name}'" for name in sorted(set(expected) - set(slots))]
+        problems += [f"unexpected 'optim/{name}'" for name in sorted(set(slots) - set(expected))]
+        for name in sorted(set(expected) & set(slots)):
+            want, got = expected[name], slots[name]
+            if got.shape != want.shape:
+                problems.append(f"'optim/{name}' has shape {got.shape}, the optimizer needs {want.shape}")
+            elif got.dtype != want.dtype:
+                problems.append(f"'optim/{name}' has dtype {got.dtype}, the optimizer needs {want.dtype}")
+        if problems:
+            raise CheckpointError(f"{source}: optimizer state does not fit: {'; '.join(problems)}")
     try:
         optimizer.load_state_dict({**state, "slots": slots})
-    except (KeyError, ValueError) as error:
-        raise CheckpointError(f"{folder}: optimizer state does not fit: {error}") from None
+    except (KeyError, ValueError, TypeError) as error:
+        detail = f"missing {error}" if isinstance(error, KeyError) else str(error)
+        raise CheckpointError(f"{source}: optimizer state does not fit: {detail}") from None

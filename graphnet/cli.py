@@ -84,16 +84,46 @@ def _compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_json_schema(path: str) -> bool:
+    """True for a JSON Schema document (specs/schema.json sits beside the zoo specs)."""
+    import json
+
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and "json-schema.org" in str(document.get("$schema", ""))
+
+
 @command("gradcheck")
 def _gradcheck(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.files:
+        if len(args.files) > 1 and _is_json_schema(path):
+            print(f"{path}: skipped (a JSON Schema, not a network spec)")
+            continue
+        if len(args.files) > 1:
+            print(f"{path}:")
+        try:
+            failed += _gradcheck_file(path, args)
+        except SpecError as error:
+            if len(args.files) == 1:
+                raise
+            failed += 1
+            for line in error.lines():
+                print(f"graphnet gradcheck: {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _gradcheck_file(path: str, args: argparse.Namespace) -> int:
     import numpy as np
 
     from .gradcheck import check_gradients
     from .network import compile
 
-    network = _network_of(args.file)
+    network = _network_of(path)
     if network.loss is None:
-        raise SpecError([("loss", "gradcheck needs a network with a loss")], args.file)
+        raise SpecError([("loss", "gradcheck needs a network with a loss")], path)
     net = compile(network, batch_size=args.batch, dtype="float64", backend=args.backend, seed=args.seed)
     rng = np.random.default_rng(args.seed)
     X = {name: rng.standard_normal((args.batch, *value.shape)) for name, value in net.graph.inputs.items()}
@@ -119,7 +149,11 @@ def _train(args: argparse.Namespace) -> int:
     from .training import train
 
     if args.resume:
-        result = train(None, resume=args.resume, progress=None if not args.no_progress else False)  # type: ignore[arg-type]
+        if args.data is not None or args.batch_size is not None:
+            raise SpecError("--data and --batch-size cannot change when resuming (the data order is part of "
+                            "the run); --epochs and --lr can")
+        result = train(None, resume=args.resume, epochs=args.epochs, learning_rate=args.lr,  # type: ignore[arg-type]
+                       backend=args.backend, progress=None if not args.no_progress else False)
     else:
         if args.file is None:
             raise SpecError("give a run file (graphnet train specs/fashion_mlp.json) or --resume RUN")
@@ -214,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fuse", action="store_true", help="with --dot: the graph before fusion")
 
     p = sub.add_parser("gradcheck", help="check every parameter gradient against central differences")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--entries", type=int, default=32, help="entries per parameter (0: all)")
     p.add_argument("--h", type=float, default=1e-5, help="finite-difference step")
@@ -229,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--out", metavar="RUN", help="run folder (default runs/<name>-<time>)")
-    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder (with --epochs: extend it)")
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -25,12 +25,12 @@ import numpy as np
 
 from . import data as data_module
 from .checkpoint import generator_state, restore, restore_generator, save_checkpoint
-from .errors import DataError, NonFiniteError, SpecError
+from .errors import CheckpointError, DataError, NonFiniteError, SpecError
 from .fileio import write_bytes_atomic, write_text_atomic
 from .network import CompiledNetwork, compile
 from .optimizer import Optimizer
 from .schedules import learning_rate_at
-from .spec import DataSpec, RunSpec, load, parse_run
+from .spec import DataSpec, NetworkSpec, RunSpec, load, parse_run
 
 TRAIN_ACCURACY_SAMPLES = 5000  # train accuracy is measured on a fixed subset of this size
 
@@ -81,21 +81,20 @@ class _StopFlag:
 
 def _with_overrides(run: RunSpec, epochs: int | None, batch_size: int | None, learning_rate: float | None,
                     data: str | None) -> RunSpec:
-    train = run.train
-    update: dict[str, Any] = {}
-    if epochs is not None:
-        update["epochs"] = epochs
-    if batch_size is not None:
-        update["batch_size"] = batch_size
-    if learning_rate is not None:
-        update["optimizer"] = train.optimizer.model_copy(update={"learning_rate": float(learning_rate)})
-    if data is not None:
-        update["data"] = train.data_spec().model_copy(update={"name": data})
-    if not update:
+    if epochs is None and batch_size is None and learning_rate is None and data is None:
         return run
-    # Re-validate through the parser so overrides get the same range checks as the file.
+    # Re-validate through the parser so overrides get the same type and range checks as the
+    # file (an override of True, "3" or 2.5 epochs is refused, as it would be in the file).
     document = json.loads(run.model_dump_json())
-    document["train"].update(json.loads(train.model_copy(update=update).model_dump_json()))
+    train = document["train"]
+    if epochs is not None:
+        train["epochs"] = epochs
+    if batch_size is not None:
+        train["batch_size"] = batch_size
+    if learning_rate is not None:
+        train["optimizer"]["learning_rate"] = learning_rate
+    if data is not None:
+        train["data"] = {**json.loads(run.train.data_spec().model_dump_json()), "name": data}
     return parse_run(document)
 
 
@@ -142,12 +141,17 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
         out = Path(resume)
         run = parse_run((out / "run.json").read_text(encoding="utf-8"), str(out / "run.json")) \
             if (out / "run.json").is_file() else _missing_run(out)
-    elif isinstance(run, (str, Path)):
-        loaded = load(run)
-        if not isinstance(loaded, RunSpec):
+    else:
+        source = str(run) if isinstance(run, (str, Path)) else None
+        loaded = load(run) if isinstance(run, (str, Path)) else run
+        if isinstance(loaded, NetworkSpec):
             raise SpecError([("", "this is a network spec; training needs a run spec with \"network\" and "
-                                  "\"train\" (see specs/fashion_mlp.json)")], str(run))
+                                  "\"train\" (see specs/fashion_mlp.json)")], source)
+        if not isinstance(loaded, RunSpec):
+            raise TypeError(f"train() takes a RunSpec or a run file path (or resume=RUN), "
+                            f"got {type(run).__name__}")
         run = loaded
+    as_saved = run
     run = _with_overrides(run, epochs, batch_size, learning_rate, data)
     settings = run.train
     say = log or (lambda text: None)
@@ -169,9 +173,9 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
     if resume is not None:
         net, meta, optimizer = restore(out / "checkpoint", batch_size=settings.batch_size,  # type: ignore[operator]
                                        backend=backend or settings.backend, make_optimizer=make_optimizer)
-        position = meta["position"]
-        history = [EpochRecord(**record) for record in meta.get("history", [])]
-        elapsed = float(meta.get("elapsed", 0.0))
+        position, history, elapsed = _resume_state(meta, out / "checkpoint" / "weights.npz")  # type: ignore[operator]
+        if run is not as_saved:  # overrides (--epochs ...) stay with the run folder for later resumes
+            write_text_atomic(out / "run.json", run.to_json() + "\n")  # type: ignore[operator]
         say(f"resuming {out} at epoch {position['epoch'] + 1}, iteration {position['iteration']}")
     else:
         net = compile(run.network, batch_size=settings.batch_size, dtype=settings.dtype,
@@ -185,6 +189,11 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
     _check_labels(net, dataset, settings.data_spec().name)
 
     data_rng = np.random.default_rng([settings.seed, 1])
+    if position["data_rng"] is None:
+        # A checkpoint without the shuffling generator's state (written at an epoch end
+        # by an older graphnet): replay the shuffles of the epochs already done.
+        for _ in range(position["epoch"]):
+            data_rng.permutation(len(X_train))
     subset = np.random.default_rng([settings.seed, 2]).permutation(len(X_train))[:TRAIN_ACCURACY_SAMPLES]
     X_sub, y_sub = np.ascontiguousarray(X_train[subset]), y_train[subset]
     N, B = len(X_train), settings.batch_size
@@ -203,11 +212,17 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
                 "elapsed": time.perf_counter() - started}
         save_checkpoint(out / "checkpoint", net, optimizer, meta)
 
-    with _StopFlag() as flag:
+    # Overflow in a step is reported by NonFiniteError (naming the step and node), not as
+    # numpy RuntimeWarnings on stderr.
+    with _StopFlag() as flag, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(position["epoch"], settings.epochs):
             epoch_start = time.perf_counter()
             if position["data_rng"] is not None and epoch == position["epoch"]:
-                restore_generator(data_rng, position["data_rng"])
+                try:
+                    restore_generator(data_rng, position["data_rng"])
+                except (TypeError, ValueError, KeyError) as error:
+                    raise CheckpointError(f"{out / 'checkpoint' / 'weights.npz'}: the saved data shuffling "
+                                          f"state is unusable: {error}") from None
             epoch_rng = generator_state(data_rng)
             order = data_rng.permutation(N)
             first = position["iteration"] if epoch == position["epoch"] else 0
@@ -233,8 +248,11 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
                 except NonFiniteError as error:
                     if bar:
                         bar.close()
-                    raise NonFiniteError(f"epoch {epoch + 1}, iteration {iteration}: {error}"
-                                         + (f"; the last good checkpoint is {out / 'checkpoint'}" if out else "")) from None
+                    note = ""
+                    if out is not None:
+                        note = (f"; the last good checkpoint is {out / 'checkpoint'}"
+                                if (out / "checkpoint" / "weights.npz").is_file() else "; no checkpoint was written yet")
+                    raise NonFiniteError(f"epoch {epoch + 1}, iteration {iteration}: {error}{note}") from None
                 if bar:
                     bar.update(1)
             if bar:
@@ -253,10 +271,32 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
             history.append(record)
             say(_epoch_line(record, settings.epochs))
             position = {"epoch": epoch + 1, "iteration": 0, "data_rng": None, "loss_sum": 0.0}
-            checkpoint(epoch + 1, 0, None, 0.0)
+            # The shuffling generator's state goes with the checkpoint: a resume at this
+            # epoch boundary must draw the next epoch's order, not the first epoch's again.
+            checkpoint(epoch + 1, 0, generator_state(data_rng), 0.0)
             if out is not None:
                 write_text_atomic(out / "history.json", json.dumps([asdict(r) for r in history], indent=2) + "\n")
     return _finish(result, dataset, started, say)
+
+
+def _resume_state(meta: dict[str, Any], source: Path) -> tuple[dict[str, Any], list[EpochRecord], float]:
+    """The training position, history and elapsed time saved in a checkpoint's meta."""
+    position = meta.get("position")
+    try:
+        if not isinstance(position, dict):
+            raise ValueError(f"'position' is {position!r}")
+        for key in ("epoch", "iteration"):
+            value = position.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"position '{key}' is {value!r}")
+        if position.get("data_rng") is not None and not isinstance(position["data_rng"], dict):
+            raise ValueError(f"position 'data_rng' is {position['data_rng']!r}")
+        position = {"data_rng": None, **position, "loss_sum": float(position.get("loss_sum", 0.0))}
+        history = [EpochRecord(**record) for record in meta.get("history", [])]
+        elapsed = float(meta.get("elapsed", 0.0))
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{source}: the training state in its meta is unusable: {error}") from None
+    return position, history, elapsed
 
 
 def _missing_run(out: Path) -> RunSpec:
