@@ -1,0 +1,226 @@
+"""The CLI's train / eval / gradcheck / compile commands, as a user runs them."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from graphnet.checkpoint import ARRAYS_FILE, read_checkpoint
+from graphnet.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = sorted(glob.glob(str(ROOT / "specs" / "*.json")))
+ENV = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))}
+
+
+@pytest.fixture(autouse=True)
+def _in_the_repository(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the commands below name zoo specs as a user in the checkout would
+
+
+def graphnet(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`graphnet ARGS` in a child process (the installed entry point's code path)."""
+    return subprocess.run([sys.executable, "-m", "graphnet", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=ENV, timeout=timeout)
+
+
+def one_error_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr and "Warning" not in stderr, stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def spiral_run(tmp_path_factory) -> Path:
+    """`graphnet train specs/spiral_mlp.json --out DIR --no-progress`, the zoo's run as shipped."""
+    out = tmp_path_factory.mktemp("cli") / "spiral"
+    done = graphnet("train", "specs/spiral_mlp.json", "--out", str(out), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no progress bar, no warnings
+    assert f"run folder: {out}" in done.stdout
+    assert re.search(r"^epoch 100/100 ", done.stdout, re.M)
+    return out
+
+
+def test_train_writes_the_run_folder(spiral_run):
+    assert sorted(p.name for p in spiral_run.iterdir()) == ["checkpoint", "history.json", "learning_curve.png",
+                                                          "metrics.json", "run.json"]
+    assert sorted(p.name for p in (spiral_run / "checkpoint").iterdir()) == ["network.json", ARRAYS_FILE]
+    metrics = json.loads((spiral_run / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.9, metrics
+    assert metrics["epochs"] == 100 and metrics["interrupted"] is False
+    assert len(json.loads((spiral_run / "history.json").read_text())) == 100
+    assert gn.parse_run((spiral_run / "run.json").read_text()) == gn.load("specs/spiral_mlp.json")
+
+
+def test_eval_prints_accuracy_and_confusion_matrix(spiral_run, capsys):
+    assert main(["eval", str(spiral_run)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    match = re.fullmatch(r"spiral test: accuracy (\d+\.\d\d)% on (\d+) examples", out[0])
+    assert match, out[0]
+    metrics = json.loads((spiral_run / "metrics.json").read_text())
+    assert float(match.group(1)) == pytest.approx(100 * metrics["test_accuracy"], abs=0.005)
+    assert out[1].startswith("confusion matrix (rows: true class, columns: predicted)")
+    assert out[2].split() == ["0", "1", "2"]
+    rows = [[int(v) for v in line.split()] for line in out[3:6]]
+    assert [row[0] for row in rows] == [0, 1, 2]
+    matrix = np.array([row[1:] for row in rows])
+    assert matrix.sum() == int(match.group(2)) == 60
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(metrics["test_accuracy"])
+    assert len(out) == 6
+
+
+def test_eval_other_split_and_a_bare_checkpoint(spiral_run, capsys):
+    assert main(["eval", str(spiral_run), "--split", "val"]) == 0
+    assert capsys.readouterr().out.startswith("spiral val: accuracy ")
+    assert main(["eval", str(spiral_run / "checkpoint"), "--data", "spiral"]) == 0
+    assert "on 60 examples" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_eval_errors_are_one_line(tmp_path):
+    done = graphnet("eval", str(tmp_path / "nowhere"))
+    assert done.returncode == 1
+    assert one_error_line(done.stderr).startswith("graphnet eval: ")
+
+
+def test_resume_after_completion_does_nothing_harmful(spiral_run, capsys):
+    before = {p.name: p.read_bytes() for p in (spiral_run / "checkpoint").iterdir()}
+    history = (spiral_run / "history.json").read_text()
+    metrics = json.loads((spiral_run / "metrics.json").read_text())
+    assert main(["train", "--resume", str(spiral_run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming {spiral_run} at epoch 101, iteration 0" in out and "epoch 101" not in out.replace(
+        "at epoch 101", "")
+    assert {p.name: p.read_bytes() for p in (spiral_run / "checkpoint").iterdir()} == before
+    assert (spiral_run / "history.json").read_text() == history
+    again = json.loads((spiral_run / "metrics.json").read_text())
+    assert again["test_accuracy"] == metrics["test_accuracy"] and again["epochs"] == 100
+    assert not [p for p in spiral_run.rglob("*.tmp")]
+
+
+def test_resume_extends_a_finished_run_with_epochs(tmp_path, capsys):
+    assert main(["train", "specs/spiral_mlp.json", "--epochs", "2", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert main(["train", "--resume", str(tmp_path), "--epochs", "4", "--no-progress"]) == 0
+    assert len(json.loads((tmp_path / "history.json").read_text())) == 4
+    assert read_checkpoint(tmp_path / "checkpoint")[2]["position"]["epoch"] == 4
+    # --data and --batch-size would change the data order under the saved position
+    assert main(["train", "--resume", str(tmp_path), "--batch-size", "8"]) == 1
+    assert "cannot change when resuming" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,field", [
+    (["--epochs", "0"], "train.epochs"), (["--epochs", "-2"], "train.epochs"),
+    (["--batch-size", "0"], "train.batch_size"), (["--lr", "0"], "train.optimizer.learning_rate"),
+    (["--lr", "-0.1"], "train.optimizer.learning_rate"), (["--lr", "nan"], "train.optimizer.learning_rate"),
+    (["--lr", "inf"], "train.optimizer.learning_rate"),
+])
+def test_bad_overrides_exit_1_naming_the_field(tmp_path, capsys, args, field):
+    assert main(["train", "specs/spiral_mlp.json", "--out", str(tmp_path / "r"), "--no-progress", *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"graphnet train: {field}: "), err
+    assert not (tmp_path / "r").exists()
+
+
+def test_training_a_network_spec_is_a_clear_error(tmp_path):
+    done = graphnet("train", "specs/two_layer_net.json", "--out", str(tmp_path / "r"))
+    assert done.returncode == 1
+    line = one_error_line(done.stderr)
+    assert line.startswith("graphnet train: specs/two_layer_net.json: this is a network spec")
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_without_a_file(capsys):
+    assert main(["train"]) == 1
+    assert "give a run file" in capsys.readouterr().err
+
+
+def test_non_finite_loss_exits_1_with_one_line(tmp_path):
+    run = json.loads((ROOT / "specs" / "spiral_mlp.json").read_text())
+    del run["$schema"]
+    run["train"]["optimizer"] = {"rule": "sgd", "learning_rate": 0.1}
+    (tmp_path / "sgd.json").write_text(json.dumps(run))
+    done = graphnet("train", str(tmp_path / "sgd.json"), "--lr", "1e6", "--epochs", "3", "--out",
+                    str(tmp_path / "r"), "--no-progress")
+    assert done.returncode == 1
+    line = one_error_line(done.stderr)
+    assert re.fullmatch(r"graphnet train: epoch 1, iteration \d+: loss is nan at step \d+; first non-finite value "
+                        r"at node fc\d; no checkpoint was written yet", line), line
+
+
+def test_gradcheck_the_zoo(capsys):
+    assert main(["gradcheck", *ZOO, "--entries", "4"]) == 0
+    out = capsys.readouterr().out
+    checked = 0
+    for path in ZOO:
+        if path.endswith("schema.json"):
+            assert f"{path}: skipped (a JSON Schema, not a network spec)" in out
+            continue
+        network = gn.compile(gn.load(path), batch_size=2)
+        block = out.split(f"{path}:\n", 1)[1].split("worst relative error", 1)[0].splitlines()
+        assert block[0].split() == ["parameter", "checked", "rel.", "error"]
+        names = [line.split()[0] for line in block[1:]]
+        assert sorted(names) == sorted(network.params), path  # one line per parameter
+        for line in block[1:]:
+            assert float(line.split()[2]) < 1e-6 and "FAIL" not in line
+        checked += 1
+    assert checked == len(ZOO) - 1 >= 6
+
+
+def test_gradcheck_one_spec_as_a_child_process():
+    done = graphnet("gradcheck", "specs/spiral_mlp.json")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:5]] == ["fc1.W", "fc2.W", "fc1.b", "fc2.b"]
+    assert lines[-1].startswith("worst relative error")
+
+
+def test_gradcheck_of_a_bad_file_exits_1(tmp_path, capsys):
+    (tmp_path / "bad.json").write_text("{")
+    assert main(["gradcheck", str(tmp_path / "bad.json")]) == 1
+    assert main(["gradcheck", str(tmp_path / "bad.json"), "specs/spiral_mlp.json", "--entries", "2"]) == 1
+    captured = capsys.readouterr()
+    assert "bad.json" in captured.err and "fc1.W" in captured.out  # the good file is still checked
+
+
+@pytest.mark.parametrize("spec", ["specs/spiral_mlp.json", "specs/fc_bn_dropout.json", "specs/wide_concat.json",
+                                  "specs/residual_mlp.json"])
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "unfused"])
+def test_compile_dot_is_graphviz(spec, fuse, capsys):
+    assert main(["compile", spec, "--dot", *([] if fuse else ["--no-fuse"])]) == 0
+    text = capsys.readouterr().out
+    lines = text.strip().splitlines()
+    assert re.fullmatch(r'digraph "[^"]+" \{', lines[0]) and lines[-1] == "}"
+    declared, edges = set(), []
+    for line in lines[1:-1]:
+        line = line.strip()
+        if m := re.fullmatch(r'"([^"]+)" -> "([^"]+)"( \[.*\])?;', line):
+            edges.append((m.group(1), m.group(2)))
+        elif m := re.fullmatch(r'"([^"]+)" \[.*\];', line):
+            declared.add(m.group(1))
+        else:
+            assert re.fullmatch(r"(rankdir=\w+|node \[.*\]|edge \[.*\]|graph \[.*\]);", line), line
+    bare = re.sub(r'"(\\.|[^"\\])*"', '""', text)  # brackets inside quoted labels don't count
+    assert bare.count("{") == bare.count("}") == 1 and bare.count("[") == bare.count("]")
+    assert edges and all(a in declared and b in declared for a, b in edges)
+    network = gn.load(spec)
+    network = network.network if isinstance(network, gn.RunSpec) else network
+    ids = {node.id for node in network.nodes}
+    assert set(network.inputs) <= declared
+    if not fuse:
+        assert ids <= declared
+    else:
+        assert declared - set(network.inputs) - set(network.labels) <= ids
+
+
+def test_compile_prints_the_plan(capsys):
+    assert main(["compile", "specs/spiral_mlp.json"]) == 0
+    assert "fc1" in capsys.readouterr().out

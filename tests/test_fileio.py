@@ -1,0 +1,189 @@
+"""Atomic writes: a reader sees the old file or the new one, never half of one, and a
+failed write leaves the old content and no temporary file behind."""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+import graphnet.fileio as fileio
+from graphnet.fileio import fsync_folder, write_bytes_atomic, write_text_atomic
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_write_and_overwrite(tmp_path):
+    target = tmp_path / "deep" / "er" / "file.json"
+    write_text_atomic(target, "héllo\n")  # parent folders are created
+    assert target.read_bytes() == "héllo\n".encode("utf-8")
+    write_bytes_atomic(target, b"\x00binary\xff")
+    assert target.read_bytes() == b"\x00binary\xff"
+    write_bytes_atomic(target, b"")
+    assert target.read_bytes() == b""
+    assert leftovers(target.parent) == []
+
+
+def test_the_temporary_file_is_hidden_beside_the_target(tmp_path, monkeypatch):
+    seen = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        seen.append((Path(src), Path(dst)))
+        assert Path(src).read_bytes() == b"payload"  # complete and flushed before the rename
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(fileio.os, "replace", spy)
+    write_bytes_atomic(tmp_path / "weights.npz", b"payload")
+    (src, dst), = seen
+    assert src.parent == dst.parent == tmp_path
+    assert src.name.startswith(".weights.npz.") and src.name.endswith(".tmp")
+
+
+def _failing(exc: BaseException):
+    def fail(*args, **kwargs):
+        raise exc
+    return fail
+
+
+@pytest.mark.parametrize("where,exc", [
+    ("replace", OSError(errno.EXDEV, "simulated rename failure")),
+    ("fsync", OSError(errno.EIO, "simulated I/O error")),
+    ("replace", KeyboardInterrupt()),  # Ctrl-C at the worst moment: BaseException path
+])
+def test_failure_keeps_old_content_and_removes_the_temporary(tmp_path, monkeypatch, where, exc):
+    target = tmp_path / "metrics.json"
+    write_text_atomic(target, "old content\n")
+    monkeypatch.setattr(fileio.os, where, _failing(exc))
+    with pytest.raises(type(exc)):
+        write_text_atomic(target, "new content that must not appear\n")
+    monkeypatch.undo()
+    assert target.read_text() == "old content\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_failure_mid_write_keeps_old_content(tmp_path, monkeypatch):
+    """The disk fills up after half the data: the target is untouched."""
+    target = tmp_path / "weights.npz"
+    write_bytes_atomic(target, b"A" * 1000)
+    real_fdopen = os.fdopen
+
+    class HalfWriter:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            self.handle.write(data[: len(data) // 2])
+            self.handle.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileio.os, "fdopen", lambda fd, mode: HalfWriter(real_fdopen(fd, mode)))
+    with pytest.raises(OSError, match="No space"):
+        write_bytes_atomic(target, b"B" * 100_000)
+    monkeypatch.undo()
+    assert target.read_bytes() == b"A" * 1000
+    assert leftovers(tmp_path) == []
+
+
+def test_missing_file_stays_missing_on_failure(tmp_path, monkeypatch):
+    monkeypatch.setattr(fileio.os, "replace", _failing(OSError(errno.EIO, "boom")))
+    with pytest.raises(OSError):
+        write_bytes_atomic(tmp_path / "new.bin", b"x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_real_failure_target_is_a_folder(tmp_path):
+    """No mock: the rename itself fails (the target is a non-empty folder)."""
+    target = tmp_path / "checkpoint"
+    target.mkdir()
+    (target / "keep").write_text("x")
+    with pytest.raises(OSError):
+        write_bytes_atomic(target, b"data")
+    assert (target / "keep").read_text() == "x"
+    assert leftovers(tmp_path) == []
+
+
+def test_real_failure_parent_is_a_file(tmp_path):
+    (tmp_path / "run").write_text("not a folder")
+    with pytest.raises(OSError):
+        write_text_atomic(tmp_path / "run" / "history.json", "[]")
+    assert (tmp_path / "run").read_text() == "not a folder"
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores folder permissions")
+def test_real_failure_unwritable_folder(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    (folder / "f").write_text("old")
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError):
+            write_text_atomic(folder / "f", "new")
+    finally:
+        folder.chmod(0o755)
+    assert (folder / "f").read_text() == "old"
+    assert leftovers(folder) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_file_modes_are_those_of_a_plain_write(tmp_path):
+    """mkstemp makes 0600 files; the written file must get the usual 0666 & ~umask (a run
+    folder or `graphnet schema -o` output readable by others), or keep an existing mode."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    fresh = tmp_path / "fresh.json"
+    write_text_atomic(fresh, "{}")
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    assert stat.S_IMODE(fresh.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~mask
+    kept = tmp_path / "kept.json"
+    kept.write_text("{}")
+    kept.chmod(0o640)
+    write_text_atomic(kept, "[]")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+    assert kept.read_text() == "[]"
+
+
+def test_readers_never_see_a_torn_file(tmp_path):
+    """A reader thread polling the file while it is rewritten sees only whole versions."""
+    target = tmp_path / "weights.npz"
+    versions = [bytes([k]) * 300_000 for k in range(4)]
+    write_bytes_atomic(target, versions[0])
+    stop, seen, torn = threading.Event(), set(), []
+
+    def reader():
+        while not stop.is_set():
+            data = target.read_bytes()
+            if data not in versions:
+                torn.append(len(data))
+            else:
+                seen.add(data[0])
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(60):
+            write_bytes_atomic(target, versions[i % 4])
+    finally:
+        stop.set()
+        thread.join()
+    assert torn == []
+    assert len(seen) >= 2
+    assert leftovers(tmp_path) == []
+
+
+def test_fsync_folder_tolerates_odd_paths(tmp_path):
+    fsync_folder(tmp_path)
+    fsync_folder(tmp_path / "missing")  # cannot be opened: a no-op
