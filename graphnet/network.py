@@ -17,6 +17,7 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
+from . import limits
 from .compiler import fuse, lower, plan_memory
 from .errors import PlanError
 from .graph import Graph, build_graph
@@ -51,7 +52,7 @@ class CompiledNetwork:
 
     def __init__(self, spec: NetworkSpec, *, batch_size: int = 128, dtype: Any = "float32",
                  backend: str | None = None, seed: int | None = 0, fuse: bool = True,
-                 share_memory: bool = True, debug_poison: bool | None = None):
+                 share_memory: bool = True, debug_poison: bool | None = None, max_bytes: int | None = None):
         if isinstance(spec, RunSpec):
             spec = spec.network
         if not isinstance(spec, NetworkSpec):
@@ -69,6 +70,7 @@ class CompiledNetwork:
         self.fuse_ops, self.share_memory = fuse, share_memory
         self.debug_poison = debug_poison_default() if debug_poison is None else debug_poison
         self.graph: Graph = build_graph(spec)
+        check_memory(self.graph, self.dtype, batch_size, max_bytes)
         self.store = ParameterStore(self.graph, self.dtype)
         self.rng = np.random.default_rng(seed)
         self.store.initialize(self.rng)
@@ -301,6 +303,22 @@ def _rows(inputs: Mapping[str, Any]) -> int:
         if isinstance(X, np.ndarray) and X.ndim >= 1:
             return X.shape[0]
     return 1
+
+
+def check_memory(graph: Graph, dtype: np.dtype, capacity: int, limit: int | None = None) -> None:
+    """PlanError, before anything is allocated, when parameters, gradients and an
+    unplanned bound on the activation buffers (values and gradients at this
+    capacity) would exceed the memory limit (`max_bytes=`, or graphnet.limits)."""
+    itemsize = np.dtype(dtype).itemsize
+    parameters = 2 * graph.num_params * itemsize
+    activations = 2 * capacity * sum(node.value.size for node in graph.nodes) * itemsize
+    limit = limits.max_bytes() if limit is None else limit
+    if parameters + activations > limit:
+        raise PlanError(
+            f"network '{graph.name}' would need about {limits.format_bytes(parameters + activations)} "
+            f"({limits.format_bytes(parameters)} for {graph.num_params:,} {np.dtype(dtype).name} parameters and "
+            f"gradients, up to {limits.format_bytes(activations)} for activations at batch {capacity}), over the "
+            f"limit of {limits.format_bytes(limit)}; lower the batch size or set {limits.ENV_VAR} / max_bytes=")
 
 
 def compile(spec: NetworkSpec | RunSpec, batch_size: int = 128, dtype: Any = "float32",

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections import deque
 from difflib import get_close_matches
+from math import prod
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from .limits import ENV_VAR as LIMIT_ENV_VAR
+from .limits import format_bytes, max_bytes
 from .ops import OPS, ShapeError, Value
 
 if TYPE_CHECKING:
@@ -51,6 +54,8 @@ def check_network(spec: "NetworkSpec") -> tuple[list[int], dict[str, Value]]:
     problems.raise_if_any()
     values = _infer_values(spec, order, problems)
     _check_loss_and_outputs(spec, index_of, problems)
+    problems.raise_if_any()
+    _check_parameter_memory(spec, values, problems)
     problems.raise_if_any()
     return order, values
 
@@ -162,6 +167,24 @@ def _infer_values(spec: "NetworkSpec", order: list[int], problems: _Problems) ->
             loc: tuple[Any, ...] = ("nodes", i) if error.slot is None else ("nodes", i, "inputs", error.slot)
             problems.add(loc, f"node '{node.id}' ({node.op}): {error.message}")
     return values
+
+
+def _check_parameter_memory(spec: "NetworkSpec", values: dict[str, Value], problems: _Problems) -> None:
+    """Refuse, before anything is allocated, a network whose parameters (float32, with
+    their gradients) alone exceed the memory limit; name the largest node."""
+    counts: list[tuple[int, int]] = []
+    for i, node in enumerate(spec.nodes):
+        decls = OPS[node.op].params(node, [values[ref] for ref in node.inputs])
+        counts.append((sum(prod(decl.shape) for decl in decls), i))
+    total_bytes = sum(count for count, _ in counts) * 4 * 2
+    limit = max_bytes()
+    if total_bytes > limit:
+        count, i = max(counts)
+        node = spec.nodes[i]
+        loc: tuple[Any, ...] = ("nodes", i, "units") if "units" in type(node).model_fields else ("nodes", i)
+        problems.add(loc, f"node '{node.id}' ({node.op}) has {count:,} parameters; the network needs about "
+                          f"{format_bytes(total_bytes)} for float32 parameters and gradients, over the limit of "
+                          f"{format_bytes(limit)} (set {LIMIT_ENV_VAR} to change it)")
 
 
 def _check_loss_and_outputs(spec: "NetworkSpec", index_of: dict[str, int], problems: _Problems) -> None:

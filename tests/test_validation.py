@@ -12,7 +12,7 @@ import pytest
 
 from graphnet import SpecError
 from graphnet.ops import OPS
-from graphnet.spec import NetworkSpec, parse
+from graphnet.spec import NetworkSpec, parse, parse_network
 
 
 def net(*nodes: dict[str, Any], outputs: list[str] | None = None, loss: str | None = "loss",
@@ -350,3 +350,24 @@ def test_graph_errors_from_python_construction_are_spec_errors():
     with pytest.raises(SpecError) as info:
         NetworkSpec(**copy.deepcopy(doc))
     assert_problem(info.value.problems, "nodes[1].inputs[0]", "did you mean 'fc1'?")
+
+
+def test_parameters_over_the_memory_limit_are_refused_with_an_estimate(monkeypatch) -> None:
+    doc = {
+        "inputs": {"x": {"shape": [784]}},
+        "nodes": [{"id": "fc1", "op": "affine", "inputs": ["x"], "units": 1000},
+                  {"id": "huge", "op": "affine", "inputs": ["fc1"], "units": 1_000_000_000}],
+        "outputs": ["huge"],
+    }
+    with pytest.raises(SpecError) as caught:
+        parse_network(doc)
+    (location, message), = caught.value.problems
+    assert location == "nodes[1].units"
+    assert "1,001,000,000,000 parameters" in message and "TB" in message and "GRAPHNET_MAX_BYTES" in message
+
+    monkeypatch.setenv("GRAPHNET_MAX_BYTES", "1M")  # configurable: a small net now exceeds it
+    doc["nodes"][1]["units"] = 1000
+    with pytest.raises(SpecError, match=r"over the limit of 1.0 MB"):
+        parse_network(doc)
+    monkeypatch.setenv("GRAPHNET_MAX_BYTES", "1G")
+    assert parse_network(doc).value("huge").shape == (1000,)

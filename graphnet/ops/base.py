@@ -25,7 +25,9 @@ Shape = tuple[int, ...]
 NODE_ID_PATTERN = r"^[^\W\d][\w\-]*$"
 NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN, min_length=1, max_length=64)]
 
-MAX_UNITS = 1 << 24
+# Sizes are bounded by what a machine could hold (graphnet.limits), not by a fixed cap;
+# this bound only keeps index arithmetic in int32 range.
+MAX_UNITS = (1 << 31) - 1
 MAX_DIM = 1 << 24
 
 # Initializers a spec may name (graphnet.init implements them, plus "ones").
