@@ -34,6 +34,9 @@ def _validate(args: argparse.Namespace) -> int:
 
     failed = 0
     for path in args.files:
+        if len(args.files) > 1 and _is_json_schema(path):
+            print(f"{path}: skipped (a JSON Schema, not a network spec)")
+            continue
         try:
             network = _network_of(path)
         except SpecError as error:
