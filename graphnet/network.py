@@ -70,6 +70,7 @@ class CompiledNetwork:
         self.fuse_ops, self.share_memory = fuse, share_memory
         self.debug_poison = debug_poison_default() if debug_poison is None else debug_poison
         self.graph: Graph = build_graph(spec)
+        self._input_names, self._label_names = list(self.graph.inputs), list(self.graph.labels)
         check_memory(self.graph, self.dtype, batch_size, max_bytes)
         self.store = ParameterStore(self.graph, self.dtype)
         self.rng = np.random.default_rng(seed)
@@ -78,6 +79,7 @@ class CompiledNetwork:
         self.training = True
         self.stats = NetworkStats()
         self._plans: dict[tuple[PlanKind, int], Plan] = {}
+        self._train_plan: Plan | None = None  # the last train plan, for the hot path
         self._params = ArrayView(self.store.names(), self.store.view, "parameter")
         self._grads = ArrayView(self.store.names(), self.store.grad_view, "gradient")
         self._state = ArrayView(list(self.store.state_slots), self.store.state_view, "state array")
@@ -150,20 +152,18 @@ class CompiledNetwork:
     # ---- running ----------------------------------------------------------------------------
 
     def _inputs(self, X: Any) -> dict[str, np.ndarray]:
-        names = list(self.graph.inputs)
         if isinstance(X, Mapping):
             return dict(X)
-        if len(names) != 1:
-            raise PlanError(f"network '{self.graph.name}' has inputs {names}: pass a dict")
-        return {names[0]: X}
+        if len(self._input_names) != 1:
+            raise PlanError(f"network '{self.graph.name}' has inputs {self._input_names}: pass a dict")
+        return {self._input_names[0]: X}
 
     def _labels(self, y: Any) -> dict[str, np.ndarray]:
-        names = list(self.graph.labels)
         if isinstance(y, Mapping):
             return dict(y)
-        if len(names) != 1:
-            raise PlanError(f"network '{self.graph.name}' has labels {names}: pass a dict")
-        return {names[0]: y}
+        if len(self._label_names) != 1:
+            raise PlanError(f"network '{self.graph.name}' has labels {self._label_names}: pass a dict")
+        return {self._label_names[0]: y}
 
     def forward(self, X: Any, output: str | None = None, batch_size: int | None = None) -> np.ndarray:
         """Eval-mode outputs for a batch of any size: X: (N, *input shape) -> (N, *output shape).
@@ -213,9 +213,12 @@ class CompiledNetwork:
 
     def train_step(self, X: Any, y: Any) -> float:
         """Forward and backward in train mode; gradients land in `self.grads` (no allocation)."""
-        inputs, labels = self._inputs(X), self._labels(y)
+        inputs = X if X.__class__ is dict else self._inputs(X)
+        labels = y if y.__class__ is dict else self._labels(y)
         n = _rows(inputs)
-        plan = self.plan("train", n)
+        plan = self._train_plan
+        if plan is None or n > plan.capacity:
+            plan = self._train_plan = self.plan("train", n)
         return plan.run(inputs, labels)
 
     def evaluate_loss(self, X: Any, y: Any, mode: Literal["eval", "train"] = "eval") -> float:

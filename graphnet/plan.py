@@ -21,6 +21,7 @@ from .lowering import FusionDecision, Ref, Step
 from .parameters import ParameterStore
 
 BoundStep = tuple[Callable[..., Any], list[Any], bool]
+_INT64 = np.dtype(np.int64)
 
 
 @dataclass
@@ -62,7 +63,7 @@ class Plan:
             for step in self.steps for ref in step.args if ref is not None and ref.kind == "fixed"
         }
         self._bindings: dict[int, Binding] = {}
-        self.input_shapes = {name: value.shape for name, value in self.graph.inputs.items()}
+        self.input_shapes = {name: tuple(value.shape) for name, value in self.graph.inputs.items()}
         self.label_values = dict(self.graph.labels) if schedule.loss else {}
         self.bound_counts = 0  # how many batch sizes were bound (for tests and stats)
 
@@ -130,35 +131,49 @@ class Plan:
     # ---- running ----------------------------------------------------------------------------
 
     def check_batch(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None) -> int:
-        """The batch size of `inputs`, or PlanError naming expected vs actual."""
+        """The batch size of `inputs`, or PlanError naming expected vs actual.
+
+        The common case (right type, dtype, shape and layout) costs a few
+        attribute reads; anything else goes to the detailed checks.
+        """
         n = -1
+        dtype = self.dtype
         for name, shape in self.input_shapes.items():
-            if name not in inputs:
-                raise PlanError(f"missing input '{name}' (expected shape (N, {', '.join(map(str, shape))}))")
-            X = inputs[name]
-            expected = f"{self.dtype.name} array of shape (N, {', '.join(map(str, shape))})"
-            if not isinstance(X, np.ndarray):
-                raise PlanError(f"input '{name}': expected a {expected}, got {type(X).__name__}")
-            if X.dtype != self.dtype:
-                raise PlanError(f"input '{name}': expected {self.dtype.name}, got {X.dtype.name} "
-                                f"(convert with X.astype(np.{self.dtype.name}) or compile with dtype='{X.dtype.name}')")
-            if X.shape[1:] != shape or X.ndim != len(shape) + 1:
-                raise PlanError(f"input '{name}': expected a {expected}, got shape {X.shape}")
-            if not X.flags.c_contiguous:
-                raise PlanError(f"input '{name}': expected a C-contiguous array "
-                                "(use np.ascontiguousarray(X))")
-            if n >= 0 and X.shape[0] != n:
-                raise PlanError(f"input '{name}' has {X.shape[0]} rows but another input has {n}")
-            n = X.shape[0]
+            X = inputs.get(name)
+            if not (X.__class__ is np.ndarray and X.dtype is dtype and X.shape[1:] == shape
+                    and X.flags.c_contiguous and (n < 0 or X.shape[0] == n)):
+                self._diagnose_input(name, shape, X, n)
+            n = X.shape[0]  # type: ignore[union-attr]
         if n == 0:
             raise PlanError("the batch is empty")
         if n > self.capacity:
             raise PlanError(f"batch of {n} exceeds this plan's capacity {self.capacity}")
         for name, value in self.label_values.items():
-            if labels is None or name not in labels:
+            y = labels.get(name) if labels is not None else None
+            if value.kind == "classes" and y.__class__ is np.ndarray and y.dtype is _INT64 \
+                    and y.shape == (n,) and y.flags.c_contiguous:
+                continue  # the loss kernels check the label range as they read it
+            if y is None:
                 raise PlanError(f"missing labels '{name}'")
-            _check_labels(name, labels[name], value, n, self.dtype)
+            _check_labels(name, y, value, n, dtype)
         return n
+
+    def _diagnose_input(self, name: str, shape: tuple[int, ...], X: Any, n: int) -> None:
+        """The PlanError for an input that failed the fast check (returns if it is fine after all)."""
+        expected = f"{self.dtype.name} array of shape (N, {', '.join(map(str, shape))})"
+        if X is None:
+            raise PlanError(f"missing input '{name}' (expected a {expected})")
+        if not isinstance(X, np.ndarray):
+            raise PlanError(f"input '{name}': expected a {expected}, got {type(X).__name__}")
+        if X.dtype != self.dtype:
+            raise PlanError(f"input '{name}': expected {self.dtype.name}, got {X.dtype.name} "
+                            f"(convert with X.astype(np.{self.dtype.name}) or compile with dtype='{X.dtype.name}')")
+        if X.shape[1:] != shape or X.ndim != len(shape) + 1:
+            raise PlanError(f"input '{name}': expected a {expected}, got shape {X.shape}")
+        if not X.flags.c_contiguous:
+            raise PlanError(f"input '{name}': expected a C-contiguous array (use np.ascontiguousarray(X))")
+        if n >= 0 and X.shape[0] != n:
+            raise PlanError(f"input '{name}' has {X.shape[0]} rows but another input has {n}")
 
     def run(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None = None,
             *, checked_n: int | None = None) -> float:
@@ -169,12 +184,23 @@ class Plan:
             source = inputs[ref.name] if ref.kind == "input" else labels[ref.name]  # type: ignore[index]
             args[j] = source if source.shape[1:] == ref.shape else source.reshape((n, *ref.shape))
         loss = 0.0
-        for fn, args, returns_loss in binding.steps:
-            if returns_loss:
-                loss += fn(*args)
-            else:
-                fn(*args)
+        try:
+            for fn, args, returns_loss in binding.steps:
+                if returns_loss:
+                    loss += fn(*args)
+                else:
+                    fn(*args)
+        except ValueError as error:  # the loss kernels refuse labels outside [0, classes)
+            self._diagnose_label_range(labels, n, error)
+            raise
         return loss
+
+    def _diagnose_label_range(self, labels: Mapping[str, np.ndarray] | None, n: int, error: Exception) -> None:
+        for name, value in self.label_values.items():
+            y = labels[name] if labels is not None else None
+            if value.kind == "classes" and y is not None and n and (y.min() < 0 or y.max() >= value.classes):
+                raise PlanError(f"labels '{name}': values must be in [0, {value.classes}), "
+                                f"got [{y.min()}, {y.max()}]") from error
 
     def output(self, name: str, n: int, inputs: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """A view of output `name` for the last batch of n (overwritten by the next run).
@@ -239,9 +265,6 @@ def _check_labels(name: str, y: Any, value, n: int, dtype: np.dtype) -> None:
         if not y.flags.c_contiguous:
             raise PlanError(f"labels '{name}': expected a C-contiguous array, got a strided view "
                             "(use np.ascontiguousarray(y))")
-        if n and (y.min() < 0 or y.max() >= value.classes):
-            raise PlanError(f"labels '{name}': values must be in [0, {value.classes}), "
-                            f"got [{y.min()}, {y.max()}]")
     else:
         expected = (n, *value.shape)
         if y.dtype != dtype or y.shape[0] != n or prod(y.shape[1:]) != prod(value.shape) or not y.flags.c_contiguous:

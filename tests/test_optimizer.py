@@ -389,9 +389,6 @@ def test_steady_plan_run_and_update_allocate_nothing(name, n):
     assert math.isfinite(loss)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Plan.check_batch -> _check_labels calls y.min() and y.max(): two transient 0-d arrays "
-    "(8 bytes each) per step; a label-range kernel is planned to replace them"))
 @pytest.mark.parametrize("name, n", STEADY, ids=STEADY_IDS)
 def test_steady_optimizer_step_allocates_nothing(name, n):
     net, opt, X, y = steady_optimizer(name, n)
