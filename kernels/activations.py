@@ -18,7 +18,7 @@ from ._jitmath import (
     tanh_,
     tanh_grad_,
 )
-from ._workspace import scratch
+from ._workspace import const, scratch
 from .codes import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH, check_activation
 
 
@@ -51,27 +51,26 @@ def act_forward_numba(X, act, alpha, out):  # noqa: ANN001, ANN201
 
 def act_forward_numpy(X: np.ndarray, act: int, alpha: float, out: np.ndarray) -> None:
     """out = act(X), any shape; out may alias X."""
+    t = X.dtype
     if act == IDENTITY:
         np.copyto(out, X)
     elif act == RELU:
-        np.maximum(X, 0, out=out)
+        np.maximum(X, const("zero", 0, t), out=out)
     elif act == LEAKY_RELU:
         # leaky(x) = max(x, alpha x) for alpha <= 1, min(x, alpha x) above
-        scaled = scratch("act_forward.scaled", X.shape, X.dtype)
-        np.multiply(X, alpha, out=scaled)
+        scaled = scratch("act_forward.scaled", X.shape, t)
+        np.multiply(X, const("act.alpha", alpha, t), out=scaled)
         (np.maximum if alpha <= 1 else np.minimum)(X, scaled, out=out)
     elif act == SIGMOID:
         with np.errstate(over="ignore"):  # exp(-x) -> inf gives exactly 0
             np.negative(X, out=out)
             np.exp(out, out=out)
-        np.add(out, 1, out=out)
+        np.add(out, const("one", 1, t), out=out)
         np.reciprocal(out, out=out)
     elif act == TANH:
         np.tanh(X, out=out)
     else:
         check_activation(act)
-
-
 act_forward_numba.__doc__ = act_forward_numpy.__doc__
 
 
@@ -105,31 +104,30 @@ def act_backward_numba(dY, Y, act, alpha, dX):  # noqa: ANN001, ANN201
 
 def act_backward_numpy(dY: np.ndarray, Y: np.ndarray, act: int, alpha: float, dX: np.ndarray) -> None:
     """dX = dY * act'(.) from the output Y, any shape; dX may alias dY."""
+    t = Y.dtype
     if act == IDENTITY:
         np.copyto(dX, dY)
     elif act in (RELU, LEAKY_RELU):
         positive = scratch("act_backward.positive", Y.shape, np.bool_)
-        slope = scratch("act_backward.slope", Y.shape, Y.dtype)
-        np.greater(Y, 0, out=positive)
+        slope = scratch("act_backward.slope", Y.shape, t)
+        np.greater(Y, const("zero", 0, t), out=positive)
         np.copyto(slope, positive)  # 1 where Y > 0, else 0
         if act == LEAKY_RELU:  # 1 where Y > 0, else alpha
             if 0 <= alpha <= 1:
-                np.maximum(slope, alpha, out=slope)
+                np.maximum(slope, const("act.alpha", alpha, t), out=slope)
             else:
-                np.multiply(slope, 1 - alpha, out=slope)
-                np.add(slope, alpha, out=slope)
+                np.multiply(slope, const("act.one_minus_alpha", 1 - alpha, t), out=slope)
+                np.add(slope, const("act.alpha", alpha, t), out=slope)
         np.multiply(dY, slope, out=dX)
     elif act in (SIGMOID, TANH):
-        slope = scratch("act_backward.slope", Y.shape, Y.dtype)
+        slope = scratch("act_backward.slope", Y.shape, t)
         if act == SIGMOID:
-            np.subtract(1, Y, out=slope)
+            np.subtract(const("one", 1, t), Y, out=slope)
             np.multiply(slope, Y, out=slope)
         else:
             np.square(Y, out=slope)
-            np.subtract(1, slope, out=slope)
+            np.subtract(const("one", 1, t), slope, out=slope)
         np.multiply(dY, slope, out=dX)
     else:
         check_activation(act)
-
-
 act_backward_numba.__doc__ = act_backward_numpy.__doc__

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
-from ._workspace import scratch
+from ._workspace import const, scratch
 
 
 def fill_uniform(gen: np.random.Generator, mask: np.ndarray) -> np.ndarray:
@@ -40,15 +40,17 @@ def dropout_forward_numpy(X: np.ndarray, rate: float, mask: np.ndarray, out: np.
     On entry mask holds uniforms in [0, 1); on exit mask = 1/(1-rate) where
     uniform >= rate else 0, and out = X * mask (out may alias X).
     """
-    f = X.dtype.type
-    r = f(rate)
+    t = X.dtype
+    r = const("dropout.rate", rate, t)
+    one = const("one", 1, t)
+    scale = const("dropout.scale", 0, t)
+    np.subtract(one, r, out=scale)
+    np.divide(one, scale, out=scale)  # 1 / (1 - rate), rounded as in numba
     kept = scratch("dropout_forward.kept", X.shape, np.bool_)
     np.greater_equal(mask, r, out=kept)
     np.copyto(mask, kept)
-    np.multiply(mask, f(1) / (f(1) - r), out=mask)
+    np.multiply(mask, scale, out=mask)
     np.multiply(X, mask, out=out)
-
-
 dropout_forward_numba.__doc__ = dropout_forward_numpy.__doc__
 
 

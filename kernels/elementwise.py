@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
-from ._workspace import scratch, sum_squares64
+from ._workspace import const, full_reduce, scratch, sum_squares64
 
 
 @kernel
@@ -82,11 +82,9 @@ def l2_penalty_numba(W, dW, l2):  # noqa: ANN001, ANN201
 def l2_penalty_numpy(W: np.ndarray, dW: np.ndarray, l2: float) -> float:
     """dW += l2 * W over 1-D W, dW (n,); returns 0.5 * l2 * sum(W**2) (float64 sum)."""
     step = scratch("l2_penalty.step", W.shape, W.dtype)
-    np.multiply(W, W.dtype.type(l2), out=step)
+    np.multiply(W, const("l2_penalty.l2", l2, W.dtype), out=step)
     np.add(dW, step, out=dW)
     return 0.5 * l2 * sum_squares_numpy(W)
-
-
 l2_penalty_numba.__doc__ = l2_penalty_numpy.__doc__
 
 
@@ -117,9 +115,7 @@ def scale_inplace_numba(X, s):  # noqa: ANN001, ANN201
 
 def scale_inplace_numpy(X: np.ndarray, s: float) -> None:
     """X *= s (any shape)."""
-    np.multiply(X, X.dtype.type(s), out=X)
-
-
+    np.multiply(X, const("scale_inplace.s", s, X.dtype), out=X)
 scale_inplace_numba.__doc__ = scale_inplace_numpy.__doc__
 
 _FINITE_BLOCK = 4096
@@ -144,7 +140,5 @@ def all_finite_numpy(X: np.ndarray) -> bool:
     """True when no element of X (any shape) is inf or NaN."""
     finite = scratch("all_finite.finite", X.shape, np.bool_)
     np.isfinite(X, out=finite)
-    return bool(finite.all())
-
-
+    return bool(full_reduce(np.logical_and, finite, "all_finite.all"))
 all_finite_numba.__doc__ = all_finite_numpy.__doc__

@@ -9,7 +9,7 @@ import numpy as np
 
 from ._jit import kernel
 from ._jitmath import exp_, tiny_like
-from ._workspace import label_positions, scratch, sum64, sum_squares64
+from ._workspace import const, label_positions, scratch, sum64, sum_squares64
 
 
 @kernel
@@ -51,9 +51,11 @@ def softmax_cross_entropy_numpy(X: np.ndarray, y: np.ndarray, dX: np.ndarray) ->
     n, c = X.shape
     if n == 0:
         return 0.0
+    t = X.dtype
     pos = label_positions(y, c, "softmax_cross_entropy.pos")
-    row = scratch("softmax_cross_entropy.row", (n, 1), X.dtype)
-    picked = scratch("softmax_cross_entropy.picked", (n,), X.dtype)
+    row = scratch("softmax_cross_entropy.row", (n, 1), t)
+    picked = scratch("softmax_cross_entropy.picked", (n,), t)
+    inv_n = const("softmax_cross_entropy.inv_n", 1.0 / n, t)
     flat = dX.reshape(-1)
     np.maximum.reduce(X, axis=1, keepdims=True, out=row)
     np.subtract(X, row, out=dX)
@@ -64,13 +66,11 @@ def softmax_cross_entropy_numpy(X: np.ndarray, y: np.ndarray, dX: np.ndarray) ->
     np.log(row, out=row)
     np.subtract(row.reshape(-1), picked, out=picked)  # per-row loss
     loss = sum64(picked, "softmax_cross_entropy.loss") / n
-    np.multiply(dX, 1.0 / n, out=dX)
+    np.multiply(dX, inv_n, out=dX)
     np.take(flat, pos, out=picked, mode="clip")
-    np.subtract(picked, 1.0 / n, out=picked)
+    np.subtract(picked, inv_n, out=picked)
     np.put(flat, pos, picked, mode="clip")
     return loss
-
-
 softmax_cross_entropy_numba.__doc__ = softmax_cross_entropy_numpy.__doc__
 
 
@@ -105,18 +105,17 @@ def cross_entropy_numpy(P: np.ndarray, y: np.ndarray, dP: np.ndarray) -> float:
     n, c = P.shape
     if n == 0:
         return 0.0
+    t = P.dtype
     pos = label_positions(y, c, "cross_entropy.pos")
-    picked = scratch("cross_entropy.picked", (n,), P.dtype)
-    grad = scratch("cross_entropy.grad", (n,), P.dtype)
+    picked = scratch("cross_entropy.picked", (n,), t)
+    grad = scratch("cross_entropy.grad", (n,), t)
     np.take(P.reshape(-1), pos, out=picked, mode="clip")
-    np.maximum(picked, np.finfo(P.dtype).tiny, out=picked)
-    np.divide(-1.0 / n, picked, out=grad)
+    np.maximum(picked, const("cross_entropy.tiny", np.finfo(t).tiny, t), out=picked)
+    np.divide(const("cross_entropy.scale", -1.0 / n, t), picked, out=grad)
     dP.fill(0)
     np.put(dP.reshape(-1), pos, grad, mode="clip")
     np.log(picked, out=picked)
     return -sum64(picked, "cross_entropy.loss") / n
-
-
 cross_entropy_numba.__doc__ = cross_entropy_numpy.__doc__
 
 
@@ -158,26 +157,26 @@ def svm_loss_numpy(X: np.ndarray, y: np.ndarray, dX: np.ndarray) -> float:
     n, c = X.shape
     if n == 0:
         return 0.0
+    t = X.dtype
+    zero = const("zero", 0, t)
     pos = label_positions(y, c, "svm_loss.pos")
-    picked = scratch("svm_loss.picked", (n, 1), X.dtype)
-    margins = scratch("svm_loss.margins", X.shape, X.dtype)
+    picked = scratch("svm_loss.picked", (n, 1), t)
+    margins = scratch("svm_loss.margins", X.shape, t)
     positive = scratch("svm_loss.positive", X.shape, np.bool_)
     flat = margins.reshape(-1)
     np.take(X.reshape(-1), pos, out=picked.reshape(-1), mode="clip")
     np.subtract(X, picked, out=margins)
-    np.add(margins, 1, out=margins)
-    np.maximum(margins, 0, out=margins)
-    np.put(flat, pos, 0, mode="clip")
+    np.add(margins, const("one", 1, t), out=margins)
+    np.maximum(margins, zero, out=margins)
+    np.put(flat, pos, zero, mode="clip")
     loss = sum64(margins, "svm_loss.loss") / n
-    np.greater(margins, 0, out=positive)
+    np.greater(margins, zero, out=positive)
     np.copyto(dX, positive)
     np.add.reduce(dX, axis=1, keepdims=True, out=picked)
     np.negative(picked, out=picked)
     np.put(dX.reshape(-1), pos, picked.reshape(-1), mode="clip")
-    np.multiply(dX, 1.0 / n, out=dX)
+    np.multiply(dX, const("svm_loss.inv_n", 1.0 / n, t), out=dX)
     return loss
-
-
 svm_loss_numba.__doc__ = svm_loss_numpy.__doc__
 
 
@@ -208,10 +207,8 @@ def mse_loss_numpy(Y: np.ndarray, T: np.ndarray, dY: np.ndarray) -> float:
         return 0.0
     np.subtract(Y, T, out=dY)
     loss = sum_squares64(dY, "mse_loss.wide")
-    np.multiply(dY, 2.0 / size, out=dY)
+    np.multiply(dY, const("mse_loss.scale", 2.0 / size, Y.dtype), out=dY)
     return loss / size
-
-
 mse_loss_numba.__doc__ = mse_loss_numpy.__doc__
 
 
@@ -261,13 +258,14 @@ def sigmoid_bce_loss_numpy(X: np.ndarray, T: np.ndarray, dX: np.ndarray) -> floa
     size = X.size
     if size == 0:
         return 0.0
-    term = scratch("sigmoid_bce_loss.term", X.shape, X.dtype)
-    soft = scratch("sigmoid_bce_loss.soft", X.shape, X.dtype)
+    t = X.dtype
+    term = scratch("sigmoid_bce_loss.term", X.shape, t)
+    soft = scratch("sigmoid_bce_loss.soft", X.shape, t)
     np.abs(X, out=soft)
     np.negative(soft, out=soft)
     np.exp(soft, out=soft)
     np.log1p(soft, out=soft)  # log(1 + exp(-|x|))
-    np.maximum(X, 0, out=term)
+    np.maximum(X, const("zero", 0, t), out=term)
     np.add(term, soft, out=term)
     np.multiply(X, T, out=soft)
     np.subtract(term, soft, out=term)
@@ -275,11 +273,9 @@ def sigmoid_bce_loss_numpy(X: np.ndarray, T: np.ndarray, dX: np.ndarray) -> floa
     with np.errstate(over="ignore"):  # exp(-x) -> inf gives sigmoid exactly 0
         np.negative(X, out=dX)
         np.exp(dX, out=dX)
-    np.add(dX, 1, out=dX)
+    np.add(dX, const("one", 1, t), out=dX)
     np.reciprocal(dX, out=dX)
     np.subtract(dX, T, out=dX)
-    np.multiply(dX, 1.0 / size, out=dX)
+    np.multiply(dX, const("sigmoid_bce_loss.inv_size", 1.0 / size, t), out=dX)
     return loss
-
-
 sigmoid_bce_loss_numba.__doc__ = sigmoid_bce_loss_numpy.__doc__

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
-from ._workspace import scratch
+from ._workspace import const, scratch
 
 
 @kernel
@@ -79,23 +79,27 @@ def batchnorm_train_forward_numpy(
     n, d = X.shape
     if n == 0:
         return
-    f = X.dtype.type
-    stat = scratch("batchnorm_train_forward.stat", (d,), X.dtype)
+    t = X.dtype
+    inv_n = const("batchnorm.inv_n", 1.0 / n, t)
+    mom = const("batchnorm.momentum", momentum, t)
+    keep = const("batchnorm.keep", 0, t)
+    np.subtract(const("one", 1, t), mom, out=keep)  # 1 - momentum, rounded as in numba
+    stat = scratch("batchnorm_train_forward.stat", (d,), t)
+    sq = scratch("batchnorm_train_forward.sq", X.shape, t)
     np.add.reduce(X, axis=0, out=stat)
-    np.multiply(stat, f(1.0 / n), out=stat)  # mean
+    np.multiply(stat, inv_n, out=stat)  # mean
     np.subtract(X, stat, out=xhat)
-    np.multiply(running_mean, f(momentum), out=running_mean)
-    np.multiply(stat, f(1.0) - f(momentum), out=stat)
+    np.multiply(running_mean, mom, out=running_mean)
+    np.multiply(stat, keep, out=stat)
     np.add(running_mean, stat, out=running_mean)
-    sq = scratch("batchnorm_train_forward.sq", X.shape, X.dtype)
     np.square(xhat, out=sq)
     np.add.reduce(sq, axis=0, out=stat)
-    np.multiply(stat, f(1.0 / n), out=stat)  # biased variance
-    np.add(stat, f(eps), out=inv_std)
+    np.multiply(stat, inv_n, out=stat)  # biased variance
+    np.add(stat, const("batchnorm.eps", eps, t), out=inv_std)
     np.sqrt(inv_std, out=inv_std)
     np.reciprocal(inv_std, out=inv_std)
-    np.multiply(running_var, f(momentum), out=running_var)
-    np.multiply(stat, f(1.0) - f(momentum), out=stat)
+    np.multiply(running_var, mom, out=running_var)
+    np.multiply(stat, keep, out=stat)
     np.add(running_var, stat, out=running_var)
     np.multiply(xhat, inv_std, out=xhat)
     np.multiply(xhat, gamma, out=out)
@@ -130,9 +134,8 @@ def batchnorm_eval_forward_numpy(
     out: np.ndarray,
 ) -> None:
     """out = gamma * (X - running_mean) / sqrt(running_var + eps) + beta. X, out: (N, D)."""
-    d = X.shape[1]
-    scale = scratch("batchnorm_eval_forward.scale", (d,), X.dtype)
-    np.add(running_var, X.dtype.type(eps), out=scale)
+    scale = scratch("batchnorm_eval_forward.scale", (X.shape[1],), X.dtype)
+    np.add(running_var, const("batchnorm.eps", eps, X.dtype), out=scale)
     np.sqrt(scale, out=scale)
     np.divide(gamma, scale, out=scale)
     np.subtract(X, running_mean, out=out)
@@ -182,20 +185,20 @@ def batchnorm_backward_numpy(
     """Gradients of training-mode batchnorm. dY, xhat, dX: (N, D); gamma, inv_std,
     dgamma, dbeta: (D,); dgamma/dbeta overwritten; dX may alias dY."""
     n, d = dY.shape
-    f = dY.dtype.type
-    prod = scratch("batchnorm_backward.prod", dY.shape, dY.dtype)
-    k = scratch("batchnorm_backward.k", (d,), dY.dtype)
+    t = dY.dtype
+    prod = scratch("batchnorm_backward.prod", dY.shape, t)
+    k = scratch("batchnorm_backward.k", (d,), t)
     np.add.reduce(dY, axis=0, out=dbeta)
     np.multiply(dY, xhat, out=prod)
     np.add.reduce(prod, axis=0, out=dgamma)
     if n == 0:
         return
     np.multiply(xhat, dgamma, out=prod)
-    np.multiply(dY, f(n), out=dX)
+    np.multiply(dY, const("batchnorm.n", n, t), out=dX)
     np.subtract(dX, dbeta, out=dX)
     np.subtract(dX, prod, out=dX)
     np.multiply(gamma, inv_std, out=k)
-    np.multiply(k, f(1.0 / n), out=k)
+    np.multiply(k, const("batchnorm.inv_n", 1.0 / n, t), out=k)
     np.multiply(dX, k, out=dX)
 
 
@@ -248,17 +251,18 @@ def layernorm_forward_numpy(
     n, d = X.shape
     if d == 0:
         return
-    f = X.dtype.type
-    row = scratch("layernorm_forward.row", (n, 1), X.dtype)
+    t = X.dtype
+    inv_d = const("layernorm.inv_d", 1.0 / d, t)
+    row = scratch("layernorm_forward.row", (n, 1), t)
+    sq = scratch("layernorm_forward.sq", X.shape, t)
     inv = inv_std.reshape(n, 1)
     np.add.reduce(X, axis=1, keepdims=True, out=row)
-    np.multiply(row, f(1.0 / d), out=row)
+    np.multiply(row, inv_d, out=row)
     np.subtract(X, row, out=xhat)
-    sq = scratch("layernorm_forward.sq", X.shape, X.dtype)
     np.square(xhat, out=sq)
     np.add.reduce(sq, axis=1, keepdims=True, out=inv)
-    np.multiply(inv, f(1.0 / d), out=inv)
-    np.add(inv, f(eps), out=inv)
+    np.multiply(inv, inv_d, out=inv)
+    np.add(inv, const("layernorm.eps", eps, t), out=inv)
     np.sqrt(inv, out=inv)
     np.reciprocal(inv, out=inv)
     np.multiply(xhat, inv, out=xhat)
@@ -313,11 +317,11 @@ def layernorm_backward_numpy(
     """Gradients of layer norm. dY, xhat, dX: (N, D); inv_std: (N,); gamma, dgamma,
     dbeta: (D,), dgamma/dbeta overwritten (summed over rows); dX may alias dY."""
     n, d = dY.shape
-    f = dY.dtype.type
-    prod = scratch("layernorm_backward.prod", dY.shape, dY.dtype)
-    g = scratch("layernorm_backward.g", dY.shape, dY.dtype)
-    s1 = scratch("layernorm_backward.s1", (n, 1), dY.dtype)
-    s2 = scratch("layernorm_backward.s2", (n, 1), dY.dtype)
+    t = dY.dtype
+    prod = scratch("layernorm_backward.prod", dY.shape, t)
+    g = scratch("layernorm_backward.g", dY.shape, t)
+    s1 = scratch("layernorm_backward.s1", (n, 1), t)
+    s2 = scratch("layernorm_backward.s2", (n, 1), t)
     np.add.reduce(dY, axis=0, out=dbeta)
     np.multiply(dY, xhat, out=prod)
     np.add.reduce(prod, axis=0, out=dgamma)
@@ -328,11 +332,11 @@ def layernorm_backward_numpy(
     np.multiply(g, xhat, out=prod)
     np.add.reduce(prod, axis=1, keepdims=True, out=s2)
     np.multiply(xhat, s2, out=prod)
-    np.multiply(g, f(d), out=dX)
+    np.multiply(g, const("layernorm.d", d, t), out=dX)
     np.subtract(dX, s1, out=dX)
     np.subtract(dX, prod, out=dX)
     np.multiply(dX, inv_std.reshape(n, 1), out=dX)
-    np.multiply(dX, f(1.0 / d), out=dX)
+    np.multiply(dX, const("layernorm.inv_d", 1.0 / d, t), out=dX)
 
 
 layernorm_backward_numba.__doc__ = layernorm_backward_numpy.__doc__

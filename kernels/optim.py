@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
-from ._workspace import scratch
+from ._workspace import const, scratch
 
 
 @kernel
@@ -23,7 +23,7 @@ def sgd_update_numba(w, dw, lr):  # noqa: ANN001, ANN201
 def sgd_update_numpy(w: np.ndarray, dw: np.ndarray, lr: float) -> None:
     """w -= lr * dw."""
     step = scratch("sgd_update.step", w.shape, w.dtype)
-    np.multiply(dw, w.dtype.type(lr), out=step)
+    np.multiply(dw, const("optim.lr", lr, w.dtype), out=step)
     np.subtract(w, step, out=w)
 
 
@@ -45,10 +45,9 @@ def momentum_update_numba(w, dw, v, lr, mu):  # noqa: ANN001, ANN201
 
 def momentum_update_numpy(w: np.ndarray, dw: np.ndarray, v: np.ndarray, lr: float, mu: float) -> None:
     """v = mu * v - lr * dw; w += v."""
-    f = w.dtype.type
     step = scratch("momentum_update.step", w.shape, w.dtype)
-    np.multiply(v, f(mu), out=v)
-    np.multiply(dw, f(lr), out=step)
+    np.multiply(v, const("optim.mu", mu, w.dtype), out=v)
+    np.multiply(dw, const("optim.lr", lr, w.dtype), out=step)
     np.subtract(v, step, out=v)
     np.add(w, v, out=w)
 
@@ -73,13 +72,13 @@ def nesterov_update_numba(w, dw, v, lr, mu):  # noqa: ANN001, ANN201
 
 def nesterov_update_numpy(w: np.ndarray, dw: np.ndarray, v: np.ndarray, lr: float, mu: float) -> None:
     """v_prev = v; v = mu * v - lr * dw; w += -mu * v_prev + (1 + mu) * v."""
-    f = w.dtype.type
-    prev = scratch("nesterov_update.prev", w.shape, w.dtype)
-    step = scratch("nesterov_update.step", w.shape, w.dtype)
-    np.multiply(v, f(mu), out=prev)  # mu * v_prev
-    np.multiply(dw, f(lr), out=step)
+    t = w.dtype
+    prev = scratch("nesterov_update.prev", w.shape, t)
+    step = scratch("nesterov_update.step", w.shape, t)
+    np.multiply(v, const("optim.mu", mu, t), out=prev)  # mu * v_prev
+    np.multiply(dw, const("optim.lr", lr, t), out=step)
     np.subtract(prev, step, out=v)
-    np.multiply(v, f(1.0 + mu), out=step)
+    np.multiply(v, const("optim.one_plus_mu", 1.0 + mu, t), out=step)
     np.subtract(step, prev, out=step)
     np.add(w, step, out=w)
 
@@ -107,16 +106,16 @@ def rmsprop_update_numpy(
     w: np.ndarray, dw: np.ndarray, cache: np.ndarray, lr: float, decay: float, eps: float
 ) -> None:
     """cache = decay * cache + (1 - decay) * dw²; w -= lr * dw / (sqrt(cache) + eps)."""
-    f = w.dtype.type
-    step = scratch("rmsprop_update.step", w.shape, w.dtype)
-    np.multiply(cache, f(decay), out=cache)
+    t = w.dtype
+    step = scratch("rmsprop_update.step", w.shape, t)
+    np.multiply(cache, const("optim.decay", decay, t), out=cache)
     np.square(dw, out=step)
-    np.multiply(step, f(1.0 - decay), out=step)
+    np.multiply(step, const("optim.keep", 1.0 - decay, t), out=step)
     np.add(cache, step, out=cache)
     np.sqrt(cache, out=step)
-    np.add(step, f(eps), out=step)
+    np.add(step, const("optim.eps", eps, t), out=step)
     np.divide(dw, step, out=step)
-    np.multiply(step, f(lr), out=step)
+    np.multiply(step, const("optim.lr", lr, t), out=step)
     np.subtract(w, step, out=w)
 
 
@@ -157,22 +156,22 @@ def adam_update_numpy(
     t: int,
 ) -> None:
     """Adam step t (1 on the first call): m, v moments; w -= lr * m_hat / (sqrt(v_hat) + eps)."""
-    f = w.dtype.type
-    step = scratch("adam_update.step", w.shape, w.dtype)
-    denom = scratch("adam_update.denom", w.shape, w.dtype)
-    np.multiply(m, f(beta1), out=m)
-    np.multiply(dw, f(1.0 - beta1), out=step)
+    f = w.dtype
+    step = scratch("adam_update.step", w.shape, f)
+    denom = scratch("adam_update.denom", w.shape, f)
+    np.multiply(m, const("adam.beta1", beta1, f), out=m)
+    np.multiply(dw, const("adam.k1", 1.0 - beta1, f), out=step)
     np.add(m, step, out=m)
-    np.multiply(v, f(beta2), out=v)
+    np.multiply(v, const("adam.beta2", beta2, f), out=v)
     np.square(dw, out=step)
-    np.multiply(step, f(1.0 - beta2), out=step)
+    np.multiply(step, const("adam.k2", 1.0 - beta2, f), out=step)
     np.add(v, step, out=v)
-    np.multiply(v, f(1.0 / (1.0 - beta2**t)), out=denom)
+    np.multiply(v, const("adam.c2", 1.0 / (1.0 - beta2**t), f), out=denom)
     np.sqrt(denom, out=denom)
-    np.add(denom, f(eps), out=denom)
-    np.multiply(m, f(1.0 / (1.0 - beta1**t)), out=step)
+    np.add(denom, const("adam.eps", eps, f), out=denom)
+    np.multiply(m, const("adam.c1", 1.0 / (1.0 - beta1**t), f), out=step)
     np.divide(step, denom, out=step)
-    np.multiply(step, f(lr), out=step)
+    np.multiply(step, const("adam.lr", lr, f), out=step)
     np.subtract(w, step, out=w)
 
 
@@ -215,7 +214,7 @@ def adamw_update_numpy(
     t: int,
 ) -> None:
     """AdamW: w -= lr * weight_decay * w (decoupled), then the Adam step t."""
-    np.multiply(w, w.dtype.type(1.0 - lr * weight_decay), out=w)
+    np.multiply(w, const("adamw.shrink", 1.0 - lr * weight_decay, w.dtype), out=w)
     adam_update_numpy(w, dw, m, v, lr, beta1, beta2, eps, t)
 
 

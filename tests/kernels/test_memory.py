@@ -57,6 +57,19 @@ def test_no_allocation_after_warmup(backend: KernelBackend, dtype: np.dtype, nam
             assert nrt_allocations() - nrt_before == arrays, f"{name} allocated inside numba"
 
 
+@pytest.mark.parametrize("name", KERNEL_NAMES)
+def test_no_numpy_allocation_at_all(numpy_allocations, backend: KernelBackend, dtype: np.dtype, name: str) -> None:  # noqa: ANN001
+    """Stricter than tracemalloc: not even a transient 0-d array (a boxed scalar)."""
+    example = EXAMPLES[name]
+    for act in (0, 1, 2, 3, 4) if example.act_arg is not None else (1,):
+        args = example_args(name, dtype, (7, 13), act=act)
+        kernel = getattr(backend, name)
+        kernel(*copy.deepcopy(args))  # warm-up
+        with numpy_allocations.counting() as sizes:
+            kernel(*args)
+        assert sizes == [], f"{name} (act {act}) allocated numpy memory: {sizes} bytes"
+
+
 ALIAS_CASES = [
     pytest.param(name, out, inp, id=f"{name}-arg{out}=arg{inp}")
     for name in KERNEL_NAMES
@@ -107,9 +120,13 @@ def test_outputs_are_overwritten_not_accumulated(backend: KernelBackend, dtype: 
             trial[index].fill(fill)
         results.append((getattr(backend, name)(*trial), trial))
     (r0, a0), (r1, a1) = results
-    assert r0 == r1
+    # not bitwise: numba's vectorized reductions may take the scalar path when
+    # arrays lie close together in memory (LLVM's runtime alias check)
+    tol = dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-15)
+    if r0 is not None:
+        np.testing.assert_allclose(r0, r1, **tol)
     for index in EXAMPLES[name].outputs:
-        np.testing.assert_array_equal(a0[index], a1[index])
+        np.testing.assert_allclose(a0[index], a1[index], **tol)
 
 
 def test_partial_batch_views_give_the_same_rows(backend: KernelBackend) -> None:
@@ -120,5 +137,5 @@ def test_partial_batch_views_give_the_same_rows(backend: KernelBackend) -> None:
     loss_view = backend.softmax_cross_entropy(X[:5], y[:5], big_grad[:5])
     small_grad = np.empty((5, 10), np.float32)
     loss_copy = backend.softmax_cross_entropy(X[:5].copy(), y[:5].copy(), small_grad)
-    assert loss_view == loss_copy
-    np.testing.assert_array_equal(big_grad[:5], small_grad)
+    np.testing.assert_allclose(loss_view, loss_copy, rtol=1e-6)
+    np.testing.assert_allclose(big_grad[:5], small_grad, rtol=1e-6, atol=1e-8)
