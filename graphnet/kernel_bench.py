@@ -165,7 +165,7 @@ def run_kernel_bench(quick: bool = True, dtype: str | np.dtype = "float32") -> l
 
 def format_table(rows: list[dict]) -> str:
     """A plain-text table: kernel, size, numba (µs), numpy (µs), ratio (numpy/numba)."""
-    header = ("kernel", "size", "numba (µs)", "numpy (µs)", "ratio", "")
+    header = ("kernel", "size", "numba (µs)", "numpy (µs)", "ratio", "note")
     lines = [
         (r["kernel"], r["size"], f"{r['numba_us']:.2f}", f"{r['numpy_us']:.2f}", f"{r['ratio']:.1f}x", r.get("note", ""))
         for r in rows
