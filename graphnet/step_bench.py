@@ -210,40 +210,96 @@ def build_contenders(problem: Problem, names: list[str] | None = None) -> tuple[
 
 def time_interleaved(steps: dict[str, Callable[[], Any]], rounds: int = 21, min_sample: float = 0.02,
                      warmup: int = 5) -> dict[str, float]:
-    """Median seconds per call of each step, sampled round-robin so load changes hit all alike."""
+    """Median seconds per call of each step, sampled round-robin in this process."""
     for step in steps.values():
         for _ in range(warmup):
             step()
-    calls = {}
-    for name, step in steps.items():
-        count, elapsed = 1, 0.0
-        while True:
-            start = time.perf_counter()
-            for _ in range(count):
-                step()
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_sample:
-                break
-            count *= 2
-        calls[name] = count
+    calls = {name: _calibrate(step, min_sample) for name, step in steps.items()}
     samples: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
-            count = calls[name]
-            start = time.perf_counter()
-            for _ in range(count):
-                step()
-            samples[name].append((time.perf_counter() - start) / count)
+            samples[name].append(_sample(step, calls[name]))
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def _calibrate(step: Callable[[], Any], min_sample: float) -> int:
+    count = 1
+    while _sample(step, count) * count < min_sample:
+        count *= 2
+    return count
+
+
+def _sample(step: Callable[[], Any], count: int) -> float:
+    start = time.perf_counter()
+    for _ in range(count):
+        step()
+    return (time.perf_counter() - start) / count
+
+
+def _worker(connection: Any, size: str, name: str, min_sample: float) -> None:
+    """A contender in its own process: builds its step, then times samples on request."""
+    try:
+        steps, skipped = build_contenders(make_problem(size), [name])
+        if name in skipped:
+            connection.send(("skipped", skipped[name]))
+            return
+        step = steps[name]
+        for _ in range(5):
+            step()
+        count = _calibrate(step, min_sample)
+        connection.send(("ready", count))
+        while connection.recv() == "sample":
+            connection.send(_sample(step, count))
+    except Exception as error:  # reported to the parent, which lists it as skipped
+        connection.send(("skipped", f"{type(error).__name__}: {error}"))
+    finally:
+        connection.close()
+
+
+def time_isolated(size: str, names: list[str], rounds: int = 21, min_sample: float = 0.02,
+                  settle: float = 0.3) -> tuple[dict[str, float], dict[str, str]]:
+    """Median seconds per step of each contender, each in its own process, sampled
+    round-robin with a pause between samples.
+
+    One process per contender keeps their thread pools (OpenBLAS's, torch's OpenMP,
+    XLA's) from spinning against each other on a small machine; the pause lets a
+    pool that just worked go idle (OpenBLAS threads spin ~0.1 s after a call).
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    workers, skipped = {}, {}
+    for name in names:
+        parent, child = context.Pipe()
+        process = context.Process(target=_worker, args=(child, size, name, min_sample), daemon=True)
+        process.start()
+        kind, value = parent.recv()
+        if kind == "skipped":
+            skipped[name] = value
+            process.join()
+        else:
+            workers[name] = (parent, process)
+    samples: dict[str, list[float]] = {name: [] for name in workers}
+    try:
+        for _ in range(rounds):
+            for name, (connection, _) in workers.items():
+                time.sleep(settle)
+                connection.send("sample")
+                samples[name].append(connection.recv())
+    finally:
+        for connection, process in workers.values():
+            connection.send("stop")
+            process.join(timeout=10)
+    return {name: statistics.median(values) for name, values in samples.items()}, skipped
+
+
 def run_step_bench(quick: bool = True, sizes: list[str] | None = None) -> list[dict[str, Any]]:
-    """Rows of (size, contender, median us, ratio to the BLAS floor), one interleaved run per size."""
+    """Rows of (size, contender, median us, ratio to the BLAS floor): one run per size,
+    every contender in its own process, samples interleaved."""
     rows = []
     for size in sizes or (["S", "M"] if quick else list(SIZES)):
-        problem = make_problem(size)
-        steps, skipped = build_contenders(problem)
-        medians = time_interleaved(steps, rounds=7 if quick else 31, min_sample=0.01 if quick else 0.05)
+        medians, skipped = time_isolated(size, list(CONTENDERS), rounds=7 if quick else 31,
+                                         min_sample=0.01 if quick else 0.05, settle=0.3)
         floor = medians["blas_floor"]
         for name, seconds in medians.items():
             rows.append({"size": size, "contender": name, "us": seconds * 1e6, "ratio": seconds / floor})
