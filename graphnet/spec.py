@@ -482,8 +482,30 @@ def read_spec_text(path: str | Path) -> str:
         raise SpecError(error.strerror or str(error), str(path)) from None
 
 
+def zoo_specs() -> dict[str, Path]:
+    """The zoo specs installed with graphnet, by name (`fashion_mlp` -> its file)."""
+    here = Path(__file__).parent
+    # installed: graphnet/specs/ (package data); a source checkout: specs/ beside graphnet/
+    for folder in (here / "specs", here.parent / "specs"):
+        if (folder / SCHEMA_FILE).is_file():
+            return {path.stem: path for path in sorted(folder.glob("*.json")) if path.name != SCHEMA_FILE}
+    return {}
+
+
 def load(path: str | Path) -> RunSpec | NetworkSpec:
-    """Read a spec file: a RunSpec (network + train settings) or a NetworkSpec."""
+    """Read a spec file: a RunSpec (network + train settings) or a NetworkSpec.
+
+    A bare name that is not a file (`fashion_mlp`) names a zoo spec shipped with graphnet.
+    """
+    path = Path(path)
+    if not path.exists() and path.parent == Path(".") and path.suffix in ("", ".json"):
+        zoo = zoo_specs()
+        if path.stem in zoo:
+            path = zoo[path.stem]
+        elif path.suffix == "":
+            names = ", ".join(zoo)
+            raise SpecError(f"no such file, and no zoo spec of that name{_suggest(path.stem, set(zoo))} "
+                            f"(zoo: {names})", str(path))
     return parse(read_spec_text(path), str(path))
 
 

@@ -934,3 +934,17 @@ def test_unicode_ids_are_valid():
     assert spec.value("層2").shape == (3,)
     assert spec.value("_straße-ß").shape == (3,)
     assert parse(spec.to_json()) == spec
+
+
+def test_a_bare_name_loads_the_zoo_spec_from_any_folder(tmp_path, monkeypatch) -> None:
+    from graphnet.spec import zoo_specs
+
+    monkeypatch.chdir(tmp_path)
+    assert {"fashion_mlp", "spiral_mlp", "two_layer_net"} <= set(zoo_specs())
+    assert load("fashion_mlp").network.name == "fashion_mlp"
+    assert load("two_layer_net.json").name == "two_layer_net"
+    with pytest.raises(SpecError, match=r"did you mean 'fashion_mlp'\?"):
+        load("fashon_mlp")
+    (tmp_path / "fashion_mlp.json").write_text("{}")  # a file of that name wins over the zoo
+    with pytest.raises(SpecError, match="missing required field"):
+        load("fashion_mlp.json")
