@@ -5,10 +5,6 @@ in-place merges), on hand-built step lists, real networks and random DAGs.
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,19 +24,8 @@ from graphnet.kernels import get_backend
 from graphnet.lowering import Ref, Step
 
 
-def _helper(name: str):
-    """Import tests/<name>.py by path (tests/ is not a package; pytest uses importlib mode)."""
-    module_name = f"_graphnet_tests_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
-
-reference = _helper("reference")
-strategies = _helper("strategies")
+import reference  # tests/ helpers, on sys.path via conftest.py
+import strategies
 
 LINE = ALIGN // 4  # elements per alignment unit (offsets are in elements per example)
 

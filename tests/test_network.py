@@ -4,10 +4,6 @@ determinism by seed, parameter/state access and state_dict round trips.
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,35 +13,9 @@ import graphnet as gn
 from graphnet import PlanError
 
 
-def _helper(name: str):
-    """Import tests/<name>.py by path (tests/ is not a package; pytest uses importlib mode)."""
-    module_name = f"_graphnet_tests_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
-
-reference = _helper("reference")
-strategies = _helper("strategies")
-
-SPECS = Path(__file__).resolve().parents[1] / "specs"
-ZOO = sorted(SPECS.glob("*_*.json"))
-
-
-def zoo_network(path) -> gn.NetworkSpec:
-    spec = gn.load(path)
-    return spec.network if isinstance(spec, gn.RunSpec) else spec
-
-
-def randomize(net, seed=1):
-    rng = np.random.default_rng(seed)
-    for name in net.params:
-        net.params[name] = (1.0 if name.endswith(".gamma") else 0.0) + rng.normal(0, 0.6, net.params[name].shape)
-    for name in net.state:
-        net.state[name] = rng.uniform(0.5, 1.5, net.state[name].shape)
+import reference  # tests/ helpers, on sys.path via conftest.py
+import strategies
+from zoo import SPECS, ZOO, randomize, zoo_network
 
 
 def snapshot(net):

@@ -8,10 +8,6 @@ a new op without a case here fails `test_every_registered_op_has_cases`.
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -20,18 +16,8 @@ from graphnet.gradcheck import check_gradients
 from graphnet.ops import OPS
 
 
-def _helper(name: str):
-    """Import tests/<name>.py by path (tests/ is not a package; pytest uses importlib mode)."""
-    module_name = f"_graphnet_tests_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
-
-reference = _helper("reference")
+import reference  # tests/ helpers, on sys.path via conftest.py
+from zoo import randomize
 
 GRAD_TOL = 1e-6
 
@@ -163,18 +149,6 @@ CASE_IDS = [f"{op}-{name}" for op, name, _ in CASES]
 
 def compile_case(doc, *, fuse=True, seed=0, batch_size=8, dtype="float64", **options):
     return gn.compile(gn.parse_network(doc), batch_size=batch_size, dtype=dtype, seed=seed, fuse=fuse, **options)
-
-
-def randomize(net, seed=1):
-    """Parameters and running stats away from their initial values (zero biases put
-    relu exactly on its kink; gamma = 1, beta = 0 would hide mistakes)."""
-    rng = np.random.default_rng(seed)
-    for name in net.params:
-        shift = 1.0 if name.endswith(".gamma") else 0.0
-        net.params[name] = shift + rng.normal(0, 0.6, net.params[name].shape)
-    for name in net.state:
-        net.state[name] = rng.uniform(0.5, 1.5, net.state[name].shape) if name.endswith("var") \
-            else rng.normal(0, 0.5, net.state[name].shape)
 
 
 # ---- the table covers the registry -----------------------------------------------------------

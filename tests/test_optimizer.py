@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib.util
 import math
-import sys
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,20 +16,8 @@ import graphnet as gn
 from graphnet import NonFiniteError, SpecError
 
 
-def _helper(name: str):
-    """Import tests/<name>.py by path (tests/ is not a package; pytest uses importlib mode)."""
-    module_name = f"_graphnet_tests_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
-
-reference = _helper("reference")
-
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+import reference  # tests/ helpers, on sys.path via conftest.py
+from zoo import SPECS
 
 
 def tiny_net(dtype="float64", backend="numba", seed=0):

@@ -4,10 +4,7 @@ batch size, poison mode, first_nonfinite, describe() and graph_to_dot().
 """
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,27 +16,9 @@ from graphnet import PlanError
 from graphnet.describe import graph_to_dot
 
 
-def _helper(name: str):
-    """Import tests/<name>.py by path (tests/ is not a package; pytest uses importlib mode)."""
-    module_name = f"_graphnet_tests_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
-
-reference = _helper("reference")
-strategies = _helper("strategies")
-
-SPECS = Path(__file__).resolve().parents[1] / "specs"
-ZOO = sorted(SPECS.glob("*_*.json"))
-
-
-def zoo_network(path) -> gn.NetworkSpec:
-    spec = gn.load(path)
-    return spec.network if isinstance(spec, gn.RunSpec) else spec
+import reference  # tests/ helpers, on sys.path via conftest.py
+import strategies
+from zoo import ZOO, zoo_network
 
 
 def mlp(widths=(6, 5), *, classes=3, input_shape=(4,), **layer):

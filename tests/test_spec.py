@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 import graphnet
 from graphnet import SpecError
-from graphnet import spec as gspec
 from graphnet.ops import OPS
 from graphnet.spec import (
     OPTIMIZERS,
