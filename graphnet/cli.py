@@ -33,10 +33,7 @@ def _validate(args: argparse.Namespace) -> int:
     from .graph import build_graph, describe_graph
 
     failed = 0
-    for path in args.files:
-        if len(args.files) > 1 and _is_json_schema(path):
-            print(f"{path}: skipped (a JSON Schema, not a network spec)")
-            continue
+    for path in _spec_files(args.files):
         try:
             network = _network_of(path)
         except SpecError as error:
@@ -98,13 +95,21 @@ def _is_json_schema(path: str) -> bool:
     return isinstance(document, dict) and "json-schema.org" in str(document.get("$schema", ""))
 
 
+def _spec_files(paths: list[str]) -> list[str]:
+    """The paths to check; with several (specs/*.json), the JSON Schema among them is skipped."""
+    kept = []
+    for path in paths:
+        if len(paths) > 1 and _is_json_schema(path):
+            print(f"{path}: skipped (a JSON Schema, not a network spec)")
+        else:
+            kept.append(path)
+    return kept
+
+
 @command("gradcheck")
 def _gradcheck(args: argparse.Namespace) -> int:
     failed = 0
-    for path in args.files:
-        if len(args.files) > 1 and _is_json_schema(path):
-            print(f"{path}: skipped (a JSON Schema, not a network spec)")
-            continue
+    for path in _spec_files(args.files):
         if len(args.files) > 1:
             print(f"{path}:")
         try:

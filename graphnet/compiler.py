@@ -17,11 +17,9 @@ from dataclasses import dataclass, field, replace
 from math import prod
 from typing import Any, Literal
 
-import numpy as np
-
 from .graph import Graph, GraphNode
 from .lowering import ALIAS, FusionDecision, Ref, Step
-from .ops import ACTIVATION_CODES, OPS, Value
+from .ops import OPS
 
 Mode = Literal["train", "eval"]
 FUSABLE_ACTIVATIONS = {"relu", "leaky_relu", "sigmoid", "tanh"}
@@ -30,13 +28,20 @@ FUSABLE_ACTIVATIONS = {"relu", "leaky_relu", "sigmoid", "tanh"}
 # ---- pass 1: fusion --------------------------------------------------------------------------
 
 
-def _single_reader(graph: Graph, value: str) -> tuple[str | None, str]:
-    readers = graph.consumers[value]
-    if value in graph.outputs:
-        return None, f"'{value}' is a network output"
-    if len(readers) != 1:
-        return None, f"'{value}' has {len(readers)} readers"
-    return readers[0][0], ""
+def _fusable_producer(graph: Graph, node: GraphNode, producer_op: str, rule: str,
+                      decisions: list[FusionDecision]) -> GraphNode | None:
+    """The producer of the node's first input, if it is a `producer_op` node that only
+    this node reads; when the pattern matches but cannot fuse, the decision says why."""
+    producer = graph._by_id.get(node.inputs[0])
+    if producer is None or producer.op != producer_op:
+        return None
+    readers = graph.consumers[producer.id]
+    reason = (f"'{producer.id}' is a network output" if producer.id in graph.outputs
+              else f"'{producer.id}' has {len(readers)} readers" if len(readers) != 1 else "")
+    if reason:
+        decisions.append(FusionDecision(rule, (producer.id, node.id), False, reason))
+        return None
+    return producer
 
 
 def fuse_affine_activation(graph: Graph) -> tuple[Graph, list[FusionDecision]]:
@@ -49,15 +54,11 @@ def fuse_affine_activation(graph: Graph) -> tuple[Graph, list[FusionDecision]]:
     nodes = list(graph.nodes)
     renamed: dict[str, str] = {}  # activation id -> affine id
     removed: set[str] = set()
-    for i, node in enumerate(nodes):
-        if node.op not in FUSABLE_ACTIVATIONS or node.inputs[0] not in graph._by_id:
+    for node in nodes:
+        if node.op not in FUSABLE_ACTIVATIONS:
             continue
-        producer = graph.node(node.inputs[0])
-        if producer.op != "affine":
-            continue
-        reader, reason = _single_reader(graph, producer.id)
-        if reader is None:
-            decisions.append(FusionDecision("affine+activation", (producer.id, node.id), False, reason))
+        producer = _fusable_producer(graph, node, "affine", "affine+activation", decisions)
+        if producer is None:
             continue
         if producer.spec.activation not in (None, "identity"):
             decisions.append(FusionDecision("affine+activation", (producer.id, node.id), False,
@@ -83,14 +84,10 @@ def fuse_softmax_cross_entropy(graph: Graph) -> tuple[Graph, list[FusionDecision
     nodes = list(graph.nodes)
     removed: set[str] = set()
     for i, node in enumerate(nodes):
-        if node.op != "cross_entropy" or node.inputs[0] not in graph._by_id:
+        if node.op != "cross_entropy":
             continue
-        producer = graph.node(node.inputs[0])
-        if producer.op != "softmax":
-            continue
-        reader, reason = _single_reader(graph, producer.id)
-        if reader is None:
-            decisions.append(FusionDecision("softmax+cross_entropy", (producer.id, node.id), False, reason))
+        producer = _fusable_producer(graph, node, "softmax", "softmax+cross_entropy", decisions)
+        if producer is None:
             continue
         spec = OPS["softmax_cross_entropy"].model(id=node.id, inputs=[producer.inputs[0], node.inputs[1]])
         nodes[i] = GraphNode(spec, (producer.input_values[0], node.input_values[1]), node.value)

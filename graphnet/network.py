@@ -152,18 +152,18 @@ class CompiledNetwork:
     # ---- running ----------------------------------------------------------------------------
 
     def _inputs(self, X: Any) -> dict[str, np.ndarray]:
-        if isinstance(X, Mapping):
-            return dict(X)
-        if len(self._input_names) != 1:
-            raise PlanError(f"network '{self.graph.name}' has inputs {self._input_names}: pass a dict")
-        return {self._input_names[0]: X}
+        return self._by_name(X, self._input_names, "inputs")
 
     def _labels(self, y: Any) -> dict[str, np.ndarray]:
-        if isinstance(y, Mapping):
-            return dict(y)
-        if len(self._label_names) != 1:
-            raise PlanError(f"network '{self.graph.name}' has labels {self._label_names}: pass a dict")
-        return {self._label_names[0]: y}
+        return self._by_name(y, self._label_names, "labels")
+
+    def _by_name(self, value: Any, names: list[str], what: str) -> dict[str, np.ndarray]:
+        """A dict as given, or a single array under the network's only input/label name."""
+        if isinstance(value, Mapping):
+            return dict(value)
+        if len(names) != 1:
+            raise PlanError(f"network '{self.graph.name}' has {what} {names}: pass a dict")
+        return {names[0]: value}
 
     def forward(self, X: Any, output: str | None = None, batch_size: int | None = None) -> np.ndarray:
         """Eval-mode outputs for a batch of any size: X: (N, *input shape) -> (N, *output shape).

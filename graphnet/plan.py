@@ -175,14 +175,20 @@ class Plan:
         if n >= 0 and X.shape[0] != n:
             raise PlanError(f"input '{name}' has {X.shape[0]} rows but another input has {n}")
 
-    def run(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None = None,
-            *, checked_n: int | None = None) -> float:
-        """Run every step on the batch; returns the loss (0.0 when the plan has none)."""
-        n = checked_n if checked_n is not None else self.check_batch(inputs, labels)
+    def _bind_batch(self, n: int, inputs: Mapping[str, np.ndarray],
+                    labels: Mapping[str, np.ndarray] | None) -> Binding:
+        """The binding for n, with this call's inputs and labels in their slots."""
         binding = self.bind(n)
         for args, j, ref in binding.patches:
             source = inputs[ref.name] if ref.kind == "input" else labels[ref.name]  # type: ignore[index]
             args[j] = source if source.shape[1:] == ref.shape else source.reshape((n, *ref.shape))
+        return binding
+
+    def run(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None = None,
+            *, checked_n: int | None = None) -> float:
+        """Run every step on the batch; returns the loss (0.0 when the plan has none)."""
+        n = checked_n if checked_n is not None else self.check_batch(inputs, labels)
+        binding = self._bind_batch(n, inputs, labels)
         loss = 0.0
         try:
             for fn, args, returns_loss in binding.steps:
@@ -217,10 +223,7 @@ class Plan:
     def first_nonfinite(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None) -> str | None:
         """Run the forward steps one by one; the first node whose output is not finite, if any."""
         n = self.check_batch(inputs, labels)
-        binding = self.bind(n)
-        for args, j, ref in binding.patches:
-            source = inputs[ref.name] if ref.kind == "input" else labels[ref.name]  # type: ignore[index]
-            args[j] = source if source.shape[1:] == ref.shape else source.reshape((n, *ref.shape))
+        binding = self._bind_batch(n, inputs, labels)
         for name, X in inputs.items():
             if not np.isfinite(X).all():
                 return f"input '{name}'"

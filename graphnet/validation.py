@@ -96,7 +96,7 @@ def _check_references(spec: "NetworkSpec", index_of: dict[str, int], problems: _
             elif ref == node.id and index_of.get(ref) == i:  # not a clash with an input or an earlier duplicate
                 problems.add(loc, f"node '{node.id}' reads its own output (cycle: {ref} -> {ref})", ref)
             elif record.is_loss and k == 1 and ref not in spec.labels:
-                hint = f"declare it under \"labels\"" if not spec.labels else \
+                hint = "declare it under \"labels\"" if not spec.labels else \
                     f"labels are: {', '.join(spec.labels)}"
                 problems.add(loc, f"loss '{node.id}' ({node.op}) needs a label input as its second input, "
                                   f"but '{ref}' is not a label; {hint}", ref)

@@ -1,7 +1,6 @@
 """affine: Y = act(X @ W + b), X flattened per example. W: (D, units), b: (units,)."""
 from __future__ import annotations
 
-from math import prod
 from typing import Literal
 
 import numpy as np
