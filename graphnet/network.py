@@ -12,7 +12,7 @@ batches run on views of the same buffers.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping
 
 import numpy as np
@@ -102,16 +102,20 @@ class CompiledNetwork:
         return plan
 
     def _compile_plan(self, kind: PlanKind, capacity: int) -> Plan:
-        graph, decisions = fuse(self.graph) if self.fuse_ops else (self.graph, [])
+        if kind != "infer" and self.graph.loss is None:
+            raise PlanError(f"network '{self.graph.name}' has no loss: it can only run forward()")
+        # Only an inference plan returns the outputs. The others compute the loss, so
+        # they neither keep outputs alive nor let them block a fusion (a softmax that
+        # is the network's output still fuses with its cross_entropy for training).
+        source = self.graph if kind == "infer" else replace(self.graph, outputs=())
+        graph, decisions = fuse(source) if self.fuse_ops else (source, [])
         mode = "train" if kind.startswith("train") else "eval"
-        if kind != "infer" and graph.loss is None:
-            raise PlanError(f"network '{graph.name}' has no loss: it can only run forward()")
         schedule = lower(graph, mode, self.kernels, self.dtype, self.dropout_rng,
                          with_loss=kind != "infer", with_backward=kind == "train")
         # A fused activation's value carries its affine's id in the fused graph:
         # serve it under the output name the spec gave it.
         renamed = {d.nodes[1]: d.nodes[0] for d in decisions if d.fired and d.rule == "affine+activation"}
-        schedule.outputs = {name: schedule.outputs[renamed.get(name, name)] for name in self.graph.outputs}
+        schedule.outputs = {name: schedule.outputs[renamed.get(name, name)] for name in source.outputs}
         extra = self._regularization_steps(schedule) if kind != "infer" else []
         keep = {("value", ref.name) for ref in schedule.outputs.values() if ref.kind == "value"}
         memory = plan_memory(schedule.steps, keep, share=self.share_memory)

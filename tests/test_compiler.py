@@ -160,7 +160,24 @@ def test_fused_activation_stays_available_as_a_network_output():
     values, _, _ = reference.run_reference(spec, dict(net.params), dict(net.state), inputs)
     np.testing.assert_allclose(net.forward(inputs, output="h1"), values["h1"], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(net.forward(inputs, output="fc2"), values["fc2"], rtol=1e-12, atol=1e-14)
-    assert set(net.plan("train").schedule.outputs) == {"fc2", "h1"}
+    assert set(net.plan("infer").schedule.outputs) == {"fc2", "h1"}
+    assert net.plan("train").schedule.outputs == {}  # only inference plans return outputs
+
+
+def test_a_softmax_output_still_fuses_with_its_cross_entropy_for_training():
+    """Keras' Dense(softmax) + categorical cross-entropy: the probabilities are the
+    network's output, yet training runs the stable fused loss on the logits."""
+    spec = gn.parse_network({
+        "inputs": {"x": {"shape": [4]}}, "labels": {"y": {"classes": 3}},
+        "nodes": [affine("fc1", "x", 3), node("p", "softmax", "fc1"), node("loss", "cross_entropy", "p", "y")],
+        "outputs": ["p"], "loss": "loss"})
+    net = gn.compile(spec, batch_size=4, dtype="float64")
+    assert "softmax_cross_entropy" in [s.kernel for s in net.plan("train").steps]
+    assert "softmax_forward" in [s.kernel for s in net.plan("infer").steps]
+    inputs, labels = reference.random_batch(spec, 4)
+    values, loss, _ = reference.run_reference(spec, dict(net.params), dict(net.state), inputs, labels, mode="train")
+    np.testing.assert_allclose(net.train_step(inputs, labels), loss, rtol=1e-10)
+    np.testing.assert_allclose(net.forward(inputs), values["p"], rtol=1e-12, atol=1e-14)
 
 
 # ---- lowering and autodiff ----------------------------------------------------------------------
