@@ -104,11 +104,7 @@ class CompiledNetwork:
     def _compile_plan(self, kind: PlanKind, capacity: int) -> Plan:
         if kind != "infer" and self.graph.loss is None:
             raise PlanError(f"network '{self.graph.name}' has no loss: it can only run forward()")
-        # Only an inference plan returns the outputs. The others compute the loss, so
-        # they neither keep outputs alive nor let them block a fusion (a softmax that
-        # is the network's output still fuses with its cross_entropy for training).
-        source = self.graph if kind == "infer" else replace(self.graph, outputs=())
-        graph, decisions = fuse(source) if self.fuse_ops else (source, [])
+        source, graph, decisions = self._fused_graph(kind)
         mode = "train" if kind.startswith("train") else "eval"
         schedule = lower(graph, mode, self.kernels, self.dtype, self.dropout_rng,
                          with_loss=kind != "infer", with_backward=kind == "train")
@@ -292,8 +288,20 @@ class CompiledNetwork:
                 raise ValueError(f"'{name}' has shape {target.shape}, got {value.shape}")
             np.copyto(target, value, casting="same_kind")
 
-    def fusion_decisions(self) -> list[FusionDecision]:
-        return fuse(self.graph)[1] if self.fuse_ops else []
+    def _fused_graph(self, kind: PlanKind) -> tuple[Graph, Graph, list[FusionDecision]]:
+        """(the graph a plan of `kind` computes, that graph fused, the fusion decisions).
+
+        Only an inference plan returns the outputs. The others compute the loss, so
+        they neither keep outputs alive nor let them block a fusion (a softmax that
+        is the network's output still fuses with its cross_entropy for training).
+        """
+        source = self.graph if kind == "infer" else replace(self.graph, outputs=())
+        graph, decisions = fuse(source) if self.fuse_ops else (source, [])
+        return source, graph, decisions
+
+    def fusion_decisions(self, kind: PlanKind = "train") -> list[FusionDecision]:
+        """The fusions that fired (or did not, and why) in a plan of `kind`."""
+        return self._fused_graph(kind)[2]
 
     def describe(self, kind: PlanKind = "train") -> str:
         return self.plan(kind).describe()

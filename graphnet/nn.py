@@ -497,10 +497,9 @@ class NeuralNetwork:
         """The same network as a NetworkSpec: input x, one `affine` node fc1, fc2, ... per layer.
 
         relu/sigmoid/tanh are fused into the affine node; a softmax layer adds a
-        `softmax` node. CrossEntropy becomes softmax -> cross_entropy on integer
-        labels y, which the compiler fuses into softmax_cross_entropy; the
-        network's output is then the logits (the NeuralNetwork's output is
-        their softmax). L2 becomes `mse` on float targets y (the same value:
+        `softmax` node, the network's output (probabilities, as this model's).
+        CrossEntropy becomes cross_entropy on integer labels y, which the
+        compiler trains as the fused, stable softmax_cross_entropy. L2 becomes `mse` on float targets y (the same value:
         both are the mean over all elements). Weights come from the spec's
         initializers; copy this model's with ``net.params = model.spec_params()``
         (or use `compile`).
@@ -525,8 +524,6 @@ class NeuralNetwork:
         doc: dict[str, Any] = {"name": name, "inputs": {"x": {"shape": shape}}, "nodes": nodes}
         if isinstance(self.loss, CrossEntropy):
             doc["labels"] = {"y": {"classes": n_out}}
-            if nodes[-1]["op"] == "softmax":
-                outputs = [nodes[-2]["id"]]  # the logits: a softmax that is an output could not be fused
         else:
             doc["labels"] = {"y": {"shape": [n_out]}}
         nodes.append({"id": "loss", "op": "cross_entropy" if isinstance(self.loss, CrossEntropy) else "mse",
