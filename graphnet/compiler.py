@@ -133,7 +133,8 @@ class Schedule:
     written_param_grads: set[str] = field(default_factory=set)
 
 
-def _ancestors(graph: Graph, targets: list[str]) -> set[str]:
+def ancestors(graph: Graph, targets: list[str]) -> set[str]:
+    """The targets and every value they are computed from."""
     needed, stack = set(), list(targets)
     while stack:
         name = stack.pop()
@@ -154,7 +155,7 @@ def _needs_grad(graph: Graph) -> set[str]:
     for node in graph.nodes:
         if node.id in owners or any(ref in depends for ref in node.inputs):
             depends.add(node.id)
-    return depends & _ancestors(graph, [graph.loss])
+    return depends & ancestors(graph, [graph.loss])
 
 
 class _Context:
@@ -262,7 +263,7 @@ def lower(graph: Graph, mode: Mode, kernels: Any, dtype: Any, rng: Any, *,
     if with_backward and (mode != "train" or graph.loss is None or not with_loss):
         raise ValueError(f"network '{graph.name}': a backward pass needs train mode and a loss")
     targets = list(graph.outputs) + ([graph.loss] if with_loss and graph.loss else [])
-    needed = _ancestors(graph, targets)
+    needed = ancestors(graph, targets)
     nodes = [node for node in graph.nodes if node.id in needed]
     lowerer = _Lowerer(graph, mode, kernels, dtype, rng)
     loss_node = graph.node(graph.loss) if with_backward else None

@@ -18,7 +18,7 @@ from typing import Any, Literal, Mapping
 import numpy as np
 
 from . import limits
-from .compiler import fuse, lower, plan_memory
+from .compiler import ancestors, fuse, lower, plan_memory
 from .errors import PlanError
 from .graph import Graph, build_graph
 from .lowering import FusionDecision, Step
@@ -113,7 +113,8 @@ class CompiledNetwork:
         renamed = {d.nodes[1]: d.nodes[0] for d in decisions if d.fired and d.rule == "affine+activation"}
         schedule.outputs = {name: schedule.outputs[renamed.get(name, name)] for name in source.outputs}
         extra = self._regularization_steps(schedule) if kind != "infer" else []
-        keep = {("value", ref.name) for ref in schedule.outputs.values() if ref.kind == "value"}
+        keep = {("value", ref.name) for ref in schedule.outputs.values() if ref.kind == "value"} \
+            if kind == "infer" else set()
         memory = plan_memory(schedule.steps, keep, share=self.share_memory)
         self.stats.plans_compiled += 1
         return Plan(schedule, memory, self.store, capacity=capacity, dtype=self.dtype, backend=self.backend,
@@ -295,7 +296,13 @@ class CompiledNetwork:
         they neither keep outputs alive nor let them block a fusion (a softmax that
         is the network's output still fuses with its cross_entropy for training).
         """
-        source = self.graph if kind == "infer" else replace(self.graph, outputs=())
+        source = self.graph
+        if kind != "infer":
+            # What the loss does not need still runs where it has running statistics
+            # feeding an output: a batchnorm on an output branch learns its statistics.
+            feeding = ancestors(self.graph, list(self.graph.outputs))
+            stateful = tuple(dict.fromkeys(s.node for s in self.graph.state if s.node in feeding))
+            source = replace(self.graph, outputs=stateful)
         graph, decisions = fuse(source) if self.fuse_ops else (source, [])
         return source, graph, decisions
 

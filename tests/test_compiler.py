@@ -548,3 +548,19 @@ def test_memory_plans_of_random_dags_are_sound(case):
         plan = net.plan(kind)
         assert_memory_plan_is_sound(plan.schedule.steps, plan.memory)
         assert plan.memory.arena_size <= plan.memory.naive_size() + LINE * len(plan.memory.buffers)
+
+
+def test_training_updates_running_statistics_off_the_loss_path():
+    """A train plan returns no outputs and drops what the loss does not need, except
+    nodes with running statistics: a batchnorm that only feeds an output still learns
+    its statistics in training, as it would in an eager framework."""
+    spec = gn.parse_network({
+        "inputs": {"x": {"shape": [4]}}, "labels": {"y": {"classes": 3}},
+        "nodes": [affine("fc1", "x", 3), node("bn", "batchnorm", "x", momentum=0.0),
+                  node("loss", "softmax_cross_entropy", "fc1", "y")],
+        "outputs": ["fc1", "bn"], "loss": "loss"})
+    net = gn.compile(spec, batch_size=8, dtype="float64")
+    inputs, labels = reference.random_batch(spec, 8)
+    net.train_step(inputs, labels)
+    np.testing.assert_allclose(net.state["bn.running_mean"], inputs["x"].mean(axis=0), rtol=1e-12)
+    assert "bn" in [step.node for step in net.plan("train").steps]
