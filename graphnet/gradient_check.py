@@ -28,6 +28,17 @@ def rel_error(x: Any, y: Any) -> float:
     return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
 
 
+def _central_difference(f: Callable[[np.ndarray], float], x: np.ndarray, ix: tuple[int, ...], h: float) -> float:
+    """(f(x + h e_ix) - f(x - h e_ix)) / 2h, perturbing x in place and restoring it."""
+    old = x[ix]
+    x[ix] = old + h
+    plus = float(f(x))
+    x[ix] = old - h
+    minus = float(f(x))
+    x[ix] = old
+    return (plus - minus) / (2 * h)
+
+
 def eval_numerical_gradient(
     f: Callable[[np.ndarray], float], x: np.ndarray, verbose: bool = True, h: float = 1e-5
 ) -> np.ndarray:
@@ -37,13 +48,7 @@ def eval_numerical_gradient(
     """
     grad = np.zeros(x.shape, dtype=np.float64)
     for ix in np.ndindex(*x.shape):
-        old = x[ix]
-        x[ix] = old + h
-        plus = float(f(x))
-        x[ix] = old - h
-        minus = float(f(x))
-        x[ix] = old
-        grad[ix] = (plus - minus) / (2 * h)
+        grad[ix] = _central_difference(f, x, ix, h)
         if verbose:
             print(ix, grad[ix])
     return grad
@@ -81,13 +86,7 @@ def grad_check_sparse(
     errors = []
     for _ in range(num_checks):
         ix = tuple(randrange(m) for m in x.shape)
-        old = x[ix]
-        x[ix] = old + h
-        plus = float(f(x))
-        x[ix] = old - h
-        minus = float(f(x))
-        x[ix] = old
-        numeric = (plus - minus) / (2 * h)
+        numeric = _central_difference(f, x, ix, h)
         analytic = float(analytic_grad[ix])
         denominator = abs(numeric) + abs(analytic)
         error = abs(numeric - analytic) / denominator if denominator > 0 else 0.0

@@ -153,10 +153,8 @@ class Momentum(_Tagged):
     momentum: float = Field(0.9, ge=0, lt=1)
 
 
-class Nesterov(_Tagged):
-    rule: Literal["nesterov"] = "nesterov"
-    learning_rate: float = Field(1e-2, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
+class Nesterov(Momentum):
+    rule: Literal["nesterov"] = "nesterov"  # type: ignore[assignment]
 
 
 class RmsProp(_Tagged):
@@ -174,12 +172,8 @@ class Adam(_Tagged):
     epsilon: float = Field(1e-8, gt=0)
 
 
-class AdamW(_Tagged):
-    rule: Literal["adamw"] = "adamw"
-    learning_rate: float = Field(1e-3, gt=0)
-    beta1: float = Field(0.9, ge=0, lt=1)
-    beta2: float = Field(0.999, ge=0, lt=1)
-    epsilon: float = Field(1e-8, gt=0)
+class AdamW(Adam):
+    rule: Literal["adamw"] = "adamw"  # type: ignore[assignment]
     weight_decay: float = Field(1e-2, ge=0)
 
 
