@@ -131,6 +131,7 @@ class Schedule:
     loss: str | None  # the loss node, when the plan computes a loss
     backward: bool
     written_param_grads: set[str] = field(default_factory=set)
+    updated_params: frozenset[str] = frozenset()  # parameters the backward steps update with SGD
 
 
 def ancestors(graph: Graph, targets: list[str]) -> set[str]:
@@ -156,6 +157,10 @@ def _needs_grad(graph: Graph) -> set[str]:
         if node.id in owners or any(ref in depends for ref in node.inputs):
             depends.add(node.id)
     return depends & ancestors(graph, [graph.loss])
+
+
+# The one-element array a plan's SGD-in-backward steps read the learning rate from.
+SGD_LEARNING_RATE = Ref("fixed", "(sgd).learning_rate", (1,))
 
 
 class _Context:
@@ -192,6 +197,13 @@ class _Context:
         full = f"{self._node.id}.{name}"
         return Ref("state", full, self._lowerer.state_shapes[full])
 
+    def update_in_backward(self, name: str) -> Ref | None:
+        full = f"{self._node.id}.{name}"
+        if full not in self._lowerer.update_in_backward:
+            return None
+        self._lowerer.updated_params.add(full)
+        return SGD_LEARNING_RATE
+
     def saved(self, name: str, shape: tuple[int, ...]) -> Ref:
         return Ref("saved", f"{self._node.id}.{name}", tuple(shape))
 
@@ -206,6 +218,8 @@ class _Lowerer:
         self.param_shapes = {p.name: p.shape for p in graph.params}
         self.state_shapes = {s.name: s.shape for s in graph.state}
         self.written_param_grads: set[str] = set()
+        self.update_in_backward: frozenset[str] = frozenset()
+        self.updated_params: set[str] = set()
         self.needs_grad: set[str] = set()
         self.contributions: dict[tuple[str, int], int] = {}  # (node, slot) -> index among grad writers
         self.pending_adds: list[Step] = []
@@ -254,11 +268,14 @@ class _Lowerer:
 
 
 def lower(graph: Graph, mode: Mode, kernels: Any, dtype: Any, rng: Any, *,
-          with_loss: bool, with_backward: bool) -> Schedule:
+          with_loss: bool, with_backward: bool, update_in_backward: frozenset[str] = frozenset()) -> Schedule:
     """Graph -> Schedule of forward steps in `mode`, then (with_backward) backward steps.
 
     `with_loss` includes the loss node (an eval plan can report the loss too);
-    `with_backward` needs train mode and a loss.
+    `with_backward` needs train mode and a loss. `update_in_backward` names the
+    parameters whose op may apply the SGD update itself, inside its backward
+    step, with the learning rate read from `SGD_LEARNING_RATE` (the op then
+    writes no gradient for it; `Schedule.updated_params` lists those that did).
     """
     if with_backward and (mode != "train" or graph.loss is None or not with_loss):
         raise ValueError(f"network '{graph.name}': a backward pass needs train mode and a loss")
@@ -266,6 +283,7 @@ def lower(graph: Graph, mode: Mode, kernels: Any, dtype: Any, rng: Any, *,
     needed = ancestors(graph, targets)
     nodes = [node for node in graph.nodes if node.id in needed]
     lowerer = _Lowerer(graph, mode, kernels, dtype, rng)
+    lowerer.update_in_backward = update_in_backward if with_backward else frozenset()
     loss_node = graph.node(graph.loss) if with_backward else None
     if loss_node is not None:
         lowerer.needs_grad = _needs_grad(graph)
@@ -290,7 +308,7 @@ def lower(graph: Graph, mode: Mode, kernels: Any, dtype: Any, rng: Any, *,
             lowerer.pending_adds = []
     outputs = {name: lowerer.value_ref(name, graph.values[name].shape) for name in graph.outputs}
     return Schedule(graph, mode, steps, n_forward, outputs, graph.loss if with_loss else None,
-                    with_backward, lowerer.written_param_grads)
+                    with_backward, lowerer.written_param_grads, frozenset(lowerer.updated_params))
 
 
 # ---- pass 3: memory planning -----------------------------------------------------------------

@@ -105,6 +105,10 @@ class LowerContext(Protocol):
     def state(self, name: str) -> Ref: ...
     def saved(self, name: str, shape: Shape) -> Ref: ...
     def fixed(self, name: str, shape: Shape) -> Ref: ...
+    def update_in_backward(self, name: str) -> Ref | None:
+        """The learning-rate ref when this plan lets the op apply SGD to param `name`
+        inside its backward step (it must then update the param instead of writing
+        its gradient, after every read of the old value); otherwise None."""
 
 
 @dataclass

@@ -12,6 +12,7 @@ batches run on views of the same buffers.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping
 
@@ -28,9 +29,10 @@ from .spec import NetworkSpec, RunSpec
 
 log = logging.getLogger("graphnet")
 
-# train: train-mode forward + loss + backward; train_loss: train-mode forward + loss (no backward);
-# eval_loss: eval-mode forward + loss; infer: eval-mode forward to the outputs.
-PlanKind = Literal["train", "train_loss", "eval_loss", "infer"]
+# train: train-mode forward + loss + backward; train_sgd: the same, with the SGD update of
+# the weights done inside backward (see sgd_step); train_loss: train-mode forward + loss
+# (no backward); eval_loss: eval-mode forward + loss; infer: eval-mode forward to the outputs.
+PlanKind = Literal["train", "train_sgd", "train_loss", "eval_loss", "infer"]
 
 
 @dataclass
@@ -80,8 +82,11 @@ class CompiledNetwork:
         self.stats = NetworkStats()
         self._plans: dict[tuple[PlanKind, int], Plan] = {}
         self._train_plan: Plan | None = None  # the last train plan, for the hot path
+        self._sgd_plan: Plan | None = None  # the last train_sgd plan, and its update segments
+        self._sgd_rest: list[tuple[np.ndarray, np.ndarray]] = []
+        self._unmaterialized: frozenset[str] = frozenset()  # weight gradients the last sgd_step did not write
         self._params = ArrayView(self.store.names(), self.store.view, "parameter")
-        self._grads = ArrayView(self.store.names(), self.store.grad_view, "gradient")
+        self._grads = ArrayView(self.store.names(), self._grad_view, "gradient")
         self._state = ArrayView(list(self.store.state_slots), self.store.state_view, "state array")
 
     # ---- plans ------------------------------------------------------------------------------
@@ -106,8 +111,12 @@ class CompiledNetwork:
             raise PlanError(f"network '{self.graph.name}' has no loss: it can only run forward()")
         source, graph, decisions = self._fused_graph(kind)
         mode = "train" if kind.startswith("train") else "eval"
+        offered, refusal = self._sgd_in_backward_offer() if kind == "train_sgd" else (frozenset(), "")
         schedule = lower(graph, mode, self.kernels, self.dtype, self.dropout_rng,
-                         with_loss=kind != "infer", with_backward=kind == "train")
+                         with_loss=kind != "infer", with_backward=kind in ("train", "train_sgd"),
+                         update_in_backward=offered)
+        if kind == "train_sgd":
+            decisions = decisions + sgd_update_decisions(self.store.names(), schedule.updated_params, refusal)
         # A fused activation's value carries its affine's id in the fused graph:
         # serve it under the output name the spec gave it.
         renamed = {d.nodes[1]: d.nodes[0] for d in decisions if d.fired and d.rule == "affine+activation"}
@@ -124,7 +133,8 @@ class CompiledNetwork:
         """Zero the gradients no backward step writes, then add the l2 term over the weight segment."""
         steps: list[Step] = []
         if schedule.backward:
-            unwritten = [name for name in self.store.names() if name not in schedule.written_param_grads]
+            unwritten = [name for name in self.store.names()
+                         if name not in schedule.written_param_grads and name not in schedule.updated_params]
             if unwritten:
                 views = [self.store.grad_view(name) for name in unwritten]
 
@@ -149,6 +159,16 @@ class CompiledNetwork:
 
             steps.append(Step("(l2)", "l2_penalty", l2_term, (), returns_loss=True))
         return steps
+
+    def _sgd_in_backward_offer(self) -> tuple[frozenset[str], str]:
+        """The parameters a train_sgd plan may update inside backward, or why none."""
+        from .blas import find_gemm, gemm_status
+
+        if find_gemm(self.dtype) is None:
+            return frozenset(), gemm_status(self.dtype)
+        if self.graph.l2:
+            return frozenset(), "the l2 term reads the weights after backward"
+        return frozenset(self.store.names()), ""
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -220,7 +240,48 @@ class CompiledNetwork:
         plan = self._train_plan
         if plan is None or n > plan.capacity:
             plan = self._train_plan = self.plan("train", n)
+        self._unmaterialized = frozenset()
         return plan.run(inputs, labels)
+
+    def sgd_step(self, X: Any, y: Any, learning_rate: float) -> float:
+        """Forward, backward and a plain SGD update (params -= learning_rate * grads);
+        returns the loss before the update. Allocation-free.
+
+        Weights whose op can (affine) are updated inside their backward GEMM,
+        W = W - learning_rate * X.T @ dY, so their gradients are never written
+        (`net.grads` refuses to show them until the next `train_step`); the other
+        parameters are updated from their gradients after backward. On a
+        non-finite loss nothing is updated and the loss is returned.
+        """
+        inputs = X if X.__class__ is dict else self._inputs(X)
+        labels = y if y.__class__ is dict else self._labels(y)
+        n = _rows(inputs)
+        plan = self._sgd_plan
+        if plan is None or n > plan.capacity:
+            plan = self._sgd_plan = self.plan("train_sgd", n)
+            self._sgd_rest = [(self.store.values[s], self.store.grads[s])
+                              for s in self.store.segments(exclude=plan.schedule.updated_params)]
+        if plan.learning_rate_cell is not None:
+            plan.learning_rate_cell[0] = learning_rate
+        self._unmaterialized = plan.schedule.updated_params
+        loss = plan.run(inputs, labels)
+        if math.isfinite(loss):
+            update = self.kernels.sgd_update
+            for values, grads in self._sgd_rest:
+                update(values, grads, learning_rate)
+        return loss
+
+    def _grad_view(self, name: str) -> np.ndarray:
+        if name in self._unmaterialized:
+            raise PlanError(f"the gradient of '{name}' was not computed: the last step was an SGD step "
+                            "that updated it inside backward; call net.train_step(X, y) or net.loss(X, y) "
+                            "for gradients (or use Optimizer(..., fuse_update=False))")
+        return self.store.grad_view(name)
+
+    def check_grads_materialized(self) -> None:
+        """PlanError if the last step left some weight gradients unwritten (see sgd_step)."""
+        if self._unmaterialized:
+            self._grad_view(sorted(self._unmaterialized)[0])
 
     def evaluate_loss(self, X: Any, y: Any, mode: Literal["eval", "train"] = "eval") -> float:
         """The loss without gradients, in eval mode (dropout off, running stats) or train mode."""
@@ -316,6 +377,18 @@ class CompiledNetwork:
     def __repr__(self) -> str:
         return (f"CompiledNetwork('{self.graph.name}', {self.num_params:,} params, {self.dtype.name}, "
                 f"backend={self.backend}, capacity={self.capacity})")
+
+
+def sgd_update_decisions(names: list[str], updated: frozenset[str], refusal: str) -> list[FusionDecision]:
+    """One decision per parameter: updated inside backward, or after it and why."""
+    decisions = []
+    for name in names:
+        if name in updated:
+            decisions.append(FusionDecision("sgd-update-in-backward", (name,), True))
+        else:
+            decisions.append(FusionDecision("sgd-update-in-backward", (name,), False,
+                                            refusal or "updated after backward, from its gradient"))
+    return decisions
 
 
 def _rows(inputs: Mapping[str, Any]) -> int:

@@ -7,6 +7,11 @@ Rules and hyperparameters (CS231n names and defaults): sgd (learning_rate),
 momentum and nesterov (momentum), rmsprop (decay_rate, epsilon), adam and
 adamw (beta1, beta2, epsilon; adamw: weight_decay). Optional clipping of the
 gradient to a global L2 norm.
+
+Plain SGD without clipping runs as `net.sgd_step`: each affine weight is
+updated inside its backward GEMM (W -= lr * X.T @ dY), so its gradient is never
+written to memory; `fuse_update=False` keeps the two apart (gradients in
+`net.grads` after every step).
 """
 from __future__ import annotations
 
@@ -46,7 +51,7 @@ class Optimizer:
     """Updates `net`'s parameters in place with one kernel call per step."""
 
     def __init__(self, net: CompiledNetwork, rule: str = "adam", *, clip_norm: float | None = None,
-                 **hyperparameters: Any):
+                 fuse_update: bool = True, **hyperparameters: Any):
         self.net = net
         self.settings = optimizer_settings(rule, hyperparameters)
         self.rule = rule
@@ -60,6 +65,7 @@ class Optimizer:
         self.hyperparameters = {name: getattr(self.settings, name) for name in self._hyper_names}
         self.t = 0  # completed updates
         self.last_grad_norm = float("nan")
+        self.fuse_update = fuse_update and rule == "sgd" and clip_norm is None
 
     @property
     def learning_rate(self) -> float:
@@ -75,16 +81,23 @@ class Optimizer:
         A non-finite loss raises NonFiniteError naming the step and the first
         node whose output is not finite; the parameters are left untouched.
         """
-        loss = self.net.train_step(X, y)
+        if self.fuse_update:
+            loss = self.net.sgd_step(X, y, self.hyperparameters["learning_rate"])
+        else:
+            loss = self.net.train_step(X, y)
         if not math.isfinite(loss):
             node = self.net.first_nonfinite(X, y)
             where = f"; first non-finite value at node {node}" if node else ""
             raise NonFiniteError(f"loss is {loss} at step {self.t + 1}{where}")
-        self.apply()
+        if self.fuse_update:
+            self.t += 1
+        else:
+            self.apply()
         return loss
 
     def apply(self) -> None:
         """Update the parameters from the gradients already in `net.grads`."""
+        self.net.check_grads_materialized()
         grads = self.net.store.grads
         if self.clip_norm is not None:
             norm = math.sqrt(self._sum_squares(grads))

@@ -71,6 +71,18 @@ class ParameterStore:
         slot = self.state_slots[name]
         return self.state[slot.start:slot.stop].reshape(slot.shape)
 
+    def segments(self, exclude: frozenset[str] | set[str] = frozenset()) -> list[slice]:
+        """The flat buffer as the fewest contiguous slices that cover every parameter not in `exclude`."""
+        result: list[slice] = []
+        for name, slot in self.slots.items():
+            if name in exclude or slot.start == slot.stop:
+                continue
+            if result and result[-1].stop == slot.start:
+                result[-1] = slice(result[-1].start, slot.stop)
+            else:
+                result.append(slice(slot.start, slot.stop))
+        return result
+
     def regularized(self) -> tuple[np.ndarray, np.ndarray]:
         """The l2-penalized weights and their gradients, as two flat views."""
         return self.values[: self.regularized_size], self.grads[: self.regularized_size]

@@ -8,6 +8,7 @@ for dtype, shape and layout on every call.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from math import prod
@@ -15,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .compiler import PLANNED_KINDS, MemoryPlan, Schedule
+from .compiler import PLANNED_KINDS, SGD_LEARNING_RATE, MemoryPlan, Schedule
 from .errors import PlanError
 from .lowering import FusionDecision, Ref, Step
 from .parameters import ParameterStore
@@ -26,10 +27,12 @@ _INT64 = np.dtype(np.int64)
 
 @dataclass
 class Binding:
-    """The steps bound for one batch size; `patches` are the input/label slots filled per call."""
+    """The steps bound for one batch size; `patches` are the input/label slots filled per call.
+    `steps[:forward_count]` are the forward steps (with their poison fills)."""
 
     steps: list[BoundStep]
     patches: list[tuple[list[Any], int, Ref]]
+    forward_count: int
 
 
 def debug_poison_default() -> bool:
@@ -52,6 +55,9 @@ class Plan:
         extra_steps: list[Step],
         poison: bool = False,
     ):
+        """`schedule.updated_params` non-empty makes this an SGD plan: its backward
+        steps update those parameters, with the rate in `learning_rate_cell`, so
+        `run` skips the backward steps when the loss is not finite."""
         self.schedule, self.memory, self.store = schedule, memory, store
         self.graph, self.mode = schedule.graph, schedule.mode
         self.capacity, self.dtype, self.backend = capacity, np.dtype(dtype), backend
@@ -66,6 +72,8 @@ class Plan:
         self.input_shapes = {name: tuple(value.shape) for name, value in self.graph.inputs.items()}
         self.label_values = dict(self.graph.labels) if schedule.loss else {}
         self.bound_counts = 0  # how many batch sizes were bound (for tests and stats)
+        self.updates_params = bool(schedule.updated_params)
+        self.learning_rate_cell: np.ndarray | None = self._fixed.get(SGD_LEARNING_RATE.name)
 
     # ---- binding ----------------------------------------------------------------------------
 
@@ -95,7 +103,10 @@ class Plan:
         steps: list[BoundStep] = []
         patches: list[tuple[list[Any], int, Ref]] = []
         dying = self._dying_storage() if self.poison else {}
+        forward_count = 0
         for t, step in enumerate(self.steps):
+            if t == self.schedule.n_forward:
+                forward_count = len(steps)
             args: list[Any] = []
             for j, ref in enumerate(step.args):
                 if ref is None:
@@ -109,7 +120,9 @@ class Plan:
             steps.append((step.fn_inplace if merged else step.fn, args, step.returns_loss))
             for region in dying.get(t, []):
                 steps.append((_fill_nan, [self._arena[region]], False))
-        binding = Binding(steps, patches)
+        if len(self.steps) <= self.schedule.n_forward:
+            forward_count = len(steps)
+        binding = Binding(steps, patches, forward_count)
         self._bindings[n] = binding
         self.bound_counts += 1
         return binding
@@ -191,6 +204,8 @@ class Plan:
         binding = self._bind_batch(n, inputs, labels)
         loss = 0.0
         try:
+            if self.updates_params:
+                return self._run_guarded(binding)
             for fn, args, returns_loss in binding.steps:
                 if returns_loss:
                     loss += fn(*args)
@@ -199,6 +214,26 @@ class Plan:
         except ValueError as error:  # the loss kernels refuse labels outside [0, classes)
             self._diagnose_label_range(labels, n, error)
             raise
+        return loss
+
+    def _run_guarded(self, binding: Binding) -> float:
+        """Run the forward steps, and the backward ones (which update parameters) only if the loss is finite."""
+        loss = 0.0
+        steps, forward_count = binding.steps, binding.forward_count
+        for t in range(forward_count):
+            fn, args, returns_loss = steps[t]
+            if returns_loss:
+                loss += fn(*args)
+            else:
+                fn(*args)
+        if not math.isfinite(loss):
+            return loss
+        for t in range(forward_count, len(steps)):
+            fn, args, returns_loss = steps[t]
+            if returns_loss:
+                loss += fn(*args)
+            else:
+                fn(*args)
         return loss
 
     def _diagnose_label_range(self, labels: Mapping[str, np.ndarray] | None, n: int, error: Exception) -> None:

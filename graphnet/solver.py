@@ -187,9 +187,12 @@ class Solver:
         if self.fused:
             optimizer = self._fused_optimizer()
             Xb, yb = self._batch_for_net(X_batch, y_batch)
-            loss = optimizer.net.train_step(Xb, yb)
-            if math.isfinite(loss):
-                optimizer.apply()
+            if optimizer.fuse_update:  # plain SGD: weights updated inside backward (skipped if loss is not finite)
+                loss = optimizer.net.sgd_step(Xb, yb, optimizer.learning_rate)
+            else:
+                loss = optimizer.net.train_step(Xb, yb)
+                if math.isfinite(loss):
+                    optimizer.apply()
         else:
             loss, grads = self.model.loss(X_batch, y_batch)
             for p, w in self.model.params.items():

@@ -5,7 +5,10 @@ only ratios from the same run mean anything).
 
 Contenders (same initial weights, same batch):
 - `blas_floor`: only the step's GEMMs, into preallocated outputs: the floor.
-- `graphnet_numba`, `graphnet_numpy`: gn.Optimizer("sgd").step on the compiled plan.
+- `graphnet_numba`, `graphnet_numpy`: gn.Optimizer("sgd").step on the compiled plan
+  (the weights' SGD update fused into their backward GEMMs).
+- `graphnet_unfused`: the same with `fuse_update=False`: gradients written, then
+  one SGD kernel over the flat buffers.
 - `student_numpy`: the homework's NumPy code, allocating freely.
 - `torch_eager`, `jax_jit`: optional peers, skipped with a reason when absent.
 """
@@ -50,7 +53,7 @@ def make_problem(size: str, seed: int = 0) -> Problem:
 # ---- contenders: each returns a zero-argument step function ----------------------------------
 
 
-def graphnet_step(problem: Problem, backend: str) -> Callable[[], Any]:
+def graphnet_step(problem: Problem, backend: str, fuse_update: bool = True) -> Callable[[], Any]:
     import graphnet as gn
 
     layers = []
@@ -63,7 +66,7 @@ def graphnet_step(problem: Problem, backend: str) -> Callable[[], Any]:
     weights = {f"affine{i // 2 + 1}.{'W' if i % 2 == 0 else 'b'}": w for i, w in enumerate(problem.weights)}
     for name in names:
         net.params[name] = weights[name]
-    optimizer = gn.Optimizer(net, "sgd", learning_rate=LEARNING_RATE)
+    optimizer = gn.Optimizer(net, "sgd", learning_rate=LEARNING_RATE, fuse_update=fuse_update)
     X, y = problem.X, problem.y
     step = optimizer.step
     return lambda: step(X, y)
@@ -190,6 +193,7 @@ def jax_step(problem: Problem) -> Callable[[], Any]:
 CONTENDERS: dict[str, Callable[[Problem], Callable[[], Any]]] = {
     "blas_floor": blas_floor_step,
     "graphnet_numba": lambda p: graphnet_step(p, "numba"),
+    "graphnet_unfused": lambda p: graphnet_step(p, "numba", fuse_update=False),
     "graphnet_numpy": lambda p: graphnet_step(p, "numpy"),
     "student_numpy": student_numpy_step,
     "torch_eager": torch_step,

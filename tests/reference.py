@@ -12,7 +12,9 @@ and no graphnet kernel. The tests compare the compiled network against it.
   topological order, `rng.random((n, *shape))`, exactly as the compiled plan
   does (one draw per dropout node with rate > 0 that the plan computes).
 - Only the ancestors of the outputs (and of the loss when labels are given)
-  are computed, as the compiler prunes the others.
+  are computed, as the compiler prunes the others. A train-mode run with labels
+  is a training step: it computes the ancestors of the loss and of the
+  batchnorms that feed an output, as a train plan does.
 - The loss includes the l2 term 0.5 * l2 * sum(W**2) over affine weights.
 
 Test modules load it by path (pytest runs with --import-mode=importlib, and
@@ -123,7 +125,13 @@ def run_reference(
         for name in spec.labels:
             label = np.asarray(labels[name])
             values[name] = label if spec.value(name).kind == "classes" else label.astype(np.float64)
-    targets = list(spec.outputs) + ([spec.loss] if labels is not None and spec.loss else [])
+    if mode == "train" and labels is not None and spec.loss:
+        # a training step computes the loss, plus the batchnorms feeding an output (their
+        # running statistics learn); an output's other nodes (a dropout there) are skipped
+        feeding = _ancestors(spec, list(spec.outputs))
+        targets = [spec.loss] + [node.id for node in spec.nodes if node.op == "batchnorm" and node.id in feeding]
+    else:
+        targets = list(spec.outputs) + ([spec.loss] if labels is not None and spec.loss else [])
     needed = _ancestors(spec, targets)
     loss: float | None = None
     for node in spec.topological_nodes():

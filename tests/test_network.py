@@ -54,6 +54,29 @@ def test_random_dag_forward_and_losses_match_reference(case, n, seed, capacity):
         np.testing.assert_array_equal(net.params[key], value)
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=strategies.network_specs(), n=st.integers(2, 9), seed=st.integers(0, 2**16), keep_l2=st.booleans())
+def test_random_dag_sgd_step_with_the_update_in_backward_equals_gradients_then_update(case, n, seed, keep_l2):
+    spec = case.spec if keep_l2 else case.spec.model_copy(update={"l2": 0.0})
+    if spec.loss is None:
+        return
+    nets = []
+    for fuse in (True, False):
+        net = gn.compile(spec, batch_size=9, dtype="float64", seed=seed)
+        randomize(net, seed, scale=0.3)
+        nets.append((net, gn.Optimizer(net, "sgd", learning_rate=0.01, fuse_update=fuse)))
+    inputs, labels = reference.random_batch(spec, n, seed)
+    for _ in range(2):
+        losses = [opt.step(inputs, labels) for _, opt in nets]
+        np.testing.assert_allclose(losses[0], losses[1], rtol=1e-10)
+        (fused, _), (plain, _) = nets
+        scale = max(1.0, np.abs(plain.store.values).max())
+        np.testing.assert_allclose(fused.store.values, plain.store.values, rtol=1e-10, atol=1e-12 * scale)
+        np.testing.assert_allclose(fused.store.state, plain.store.state, rtol=1e-10, atol=1e-12)
+    updated = fused.plan("train_sgd").schedule.updated_params
+    assert not updated if spec.l2 else all(name.endswith(".W") for name in updated)
+
+
 def test_output_that_views_an_input_is_served():
     """Bug found by these tests: an output that is flatten/identity/eval-mode dropout of a
     network input raised PlanError ("is the network input itself") from forward()."""

@@ -17,12 +17,12 @@ from graphnet import NonFiniteError, SpecError
 
 
 import reference  # tests/ helpers, on sys.path via conftest.py
-from zoo import SPECS
+from zoo import SPECS, ZOO, randomize, zoo_network
 
 
-def tiny_net(dtype="float64", backend="numba", seed=0):
+def tiny_net(dtype="float64", backend="numba", seed=0, l2=1e-2):
     spec = gn.sequential([{"op": "affine", "units": 5, "activation": "tanh"}, {"op": "affine", "units": 3}],
-                         input_shape=[4], classes=3, l2=1e-2)
+                         input_shape=[4], classes=3, l2=l2)
     return gn.compile(spec, batch_size=6, dtype=dtype, backend=backend, seed=seed)
 
 
@@ -339,11 +339,11 @@ STEADY = [("fashion_mlp", 32), ("fashion_mlp", 20), ("fc_bn_dropout", 32), ("fc_
 STEADY_IDS = [f"{name}-n{n}" for name, n in STEADY]
 
 
-def steady_optimizer(name, n, rule="adam"):
+def steady_optimizer(name, n, rule="adam", clip_norm=5.0):
     spec = gn.load(SPECS / f"{name}.json")
     spec = spec.network if isinstance(spec, gn.RunSpec) else spec
     net = gn.compile(spec, batch_size=32, dtype="float32", backend="numba", seed=0)
-    opt = gn.Optimizer(net, rule, learning_rate=1e-3, clip_norm=5.0)
+    opt = gn.Optimizer(net, rule, learning_rate=1e-3, clip_norm=clip_norm)
     inputs, labels = reference.random_batch(spec, n, seed=1, dtype=np.float32)
     X, y = inputs["x"], labels["y"]
     for _ in range(3):  # warm up: compile kernels, bind the plan for n
@@ -377,6 +377,128 @@ def test_steady_plan_run_and_update_allocate_nothing(name, n):
 @pytest.mark.parametrize("name, n", STEADY, ids=STEADY_IDS)
 def test_steady_optimizer_step_allocates_nothing(name, n):
     net, opt, X, y = steady_optimizer(name, n)
+    with counting_numpy_allocations() as sizes:
+        for _ in range(3):
+            opt.step(X, y)
+    assert sizes == [], f"{len(sizes)} numpy allocations in 3 steps, bytes: {sizes[:10]}"
+
+
+# ---- plain SGD fused into the backward GEMMs ------------------------------------------------
+
+
+def sgd_pair(spec, batch_size=8, dtype="float64", seed=0, **options):
+    """Two identical networks: one stepping with the update fused into backward, one without."""
+    pair = []
+    for fuse in (True, False):
+        net = gn.compile(spec, batch_size=batch_size, dtype=dtype, seed=seed)
+        randomize(net)
+        pair.append((net, gn.Optimizer(net, "sgd", fuse_update=fuse, learning_rate=0.01, **options)))
+    return pair
+
+
+def without_l2(spec):
+    return spec.model_copy(update={"l2": 0.0})
+
+
+@pytest.mark.parametrize("path", ZOO, ids=lambda p: p.stem)
+@pytest.mark.parametrize("n", [8, 5])
+def test_fused_sgd_equals_gradients_then_update_on_every_zoo_network(path, n):
+    spec = without_l2(zoo_network(path))
+    (fused, fused_opt), (plain, plain_opt) = sgd_pair(spec)
+    inputs, labels = reference.random_batch(spec, n, seed=3)
+    for step in range(3):
+        assert fused_opt.step(inputs, labels) == pytest.approx(plain_opt.step(inputs, labels), rel=1e-10)
+        # the GEMM sums W + (-rate * X.T @ dY) in its own order: equal up to float64 rounding
+        scale = np.abs(plain.store.values).max()
+        np.testing.assert_allclose(fused.store.values, plain.store.values, rtol=1e-10, atol=1e-12 * scale)
+        np.testing.assert_allclose(fused.store.state, plain.store.state, rtol=1e-10, atol=1e-12)
+    weights = {f"{node.id}.W" for node in fused.graph.nodes if node.spec.op == "affine"}
+    assert fused.plan("train_sgd").schedule.updated_params == weights
+    assert fused_opt.t == plain_opt.t == 3
+
+
+def test_fused_sgd_follows_learning_rate_changes_in_float32():
+    spec = without_l2(zoo_network(SPECS / "fc_bn_dropout.json"))
+    (fused, fused_opt), (plain, plain_opt) = sgd_pair(spec, dtype="float32")
+    inputs, labels = reference.random_batch(spec, 8, seed=4, dtype=np.float32)
+    for rate in (0.1, 0.01, 0.0, 0.3):
+        fused_opt.learning_rate = plain_opt.learning_rate = rate
+        fused_opt.step(inputs, labels)
+        plain_opt.step(inputs, labels)
+        np.testing.assert_allclose(fused.store.values, plain.store.values, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_sgd_runs_no_backward_step_when_the_loss_is_not_finite():
+    spec = gn.sequential([{"op": "affine", "units": 5, "activation": "relu"}, {"op": "affine", "units": 3}],
+                         input_shape=[4], classes=3)
+    net = gn.compile(spec, batch_size=6, dtype="float32")
+    X, y = tiny_batch(np.float32)
+    opt = gn.Optimizer(net, "sgd", learning_rate=0.1)
+    opt.step(X, y)
+    before = net.store.values.copy()
+    X[2] = np.finfo(np.float32).max  # X @ W overflows in the first layer
+    with np.errstate(all="ignore"), pytest.raises(NonFiniteError, match="at step 2; first non-finite value at node affine1"):
+        opt.step(X, y)
+    np.testing.assert_array_equal(net.store.values, before)
+    assert opt.t == 1
+
+
+def test_after_a_fused_step_weight_gradients_are_refused_not_stale():
+    net = tiny_net(l2=0.0)
+    X, y = tiny_batch()
+    opt = gn.Optimizer(net, "sgd", learning_rate=0.1)
+    opt.step(X, y)
+    with pytest.raises(gn.PlanError, match=r"gradient of 'affine1.W' was not computed.*fuse_update=False"):
+        net.grads["affine1.W"]
+    assert np.isfinite(net.grads["affine1.b"]).all()  # biases still get gradients
+    with pytest.raises(gn.PlanError, match="not computed"):
+        opt.apply()  # would apply stale weight gradients
+    net.train_step(X, y)
+    loss, grads = net.loss(X, y)
+    np.testing.assert_array_equal(net.grads["affine1.W"], grads["affine1.W"])
+    opt.apply()
+
+
+def test_an_unfused_optimizer_leaves_gradients_readable():
+    net = tiny_net(l2=0.0)
+    X, y = tiny_batch()
+    gn.Optimizer(net, "sgd", learning_rate=0.1, fuse_update=False).step(X, y)
+    assert np.isfinite(net.grads["affine1.W"]).all()
+
+
+@pytest.mark.parametrize("options, fused", [({}, True), ({"clip_norm": 1.0}, False), ({"fuse_update": False}, False)])
+def test_only_plain_sgd_fuses(options, fused):
+    net = tiny_net(l2=0.0)
+    assert gn.Optimizer(net, "sgd", **options).fuse_update is fused
+    assert gn.Optimizer(net, "momentum").fuse_update is False
+
+
+def test_the_plan_says_which_updates_were_fused_and_why_not():
+    net = tiny_net(l2=0.0)
+    text = net.describe("train_sgd")
+    assert "sgd-update-in-backward: affine1.W fused" in text
+    assert "affine1.b not fused (updated after backward, from its gradient)" in text
+    assert "gemm W -= rate * X.T @ dY" in text
+    refused = tiny_net(l2=1e-2).describe("train_sgd")
+    assert "affine1.W not fused (the l2 term reads the weights after backward)" in refused
+
+
+def test_without_a_cblas_gemm_sgd_steps_are_correct_and_say_why(monkeypatch):
+    monkeypatch.setenv("GRAPHNET_NO_CBLAS", "1")
+    spec = without_l2(zoo_network(SPECS / "two_layer_net.json"))
+    (fused, fused_opt), (plain, plain_opt) = sgd_pair(spec)
+    assert fused.plan("train_sgd").schedule.updated_params == frozenset()
+    assert "disabled by $GRAPHNET_NO_CBLAS" in fused.describe("train_sgd")
+    inputs, labels = reference.random_batch(spec, 8, seed=5)
+    fused_opt.step(inputs, labels)
+    plain_opt.step(inputs, labels)
+    np.testing.assert_array_equal(fused.store.values, plain.store.values)
+
+
+@pytest.mark.parametrize("name, n", STEADY, ids=STEADY_IDS)
+def test_steady_fused_sgd_step_allocates_nothing(name, n):
+    net, opt, X, y = steady_optimizer(name, n, rule="sgd", clip_norm=None)
+    assert opt.fuse_update
     with counting_numpy_allocations() as sizes:
         for _ in range(3):
             opt.step(X, y)

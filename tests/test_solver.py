@@ -12,7 +12,7 @@ import graphnet.data as gd
 from graphnet.errors import DataError
 from graphnet.layers import affine_backward, affine_forward, softmax_loss
 from graphnet.models import FullyConnectedNet
-from graphnet.optim import sgd_momentum
+from graphnet.optim import sgd, sgd_momentum
 from graphnet.solver import Solver, load_checkpoint
 
 
@@ -146,22 +146,30 @@ def test_lr_decay_and_the_generic_update_path():
         assert "velocity" in config
 
 
-def test_fused_path_matches_per_parameter_updates():
+@pytest.mark.parametrize("rule, reg", [("sgd_momentum", 0.01), ("sgd", 0.0)])
+def test_fused_path_matches_per_parameter_updates(rule, reg):
+    """sgd with reg=0 is the path whose weight updates run inside the backward GEMMs."""
     data = _blobs()
+    rules = {"sgd_momentum": ("momentum", sgd_momentum), "sgd": ("sgd", sgd)}
 
-    def run(rule):
+    def run(update_rule):
         np.random.seed(7)
-        model = FullyConnectedNet([6], input_dim=4, num_classes=3, normalization="layernorm", reg=0.01,
+        model = FullyConnectedNet([6], input_dim=4, num_classes=3, normalization="layernorm", reg=reg,
                                   dtype=np.float64, seed=3)
-        solver = Solver(model, data, update_rule=rule, optim_config={"learning_rate": 0.05, "momentum": 0.8},
+        solver = Solver(model, data, update_rule=update_rule, optim_config={"learning_rate": 0.05, "momentum": 0.8}
+                        if rule == "sgd_momentum" else {"learning_rate": 0.05},
                         lr_decay=0.9, num_epochs=2, batch_size=16, verbose=False)
         solver.train()
         return solver, model
 
-    fused, fused_model = run("sgd_momentum")
-    plain, plain_model = run(lambda w, dw, config: sgd_momentum(w, dw, config))  # a custom callable
+    fused, fused_model = run(rule)
+    reference_rule = rules[rule][1]
+    plain, plain_model = run(lambda w, dw, config: reference_rule(w, dw, config))  # a custom callable
     assert fused.fused and not plain.fused
-    assert fused._optimizer.rule == "momentum"
+    assert fused._optimizer.rule == rules[rule][0]
+    assert fused._optimizer.fuse_update is (rule == "sgd")
+    sgd_plan = fused._optimizer.net._sgd_plan
+    assert (sgd_plan is not None and len(sgd_plan.schedule.updated_params) == 2) is (rule == "sgd")
     assert fused._optimizer.learning_rate == pytest.approx(0.05 * 0.9 ** 2)
     assert np.allclose(fused.loss_history, plain.loss_history, rtol=1e-10)
     for k in fused_model.params:

@@ -6,6 +6,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from ..blas import find_gemm
 from ..lowering import LowerContext, Step
 from .base import (
     ACTIVATION_CODES,
@@ -84,29 +85,46 @@ def backward(node: Affine, ctx: LowerContext) -> list[Step]:
     matmul = np.matmul
 
     # dY is dead after this step, so the activation gradient overwrites it in place.
-    def affine_backward(dY, Y, db, X, W, dW, dX):
+    def activation_gradient(dY, Y, db):
         if db is not None:
             act_bias_backward(dY, Y if Y is not None else dY, act, alpha, dY, db)
         elif Y is not None:
             act_backward(dY, Y, act, alpha, dY)
+
+    def affine_backward(dY, Y, db, X, W, dW, dX):
+        activation_gradient(dY, Y, db)
         matmul(X.T, dY, out=dW)
         if dX is not None:
             matmul(dY, W.T, out=dX)
 
+    # With SGD fused in, W = W - rate * X.T @ dY is one GEMM (beta = 1): the weight
+    # gradient never goes to memory. dX must read W before that update.
+    def affine_backward_sgd(dY, Y, db, X, W, rate, dX):
+        activation_gradient(dY, Y, db)
+        if dX is not None:
+            matmul(dY, W.T, out=dX)
+        update_at_b(X, dY, W, -float(rate[0]), 1.0)
+
     dX = ctx.dx(0, (fan_in,))
-    args = (
+    rate = ctx.update_in_backward("W")
+    head = (
         ctx.dy(),
         None if identity else ctx.y(),  # the activation gradient is taken from the output
         ctx.param_grad("b") if node.bias else None,
         ctx.x(0, (fan_in,)),
-        ctx.param("W") if dX is not None else None,
-        ctx.param_grad("W"),
-        dX,
     )
     parts = [f"act_bias_backward[{node.activation or 'identity'}]" if node.bias else ""]
     parts.append("" if node.bias or identity else f"act_backward[{node.activation}]")
+    if rate is not None:
+        update_at_b = find_gemm(ctx.dtype).update_at_b  # type: ignore[union-attr]
+        parts.append("" if dX is None else "matmul")
+        parts.append("gemm W -= rate * X.T @ dY")
+        label = "+".join(p for p in parts if p)
+        return [Step(node.id, label, affine_backward_sgd, (*head, ctx.param("W"), rate, dX),
+                     writes=frozenset({0, 2, 4, 6}))]
     parts.append("matmul" if dX is None else "matmul x2")
     label = "+".join(p for p in parts if p)
+    args = (*head, ctx.param("W") if dX is not None else None, ctx.param_grad("W"), dX)
     return [Step(node.id, label, affine_backward, args, writes=frozenset({0, 2, 5, 6}))]
 
 

@@ -1,0 +1,128 @@
+"""numpy's own BLAS GEMM with alpha and beta, called through ctypes.
+
+`np.matmul(A, B, out=C)` always computes C = A @ B. An SGD update folded into
+the backward pass needs the general form, W = beta * W + alpha * X^T @ dY, so
+that the weight gradient is never written to memory and read back: the GEMM
+updates W as it computes. This module finds the `cblas_?gemm` symbol of the
+BLAS library numpy itself loaded (one library, one thread pool: calling a
+second BLAS, such as numba's SciPy one, would put two spinning pools on the
+same cores) and checks it against `np.matmul` before anyone uses it.
+
+    gemm = find_gemm(np.float32)      # None when no usable cblas is found
+    gemm.update_at_b(X, dY, W, alpha=-lr, beta=1.0)     # W = W - lr * X.T @ dY
+
+`gemm_status()` says which library and symbol were found, or why none was.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+
+# (symbol prefix + suffix, integer type): ILP64 builds take 64-bit sizes.
+_SYMBOLS = (
+    ("scipy_cblas_{t}gemm64_", ctypes.c_int64),  # numpy >= 2 wheels (scipy-openblas64)
+    ("cblas_{t}gemm64_", ctypes.c_int64),  # numpy 1.2x wheels (openblas64_)
+    ("cblas_{t}gemm_64", ctypes.c_int64),  # MKL ILP64 naming
+    ("cblas_{t}gemm", ctypes.c_int),  # LP64 system BLAS (Debian, conda)
+)
+_SCALARS = {np.dtype(np.float32): ("s", ctypes.c_float), np.dtype(np.float64): ("d", ctypes.c_double)}
+_DISABLE_VAR = "GRAPHNET_NO_CBLAS"
+
+
+@dataclass
+class Gemm:
+    """One `cblas_?gemm` of numpy's BLAS library, for one dtype."""
+
+    library: str
+    symbol: str
+    dtype: np.dtype
+    function: Any  # the ctypes function
+
+    def update_at_b(self, A: np.ndarray, B: np.ndarray, C: np.ndarray, alpha: float, beta: float) -> None:
+        """C = beta * C + alpha * A.T @ B in place. A: (K, M), B: (K, N), C: (M, N), all C-contiguous."""
+        K, M = A.shape
+        N = C.shape[1]
+        if B.shape != (K, N) or C.shape != (M, N) or not (
+                A.flags.c_contiguous and B.flags.c_contiguous and C.flags.c_contiguous) or not (
+                A.dtype == B.dtype == C.dtype == self.dtype):
+            raise ValueError(f"update_at_b: A {A.dtype}{A.shape}, B {B.dtype}{B.shape}, C {C.dtype}{C.shape} "
+                             f"do not make C = beta*C + alpha*A.T@B (C-contiguous {self.dtype.name} arrays)")
+        if K == 0:
+            C *= beta
+            return
+        self.function(_ROW_MAJOR, _TRANS, _NO_TRANS, M, N, K, alpha, A.ctypes.data, max(M, 1),
+                      B.ctypes.data, max(N, 1), beta, C.ctypes.data, max(N, 1))
+
+
+def _loaded_libraries() -> list[str]:
+    """Shared libraries mapped into this process that look like a BLAS, numpy's own first."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = {line.split()[-1] for line in maps if ".so" in line and "/" in line}
+    except OSError:
+        return []
+    blas = [p for p in paths if any(k in os.path.basename(p).lower() for k in ("blas", "mkl_rt"))]
+    numpy_root = os.path.dirname(os.path.dirname(np.__file__))
+    return sorted(blas, key=lambda p: (not p.startswith(numpy_root), p))
+
+
+def _bind(library: str, dtype: np.dtype) -> Gemm | None:
+    letter, scalar = _SCALARS[dtype]
+    try:
+        handle = ctypes.CDLL(library)
+    except OSError:
+        return None
+    for pattern, integer in _SYMBOLS:
+        symbol = pattern.format(t=letter)
+        function = getattr(handle, symbol, None)
+        if function is None:
+            continue
+        function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, integer, scalar,
+                             ctypes.c_void_p, integer, ctypes.c_void_p, integer, scalar, ctypes.c_void_p, integer]
+        function.restype = None
+        gemm = Gemm(library, symbol, dtype, function)
+        if _agrees_with_numpy(gemm):
+            return gemm
+    return None
+
+
+def _agrees_with_numpy(gemm: Gemm) -> bool:
+    """A small GEMM with alpha and beta against np.matmul: guards the symbol's calling convention."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((7, 5)).astype(gemm.dtype)
+    B = rng.standard_normal((7, 3)).astype(gemm.dtype)
+    C = rng.standard_normal((5, 3)).astype(gemm.dtype)
+    expected = 0.5 * C - 2.0 * (A.T.astype(np.float64) @ B.astype(np.float64))
+    gemm.update_at_b(A, B, C, -2.0, 0.5)
+    return bool(np.allclose(C, expected, rtol=1e-4, atol=1e-4))
+
+
+_FOUND: dict[np.dtype, Gemm | None] = {}
+
+
+def find_gemm(dtype: Any) -> Gemm | None:
+    """numpy's cblas GEMM for float32/float64, checked; None if there is none (or $GRAPHNET_NO_CBLAS is set)."""
+    dtype = np.dtype(dtype)
+    if dtype not in _SCALARS or os.environ.get(_DISABLE_VAR, "") not in ("", "0"):
+        return None
+    if dtype not in _FOUND:
+        np.matmul(np.ones((2, 2)), np.ones((2, 2)))  # make sure numpy has loaded its BLAS
+        _FOUND[dtype] = next((g for lib in _loaded_libraries() if (g := _bind(lib, dtype)) is not None), None)
+    return _FOUND[dtype]
+
+
+def gemm_status(dtype: Any = np.float32) -> str:
+    """Which cblas GEMM graphnet uses for `dtype`, or why it uses none."""
+    dtype = np.dtype(dtype)
+    if os.environ.get(_DISABLE_VAR, "") not in ("", "0"):
+        return f"disabled by ${_DISABLE_VAR}"
+    gemm = find_gemm(dtype)
+    if gemm is None:
+        return f"no cblas {dtype.name} GEMM found in the BLAS libraries numpy loaded"
+    return f"{gemm.symbol} from {os.path.basename(gemm.library)}"

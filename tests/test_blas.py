@@ -1,0 +1,82 @@
+"""graphnet.blas: numpy's own cblas GEMM with alpha and beta, found, checked and
+refusing arrays it cannot take."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from graphnet.blas import find_gemm, gemm_status
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numpys_blas_has_a_gemm_for_both_float_types(dtype):
+    gemm = find_gemm(dtype)
+    assert gemm is not None, gemm_status(dtype)
+    assert gemm.dtype == np.dtype(dtype)
+    assert os.path.basename(gemm.library) in gemm_status(dtype)
+
+
+SHAPES = [(1, 1, 1), (7, 5, 3), (128, 784, 512), (3, 1, 9), (33, 17, 1)]
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-4), (np.float64, 1e-12)])
+@pytest.mark.parametrize("K, M, N", SHAPES)
+@pytest.mark.parametrize("alpha, beta", [(-1e-3, 1.0), (2.0, 0.0), (0.5, -1.5)])
+def test_update_at_b_is_beta_c_plus_alpha_at_b(K, M, N, alpha, beta, dtype, rtol):
+    rng = np.random.default_rng(K * 100 + M)
+    A = rng.standard_normal((K, M)).astype(dtype)
+    B = rng.standard_normal((K, N)).astype(dtype)
+    C = rng.standard_normal((M, N)).astype(dtype)
+    expected = beta * C.astype(np.float64) + alpha * (A.T.astype(np.float64) @ B.astype(np.float64))
+    find_gemm(dtype).update_at_b(A, B, C, alpha, beta)
+    np.testing.assert_allclose(C, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+
+
+def test_an_empty_inner_dimension_only_scales_c():
+    C = np.full((3, 2), 2.0, np.float32)
+    find_gemm(np.float32).update_at_b(np.zeros((0, 3), np.float32), np.zeros((0, 2), np.float32), C, 1.0, 0.5)
+    np.testing.assert_array_equal(C, 1.0)
+
+
+def test_leading_row_views_are_accepted():
+    """A plan runs a partial batch on the first n rows of its buffers."""
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((10, 4)), rng.standard_normal((10, 3))
+    C = np.zeros((4, 3))
+    find_gemm(np.float64).update_at_b(A[:6], B[:6], C, 1.0, 0.0)
+    np.testing.assert_allclose(C, A[:6].T @ B[:6])
+
+
+@pytest.mark.parametrize("case", ["shape", "dtype", "strided", "transposed"])
+def test_arrays_it_cannot_take_are_refused_before_blas_sees_them(case):
+    A, B, C = np.ones((4, 3)), np.ones((4, 2)), np.ones((3, 2))
+    if case == "shape":
+        B = np.ones((5, 2))
+    elif case == "dtype":
+        C = C.astype(np.float32)
+    elif case == "strided":
+        A = np.ones((4, 6))[:, ::2]
+    else:
+        C = np.ones((2, 3)).T
+    before = C.copy()
+    with pytest.raises(ValueError, match="update_at_b"):
+        find_gemm(np.float64).update_at_b(A, B, C, 1.0, 1.0)
+    np.testing.assert_array_equal(C, before)
+
+
+def test_other_dtypes_have_no_gemm():
+    assert find_gemm(np.int64) is None
+    assert find_gemm(np.float16) is None
+
+
+def test_the_environment_can_turn_it_off():
+    code = ("import numpy as np; from graphnet.blas import find_gemm, gemm_status; "
+            "assert find_gemm(np.float32) is None; print(gemm_status())")
+    env = dict(os.environ, GRAPHNET_NO_CBLAS="1")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "disabled by $GRAPHNET_NO_CBLAS" in result.stdout
