@@ -10,6 +10,7 @@ bench/results/cold_start.json.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -58,6 +59,8 @@ def main() -> None:
             second.append(one_process(args.spec, cache))
     result = {
         "spec": args.spec,
+        # numba imports scipy.linalg (if installed) the first time it loads a kernel
+        "scipy_installed": importlib.util.find_spec("scipy") is not None,
         "first_process_s": statistics.median(first),
         "second_process_s": statistics.median(second),
         "first_all": first,
@@ -66,6 +69,7 @@ def main() -> None:
     print(f"cold start to the end of the first step ({args.spec}), median of {args.repeats}:")
     print(f"  first process (empty numba cache): {result['first_process_s']:.2f} s")
     print(f"  second process (cache warm):       {result['second_process_s']:.2f} s")
+    print(f"  scipy installed (numba imports it): {result['scipy_installed']}")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "cold_start.json").write_text(json.dumps(result, indent=2) + "\n")

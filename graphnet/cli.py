@@ -226,8 +226,16 @@ def _bench(args: argparse.Namespace) -> int:
     if not args.kernels_only:
         from .step_bench import format_step_table, run_step_bench
 
+        step_rows = run_step_bench(quick=not args.full)
         print()
-        print(format_step_table(run_step_bench(quick=not args.full)))
+        print(format_step_table(step_rows))
+        if args.json:
+            import json
+
+            from .fileio import write_text_atomic
+
+            write_text_atomic(args.json, json.dumps(step_rows, indent=2) + "\n")
+            print(f"\nwrote {args.json}")
     return 0
 
 
@@ -285,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="kernel and training-step benchmarks (quick subset)")
     p.add_argument("--full", action="store_true", help="all sizes, more repeats")
     p.add_argument("--kernels-only", action="store_true")
+    p.add_argument("--json", metavar="PATH", help="also write the step table as JSON (bench/results/step.json)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
 
     return parser

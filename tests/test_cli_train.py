@@ -224,3 +224,27 @@ def test_compile_dot_is_graphviz(spec, fuse, capsys):
 def test_compile_prints_the_plan(capsys):
     assert main(["compile", "specs/spiral_mlp.json"]) == 0
     assert "fc1" in capsys.readouterr().out
+
+
+def test_bench_prints_both_tables_and_writes_the_step_rows(monkeypatch, tmp_path, capsys):
+    """The bench plumbing, with the measurements stubbed out (timing is not a test)."""
+    import graphnet.kernel_bench as kernel_bench
+    import graphnet.step_bench as step_bench
+
+    rows = [{"size": "S", "contender": "blas_floor", "us": 100.0, "ratio": 1.0},
+            {"size": "S", "contender": "graphnet_numba", "us": 125.0, "ratio": 1.25},
+            {"size": "S", "contender": "jax_jit", "us": None, "ratio": None, "skipped": "not installed (jax)"}]
+    asked = {}
+
+    def fake_step_bench(quick):
+        asked["quick"] = quick
+        return rows
+
+    monkeypatch.setattr(kernel_bench, "run_kernel_bench", lambda quick, dtype: [])
+    monkeypatch.setattr(step_bench, "run_step_bench", fake_step_bench)
+    target = tmp_path / "step.json"
+    assert main(["bench", "--full", "--json", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert "graphnet_numba" in out and "1.25" in out and f"wrote {target}" in out
+    assert json.loads(target.read_text()) == rows
+    assert asked == {"quick": False}
