@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from graphnet.blas import find_gemm, gemm_status
+from graphnet.blas import AtBUpdate, find_gemm, gemm_status
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -80,3 +80,23 @@ def test_the_environment_can_turn_it_off():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "disabled by $GRAPHNET_NO_CBLAS" in result.stdout
+
+
+def test_a_reused_update_follows_new_arrays_and_batch_sizes():
+    """AtBUpdate keeps its ctypes arguments between calls: a new array in any slot,
+    or fewer rows (a partial batch), must still give the right product."""
+    rng = np.random.default_rng(1)
+    update = AtBUpdate(find_gemm(np.float64))
+    C = np.zeros((4, 3))
+    expected = C.copy()
+    for rows in (6, 6, 2, 6, 1):
+        A, B = rng.standard_normal((rows, 4)), rng.standard_normal((rows, 3))
+        for _ in range(2):  # the same arrays twice: the cached path
+            update(A, B, C, -0.5, 1.0)
+            expected = expected - 0.5 * A.T @ B
+        np.testing.assert_allclose(C, expected, rtol=1e-12)
+    other = np.ones((4, 3))
+    update(A, B, other, 1.0, 2.0)
+    np.testing.assert_allclose(other, 2.0 + A.T @ B, rtol=1e-12)
+    with pytest.raises(ValueError, match="update_at_b"):
+        update(A, B, np.ones((3, 3)), 1.0, 1.0)

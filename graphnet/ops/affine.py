@@ -6,7 +6,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ..blas import find_gemm
+from ..blas import AtBUpdate, find_gemm
 from ..lowering import LowerContext, Step
 from .base import (
     ACTIVATION_CODES,
@@ -116,7 +116,7 @@ def backward(node: Affine, ctx: LowerContext) -> list[Step]:
     parts = [f"act_bias_backward[{node.activation or 'identity'}]" if node.bias else ""]
     parts.append("" if node.bias or identity else f"act_backward[{node.activation}]")
     if rate is not None:
-        update_at_b = find_gemm(ctx.dtype).update_at_b  # type: ignore[union-attr]
+        update_at_b = AtBUpdate(find_gemm(ctx.dtype))  # type: ignore[arg-type]
         parts.append("" if dX is None else "matmul")
         parts.append("gemm W -= rate * X.T @ dY")
         label = "+".join(p for p in parts if p)
