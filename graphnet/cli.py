@@ -77,7 +77,7 @@ def _compile(args: argparse.Namespace) -> int:
         graph = fuse(net.graph)[0] if not args.no_fuse else net.graph
         sys.stdout.write(graph_to_dot(graph))
         return 0
-    kind = {"train": "train", "infer": "infer", "eval": "eval_loss"}[args.mode]
+    kind = {"train": "train", "sgd": "train_sgd", "infer": "infer", "eval": "eval_loss"}[args.mode]
     if kind != "infer" and net.graph.loss is None:
         kind = "infer"
     print(net.plan(kind).describe())
@@ -257,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compile", help="compile a spec and print its plan (or --dot: Graphviz)")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--batch", type=int, default=128, help="plan capacity (default 128)")
-    p.add_argument("--mode", choices=["train", "infer", "eval"], default="train")
+    p.add_argument("--mode", choices=["train", "sgd", "infer", "eval"], default="train",
+                   help="sgd: the train plan of a plain SGD step, weights updated inside backward")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
     p.add_argument("--dot", action="store_true", help="print the (fused) graph in Graphviz DOT")

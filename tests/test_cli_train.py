@@ -226,6 +226,12 @@ def test_compile_prints_the_plan(capsys):
     assert "fc1" in capsys.readouterr().out
 
 
+def test_compile_shows_which_sgd_updates_run_inside_backward(capsys):
+    assert main(["compile", "specs/fashion_mlp.json", "--mode", "sgd"]) == 0
+    out = capsys.readouterr().out
+    assert "sgd-update-in-backward: fc1.W fused" in out and "gemm W -= rate * X.T @ dY" in out
+
+
 def test_bench_prints_both_tables_and_writes_the_step_rows(monkeypatch, tmp_path, capsys):
     """The bench plumbing, with the measurements stubbed out (timing is not a test)."""
     import graphnet.kernel_bench as kernel_bench
