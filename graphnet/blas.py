@@ -101,9 +101,15 @@ def _loaded_libraries() -> list[str]:
             paths = {line.split()[-1] for line in maps if ".so" in line and "/" in line}
     except OSError:
         return []
+    return blas_candidates(paths, os.path.dirname(os.path.realpath(np.__file__)))
+
+
+def blas_candidates(paths: set[str] | list[str], numpy_package: str) -> list[str]:
+    """The paths that look like a BLAS library, those shipped with numpy (its
+    package folder or a wheel's `numpy.libs`) first, then by path."""
     blas = [p for p in paths if any(k in os.path.basename(p).lower() for k in ("blas", "mkl_rt"))]
-    numpy_root = os.path.dirname(os.path.dirname(np.__file__))
-    return sorted(blas, key=lambda p: (not p.startswith(numpy_root), p))
+    own = (numpy_package + os.sep, numpy_package + ".libs" + os.sep)
+    return sorted(blas, key=lambda p: (not os.path.realpath(p).startswith(own), p))
 
 
 def _bind(library: str, dtype: np.dtype) -> Gemm | None:

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from graphnet.blas import AtBUpdate, find_gemm, gemm_status
+from graphnet.blas import AtBUpdate, _loaded_libraries, blas_candidates, find_gemm, gemm_status
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -100,3 +100,20 @@ def test_a_reused_update_follows_new_arrays_and_batch_sizes():
     np.testing.assert_allclose(other, 2.0 + A.T @ B, rtol=1e-12)
     with pytest.raises(ValueError, match="update_at_b"):
         update(A, B, np.ones((3, 3)), 1.0, 1.0)
+
+
+def test_numpys_own_blas_is_tried_before_any_other_one_loaded():
+    """One BLAS, one thread pool: SciPy's or torch's BLAS may be mapped too, and may sort first by name."""
+    site = "/venv/lib/python3.11/site-packages"
+    paths = {f"{site}/numpy.libs/libscipy_openblas64_-32a4b2a6.so", f"{site}/aaa.libs/libopenblas-1.so",
+             f"{site}/scipy.libs/libscipy_openblas-6cdc.so", f"{site}/numpy/_core/_multiarray_umath.so",
+             "/usr/lib/x86_64-linux-gnu/libmkl_rt.so.2", "/usr/lib/x86_64-linux-gnu/libm.so.6"}
+    ordered = blas_candidates(paths, f"{site}/numpy")
+    assert ordered[0] == f"{site}/numpy.libs/libscipy_openblas64_-32a4b2a6.so"
+    assert set(ordered[1:]) == {f"{site}/aaa.libs/libopenblas-1.so", f"{site}/scipy.libs/libscipy_openblas-6cdc.so",
+                                "/usr/lib/x86_64-linux-gnu/libmkl_rt.so.2"}
+
+
+def test_the_gemm_found_here_is_from_the_first_candidate():
+    first = _loaded_libraries()[0]
+    assert find_gemm(np.float32).library == first
