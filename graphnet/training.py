@@ -176,7 +176,6 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
         position, history, elapsed = _resume_state(meta, out / "checkpoint" / "weights.npz")  # type: ignore[operator]
         if run is not as_saved:  # overrides (--epochs ...) stay with the run folder for later resumes
             write_text_atomic(out / "run.json", run.to_json() + "\n")  # type: ignore[operator]
-        say(f"resuming {out} at epoch {position['epoch'] + 1}, iteration {position['iteration']}")
     else:
         net = compile(run.network, batch_size=settings.batch_size, dtype=settings.dtype,
                       backend=backend or settings.backend, seed=settings.seed)
@@ -198,6 +197,12 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
     X_sub, y_sub = np.ascontiguousarray(X_train[subset]), y_train[subset]
     N, B = len(X_train), settings.batch_size
     per_epoch = math.ceil(N / B)
+    if resume is not None:  # iterations are counted from 1 in messages, like epochs
+        if position["epoch"] >= settings.epochs:
+            say(f"{out} has finished its {settings.epochs} epochs: nothing to train (raise --epochs to go on)")
+        else:
+            say(f"resuming {out} at epoch {position['epoch'] + 1}, "
+                f"iteration {position['iteration'] + 1} of {per_epoch}")
     X_batch = np.empty((B, *X_train.shape[1:]), X_train.dtype)
     y_batch = np.empty((B, *y_train.shape[1:]), y_train.dtype)
     result = TrainResult(net, history, out=out)
@@ -234,7 +239,7 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
                     result.interrupted = True
                     if bar:
                         bar.close()
-                    say(f"interrupted at epoch {epoch + 1}, iteration {iteration}"
+                    say(f"interrupted at epoch {epoch + 1}, before iteration {iteration + 1} of {per_epoch}"
                         + (f"; checkpoint saved, resume with: graphnet train --resume {out}" if out else ""))
                     return _finish(result, dataset, started, say)
                 index = order[iteration * B:(iteration + 1) * B]
@@ -252,7 +257,8 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
                     if out is not None:
                         note = (f"; the last good checkpoint is {out / 'checkpoint'}"
                                 if (out / "checkpoint" / "weights.npz").is_file() else "; no checkpoint was written yet")
-                    raise NonFiniteError(f"epoch {epoch + 1}, iteration {iteration}: {error}{note}") from None
+                    raise NonFiniteError(f"epoch {epoch + 1}, iteration {iteration + 1} of {per_epoch}: "
+                                         f"{error}{note}") from None
                 if bar:
                     bar.update(1)
             if bar:

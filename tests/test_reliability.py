@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -201,17 +202,18 @@ def test_ctrl_c_saves_exits_130_and_resume_continues_the_same_trajectory(run_fil
     notes = [line for line in stdout.splitlines() if line.startswith("interrupted at epoch")]
     assert len(notes) == 1, stdout
     assert notes[0].endswith(f"; checkpoint saved, resume with: graphnet train --resume {out}")
-    epoch, iteration = (int(v) for v in notes[0].split(";")[0].removeprefix("interrupted at epoch ").split(
-        ", iteration "))
+    match = re.match(r"interrupted at epoch (\d+), before iteration (\d+) of (\d+);", notes[0])
+    assert match, notes[0]
+    epoch, iteration, per_epoch = (int(v) for v in match.groups())  # both counted from 1
     meta = read_checkpoint(out / "checkpoint")[2]
-    assert (meta["position"]["epoch"] + 1, meta["position"]["iteration"]) == (epoch, iteration)
+    assert (meta["position"]["epoch"] + 1, meta["position"]["iteration"] + 1) == (epoch, iteration)
     assert epoch < TRAIN_EPOCHS
     assert json.loads((out / "metrics.json").read_text())["interrupted"] is True
 
     resumed = cli("--resume", str(out))
     stdout, stderr = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, stderr
-    assert f"resuming {out} at epoch {epoch}, iteration {iteration}" in stdout
+    assert f"resuming {out} at epoch {epoch}, iteration {iteration} of {per_epoch}" in stdout
     assert_matches_reference(out, reference)
 
 

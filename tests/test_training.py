@@ -181,8 +181,8 @@ def test_ctrl_c_mid_epoch_then_resume_reproduces_the_run(tmp_path, monkeypatch, 
     stop_epoch, stop_iteration = (epoch, iteration + 1) if iteration + 1 < PER_EPOCH else (epoch + 1, 0)
     assert len(first.history) == stop_epoch
     note = [line for line in lines if line.startswith("interrupted")]
-    assert note == [f"interrupted at epoch {stop_epoch + 1}, iteration {stop_iteration}; checkpoint saved, "
-                    f"resume with: graphnet train --resume {tmp_path / 'run'}"]
+    assert note == [f"interrupted at epoch {stop_epoch + 1}, before iteration {stop_iteration + 1} of {PER_EPOCH}; "
+                    f"checkpoint saved, resume with: graphnet train --resume {tmp_path / 'run'}"]
     meta = read_checkpoint(tmp_path / "run" / "checkpoint")[2]
     assert (meta["position"]["epoch"], meta["position"]["iteration"]) == (stop_epoch, stop_iteration)
     assert meta["optimizer"]["t"] == stop_epoch * PER_EPOCH + stop_iteration
@@ -190,7 +190,8 @@ def test_ctrl_c_mid_epoch_then_resume_reproduces_the_run(tmp_path, monkeypatch, 
 
     resumed = gn.train(None, resume=tmp_path / "run", log=lines.append, progress=False)
     assert not resumed.interrupted
-    assert f"resuming {tmp_path / 'run'} at epoch {stop_epoch + 1}, iteration {stop_iteration}" in lines
+    assert f"resuming {tmp_path / 'run'} at epoch {stop_epoch + 1}, iteration {stop_iteration + 1} of {PER_EPOCH}" \
+        in lines
     assert_same_outcome(reference, resumed)
     assert json.loads((tmp_path / "run" / "history.json").read_text()) == [asdict(r) for r in resumed.history]
 
