@@ -2,6 +2,11 @@
 
 `epoch` is fractional progress through training (iteration / iterations per
 epoch). Warmup ramps linearly from base/warmup_iterations up to the base rate.
+
+After warmup, step and exponential decay keep their absolute epoch boundaries
+(step_epochs=30 decays at epochs 30, 60, ... with or without warmup), while
+cosine spans what is left: from the end of warmup to the end of training, so
+it still reaches min_lr on the last epoch. (timm's schedulers count the same way.)
 """
 from __future__ import annotations
 

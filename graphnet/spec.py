@@ -183,9 +183,12 @@ OPTIMIZERS: dict[str, type[_Strict]] = {
 }
 
 
+_WARMUP = "linear warmup from base/warmup_iterations to the base rate over these epochs"
+
+
 class Constant(_Tagged):
     kind: Literal["constant"] = "constant"
-    warmup_epochs: float = Field(0.0, ge=0)
+    warmup_epochs: float = Field(0.0, ge=0, description=_WARMUP)
 
 
 class Exponential(_Tagged):
@@ -193,22 +196,22 @@ class Exponential(_Tagged):
 
     kind: Literal["exponential"] = "exponential"
     decay: float = Field(gt=0, le=1)
-    warmup_epochs: float = Field(0.0, ge=0)
+    warmup_epochs: float = Field(0.0, ge=0, description=_WARMUP + "; decay still counts epochs from the start")
 
 
 class StepDecay(_Tagged):
     kind: Literal["step"] = "step"
     step_epochs: int = Field(ge=1)
     gamma: float = Field(0.1, gt=0, le=1)
-    warmup_epochs: float = Field(0.0, ge=0)
+    warmup_epochs: float = Field(0.0, ge=0, description=_WARMUP + "; the steps stay at absolute epochs")
 
 
 class Cosine(_Tagged):
-    """Cosine annealing from the base rate to `min_lr` over the whole run (per iteration)."""
+    """Cosine annealing from the base rate to `min_lr` over the run after warmup (per iteration)."""
 
     kind: Literal["cosine"] = "cosine"
     min_lr: float = Field(0.0, ge=0)
-    warmup_epochs: float = Field(0.0, ge=0)
+    warmup_epochs: float = Field(0.0, ge=0, description=_WARMUP + "; the cosine spans the epochs after it")
 
 
 ScheduleSpec = Annotated[Union[Constant, Exponential, StepDecay, Cosine], Field(discriminator="kind")]
