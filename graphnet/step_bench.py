@@ -11,6 +11,10 @@ Contenders (same initial weights, same batch):
   one SGD kernel over the flat buffers.
 - `student_numpy`: the homework's NumPy code, allocating freely.
 - `torch_eager`, `jax_jit`: optional peers, skipped with a reason when absent.
+
+Every contender but the floor exposes `step.weights()` ([W1, b1, W2, ...] after
+its steps), so tests/test_step_bench.py can check that all of them compute the
+same update: a contender that skipped work would not be measured as faster.
 """
 from __future__ import annotations
 
@@ -68,8 +72,13 @@ def graphnet_step(problem: Problem, backend: str, fuse_update: bool = True) -> C
         net.params[name] = weights[name]
     optimizer = gn.Optimizer(net, "sgd", learning_rate=LEARNING_RATE, fuse_update=fuse_update)
     X, y = problem.X, problem.y
-    step = optimizer.step
-    return lambda: step(X, y)
+    sgd_step = optimizer.step
+
+    def step() -> float:
+        return sgd_step(X, y)
+
+    step.weights = lambda: [net.params[name].copy() for name in weights]  # type: ignore[attr-defined]
+    return step
 
 
 def student_numpy_step(problem: Problem) -> Callable[[], Any]:
@@ -108,6 +117,7 @@ def student_numpy_step(problem: Problem) -> Callable[[], Any]:
             p -= LEARNING_RATE * g
         return float(loss)
 
+    step.weights = lambda: [p.copy() for p in params]  # type: ignore[attr-defined]
     return step
 
 
@@ -157,6 +167,12 @@ def torch_step(problem: Problem) -> Callable[[], Any]:
         optimizer.step()
         return loss.item()
 
+    def weights() -> list[np.ndarray]:
+        linears = [layer for layer in layers if isinstance(layer, torch.nn.Linear)]
+        return [array for linear in linears
+                for array in (linear.weight.detach().numpy().T.copy(), linear.bias.detach().numpy().copy())]
+
+    step.weights = weights  # type: ignore[attr-defined]
     return step
 
 
@@ -187,6 +203,7 @@ def jax_step(problem: Problem) -> Callable[[], Any]:
         loss.block_until_ready()
         return loss
 
+    step.weights = lambda: [np.asarray(p).copy() for p in state["params"]]  # type: ignore[attr-defined]
     return step
 
 
