@@ -55,7 +55,7 @@ def torch_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: di
 
     torch.set_num_threads(2)
     torch.manual_seed(run.train.seed)
-    modules, values = [], {}
+    modules: list = []
     for node in run.network.topological_nodes():
         if node.op == "affine":
             fan_in = run.network.value(node.inputs[0]).size

@@ -412,7 +412,7 @@ class NeuralNetwork:
             layers, loss = loss, layers  # type: ignore[assignment]
         if seed is not None:
             np.random.seed(seed)
-        self.layers: list[Layer] = [initialize_layer(**l) if isinstance(l, dict) else l for l in layers]  # type: ignore[union-attr]
+        self.layers: list[Layer] = [initialize_layer(**layer) if isinstance(layer, dict) else layer for layer in layers]  # type: ignore[union-attr]
         self.n_layers = len(self.layers)
         self.loss: Loss = initialize_loss(loss) if isinstance(loss, str) else loss  # type: ignore[assignment]
         self.optimizer_rule, self.optimizer_config = _optimizer_settings(optimizer)

@@ -264,7 +264,7 @@ class Plan:
                 return f"input '{name}'"
         forward = self.schedule.n_forward
         index = 0
-        for t, step in enumerate(self.steps[:forward]):
+        for step in self.steps[:forward]:
             while binding.steps[index][0] is _fill_nan:
                 index += 1
             fn, args, returns_loss = binding.steps[index]
