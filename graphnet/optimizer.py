@@ -65,7 +65,12 @@ class Optimizer:
         self.hyperparameters = {name: getattr(self.settings, name) for name in self._hyper_names}
         self.t = 0  # completed updates
         self.last_grad_norm = float("nan")
-        self.fuse_update = fuse_update and rule == "sgd" and clip_norm is None
+        self._fuse_requested = fuse_update
+
+    @property
+    def fuse_update(self) -> bool:
+        """Whether `step` updates the weights inside backward (plain SGD, no clipping, not turned off)."""
+        return self._fuse_requested and self.rule == "sgd" and self.clip_norm is None
 
     @property
     def learning_rate(self) -> float:

@@ -189,6 +189,7 @@ class Solver:
             Xb, yb = self._batch_for_net(X_batch, y_batch)
             if optimizer.fuse_update:  # plain SGD: weights updated inside backward (skipped if loss is not finite)
                 loss = optimizer.net.sgd_step(Xb, yb, optimizer.learning_rate)
+                optimizer.t += math.isfinite(loss)
             else:
                 loss = optimizer.net.train_step(Xb, yb)
                 if math.isfinite(loss):

@@ -473,6 +473,18 @@ def test_only_plain_sgd_fuses(options, fused):
     assert gn.Optimizer(net, "momentum").fuse_update is False
 
 
+def test_clipping_turned_on_later_is_not_skipped():
+    net = tiny_net(l2=0.0)
+    X, y = tiny_batch()
+    opt = gn.Optimizer(net, "sgd", learning_rate=1.0)
+    opt.clip_norm = 1e-3
+    assert not opt.fuse_update
+    before = net.store.values.copy()
+    opt.step(X, y)
+    assert np.linalg.norm(net.store.values - before) == pytest.approx(1e-3, rel=1e-9)
+    assert opt.last_grad_norm > 1e-3
+
+
 def test_the_plan_says_which_updates_were_fused_and_why_not():
     net = tiny_net(l2=0.0)
     text = net.describe("train_sgd")
