@@ -81,9 +81,9 @@ class CompiledNetwork:
         self.training = True
         self.stats = NetworkStats()
         self._plans: dict[tuple[PlanKind, int], Plan] = {}
-        self._train_plan: Plan | None = None  # the last train plan, for the hot path
-        self._sgd_plan: Plan | None = None  # the last train_sgd plan, and its update segments
-        self._sgd_rest: list[tuple[np.ndarray, np.ndarray]] = []
+        self._hot_plans: dict[PlanKind, Plan] = {}  # the last train / train_sgd plan, for the hot path
+        # the train_sgd plan the segments were cut for, and (values, grads) of what it leaves to sgd_update
+        self._sgd_rest: tuple[Plan | None, list[tuple[np.ndarray, np.ndarray]]] = (None, [])
         self._unmaterialized: frozenset[str] = frozenset()  # weight gradients the last sgd_step did not write
         self._params = ArrayView(self.store.names(), self.store.view, "parameter")
         self._grads = ArrayView(self.store.names(), self._grad_view, "gradient")
@@ -234,14 +234,19 @@ class CompiledNetwork:
 
     def train_step(self, X: Any, y: Any) -> float:
         """Forward and backward in train mode; gradients land in `self.grads` (no allocation)."""
+        plan, inputs, labels = self._hot_plan("train", X, y)
+        self._unmaterialized = frozenset()
+        return plan.run(inputs, labels)
+
+    def _hot_plan(self, kind: PlanKind, X: Any, y: Any) -> tuple[Plan, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The cached plan of `kind` for this batch (a bigger one when it outgrows it), and the batch by name."""
         inputs = X if X.__class__ is dict else self._inputs(X)
         labels = y if y.__class__ is dict else self._labels(y)
         n = _rows(inputs)
-        plan = self._train_plan
+        plan = self._hot_plans.get(kind)
         if plan is None or n > plan.capacity:
-            plan = self._train_plan = self.plan("train", n)
-        self._unmaterialized = frozenset()
-        return plan.run(inputs, labels)
+            plan = self._hot_plans[kind] = self.plan(kind, n)
+        return plan, inputs, labels
 
     def sgd_step(self, X: Any, y: Any, learning_rate: float) -> float:
         """Forward, backward and a plain SGD update (params -= learning_rate * grads);
@@ -253,21 +258,19 @@ class CompiledNetwork:
         parameters are updated from their gradients after backward. On a
         non-finite loss nothing is updated and the loss is returned.
         """
-        inputs = X if X.__class__ is dict else self._inputs(X)
-        labels = y if y.__class__ is dict else self._labels(y)
-        n = _rows(inputs)
-        plan = self._sgd_plan
-        if plan is None or n > plan.capacity:
-            plan = self._sgd_plan = self.plan("train_sgd", n)
-            self._sgd_rest = [(self.store.values[s], self.store.grads[s])
-                              for s in self.store.segments(exclude=plan.schedule.updated_params)]
+        plan, inputs, labels = self._hot_plan("train_sgd", X, y)
+        cut_for, rest = self._sgd_rest
+        if plan is not cut_for:
+            rest = [(self.store.values[s], self.store.grads[s])
+                    for s in self.store.segments(exclude=plan.schedule.updated_params)]
+            self._sgd_rest = (plan, rest)
         if plan.learning_rate_cell is not None:
             plan.learning_rate_cell[0] = learning_rate
         self._unmaterialized = plan.schedule.updated_params
         loss = plan.run(inputs, labels)
         if math.isfinite(loss):
             update = self.kernels.sgd_update
-            for values, grads in self._sgd_rest:
+            for values, grads in rest:
                 update(values, grads, learning_rate)
         return loss
 

@@ -202,39 +202,18 @@ class Plan:
         """Run every step on the batch; returns the loss (0.0 when the plan has none)."""
         n = checked_n if checked_n is not None else self.check_batch(inputs, labels)
         binding = self._bind_batch(n, inputs, labels)
-        loss = 0.0
+        steps, forward_count = binding.steps, binding.forward_count
         try:
-            if self.updates_params:
-                return self._run_guarded(binding)
-            for fn, args, returns_loss in binding.steps:
-                if returns_loss:
-                    loss += fn(*args)
-                else:
-                    fn(*args)
+            if not self.updates_params:
+                return _run_steps(steps, 0, len(steps))
+            # the backward steps update parameters: run them only when the loss is finite
+            loss = _run_steps(steps, 0, forward_count)
+            if not math.isfinite(loss):
+                return loss
+            return loss + _run_steps(steps, forward_count, len(steps))
         except ValueError as error:  # the loss kernels refuse labels outside [0, classes)
             self._diagnose_label_range(labels, n, error)
             raise
-        return loss
-
-    def _run_guarded(self, binding: Binding) -> float:
-        """Run the forward steps, and the backward ones (which update parameters) only if the loss is finite."""
-        loss = 0.0
-        steps, forward_count = binding.steps, binding.forward_count
-        for t in range(forward_count):
-            fn, args, returns_loss = steps[t]
-            if returns_loss:
-                loss += fn(*args)
-            else:
-                fn(*args)
-        if not math.isfinite(loss):
-            return loss
-        for t in range(forward_count, len(steps)):
-            fn, args, returns_loss = steps[t]
-            if returns_loss:
-                loss += fn(*args)
-            else:
-                fn(*args)
-        return loss
 
     def _diagnose_label_range(self, labels: Mapping[str, np.ndarray] | None, n: int, error: Exception) -> None:
         for name, value in self.label_values.items():
@@ -308,6 +287,18 @@ def _check_labels(name: str, y: Any, value, n: int, dtype: np.dtype) -> None:
         if y.dtype != dtype or y.shape[0] != n or prod(y.shape[1:]) != prod(value.shape) or not y.flags.c_contiguous:
             raise PlanError(f"targets '{name}': expected a C-contiguous {dtype.name} array of shape {expected}, "
                             f"got {y.dtype.name} {y.shape}")
+
+
+def _run_steps(steps: list[BoundStep], start: int, stop: int) -> float:
+    """Call steps[start:stop] in order; the sum of what the loss steps return."""
+    loss = 0.0
+    for t in range(start, stop):
+        fn, args, returns_loss = steps[t]
+        if returns_loss:
+            loss += fn(*args)
+        else:
+            fn(*args)
+    return loss
 
 
 def _fill_nan(region: np.ndarray) -> None:

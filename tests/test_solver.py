@@ -168,7 +168,7 @@ def test_fused_path_matches_per_parameter_updates(rule, reg):
     assert fused.fused and not plain.fused
     assert fused._optimizer.rule == rules[rule][0]
     assert fused._optimizer.fuse_update is (rule == "sgd")
-    sgd_plan = fused._optimizer.net._sgd_plan
+    sgd_plan = fused._optimizer.net._hot_plans.get("train_sgd")
     assert (sgd_plan is not None and len(sgd_plan.schedule.updated_params) == 2) is (rule == "sgd")
     assert fused._optimizer.learning_rate == pytest.approx(0.05 * 0.9 ** 2)
     assert np.allclose(fused.loss_history, plain.loss_history, rtol=1e-10)
