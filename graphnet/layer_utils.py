@@ -74,35 +74,36 @@ def affine_bn_relu_forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict
 ) -> tuple[np.ndarray, tuple]:
     """affine -> batchnorm -> relu. x: (N, d_1, ..., d_k) -> out (N, M); cache (fc, bn, relu)."""
-    a, fc_cache = affine_forward(x, w, b)
-    h, bn_cache = batchnorm_forward(a, gamma, beta, bn_param)
-    out = _relu_inplace(h)  # batchnorm's backward reads xhat, not its output
-    return out, (fc_cache, bn_cache, out)
+    return _affine_norm_relu_forward(batchnorm_forward, x, w, b, gamma, beta, bn_param)
 
 
 def affine_bn_relu_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, ...]:
     """Gradients of affine_bn_relu_forward: dx, dw, db, dgamma, dbeta."""
-    fc_cache, bn_cache, relu_cache = cache
-    dh = relu_backward(dout, relu_cache)
-    da, dgamma, dbeta = batchnorm_backward(dh, bn_cache)
-    dx, dw, db = affine_backward(da, fc_cache)
-    return dx, dw, db, dgamma, dbeta
+    return _affine_norm_relu_backward(batchnorm_backward, dout, cache)
 
 
 def affine_ln_relu_forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray, gamma: np.ndarray, beta: np.ndarray, ln_param: dict
 ) -> tuple[np.ndarray, tuple]:
     """affine -> layernorm -> relu. x: (N, d_1, ..., d_k) -> out (N, M); cache (fc, ln, relu)."""
-    a, fc_cache = affine_forward(x, w, b)
-    h, ln_cache = layernorm_forward(a, gamma, beta, ln_param)
-    out = _relu_inplace(h)
-    return out, (fc_cache, ln_cache, out)
+    return _affine_norm_relu_forward(layernorm_forward, x, w, b, gamma, beta, ln_param)
 
 
 def affine_ln_relu_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, ...]:
     """Gradients of affine_ln_relu_forward: dx, dw, db, dgamma, dbeta."""
-    fc_cache, ln_cache, relu_cache = cache
+    return _affine_norm_relu_backward(layernorm_backward, dout, cache)
+
+
+def _affine_norm_relu_forward(norm_forward, x, w, b, gamma, beta, norm_param):  # noqa: ANN001, ANN202
+    a, fc_cache = affine_forward(x, w, b)
+    h, norm_cache = norm_forward(a, gamma, beta, norm_param)
+    out = _relu_inplace(h)  # the norm's backward reads its normalized input, not its output
+    return out, (fc_cache, norm_cache, out)
+
+
+def _affine_norm_relu_backward(norm_backward, dout, cache):  # noqa: ANN001, ANN202
+    fc_cache, norm_cache, relu_cache = cache
     dh = relu_backward(dout, relu_cache)
-    da, dgamma, dbeta = layernorm_backward(dh, ln_cache)
+    da, dgamma, dbeta = norm_backward(dh, norm_cache)
     dx, dw, db = affine_backward(da, fc_cache)
     return dx, dw, db, dgamma, dbeta

@@ -118,6 +118,20 @@ def cli(*args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=ENV)
 
 
+def ctrl_c_when(path: Path, run_file: Path, out: Path) -> tuple[subprocess.Popen, str, str]:
+    """`graphnet train RUN_FILE --out OUT`, sent SIGINT once `path` appears: (child, stdout, stderr)."""
+    child = cli(str(run_file), "--out", str(out))
+    try:
+        wait_for(path, child)
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return child, stdout, stderr
+
+
 def wait_for(path: Path, child: subprocess.Popen, timeout: float = 60, other_than: int | None = None) -> int:
     """Wait until `path` exists (and, with `other_than`, has been replaced since); its inode."""
     deadline = time.monotonic() + timeout
@@ -188,15 +202,8 @@ def test_sigkill_during_training_then_resume_loses_nothing(run_file, reference, 
 
 def test_ctrl_c_saves_exits_130_and_resume_continues_the_same_trajectory(run_file, reference, tmp_path):
     out = tmp_path / "run"
-    child = cli(str(run_file), "--out", str(out))
-    try:
-        wait_for(out / "history.json", child)  # training (and its Ctrl-C handler) is under way
-        child.send_signal(signal.SIGINT)
-        stdout, stderr = child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    # once history.json exists, training (and its Ctrl-C handler) is under way
+    child, stdout, stderr = ctrl_c_when(out / "history.json", run_file, out)
     assert child.returncode == 130, (stdout, stderr)
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     notes = [line for line in stdout.splitlines() if line.startswith("interrupted at epoch")]
@@ -221,15 +228,7 @@ def test_ctrl_c_as_training_starts_is_a_clean_130(run_file, tmp_path):
     """SIGINT right after the run folder is created (data loaded, network compiled, the
     training loop about to start): exit 130, one line or the resume note, no traceback."""
     out = tmp_path / "run"
-    child = cli(str(run_file), "--out", str(out))
-    try:
-        wait_for(out / "run.json", child)
-        child.send_signal(signal.SIGINT)
-        stdout, stderr = child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    child, stdout, stderr = ctrl_c_when(out / "run.json", run_file, out)
     assert child.returncode == 130, (stdout, stderr)
     assert "Traceback" not in stderr, stderr
     if (out / "checkpoint").exists():  # the loop had started: a checkpoint and the resume note
