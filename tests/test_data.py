@@ -609,3 +609,18 @@ def test_batches_property(n, b, seed):
         seen.extend(yb.tolist())
     assert sorted(seen) == list(range(n))
     assert all(s == b for s in sizes[:-1]) and (not sizes or 1 <= sizes[-1] <= b)
+
+
+def test_a_missing_known_dataset_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHNET_DATA", str(tmp_path / "env"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as e:
+        load("fashion-mnist")
+    msg = str(e.value)
+    assert "apt-get install -y dataset-fashion-mnist" in msg
+    assert "$GRAPHNET_DATA/fashion-mnist/" in msg
+    for base, _ in data.IDX_FILES.values():
+        assert base in msg
+    with pytest.raises(DataError) as e:
+        load("mnist")
+    assert "apt-get" not in str(e.value) and "train-images-idx3-ubyte" in str(e.value)

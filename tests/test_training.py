@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 import graphnet as gn
 import graphnet.training as training
+from extras import HAVE_MATPLOTLIB, HAVE_TQDM
 from graphnet.checkpoint import ARRAYS_FILE, load_checkpoint, read_checkpoint
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
@@ -102,8 +104,8 @@ def reference(tmp_path_factory) -> gn.TrainResult:
 
 def test_run_folder_contents(reference):
     out = reference.out
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "history.json", "learning_curve.png",
-                                                   "metrics.json", "run.json"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["checkpoint", "history.json", "metrics.json", "run.json"]
+                                                          + (["learning_curve.png"] if HAVE_MATPLOTLIB else []))
     assert gn.parse_run((out / "run.json").read_text()) == make_run()
     history = json.loads((out / "history.json").read_text())
     assert history == [asdict(r) for r in reference.history] and len(history) == 6
@@ -112,7 +114,8 @@ def test_run_folder_contents(reference):
     assert metrics == reference.metrics
     assert metrics["epochs"] == 6 and metrics["interrupted"] is False
     assert 0 <= metrics["test_accuracy"] <= 1 and metrics["final_loss"] == history[-1]["train_loss"]
-    assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if HAVE_MATPLOTLIB:
+        assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not reference.interrupted
     net = load_checkpoint(out / "checkpoint")
     X = np.random.default_rng(0).standard_normal((50, 2)).astype(np.float32)
@@ -133,6 +136,7 @@ def test_same_seed_same_run(reference):
     assert np.array_equal(again.net.store.values, reference.net.store.values)
 
 
+@pytest.mark.skipif(not HAVE_TQDM, reason="the progress bar needs tqdm (pip install 'graphnet[progress]')")
 def test_log_lines_and_progress_bar(capsys):
     lines: list[str] = []
     gn.train(make_run(epochs=2), log=lines.append, progress=True)
@@ -364,3 +368,12 @@ def test_fashion_mnist_one_epoch_beats_80_percent(tmp_path):
     net = load_checkpoint(tmp_path / "checkpoint", batch_size=256)
     X = np.random.default_rng(0).random((256, 784), dtype=np.float32)
     assert np.array_equal(net.forward(X), result.net.forward(X))
+
+
+def test_without_matplotlib_the_curve_is_skipped_with_a_note(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    history = [training.EpochRecord(epoch=1, train_loss=1.0, train_accuracy=0.5, val_loss=None, val_accuracy=None,
+                                    learning_rate=0.1, seconds=0.1)]
+    note = training.plot_learning_curve(history, tmp_path / "learning_curve.png")
+    assert note is not None and "pip install 'graphnet[plot]'" in note
+    assert not (tmp_path / "learning_curve.png").exists()

@@ -34,7 +34,7 @@ from .idx import IDX_FILES, find_idx_file, load_idx, read_idx
 from .synthetic import SYNTHETIC, blobs, spiral
 from .tabular import KEYS, load_npz, read_csv
 
-__all__ = ["KEYS", "load", "list_datasets", "batches", "read_idx", "spiral", "blobs"]
+__all__ = ["KEYS", "DEBIAN_PACKAGES", "load", "list_datasets", "batches", "read_idx", "spiral", "blobs"]
 
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
 DEFAULT_VAL_FRACTION = 0.1   # of the training set ...
@@ -107,12 +107,28 @@ def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[str, Any]:
         return kind, Path(s)
     where = f"searched {', '.join(searched)} and ./{s}"
     if low in _ALIASES:
-        raise DataError(f"dataset {s!r} not found; {where}. Set $GRAPHNET_DATA or pass a folder path.")
+        raise DataError(f"dataset {s!r} not found; {where}. {_how_to_install(_ALIASES[low])}")
     canonical = {**{n: n for n in list_datasets()}, **_ALIASES}
     close = dict.fromkeys(canonical[c] for c in difflib.get_close_matches(low, list(canonical), n=5, cutoff=0.6))
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     known = sorted(set(canonical.values()))
     raise DataError(f"unknown dataset {s!r}.{hint} Known: {', '.join(known)}; {where}.")
+
+
+# Debian/Ubuntu packages that install an IDX data set into /usr/share/datasets/<name>.
+DEBIAN_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
+
+
+def _how_to_install(name: str) -> str:
+    """How to get the IDX data set `name`: its Debian package (if any) and the file layout."""
+    files = ", ".join(f"{base}[.gz]" for base, _ in IDX_FILES.values())
+    layout = (f"put the four IDX files ({files}) in a folder named {name} under $GRAPHNET_DATA "
+              f"(e.g. $GRAPHNET_DATA/{name}/train-images-idx3-ubyte.gz), or pass that folder's path")
+    package = DEBIAN_PACKAGES.get(name)
+    if package is None:
+        return f"Download it and {layout}."
+    return (f"On Debian/Ubuntu install it with `apt-get install -y {package}` (into {SYSTEM_DATA_DIR / name}); "
+            f"elsewhere, {layout}.")
 
 
 # ----------------------------------------------------------------------------- splits, normalization

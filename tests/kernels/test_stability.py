@@ -149,8 +149,12 @@ def test_fast_exp_underflow_overflow_and_specials() -> None:
 
 @pytestmark_numba
 def test_float64_kernels_use_exact_exp() -> None:
+    """float64 takes libm's exp, not the float32 polynomial (rel. error ~3e-7).
+
+    Within 1 ulp, not bit for bit: on AVX-512 machines numpy's own SIMD exp
+    differs from libm by 1 ulp at some points."""
     x = np.linspace(-700, 700, 10001)
-    np.testing.assert_array_equal(fast_exp(x), np.exp(x))
+    np.testing.assert_array_max_ulp(fast_exp(x), np.exp(x), maxulp=1)
 
 
 @pytestmark_numba

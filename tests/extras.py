@@ -1,0 +1,5 @@
+"""Which optional extras are installed, for tests whose premise needs one."""
+from importlib.util import find_spec
+
+HAVE_MATPLOTLIB = find_spec("matplotlib") is not None  # graphnet[plot]
+HAVE_TQDM = find_spec("tqdm") is not None  # graphnet[progress]
