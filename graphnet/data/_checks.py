@@ -67,7 +67,8 @@ def check_targets(y: np.ndarray, where: str, shape: tuple[int, ...], dtype: Any)
                            or per_example == (size,)):
         raise DataError(f"{where}: targets have shape {y.shape}, but the label declares shape {list(shape)} "
                         f"per example: expected ({len(y) if y.ndim else 'N'}, {', '.join(map(str, shape))})")
-    targets = np.ascontiguousarray(y.reshape(len(y), *shape), dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported as a non-finite target below
+        targets = np.ascontiguousarray(y.reshape(len(y), *shape), dtype=dtype)
     bad = ~np.isfinite(targets)
     if bad.any():
         position = np.unravel_index(int(np.argmax(bad)), targets.shape)
