@@ -419,6 +419,12 @@ def test_a_target_of_the_wrong_width_names_the_file(tmp_path):
         gn.train(gn.parse_run(task_run("regression", str(data), features=3)), log=None, progress=False)
 
 
+def test_zoo_binary_mlp_trains_on_two_blobs_without_files():
+    result = gn.train(str(SPECS / "binary_mlp.json"), log=None, progress=False)
+    assert result.metrics["test_accuracy"] > 0.8, result.metrics
+    assert result.net.predict(np.zeros((3, 2), np.float32)).shape == (3,)
+
+
 def test_regression_resume_restores_its_records(tmp_path):
     data = write_csv(tmp_path / "linear.csv", *linear_data())
     run = gn.parse_run(task_run("regression", str(data), features=3, epochs=4))
