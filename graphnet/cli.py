@@ -183,6 +183,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     from .checkpoint import load_checkpoint
     from .spec import parse_run
+    from .tasks import binary_accuracy, evaluate, mean_loss, task_of
     from .training import load_data
 
     run_folder = Path(args.run)
@@ -200,15 +201,30 @@ def _eval(args: argparse.Namespace) -> int:
     if args.data is not None:
         data_spec = data_spec.model_copy(update={"name": args.data})
     input_shape = next(iter(net.graph.inputs.values())).shape
-    data = load_data(data_spec, seed, net.dtype.name, input_shape)
+    label = next(iter(net.graph.labels.values()), None)
+    data = load_data(data_spec, seed, net.dtype.name, input_shape, label)
     X, y = data[f"X_{args.split}"], data[f"y_{args.split}"]
     if len(X) == 0:
         raise SpecError(f"the {args.split} split of '{data_spec.name}' is empty")
+    task = task_of(net.graph)
+    where = f"{data_spec.name} {args.split}"
+    if task == "regression":
+        scores = evaluate(net, X, y, args.batch_size)
+        loss = mean_loss(net, X, y, args.batch_size)
+        print(f"{where}: loss {loss:.4g}  RMSE {scores['rmse']:.4g}  R2 {scores['r2']:.4f} on {len(y)} examples")
+        return 0
     predicted = net.predict(X, batch_size=args.batch_size)
-    classes = next(iter(net.graph.labels.values())).classes
+    if task == "binary":
+        if predicted.ndim != 1:  # several 0/1 outputs per example: no single confusion matrix
+            print(f"{where}: accuracy {100 * binary_accuracy(predicted, y):.2f}% over {y.size} targets "
+                  f"of {len(y)} examples")
+            return 0
+        y, classes = (y.reshape(len(y)) > 0.5).astype(np.int64), 2
+    else:
+        classes = label.classes  # type: ignore[union-attr]
     matrix = np.zeros((classes, classes), np.int64)
     np.add.at(matrix, (y, predicted), 1)
-    print(f"{data_spec.name} {args.split}: accuracy {100 * (predicted == y).mean():.2f}% on {len(y)} examples")
+    print(f"{where}: accuracy {100 * (predicted == y).mean():.2f}% on {len(y)} examples")
     print("confusion matrix (rows: true class, columns: predicted):")
     width = max(5, len(str(matrix.max())) + 1)
     print(" " * 6 + "".join(f"{c:>{width}}" for c in range(classes)))
@@ -284,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("eval", help="accuracy and confusion matrix of a trained run")
+    p = sub.add_parser("eval", help="accuracy and confusion matrix of a trained run (regression: loss, RMSE, R2)")
     p.add_argument("run", metavar="RUN", help="run folder (or checkpoint folder)")
     p.add_argument("--data", help="data set name or path (default: the run's)")
     p.add_argument("--split", choices=["test", "val", "train"], default="test")

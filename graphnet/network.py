@@ -26,6 +26,7 @@ from .lowering import FusionDecision, Step
 from .parameters import ArrayView, ParameterStore
 from .plan import Plan, debug_poison_default
 from .spec import NetworkSpec, RunSpec
+from .tasks import output_task, predictions
 
 log = logging.getLogger("graphnet")
 
@@ -214,8 +215,15 @@ class CompiledNetwork:
         return result  # type: ignore[return-value]
 
     def predict(self, X: Any, batch_size: int | None = None) -> np.ndarray:
-        """Class predictions: argmax of the first output over its last axis."""
-        return self.forward(X, batch_size=batch_size).argmax(axis=-1)
+        """Predictions of the first output, by the loss op that reads it (see graphnet.tasks):
+
+        - classification (softmax_cross_entropy, cross_entropy, svm) and no loss:
+          class indices (N,) int64, the argmax over the last axis;
+        - binary (sigmoid_binary_cross_entropy): 0/1 int64, 1 where sigmoid(logit) > 0.5,
+          (N,) for one logit per example, else (N, *output shape);
+        - regression (mse): the output values (N, *output shape).
+        """
+        return predictions(self.forward(X, batch_size=batch_size), output_task(self.graph, self.graph.outputs[0]))
 
     def save(self, folder: str) -> None:
         """Write a checkpoint folder (network.json + weights.npz); see graphnet.checkpoint."""

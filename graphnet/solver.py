@@ -51,7 +51,9 @@ import numpy as np
 from . import optim
 from .fileio import write_bytes_atomic
 from .network import CompiledNetwork
+from .data._checks import check_targets
 from .optimizer import Optimizer
+from .tasks import predictions as task_predictions, score, task_of
 
 __all__ = ["Solver", "load_checkpoint"]
 
@@ -90,13 +92,19 @@ def _resolve_rule(rule: Any) -> tuple[Callable, str | None]:
 
 
 def _net_batch(net: CompiledNetwork, X: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """X cast to the network's dtype and single input shape; y as int64."""
+    """X cast to the network's dtype and single input shape; y as its label declares:
+    int64 class indices (N,), or float targets of the network's dtype (N, *shape)."""
     values = list(net.graph.inputs.values())
     X = np.asarray(X)
     if len(values) == 1:
         X = X.reshape((X.shape[0], *values[0].shape))
     Xp = np.ascontiguousarray(X, dtype=net.dtype)
-    return Xp, None if y is None else np.ascontiguousarray(y, dtype=np.int64)
+    if y is None:
+        return Xp, None
+    label = next(iter(net.graph.labels.values()), None)
+    if label is not None and label.kind == "float":
+        return Xp, check_targets(y, "Solver: y", label.shape, net.dtype)
+    return Xp, np.ascontiguousarray(y, dtype=np.int64)
 
 
 class Solver:
@@ -218,6 +226,10 @@ class Solver:
                        batch_size: int = 100) -> float:
         """Fraction of examples of X (N, ...) whose argmax score equals y (N,).
 
+        For a graphnet network trained for a binary task (sigmoid BCE) the
+        prediction is sigmoid(score) > 0.5; for regression (mse) the score is
+        R² of the outputs against y (N, *shape), so that the best validation
+        score still picks best_params.
         num_samples: evaluate a random subset of that many examples (without
         replacement). Runs in batches of batch_size, the last one short.
         """
@@ -227,6 +239,12 @@ class Solver:
             X, y, N = X[mask], y[mask], num_samples
         if N == 0:
             return 0.0
+        net = _compiled_network(self.model)
+        task = task_of(net.graph) if net is not None else None
+        if task in ("binary", "regression"):
+            predicted = np.concatenate([task_predictions(self._scores(X[start:start + batch_size]), task)
+                                        for start in range(0, N, batch_size)])
+            return score(task, predicted, np.asarray(y))["r2" if task == "regression" else "accuracy"]
         predictions = [np.argmax(self._scores(X[start:start + batch_size]), axis=1)
                        for start in range(0, N, batch_size)]
         return float(np.mean(np.concatenate(predictions) == np.asarray(y)))

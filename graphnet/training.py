@@ -30,13 +30,17 @@ from .fileio import write_bytes_atomic, write_text_atomic
 from .network import CompiledNetwork, compile
 from .optimizer import Optimizer
 from .schedules import learning_rate_at
+from .ops import Value
 from .spec import DataSpec, NetworkSpec, RunSpec, load, parse_run
+from .tasks import Task, evaluate, mean_loss, task_of
 
 TRAIN_ACCURACY_SAMPLES = 5000  # train accuracy is measured on a fixed subset of this size
 
 
 @dataclass
 class EpochRecord:
+    """One epoch of a classification or binary run (accuracy on a training subset and on val)."""
+
     epoch: int
     train_loss: float
     train_accuracy: float | None
@@ -47,11 +51,39 @@ class EpochRecord:
 
 
 @dataclass
+class RegressionEpochRecord:
+    """One epoch of a regression run (RMSE and R² on a training subset and on val)."""
+
+    epoch: int
+    train_loss: float
+    train_rmse: float | None
+    train_r2: float | None
+    val_rmse: float | None
+    val_r2: float | None
+    val_loss: float | None
+    learning_rate: float
+    seconds: float
+
+
+def _epoch_record(task: Task | None, train_metrics: dict[str, float | None], val_metrics: dict[str, float | None],
+                  **common: Any) -> EpochRecord | RegressionEpochRecord:
+    """The record that fits the task, from the `evaluate` metrics of the two splits."""
+    if task == "regression":
+        return RegressionEpochRecord(train_rmse=train_metrics["rmse"], train_r2=train_metrics["r2"],
+                                     val_rmse=val_metrics["rmse"], val_r2=val_metrics["r2"], **common)
+    return EpochRecord(train_accuracy=train_metrics["accuracy"], val_accuracy=val_metrics["accuracy"], **common)
+
+
+def _record_from_dict(record: dict[str, Any]) -> EpochRecord | RegressionEpochRecord:
+    return RegressionEpochRecord(**record) if "train_rmse" in record else EpochRecord(**record)
+
+
+@dataclass
 class TrainResult:
     """What a training run produced."""
 
     net: CompiledNetwork
-    history: list[EpochRecord] = field(default_factory=list)
+    history: list[EpochRecord | RegressionEpochRecord] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     out: Path | None = None
     interrupted: bool = False
@@ -98,9 +130,13 @@ def _with_overrides(run: RunSpec, epochs: int | None, batch_size: int | None, le
     return parse_run(document)
 
 
-def load_data(spec: DataSpec, seed: int, dtype: str, input_shape: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """The data set of a run, shaped for the network's input."""
+def load_data(spec: DataSpec, seed: int, dtype: str, input_shape: tuple[int, ...],
+              label: Value | None = None) -> dict[str, np.ndarray]:
+    """The data set of a run, shaped for the network's input; y_* as `label` declares it:
+    class indices (N,) for `classes`, `dtype` targets (N, *shape) for `shape`."""
     options: dict[str, Any] = dict(spec.options)
+    if label is not None and label.kind == "float":
+        options["target_shape"] = label.shape
     data = data_module.load(spec.name, val_size=spec.val_size, normalize=spec.normalize, seed=seed,
                             dtype=dtype, **options)
     size = int(np.prod(input_shape))
@@ -115,21 +151,32 @@ def load_data(spec: DataSpec, seed: int, dtype: str, input_shape: tuple[int, ...
 
 
 def accuracy(net: CompiledNetwork, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float | None:
-    """Fraction of correct argmax predictions (eval mode), or None for an empty split."""
+    """Fraction of correct predictions (eval mode; see `net.predict`), or None for an empty split."""
     if len(X) == 0:
         return None
-    return float((net.predict(X, batch_size=batch_size) == y).mean())
+    return evaluate(net, X, y, batch_size)["accuracy"]
+
+
+def label_of(network: NetworkSpec) -> Value | None:
+    """The declared value of the network's (first) label, or None without labels."""
+    return network.value(next(iter(network.labels))) if network.labels else None
 
 
 def _check_labels(net: CompiledNetwork, data: dict[str, np.ndarray], name: str) -> None:
     label = next(iter(net.graph.labels.values()), None)
-    if label is None or label.kind != "classes":
+    if label is None:
         return
+    binary = task_of(net.graph) == "binary"
     for split in ("train", "val", "test"):
         y = data[f"y_{split}"]
-        if len(y) and (y.min() < 0 or y.max() >= label.classes):
+        if not len(y):
+            continue
+        if label.kind == "classes" and (y.min() < 0 or y.max() >= label.classes):
             raise DataError(f"data set '{name}': {split} labels span [{y.min()}, {y.max()}] but the network "
                             f"has {label.classes} classes")
+        if binary and (y.min() < 0 or y.max() > 1):
+            raise DataError(f"data set '{name}': {split} targets span [{y.min():g}, {y.max():g}] but "
+                            f"sigmoid_binary_cross_entropy needs targets in [0, 1]")
 
 
 def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str | None = None,
@@ -160,7 +207,7 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
     if len(run.network.inputs) != 1:
         raise SpecError([("network.inputs", "training on a data set needs a network with exactly one input")])
     input_shape = run.network.value(next(iter(run.network.inputs))).shape
-    dataset = load_data(settings.data_spec(), settings.seed, settings.dtype, input_shape)
+    dataset = load_data(settings.data_spec(), settings.seed, settings.dtype, input_shape, label_of(run.network))
     X_train, y_train = dataset["X_train"], dataset["y_train"]
     if len(X_train) == 0:
         raise DataError(f"data set '{settings.data_spec().name}' has no training examples")
@@ -263,11 +310,12 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
                     bar.update(1)
             if bar:
                 bar.close()
-            record = EpochRecord(
+            record = _epoch_record(
+                task_of(net.graph),
+                evaluate(net, X_sub, y_sub, settings.eval_batch_size),
+                evaluate(net, dataset["X_val"], dataset["y_val"], settings.eval_batch_size),
                 epoch=epoch + 1,
                 train_loss=loss_sum / per_epoch,
-                train_accuracy=accuracy(net, X_sub, y_sub, settings.eval_batch_size),
-                val_accuracy=accuracy(net, dataset["X_val"], dataset["y_val"], settings.eval_batch_size),
                 val_loss=(net.evaluate_loss(dataset["X_val"][:settings.eval_batch_size],
                                             dataset["y_val"][:settings.eval_batch_size])
                           if len(dataset["X_val"]) else None),
@@ -285,7 +333,7 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
     return _finish(result, dataset, started, say)
 
 
-def _resume_state(meta: dict[str, Any], source: Path) -> tuple[dict[str, Any], list[EpochRecord], float]:
+def _resume_state(meta: dict[str, Any], source: Path) -> tuple[dict[str, Any], list[EpochRecord | RegressionEpochRecord], float]:
     """The training position, history and elapsed time saved in a checkpoint's meta."""
     position = meta.get("position")
     try:
@@ -298,7 +346,7 @@ def _resume_state(meta: dict[str, Any], source: Path) -> tuple[dict[str, Any], l
         if position.get("data_rng") is not None and not isinstance(position["data_rng"], dict):
             raise ValueError(f"position 'data_rng' is {position['data_rng']!r}")
         position = {"data_rng": None, **position, "loss_sum": float(position.get("loss_sum", 0.0))}
-        history = [EpochRecord(**record) for record in meta.get("history", [])]
+        history = [_record_from_dict(record) for record in meta.get("history", [])]
         elapsed = float(meta.get("elapsed", 0.0))
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{source}: the training state in its meta is unusable: {error}") from None
@@ -309,12 +357,20 @@ def _missing_run(out: Path) -> RunSpec:
     raise SpecError([("", f"no run.json in {out}: not a run folder written by graphnet train")], str(out))
 
 
-def _epoch_line(record: EpochRecord, epochs: int) -> str:
+def _epoch_line(record: EpochRecord | RegressionEpochRecord, epochs: int) -> str:
     def pct(value: float | None) -> str:
         return "  n/a" if value is None else f"{100 * value:5.1f}%"
 
-    return (f"epoch {record.epoch:>3}/{epochs}  loss {record.train_loss:.4f}  train {pct(record.train_accuracy)}  "
-            f"val {pct(record.val_accuracy)}  lr {record.learning_rate:.2e}  {record.seconds:.1f} s")
+    def num(value: float | None, form: str) -> str:
+        return "n/a" if value is None else format(value, form)
+
+    if isinstance(record, RegressionEpochRecord):
+        scores = (f"train RMSE {num(record.train_rmse, '.4g')}  val RMSE {num(record.val_rmse, '.4g')}  "
+                  f"val R2 {num(record.val_r2, '.4f')}")
+    else:
+        scores = f"train {pct(record.train_accuracy)}  val {pct(record.val_accuracy)}"
+    return (f"epoch {record.epoch:>3}/{epochs}  loss {record.train_loss:.4f}  {scores}  "
+            f"lr {record.learning_rate:.2e}  {record.seconds:.1f} s")
 
 
 def _progress(total: int, start: int, description: str):
@@ -328,15 +384,12 @@ def _progress(total: int, start: int, description: str):
 def _finish(result: TrainResult, dataset: dict[str, np.ndarray], started: float, say: Callable[[str], None]) -> TrainResult:
     net, history = result.net, result.history
     wall = time.perf_counter() - started
-    metrics = {
-        "test_accuracy": accuracy(net, dataset["X_test"], dataset["y_test"]),
-        "val_accuracy": accuracy(net, dataset["X_val"], dataset["y_val"]),
-        "train_accuracy": history[-1].train_accuracy if history else None,
-        "final_loss": history[-1].train_loss if history else None,
-        "epochs": len(history),
-        "wall_time_seconds": wall,
-        "interrupted": result.interrupted,
-    }
+    metrics = {**_split_metrics(net, dataset, history),
+               "test_loss": mean_loss(net, dataset["X_test"], dataset["y_test"]),
+               "final_loss": history[-1].train_loss if history else None,
+               "epochs": len(history),
+               "wall_time_seconds": wall,
+               "interrupted": result.interrupted}
     result.metrics = metrics
     if result.out is not None:
         write_text_atomic(result.out / "history.json", json.dumps([asdict(r) for r in history], indent=2) + "\n")
@@ -344,12 +397,27 @@ def _finish(result: TrainResult, dataset: dict[str, np.ndarray], started: float,
         note = plot_learning_curve(history, result.out / "learning_curve.png")
         if note:
             say(note)
-    if not result.interrupted and metrics["test_accuracy"] is not None:
+    if not result.interrupted and metrics.get("test_accuracy") is not None:
         say(f"test accuracy {100 * metrics['test_accuracy']:.2f}%  ({wall:.1f} s)")
+    elif not result.interrupted and metrics.get("test_rmse") is not None:
+        say(f"test RMSE {metrics['test_rmse']:.4g}  R2 {metrics['test_r2']:.4f}  ({wall:.1f} s)")
     return result
 
 
-def plot_learning_curve(history: list[EpochRecord], path: Path) -> str | None:
+def _split_metrics(net: CompiledNetwork, dataset: dict[str, np.ndarray],
+                   history: list[Any]) -> dict[str, float | None]:
+    """test_* and val_* metrics of the task (accuracy, or rmse and r2), and train_* from the last epoch."""
+    result: dict[str, float | None] = {}
+    for split in ("test", "val"):
+        for name, value in evaluate(net, dataset[f"X_{split}"], dataset[f"y_{split}"]).items():
+            result[f"{split}_{name}"] = value
+    names = [name[len("test_"):] for name in result if name.startswith("test_")]
+    for name in names:
+        result[f"train_{name}"] = getattr(history[-1], f"train_{name}") if history else None
+    return result
+
+
+def plot_learning_curve(history: list[EpochRecord | RegressionEpochRecord], path: Path) -> str | None:
     """Loss and accuracy per epoch, as the homework's learning-curve figure; a note if matplotlib is absent."""
     if not history:
         return None
@@ -369,11 +437,13 @@ def plot_learning_curve(history: list[EpochRecord], path: Path) -> str | None:
         top.plot(epochs, [r.val_loss for r in history], "o-", label="val loss")
     top.set_ylabel("loss")
     top.legend()
-    for label, values in (("train", [r.train_accuracy for r in history]), ("val", [r.val_accuracy for r in history])):
+    metric = "rmse" if isinstance(history[0], RegressionEpochRecord) else "accuracy"
+    for label in ("train", "val"):
+        values = [getattr(r, f"{label}_{metric}") for r in history]
         if any(v is not None for v in values):
             bottom.plot(epochs, values, "o-", label=label)
     bottom.set_xlabel("epoch")
-    bottom.set_ylabel("accuracy")
+    bottom.set_ylabel("RMSE" if metric == "rmse" else "accuracy")
     bottom.legend()
     figure.tight_layout()
     buffer = io.BytesIO()

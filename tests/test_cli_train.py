@@ -17,6 +17,8 @@ from graphnet.checkpoint import ARRAYS_FILE, read_checkpoint
 from graphnet.cli import main
 from extras import HAVE_MATPLOTLIB
 
+from task_data import linear_data, separable_blobs, task_run, write_csv, write_npz  # tests/ helpers
+
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = sorted(glob.glob(str(ROOT / "specs" / "*.json")))
 ENV = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))}
@@ -85,6 +87,75 @@ def test_eval_other_split_and_a_bare_checkpoint(spiral_run, capsys):
     assert capsys.readouterr().out.startswith("spiral val: accuracy ")
     assert main(["eval", str(spiral_run / "checkpoint"), "--data", "spiral"]) == 0
     assert "on 60 examples" in capsys.readouterr().out.splitlines()[0]
+
+
+# ---- regression and binary runs from the CLI --------------------------------------------------
+
+
+def train_task(folder: Path, task: str, data: Path, features: int) -> Path:
+    """`graphnet train RUN.json --out folder/run` in a child process; the run folder."""
+    run_file = folder / f"{task}.json"
+    run_file.write_text(json.dumps(task_run(task, str(data), features)))
+    done = graphnet("train", str(run_file), "--out", str(folder / "run"), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def regression_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("regression")
+    return train_task(folder, "regression", write_csv(folder / "linear.csv", *linear_data()), features=3)
+
+
+@pytest.fixture(scope="module")
+def binary_csv_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("binary")
+    data = write_csv(folder / "blobs.csv", *separable_blobs(), label="label", integer=True)
+    return train_task(folder, "binary", data, features=2)
+
+
+def test_cli_trains_regression_on_a_csv_float_target(regression_run):
+    metrics = json.loads((regression_run / "metrics.json").read_text())
+    assert {"test_loss", "test_rmse", "test_r2", "val_rmse", "val_r2", "train_rmse", "train_r2"} <= set(metrics)
+    assert "test_accuracy" not in metrics
+    assert metrics["test_r2"] > 0.5 and metrics["test_rmse"] < 1.0, metrics
+    history = json.loads((regression_run / "history.json").read_text())
+    assert {"train_rmse", "val_rmse", "val_r2"} <= set(history[-1]) and "val_accuracy" not in history[-1]
+
+
+def test_cli_trains_binary_on_a_csv_of_0_1_labels(binary_csv_run):
+    metrics = json.loads((binary_csv_run / "metrics.json").read_text())
+    assert {"test_loss", "test_accuracy", "val_accuracy", "train_accuracy"} <= set(metrics)
+    assert metrics["test_accuracy"] > 0.8, metrics
+
+
+def test_cli_trains_regression_on_an_npz(tmp_path):
+    run = train_task(tmp_path, "regression", write_npz(tmp_path / "linear.npz", *linear_data()), features=3)
+    assert json.loads((run / "metrics.json").read_text())["test_r2"] > 0.5
+
+
+def test_eval_of_a_regression_run_prints_loss_rmse_and_r2(regression_run, capsys):
+    assert main(["eval", str(regression_run)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    match = re.fullmatch(r".*linear\.csv test: loss (\S+)  RMSE (\S+)  R2 (\S+) on 80 examples", out[0])
+    assert match and len(out) == 1, out
+    metrics = json.loads((regression_run / "metrics.json").read_text())
+    assert float(match.group(1)) == pytest.approx(metrics["test_loss"], rel=1e-3)
+    assert float(match.group(2)) == pytest.approx(metrics["test_rmse"], rel=1e-3)
+    assert float(match.group(3)) == pytest.approx(metrics["test_r2"], abs=1e-4)
+
+
+def test_eval_of_a_binary_run_prints_accuracy_and_a_2x2_confusion_matrix(binary_csv_run, capsys):
+    assert main(["eval", str(binary_csv_run)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    match = re.fullmatch(r".*blobs\.csv test: accuracy (\d+\.\d\d)% on 80 examples", out[0])
+    assert match, out
+    metrics = json.loads((binary_csv_run / "metrics.json").read_text())
+    assert float(match.group(1)) == pytest.approx(100 * metrics["test_accuracy"], abs=0.005)
+    assert out[2].split() == ["0", "1"] and len(out) == 5
+    matrix = np.array([[int(v) for v in line.split()[1:]] for line in out[3:5]])
+    assert matrix.sum() == 80 and np.trace(matrix) / 80 == pytest.approx(metrics["test_accuracy"])
 
 
 def test_eval_errors_are_one_line(tmp_path):

@@ -332,6 +332,91 @@ def test_csv_errors_name_the_file_and_line(tmp_path, body, match):
         load(p, test_size=0)
 
 
+# ----------------------------------------------------------------------------- float targets (regression, binary)
+
+def test_csv_float_target_column_for_a_shape_label(tmp_path):
+    p = tmp_path / "reg.csv"
+    p.write_text("a,target\n" + "".join(f"{i},{0.5 * i + 0.25}\n" for i in range(20)))
+    with raises_naming(p, "whole numbers"):
+        load(p)  # read as class labels without target_shape
+    d = load(p, target_shape=[1], val_size=4, test_size=4, dtype="float32")
+    for split, n in (("train", 12), ("val", 4), ("test", 4)):
+        X, y = d[f"X_{split}"], d[f"y_{split}"]
+        assert y.shape == (n, 1) and y.dtype == np.float32
+        np.testing.assert_allclose(y[:, 0], 0.5 * X[:, 0] + 0.25)
+
+
+def test_csv_test_file_targets_and_one_label_column_only(tmp_path):
+    train, test = tmp_path / "a.csv", tmp_path / "b.csv"
+    train.write_text("x,y\n" + "".join(f"{i},{i / 3}\n" for i in range(9)))
+    test.write_text("x,y\n1,0.75\n")
+    d = load(train, test_file=test, target_shape=(1,), val_size=0, dtype="float64")
+    np.testing.assert_array_equal(d["y_test"], [[0.75]])
+    with raises_naming(train, r"targets of shape \[2\].*one label column"):
+        load(train, target_shape=[2])
+    with raises_naming(train, "classes= applies to class labels"):
+        load(train, target_shape=[1], classes=2)
+
+
+@pytest.mark.parametrize("y_train", [np.linspace(0, 1, 50), np.linspace(0, 1, 50)[:, None],
+                                     np.arange(50) % 2, (np.arange(50) % 2).astype(bool)],
+                         ids=["column", "(N,1)", "int 0/1", "bool"])
+def test_npz_targets_become_float_of_the_declared_shape(tmp_path, y_train):
+    p = ids_npz(tmp_path / "t.npz", y_train=y_train, y_test=np.zeros(10))
+    d = load(p, target_shape=[1], val_size=0, dtype="float32")
+    assert d["y_train"].shape == (50, 1) and d["y_train"].dtype == np.float32
+    np.testing.assert_allclose(d["y_train"][:, 0], np.asarray(y_train, np.float64).reshape(50))
+    assert d["y_test"].shape == (10, 1)
+
+
+def test_npz_wider_targets_are_reshaped_or_refused(tmp_path):
+    p = ids_npz(tmp_path / "w.npz", y_train=np.ones((50, 4)), y_test=np.ones((10, 2, 2)))
+    d = load(p, target_shape=[2, 2], val_size=0)
+    assert d["y_train"].shape == (50, 2, 2) and d["y_test"].shape == (10, 2, 2)
+    with raises_naming(p, r"y_train: targets have shape \(50, 4\), but the label declares shape \[3\]"
+                          r" per example: expected \(50, 3\)"):
+        load(p, target_shape=[3])
+
+
+@pytest.mark.parametrize("y_train, match", [
+    (np.r_[np.zeros(49), np.nan], r"y_train: target 49 is nan"),
+    (np.array(["a"] * 50), r"y_train: targets must be numbers"),
+    (np.r_[np.zeros(49), 1e300], r"target 49 is inf as float32"),
+])
+def test_bad_targets_are_located(tmp_path, y_train, match):
+    p = ids_npz(tmp_path / "bad.npz", y_train=y_train)
+    with raises_naming(p, match):
+        load(p, target_shape=[1])
+
+
+def test_synthetic_and_idx_class_labels_as_float_targets(tmp_path):
+    d = load("blobs", classes=2, target_shape=[1], val_size=0.1)
+    plain = load("blobs", classes=2, val_size=0.1)
+    for split in ("train", "val", "test"):
+        assert d[f"y_{split}"].dtype == np.float32 and d[f"y_{split}"].shape == (len(plain[f"y_{split}"]), 1)
+        np.testing.assert_array_equal(d[f"y_{split}"][:, 0], plain[f"y_{split}"])
+    make_idx(tmp_path / "digits")
+    assert load(tmp_path / "digits", target_shape=[1])["y_test"].shape == (10, 1)
+
+
+def test_prepare_data_converts_an_in_memory_dict():
+    rng = np.random.default_rng(0)
+    raw = {"X_train": rng.standard_normal((8, 2, 2)), "y_train": rng.standard_normal(8),
+           "X_test": rng.standard_normal((3, 2, 2)), "y_test": rng.standard_normal(3)}
+    d = data.prepare_data(raw, target_shape=[1], dtype="float32", name="homework")
+    assert list(d) == list(KEYS)
+    assert d["X_train"].dtype == d["y_train"].dtype == np.float32 and d["y_train"].shape == (8, 1)
+    assert d["X_val"].shape == (0, 2, 2) and d["y_val"].shape == (0, 1)
+    classes = data.prepare_data({**raw, "y_train": np.arange(8) % 3, "y_test": np.array([0, 1, 2])})
+    assert classes["y_train"].dtype == np.int64
+    with pytest.raises(DataError, match=r"homework: y_train: labels must be whole numbers"):
+        data.prepare_data(raw, name="homework")
+    with pytest.raises(DataError, match=r"homework: missing y_val"):
+        data.prepare_data({**raw, "X_val": raw["X_test"]}, name="homework")
+    with pytest.raises(DataError, match=r"homework: X_test: examples have shape \(4,\)"):
+        data.prepare_data({**raw, "X_test": np.zeros((3, 4))}, target_shape=[1], name="homework")
+
+
 # ----------------------------------------------------------------------------- synthetic
 
 def test_spiral_is_the_cs231n_spiral():

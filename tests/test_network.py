@@ -333,3 +333,45 @@ def test_mse_network_trains_on_float_targets():
     for _ in range(300):
         last = opt.step(X, T)
     assert last < 0.2 * first
+
+
+# ---- predict: what fits the loss the output feeds ---------------------------------------------
+
+
+def one_output_net(loss: str, label: dict, units: int = 1) -> gn.CompiledNetwork:
+    spec = gn.parse_network({
+        "inputs": {"x": {"shape": [2]}}, "labels": {"y": label},
+        "nodes": [{"id": "fc", "op": "affine", "inputs": ["x"], "units": units},
+                  {"id": "loss", "op": loss, "inputs": ["fc", "y"]}],
+        "outputs": ["fc"], "loss": "loss"})
+    net = gn.compile(spec, batch_size=8, dtype="float64")
+    net.params["fc.W"] = np.arange(2 * units, dtype=np.float64).reshape(2, units) - 1.0
+    net.params["fc.b"] = np.full(units, 0.5)
+    return net
+
+
+X_PREDICT = np.array([[1.0, 0.0], [0.0, 1.0], [-2.0, 3.0], [3.0, -1.0], [0.5, 0.0]])
+
+
+def test_predict_binary_thresholds_the_sigmoid_at_one_half():
+    net = one_output_net("sigmoid_binary_cross_entropy", {"shape": [1]})
+    logits = net.forward(X_PREDICT)[:, 0]  # x0 * -1 + x1 * 0 + 0.5: [-0.5, 0.5, 2.5, -2.5, 0]
+    predicted = net.predict(X_PREDICT)
+    assert predicted.dtype == np.int64 and predicted.shape == (5,)
+    np.testing.assert_array_equal(predicted, (1 / (1 + np.exp(-logits)) > 0.5).astype(np.int64))
+    np.testing.assert_array_equal(predicted, [0, 1, 1, 0, 0])
+
+
+def test_predict_regression_returns_the_values():
+    net = one_output_net("mse", {"shape": [1]})
+    predicted = net.predict(X_PREDICT)
+    assert predicted.shape == (5, 1) and predicted.dtype == np.float64
+    np.testing.assert_allclose(predicted[:, 0], -X_PREDICT[:, 0] + 0.5)
+    wide = one_output_net("mse", {"shape": [3]}, units=3)
+    assert wide.predict(X_PREDICT).shape == (5, 3)
+    np.testing.assert_array_equal(wide.predict(X_PREDICT), wide.forward(X_PREDICT))
+
+
+def test_predict_classification_is_the_argmax():
+    net = one_output_net("softmax_cross_entropy", {"classes": 3}, units=3)
+    np.testing.assert_array_equal(net.predict(X_PREDICT), net.forward(X_PREDICT).argmax(axis=1))

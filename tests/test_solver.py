@@ -229,3 +229,41 @@ def test_histories_and_checkpoints_are_npz_without_pickle(tmp_path, capsys):
         assert np.allclose(npz["train_acc_history"], solver.train_acc_history)
         assert np.allclose(npz["val_acc_history"], solver.val_acc_history)
     assert sorted(os.listdir(tmp_path))[-1] == "run_epoch_2.npz" and len(os.listdir(tmp_path)) == 4
+
+
+# ---- regression and binary networks on the homework's data dict --------------------------------
+
+
+def _one_output_net(loss: str, features: int) -> gn.CompiledNetwork:
+    return gn.compile(gn.parse_network({
+        "inputs": {"x": {"shape": [features]}}, "labels": {"y": {"shape": [1]}},
+        "nodes": [{"id": "fc1", "op": "affine", "inputs": ["x"], "units": 16, "activation": "relu"},
+                  {"id": "fc2", "op": "affine", "inputs": ["fc1"], "units": 1},
+                  {"id": "loss", "op": loss, "inputs": ["fc2", "y"]}],
+        "outputs": ["fc2"], "loss": "loss"}), batch_size=32, seed=0)
+
+
+def test_a_regression_network_trains_on_float_targets_and_reports_r2():
+    from task_data import linear_data
+
+    X, y = linear_data()  # y: (N,) float64, the homework's layout
+    data = {"X_train": X[:300], "y_train": y[:300], "X_val": X[300:], "y_val": y[300:]}
+    solver = Solver(_one_output_net("mse", 3), data, update_rule="adam", optim_config={"learning_rate": 1e-2},
+                    num_epochs=20, batch_size=32, verbose=False)
+    solver.train()
+    assert solver.best_val_acc > 0.9  # R² on the validation split
+    predicted = solver.model.predict(X[300:].astype(np.float32))[:, 0]
+    residual, total = ((predicted - y[300:]) ** 2).sum(), ((y[300:] - y[300:].mean()) ** 2).sum()
+    assert solver.val_acc_history[-1] == pytest.approx(1 - residual / total, rel=1e-4)
+
+
+def test_a_binary_network_trains_on_0_1_labels_and_thresholds_its_accuracy():
+    from task_data import separable_blobs
+
+    X, y = separable_blobs()  # y: (N,) int 0/1
+    data = {"X_train": X[:300], "y_train": y[:300], "X_val": X[300:], "y_val": y[300:]}
+    solver = Solver(_one_output_net("sigmoid_binary_cross_entropy", 2), data, update_rule="adam",
+                    optim_config={"learning_rate": 1e-2}, num_epochs=5, batch_size=32, verbose=False)
+    solver.train()
+    assert solver.best_val_acc > 0.8
+    assert solver.val_acc_history[-1] == np.mean(solver.model.predict(X[300:].astype(np.float32)) == y[300:])

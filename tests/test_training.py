@@ -18,6 +18,8 @@ import graphnet.training as training
 from extras import HAVE_MATPLOTLIB, HAVE_TQDM
 from graphnet.checkpoint import ARRAYS_FILE, load_checkpoint, read_checkpoint
 
+from task_data import linear_data, separable_blobs, task_run, write_csv, write_npz  # tests/ helpers
+
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 SPIRAL_TRAIN, BATCH = 216, 32  # spiral with val_size 0.1: 216 training examples
@@ -355,6 +357,86 @@ def test_last_good_checkpoint_survives_a_non_finite_loss(tmp_path):
 
 
 # ---- Fashion-MNIST ----------------------------------------------------------------------------
+
+
+# ---- regression and binary tasks -----------------------------------------------------------
+
+CLASSIFICATION_KEYS = {"test_accuracy", "val_accuracy", "train_accuracy", "test_loss", "final_loss", "epochs",
+                       "wall_time_seconds", "interrupted"}
+RECORD_KEYS = {"epoch", "train_loss", "val_loss", "learning_rate", "seconds"}
+
+
+def test_classification_metrics_gain_only_test_loss(reference):
+    metrics = reference.metrics
+    assert set(metrics) == CLASSIFICATION_KEYS
+    run = make_run()
+    data = training.load_data(run.train.data_spec(), run.train.seed, "float32", (2,), training.label_of(run.network))
+    # the eval-mode loss over the whole test split (l2 term included)
+    assert metrics["test_loss"] == pytest.approx(reference.net.evaluate_loss(data["X_test"], data["y_test"]),
+                                                 rel=1e-6)
+    assert set(json.loads((reference.out / "history.json").read_text())[0]) == \
+        RECORD_KEYS | {"train_accuracy", "val_accuracy"}
+
+
+def test_regression_trains_from_a_csv_with_a_float_target(tmp_path):
+    data = write_csv(tmp_path / "linear.csv", *linear_data())
+    lines: list[str] = []
+    result = gn.train(gn.parse_run(task_run("regression", str(data), features=3)), out=tmp_path / "run",
+                      log=lines.append, progress=False)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics) == {"test_rmse", "test_r2", "val_rmse", "val_r2", "train_rmse", "train_r2", "test_loss",
+                            "final_loss", "epochs", "wall_time_seconds", "interrupted"}
+    assert metrics["test_r2"] > 0.9 and metrics["val_r2"] > 0.9, metrics
+    assert metrics["test_loss"] == pytest.approx(metrics["test_rmse"] ** 2, rel=1e-4)  # mse, no l2
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert set(history[0]) == RECORD_KEYS | {"train_rmse", "train_r2", "val_rmse", "val_r2"}
+    assert history[-1]["val_rmse"] < 0.5 * history[0]["val_rmse"]
+    assert history == [asdict(r) for r in result.history]
+    assert "val RMSE" in lines[0] and "val R2" in lines[0] and "%" not in lines[0]
+    assert lines[-1].startswith("test RMSE")
+
+
+def test_binary_trains_from_an_npz_of_0_1_labels(tmp_path):
+    data = write_npz(tmp_path / "blobs.npz", *separable_blobs())
+    result = gn.train(gn.parse_run(task_run("binary", str(data), features=2)), out=tmp_path / "run",
+                      log=None, progress=False)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics) == CLASSIFICATION_KEYS
+    assert metrics["test_accuracy"] > 0.8 and metrics["val_accuracy"] > 0.8, metrics
+    assert result.history[-1].train_accuracy > 0.8
+    assert metrics["test_loss"] < 0.5  # a binary cross-entropy well under chance's log 2
+
+
+def test_binary_targets_outside_0_1_are_a_data_error(tmp_path):
+    X, y = separable_blobs()
+    data = write_npz(tmp_path / "wide.npz", X, 3.0 * y)
+    with pytest.raises(gn.DataError, match=r"train targets span \[0, 3\] but sigmoid_binary_cross_entropy "
+                                          r"needs targets in \[0, 1\]"):
+        gn.train(gn.parse_run(task_run("binary", str(data), features=2)), log=None, progress=False)
+
+
+def test_a_target_of_the_wrong_width_names_the_file(tmp_path):
+    X, y = linear_data()
+    data = write_npz(tmp_path / "wide.npz", X, np.c_[y, y])
+    with pytest.raises(gn.DataError, match=r"wide.npz: y_train: targets have shape \(320, 2\), but the label "
+                                          r"declares shape \[1\]"):
+        gn.train(gn.parse_run(task_run("regression", str(data), features=3)), log=None, progress=False)
+
+
+def test_zoo_binary_mlp_trains_on_two_blobs_without_files():
+    result = gn.train(str(SPECS / "binary_mlp.json"), log=None, progress=False)
+    assert result.metrics["test_accuracy"] > 0.8, result.metrics
+    assert result.net.predict(np.zeros((3, 2), np.float32)).shape == (3,)
+
+
+def test_regression_resume_restores_its_records(tmp_path):
+    data = write_csv(tmp_path / "linear.csv", *linear_data())
+    run = gn.parse_run(task_run("regression", str(data), features=3, epochs=4))
+    full = gn.train(run, out=tmp_path / "full", log=None, progress=False)
+    gn.train(run, out=tmp_path / "part", epochs=2, log=None, progress=False)
+    resumed = gn.train(None, resume=tmp_path / "part", epochs=4, log=None, progress=False)
+    assert comparable(resumed.history) == comparable(full.history)
+    assert all(isinstance(r, training.RegressionEpochRecord) for r in resumed.history)
 
 
 @pytest.mark.slow

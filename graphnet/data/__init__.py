@@ -3,7 +3,8 @@
 `load(name_or_path)` returns ``{"X_train", "y_train", "X_val", "y_val",
 "X_test", "y_test"}`` -- exactly those six keys, in that order. ``X_*`` are
 float arrays of shape (N, D) (or (N, *example_shape) with ``flatten=False``);
-``y_*`` are int64 class indices of shape (N,).
+``y_*`` are int64 class indices of shape (N,), or float targets of shape
+(N, *target_shape) when ``target_shape`` is given (regression, binary).
 
 Sources:
 
@@ -24,17 +25,18 @@ import difflib
 import inspect
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from ..errors import DataError
-from ._checks import check_seed, check_example_shape
+from ._checks import check_count, check_example_shape, check_features, check_seed, prepare_labels
 from .idx import IDX_FILES, find_idx_file, load_idx, read_idx
 from .synthetic import SYNTHETIC, blobs, spiral
 from .tabular import KEYS, load_npz, read_csv
 
-__all__ = ["KEYS", "DEBIAN_PACKAGES", "load", "list_datasets", "batches", "read_idx", "spiral", "blobs"]
+__all__ = ["KEYS", "DEBIAN_PACKAGES", "load", "list_datasets", "batches", "read_idx", "spiral", "blobs", "prepare_labels",
+           "prepare_data"]
 
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
 DEFAULT_VAL_FRACTION = 0.1   # of the training set ...
@@ -189,11 +191,12 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
          normalize: str | None = "auto", seed: int = 0, flatten: bool = True, dtype: Any = "float32",
          classes: int | None = None, label_column: str | int | None = None,
          test_file: str | os.PathLike[str] | None = None, test_size: int | float | None = None,
-         **options: Any) -> dict[str, np.ndarray]:
+         target_shape: tuple[int, ...] | list[int] | None = None, **options: Any) -> dict[str, np.ndarray]:
     """Load a data set as ``{X_train, y_train, X_val, y_val, X_test, y_test}``.
 
     ``X_*``: `dtype` arrays of shape (N, D) with ``flatten=True``, else
-    (N, *example_shape) (IDX images: (N, 28, 28)). ``y_*``: int64 (N,).
+    (N, *example_shape) (IDX images: (N, 28, 28)). ``y_*``: int64 (N,), or
+    with `target_shape` `dtype` targets (N, *target_shape).
 
     name_or_path: ``"mnist"``, ``"fashion-mnist"`` (or ``fashion_mnist``),
         ``"spiral"``, ``"blobs"``, any name found in $GRAPHNET_DATA or
@@ -220,6 +223,12 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
         the first header column named label, y or target. The test set is
         `test_file` (same columns) or else a seeded `test_size` split of the
         file (default 20%). `test_size` also applies to synthetic sets.
+    target_shape: the per-example shape of float targets (a spec label
+        declared with ``shape``): the labels are read as numbers, not class
+        indices (a CSV label column need not hold whole numbers; an (N,)
+        array fits shape [1]); a wrong width is a DataError naming the file
+        and both shapes. Class labels of IDX and synthetic sets become float
+        targets (0/1 labels of two blobs for a binary classifier).
     options: generator options of synthetic sets: spiral (points per class,
         noise), blobs (points per class, features, std).
     """
@@ -234,6 +243,8 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
                             if flag == "test_size" else f"{what}: {flag} does not apply to this source")
     if test_file is not None and test_size is not None:
         raise DataError(f"{what}: give test_file or test_size, not both")
+    if target_shape is not None and classes is not None and kind in ("npz", "csv"):
+        raise DataError(f"{what}: classes= applies to class labels, not to float targets of target_shape=")
     if normalize not in ("auto", "scale", "standardize", None, "none"):
         raise DataError(f"normalize must be 'scale', 'standardize', None or 'auto', got {normalize!r}")
     try:
@@ -259,9 +270,9 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
     elif kind == "idx":
         Xt, yt, Xs, ys = load_idx(src, classes)
     elif kind == "npz":
-        Xt, yt, Xv, yv, Xs, ys = load_npz(src, classes)
+        Xt, yt, Xv, yv, Xs, ys = load_npz(src, classes, target_shape, out_dtype)
     else:
-        X, y, header, col = read_csv(src, label_column, classes)
+        X, y, header, col = read_csv(src, label_column, classes, target_shape, out_dtype)
         if test_file is None:
             Xt, yt, Xs, ys = _split(X, y, _split_size(test_size, len(X), "test_size",
                                                       round(DEFAULT_TEST_FRACTION * len(X))), test_rng)
@@ -269,13 +280,16 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
             tp = Path(test_file).expanduser()
             if not tp.is_file():
                 raise DataError(f"{tp}: no such test file")
-            Xs, ys, theader, _ = read_csv(tp, col, classes)
+            Xs, ys, theader, _ = read_csv(tp, col, classes, target_shape, out_dtype)
             if header is not None and theader is not None and header != theader:
                 raise DataError(f"{tp}: columns {theader} differ from {src}'s {header}")
             check_example_shape(X, Xs, str(src), str(tp))
             Xt, yt = X, y
     if len(Xt) == 0:
         raise DataError(f"{what}: the training set is empty")
+    if target_shape is not None and kind in ("synthetic", "idx"):
+        yt, ys = (prepare_labels(y, f"{what}: {key}", target_shape=tuple(target_shape), dtype=out_dtype)
+                  for key, y in (("y_train", yt), ("y_test", ys)))
     if Xv is None:
         default = min(DEFAULT_VAL_MAX, round(DEFAULT_VAL_FRACTION * len(Xt)))
         Xt, yt, Xv, yv = _split(Xt, yt, _split_size(val_size, len(Xt), "val_size", default), val_rng)
@@ -288,6 +302,38 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
     arrays = [np.array(a.reshape(len(a), width) if flatten else a, dtype=out_dtype, order="C") for a in (Xt, Xv, Xs)]
     _normalize(arrays, mode, raw)
     return {"X_train": arrays[0], "y_train": yt, "X_val": arrays[1], "y_val": yv, "X_test": arrays[2], "y_test": ys}
+
+
+def prepare_data(data: Mapping[str, Any], *, classes: int | None = None,
+                 target_shape: tuple[int, ...] | list[int] | None = None, dtype: Any = "float32",
+                 name: str = "data") -> dict[str, np.ndarray]:
+    """An in-memory data dict checked and converted as `load` returns it.
+
+    `data` holds X_train, y_train, X_test, y_test and optionally X_val,
+    y_val (the homework's dict); X_*: (N, ...) numbers, y_*: labels for
+    `prepare_labels`. Returns the six keys: X_* as `dtype` (N, ...), y_* as
+    the label declares (an absent validation split is empty). Problems are
+    DataErrors naming `name` and the key.
+    """
+    need = [k for k in ("X_train", "y_train", "X_test", "y_test") if k not in data]
+    if ("X_val" in data) != ("y_val" in data):
+        need += [k for k in ("X_val", "y_val") if k not in data]
+    if need:
+        raise DataError(f"{name}: missing {', '.join(need)}; it has {', '.join(sorted(map(str, data))) or 'nothing'}")
+    out: dict[str, np.ndarray] = {}
+    for split in ("train", "val", "test"):
+        if f"X_{split}" not in data:
+            X_train, y_train = out["X_train"], out["y_train"]
+            out["X_val"], out["y_val"] = X_train[:0], y_train[:0]
+            continue
+        X = check_features(data[f"X_{split}"], f"{name}: X_{split}")
+        y = prepare_labels(data[f"y_{split}"], f"{name}: y_{split}", classes=classes,
+                           target_shape=None if target_shape is None else tuple(target_shape), dtype=dtype)
+        check_count(len(X), len(y), f"{name}: X_{split}", f"y_{split}")
+        if split != "train":
+            check_example_shape(out["X_train"], X, "X_train", f"{name}: X_{split}")
+        out[f"X_{split}"], out[f"y_{split}"] = np.ascontiguousarray(X, dtype=dtype), y
+    return {key: out[key] for key in KEYS}
 
 
 def batches(X: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = True,

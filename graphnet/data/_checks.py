@@ -51,6 +51,42 @@ def check_labels(y: np.ndarray, where: str, classes: int | None) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def check_targets(y: np.ndarray, where: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """Validated float targets as `dtype` (N, *shape), finite.
+
+    Accepted: (N, *shape); (N,) when `shape` holds one value; (N, k) rows
+    of k = prod(shape) values.
+    """
+    y = np.asarray(y)
+    shape = tuple(shape)
+    if y.dtype.kind not in "biuf":
+        raise DataError(f"{where}: targets must be numbers, got dtype {y.dtype}")
+    size = math.prod(shape)
+    per_example = y.shape[1:]
+    if y.ndim == 0 or not (per_example == shape or (per_example == () and size == 1)
+                           or per_example == (size,)):
+        raise DataError(f"{where}: targets have shape {y.shape}, but the label declares shape {list(shape)} "
+                        f"per example: expected ({len(y) if y.ndim else 'N'}, {', '.join(map(str, shape))})")
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported as a non-finite target below
+        targets = np.ascontiguousarray(y.reshape(len(y), *shape), dtype=dtype)
+    bad = ~np.isfinite(targets)
+    if bad.any():
+        position = np.unravel_index(int(np.argmax(bad)), targets.shape)
+        raise DataError(f"{where}: target {int(position[0])} is {targets[position]} as {targets.dtype}: "
+                        f"targets must be finite")
+    return targets
+
+
+def prepare_labels(y: np.ndarray, where: str, *, classes: int | None = None,
+                   target_shape: tuple[int, ...] | None = None, dtype: Any = "float32") -> np.ndarray:
+    """Labels as a network's label declares them: float targets `dtype` (N, *target_shape)
+    when `target_shape` is given, else int64 class indices (N,) below `classes` if given.
+    DataError naming `where` when they do not fit."""
+    if target_shape is None:
+        return check_labels(y, where, classes)
+    return check_targets(y, where, tuple(target_shape), dtype)
+
+
 def check_features(X: np.ndarray, where: str) -> np.ndarray:
     """Check X is numeric, at least (N, D), and finite; returns it unchanged."""
     X = np.asarray(X)

@@ -5,12 +5,12 @@ import warnings
 import zipfile
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from ..errors import DataError
-from ._checks import check_count, check_features, check_labels, check_example_shape
+from ._checks import check_count, check_example_shape, check_features, prepare_labels
 
 __all__ = ["KEYS", "LABEL_NAMES", "load_npz", "read_csv"]
 
@@ -18,10 +18,12 @@ KEYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
 LABEL_NAMES = ("label", "y", "target")
 
 
-def load_npz(path: Path, classes: int | None) -> tuple[np.ndarray | None, ...]:
+def load_npz(path: Path, classes: int | None, target_shape: tuple[int, ...] | None = None,
+             dtype: Any = np.float64) -> tuple[np.ndarray | None, ...]:
     """(X_train, y_train, X_val, y_val, X_test, y_test) from an .npz, without unpickling.
 
-    X_* keep their stored dtype and shape (N, ...); y_* are int64 (N,).
+    X_* keep their stored dtype and shape (N, ...); y_* are int64 (N,), or
+    `dtype` targets (N, *target_shape) when `target_shape` is given.
     X_val/y_val are None when the archive has neither.
     """
     try:
@@ -36,7 +38,7 @@ def load_npz(path: Path, classes: int | None) -> tuple[np.ndarray | None, ...]:
             out += [None, None]
             continue
         X = check_features(X, f"{path}: X_{split}")
-        y = check_labels(y, f"{path}: y_{split}", classes)
+        y = prepare_labels(y, f"{path}: y_{split}", classes=classes, target_shape=target_shape, dtype=dtype)
         check_count(len(X), len(y), f"{path}: X_{split}", f"y_{split}")
         out += [X, y]
     for split, X in (("val", out[2]), ("test", out[4])):
@@ -88,9 +90,13 @@ def _is_number(s: str) -> bool:
         return False
 
 
-def read_csv(path: Path, label_column: str | int | None,
-             classes: int | None) -> tuple[np.ndarray, np.ndarray, list[str] | None, int]:
-    """One CSV file as X (N, D) float64, y (N,) int64, its header (or None) and the label column's index.
+def read_csv(path: Path, label_column: str | int | None, classes: int | None,
+             target_shape: tuple[int, ...] | None = None,
+             dtype: Any = np.float64) -> tuple[np.ndarray, np.ndarray, list[str] | None, int]:
+    """One CSV file as X (N, D) float64, y, its header (or None) and the label column's index.
+
+    y is int64 class indices (N,), or with `target_shape` (which must hold
+    one value: a CSV has one label column) `dtype` targets (N, *target_shape).
 
     The delimiter is the first of `,` TAB `;` found in the first line (else
     whitespace); the first line is a header unless every cell is a number.
@@ -127,6 +133,9 @@ def read_csv(path: Path, label_column: str | int | None,
         raise DataError(f"{path}: label_column={label_column!r} is neither a column name nor an index in 0..{ncol - 1}")
     if ncol < 2:
         raise DataError(f"{path}: only one column; need a label column and at least one feature column")
+    if target_shape is not None and int(np.prod(target_shape)) != 1:
+        raise DataError(f"{path}: the label declares targets of shape {list(target_shape)}, but a CSV file has "
+                        f"one label column (one value per example); use an .npz for wider targets")
     skip = 1 if header else 0
     try:
         with warnings.catch_warnings():
@@ -146,7 +155,9 @@ def read_csv(path: Path, label_column: str | int | None,
     if bad.any():
         i, j = np.unravel_index(int(np.argmax(bad)), X.shape)
         raise DataError(f"{path}: {X[i, j]} in data row {i + 1}, column {feature_names[j]!r}: features must be finite")
-    return X, check_labels(data[:, col], f"{path}: label column {names[col]!r}", classes), header, col
+    y = prepare_labels(data[:, col], f"{path}: label column {names[col]!r}", classes=classes,
+                       target_shape=target_shape, dtype=dtype)
+    return X, y, header, col
 
 
 def _csv_problem(path: Path, delim: str | None, ncol: int, skip: int) -> str | None:

@@ -1,0 +1,124 @@
+"""What a network is trained for, read from its loss, and the metrics that fit it.
+
+| task             | loss ops                                      | labels               | metrics      |
+|------------------|-----------------------------------------------|----------------------|--------------|
+| "classification" | softmax_cross_entropy, cross_entropy, svm     | class indices (N,)   | accuracy     |
+| "binary"         | sigmoid_binary_cross_entropy                  | 0/1 targets (N, *s)  | accuracy     |
+| "regression"     | mse                                           | float targets (N, *s)| RMSE, R²     |
+
+Binary predictions are 1 where sigmoid(logit) > 0.5, i.e. where the logit is > 0.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from .ops import OPS
+
+Task = Literal["classification", "binary", "regression"]
+BINARY_LOSSES = frozenset({"sigmoid_binary_cross_entropy"})
+
+
+def task_of_loss(op: str) -> Task:
+    """The task a loss op trains for: class labels -> classification, sigmoid BCE -> binary, else regression."""
+    if op in BINARY_LOSSES:
+        return "binary"
+    return "classification" if OPS[op].label_kind == "classes" else "regression"
+
+
+def task_of(network: Any) -> Task | None:
+    """The task of a network (a NetworkSpec or a Graph) from its loss node; None without a loss."""
+    if network.loss is None:
+        return None
+    return task_of_loss(network.node(network.loss).op)
+
+
+def output_task(network: Any, output: str) -> Task | None:
+    """The task of `output`: that of the loss node reading it as its scores, else None."""
+    if network.loss is None:
+        return None
+    loss = network.node(network.loss)
+    return task_of_loss(loss.op) if loss.inputs[0] == output else None
+
+
+# ---- predictions and metrics ---------------------------------------------------------------
+
+
+def predictions(scores: np.ndarray, task: Task | None) -> np.ndarray:
+    """What a network predicts from its scores: (N, *shape) -> classification (and no task):
+    argmax class indices (N,) int64; binary: 0/1 int64, (N,) for one logit per example,
+    else (N, *shape); regression: the scores themselves."""
+    if task == "regression":
+        return scores
+    if task == "binary":
+        labels = (scores > 0).astype(np.int64)
+        return labels[:, 0] if labels.ndim == 2 and labels.shape[1] == 1 else labels
+    return scores.argmax(axis=-1)
+
+
+def accuracy(predicted: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of predicted class indices (N,) equal to labels y (N,)."""
+    return float((np.asarray(predicted) == np.asarray(y)).mean())
+
+
+def binary_accuracy(predicted: np.ndarray, targets: np.ndarray) -> float:
+    """Fraction of 0/1 predictions (N,) or (N, *shape) equal to targets of the same size
+    (targets count as 1 above 0.5), over all elements."""
+    predicted = np.asarray(predicted).reshape(len(predicted), -1)
+    truth = (np.asarray(targets).reshape(len(targets), -1) > 0.5)
+    return float((predicted == truth).mean())
+
+
+def rmse(predicted: np.ndarray, targets: np.ndarray) -> float:
+    """Root mean squared error over all elements of predicted and targets, both (N, *shape)."""
+    difference = np.asarray(predicted, np.float64) - np.asarray(targets, np.float64).reshape(np.shape(predicted))
+    return float(np.sqrt(np.mean(difference ** 2)))
+
+
+def r2(predicted: np.ndarray, targets: np.ndarray) -> float:
+    """Coefficient of determination 1 - SS_res / SS_tot of predicted vs targets (N, *shape),
+    per output value and averaged over them (scikit-learn's default); an output with
+    constant targets scores 1 if predicted exactly, else 0."""
+    p = np.asarray(predicted, np.float64).reshape(len(predicted), -1)
+    t = np.asarray(targets, np.float64).reshape(p.shape)
+    residual = ((t - p) ** 2).sum(axis=0)
+    total = ((t - t.mean(axis=0)) ** 2).sum(axis=0)
+    constant = total == 0
+    scores = np.where(constant, np.where(residual == 0, 1.0, 0.0), 1.0 - residual / np.where(constant, 1.0, total))
+    return float(scores.mean())
+
+
+def metric_names(task: Task | None) -> tuple[str, ...]:
+    """The metrics `score` reports for a task."""
+    return ("rmse", "r2") if task == "regression" else ("accuracy",)
+
+
+def score(task: Task | None, predicted: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The metrics that fit `task`, from predictions (see `predictions`) and labels or targets."""
+    if task == "regression":
+        return {"rmse": rmse(predicted, y), "r2": r2(predicted, y)}
+    if task == "binary":
+        return {"accuracy": binary_accuracy(predicted, y)}
+    return {"accuracy": accuracy(predicted, y)}
+
+
+def evaluate(net: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict[str, float | None]:
+    """The task's metrics of a CompiledNetwork on X (N, ...) and y, in eval mode;
+    None for each on an empty split."""
+    task = task_of(net.graph)
+    if len(X) == 0:
+        return {name: None for name in metric_names(task)}
+    return dict(score(task, net.predict(X, batch_size=batch_size), y))
+
+
+def mean_loss(net: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float | None:
+    """The eval-mode loss (l2 term included) averaged over all of X (N, ...), run in
+    batches of `batch_size`; None for an empty split."""
+    if len(X) == 0:
+        return None
+    total = 0.0
+    for start in range(0, len(X), batch_size):
+        stop = min(start + batch_size, len(X))
+        total += net.evaluate_loss(X[start:stop], y[start:stop]) * (stop - start)
+    return total / len(X)

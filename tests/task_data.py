@@ -1,0 +1,59 @@
+"""Shared test helpers: small regression and binary data files, and run specs that train on them."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+WEIGHTS = np.array([1.5, -2.0, 0.5])  # the linear regression target: X @ WEIGHTS + 0.3 + noise
+
+
+def linear_data(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """X (n, 3) standard normal, y (n,) = X @ WEIGHTS + 0.3 plus N(0, 0.05^2) noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 3))
+    return X, X @ WEIGHTS + 0.3 + 0.05 * rng.standard_normal(n)
+
+
+def separable_blobs(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """X (n, 2): two Gaussian blobs at (-2, -2) and (2, 2); y (n,) int 0/1."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    return rng.standard_normal((n, 2)) + np.where(y[:, None] == 1, 2.0, -2.0), y
+
+
+def write_csv(path: Path, X: np.ndarray, y: np.ndarray, label: str = "target", integer: bool = False) -> Path:
+    """A CSV with feature columns f0.. and the label column last."""
+    header = ",".join([f"f{j}" for j in range(X.shape[1])] + [label])
+    rows = [",".join([f"{v:.6f}" for v in x] + [str(int(t)) if integer else f"{t:.6f}"]) for x, t in zip(X, y)]
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def write_npz(path: Path, X: np.ndarray, y: np.ndarray, test: int = 80) -> Path:
+    """An .npz with X_train/y_train and the last `test` examples as X_test/y_test."""
+    np.savez(path, X_train=X[:-test], y_train=y[:-test], X_test=X[-test:], y_test=y[-test:])
+    return path
+
+
+def task_run(task: str, data: str, features: int, epochs: int = 30) -> dict[str, Any]:
+    """A run document: a one-hidden-layer MLP with one output, mse ("regression") or
+    sigmoid BCE ("binary") against a label of shape [1], Adam, on `data`."""
+    loss = {"regression": "mse", "binary": "sigmoid_binary_cross_entropy"}[task]
+    return {
+        "network": {
+            "name": f"{task}_mlp",
+            "inputs": {"x": {"shape": [features]}},
+            "labels": {"y": {"shape": [1]}},
+            "nodes": [
+                {"id": "fc1", "op": "affine", "inputs": ["x"], "units": 16, "activation": "relu"},
+                {"id": "fc2", "op": "affine", "inputs": ["fc1"], "units": 1},
+                {"id": "loss", "op": loss, "inputs": ["fc2", "y"]},
+            ],
+            "outputs": ["fc2"],
+            "loss": "loss",
+        },
+        "train": {"data": {"name": data}, "optimizer": {"rule": "adam", "learning_rate": 1e-2},
+                  "epochs": epochs, "batch_size": 32, "seed": 0},
+    }
