@@ -49,6 +49,28 @@ def spec_hash(spec: NetworkSpec) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def spec_difference(a: NetworkSpec, b: NetworkSpec) -> str | None:
+    """Where two networks first differ in what they compute, as `location: A vs B`, or None."""
+    return _first_difference(a.model_dump(mode="json", exclude=_COSMETIC_FIELDS),
+                             b.model_dump(mode="json", exclude=_COSMETIC_FIELDS), "")
+
+
+def _first_difference(a: Any, b: Any, where: str) -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _first_difference(x, y, f"{where}[{i}]")
+            if found:
+                return found
+        return None
+    return None if a == b else f"{where or 'the network'}: {json.dumps(a)} vs {json.dumps(b)}"
+
+
 def nonfinite_arrays(arrays: dict[str, np.ndarray]) -> list[str]:
     """'name' (count of NaN/inf values, first index) for every float array that is not all finite."""
     found = []
