@@ -3,18 +3,23 @@
     checkpoint/
       network.json   the NetworkSpec (canonical JSON)
       weights.npz    param/<name>, state/<name>, optim/<slot>, and `meta` (a JSON string):
-                     dtype, optimizer rule/hyperparameters/step, generator states,
-                     training position and history
+                     dtype, the network's sha256 (see `spec_hash`), optimizer
+                     rule/hyperparameters/step, generator states, training position and history
 
 Each file is written atomically (temporary file, fsync, rename), so a crash
 at any moment leaves the previous checkpoint or the new one, never a torn
 file. Loading never unpickles (`allow_pickle=False`) and checks every array's
-name, shape and dtype against the spec.
+name, shape and dtype against the spec, that every value is finite (saving
+refuses non-finite values too), and that network.json is the network the
+weights were saved with (its hash; checkpoints written before the hash was
+stored load without this check).
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import logging
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +34,52 @@ from .spec import NetworkSpec, parse_network
 FORMAT = 1
 SPEC_FILE = "network.json"
 ARRAYS_FILE = "weights.npz"
+HASH_KEY = "network_sha256"
+# the fields that do not change what a network computes, left out of its hash
+_COSMETIC_FIELDS = {"schema_ref", "name", "description"}
+
+log = logging.getLogger("graphnet")
+
+
+def spec_hash(spec: NetworkSpec) -> str:
+    """sha256 (hex) of the network's canonical JSON: every field, defaults included, keys
+    sorted, except the cosmetic $schema, name and description."""
+    document = spec.model_dump(mode="json", exclude=_COSMETIC_FIELDS)
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def spec_difference(a: NetworkSpec, b: NetworkSpec) -> str | None:
+    """Where two networks first differ in what they compute, as `location: A vs B`, or None."""
+    return _first_difference(a.model_dump(mode="json", exclude=_COSMETIC_FIELDS),
+                             b.model_dump(mode="json", exclude=_COSMETIC_FIELDS), "")
+
+
+def _first_difference(a: Any, b: Any, where: str) -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _first_difference(x, y, f"{where}[{i}]")
+            if found:
+                return found
+        return None
+    return None if a == b else f"{where or 'the network'}: {json.dumps(a)} vs {json.dumps(b)}"
+
+
+def nonfinite_arrays(arrays: dict[str, np.ndarray]) -> list[str]:
+    """'name' (count of NaN/inf values, first index) for every float array that is not all finite."""
+    found = []
+    for name, array in arrays.items():
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            bad = ~np.isfinite(array)
+            first = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), array.shape))
+            found.append(f"'{name}' ({int(bad.sum())} of {array.size} values NaN or inf, first at {first})")
+    return found
 
 
 def generator_state(rng: np.random.Generator) -> dict[str, Any]:
@@ -52,6 +103,7 @@ def save_checkpoint(folder: str | Path, net: CompiledNetwork, optimizer: Any = N
     info: dict[str, Any] = {
         "format": FORMAT,
         "dtype": net.dtype.name,
+        HASH_KEY: spec_hash(net.spec),
         "seed": net.seed,
         "dropout_rng": generator_state(net.dropout_rng),
     }
@@ -61,6 +113,10 @@ def save_checkpoint(folder: str | Path, net: CompiledNetwork, optimizer: Any = N
             arrays[f"optim/{slot}"] = buffer
         info["optimizer"] = state
     info.update(meta or {})
+    bad = nonfinite_arrays(arrays)
+    if bad:
+        raise CheckpointError(f"{folder}: refusing to save a checkpoint that holds non-finite values: "
+                              f"{'; '.join(bad)}")
     arrays["meta"] = np.array(json.dumps(info))
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -97,17 +153,13 @@ def read_checkpoint(folder: str | Path) -> tuple[NetworkSpec, dict[str, np.ndarr
         raise CheckpointError(f"{spec_path}: invalid network spec: {error}") from None
     except (OSError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{spec_path}: unreadable: {error}") from None
+    not_npz = _not_an_npz(arrays_path)
+    if not_npz:
+        raise CheckpointError(f"{arrays_path}: not an npz archive ({not_npz})")
     try:
-        with np.load(arrays_path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        arrays = _read_arrays(arrays_path)
     except ValueError as error:
-        if "allow_pickle" in str(error):  # object arrays are refused without unpickling
-            raise CheckpointError(f"{arrays_path}: refused: {error}") from None
         raise CheckpointError(f"{arrays_path}: corrupt or truncated ({error})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as error:
-        raise CheckpointError(f"{arrays_path}: corrupt or truncated ({error})") from None
-    except Exception as error:  # a damaged zip surfaces as many kinds (NotImplementedError, zlib.error, ...)
-        raise CheckpointError(f"{arrays_path}: corrupt ({type(error).__name__}: {error})") from None
     if "meta" not in arrays:
         raise CheckpointError(f"{arrays_path}: no 'meta' entry (not a graphnet checkpoint)")
     try:
@@ -116,7 +168,68 @@ def read_checkpoint(folder: str | Path) -> tuple[NetworkSpec, dict[str, np.ndarr
         raise CheckpointError(f"{arrays_path}: unreadable meta: {error}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{arrays_path}: unknown checkpoint format {meta.get('format') if isinstance(meta, dict) else meta!r}")
+    bad = nonfinite_arrays(arrays)
+    if bad:
+        raise CheckpointError(f"{arrays_path}: refused: non-finite values in {'; '.join(bad)} "
+                              "(the checkpoint was saved from a diverged model or is corrupt)")
     return spec, arrays, meta
+
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local file header, or an empty zip
+
+
+def _not_an_npz(path: Path) -> str | None:
+    """Why the file cannot be an npz archive (what it looks like instead), or None if it may be one."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError as error:
+        raise CheckpointError(f"{path}: unreadable ({error})") from None
+    if head.startswith(_ZIP_MAGIC):
+        return None
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"\x93NUMPY"):
+        return "it is a single .npy array"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "it looks like JSON text"
+    return f"it starts with bytes {head[:8].hex(' ')}, not a zip header"
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an npz archive, never unpickling (an object array is a CheckpointError naming it)."""
+    arrays = {}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            for key in npz.files:
+                try:
+                    arrays[key] = npz[key]
+                except ValueError as error:
+                    if "allow_pickle" not in str(error):
+                        raise
+                    raise CheckpointError(f"{path}: refused: array '{key}' holds Python objects (pickled data), "
+                                          "which graphnet never loads") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as error:
+        raise CheckpointError(f"{path}: corrupt or truncated ({error})") from None
+    except (CheckpointError, ValueError):
+        raise
+    except Exception as error:  # a damaged zip surfaces as many kinds (NotImplementedError, zlib.error, ...)
+        raise CheckpointError(f"{path}: corrupt ({type(error).__name__}: {error})") from None
+    return arrays
+
+
+def check_spec_hash(spec: NetworkSpec, meta: dict[str, Any], folder: Path) -> None:
+    """CheckpointError when network.json is not the network the weights were saved with."""
+    saved = meta.get(HASH_KEY)
+    if saved is None:
+        log.info("graphnet: %s has no network hash (written by an older graphnet): network.json is not "
+                 "checked against the weights", folder / ARRAYS_FILE)
+        return
+    if saved != spec_hash(spec):
+        raise CheckpointError(
+            f"{folder / SPEC_FILE} does not match {folder / ARRAYS_FILE}: the weights were saved with a network "
+            f"whose sha256 is {str(saved)[:12]}..., {SPEC_FILE} now hashes to {spec_hash(spec)[:12]}... "
+            f"(was {SPEC_FILE} edited? restore the network it was saved with, or train the edited one anew)")
 
 
 def _check_arrays(net: CompiledNetwork, arrays: dict[str, np.ndarray], source: Path) -> None:
@@ -156,6 +269,7 @@ def restore(folder: str | Path, *, batch_size: int = 128, backend: str | None = 
         raise CheckpointError(f"{folder / ARRAYS_FILE}: meta 'seed' is {seed!r}, not a non-negative integer")
     net = compile(spec, batch_size=batch_size, dtype=dtype, backend=backend, seed=seed)
     _check_arrays(net, arrays, folder / ARRAYS_FILE)
+    check_spec_hash(spec, meta, folder)
     for name in net.store.names():
         net.store.view(name)[...] = arrays[f"param/{name}"]
     for name in net.store.state_slots:

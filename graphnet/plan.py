@@ -74,6 +74,10 @@ class Plan:
         self.bound_counts = 0  # how many batch sizes were bound (for tests and stats)
         self.updates_params = bool(schedule.updated_params)
         self.learning_rate_cell: np.ndarray | None = self._fixed.get(SGD_LEARNING_RATE.name)
+        # A train-mode forward writes the running statistics: they are saved here before a
+        # run and put back when the run fails, so a step changes them only when it succeeds.
+        self._state_backup: np.ndarray | None = \
+            np.empty_like(store.state) if self.mode == "train" and store.state.size else None
 
     # ---- binding ----------------------------------------------------------------------------
 
@@ -199,9 +203,27 @@ class Plan:
 
     def run(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None = None,
             *, checked_n: int | None = None) -> float:
-        """Run every step on the batch; returns the loss (0.0 when the plan has none)."""
+        """Run every step on the batch; returns the loss (0.0 when the plan has none).
+
+        All or nothing for the persistent state: when the loss is not finite, or a
+        step raises, the running statistics are restored to their values before the run.
+        """
         n = checked_n if checked_n is not None else self.check_batch(inputs, labels)
         binding = self._bind_batch(n, inputs, labels)
+        backup = self._state_backup
+        if backup is None:
+            return self._run_binding(binding, labels, n)
+        np.copyto(backup, self.store.state)
+        try:
+            loss = self._run_binding(binding, labels, n)
+        except BaseException:
+            np.copyto(self.store.state, backup)
+            raise
+        if not math.isfinite(loss):
+            np.copyto(self.store.state, backup)
+        return loss
+
+    def _run_binding(self, binding: Binding, labels: Mapping[str, np.ndarray] | None, n: int) -> float:
         steps, forward_count = binding.steps, binding.forward_count
         try:
             if not self.updates_params:
@@ -235,7 +257,15 @@ class Plan:
         raise PlanError(f"output '{name}' is the network input '{ref.name}' itself")
 
     def first_nonfinite(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None) -> str | None:
-        """Run the forward steps one by one; the first node whose output is not finite, if any."""
+        """Run the forward steps one by one; the first node whose output is not finite, if any.
+        The running statistics are left as they were (this is a diagnosis, not a step)."""
+        saved = self.store.state.copy()
+        try:
+            return self._first_nonfinite(inputs, labels)
+        finally:
+            np.copyto(self.store.state, saved)
+
+    def _first_nonfinite(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None) -> str | None:
         n = self.check_batch(inputs, labels)
         binding = self._bind_batch(n, inputs, labels)
         for name, X in inputs.items():

@@ -18,10 +18,23 @@ ones, each iteration is one train step of the network plus ONE fused
 `gn.Optimizer` update over its flat parameter buffer (sgd -> sgd,
 sgd_momentum -> momentum, rmsprop -> rmsprop, adam -> adam; lr_decay
 scales the optimizer's learning_rate each epoch) instead of one Python
-update per parameter. A batch whose loss is not finite is recorded in
-loss_history and its update skipped. (Seeded dropout of a `graphnet.models`
+update per parameter. (Seeded dropout of a `graphnet.models`
 model repeats its mask on every ``model.loss`` call, as in the homework; the
 fast path draws fresh masks.)
+
+A batch whose loss is not finite (NaN or inf) is skipped, on either path:
+the model is left exactly as it was (parameters, batchnorm running
+statistics, optimizer state), its loss is recorded in loss_history as is,
+its iteration (counted from 1) in skipped_iterations, and a RuntimeWarning
+names it (and, for a graphnet network, the first non-finite node). When an
+epoch's worth of batches in a row is skipped, training cannot progress:
+train() raises NonFiniteError.
+
+The best model is the whole model state: best_params and, for a graphnet
+network (or a homework model with ``bn_params`` holding running_mean and
+running_var), best_state, the batchnorm running statistics at the best
+check. train() swaps both back in, so ``check_accuracy(X_val, y_val)``
+after train() reproduces best_val_acc.
 
 Fixed homework defects:
 
@@ -44,11 +57,13 @@ from __future__ import annotations
 import io
 import json
 import math
+import warnings
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from . import optim
+from .errors import NonFiniteError
 from .fileio import write_bytes_atomic
 from .network import CompiledNetwork
 from .data._checks import check_targets
@@ -77,6 +92,31 @@ def _compiled_network(model: Any) -> CompiledNetwork | None:
         return model
     net = getattr(model, "net", None)
     return net if isinstance(net, CompiledNetwork) else None
+
+
+def _running_statistics(model: Any) -> dict[str, np.ndarray]:
+    """Live views of the model's batchnorm running statistics, by name: a graphnet
+    network's `state`, else a homework model's ``bn_params[i]['running_mean'/'running_var']``."""
+    net = _compiled_network(model)
+    if net is not None:
+        return {name: net.state[name] for name in net.state}
+    found: dict[str, np.ndarray] = {}
+    for i, bn_param in enumerate(getattr(model, "bn_params", None) or []):
+        for key in ("running_mean", "running_var"):
+            value = bn_param.get(key) if isinstance(bn_param, dict) else None
+            if isinstance(value, np.ndarray):
+                found[f"bn_params[{i}].{key}"] = value
+    return found
+
+
+def _copies(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: np.array(v, copy=True) for k, v in arrays.items()}
+
+
+def _copy_into(targets: Mapping[str, np.ndarray], values: Mapping[str, np.ndarray]) -> None:
+    for name, target in targets.items():
+        if name in values:
+            target[...] = values[name]
 
 
 def _resolve_rule(rule: Any) -> tuple[Callable, str | None]:
@@ -112,7 +152,8 @@ class Solver:
 
     After train(): loss_history (per iteration), train_acc_history and
     val_acc_history (per check: after the first iteration, every epoch and
-    the last iteration), best_val_acc, and best_params (swapped into the model).
+    the last iteration), best_val_acc, best_params and best_state (swapped into
+    the model), and skipped_iterations (batches whose loss was not finite).
     """
 
     def __init__(self, model: Any, data: Mapping[str, np.ndarray], **kwargs: Any) -> None:
@@ -142,7 +183,9 @@ class Solver:
         self.epoch = 0
         self.best_val_acc = 0.0
         self.best_params = {k: np.array(v, copy=True) for k, v in self.model.params.items()}
+        self.best_state = _copies(_running_statistics(self.model))
         self._have_best = False
+        self.skipped_iterations: list[int] = []
         self.loss_history: list[float] = []
         self.train_acc_history: list[float] = []
         self.val_acc_history: list[float] = []
@@ -190,11 +233,13 @@ class Solver:
         return self.X_train[idx], self.y_train[idx]
 
     def _step(self) -> None:
-        """One gradient update on the next minibatch (called by train())."""
+        """One gradient update on the next minibatch (called by train()); skipped, leaving the
+        model as it was, when the batch's loss is not finite."""
         X_batch, y_batch = self._next_batch()
         if self.fused:
             optimizer = self._fused_optimizer()
             Xb, yb = self._batch_for_net(X_batch, y_batch)
+            # the network restores its running statistics itself when the loss is not finite
             if optimizer.fuse_update:  # plain SGD: weights updated inside backward (skipped if loss is not finite)
                 loss = optimizer.net.sgd_step(Xb, yb, optimizer.learning_rate)
                 optimizer.t += math.isfinite(loss)
@@ -203,12 +248,31 @@ class Solver:
                 if math.isfinite(loss):
                     optimizer.apply()
         else:
+            statistics = {} if _compiled_network(self.model) else _running_statistics(self.model)
+            saved = _copies(statistics)
             loss, grads = self.model.loss(X_batch, y_batch)
-            for p, w in self.model.params.items():
-                next_w, next_config = self.update_rule(w, grads[p], self.optim_configs[p])
-                self.model.params[p] = next_w
-                self.optim_configs[p] = next_config
+            if math.isfinite(loss):
+                for p, w in self.model.params.items():
+                    next_w, next_config = self.update_rule(w, grads[p], self.optim_configs[p])
+                    self.model.params[p] = next_w
+                    self.optim_configs[p] = next_config
+            else:
+                _copy_into(statistics, saved)
         self.loss_history.append(float(loss))
+        if not math.isfinite(loss):
+            self._skipped(X_batch, y_batch, float(loss))
+
+    def _skipped(self, X_batch: np.ndarray, y_batch: np.ndarray, loss: float) -> None:
+        """Record and report a batch skipped for its non-finite loss."""
+        iteration = len(self.loss_history)
+        self.skipped_iterations.append(iteration)
+        where = ""
+        net = _compiled_network(self.model)
+        if net is not None:
+            node = net.first_nonfinite(*self._batch_for_net(X_batch, y_batch))
+            where = f"; first non-finite value at node {node}" if node else ""
+        warnings.warn(f"Solver: iteration {iteration}: loss is {loss}{where}; batch skipped, "
+                      "the model is unchanged", RuntimeWarning, stacklevel=4)
 
     def _decay_learning_rate(self) -> None:
         for config in self.optim_configs.values():
@@ -256,6 +320,7 @@ class Solver:
         num_iterations = self.num_epochs * iterations_per_epoch
         for t in range(num_iterations):
             self._step()
+            self._check_progress(t, iterations_per_epoch)
             if self.verbose and t % self.print_every == 0:
                 print(f"(Iteration {t + 1} / {num_iterations}) loss: {self.loss_history[-1]:f}")
             epoch_end = (t + 1) % iterations_per_epoch == 0
@@ -265,6 +330,17 @@ class Solver:
             if t == 0 or t == num_iterations - 1 or epoch_end:
                 self._check()
         self.model.params = {k: np.array(v, copy=True) for k, v in self.best_params.items()}
+        _copy_into(_running_statistics(self.model), self.best_state)
+
+    def _check_progress(self, t: int, iterations_per_epoch: int) -> None:
+        """NonFiniteError when the last `iterations_per_epoch` batches were all skipped."""
+        skipped = self.skipped_iterations
+        if len(skipped) >= iterations_per_epoch and skipped[-iterations_per_epoch] == t + 2 - iterations_per_epoch:
+            raise NonFiniteError(
+                f"Solver: the loss was not finite for {iterations_per_epoch} iterations in a row "
+                f"(iterations {skipped[-iterations_per_epoch]} to {t + 1}, an epoch's worth): training cannot "
+                "progress; lower the learning rate or check the data for NaN/inf (the model is as it was "
+                "before those iterations)")
 
     def _check(self) -> None:
         train_acc = self.check_accuracy(self.X_train, self.y_train, num_samples=self.num_train_samples)
@@ -277,6 +353,7 @@ class Solver:
         if val_acc > self.best_val_acc or not self._have_best:
             self.best_val_acc, self._have_best = val_acc, True
             self.best_params = {k: np.array(v, copy=True) for k, v in self.model.params.items()}
+            self.best_state = _copies(_running_statistics(self.model))
 
     # ---- files -----------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import data as data_module
-from .checkpoint import generator_state, restore, restore_generator, save_checkpoint
+from .checkpoint import generator_state, restore, restore_generator, save_checkpoint, spec_difference
 from .errors import CheckpointError, DataError, NonFiniteError, SpecError
 from .fileio import write_bytes_atomic, write_text_atomic
 from .network import CompiledNetwork, compile
@@ -220,6 +220,7 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
     if resume is not None:
         net, meta, optimizer = restore(out / "checkpoint", batch_size=settings.batch_size,  # type: ignore[operator]
                                        backend=backend or settings.backend, make_optimizer=make_optimizer)
+        _check_same_network(run.network, net.spec, out)  # type: ignore[arg-type]
         position, history, elapsed = _resume_state(meta, out / "checkpoint" / "weights.npz")  # type: ignore[operator]
         if run is not as_saved:  # overrides (--epochs ...) stay with the run folder for later resumes
             write_text_atomic(out / "run.json", run.to_json() + "\n")  # type: ignore[operator]
@@ -255,6 +256,8 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
     result = TrainResult(net, history, out=out)
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter() - elapsed
+    # the checkpoint a NonFiniteError may call "last good": the one resumed from, then each epoch end's
+    good_checkpoint = out / "checkpoint" if resume is not None and out is not None else None
 
     def checkpoint(epoch: int, iteration: int, epoch_rng: Any, loss_sum: float) -> None:
         if out is None:
@@ -300,10 +303,7 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
                 except NonFiniteError as error:
                     if bar:
                         bar.close()
-                    note = ""
-                    if out is not None:
-                        note = (f"; the last good checkpoint is {out / 'checkpoint'}"
-                                if (out / "checkpoint" / "weights.npz").is_file() else "; no checkpoint was written yet")
+                    note = "" if out is None else _checkpoint_note(good_checkpoint, out / "checkpoint")
                     raise NonFiniteError(f"epoch {epoch + 1}, iteration {iteration + 1} of {per_epoch}: "
                                          f"{error}{note}") from None
                 if bar:
@@ -328,6 +328,7 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
             # The shuffling generator's state goes with the checkpoint: a resume at this
             # epoch boundary must draw the next epoch's order, not the first epoch's again.
             checkpoint(epoch + 1, 0, generator_state(data_rng), 0.0)
+            good_checkpoint = out / "checkpoint" if out is not None else None
             if out is not None:
                 write_text_atomic(out / "history.json", json.dumps([asdict(r) for r in history], indent=2) + "\n")
     return _finish(result, dataset, started, say)
@@ -351,6 +352,26 @@ def _resume_state(meta: dict[str, Any], source: Path) -> tuple[dict[str, Any], l
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{source}: the training state in its meta is unusable: {error}") from None
     return position, history, elapsed
+
+
+def _checkpoint_note(good: Path | None, folder: Path) -> str:
+    """The end of a NonFiniteError's message: the checkpoint to go back to, if this run has a good one."""
+    if good is not None:
+        return f"; the last good checkpoint is {good}"
+    if (folder / "weights.npz").is_file():
+        return f"; no checkpoint was written yet by this run ({folder} is left from an earlier run)"
+    return "; no checkpoint was written yet"
+
+
+def _check_same_network(network: NetworkSpec, trained: NetworkSpec, out: Path) -> None:
+    """CheckpointError when run.json's network is not the one the checkpoint's weights were trained with."""
+    difference = spec_difference(network, trained)
+    if difference:
+        raise CheckpointError(
+            f"{out / 'run.json'}: its network differs from the checkpoint's ({out / 'checkpoint' / 'network.json'}) "
+            f"at {difference}; the weights were trained with the checkpoint's network, so resuming would not "
+            f"train the network run.json describes: undo the edit to resume, or train the edited run file "
+            f"as a new run")
 
 
 def _missing_run(out: Path) -> RunSpec:

@@ -237,7 +237,7 @@ def test_gradcheck_the_zoo(capsys):
             continue
         network = gn.compile(gn.load(path), batch_size=2)
         block = out.split(f"{path}:\n", 1)[1].split("worst relative error", 1)[0].splitlines()
-        assert block[0].split() == ["parameter", "checked", "rel.", "error"]
+        assert block[0].split() == ["parameter", "checked", "rel.", "error", "abs.", "error"]
         names = [line.split()[0] for line in block[1:]]
         assert sorted(names) == sorted(network.params), path  # one line per parameter
         for line in block[1:]:
@@ -252,6 +252,34 @@ def test_gradcheck_one_spec_as_a_child_process():
     lines = done.stdout.splitlines()
     assert [line.split()[0] for line in lines[1:5]] == ["fc1.W", "fc2.W", "fc1.b", "fc2.b"]
     assert lines[-1].startswith("worst relative error")
+
+
+DENSE_BN = {
+    "inputs": {"x": {"shape": [5]}}, "labels": {"y": {"classes": 3}},
+    "nodes": [{"id": "fc1", "op": "affine", "inputs": ["x"], "units": 4},
+              {"id": "bn1", "op": "batchnorm", "inputs": ["fc1"]},
+              {"id": "h1", "op": "relu", "inputs": ["bn1"]},
+              {"id": "fc2", "op": "affine", "inputs": ["h1"], "units": 3},
+              {"id": "loss", "op": "softmax_cross_entropy", "inputs": ["fc2", "y"]}],
+    "outputs": ["fc2"], "loss": "loss"}
+
+
+def test_gradcheck_passes_a_bias_before_batchnorm_and_warns_it_is_redundant(tmp_path, capsys):
+    (tmp_path / "dense_bn.json").write_text(json.dumps(DENSE_BN))
+    assert main(["gradcheck", str(tmp_path / "dense_bn.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("warning: fc1.b: the bias of affine 'fc1' feeds only batchnorm 'bn1'")
+    assert '(set "bias": false on \'fc1\')' in out
+    row = next(line for line in out.splitlines() if line.startswith("fc1.b "))
+    assert "FAIL" not in row and "vanishing gradient: within atol" in row
+    assert "FAIL" not in out
+
+
+def test_gradcheck_atol_can_be_set(tmp_path, capsys):
+    (tmp_path / "dense_bn.json").write_text(json.dumps(DENSE_BN))
+    assert main(["gradcheck", str(tmp_path / "dense_bn.json"), "--atol", "0"]) == 1
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("fc1.b "))
+    assert row.endswith("FAIL")
 
 
 def test_gradcheck_of_a_bad_file_exits_1(tmp_path, capsys):

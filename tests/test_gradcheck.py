@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import graphnet as gn
-from graphnet.gradcheck import check_gradients, relative_error
+from graphnet.gradcheck import check_gradients, redundant_biases, relative_error
 
 
 import reference  # tests/ helpers, on sys.path via conftest.py
@@ -133,3 +133,53 @@ def test_gradcheck_leaves_params_state_and_dropout_stream_unchanged():
         assert len(r.worst_index) == net.params[r.name].ndim
         assert all(0 <= i < s for i, s in zip(r.worst_index, net.params[r.name].shape))
 
+
+
+# ---- vanishing gradients and redundant biases --------------------------------------------------
+
+
+def _dense_bn(bias=True, activation=None, also_output=False):
+    fc1 = {"id": "fc1", "op": "affine", "inputs": ["x"], "units": 4, "bias": bias}
+    if activation:
+        fc1["activation"] = activation
+    return gn.parse_network({
+        "inputs": {"x": {"shape": [5]}}, "labels": {"y": {"classes": 3}},
+        "nodes": [fc1, {"id": "bn1", "op": "batchnorm", "inputs": ["fc1"]},
+                  {"id": "fc2", "op": "affine", "inputs": ["bn1"], "units": 3},
+                  {"id": "loss", "op": "softmax_cross_entropy", "inputs": ["fc2", "y"]}],
+        "outputs": ["fc2", "fc1"] if also_output else ["fc2"], "loss": "loss"})
+
+
+def test_a_vanishing_gradient_passes_on_the_absolute_tolerance():
+    net = gn.compile(_dense_bn(), batch_size=4, dtype="float64", seed=0)
+    inputs, labels = reference.random_batch(net.spec, 4, seed=0)
+    with pytest.warns(UserWarning, match=r"fc1\.b: the bias of affine 'fc1' feeds only batchnorm 'bn1'"):
+        results = {r.name: r for r in check_gradients(net, inputs, labels)}
+    bias = results["fc1.b"]
+    assert abs(bias.analytic) < 1e-12 and abs(bias.numeric) < 1e-9  # both sides are rounding noise
+    assert bias.abs_error <= bias.atol < 1e-6
+    assert all(r.passed(GRAD_TOL) for r in results.values()), results
+    assert all(r.rel_error < GRAD_TOL for name, r in results.items() if name != "fc1.b")
+
+
+def test_the_absolute_tolerance_does_not_hide_a_wrong_gradient(monkeypatch):
+    net = gn.compile(_dense_bn(), batch_size=4, dtype="float64", seed=0)
+    inputs, labels = reference.random_batch(net.spec, 4, seed=0)
+    honest = net.train_step
+
+    def off_by_one_percent(X, y):
+        loss = honest(X, y)
+        net.store.grads[:] *= 1.01
+        return loss
+
+    monkeypatch.setattr(net, "train_step", off_by_one_percent)
+    with pytest.warns(UserWarning):
+        results = check_gradients(net, inputs, labels)
+    assert [r.name for r in results if not r.passed(GRAD_TOL)] == [r.name for r in results if r.name != "fc1.b"]
+
+
+@pytest.mark.parametrize("options", [{"bias": False}, {"activation": "relu"}, {"also_output": True}],
+                         ids=["no bias", "fused activation", "fc1 is an output"])
+def test_no_redundant_bias_note_where_the_bias_matters_or_is_absent(options):
+    assert redundant_biases(gn.compile(_dense_bn(**options), batch_size=2).graph) == []
+    assert len(redundant_biases(gn.compile(_dense_bn(), batch_size=2).graph)) == 1

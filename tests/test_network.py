@@ -375,3 +375,66 @@ def test_predict_regression_returns_the_values():
 def test_predict_classification_is_the_argmax():
     net = one_output_net("softmax_cross_entropy", {"classes": 3}, units=3)
     np.testing.assert_array_equal(net.predict(X_PREDICT), net.forward(X_PREDICT).argmax(axis=1))
+
+# ---- a step is all or nothing ------------------------------------------------------------------
+
+
+def bn_batch(n=8, seed=3):
+    spec = zoo_network(SPECS / "fc_bn_dropout.json")
+    inputs, labels = reference.random_batch(spec, n, seed=seed, dtype=np.float32)
+    return spec, inputs["x"], labels["y"]
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("rule", ["sgd", "adam"])
+def test_a_nan_batch_changes_no_running_statistic(rule, backend):
+    spec, X, y = bn_batch()
+    net = gn.compile(spec, batch_size=8, dtype="float32", backend=backend, seed=0)
+    opt = gn.Optimizer(net, rule, learning_rate=1e-2)
+    opt.step(X, y)
+    params, state = snapshot(net)
+    scores = net.forward(X)
+    bad = X.copy()
+    bad[3, 5] = np.nan
+    with np.errstate(all="ignore"), pytest.raises(gn.NonFiniteError):
+        opt.step(bad, y)
+    for name in net.state:
+        np.testing.assert_array_equal(net.state[name], state[name], err_msg=name)
+    for name in net.params:
+        np.testing.assert_array_equal(net.params[name], params[name], err_msg=name)
+    np.testing.assert_array_equal(net.forward(X), scores)
+    assert np.isfinite(opt.step(X, y))
+
+
+def test_train_step_on_a_nan_batch_restores_the_running_statistics():
+    spec, X, y = bn_batch()
+    net = gn.compile(spec, batch_size=8, dtype="float64", seed=0)
+    X = X.astype(np.float64)
+    net.train_step(X, y)
+    state = {k: net.state[k].copy() for k in net.state}
+    X[0, 0] = np.inf
+    with np.errstate(all="ignore"):
+        assert not np.isfinite(net.train_step(X, y))
+        assert net.first_nonfinite(X, y) == "input 'x'"
+        assert not np.isfinite(net.evaluate_loss(X, y, mode="train"))
+    for name in net.state:
+        np.testing.assert_array_equal(net.state[name], state[name], err_msg=name)
+
+
+def test_a_successful_step_still_updates_the_running_statistics():
+    spec, X, y = bn_batch()
+    net = gn.compile(spec, batch_size=8, dtype="float32", seed=0)
+    before = net.store.state.copy()
+    net.train_step(X, y)
+    assert not np.array_equal(net.store.state, before)
+
+
+def test_a_step_refused_for_its_labels_changes_no_running_statistic():
+    spec, X, y = bn_batch()
+    net = gn.compile(spec, batch_size=8, dtype="float32", seed=0)
+    before = net.store.state.copy()
+    y = y.copy()
+    y[2] = 10  # the loss kernel refuses it after the batchnorms ran
+    with pytest.raises(PlanError, match=r"values must be in \[0, 10\)"):
+        net.train_step(X, y)
+    np.testing.assert_array_equal(net.store.state, before)

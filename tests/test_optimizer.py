@@ -515,3 +515,19 @@ def test_steady_fused_sgd_step_allocates_nothing(name, n):
         for _ in range(3):
             opt.step(X, y)
     assert sizes == [], f"{len(sizes)} numpy allocations in 3 steps, bytes: {sizes[:10]}"
+
+
+@pytest.mark.parametrize("rule", ["adam", "momentum", "rmsprop"])
+def test_a_non_finite_loss_leaves_moments_and_step_count_alone(rule):
+    net = tiny_net()
+    X, y = tiny_batch()
+    opt = gn.Optimizer(net, rule, learning_rate=0.01)
+    opt.step(X, y)
+    before = opt.state_dict()
+    X[1, 2] = np.nan
+    with np.errstate(all="ignore"), pytest.raises(NonFiniteError, match="at step 2"):
+        opt.step(X, y)
+    after = opt.state_dict()
+    assert after["t"] == before["t"] == 1
+    for name, slot in before["slots"].items():
+        np.testing.assert_array_equal(after["slots"][name], slot, err_msg=name)

@@ -267,3 +267,107 @@ def test_a_binary_network_trains_on_0_1_labels_and_thresholds_its_accuracy():
     solver.train()
     assert solver.best_val_acc > 0.8
     assert solver.val_acc_history[-1] == np.mean(solver.model.predict(X[300:].astype(np.float32)) == y[300:])
+
+# ---- the whole model state, and nothing silently corrupted --------------------------------------
+
+
+def _bn_model(seed=1):
+    np.random.seed(seed)
+    return FullyConnectedNet([16], input_dim=4, num_classes=3, normalization="batchnorm", dtype=np.float64,
+                             seed=seed, weight_scale=0.1)
+
+
+def _noisy_blobs():
+    """80 training and 40 validation examples of overlapping blobs (val accuracy goes up and down)."""
+    X, y = gd.blobs(points=40, classes=3, features=4, std=2.5, seed=0)
+    order = np.random.default_rng(0).permutation(len(X))
+    X, y = X[order], y[order]
+    return {"X_train": X[:80], "y_train": y[:80], "X_val": X[80:], "y_val": y[80:]}
+
+
+def test_the_best_model_comes_back_with_its_running_statistics():
+    model, data = _bn_model(), _noisy_blobs()
+    solver = Solver(model, data, update_rule="adam", optim_config={"learning_rate": 0.05}, num_epochs=6,
+                    batch_size=10, verbose=False)
+    states = []
+    check = solver._check
+
+    def recording_check():
+        check()
+        states.append({k: model.net.state[k].copy() for k in model.net.state})
+
+    solver._check = recording_check
+    solver.train()
+    best = solver.val_acc_history.index(solver.best_val_acc)  # the first check that reached it
+    for name in model.net.state:
+        np.testing.assert_array_equal(model.net.state[name], states[best][name], err_msg=name)
+        np.testing.assert_array_equal(solver.best_state[name], states[best][name], err_msg=name)
+    assert solver.check_accuracy(data["X_val"], data["y_val"]) == solver.best_val_acc
+
+
+def test_a_homework_model_gets_its_bn_params_statistics_back():
+    class WithBnParams(LinearSoftmax):
+        def __init__(self):
+            super().__init__(4, 3)
+            self.bn_params = [{"mode": "train", "running_mean": np.zeros(4), "running_var": np.ones(4)}]
+
+        def loss(self, X, y=None):
+            if y is not None:
+                self.bn_params[0]["running_mean"] += 1.0  # a statistic that drifts with every step
+            return super().loss(X, y)
+
+    np.random.seed(0)
+    model = WithBnParams()
+    solver = Solver(model, _blobs(), num_epochs=3, batch_size=20, verbose=False)
+    solver.train()
+    assert model.bn_params[0]["running_mean"][0] == solver.best_state["bn_params[0].running_mean"][0]
+    assert model.bn_params[0]["running_mean"][0] <= 9.0
+
+
+def _with_a_nan_example():
+    data = _noisy_blobs()
+    data["X_train"] = data["X_train"].copy()
+    data["X_train"][5, 2] = np.nan
+    return data
+
+
+@pytest.mark.parametrize("rule", ["adam", "sgd", "custom"])
+def test_a_nan_batch_is_skipped_with_a_warning_and_changes_nothing(rule):
+    data = _with_a_nan_example()
+    model = _bn_model()
+    update_rule = (lambda w, dw, config: sgd(w, dw, config)) if rule == "custom" else rule
+    solver = Solver(model, data, update_rule=update_rule, optim_config={"learning_rate": 0.05}, num_epochs=3,
+                    batch_size=10, verbose=False)
+    with pytest.warns(RuntimeWarning, match=r"iteration \d+: loss is nan; first non-finite value at node input "
+                                            r"'x'; batch skipped, the model is unchanged"):
+        solver.train()
+    assert len(solver.skipped_iterations) == 3  # once per epoch
+    assert all(np.isnan(solver.loss_history[i - 1]) for i in solver.skipped_iterations)
+    for name in model.net.state:
+        assert np.isfinite(model.net.state[name]).all(), name
+    for name in model.params:
+        assert np.isfinite(model.params[name]).all(), name
+    assert solver.val_acc_history[-1] > 0.8
+
+
+def test_a_homework_model_skips_a_nan_batch_without_touching_its_weights():
+    data = _blobs()
+    data["X_train"] = data["X_train"].copy()
+    data["X_train"][0, 0] = np.nan
+    np.random.seed(0)
+    model = LinearSoftmax(4, 3)
+    solver = Solver(model, data, num_epochs=2, batch_size=20, verbose=False, optim_config={"learning_rate": 0.5})
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning, match="batch skipped"):
+        solver.train()
+    assert len(solver.skipped_iterations) == 2
+    assert np.isfinite(model.params["W"]).all()
+
+
+def test_training_that_cannot_progress_raises():
+    data = _noisy_blobs()
+    data["X_train"] = np.full_like(data["X_train"], np.nan)
+    solver = Solver(_bn_model(), data, update_rule="adam", num_epochs=3, batch_size=20, verbose=False)
+    with pytest.warns(RuntimeWarning), pytest.raises(gn.NonFiniteError, match=r"not finite for 4 iterations "
+                                                                              r"in a row \(iterations 1 to 4"):
+        solver.train()
+    assert solver.skipped_iterations == [1, 2, 3, 4]

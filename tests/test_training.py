@@ -356,6 +356,41 @@ def test_last_good_checkpoint_survives_a_non_finite_loss(tmp_path):
     assert json.loads((tmp_path / "history.json").read_text()) == [asdict(r) for r in good.history]
 
 
+def test_a_checkpoint_left_by_an_earlier_run_is_not_called_last_good(tmp_path):
+    gn.train(sgd_spiral(0.1, 1), out=tmp_path, log=None, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(gn.NonFiniteError) as info:  # a new run into the same folder, diverging at once
+            gn.train(sgd_spiral(1e6, 2), out=tmp_path, log=None, progress=False)
+    message = str(info.value)
+    assert message.startswith("epoch 1, iteration ") and "last good" not in message
+    assert message.endswith(f"; no checkpoint was written yet by this run ({tmp_path / 'checkpoint'} is left "
+                            "from an earlier run)")
+
+
+def test_resume_refuses_a_run_json_whose_network_was_edited(tmp_path):
+    gn.train(sgd_spiral(0.1, 1), out=tmp_path, log=None, progress=False)
+    run = json.loads((tmp_path / "run.json").read_text())
+    run["network"]["nodes"][0]["activation"] = "tanh"  # the same shapes: the weights would load
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    with pytest.raises(gn.CheckpointError) as info:
+        gn.train(None, resume=tmp_path, epochs=2, log=None, progress=False)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'run.json'}: its network differs from the checkpoint's "
+                              f"({tmp_path / 'checkpoint' / 'network.json'}) at nodes[0].activation: \"tanh\" vs "
+                              f"\"relu\"; the weights were trained with the checkpoint's network")
+    assert "undo the edit to resume, or train the edited run file as a new run" in message
+
+
+def test_resume_accepts_a_run_json_with_cosmetic_edits(tmp_path):
+    gn.train(sgd_spiral(0.1, 1), out=tmp_path, log=None, progress=False)
+    run = json.loads((tmp_path / "run.json").read_text())
+    run["network"]["description"] = "a note added after training"
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    result = gn.train(None, resume=tmp_path, epochs=2, log=None, progress=False)
+    assert len(result.history) == 2
+
+
 # ---- Fashion-MNIST ----------------------------------------------------------------------------
 
 
