@@ -243,8 +243,22 @@ def test_resume_needs_a_run_folder_with_a_checkpoint(tmp_path):
     with pytest.raises(gn.SpecError, match="no run.json"):
         gn.train(None, resume=tmp_path, log=None)
     (tmp_path / "run.json").write_text(make_run().to_json())
+    (tmp_path / "history.json").write_text("[{}]")  # epochs were trained, but the checkpoint is gone
     with pytest.raises(gn.CheckpointError, match="missing"):
         gn.train(None, resume=tmp_path, log=None)
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path, reference):
+    """A SIGKILL in epoch 1 leaves run.json and no checkpoint: resume trains from the start
+    with the saved settings, and ends where an uninterrupted run ends."""
+    gn.train(make_run(), out=tmp_path / "run", log=None, progress=False)
+    for name in ("checkpoint/weights.npz", "history.json", "metrics.json", "learning_curve.png"):
+        (tmp_path / "run" / name).unlink()  # network.json stays: a kill between the two checkpoint files
+    lines: list[str] = []
+    resumed = gn.train(None, resume=tmp_path / "run", log=lines.append, progress=False)
+    assert lines[0] == (f"{tmp_path / 'run'} has no checkpoint yet (training was interrupted before the first "
+                        "epoch finished): starting again from epoch 1 with its run.json settings")
+    assert_same_outcome(reference, resumed)
 
 
 @pytest.mark.parametrize("position", [None, 3, {"epoch": -1, "iteration": 0}, {"epoch": 1, "iteration": "2"},
