@@ -25,9 +25,12 @@ CHECKPOINT_FOLDER = "checkpoint"
 CHECKPOINT_FILES = ("network.json", "weights.npz")
 
 
-def refuse_existing(out: Path) -> None:
-    """RunFolderError if `out` is a folder holding anything (besides a lock file)."""
-    if out.is_dir() and any(entry.name != LOCK_FILE for entry in out.iterdir()):
+def refuse_existing(out: Path, overwrite: bool = False) -> None:
+    """RunFolderError if `out` is not a folder, or (unless `overwrite`) is one holding
+    anything besides a lock file."""
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"{out}: exists and is not a folder")
+    if not overwrite and out.is_dir() and any(entry.name != LOCK_FILE for entry in out.iterdir()):
         raise RunFolderError(f"{out}: run folder exists (use --resume to continue it or --overwrite to replace it)")
 
 

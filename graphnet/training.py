@@ -192,8 +192,8 @@ def _train(run: RunSpec | str | Path, *, out: str | Path | None, data: str | Non
         run = with_absolute_data(run)
     settings = run.train
     out = Path(out) if out is not None else None
-    if resume is None and out is not None and not overwrite:
-        refuse_existing(out)  # at once, before the data is loaded; again under the lock below
+    if resume is None and out is not None:
+        refuse_existing(out, overwrite)  # at once, before the data is loaded; again under the lock below
 
     if len(run.network.inputs) != 1:
         raise SpecError([("network.inputs", "training on a data set needs a network with exactly one input")])
