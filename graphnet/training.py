@@ -214,7 +214,8 @@ def _train(run: RunSpec | str | Path, *, out: str | Path | None, data: str | Non
         net, meta, optimizer = restore(out / "checkpoint", batch_size=settings.batch_size,  # type: ignore[operator]
                                        backend=backend or settings.backend, make_optimizer=make_optimizer)
         position, history, elapsed = _resume_state(meta, out / "checkpoint" / "weights.npz")  # type: ignore[operator]
-        warnings_so_far = [w for w in meta.get("warnings", []) if isinstance(w, str)]
+        saved_warnings = meta.get("warnings")
+        warnings_so_far = [w for w in saved_warnings if isinstance(w, str)] if isinstance(saved_warnings, list) else []
     else:
         net = compile(run.network, batch_size=settings.batch_size, dtype=settings.dtype,
                       backend=backend or settings.backend, seed=settings.seed)
