@@ -12,7 +12,8 @@ __version__ = "0.1.0"
 
 from .builder import sequential
 from .checkpoint import load_checkpoint
-from .errors import CheckpointError, DataError, GraphnetError, NonFiniteError, PlanError, SpecError
+from .errors import (CheckpointError, DataError, GraphnetError, NonFiniteError, PlanError, RunFolderError,
+                     SpecError)
 from .network import CompiledNetwork, compile
 from .optimizer import Optimizer
 from .spec import NetworkSpec, RunSpec, TrainSpec, load, parse, parse_network, parse_run
@@ -28,6 +29,7 @@ __all__ = [
     "NonFiniteError",
     "Optimizer",
     "PlanError",
+    "RunFolderError",
     "RunSpec",
     "SpecError",
     "TrainResult",

@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import CheckpointError, SpecError
-from .fileio import write_bytes_atomic, write_text_atomic
+from .fileio import remove_stale_temporaries, write_bytes_atomic, write_text_atomic
 from .network import CompiledNetwork, compile
 from .spec import NetworkSpec, parse_network
 
@@ -122,22 +122,11 @@ def save_checkpoint(folder: str | Path, net: CompiledNetwork, optimizer: Any = N
     np.savez(buffer, **arrays)
     spec_text = net.spec.to_json() + "\n"
     spec_path = folder / SPEC_FILE
-    _remove_stale_temporaries(folder)
+    remove_stale_temporaries(folder, [SPEC_FILE, ARRAYS_FILE])
     if not spec_path.exists() or spec_path.read_text(encoding="utf-8") != spec_text:
         write_text_atomic(spec_path, spec_text)
     write_bytes_atomic(folder / ARRAYS_FILE, buffer.getvalue())
     return folder
-
-
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Delete the temporary files a killed writer left behind (`.weights.npz.*.tmp`);
-    they are never read as a checkpoint, but would pile up over many crashes."""
-    for name in (SPEC_FILE, ARRAYS_FILE):
-        for stale in folder.glob(f".{name}.*.tmp"):
-            try:
-                stale.unlink()
-            except OSError:
-                pass
 
 
 def read_checkpoint(folder: str | Path) -> tuple[NetworkSpec, dict[str, np.ndarray], dict[str, Any]]:

@@ -179,7 +179,7 @@ def _train(args: argparse.Namespace) -> int:
             out = str(Path("runs") / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
         result = train(args.file, out=out, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
                        learning_rate=args.lr, backend=args.backend,
-                       progress=None if not args.no_progress else False)
+                       progress=None if not args.no_progress else False, overwrite=args.overwrite)
     if result.out is not None:
         print(f"run folder: {result.out}")
     return 130 if result.interrupted else 0
@@ -187,14 +187,19 @@ def _train(args: argparse.Namespace) -> int:
 
 @command("eval")
 def _eval(args: argparse.Namespace) -> int:
+    """Evaluate a run folder's checkpoint. It takes no lock: a trainer may be writing the
+    folder, and every file in it is replaced atomically, so reading is safe."""
     import numpy as np
 
     from .checkpoint import load_checkpoint
+    from .runfolder import has_checkpoint, no_checkpoint_yet
     from .spec import parse_run
     from .tasks import binary_accuracy, evaluate, mean_loss, task_of
     from .training import load_data
 
     run_folder = Path(args.run)
+    if (run_folder / "run.json").is_file() and not has_checkpoint(run_folder):
+        raise no_checkpoint_yet(run_folder)
     checkpoint = run_folder / "checkpoint" if (run_folder / "checkpoint").is_dir() else run_folder
     net = load_checkpoint(checkpoint, batch_size=args.batch_size, backend=args.backend)
     if args.data is None and not (run_folder / "run.json").is_file():
@@ -305,8 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--out", metavar="RUN", help="run folder (default runs/<name>-<time>)")
-    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder (with --epochs: extend it)")
+    p.add_argument("--out", metavar="RUN", help="run folder (default runs/<name>-<time>); it must not exist "
+                   "or be empty, unless --overwrite")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--resume", metavar="RUN",
+                          help="continue an interrupted run folder (with --epochs: extend it)")
+    existing.add_argument("--overwrite", action="store_true",
+                          help="replace the run in the --out folder: removes run.json, history.json, metrics.json, "
+                               "learning_curve.png and checkpoint/ there; other files are kept")
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -324,6 +335,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
 
     return parser
+
+
+def _os_error_line(error: OSError) -> str:
+    """`path: reason` for an error of the file system."""
+    reason = error.strerror or str(error)
+    if error.filename is None:
+        return reason
+    if error.filename2 is not None:
+        return f"{error.filename} -> {error.filename2}: {reason}"
+    return f"{error.filename}: {reason}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -344,6 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"graphnet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:  # disk full, read-only file system, a path under a regular file, ...
+        print(f"graphnet {args.command}: {_os_error_line(error)}", file=sys.stderr)
+        return 1
     except Exception as error:  # an internal error: one line, the traceback on request
         if os.environ.get("GRAPHNET_DEBUG"):
             raise

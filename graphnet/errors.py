@@ -42,6 +42,11 @@ class CheckpointError(GraphnetError, ValueError):
     """A checkpoint folder is missing, corrupt, or does not match its spec."""
 
 
+class RunFolderError(GraphnetError):
+    """A run folder can't be used as asked: it exists (and neither resume nor overwrite was
+    asked), another trainer holds it, or it has no checkpoint yet; the message names it."""
+
+
 class PlanError(GraphnetError, ValueError):
     """An input does not match what a compiled plan expects (dtype, shape, layout)."""
 

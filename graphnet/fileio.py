@@ -1,6 +1,13 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+
+A write goes through a hidden temporary file beside the target,
+`.<name>.<pid>.<random>.tmp`, whose name carries the writer's process id: the
+temporaries a killed writer left behind can be told from those of a writer
+still at work (`remove_stale_temporaries`).
+"""
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -19,14 +26,33 @@ _NEW_FILE_MODE = 0o666 & ~_umask()
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder, fsync, then rename."""
+    """Write `data` to `path` through a temporary file in the same folder, fsync, then rename.
+
+    An OSError (disk full, read-only file system, ...) names `path`, the file being written,
+    rather than the temporary file or nothing."""
     path = Path(path)
+    try:
+        _write_bytes_atomic(path, data)
+    except OSError as error:
+        raise _naming(error, path) from None
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """`error` with `path` as its file name, unless it already names a file other than a temporary."""
+    if error.filename is not None and not str(error.filename).endswith(".tmp"):
+        return error
+    if error.errno is None:
+        return OSError(errno.EIO, str(error), str(path))
+    return OSError(error.errno, error.strerror or os.strerror(error.errno), str(path))
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
         mode = _NEW_FILE_MODE
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, mode)
@@ -46,6 +72,46 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def process_alive(pid: int) -> bool:
+    """True if a process with this id exists on this machine (it may belong to another user)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:  # no way to tell (e.g. no signals on this platform): assume it is alive
+        return True
+    return True
+
+
+def writer_pid(temporary_name: str, target_name: str) -> int | None:
+    """The writer's process id in a temporary's name `.<target>.<pid>.<random>.tmp`; None when
+    the name has none (written by an older graphnet)."""
+    middle = temporary_name.removeprefix(f".{target_name}.").removesuffix(".tmp")
+    pid, dot, _ = middle.partition(".")
+    return int(pid) if dot and pid.isdigit() else None
+
+
+def remove_stale_temporaries(folder: str | Path, target_names: list[str]) -> list[Path]:
+    """Delete the temporary files of `target_names` in `folder` whose writer has died (a kill
+    mid-write leaves them); those of a live writer are kept. The deleted paths."""
+    removed = []
+    for name in target_names:
+        for temporary in Path(folder).glob(f".{name}.*.tmp"):
+            pid = writer_pid(temporary.name, name)
+            if pid is not None and process_alive(pid):
+                continue
+            try:
+                temporary.unlink()
+            except OSError:
+                continue
+            removed.append(temporary)
+    return removed
 
 
 def fsync_folder(folder: str | Path) -> None:

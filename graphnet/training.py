@@ -5,9 +5,13 @@
 A run folder holds `run.json` (the run spec as trained), `history.json`
 (per-epoch metrics), `metrics.json` (final accuracies, loss, wall time),
 `learning_curve.png` (with matplotlib) and `checkpoint/` (written at every
-epoch end, and on Ctrl-C). `resume=RUN` continues from the checkpoint and
+epoch end, and on Ctrl-C or SIGTERM). `resume=RUN` continues from the checkpoint and
 reproduces the trajectory of an uninterrupted run: the data order, dropout
 masks, optimizer state and schedule position are all restored.
+
+A trainer holds its run folder's lock (graphnet.runlock) while it runs; a
+fresh run refuses a folder that holds something unless `overwrite=True`
+(see graphnet.runfolder).
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -29,12 +34,16 @@ from .errors import CheckpointError, DataError, NonFiniteError, SpecError
 from .fileio import write_bytes_atomic, write_text_atomic
 from .network import CompiledNetwork, compile
 from .optimizer import Optimizer
+from .runfolder import (clear_run_files, interrupted_before_first_epoch, refuse_existing,
+                        with_absolute_data)
+from .runlock import run_lock
 from .schedules import learning_rate_at
 from .ops import Value
 from .spec import DataSpec, NetworkSpec, RunSpec, load, parse_run
 from .tasks import Task, evaluate, mean_loss, task_of
 
 TRAIN_ACCURACY_SAMPLES = 5000  # train accuracy is measured on a fixed subset of this size
+DIVERGENCE_FACTOR = 100  # an epoch's loss this many times the starting loss: diverging
 
 
 @dataclass
@@ -87,18 +96,22 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     out: Path | None = None
     interrupted: bool = False
+    warnings: list[str] = field(default_factory=list)
 
 
 class _StopFlag:
-    """Turns Ctrl-C into a flag checked between steps, so a step is never half done."""
+    """Turns Ctrl-C (SIGINT) and SIGTERM (what schedulers send) into a flag checked between
+    steps, so a step is never half done."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.stop = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "_StopFlag":
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -107,8 +120,9 @@ class _StopFlag:
         self.stop = True
 
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            if previous is not None:
+                signal.signal(signum, previous)
 
 
 def _with_overrides(run: RunSpec, epochs: int | None, batch_size: int | None, learning_rate: float | None,
@@ -182,10 +196,31 @@ def _check_labels(net: CompiledNetwork, data: dict[str, np.ndarray], name: str) 
 def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str | None = None,
           epochs: int | None = None, batch_size: int | None = None, learning_rate: float | None = None,
           resume: str | Path | None = None, progress: bool | None = None,
-          log: Callable[[str], None] | None = print, backend: str | None = None) -> TrainResult:
-    """Train a run spec (or a run file path); see the module docstring for the run folder."""
+          log: Callable[[str], None] | None = print, backend: str | None = None,
+          overwrite: bool = False) -> TrainResult:
+    """Train a run spec (or a run file path); see the module docstring for the run folder.
+
+    out: the run folder to write; RunFolderError if it holds anything, unless `overwrite`
+        (which removes the files graphnet writes there, and no others).
+    resume: a run folder to continue (its run.json and checkpoint); `epochs` and
+        `learning_rate` override its settings, saved to its run.json once training under
+        them has succeeded. A run killed before its first checkpoint starts again.
+    The run folder is locked while training: RunFolderError if another process trains in it.
+    """
+    with ExitStack() as hold:
+        return _train(run, out=out, data=data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                      resume=resume, progress=progress, log=log, backend=backend, overwrite=overwrite, hold=hold)
+
+
+def _train(run: RunSpec | str | Path, *, out: str | Path | None, data: str | None, epochs: int | None,
+           batch_size: int | None, learning_rate: float | None, resume: str | Path | None,
+           progress: bool | None, log: Callable[[str], None] | None, backend: str | None,
+           overwrite: bool, hold: ExitStack) -> TrainResult:
+    say = log or (lambda text: None)
     if resume is not None:
         out = Path(resume)
+        if (out / "run.json").is_file():
+            hold.enter_context(run_lock(out, say))
         run = parse_run((out / "run.json").read_text(encoding="utf-8"), str(out / "run.json")) \
             if (out / "run.json").is_file() else _missing_run(out)
     else:
@@ -200,9 +235,12 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
         run = loaded
     as_saved = run
     run = _with_overrides(run, epochs, batch_size, learning_rate, data)
+    if resume is None:
+        run = with_absolute_data(run)
     settings = run.train
-    say = log or (lambda text: None)
     out = Path(out) if out is not None else None
+    if resume is None and out is not None:
+        refuse_existing(out, overwrite)  # at once, before the data is loaded; again under the lock below
 
     if len(run.network.inputs) != 1:
         raise SpecError([("network.inputs", "training on a data set needs a network with exactly one input")])
@@ -217,22 +255,36 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
     def make_optimizer(net: CompiledNetwork) -> Optimizer:
         return Optimizer(net, settings.optimizer.rule, clip_norm=settings.clip_norm, **optimizer_args)
 
-    if resume is not None:
+    restart = resume is not None and interrupted_before_first_epoch(out)  # type: ignore[arg-type]
+    warnings_so_far: list[str] = []
+    if resume is not None and not restart:
         net, meta, optimizer = restore(out / "checkpoint", batch_size=settings.batch_size,  # type: ignore[operator]
                                        backend=backend or settings.backend, make_optimizer=make_optimizer)
         _check_same_network(run.network, net.spec, out)  # type: ignore[arg-type]
         position, history, elapsed = _resume_state(meta, out / "checkpoint" / "weights.npz")  # type: ignore[operator]
-        if run is not as_saved:  # overrides (--epochs ...) stay with the run folder for later resumes
-            write_text_atomic(out / "run.json", run.to_json() + "\n")  # type: ignore[operator]
+        saved_warnings = meta.get("warnings")
+        warnings_so_far = [w for w in saved_warnings if isinstance(w, str)] if isinstance(saved_warnings, list) else []
     else:
         net = compile(run.network, batch_size=settings.batch_size, dtype=settings.dtype,
                       backend=backend or settings.backend, seed=settings.seed)
         optimizer = make_optimizer(net)
         position = {"epoch": 0, "iteration": 0, "data_rng": None, "loss_sum": 0.0}
         history, elapsed = [], 0.0
-        if out is not None:
+        if restart:
+            say(f"{out} has no checkpoint yet (training was interrupted before the first epoch finished): "
+                "starting again from epoch 1 with its run.json settings")
+        elif out is not None:
             out.mkdir(parents=True, exist_ok=True)
+            hold.enter_context(run_lock(out, say))
+            if overwrite:
+                clear_run_files(out)
+            else:
+                refuse_existing(out)
             write_text_atomic(out / "run.json", run.to_json() + "\n")
+    # Overrides of a resume (--epochs, --lr) are saved to run.json only once training under
+    # them has succeeded: a rate that blows up must not be what the next plain resume uses.
+    unsaved_overrides = resume is not None and run is not as_saved
+    resumed_at = (position["epoch"], position["iteration"])
     _check_labels(net, dataset, settings.data_spec().name)
 
     data_rng = np.random.default_rng([settings.seed, 1])
@@ -245,7 +297,7 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
     X_sub, y_sub = np.ascontiguousarray(X_train[subset]), y_train[subset]
     N, B = len(X_train), settings.batch_size
     per_epoch = math.ceil(N / B)
-    if resume is not None:  # iterations are counted from 1 in messages, like epochs
+    if resume is not None and not restart:  # iterations are counted from 1 in messages, like epochs
         if position["epoch"] >= settings.epochs:
             say(f"{out} has finished its {settings.epochs} epochs: nothing to train (raise --epochs to go on)")
         else:
@@ -253,19 +305,25 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
                 f"iteration {position['iteration'] + 1} of {per_epoch}")
     X_batch = np.empty((B, *X_train.shape[1:]), X_train.dtype)
     y_batch = np.empty((B, *y_train.shape[1:]), y_train.dtype)
-    result = TrainResult(net, history, out=out)
+    result = TrainResult(net, history, out=out, warnings=warnings_so_far)
+    first_step_loss: float | None = None
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter() - elapsed
     # the checkpoint a NonFiniteError may call "last good": the one resumed from, then each epoch end's
     good_checkpoint = out / "checkpoint" if resume is not None and out is not None else None
 
     def checkpoint(epoch: int, iteration: int, epoch_rng: Any, loss_sum: float) -> None:
+        nonlocal unsaved_overrides
         if out is None:
             return
         meta = {"position": {"epoch": epoch, "iteration": iteration, "data_rng": epoch_rng, "loss_sum": loss_sum},
                 "history": [asdict(record) for record in history],
-                "elapsed": time.perf_counter() - started}
+                "elapsed": time.perf_counter() - started,
+                "warnings": result.warnings}
         save_checkpoint(out / "checkpoint", net, optimizer, meta)
+        if unsaved_overrides and (epoch, iteration) != resumed_at:  # run.json describes the checkpoint
+            write_text_atomic(out / "run.json", run.to_json() + "\n")
+            unsaved_overrides = False
 
     # Overflow in a step is reported by NonFiniteError (naming the step and node), not as
     # numpy RuntimeWarnings on stderr.
@@ -299,7 +357,10 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
                 optimizer.learning_rate = learning_rate_at(
                     settings.schedule, base_lr, epoch + iteration / per_epoch, settings.epochs, per_epoch)
                 try:
-                    loss_sum += optimizer.step(X_batch[:n], y_batch[:n])
+                    loss = optimizer.step(X_batch[:n], y_batch[:n])
+                    loss_sum += loss
+                    if first_step_loss is None and epoch == iteration == 0:
+                        first_step_loss = loss
                 except NonFiniteError as error:
                     if bar:
                         bar.close()
@@ -324,6 +385,10 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
             )
             history.append(record)
             say(_epoch_line(record, settings.epochs))
+            warning = divergence_warning(history, first_step_loss, result.warnings)
+            if warning:
+                result.warnings.append(warning)
+                say(f"warning: {warning}")
             position = {"epoch": epoch + 1, "iteration": 0, "data_rng": None, "loss_sum": 0.0}
             # The shuffling generator's state goes with the checkpoint: a resume at this
             # epoch boundary must draw the next epoch's order, not the first epoch's again.
@@ -332,6 +397,21 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
             if out is not None:
                 write_text_atomic(out / "history.json", json.dumps([asdict(r) for r in history], indent=2) + "\n")
     return _finish(result, dataset, started, say)
+
+
+def divergence_warning(history: list[EpochRecord | RegressionEpochRecord], first_step_loss: float | None,
+                       given: list[str]) -> str | None:
+    """A warning when the last epoch's loss is over DIVERGENCE_FACTOR times the starting loss
+    (the first step's, else the first epoch's); None otherwise, or if one was given already."""
+    if any(text.startswith("the training loss diverged") for text in given):
+        return None
+    start = first_step_loss if first_step_loss is not None else history[0].train_loss
+    last = history[-1]
+    if not (start > 0 and last.train_loss > DIVERGENCE_FACTOR * start):
+        return None
+    return (f"the training loss diverged: epoch {last.epoch} loss {last.train_loss:.3g} is over "
+            f"{DIVERGENCE_FACTOR}x its starting value {start:.3g}; try a lower learning rate "
+            f"(it was {last.learning_rate:.3g})")
 
 
 def _resume_state(meta: dict[str, Any], source: Path) -> tuple[dict[str, Any], list[EpochRecord | RegressionEpochRecord], float]:
@@ -410,7 +490,8 @@ def _finish(result: TrainResult, dataset: dict[str, np.ndarray], started: float,
                "final_loss": history[-1].train_loss if history else None,
                "epochs": len(history),
                "wall_time_seconds": wall,
-               "interrupted": result.interrupted}
+               "interrupted": result.interrupted,
+               "warnings": result.warnings}
     result.metrics = metrics
     if result.out is not None:
         write_text_atomic(result.out / "history.json", json.dumps([asdict(r) for r in history], indent=2) + "\n")

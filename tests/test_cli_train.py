@@ -353,3 +353,108 @@ def test_bench_prints_both_tables_and_writes_the_step_rows(monkeypatch, tmp_path
     assert "graphnet_numba" in out and "1.25" in out and f"wrote {target}" in out
     assert json.loads(target.read_text()) == rows
     assert asked == {"quick": False}
+
+
+# ---- run folders: existing, interrupted early, moved between directories, unwritable -------------
+
+
+def test_out_on_an_existing_run_folder_is_refused_unless_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "specs/spiral_mlp.json", "--epochs", "2", "--out", str(out), "--no-progress"]) == 0
+    (out / "mine.json").write_text("{}")
+    metrics = (out / "metrics.json").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "specs/spiral_mlp.json", "--epochs", "1", "--out", str(out), "--no-progress"]) == 1
+    assert capsys.readouterr().err.strip() == (f"graphnet train: {out}: run folder exists (use --resume to "
+                                               "continue it or --overwrite to replace it)")
+    assert (out / "metrics.json").read_bytes() == metrics
+    assert main(["train", "specs/spiral_mlp.json", "--epochs", "1", "--out", str(out), "--no-progress",
+                 "--overwrite"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
+    assert (out / "mine.json").read_text() == "{}"
+
+
+def test_overwrite_and_resume_together_is_a_usage_error(tmp_path):
+    done = graphnet("train", "--resume", str(tmp_path), "--overwrite")
+    assert done.returncode == 2 and "not allowed with argument" in done.stderr
+
+
+def test_eval_of_a_run_without_a_checkpoint_says_so(tmp_path, capsys):
+    """A kill during epoch 1 leaves run.json (and perhaps checkpoint/network.json) but no weights."""
+    out = tmp_path / "run"
+    assert main(["train", "specs/spiral_mlp.json", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    for name in ("checkpoint/weights.npz", "history.json", "metrics.json", "learning_curve.png"):
+        (out / name).unlink()
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 1
+    assert capsys.readouterr().err.strip() == (f"graphnet eval: {out}: no checkpoint yet (training was "
+                                               "interrupted before the first epoch finished)")
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    assert "starting again from epoch 1 with its run.json settings" in capsys.readouterr().out
+    assert main(["eval", str(out)]) == 0
+
+
+def test_eval_and_resume_from_another_directory_find_relative_data(tmp_path):
+    from graphnet.data import spiral
+
+    X, y = spiral(seed=1)
+    (tmp_path / "d.csv").write_text("x0,x1,label\n" + "".join(f"{a:.6f},{b:.6f},{c}\n" for (a, b), c in zip(X, y)))
+    run = json.loads((ROOT / "specs" / "spiral_mlp.json").read_text())
+    del run["$schema"]
+    run["train"].update(data={"name": "d.csv", "val_size": 0.1}, epochs=2)
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    done = subprocess.run([sys.executable, "-m", "graphnet", "train", "run.json", "--out", "out", "--no-progress"],
+                          capture_output=True, text=True, cwd=tmp_path, env=ENV, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    assert gn.parse_run((out / "run.json").read_text()).train.data_spec().name == str(tmp_path / "d.csv")
+    evaluated = graphnet("eval", str(out))  # from the repository, not tmp_path
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert evaluated.stdout.startswith(f"{tmp_path / 'd.csv'} test: accuracy ")
+    resumed = graphnet("train", "--resume", str(out), "--epochs", "3", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+
+
+@pytest.mark.parametrize("where", ["under a file", "name too long"])
+def test_unusable_out_paths_exit_1_naming_the_path(tmp_path, where, capsys):
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "run" if where == "under a file" else tmp_path / ("r" * 300) / "run"
+    assert main(["train", "specs/spiral_mlp.json", "--epochs", "1", "--out", str(out), "--no-progress"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    reason = "Not a directory" if where == "under a file" else "File name too long"
+    assert line.startswith("graphnet train: ") and line.endswith(f": {reason}"), line
+    assert str(tmp_path) in line and "internal error" not in line
+
+
+@pytest.mark.parametrize("file,errno_name", [("run.json", "EROFS"), ("checkpoint/weights.npz", "ENOSPC"),
+                                             ("history.json", "EACCES")])
+def test_disk_errors_exit_1_naming_the_file_being_written(tmp_path, monkeypatch, capsys, file, errno_name):
+    """A read-only file system, a full disk, no permission (simulated: tests run as root)."""
+    import errno
+
+    import graphnet.fileio as fileio
+
+    code = getattr(errno, errno_name)
+    real = fileio.os.fsync
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").rpartition("/")[2].startswith(f".{Path(file).name}."):
+            raise OSError(code, os.strerror(code))
+        return real(fd)
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to tell which file is being written")
+    monkeypatch.setattr(fileio.os, "fsync", fsync)
+    out = tmp_path / "run"
+    assert main(["train", "specs/spiral_mlp.json", "--epochs", "2", "--out", str(out), "--no-progress"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line == f"graphnet train: {out / file}: {os.strerror(code)}"
+    assert not (out / ".lock").exists()  # the lock is released on the way out
+
+
+def test_a_diverging_run_warns_and_exits_0(tmp_path):
+    done = graphnet("train", "specs/spiral_mlp.json", "--lr", "1e6", "--epochs", "3", "--out", str(tmp_path / "r"),
+                    "--no-progress")
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stdout.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "the training loss diverged" in warned[0] and "lower learning rate" in warned[0]

@@ -187,3 +187,61 @@ def test_readers_never_see_a_torn_file(tmp_path):
 def test_fsync_folder_tolerates_odd_paths(tmp_path):
     fsync_folder(tmp_path)
     fsync_folder(tmp_path / "missing")  # cannot be opened: a no-op
+
+
+# ---- temporaries of live and dead writers -----------------------------------------------------
+
+
+def test_the_temporary_name_carries_the_writers_pid(tmp_path, monkeypatch):
+    seen = []
+    real_replace = os.replace
+    monkeypatch.setattr(fileio.os, "replace", lambda src, dst: (seen.append(Path(src).name), real_replace(src, dst)))
+    write_bytes_atomic(tmp_path / "weights.npz", b"x")
+    assert fileio.writer_pid(seen[0], "weights.npz") == os.getpid()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX process ids")
+def test_cleanup_removes_only_the_temporaries_of_dead_writers(tmp_path):
+    import subprocess
+    import sys
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        names = {"live": f".weights.npz.{live.pid}.abc_123x.tmp", "mine": f".weights.npz.{os.getpid()}.q1w2e3r4.tmp",
+                 "dead": f".weights.npz.{dead.pid}.zzzz9999.tmp", "old": ".weights.npz.k3j4h5g6.tmp",
+                 "other": f".history.json.{dead.pid}.aaaa1111.tmp"}
+        for name in names.values():
+            (tmp_path / name).write_bytes(b"partial")
+        removed = fileio.remove_stale_temporaries(tmp_path, ["weights.npz"])
+        assert sorted(p.name for p in removed) == sorted([names["dead"], names["old"]])
+        assert leftovers(tmp_path) == sorted([names["live"], names["mine"], names["other"]])
+    finally:
+        live.kill()
+        live.wait()
+
+
+# ---- errors name the file being written ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["fsync", "replace", "mkstemp"])
+def test_an_os_error_names_the_target_file(tmp_path, monkeypatch, where):
+    """ENOSPC from write/fsync carries no file name, and mkstemp's names the temporary: the
+    error names the file that was being written."""
+    target = tmp_path / "checkpoint" / "weights.npz"
+    owner = fileio.tempfile if where == "mkstemp" else fileio.os
+    error = (OSError(errno.EROFS, "Read-only file system", str(tmp_path / "checkpoint" / ".weights.npz.1.x.tmp"))
+             if where == "mkstemp" else OSError(errno.ENOSPC, "No space left on device"))
+    monkeypatch.setattr(owner, where, _failing(error))
+    with pytest.raises(OSError) as info:
+        write_bytes_atomic(target, b"data")
+    assert info.value.errno == error.errno and info.value.filename == str(target)
+    assert info.value.strerror == error.strerror
+
+
+def test_an_error_naming_another_file_is_kept(tmp_path):
+    (tmp_path / "run").write_text("not a folder")
+    with pytest.raises(OSError) as info:
+        write_text_atomic(tmp_path / "run" / "deeper" / "history.json", "[]")
+    assert info.value.filename == str(tmp_path / "run" / "deeper")  # the folder that could not be made

@@ -118,12 +118,14 @@ def cli(*args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=ENV)
 
 
-def ctrl_c_when(path: Path, run_file: Path, out: Path) -> tuple[subprocess.Popen, str, str]:
-    """`graphnet train RUN_FILE --out OUT`, sent SIGINT once `path` appears: (child, stdout, stderr)."""
+def ctrl_c_when(path: Path, run_file: Path, out: Path,
+                signum: int = signal.SIGINT) -> tuple[subprocess.Popen, str, str]:
+    """`graphnet train RUN_FILE --out OUT`, sent SIGINT (or `signum`) once `path` appears:
+    (child, stdout, stderr)."""
     child = cli(str(run_file), "--out", str(out))
     try:
         wait_for(path, child)
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signum)
         stdout, stderr = child.communicate(timeout=60)
     finally:
         if child.poll() is None:
@@ -200,10 +202,12 @@ def test_sigkill_during_training_then_resume_loses_nothing(run_file, reference, 
     print(f"\n{kills} SIGKILLs during training at epochs {positions}; resumed run identical to uninterrupted")
 
 
-def test_ctrl_c_saves_exits_130_and_resume_continues_the_same_trajectory(run_file, reference, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_saves_exits_130_and_resume_continues_the_same_trajectory(run_file, reference, tmp_path, signum):
+    """Ctrl-C, or the SIGTERM a scheduler sends: the same checkpoint, note and exit code."""
     out = tmp_path / "run"
     # once history.json exists, training (and its Ctrl-C handler) is under way
-    child, stdout, stderr = ctrl_c_when(out / "history.json", run_file, out)
+    child, stdout, stderr = ctrl_c_when(out / "history.json", run_file, out, signum)
     assert child.returncode == 130, (stdout, stderr)
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     notes = [line for line in stdout.splitlines() if line.startswith("interrupted at epoch")]
@@ -236,3 +240,57 @@ def test_ctrl_c_as_training_starts_is_a_clean_130(run_file, tmp_path):
         load_checkpoint(out / "checkpoint")
     else:
         assert stderr.strip() == "graphnet train: interrupted"
+
+
+def test_a_second_trainer_on_a_run_folder_is_refused(run_file, tmp_path):
+    """While one `graphnet train` runs in a folder, a second one (a resume, or a fresh run
+    with --overwrite) is refused with one line naming the first; the first is undisturbed."""
+    long_run = json.loads(run_file.read_text())
+    long_run["train"]["epochs"] = 100_000  # still running when the second trainers come
+    (tmp_path / "long.json").write_text(json.dumps(long_run))
+    out = tmp_path / "run"
+    first = cli(str(tmp_path / "long.json"), "--out", str(out))
+    try:
+        wait_for(out / "checkpoint" / ARRAYS_FILE, first)
+        saved = (out / "run.json").read_bytes()
+        for args in (["--resume", str(out), "--epochs", "3"], [str(run_file), "--out", str(out), "--overwrite"]):
+            second = cli(*args)
+            stdout, stderr = second.communicate(timeout=120)
+            assert second.returncode == 1, (stdout, stderr)
+            assert stderr.strip() == (f"graphnet train: {out}: in use by process {first.pid} "
+                                      f"(lock file {out / '.lock'})"), stderr
+        assert first.poll() is None, "the first trainer stopped"
+        first.send_signal(signal.SIGINT)
+        stdout, stderr = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 130, stderr
+    assert "checkpoint saved, resume with" in stdout and "Traceback" not in stderr
+    assert (out / "run.json").read_bytes() == saved  # still the first trainer's settings
+    load_checkpoint(out / "checkpoint")
+    assert temporaries(out / "checkpoint") == []
+    assert not (out / ".lock").exists()
+
+
+def test_a_lock_left_by_a_killed_trainer_is_taken_over(run_file, reference, tmp_path):
+    out = tmp_path / "run"
+    child = cli(str(run_file), "--out", str(out))
+    try:
+        wait_for(out / "checkpoint" / ARRAYS_FILE, child)
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    if child.returncode == 0:
+        pytest.skip("training finished before the kill")
+    assert (out / ".lock").read_text().split()[0] == str(child.pid)
+    resumed = cli("--resume", str(out))
+    stdout, stderr = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, stderr
+    assert f"{out}: taking over the stale lock of process {child.pid}, which is gone" in stdout
+    assert_matches_reference(out, reference)
+    assert not (out / ".lock").exists()

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
+
+import socket
+import subprocess
 import sys
 import warnings
 from dataclasses import asdict
@@ -17,6 +21,7 @@ import graphnet as gn
 import graphnet.training as training
 from extras import HAVE_MATPLOTLIB, HAVE_TQDM
 from graphnet.checkpoint import ARRAYS_FILE, load_checkpoint, read_checkpoint
+from graphnet.data import spiral
 
 from task_data import linear_data, separable_blobs, task_run, write_csv, write_npz  # tests/ helpers
 
@@ -249,8 +254,22 @@ def test_resume_needs_a_run_folder_with_a_checkpoint(tmp_path):
     with pytest.raises(gn.SpecError, match="no run.json"):
         gn.train(None, resume=tmp_path, log=None)
     (tmp_path / "run.json").write_text(make_run().to_json())
+    (tmp_path / "history.json").write_text("[{}]")  # epochs were trained, but the checkpoint is gone
     with pytest.raises(gn.CheckpointError, match="missing"):
         gn.train(None, resume=tmp_path, log=None)
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path, reference):
+    """A SIGKILL in epoch 1 leaves run.json and no checkpoint: resume trains from the start
+    with the saved settings, and ends where an uninterrupted run ends."""
+    gn.train(make_run(), out=tmp_path / "run", log=None, progress=False)
+    for name in ("checkpoint/weights.npz", "history.json", "metrics.json", "learning_curve.png"):
+        (tmp_path / "run" / name).unlink()  # network.json stays: a kill between the two checkpoint files
+    lines: list[str] = []
+    resumed = gn.train(None, resume=tmp_path / "run", log=lines.append, progress=False)
+    assert lines[0] == (f"{tmp_path / 'run'} has no checkpoint yet (training was interrupted before the first "
+                        "epoch finished): starting again from epoch 1 with its run.json settings")
+    assert_same_outcome(reference, resumed)
 
 
 @pytest.mark.parametrize("position", [None, 3, {"epoch": -1, "iteration": 0}, {"epoch": 1, "iteration": "2"},
@@ -494,3 +513,155 @@ def test_without_matplotlib_the_curve_is_skipped_with_a_note(tmp_path, monkeypat
     note = training.plot_learning_curve(history, tmp_path / "learning_curve.png")
     assert note is not None and "pip install 'graphnet[plot]'" in note
     assert not (tmp_path / "learning_curve.png").exists()
+
+# ---- the run folder is the user's: refusal, overwrite, lock -------------------------------------
+
+
+def test_an_existing_run_folder_is_refused_unless_overwrite(tmp_path):
+    out = tmp_path / "run"
+    gn.train(make_run(epochs=3), out=out, log=None, progress=False)
+    (out / "notes.txt").write_text("my own notes")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(gn.RunFolderError) as info:
+        gn.train(make_run(epochs=1), out=out, log=None, progress=False)
+    assert str(info.value) == f"{out}: run folder exists (use --resume to continue it or --overwrite to replace it)"
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+    (out / "checkpoint" / "mine.txt").write_text("also mine")
+    result = gn.train(make_run(epochs=1), out=out, overwrite=True, log=None, progress=False)
+    assert len(json.loads((out / "history.json").read_text())) == 1 and result.metrics["epochs"] == 1
+    assert (out / "notes.txt").read_text() == "my own notes"  # only graphnet's files are replaced
+    assert (out / "checkpoint" / "mine.txt").read_text() == "also mine"
+    assert read_checkpoint(out / "checkpoint")[2]["position"]["epoch"] == 1
+    assert not (out / ".lock").exists()
+
+
+def test_an_empty_folder_is_fine_and_a_file_is_not_a_folder(tmp_path):
+    gn.train(make_run(epochs=1), out=tmp_path, log=None, progress=False)  # exists, empty
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(gn.RunFolderError, match="exists and is not a folder"):
+        gn.train(make_run(epochs=1), out=tmp_path / "file", log=None, progress=False)
+
+
+@pytest.fixture
+def other_process():
+    """A live process other than this one (it holds a run folder's lock in the tests)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield child
+    child.kill()
+    child.wait()
+
+
+def files_of(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX process ids")
+@pytest.mark.parametrize("how", ["fresh", "resume", "overwrite"])
+def test_train_refuses_a_run_folder_another_process_holds(tmp_path, other_process, how):
+    out = tmp_path / "run"
+    if how == "fresh":
+        out.mkdir()
+    else:
+        gn.train(make_run(epochs=1), out=out, log=None, progress=False)
+    before = files_of(out)
+    (out / ".lock").write_text(f"{other_process.pid} {socket.gethostname()}\n")
+    with pytest.raises(gn.RunFolderError) as info:
+        if how == "resume":
+            gn.train(None, resume=out, epochs=2, log=None, progress=False)
+        else:
+            gn.train(make_run(epochs=2), out=out, overwrite=how == "overwrite", log=None, progress=False)
+    assert str(info.value) == f"{out}: in use by process {other_process.pid} (lock file {out / '.lock'})"
+    assert files_of(out) == before
+    other_process.kill()
+    other_process.wait()
+    notes: list[str] = []  # the owner is gone: its lock is stale and taken over
+    if how == "resume":
+        gn.train(None, resume=out, epochs=2, log=notes.append, progress=False)
+    else:
+        gn.train(make_run(epochs=2), out=out, overwrite=how == "overwrite", log=notes.append, progress=False)
+    assert f"{out}: taking over the stale lock of process {other_process.pid}, which is gone" in notes
+    assert len(json.loads((out / "history.json").read_text())) == 2
+    assert not (out / ".lock").exists()
+
+
+# ---- overrides of a resume are saved once they have worked ----------------------------------------
+
+
+def test_a_failed_override_is_not_saved_for_the_next_resume(tmp_path):
+    gn.train(sgd_spiral(0.1, 2), out=tmp_path, log=None, progress=False)
+    saved = (tmp_path / "run.json").read_text()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(gn.NonFiniteError):
+            gn.train(None, resume=tmp_path, epochs=5, learning_rate=1e30, log=None, progress=False)
+    assert (tmp_path / "run.json").read_text() == saved  # a plain resume uses the settings that worked
+    result = gn.train(None, resume=tmp_path, epochs=3, log=None, progress=False)
+    assert len(result.history) == 3
+    settings = gn.parse_run((tmp_path / "run.json").read_text()).train
+    assert (settings.epochs, settings.optimizer.learning_rate) == (3, 0.1)
+
+
+def test_an_override_interrupted_mid_epoch_is_saved_with_its_checkpoint(tmp_path, monkeypatch):
+    """The checkpoint holds steps trained under the override: run.json must say so (a plain
+    resume continues to the extended number of epochs)."""
+    gn.train(make_run(epochs=2), out=tmp_path, log=None, progress=False)
+    interrupt_at(monkeypatch, 3, 2)
+    assert gn.train(None, resume=tmp_path, epochs=6, log=None, progress=False).interrupted
+    monkeypatch.undo()
+    assert gn.parse_run((tmp_path / "run.json").read_text()).train.epochs == 6
+
+
+# ---- the data path is stored absolute ---------------------------------------------------------------
+
+
+def spiral_csv(path: Path) -> Path:
+    X, y = spiral(seed=0)
+    rows = ["x0,x1,label"] + [f"{a:.6f},{b:.6f},{c}" for (a, b), c in zip(X, y)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_a_relative_data_path_is_stored_absolute(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    spiral_csv(tmp_path / "data" / "d.csv")
+    monkeypatch.chdir(tmp_path)
+    run = make_run(epochs=1).model_dump(mode="json", by_alias=True, exclude_none=True)
+    run["train"]["data"] = "data/d.csv"
+    gn.train(gn.parse_run(run), out="run", log=None, progress=False)
+    saved = gn.parse_run((tmp_path / "run" / "run.json").read_text()).train.data_spec()
+    assert saved.name == str(tmp_path / "data" / "d.csv")
+    monkeypatch.chdir(tmp_path / "data")  # elsewhere: the resume still finds the data
+    assert len(gn.train(None, resume=tmp_path / "run", epochs=2, log=None, progress=False).history) == 2
+
+
+@pytest.mark.parametrize("name", ["spiral", "blobs"])
+def test_data_set_names_are_stored_as_names(tmp_path, name):
+    run = make_run(epochs=1).model_dump(mode="json", by_alias=True, exclude_none=True)
+    run["train"]["data"] = {"name": name, "val_size": 0.1}
+    (tmp_path / name).mkdir()  # a folder of that name in the working directory does not matter
+    gn.train(gn.parse_run(run), out=tmp_path / "run", log=None, progress=False)
+    assert gn.parse_run((tmp_path / "run" / "run.json").read_text()).train.data_spec().name == name
+
+
+# ---- divergence -------------------------------------------------------------------------------------
+
+
+def test_a_diverging_loss_is_warned_about_once(tmp_path):
+    lines: list[str] = []
+    run = make_run(epochs=3, optimizer={"rule": "adam", "learning_rate": 1e6}, schedule={"kind": "constant"})
+    result = gn.train(run, out=tmp_path, log=lines.append, progress=False)
+    warned = [line for line in lines if line.startswith("warning:")]
+    assert len(warned) == 1, lines
+    assert "the training loss diverged" in warned[0] and "try a lower learning rate" in warned[0]
+    assert result.metrics["warnings"] == [warned[0].removeprefix("warning: ")]
+    assert json.loads((tmp_path / "metrics.json").read_text())["warnings"] == result.metrics["warnings"]
+    # and a resumed run keeps the warning without repeating it
+    lines.clear()
+    again = gn.train(None, resume=tmp_path, epochs=4, log=lines.append, progress=False)
+    assert not [line for line in lines if line.startswith("warning:")]
+    assert again.metrics["warnings"] == result.metrics["warnings"]
+
+
+def test_healthy_training_has_no_warnings(reference):
+    assert reference.metrics["warnings"] == []

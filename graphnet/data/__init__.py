@@ -80,6 +80,13 @@ def list_datasets() -> list[str]:
     return sorted(names)
 
 
+def source_path(name_or_path: str | os.PathLike[str]) -> Path | None:
+    """The file or folder `load` reads for this name or path; None for a synthetic set.
+    DataError if there is none."""
+    kind, src = _resolve(name_or_path)
+    return None if kind == "synthetic" else Path(src)
+
+
 def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[str, Any]:
     """("synthetic", name) | ("idx" | "npz" | "csv", Path)."""
     s = os.fspath(name_or_path)

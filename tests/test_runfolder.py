@@ -1,0 +1,84 @@
+"""Run-folder helpers: refusing a used folder, clearing graphnet's files only, telling an
+early-killed run, absolute data paths."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import graphnet as gn
+from graphnet.runfolder import (clear_run_files, interrupted_before_first_epoch, refuse_existing,
+                                with_absolute_data)
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+
+
+def spiral_run(data) -> gn.RunSpec:
+    document = json.loads((SPECS / "spiral_mlp.json").read_text())
+    del document["$schema"]
+    document["train"]["data"] = data
+    return gn.parse_run(document)
+
+
+def test_refuse_existing(tmp_path):
+    refuse_existing(tmp_path / "new")  # missing: fine
+    refuse_existing(tmp_path)  # empty: fine
+    (tmp_path / ".lock").write_text("1 host")
+    refuse_existing(tmp_path)  # only a lock file: fine (the lock decides)
+    (tmp_path / "anything").write_text("")
+    with pytest.raises(gn.RunFolderError, match="run folder exists"):
+        refuse_existing(tmp_path)
+    refuse_existing(tmp_path, overwrite=True)
+    with pytest.raises(gn.RunFolderError, match="exists and is not a folder"):
+        refuse_existing(tmp_path / "anything", overwrite=True)
+
+
+def test_clear_run_files_keeps_everything_else(tmp_path):
+    graphnets = ["run.json", "history.json", "metrics.json", "learning_curve.png", "checkpoint/network.json",
+                 "checkpoint/weights.npz", "checkpoint/.weights.npz.999999999.abcd1234.tmp"]
+    users = ["notes.txt", "checkpoint/extra.npz", "plots/curve.png"]
+    for name in graphnets + users:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    (tmp_path / "history.json").unlink()
+    (tmp_path / "history.json").mkdir()  # a folder in place of a file is not graphnet's
+    clear_run_files(tmp_path)
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert left == sorted(users)
+    assert (tmp_path / "history.json").is_dir()
+    clear_run_files(tmp_path / "checkpoint" / "nothing-here")  # a folder without the files: no error
+
+
+def test_checkpoint_folder_goes_when_emptied(tmp_path):
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "weights.npz").write_text("x")
+    clear_run_files(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("files,expected", [
+    ({"run.json": "{}"}, True),
+    ({"run.json": "{}", "history.json": "[]", "checkpoint/network.json": "{}"}, True),
+    ({"run.json": "{}", "history.json": "[{}]"}, False),  # epochs were done: a lost checkpoint
+    ({"run.json": "{}", "checkpoint/weights.npz": ""}, False),
+    ({}, False),
+])
+def test_interrupted_before_first_epoch(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert interrupted_before_first_epoch(tmp_path) is expected
+
+
+def test_data_paths_become_absolute_and_names_stay(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("x0,x1,label\n0,0,0\n")
+    (tmp_path / "t.csv").write_text("x0,x1,label\n0,0,0\n")
+    assert with_absolute_data(spiral_run("d.csv")).train.data == str(tmp_path / "d.csv")
+    made = with_absolute_data(spiral_run({"name": "./d.csv", "options": {"test_file": "t.csv"}, "val_size": 3}))
+    spec = made.train.data_spec()
+    assert (spec.name, spec.options, spec.val_size) == (str(tmp_path / "d.csv"), {"test_file": str(tmp_path / "t.csv")}, 3)
+    for kept in ("spiral", "no-such-data", "missing.csv"):
+        run = spiral_run(kept)
+        assert with_absolute_data(run) is run
