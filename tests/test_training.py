@@ -375,16 +375,16 @@ def test_last_good_checkpoint_survives_a_non_finite_loss(tmp_path):
     assert json.loads((tmp_path / "history.json").read_text()) == [asdict(r) for r in good.history]
 
 
-def test_a_checkpoint_left_by_an_earlier_run_is_not_called_last_good(tmp_path):
+def test_an_earlier_runs_checkpoint_is_not_called_last_good(tmp_path):
     gn.train(sgd_spiral(0.1, 1), out=tmp_path, log=None, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(gn.NonFiniteError) as info:  # a new run into the same folder, diverging at once
-            gn.train(sgd_spiral(1e6, 2), out=tmp_path, log=None, progress=False)
+        with pytest.raises(gn.NonFiniteError) as info:  # a new run over the folder, diverging at once
+            gn.train(sgd_spiral(1e6, 2), out=tmp_path, overwrite=True, log=None, progress=False)
     message = str(info.value)
     assert message.startswith("epoch 1, iteration ") and "last good" not in message
-    assert message.endswith(f"; no checkpoint was written yet by this run ({tmp_path / 'checkpoint'} is left "
-                            "from an earlier run)")
+    assert message.endswith("; no checkpoint was written yet")
+    assert not (tmp_path / "checkpoint" / ARRAYS_FILE).exists()  # --overwrite removed the earlier run's
 
 
 def test_resume_refuses_a_run_json_whose_network_was_edited(tmp_path):
@@ -416,7 +416,7 @@ def test_resume_accepts_a_run_json_with_cosmetic_edits(tmp_path):
 # ---- regression and binary tasks -----------------------------------------------------------
 
 CLASSIFICATION_KEYS = {"test_accuracy", "val_accuracy", "train_accuracy", "test_loss", "final_loss", "epochs",
-                       "wall_time_seconds", "interrupted"}
+                       "wall_time_seconds", "interrupted", "warnings"}
 RECORD_KEYS = {"epoch", "train_loss", "val_loss", "learning_rate", "seconds"}
 
 
@@ -439,7 +439,7 @@ def test_regression_trains_from_a_csv_with_a_float_target(tmp_path):
                       log=lines.append, progress=False)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert set(metrics) == {"test_rmse", "test_r2", "val_rmse", "val_r2", "train_rmse", "train_r2", "test_loss",
-                            "final_loss", "epochs", "wall_time_seconds", "interrupted"}
+                            "final_loss", "epochs", "wall_time_seconds", "interrupted", "warnings"}
     assert metrics["test_r2"] > 0.9 and metrics["val_r2"] > 0.9, metrics
     assert metrics["test_loss"] == pytest.approx(metrics["test_rmse"] ** 2, rel=1e-4)  # mse, no l2
     history = json.loads((tmp_path / "run" / "history.json").read_text())
