@@ -184,3 +184,12 @@ def test_at_b_update_is_a_fresh_update_on_numpys_gemm():
     assert first is not second and first.gemm is find_gemm(np.float32)
     with pytest.raises(ValueError, match="no int64 GEMM for an update in backward"):
         at_b_update(np.int64)
+
+
+def test_where_threadpoolctl_finds_no_blas_there_is_no_gemm_and_the_status_says_why(monkeypatch):
+    monkeypatch.setattr(blas, "_FOUND", {})
+    monkeypatch.setattr(blas, "_threadpool_info", lambda: [pool("/usr/lib/libgomp.so.1", user_api="openmp")])
+    assert find_gemm(np.float32) is None
+    assert gemm_status(np.float32) == "threadpoolctl finds no BLAS library loaded in this process"
+    with pytest.raises(ValueError, match="no float32 GEMM for an update in backward: threadpoolctl finds no BLAS"):
+        at_b_update(np.float32)
