@@ -2,22 +2,25 @@
 
     pytest bench/test_step.py --benchmark-group-by=param:size --benchmark-sort=mean
 
-Each contender is timed in the same process on the same weights and batch.
-`python -m graphnet.step_bench`-style interleaved medians (less sensitive to
-load drift) come from `graphnet bench --full`; the README quotes those.
+Each contender (graphnet's and its peers, bench/peers.py) is timed in the same
+process on the same weights and batch. Interleaved medians, each contender in
+its own process (less sensitive to load drift), come from
+`python bench/step.py --full`; the README quotes those.
 """
 from __future__ import annotations
 
 import pytest
 
-from graphnet.step_bench import CONTENDERS, SIZES, build_contenders, make_problem
+from peers import CONTENDERS
+
+from graphnet.step_bench import SIZES, build_contenders, make_problem
 
 
 @pytest.mark.parametrize("contender", list(CONTENDERS))
 @pytest.mark.parametrize("size", list(SIZES))
 def test_step(benchmark, size: str, contender: str) -> None:
     problem = make_problem(size)
-    steps, skipped = build_contenders(problem, [contender])
+    steps, skipped = build_contenders(problem, [contender], CONTENDERS)
     if contender in skipped:
         pytest.skip(skipped[contender])
     benchmark.group = f"step {size}"

@@ -11,8 +11,15 @@ same cores) and checks it against `np.matmul` before anyone uses it.
     gemm = find_gemm(np.float32)      # None when no usable cblas is found
     gemm.update_at_b(X, dY, W, alpha=-lr, beta=1.0)     # W = W - lr * X.T @ dY
     update = AtBUpdate(gemm)          # the same, for repeated calls on the same arrays
+    update = at_b_update(np.float32)  # the same, raising ValueError when there is no GEMM
 
-`gemm_status()` says which library and symbol were found, or why none was.
+Ops do not import this module: the compiler hands `at_b_update` to them through
+the lowering context (`ctx.at_b_update()`, see graphnet.lowering).
+
+The libraries are those `threadpoolctl` reports as loaded (it reads the
+loader's own lists, on Linux, macOS and Windows alike). `gemm_status()` says
+which library and symbol were found, or why none was; `blas_info()` adds the
+library's path, kind and thread count, for benchmark reports.
 """
 from __future__ import annotations
 
@@ -94,22 +101,70 @@ class AtBUpdate:
                 arrays[slot] = array
 
 
-def _loaded_libraries() -> list[str]:
-    """Shared libraries mapped into this process that look like a BLAS, numpy's own first."""
+def _threadpool_info() -> list[dict[str, Any]]:
+    """threadpoolctl's report of the native thread pools loaded in this process."""
     try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            paths = {line.split()[-1] for line in maps if ".so" in line and "/" in line}
-    except OSError:
+        from threadpoolctl import threadpool_info
+    except ImportError:
         return []
-    return blas_candidates(paths, os.path.dirname(os.path.realpath(np.__file__)))
+    return threadpool_info()
 
 
-def blas_candidates(paths: set[str] | list[str], numpy_package: str) -> list[str]:
-    """The paths that look like a BLAS library, those shipped with numpy (its
-    package folder or a wheel's `numpy.libs`) first, then by path."""
-    blas = [p for p in paths if any(k in os.path.basename(p).lower() for k in ("blas", "mkl_rt"))]
+def _numpy_package() -> str:
+    return os.path.dirname(os.path.realpath(np.__file__))
+
+
+def _loaded_libraries() -> list[str]:
+    """The BLAS libraries loaded in this process, numpy's own first (as `blas_candidates`)."""
+    return blas_candidates(_threadpool_info(), _numpy_package())
+
+
+def _blas_entries(info: list[dict[str, Any]], numpy_package: str) -> list[dict[str, Any]]:
+    """The BLAS entries of a `threadpool_info()` list, ordered as `blas_candidates`."""
+    blas = [entry for entry in info if entry.get("user_api") == "blas" and entry.get("filepath")]
     own = (numpy_package + os.sep, numpy_package + ".libs" + os.sep)
-    return sorted(blas, key=lambda p: (not os.path.realpath(p).startswith(own), p))
+
+    def order(entry: dict[str, Any]) -> tuple[bool, str]:
+        path = entry["filepath"]
+        return not os.path.realpath(path).startswith(own), path
+
+    return sorted(blas, key=order)
+
+
+def blas_candidates(info: list[dict[str, Any]], numpy_package: str) -> list[str]:
+    """The file paths of the BLAS libraries in `info` (a `threadpoolctl.threadpool_info()`
+    list), those shipped with numpy (its package folder or a wheel's `numpy.libs`)
+    first, then by path. OpenMP pools and the like are left out."""
+    return [entry["filepath"] for entry in _blas_entries(info, numpy_package)]
+
+
+@dataclass(frozen=True)
+class BlasInfo:
+    """numpy's BLAS as threadpoolctl reports it, and the GEMM graphnet calls in it."""
+
+    library: str | None  # file path of the loaded library; None when none was found
+    internal_api: str  # "openblas", "mkl", "blis", ...
+    version: str
+    num_threads: int
+    gemm: str  # gemm_status(): the symbol used, or why none is
+
+    def __str__(self) -> str:
+        if self.library is None:
+            return f"BLAS: none found by threadpoolctl; SGD-in-backward GEMM: {self.gemm}"
+        return (f"BLAS: {self.internal_api} {self.version}, {self.num_threads} threads "
+                f"({self.library}); SGD-in-backward GEMM: {self.gemm}")
+
+
+def blas_info(dtype: Any = np.float32) -> BlasInfo:
+    """The BLAS library numpy loaded (the first candidate), with its thread count."""
+    np.matmul(np.ones((2, 2)), np.ones((2, 2)))  # make sure numpy has loaded its BLAS
+    entries = _blas_entries(_threadpool_info(), _numpy_package())
+    status = gemm_status(dtype)
+    if not entries:
+        return BlasInfo(None, "", "", 0, status)
+    first = entries[0]
+    return BlasInfo(first["filepath"], str(first.get("internal_api", "")), str(first.get("version") or ""),
+                    int(first.get("num_threads") or 0), status)
 
 
 def _bind(library: str, dtype: np.dtype) -> Gemm | None:
@@ -157,6 +212,15 @@ def find_gemm(dtype: Any) -> Gemm | None:
     return _FOUND[dtype]
 
 
+def at_b_update(dtype: Any) -> AtBUpdate:
+    """A fresh `AtBUpdate` on numpy's cblas GEMM for `dtype` (the kernel a plan's
+    SGD-in-backward step calls); ValueError saying why when there is none."""
+    gemm = find_gemm(dtype)
+    if gemm is None:
+        raise ValueError(f"no {np.dtype(dtype).name} GEMM for an update in backward: {gemm_status(dtype)}")
+    return AtBUpdate(gemm)
+
+
 def gemm_status(dtype: Any = np.float32) -> str:
     """Which cblas GEMM graphnet uses for `dtype`, or why it uses none."""
     dtype = np.dtype(dtype)
@@ -164,5 +228,7 @@ def gemm_status(dtype: Any = np.float32) -> str:
         return f"disabled by ${_DISABLE_VAR}"
     gemm = find_gemm(dtype)
     if gemm is None:
+        if not _loaded_libraries():
+            return "threadpoolctl finds no BLAS library loaded in this process"
         return f"no cblas {dtype.name} GEMM found in the BLAS libraries numpy loaded"
     return f"{gemm.symbol} from {os.path.basename(gemm.library)}"

@@ -248,8 +248,10 @@ def _eval(args: argparse.Namespace) -> int:
 
 @command("bench")
 def _bench(args: argparse.Namespace) -> int:
+    from .blas import blas_info
     from .kernel_bench import format_table, run_kernel_bench
 
+    print(blas_info(args.dtype))
     rows = run_kernel_bench(quick=not args.full, dtype=args.dtype)
     print(format_table(rows))
     if not args.kernels_only:
@@ -328,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
 
-    p = sub.add_parser("bench", help="kernel and training-step benchmarks (quick subset)")
+    p = sub.add_parser("bench", help="kernels vs their NumPy twins, training step vs the BLAS floor (quick subset)")
     p.add_argument("--full", action="store_true", help="all sizes, more repeats")
     p.add_argument("--kernels-only", action="store_true")
     p.add_argument("--json", metavar="PATH", help="also write the step table as JSON (bench/results/step.json)")

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from math import prod
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
+from .blas import at_b_update
 from .graph import Graph, GraphNode
 from .lowering import ALIAS, FusionDecision, Ref, Step
 from .ops import OPS
@@ -203,6 +204,9 @@ class _Context:
             return None
         self._lowerer.updated_params.add(full)
         return SGD_LEARNING_RATE
+
+    def at_b_update(self) -> Callable[..., None]:
+        return at_b_update(self.dtype)
 
     def saved(self, name: str, shape: tuple[int, ...]) -> Ref:
         return Ref("saved", f"{self._node.id}.{name}", tuple(shape))

@@ -2,24 +2,22 @@
 planned vs naive, fusion decisions; and a Graphviz DOT picture of a graph."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
-from .graph import Graph
+from .limits import format_bytes
 
 if TYPE_CHECKING:
+    from .graph import Graph
     from .plan import Plan
 
 
-def _bytes(count: int) -> str:
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} B"
-
-
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
+def text_table(rows: Sequence[Sequence[str]], align: str = "") -> list[str]:
+    """Lines of a plain-text table: `rows[0]` is the header, underlined with dashes;
+    columns are two spaces apart. `align` has one `<` (left, the default) or `>`
+    (right) per column."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    aligns = align.ljust(len(widths), "<")
+    lines = ["  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(row, aligns, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return lines
 
@@ -47,26 +45,26 @@ def describe_plan(plan: "Plan") -> str:
             note = (note + ", " if note else "") + "adds to loss"
         rows.append((str(t), phase, step.node, step.kernel, f"{', '.join(reads)} -> {', '.join(writes)}", note))
     lines.append("steps:")
-    lines.extend("  " + line for line in _table(rows))
+    lines.extend("  " + line for line in text_table(rows))
 
     rows = [("buffer", "kind", "per example", "live steps", "offset", "bytes")]
     for buffer in sorted(memory.buffers.values(), key=lambda b: (b.offset, b.first)):
         kind, _ = buffer.key
         last = "end" if buffer.last >= len(schedule.steps) else str(buffer.last)
         rows.append((buffer.label, kind, str(buffer.size), f"{buffer.first}..{last}",
-                     _bytes(buffer.offset * plan.capacity * itemsize),
-                     _bytes(buffer.size * plan.capacity * itemsize)))
+                     format_bytes(buffer.offset * plan.capacity * itemsize),
+                     format_bytes(buffer.size * plan.capacity * itemsize)))
     lines.append("buffers (offsets into the arena):")
-    lines.extend("  " + line for line in _table(rows))
+    lines.extend("  " + line for line in text_table(rows))
 
     planned, naive = memory.arena_size * plan.capacity * itemsize, plan.naive_bytes()
     saved = f" ({100 * (1 - planned / naive):.0f}% less)" if naive else ""
     store = plan.store
     lines.append(
-        f"memory: activations {_bytes(planned)} planned vs {_bytes(naive)} naive{saved}, "
+        f"memory: activations {format_bytes(planned)} planned vs {format_bytes(naive)} naive{saved}, "
         f"in {len({b.storage for b in memory.buffers.values()})} storage regions for "
-        f"{len(memory.buffers)} buffers; parameters {_bytes(store.values.nbytes)}, "
-        f"gradients {_bytes(store.grads.nbytes)}, state {_bytes(store.state.nbytes)}")
+        f"{len(memory.buffers)} buffers; parameters {format_bytes(store.values.nbytes)}, "
+        f"gradients {format_bytes(store.grads.nbytes)}, state {format_bytes(store.state.nbytes)}")
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from math import prod
 
+from .describe import text_table
 from .ops import OPS, NodeModel, OpRecord, ParamDecl, StateDecl, Value
 from .spec import NetworkSpec
 
@@ -154,9 +155,7 @@ def describe_graph(graph: Graph) -> str:
     for node in graph.nodes:
         shape = "scalar (loss)" if node.record.is_loss else str(node.value.shape)
         rows.append((node.id, node.op, ", ".join(node.inputs), shape, f"{counts.get(node.id, 0):,}" if node.id in counts else ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = text_table(rows)
     lines.append(f"{graph.num_params:,} parameters; outputs: {', '.join(graph.outputs)}; "
                  f"loss: {graph.loss or '(none)'}" + (f"; l2 = {graph.l2:g}" if graph.l2 else ""))
     return "\n".join(lines)

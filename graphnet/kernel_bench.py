@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from graphnet.describe import text_table
 from graphnet.kernels import RELU, get_backend
 from graphnet.kernels.examples import example_args
 
@@ -164,17 +165,10 @@ def run_kernel_bench(quick: bool = True, dtype: str | np.dtype = "float32") -> l
 
 
 def format_table(rows: list[dict]) -> str:
-    """A plain-text table: kernel, size, numba (µs), numpy (µs), ratio (numpy/numba)."""
+    """A plain-text table: kernel, size, numba (µs), numpy (µs), ratio (numpy/numba), note."""
     header = ("kernel", "size", "numba (µs)", "numpy (µs)", "ratio", "note")
     lines = [
         (r["kernel"], r["size"], f"{r['numba_us']:.2f}", f"{r['numpy_us']:.2f}", f"{r['ratio']:.1f}x", r.get("note", ""))
         for r in rows
     ]
-    widths = [max(len(str(line[i])) for line in [header, *lines]) for i in range(len(header))]
-    aligns = ["<", "<", ">", ">", ">", "<"]
-    out = []
-    for line in [header, *lines]:
-        out.append("  ".join(f"{str(cell):{a}{w}}" for cell, a, w in zip(line, aligns, widths)).rstrip())
-        if line is header:
-            out.append("  ".join("-" * w for w in widths).rstrip())
-    return "\n".join(out)
+    return "\n".join(text_table([header, *lines], align="<<>>><"))

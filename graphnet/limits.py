@@ -42,6 +42,7 @@ def max_bytes() -> int:
 
 
 def format_bytes(count: float) -> str:
+    """A byte count for people: `1536` -> `"1.5 kB"` (binary multiples, one decimal)."""
     for unit, scale in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
         if count >= scale:
             return f"{count / scale:.1f} {unit}"

@@ -109,6 +109,12 @@ class LowerContext(Protocol):
         """The learning-rate ref when this plan lets the op apply SGD to param `name`
         inside its backward step (it must then update the param instead of writing
         its gradient, after every read of the old value); otherwise None."""
+    def at_b_update(self) -> Callable[..., None]:
+        """A GEMM kernel `(A, B, C, alpha, beta)`: C = beta * C + alpha * A.T @ B in
+        place, for the update `update_in_backward` offered. A: (K, M), B: (K, N),
+        C: (M, N), C-contiguous arrays of the plan's dtype; leading-row views of
+        the batch buffers are fine. Each call returns a kernel of its own (it
+        keeps the arrays of its last call), so an op asks once per step."""
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """One training step (forward, softmax cross-entropy, backward, SGD update) of
-an MLP, timed side by side for graphnet and the implementations a user would
-otherwise pick, in ONE interleaved run (the machine is shared and noisy, so
-only ratios from the same run mean anything).
+an MLP, graphnet against the BLAS floor, in ONE interleaved run (the machine is
+shared and noisy, so only ratios from the same run mean anything).
 
 Contenders (same initial weights, same batch):
 - `blas_floor`: only the step's GEMMs, into preallocated outputs: the floor.
@@ -9,19 +8,22 @@ Contenders (same initial weights, same batch):
   (the weights' SGD update fused into their backward GEMMs).
 - `graphnet_unfused`: the same with `fuse_update=False`: gradients written, then
   one SGD kernel over the flat buffers.
-- `tuned_numpy`: the same math in NumPy with every array preallocated (`out=`).
-- `student_numpy`: the homework's NumPy code, allocating freely.
-- `torch_eager`, `jax_jit`: optional peers, skipped with a reason when absent.
+
+`graphnet bench` runs these, to measure a user's own machine. The peers the
+README compares against (tuned and student NumPy, PyTorch, JAX) live in the
+repository's bench/ folder (`bench/peers.py`, `python bench/step.py`), which
+passes its own contender table to the same timing functions.
 
 Every contender but the floor exposes `step.weights()` ([W1, b1, W2, ...] after
-its steps), so tests/test_step_bench.py can check that all of them compute the
-same update: a contender that skipped work would not be measured as faster.
+its steps), so tests can check that all of them compute the same update: a
+contender that skipped work would not be measured as faster.
 """
 from __future__ import annotations
 
 import statistics
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np
@@ -82,99 +84,6 @@ def graphnet_step(problem: Problem, backend: str, fuse_update: bool = True) -> C
     return step
 
 
-def student_numpy_step(problem: Problem) -> Callable[[], Any]:
-    params = [w.copy() for w in problem.weights]
-    X, y = problem.X, problem.y
-
-    def step() -> float:
-        activations = [X]
-        h = X
-        count = len(params) // 2
-        for i in range(count):
-            W, b = params[2 * i], params[2 * i + 1]
-            z = h.dot(W) + b
-            h = np.maximum(0, z) if i < count - 1 else z
-            activations.append(h)
-        scores = activations[-1]
-        shifted = scores - np.max(scores, axis=1, keepdims=True)
-        probs = np.exp(shifted)
-        probs /= np.sum(probs, axis=1, keepdims=True)
-        N = X.shape[0]
-        loss = -np.sum(np.log(probs[np.arange(N), y])) / N
-        dout = probs.copy()
-        dout[np.arange(N), y] -= 1
-        dout /= N
-        grads = [None] * len(params)
-        for i in reversed(range(count)):
-            W = params[2 * i]
-            h_in = activations[i]
-            grads[2 * i] = h_in.T.dot(dout)
-            grads[2 * i + 1] = np.sum(dout, axis=0)
-            if i > 0:
-                dh = dout.dot(W.T)
-                dh[activations[i] <= 0] = 0
-                dout = dh
-        for p, g in zip(params, grads):
-            p -= LEARNING_RATE * g
-        return float(loss)
-
-    step.weights = lambda: [p.copy() for p in params]  # type: ignore[attr-defined]
-    return step
-
-
-def tuned_numpy_step(problem: Problem) -> Callable[[], Any]:
-    """What a performance-minded NumPy user writes: every array preallocated, every
-    ufunc and GEMM into `out=`, in-place where possible."""
-    params = [w.copy() for w in problem.weights]
-    X, y, N = problem.X, problem.y, problem.batch
-    Ws, bs = params[0::2], params[1::2]
-    count = len(Ws)
-    hs = [X] + [np.empty((N, W.shape[1]), np.float32) for W in Ws]
-    douts = [np.empty((N, W.shape[1]), np.float32) for W in Ws]
-    dWs = [np.empty_like(W) for W in Ws]
-    dbs = [np.empty_like(b) for b in bs]
-    masks = [np.empty((N, W.shape[1]), bool) for W in Ws[:-1]]
-    updates = list(zip(params, [g for pair in zip(dWs, dbs) for g in pair]))
-    row_max = np.empty((N, 1), np.float32)
-    row_sum = np.empty((N, 1), np.float32)
-    picked = np.empty(N, np.float32)
-    rows = np.arange(N)
-    rate = np.float32(LEARNING_RATE)
-    scale = np.float32(1.0 / N)
-
-    def step() -> float:
-        for i in range(count):
-            np.matmul(hs[i], Ws[i], out=hs[i + 1])
-            np.add(hs[i + 1], bs[i], out=hs[i + 1])
-            if i < count - 1:
-                np.maximum(hs[i + 1], 0, out=hs[i + 1])
-        probs = douts[-1]  # softmax into the last gradient buffer, then (p - onehot) / N in place
-        np.max(hs[-1], axis=1, keepdims=True, out=row_max)
-        np.subtract(hs[-1], row_max, out=probs)
-        np.exp(probs, out=probs)
-        np.sum(probs, axis=1, keepdims=True, out=row_sum)
-        np.divide(probs, row_sum, out=probs)
-        picked[:] = probs[rows, y]
-        np.log(picked, out=picked)
-        loss = -float(picked.mean(dtype=np.float64))
-        probs[rows, y] -= 1
-        np.multiply(probs, scale, out=probs)
-        for i in reversed(range(count)):
-            np.matmul(hs[i].T, douts[i], out=dWs[i])
-            np.sum(douts[i], axis=0, out=dbs[i])
-            if i > 0:
-                np.matmul(douts[i], Ws[i].T, out=douts[i - 1])
-                np.greater(hs[i], 0, out=masks[i - 1])
-                np.multiply(douts[i - 1], masks[i - 1], out=douts[i - 1])
-        for p, g in updates:
-            np.multiply(g, rate, out=g)
-            np.subtract(p, g, out=p)
-        return loss
-
-    step.weights = lambda: [p.copy() for p in params]  # type: ignore[attr-defined]
-    return step
-
-
 def blas_floor_step(problem: Problem) -> Callable[[], Any]:
     """Only the GEMMs of a step, into preallocated outputs."""
     Ws = [w for w in problem.weights[0::2]]
@@ -196,89 +105,25 @@ def blas_floor_step(problem: Problem) -> Callable[[], Any]:
     return step
 
 
-def torch_step(problem: Problem) -> Callable[[], Any]:
-    import torch
+Contender = Callable[[Problem], Callable[[], Any]]  # builds a zero-argument step; module-level, so it pickles
 
-    torch.set_num_threads(2)
-    layers: list[Any] = []
-    for i, (fan_in, fan_out) in enumerate(zip(problem.dims[:-1], problem.dims[1:])):
-        linear = torch.nn.Linear(fan_in, fan_out)
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(problem.weights[2 * i].T.copy()))
-            linear.bias.copy_(torch.from_numpy(problem.weights[2 * i + 1]))
-        layers.append(linear)
-        if i < len(problem.dims) - 2:
-            layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers)
-    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
-    X, y = torch.from_numpy(problem.X), torch.from_numpy(problem.y)
-    cross_entropy = torch.nn.functional.cross_entropy
-
-    def step() -> float:
-        optimizer.zero_grad(set_to_none=True)
-        loss = cross_entropy(model(X), y)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    def weights() -> list[np.ndarray]:
-        linears = [layer for layer in layers if isinstance(layer, torch.nn.Linear)]
-        return [array for linear in linears
-                for array in (linear.weight.detach().numpy().T.copy(), linear.bias.detach().numpy().copy())]
-
-    step.weights = weights  # type: ignore[attr-defined]
-    return step
-
-
-def jax_step(problem: Problem) -> Callable[[], Any]:
-    import jax
-    import jax.numpy as jnp
-
-    def loss_fn(params, X, y):
-        h = X
-        count = len(params) // 2
-        for i in range(count):
-            h = h @ params[2 * i] + params[2 * i + 1]
-            if i < count - 1:
-                h = jax.nn.relu(h)
-        logp = jax.nn.log_softmax(h)
-        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
-
-    @jax.jit
-    def update(params, X, y):
-        loss, grads = jax.value_and_grad(loss_fn)(params, X, y)
-        return [p - LEARNING_RATE * g for p, g in zip(params, grads)], loss
-
-    state = {"params": [jnp.asarray(w) for w in problem.weights]}
-    X, y = jnp.asarray(problem.X), jnp.asarray(problem.y)
-
-    def step() -> Any:
-        state["params"], loss = update(state["params"], X, y)
-        loss.block_until_ready()
-        return loss
-
-    step.weights = lambda: [np.asarray(p).copy() for p in state["params"]]  # type: ignore[attr-defined]
-    return step
-
-
-CONTENDERS: dict[str, Callable[[Problem], Callable[[], Any]]] = {
+CONTENDERS: dict[str, Contender] = {
     "blas_floor": blas_floor_step,
-    "graphnet_numba": lambda p: graphnet_step(p, "numba"),
-    "graphnet_unfused": lambda p: graphnet_step(p, "numba", fuse_update=False),
-    "graphnet_numpy": lambda p: graphnet_step(p, "numpy"),
-    "tuned_numpy": tuned_numpy_step,
-    "student_numpy": student_numpy_step,
-    "torch_eager": torch_step,
-    "jax_jit": jax_step,
+    "graphnet_numba": partial(graphnet_step, backend="numba"),
+    "graphnet_unfused": partial(graphnet_step, backend="numba", fuse_update=False),
+    "graphnet_numpy": partial(graphnet_step, backend="numpy"),
 }
 
 
-def build_contenders(problem: Problem, names: list[str] | None = None) -> tuple[dict[str, Callable], dict[str, str]]:
-    """Step functions by name, and the reason for each contender that could not be built."""
+def build_contenders(problem: Problem, names: list[str] | None = None,
+                     contenders: dict[str, Contender] | None = None) -> tuple[dict[str, Callable], dict[str, str]]:
+    """Step functions by name, and the reason for each contender that could not be built.
+    `contenders` defaults to graphnet's own (`CONTENDERS`)."""
+    table = CONTENDERS if contenders is None else contenders
     steps, skipped = {}, {}
-    for name in names or list(CONTENDERS):
+    for name in names or list(table):
         try:
-            steps[name] = CONTENDERS[name](problem)
+            steps[name] = table[name](problem)
         except ImportError as error:
             skipped[name] = f"not installed ({error.name or error})"
     return steps, skipped
@@ -312,10 +157,10 @@ def _sample(step: Callable[[], Any], count: int) -> float:
     return (time.perf_counter() - start) / count
 
 
-def _worker(connection: Any, size: str, name: str, min_sample: float) -> None:
+def _worker(connection: Any, size: str, name: str, contender: Contender, min_sample: float) -> None:
     """A contender in its own process: builds its step, then times samples on request."""
     try:
-        steps, skipped = build_contenders(make_problem(size), [name])
+        steps, skipped = build_contenders(make_problem(size), [name], {name: contender})
         if name in skipped:
             connection.send(("skipped", skipped[name]))
             return
@@ -333,7 +178,8 @@ def _worker(connection: Any, size: str, name: str, min_sample: float) -> None:
 
 
 def time_isolated(size: str, names: list[str], rounds: int = 21, min_sample: float = 0.02,
-                  settle: float = 0.3) -> tuple[dict[str, float], dict[str, str]]:
+                  settle: float = 0.3, contenders: dict[str, Contender] | None = None
+                  ) -> tuple[dict[str, float], dict[str, str]]:
     """Median seconds per step of each contender, each in its own process, sampled
     round-robin with a pause between samples.
 
@@ -343,11 +189,12 @@ def time_isolated(size: str, names: list[str], rounds: int = 21, min_sample: flo
     """
     import multiprocessing
 
+    table = CONTENDERS if contenders is None else contenders
     context = multiprocessing.get_context("spawn")
     workers, skipped = {}, {}
     for name in names:
         parent, child = context.Pipe()
-        process = context.Process(target=_worker, args=(child, size, name, min_sample), daemon=True)
+        process = context.Process(target=_worker, args=(child, size, name, table[name], min_sample), daemon=True)
         process.start()
         kind, value = parent.recv()
         if kind == "skipped":
@@ -369,13 +216,16 @@ def time_isolated(size: str, names: list[str], rounds: int = 21, min_sample: flo
     return {name: statistics.median(values) for name, values in samples.items()}, skipped
 
 
-def run_step_bench(quick: bool = True, sizes: list[str] | None = None) -> list[dict[str, Any]]:
+def run_step_bench(quick: bool = True, sizes: list[str] | None = None,
+                   contenders: dict[str, Contender] | None = None) -> list[dict[str, Any]]:
     """Rows of (size, contender, median us, ratio to the BLAS floor): one run per size,
-    every contender in its own process, samples interleaved."""
+    every contender in its own process, samples interleaved. `contenders` (graphnet's
+    own by default) must include "blas_floor"."""
+    table = CONTENDERS if contenders is None else contenders
     rows = []
     for size in sizes or (["S", "M"] if quick else list(SIZES)):
-        medians, skipped = time_isolated(size, list(CONTENDERS), rounds=7 if quick else 31,
-                                         min_sample=0.01 if quick else 0.05, settle=0.3)
+        medians, skipped = time_isolated(size, list(table), rounds=7 if quick else 31,
+                                         min_sample=0.01 if quick else 0.05, settle=0.3, contenders=table)
         floor = medians["blas_floor"]
         for name, seconds in medians.items():
             rows.append({"size": size, "contender": name, "us": seconds * 1e6, "ratio": seconds / floor})

@@ -9,12 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from graphnet.blas import AtBUpdate, _loaded_libraries, blas_candidates, find_gemm, gemm_status
+import graphnet.blas as blas
+from graphnet.blas import (AtBUpdate, _loaded_libraries, at_b_update, blas_candidates, blas_info, find_gemm,
+                           gemm_status)
 
-# graphnet.blas finds numpy's BLAS library through /proc/self/maps (Linux);
-# elsewhere no cblas is found and SGD takes the separate update pass.
-pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/maps"),
-                                reason="graphnet.blas finds numpy's BLAS through /proc/self/maps (Linux only)")
+# graphnet.blas finds numpy's BLAS library through threadpoolctl; where it finds
+# none with a cblas GEMM, SGD takes the separate update pass.
+pytestmark = pytest.mark.skipif(find_gemm(np.float32) is None, reason=f"no cblas GEMM: {gemm_status()}")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -107,18 +108,88 @@ def test_a_reused_update_follows_new_arrays_and_batch_sizes():
         update(A, B, np.ones((3, 3)), 1.0, 1.0)
 
 
+SITE = "/venv/lib/python3.11/site-packages"
+
+
+def pool(path, user_api="blas", internal_api="openblas", **extra):
+    """One entry of a threadpoolctl.threadpool_info() list."""
+    return {"filepath": path, "user_api": user_api, "internal_api": internal_api, "prefix": "lib",
+            "version": "0.3.30", "num_threads": 2, **extra}
+
+
 def test_numpys_own_blas_is_tried_before_any_other_one_loaded():
-    """One BLAS, one thread pool: SciPy's or torch's BLAS may be mapped too, and may sort first by name."""
-    site = "/venv/lib/python3.11/site-packages"
-    paths = {f"{site}/numpy.libs/libscipy_openblas64_-32a4b2a6.so", f"{site}/aaa.libs/libopenblas-1.so",
-             f"{site}/scipy.libs/libscipy_openblas-6cdc.so", f"{site}/numpy/_core/_multiarray_umath.so",
-             "/usr/lib/x86_64-linux-gnu/libmkl_rt.so.2", "/usr/lib/x86_64-linux-gnu/libm.so.6"}
-    ordered = blas_candidates(paths, f"{site}/numpy")
-    assert ordered[0] == f"{site}/numpy.libs/libscipy_openblas64_-32a4b2a6.so"
-    assert set(ordered[1:]) == {f"{site}/aaa.libs/libopenblas-1.so", f"{site}/scipy.libs/libscipy_openblas-6cdc.so",
+    """One BLAS, one thread pool: SciPy's or torch's BLAS may be loaded too, and may sort first by name."""
+    info = [pool(f"{SITE}/aaa.libs/libopenblas-1.so"), pool(f"{SITE}/scipy.libs/libscipy_openblas-6cdc.so"),
+            pool(f"{SITE}/numpy.libs/libscipy_openblas64_-32a4b2a6.so"),
+            pool("/usr/lib/x86_64-linux-gnu/libmkl_rt.so.2", internal_api="mkl")]
+    ordered = blas_candidates(info, f"{SITE}/numpy")
+    assert ordered[0] == f"{SITE}/numpy.libs/libscipy_openblas64_-32a4b2a6.so"
+    assert set(ordered[1:]) == {f"{SITE}/aaa.libs/libopenblas-1.so", f"{SITE}/scipy.libs/libscipy_openblas-6cdc.so",
                                 "/usr/lib/x86_64-linux-gnu/libmkl_rt.so.2"}
+
+
+def test_a_blas_inside_the_numpy_package_folder_counts_as_numpys_own():
+    """Older wheels and macOS keep the library in numpy/.dylibs or numpy/.libs."""
+    info = [pool("/opt/blis/libblis.so", internal_api="blis"), pool(f"{SITE}/numpy/.dylibs/libopenblas64_.dylib")]
+    assert blas_candidates(info, f"{SITE}/numpy") == [f"{SITE}/numpy/.dylibs/libopenblas64_.dylib",
+                                                      "/opt/blis/libblis.so"]
+
+
+def test_only_blas_pools_are_candidates():
+    """threadpoolctl also reports OpenMP runtimes (numba's, torch's): they have no GEMM."""
+    info = [pool("/usr/lib/libgomp.so.1", user_api="openmp", internal_api="openmp"),
+            pool(f"{SITE}/torch/lib/libiomp5.so", user_api="openmp", internal_api="openmp"),
+            pool("C:\\venv\\Lib\\site-packages\\numpy.libs\\libscipy_openblas64_.dll"),
+            {"user_api": "blas", "internal_api": "openblas", "filepath": None}]
+    assert blas_candidates(info, f"{SITE}/numpy") == ["C:\\venv\\Lib\\site-packages\\numpy.libs\\libscipy_openblas64_.dll"]
+    assert blas_candidates([], f"{SITE}/numpy") == []
 
 
 def test_the_gemm_found_here_is_from_the_first_candidate():
     first = _loaded_libraries()[0]
     assert find_gemm(np.float32).library == first
+
+
+def test_blas_info_reports_numpys_library_and_its_threads():
+    info = blas_info()
+    assert info.library == _loaded_libraries()[0] and os.path.exists(info.library)
+    assert info.internal_api and info.num_threads >= 1
+    assert info.gemm == gemm_status()
+    assert os.path.basename(info.library) in str(info) and f"{info.num_threads} threads" in str(info)
+
+
+def test_blas_info_without_a_blas_says_so(monkeypatch):
+    monkeypatch.setattr(blas, "_threadpool_info", lambda: [pool("/usr/lib/libgomp.so.1", user_api="openmp")])
+    info = blas_info()
+    assert info.library is None and info.num_threads == 0
+    assert "none found by threadpoolctl" in str(info)
+
+
+def test_without_threadpoolctl_no_library_is_a_candidate(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_threadpoolctl(name, *args, **kwargs):
+        if name == "threadpoolctl":
+            raise ImportError("No module named 'threadpoolctl'", name="threadpoolctl")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_threadpoolctl)
+    assert _loaded_libraries() == []
+
+
+def test_at_b_update_is_a_fresh_update_on_numpys_gemm():
+    first, second = at_b_update(np.float32), at_b_update(np.float32)
+    assert first is not second and first.gemm is find_gemm(np.float32)
+    with pytest.raises(ValueError, match="no int64 GEMM for an update in backward"):
+        at_b_update(np.int64)
+
+
+def test_where_threadpoolctl_finds_no_blas_there_is_no_gemm_and_the_status_says_why(monkeypatch):
+    monkeypatch.setattr(blas, "_FOUND", {})
+    monkeypatch.setattr(blas, "_threadpool_info", lambda: [pool("/usr/lib/libgomp.so.1", user_api="openmp")])
+    assert find_gemm(np.float32) is None
+    assert gemm_status(np.float32) == "threadpoolctl finds no BLAS library loaded in this process"
+    with pytest.raises(ValueError, match="no float32 GEMM for an update in backward: threadpoolctl finds no BLAS"):
+        at_b_update(np.float32)

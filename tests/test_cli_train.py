@@ -350,6 +350,7 @@ def test_bench_prints_both_tables_and_writes_the_step_rows(monkeypatch, tmp_path
     target = tmp_path / "step.json"
     assert main(["bench", "--full", "--json", str(target)]) == 0
     out = capsys.readouterr().out
+    assert out.startswith("BLAS: ") and "SGD-in-backward GEMM" in out.splitlines()[0]
     assert "graphnet_numba" in out and "1.25" in out and f"wrote {target}" in out
     assert json.loads(target.read_text()) == rows
     assert asked == {"quick": False}

@@ -4,8 +4,6 @@ the steady-state training step allocating no numpy memory.
 """
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import math
 import tracemalloc
 
@@ -17,6 +15,7 @@ from graphnet import NonFiniteError, SpecError
 
 
 import reference  # tests/ helpers, on sys.path via conftest.py
+from allocations import counting_numpy_allocations
 from zoo import SPECS, ZOO, randomize, zoo_network
 
 
@@ -238,89 +237,6 @@ def numpy_memory_retained(fn, repeats=3) -> list:
     finally:
         tracemalloc.stop()
     return [d for d in after.compare_to(before, "traceback") if d.size_diff or d.count_diff]
-
-
-class _CountingHandler:
-    """A PyDataMem_Handler that counts allocations and forwards to libc. One instance
-    lives for the whole process (arrays keep a pointer to the handler that made them)."""
-
-    MALLOC = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
-    CALLOC = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t)
-    REALLOC = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
-    FREE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
-
-    class Allocator(ctypes.Structure):
-        _fields_ = [("ctx", ctypes.c_void_p), ("malloc", ctypes.c_void_p), ("calloc", ctypes.c_void_p),
-                    ("realloc", ctypes.c_void_p), ("free", ctypes.c_void_p)]
-
-    class Handler(ctypes.Structure):
-        pass
-
-    Handler._fields_ = [("name", ctypes.c_char * 127), ("version", ctypes.c_uint8), ("allocator", Allocator)]
-
-    def __init__(self):
-        libc = ctypes.CDLL(None)
-        malloc, calloc, realloc, free = libc.malloc, libc.calloc, libc.realloc, libc.free
-        malloc.restype, malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-        calloc.restype, calloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t, ctypes.c_size_t]
-        realloc.restype, realloc.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t]
-        free.restype, free.argtypes = None, [ctypes.c_void_p]
-        self.sizes: list[int] = []
-        sizes = self.sizes
-
-        def _malloc(ctx, size):
-            sizes.append(size)
-            return malloc(size or 1)
-
-        def _calloc(ctx, count, size):
-            sizes.append(count * size)
-            return calloc(count or 1, size or 1)
-
-        def _realloc(ctx, pointer, size):
-            sizes.append(size)
-            return realloc(pointer, size or 1)
-
-        def _free(ctx, pointer, size):
-            free(pointer)
-
-        self._callbacks = (self.MALLOC(_malloc), self.CALLOC(_calloc), self.REALLOC(_realloc), self.FREE(_free))
-        addresses = [ctypes.cast(cb, ctypes.c_void_p).value for cb in self._callbacks]
-        self.handler = self.Handler(b"graphnet_test_counter", 1, self.Allocator(None, *addresses))
-        new_capsule = ctypes.pythonapi.PyCapsule_New
-        new_capsule.restype, new_capsule.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p,
-                                                                       ctypes.c_void_p]
-        self.capsule = new_capsule(ctypes.addressof(self.handler), b"mem_handler", None)
-        core = getattr(np, "_core", None) or np.core
-        get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-        get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-        table = ctypes.cast(get_pointer(core._multiarray_umath._ARRAY_API, None), ctypes.POINTER(ctypes.c_void_p))
-        self._set_handler = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.py_object)(table[304])
-        self._handler_name = core.multiarray.get_handler_name
-
-    @contextlib.contextmanager
-    def counting(self):
-        del self.sizes[:]
-        previous = self._set_handler(self.capsule)
-        try:
-            if self._handler_name() != "graphnet_test_counter":
-                raise RuntimeError("PyDataMem_SetHandler did not take")
-            yield self.sizes
-        finally:
-            self._set_handler(previous)
-
-
-_COUNTER: list = []
-
-
-def counting_numpy_allocations():
-    if np.lib.NumpyVersion(np.__version__) < "1.22.0":
-        pytest.skip("numpy < 1.22 has no data-memory handlers")
-    if not _COUNTER:
-        try:
-            _COUNTER.append(_CountingHandler())
-        except (OSError, AttributeError, TypeError) as error:  # no libc symbols, no numpy C-API capsule
-            pytest.skip(f"cannot install a counting numpy allocator here: {error}")
-    return _COUNTER[0].counting()
 
 
 def test_the_allocation_counter_counts():

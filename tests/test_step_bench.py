@@ -1,27 +1,32 @@
-"""graphnet.step_bench: the contenders the README compares do the same work."""
+"""graphnet.step_bench: graphnet's own step contenders (the peers are in bench/)."""
 from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import graphnet
+import graphnet.step_bench as step_bench
 from graphnet.step_bench import CONTENDERS, build_contenders, make_problem, run_step_bench
 
-COMPARED = [name for name in CONTENDERS if name != "blas_floor"]
+GRAPHNET_STEPS = [name for name in CONTENDERS if name != "blas_floor"]
 
 
-@pytest.mark.parametrize("contender", [name for name in COMPARED if name != "student_numpy"])
-def test_every_contender_takes_the_same_three_sgd_steps_as_the_homework_code(contender):
+def test_graphnet_contenders_take_the_same_three_sgd_steps():
+    """The fused, unfused and NumPy-kernel plans do the same work (bench/test_peers.py
+    checks them, and the peers, against the homework code)."""
     problem = make_problem("S", seed=3)
-    steps, skipped = build_contenders(problem, ["student_numpy", contender])
-    if contender in skipped:
-        pytest.skip(skipped[contender])
-    reference, step = steps["student_numpy"], steps[contender]
-    for _ in range(3):
-        assert float(step()) == pytest.approx(reference(), rel=1e-5)
-    for got, expected in zip(step.weights(), reference.weights(), strict=True):
-        assert got.shape == expected.shape
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
-    moved = [w for w, w0 in zip(reference.weights(), problem.weights) if not np.array_equal(w, w0)]
+    steps, skipped = build_contenders(problem, GRAPHNET_STEPS)
+    assert skipped == {}
+    losses = {name: [float(step()) for _ in range(3)] for name, step in steps.items()}
+    first, *others = GRAPHNET_STEPS
+    for name in others:
+        np.testing.assert_allclose(losses[name], losses[first], rtol=1e-5)
+        for got, expected in zip(steps[name].weights(), steps[first].weights(), strict=True):
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    moved = [w for w, w0 in zip(steps[first].weights(), problem.weights) if not np.array_equal(w, w0)]
     assert len(moved) == len(problem.weights)  # every parameter was updated
 
 
@@ -31,25 +36,48 @@ def test_the_floor_runs_only_the_gemms():
     assert floor() is None and not hasattr(floor, "weights")
 
 
-def test_a_missing_peer_is_skipped_with_its_reason(monkeypatch):
-    import graphnet.step_bench as step_bench
-
+def test_a_contender_that_cannot_be_built_is_skipped_with_its_reason(monkeypatch):
     def not_installed(problem):
-        raise ImportError("no module named 'torch'", name="torch")
+        raise ImportError("no module named 'numba'", name="numba")
 
-    monkeypatch.setitem(step_bench.CONTENDERS, "torch_eager", not_installed)
-    steps, skipped = build_contenders(make_problem("S"), ["torch_eager", "student_numpy"])
-    assert list(steps) == ["student_numpy"] and skipped == {"torch_eager": "not installed (torch)"}
+    monkeypatch.setitem(step_bench.CONTENDERS, "graphnet_numba", not_installed)
+    steps, skipped = build_contenders(make_problem("S"), ["graphnet_numba", "graphnet_numpy"])
+    assert list(steps) == ["graphnet_numpy"] and skipped == {"graphnet_numba": "not installed (numba)"}
 
 
 def test_run_step_bench_reports_ratios_to_the_floor(monkeypatch):
-    import graphnet.step_bench as step_bench
-
     fake = {"blas_floor": 2e-4, "graphnet_numba": 2.5e-4}
-    monkeypatch.setattr(step_bench, "time_isolated",
-                        lambda size, names, **kw: (dict(fake), {"jax_jit": "not installed (jax)"}))
+    asked = {}
+
+    def fake_time_isolated(size, names, **options):
+        asked.update(names=names, contenders=options["contenders"])
+        return dict(fake), {"jax_jit": "not installed (jax)"}
+
+    monkeypatch.setattr(step_bench, "time_isolated", fake_time_isolated)
     rows = run_step_bench(quick=True, sizes=["S"])
+    assert asked == {"names": list(CONTENDERS), "contenders": CONTENDERS}
     by_name = {row["contender"]: row for row in rows}
     assert by_name["graphnet_numba"]["ratio"] == pytest.approx(1.25)
     assert by_name["blas_floor"]["us"] == pytest.approx(200.0)
     assert by_name["jax_jit"]["ratio"] is None and by_name["jax_jit"]["skipped"] == "not installed (jax)"
+
+
+def test_an_isolated_contender_is_built_in_its_own_process_from_the_table_given():
+    """The worker gets the builder itself, so a table from outside the package (bench/peers.py) works."""
+    medians, skipped = step_bench.time_isolated("S", ["floor"], rounds=1, min_sample=1e-4, settle=0.0,
+                                                contenders={"floor": step_bench.blas_floor_step})
+    assert skipped == {} and list(medians) == ["floor"] and medians["floor"] > 0
+
+
+def test_the_package_imports_no_peer_framework():
+    """torch and JAX are peers to measure against (bench/), never graphnet dependencies."""
+    package = Path(graphnet.__file__).parent
+    found = {}
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            hits = [n for n in names if n.split(".")[0] in ("torch", "jax", "jaxlib")]
+            if hits:
+                found[str(path.relative_to(package))] = hits
+    assert found == {}

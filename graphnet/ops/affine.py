@@ -6,7 +6,6 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ..blas import AtBUpdate, find_gemm
 from ..lowering import LowerContext, Step
 from .base import (
     ACTIVATION_CODES,
@@ -116,7 +115,7 @@ def backward(node: Affine, ctx: LowerContext) -> list[Step]:
     parts = [f"act_bias_backward[{node.activation or 'identity'}]" if node.bias else ""]
     parts.append("" if node.bias or identity else f"act_backward[{node.activation}]")
     if rate is not None:
-        update_at_b = AtBUpdate(find_gemm(ctx.dtype))  # type: ignore[arg-type]
+        update_at_b = ctx.at_b_update()
         parts.append("" if dX is None else "matmul")
         parts.append("gemm W -= rate * X.T @ dY")
         label = "+".join(p for p in parts if p)
