@@ -94,6 +94,14 @@ def test_affine_activation_not_fused_says_why(nodes, outputs, reason):
     assert [n.id for n in fused.nodes] == [n.id for n in graph.nodes]
 
 
+def test_a_fusion_decision_holds_rule_nodes_fired_and_reason_only():
+    from dataclasses import fields
+
+    from graphnet.lowering import FusionDecision
+
+    assert [f.name for f in fields(FusionDecision)] == ["rule", "nodes", "fired", "reason"]
+
+
 def test_identity_and_softmax_after_affine_are_not_fusion_candidates():
     spec = network([affine("fc1", "x", 5), node("i", "identity", "fc1"), affine("fc2", "i", 3),
                     node("p", "softmax", "fc2")], ["p"])

@@ -54,6 +54,28 @@ def test_the_table_runs_every_example_of_every_op():
     assert len(CASES) == sum(len(record.examples) for record in OPS.values())
 
 
+def test_one_set_of_activation_codes():
+    """The kernels' codes are the only ones: ops use them, affine accepts exactly their names."""
+    from typing import get_args
+
+    import graphnet.ops as ops
+    from graphnet.kernels import codes
+    from graphnet.ops.affine import Affine
+
+    assert ops.ACTIVATION_CODES is codes.ACTIVATION_CODES
+    assert not hasattr(ops.base, "ACTIVATION_CODES") or ops.base.ACTIVATION_CODES is codes.ACTIVATION_CODES
+    (activation, _none) = get_args(Affine.model_fields["activation"].annotation)
+    assert get_args(activation) == tuple(codes.ACTIVATION_CODES)
+
+
+def test_op_records_have_no_unread_family_field():
+    from dataclasses import fields
+
+    from graphnet.ops import OpRecord
+
+    assert "family" not in {f.name for f in fields(OpRecord)}
+
+
 @pytest.mark.parametrize("op, name, doc", CASES, ids=CASE_IDS)
 def test_case_contains_its_op(op, name, doc):
     spec = gn.parse_network(doc)
