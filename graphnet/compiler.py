@@ -1,7 +1,8 @@
 """The compiler: Graph -> Plan, as a few small passes.
 
-1. `fuse_affine_activation`, `fuse_softmax_cross_entropy`: Graph -> Graph,
-   each returning its FusionDecisions (fired, or not and why).
+1. `fuse_epilogues`, `fuse_into_consumers`: Graph -> Graph, driven by the
+   fusion table (`graphnet.fusion_rules`), each returning its FusionDecisions
+   (fired, or not and why) and the values it renamed.
 2. `lower`: Graph -> Schedule. Each op's forward hook, in topological order,
    then (train mode) each backward hook in reverse order. Gradients of values
    read by several nodes are accumulated; only values on a path from a
@@ -15,88 +16,103 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from math import prod
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, NamedTuple
 
 from .blas import at_b_update
+from .fusion_rules import FUSION_RULES, FusionRule
 from .graph import Graph, GraphNode
 from .lowering import ALIAS, FusionDecision, Ref, Step
-from .ops import OPS
+from .ops import OPS, NodeModel
 
 Mode = Literal["train", "eval"]
-FUSABLE_ACTIVATIONS = {"relu", "leaky_relu", "sigmoid", "tanh"}
 
 
 # ---- pass 1: fusion --------------------------------------------------------------------------
 
 
-def _fusable_producer(graph: Graph, node: GraphNode, producer_op: str, rule: str,
-                      decisions: list[FusionDecision]) -> GraphNode | None:
-    """The producer of the node's first input, if it is a `producer_op` node that only
-    this node reads; when the pattern matches but cannot fuse, the decision says why."""
+class Fused(NamedTuple):
+    """A fusion pass's result: the rewritten graph, its decisions, and the values it
+    renamed (id of a folded node -> id of the node that now produces its value)."""
+
+    graph: Graph
+    decisions: list[FusionDecision]
+    renamed: dict[str, str]
+
+
+def _fusable_producer(graph: Graph, node: GraphNode, kind: str,
+                      decisions: list[FusionDecision]) -> tuple[GraphNode, FusionRule] | None:
+    """The producer of the node's first input and their rule of `kind` in the fusion table,
+    if only this node reads it; when a rule matches but cannot fire, the decision says why."""
     producer = graph._by_id.get(node.inputs[0])
-    if producer is None or producer.op != producer_op:
+    rule = FUSION_RULES.get((producer.op, node.op)) if producer is not None else None
+    if producer is None or rule is None or rule.kind != kind:
         return None
     readers = graph.consumers[producer.id]
     reason = (f"'{producer.id}' is a network output" if producer.id in graph.outputs
               else f"'{producer.id}' has {len(readers)} readers" if len(readers) != 1 else "")
     if reason:
-        decisions.append(FusionDecision(rule, (producer.id, node.id), False, reason))
+        decisions.append(FusionDecision(rule.name, (producer.id, node.id), False, reason))
         return None
-    return producer
+    return producer, rule
 
 
-def fuse_affine_activation(graph: Graph) -> tuple[Graph, list[FusionDecision]]:
-    """affine -> relu|leaky_relu|sigmoid|tanh  =>  one affine with a fused activation.
+def _own_fields(spec: Any) -> dict[str, Any]:
+    """The fields a node model adds to every node's `id` and `inputs` (leaky_relu: alpha)."""
+    shared = set(NodeModel.model_fields) | {"op"}
+    return {name: getattr(spec, name) for name in type(spec).model_fields if name not in shared}
 
-    The fused node keeps the affine's id (so parameter names don't change) and
-    produces the activation's value; readers of the activation read it.
+
+def fuse_epilogues(graph: Graph) -> Fused:
+    """producer -> consumer  =>  the producer running the consumer as its epilogue
+    (the table's "epilogue" rules: affine -> relu|leaky_relu|sigmoid|tanh).
+
+    The fused node keeps the producer's id (so parameter names don't change) and
+    produces the consumer's value; readers of the consumer read it.
     """
     decisions: list[FusionDecision] = []
     nodes = list(graph.nodes)
-    renamed: dict[str, str] = {}  # activation id -> affine id
-    removed: set[str] = set()
+    renamed: dict[str, str] = {}  # consumer id -> producer id
     for node in nodes:
-        if node.op not in FUSABLE_ACTIVATIONS:
+        match = _fusable_producer(graph, node, "epilogue", decisions)
+        if match is None:
             continue
-        producer = _fusable_producer(graph, node, "affine", "affine+activation", decisions)
-        if producer is None:
+        producer, rule = match
+        current = getattr(producer.spec, rule.epilogue_field)
+        if current not in (None, "identity"):
+            decisions.append(FusionDecision(rule.name, (producer.id, node.id), False,
+                                            f"'{producer.id}' already has {rule.epilogue_field} {current}"))
             continue
-        if producer.spec.activation not in (None, "identity"):
-            decisions.append(FusionDecision("affine+activation", (producer.id, node.id), False,
-                                            f"'{producer.id}' already has activation {producer.spec.activation}"))
-            continue
-        update: dict[str, Any] = {"activation": node.op}
-        if node.op == "leaky_relu":
-            update["alpha"] = node.spec.alpha
+        update = {rule.epilogue_field: node.op, **_own_fields(node.spec)}
         fused = GraphNode(producer.spec.model_copy(update=update), producer.input_values, node.value)
         index = next(j for j, n in enumerate(nodes) if n.id == producer.id)
         nodes[index] = fused
         renamed[node.id] = producer.id
-        removed.add(node.id)
-        decisions.append(FusionDecision("affine+activation", (producer.id, node.id), True))
+        decisions.append(FusionDecision(rule.name, (producer.id, node.id), True))
     if not renamed:
-        return graph, decisions
-    return _rewire(graph, [n for n in nodes if n.id not in removed], renamed), decisions
+        return Fused(graph, decisions, renamed)
+    return Fused(_rewire(graph, [n for n in nodes if n.id not in renamed], renamed), decisions, renamed)
 
 
-def fuse_softmax_cross_entropy(graph: Graph) -> tuple[Graph, list[FusionDecision]]:
-    """softmax -> cross_entropy  =>  softmax_cross_entropy on the logits (stable; dX = (p - y) / N)."""
+def fuse_into_consumers(graph: Graph) -> Fused:
+    """producer -> consumer  =>  the consumer as the table's fused op, on the producer's input
+    (the table's "replace" rules: softmax -> cross_entropy => softmax_cross_entropy on the
+    logits, stable, dX = (p - y) / N). Renames nothing: the consumer keeps its id."""
     decisions: list[FusionDecision] = []
     nodes = list(graph.nodes)
     removed: set[str] = set()
     for i, node in enumerate(nodes):
-        if node.op != "cross_entropy":
+        match = _fusable_producer(graph, node, "replace", decisions)
+        if match is None:
             continue
-        producer = _fusable_producer(graph, node, "softmax", "softmax+cross_entropy", decisions)
-        if producer is None:
-            continue
-        spec = OPS["softmax_cross_entropy"].model(id=node.id, inputs=[producer.inputs[0], node.inputs[1]])
-        nodes[i] = GraphNode(spec, (producer.input_values[0], node.input_values[1]), node.value)
+        producer, rule = match
+        inputs = [producer.inputs[0], *node.inputs[1:]]
+        spec = OPS[rule.fused_op].model(id=node.id, inputs=inputs)
+        nodes[i] = GraphNode(spec, (producer.input_values[0], *node.input_values[1:]), node.value)
         removed.add(producer.id)
-        decisions.append(FusionDecision("softmax+cross_entropy", (producer.id, node.id), True))
+        decisions.append(FusionDecision(rule.name, (producer.id, node.id), True))
     if not removed:
-        return graph, decisions
-    return graph.with_nodes([n for n in nodes if n.id not in removed]), decisions
+        return Fused(graph, decisions, {})
+    return Fused(graph.with_nodes([n for n in nodes if n.id not in removed]), decisions, {})
 
 
 def _rewire(graph: Graph, nodes: list[GraphNode], renamed: dict[str, str]) -> Graph:
@@ -110,11 +126,11 @@ def _rewire(graph: Graph, nodes: list[GraphNode], renamed: dict[str, str]) -> Gr
     return replace(graph.with_nodes(rewired), outputs=outputs)
 
 
-def fuse(graph: Graph) -> tuple[Graph, list[FusionDecision]]:
-    """All fusion passes, in order."""
-    graph, first = fuse_affine_activation(graph)
-    graph, second = fuse_softmax_cross_entropy(graph)
-    return graph, first + second
+def fuse(graph: Graph) -> Fused:
+    """All fusion passes, in order; `renamed` maps every folded value to the node producing it."""
+    first = fuse_epilogues(graph)
+    second = fuse_into_consumers(first.graph)
+    return Fused(second.graph, first.decisions + second.decisions, {**first.renamed, **second.renamed})
 
 
 # ---- pass 2: lowering and autodiff -----------------------------------------------------------

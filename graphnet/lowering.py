@@ -12,7 +12,7 @@ Such a node costs nothing at run time and its gradient is its input's.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Literal, Protocol
 
 Shape = tuple[int, ...]
@@ -125,7 +125,6 @@ class FusionDecision:
     nodes: tuple[str, ...]
     fired: bool
     reason: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
         joined = " + ".join(self.nodes)

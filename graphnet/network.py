@@ -79,7 +79,6 @@ class CompiledNetwork:
         self.rng = np.random.default_rng(seed)
         self.store.initialize(self.rng)
         self.dropout_rng = np.random.default_rng(self.rng.integers(2**63))
-        self.training = True
         self.stats = NetworkStats()
         self._plans: dict[tuple[PlanKind, int], Plan] = {}
         self._hot_plans: dict[PlanKind, Plan] = {}  # the last train / train_sgd plan, for the hot path
@@ -110,7 +109,7 @@ class CompiledNetwork:
     def _compile_plan(self, kind: PlanKind, capacity: int) -> Plan:
         if kind != "infer" and self.graph.loss is None:
             raise PlanError(f"network '{self.graph.name}' has no loss: it can only run forward()")
-        source, graph, decisions = self._fused_graph(kind)
+        source, graph, decisions, renamed = self._fused_graph(kind)
         mode = "train" if kind.startswith("train") else "eval"
         offered, refusal = self._sgd_in_backward_offer() if kind == "train_sgd" else (frozenset(), "")
         schedule = lower(graph, mode, self.kernels, self.dtype, self.dropout_rng,
@@ -118,9 +117,8 @@ class CompiledNetwork:
                          update_in_backward=offered)
         if kind == "train_sgd":
             decisions = decisions + sgd_update_decisions(self.store.names(), schedule.updated_params, refusal)
-        # A fused activation's value carries its affine's id in the fused graph:
+        # A value folded into another node carries that node's id in the fused graph:
         # serve it under the output name the spec gave it.
-        renamed = {d.nodes[1]: d.nodes[0] for d in decisions if d.fired and d.rule == "affine+activation"}
         schedule.outputs = {name: schedule.outputs[renamed.get(name, name)] for name in source.outputs}
         extra = self._regularization_steps(schedule) if kind != "infer" else []
         keep = {("value", ref.name) for ref in schedule.outputs.values() if ref.kind == "value"} \
@@ -331,14 +329,6 @@ class CompiledNetwork:
     def num_params(self) -> int:
         return self.store.size
 
-    def train(self) -> "CompiledNetwork":
-        self.training = True
-        return self
-
-    def eval(self) -> "CompiledNetwork":
-        self.training = False
-        return self
-
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of every parameter and state array, by name."""
         result = {name: self.store.view(name).copy() for name in self.store.names()}
@@ -361,8 +351,9 @@ class CompiledNetwork:
                 raise ValueError(f"'{name}' has shape {target.shape}, got {value.shape}")
             np.copyto(target, value, casting="same_kind")
 
-    def _fused_graph(self, kind: PlanKind) -> tuple[Graph, Graph, list[FusionDecision]]:
-        """(the graph a plan of `kind` computes, that graph fused, the fusion decisions).
+    def _fused_graph(self, kind: PlanKind) -> tuple[Graph, Graph, list[FusionDecision], dict[str, str]]:
+        """(the graph a plan of `kind` computes, that graph fused, the fusion decisions,
+        the values fusion renamed).
 
         Only an inference plan returns the outputs. The others compute the loss, so
         they neither keep outputs alive nor let them block a fusion (a softmax that
@@ -375,8 +366,8 @@ class CompiledNetwork:
             feeding = ancestors(self.graph, list(self.graph.outputs))
             stateful = tuple(dict.fromkeys(s.node for s in self.graph.state if s.node in feeding))
             source = replace(self.graph, outputs=stateful)
-        graph, decisions = fuse(source) if self.fuse_ops else (source, [])
-        return source, graph, decisions
+        graph, decisions, renamed = fuse(source) if self.fuse_ops else (source, [], {})
+        return source, graph, decisions, renamed
 
     def fusion_decisions(self, kind: PlanKind = "train") -> list[FusionDecision]:
         """The fusions that fired (or did not, and why) in a plan of `kind`."""

@@ -14,8 +14,8 @@ from graphnet.compiler import (
     ALIGN,
     PLANNED_KINDS,
     fuse,
-    fuse_affine_activation,
-    fuse_softmax_cross_entropy,
+    fuse_epilogues,
+    fuse_into_consumers,
     lower,
     plan_memory,
 )
@@ -54,8 +54,9 @@ def test_affine_relu_fuses_and_keeps_ids_and_parameter_names():
     spec = network([affine("fc1", "x", 5), node("h1", "relu", "fc1"), affine("fc2", "h1", 3)], ["fc2"],
                    loss_inputs=["fc2", "y"])
     graph = build_graph(spec)
-    fused, decisions = fuse_affine_activation(graph)
+    fused, decisions, renamed = fuse_epilogues(graph)
     assert [(d.rule, d.nodes, d.fired) for d in decisions] == [("affine+activation", ("fc1", "h1"), True)]
+    assert renamed == {"h1": "fc1"}
     assert [n.id for n in fused.nodes] == ["fc1", "fc2", "loss"]
     assert fused.node("fc1").spec.activation == "relu"
     assert fused.node("fc2").inputs == ("fc1",)
@@ -69,7 +70,7 @@ def test_affine_relu_fuses_and_keeps_ids_and_parameter_names():
 def test_every_fusable_activation_fuses_with_its_alpha(act):
     fields = {"alpha": 0.37} if act == "leaky_relu" else {}
     spec = network([affine("fc1", "x", 5), node("a", act, "fc1", **fields), affine("fc2", "a", 3)], ["fc2"])
-    fused, decisions = fuse_affine_activation(build_graph(spec))
+    fused, decisions, _ = fuse_epilogues(build_graph(spec))
     assert decisions[0].fired
     assert fused.node("fc1").spec.activation == act
     if act == "leaky_relu":
@@ -86,17 +87,25 @@ def test_every_fusable_activation_fuses_with_its_alpha(act):
 ], ids=["output", "two-readers", "already-activated"])
 def test_affine_activation_not_fused_says_why(nodes, outputs, reason):
     graph = build_graph(network(nodes, outputs))
-    fused, decisions = fuse_affine_activation(graph)
-    assert len(decisions) == 1 and not decisions[0].fired
+    fused, decisions, renamed = fuse_epilogues(graph)
+    assert len(decisions) == 1 and not decisions[0].fired and renamed == {}
     assert decisions[0].reason == reason
     assert str(decisions[0]) == f"affine+activation: fc1 + h1 not fused ({reason})"
     assert [n.id for n in fused.nodes] == [n.id for n in graph.nodes]
 
 
+def test_a_fusion_decision_holds_rule_nodes_fired_and_reason_only():
+    from dataclasses import fields
+
+    from graphnet.lowering import FusionDecision
+
+    assert [f.name for f in fields(FusionDecision)] == ["rule", "nodes", "fired", "reason"]
+
+
 def test_identity_and_softmax_after_affine_are_not_fusion_candidates():
     spec = network([affine("fc1", "x", 5), node("i", "identity", "fc1"), affine("fc2", "i", 3),
                     node("p", "softmax", "fc2")], ["p"])
-    _, decisions = fuse(build_graph(spec))
+    _, decisions, _ = fuse(build_graph(spec))
     assert decisions == []
 
 
@@ -106,8 +115,9 @@ def test_softmax_cross_entropy_fuses():
         "nodes": [affine("fc", "x", 3), node("p", "softmax", "fc"), node("loss", "cross_entropy", "p", "y")],
         "outputs": ["fc"], "loss": "loss"})
     graph = build_graph(spec)
-    fused, decisions = fuse_softmax_cross_entropy(graph)
+    fused, decisions, renamed = fuse_into_consumers(graph)
     assert [(d.rule, d.nodes, d.fired) for d in decisions] == [("softmax+cross_entropy", ("p", "loss"), True)]
+    assert renamed == {}  # the loss keeps its id
     assert [n.id for n in fused.nodes] == ["fc", "loss"]
     loss = fused.node("loss")
     assert loss.op == "softmax_cross_entropy" and loss.inputs == ("fc", "y")
@@ -125,7 +135,7 @@ def test_softmax_cross_entropy_not_fused_says_why(outputs, extra, reason):
         "nodes": [affine("fc", "x", 3), node("p", "softmax", "fc"), *extra,
                   node("loss", "cross_entropy", "p", "y")],
         "outputs": outputs, "loss": "loss"})
-    fused, decisions = fuse_softmax_cross_entropy(build_graph(spec))
+    fused, decisions, _ = fuse_into_consumers(build_graph(spec))
     assert [(d.fired, d.reason) for d in decisions] == [(False, reason)]
     assert fused.node("loss").op == "cross_entropy"
 
@@ -136,8 +146,9 @@ def test_fuse_runs_both_passes_and_network_params_do_not_depend_on_fusion():
         "nodes": [affine("fc1", "x", 5), node("h", "sigmoid", "fc1"), affine("fc2", "h", 3),
                   node("p", "softmax", "fc2"), node("loss", "cross_entropy", "p", "y")],
         "outputs": ["fc2"], "loss": "loss"})
-    fused, decisions = fuse(build_graph(spec))
+    fused, decisions, renamed = fuse(build_graph(spec))
     assert [d.rule for d in decisions if d.fired] == ["affine+activation", "softmax+cross_entropy"]
+    assert renamed == {"h": "fc1"}
     assert [n.op for n in fused.nodes] == ["affine", "affine", "softmax_cross_entropy"]
     a = gn.compile(spec, batch_size=4, dtype="float64", seed=5, fuse=True)
     b = gn.compile(spec, batch_size=4, dtype="float64", seed=5, fuse=False)
@@ -186,7 +197,7 @@ def test_a_softmax_output_still_fuses_with_its_cross_entropy_for_training():
 def lowered(spec, mode="train", *, with_loss=True, with_backward=True, fused=True):
     graph = build_graph(spec)
     if fused:
-        graph, _ = fuse(graph)
+        graph = fuse(graph).graph
     return lower(graph, mode, get_backend("numpy"), np.dtype(np.float64), np.random.default_rng(0),
                  with_loss=with_loss, with_backward=with_backward)
 

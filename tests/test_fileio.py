@@ -184,9 +184,31 @@ def test_readers_never_see_a_torn_file(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-def test_fsync_folder_tolerates_odd_paths(tmp_path):
-    fsync_folder(tmp_path)
-    fsync_folder(tmp_path / "missing")  # cannot be opened: a no-op
+def test_fsync_folder_tolerates_odd_paths(tmp_path, monkeypatch):
+    """A folder that cannot be opened, or whose fsync fails (some file systems refuse
+    to sync folders), is skipped: no error, nothing created, no descriptor left open."""
+    opened, closed, synced = [], [], []
+    real_open, real_close = os.open, os.close
+
+    def recording_open(path, flags, *args, **kwargs):
+        fd = real_open(path, flags, *args, **kwargs)
+        opened.append(fd)
+        return fd
+
+    def refusing_fsync(fd):
+        synced.append(fd)
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(fileio.os, "open", recording_open)
+    monkeypatch.setattr(fileio.os, "close", lambda fd: (closed.append(fd), real_close(fd))[1])
+    missing = tmp_path / "missing"
+    assert fsync_folder(missing) is None
+    assert not missing.exists() and opened == []
+
+    monkeypatch.setattr(fileio.os, "fsync", refusing_fsync)
+    assert fsync_folder(tmp_path) is None
+    assert len(opened) == 1 and synced == opened and closed == opened
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---- temporaries of live and dead writers -----------------------------------------------------

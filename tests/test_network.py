@@ -102,6 +102,14 @@ def test_forward_rejects_an_unknown_output():
         net.forward(np.zeros((2, 4), np.float32), output="nope")
 
 
+def test_there_is_no_mode_flag_that_does_nothing():
+    """The mode is the plan's (forward: eval, loss/train_step: train); a PyTorch-style
+    net.train() / net.eval() that set an unread flag would mislead, so there is none."""
+    net = gn.compile(gn.sequential([{"op": "affine", "units": 3}], input_shape=[4], classes=3), batch_size=2)
+    for name in ("train", "eval", "training"):
+        assert not hasattr(net, name), name
+
+
 # ---- numba and numpy backends agree -----------------------------------------------------------
 
 

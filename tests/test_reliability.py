@@ -1,8 +1,9 @@
 """Crash safety and Ctrl-C, with real child processes and real signals.
 
-- A child saving checkpoints in a tight loop is SIGKILLed 20 times at random moments:
-  the folder always loads, holds the last completed save (or the one in flight), is
-  never torn, and a restarted child continues from it.
+- A child saving checkpoints in a tight loop is SIGKILLed 20 times at random moments
+  (more until one lands inside a write): the folder always loads, holds the last
+  completed save (or the one in flight), is never torn, and a restarted child
+  continues from it.
 - `graphnet train` is SIGKILLed at random moments during training, then resumed:
   the final run equals an uninterrupted one.
 - `graphnet train` gets SIGINT (Ctrl-C): exit code 130, a checkpoint, a message telling
@@ -34,6 +35,7 @@ HELPERS = Path(__file__).resolve().parent / "helpers"
 ENV = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache")),
        "PYTHONUNBUFFERED": "1"}
 KILLS = 20
+MAX_KILLS = 100  # kills beyond KILLS go on only until one has landed inside a write
 TRAIN_EPOCHS = 40
 
 
@@ -46,7 +48,9 @@ def test_sigkill_during_checkpoint_writes_never_loses_a_checkpoint(tmp_path):
     rng = np.random.default_rng(2024)
     stats = {"kills": 0, "mid_write": 0, "in_flight_visible": 0}
     last_counter = -1
-    for kill in range(KILLS):
+    for kill in range(MAX_KILLS):
+        if kill >= KILLS and stats["mid_write"]:
+            break
         child = subprocess.Popen([sys.executable, str(HELPERS / "checkpoint_writer.py"), str(folder)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=ENV)
         try:
@@ -84,7 +88,9 @@ def test_sigkill_during_checkpoint_writes_never_loses_a_checkpoint(tmp_path):
         assert all(np.all(slot == counter) for slot in optimizer.slots.values()) and optimizer.t == counter
         last_counter = counter
 
-    assert stats["kills"] == KILLS
+    assert stats["kills"] >= KILLS
+    # Without a kill inside a write, the checks above prove nothing about torn writes.
+    assert stats["mid_write"] >= 1, f"none of {stats['kills']} SIGKILLs landed inside a write"
     # the next save sweeps away the temporaries the kills left behind
     save_checkpoint(folder, net, optimizer, {"counter": last_counter + 1})
     assert temporaries(folder) == []

@@ -1,13 +1,26 @@
 """The op registry: one record per op (see `graphnet.ops.base.OpRecord`).
 
-Adding an op means one module that defines its node model and record, and
-one entry in `OPS` below; the spec parser, graph builder, compiler, plan
-printer and the table-driven tests all pick it up from here.
+Adding an op means one module that defines its node model and record
+(compiler hooks, reference math, example networks), and one entry in `OPS`
+below; the spec parser, graph builder, compiler, plan printer, fusion table
+and the table-driven tests all pick it up from here. (An activation an affine
+can fuse also needs its code in the kernels, `graphnet.kernels.codes`.)
 """
 from __future__ import annotations
 
+from ..kernels.codes import ACTIVATION_CODES
 from . import activations, affine, dropout, losses, normalization, structure
-from .base import ACTIVATION_CODES, INITIALIZERS, NodeModel, OpRecord, ParamDecl, ShapeError, StateDecl, Value
+from .base import (
+    INITIALIZERS,
+    NodeModel,
+    OpRecord,
+    ParamDecl,
+    ReferenceContext,
+    ShapeError,
+    StateDecl,
+    Value,
+)
+from .examples import OpExample
 
 _RECORDS: list[OpRecord] = [
     affine.OP,
@@ -39,8 +52,10 @@ __all__ = [
     "LOSS_OPS",
     "NodeModel",
     "OPS",
+    "OpExample",
     "OpRecord",
     "ParamDecl",
+    "ReferenceContext",
     "ShapeError",
     "StateDecl",
     "Value",

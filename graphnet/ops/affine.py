@@ -6,17 +6,19 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from ..kernels.codes import ACTIVATION_CODES
 from ..lowering import LowerContext, Step
 from .base import (
-    ACTIVATION_CODES,
     MAX_UNITS,
     Activation,
     Initializer,
     NodeModel,
     OpRecord,
     ParamDecl,
+    ReferenceContext,
     Value,
 )
+from .examples import OpExample, affine, example
 
 
 class Affine(NodeModel):
@@ -127,12 +129,38 @@ def backward(node: Affine, ctx: LowerContext) -> list[Step]:
     return [Step(node.id, label, affine_backward, args, writes=frozenset({0, 2, 5, 6}))]
 
 
+def reference(node: Affine, xs: list[np.ndarray], ctx: ReferenceContext) -> np.ndarray:
+    """act(X @ W + b) with X: (N, ...) flattened to (N, D); the activation is its op's own reference."""
+    from . import OPS  # the registry imports this module
+
+    z = xs[0].reshape(len(xs[0]), -1) @ ctx.params["W"]
+    if node.bias:
+        z = z + ctx.params["b"]
+    return OPS[node.activation or "identity"].reference(node, [z], ctx)
+
+
+def _examples() -> dict[str, OpExample]:
+    cases = {}
+    for bias in (True, False):
+        for activation in (None, *ACTIVATION_CODES):
+            fields: dict = {"bias": bias}
+            if activation:
+                fields["activation"] = activation
+            if activation == "leaky_relu":
+                fields["alpha"] = 0.2
+            cases[f"bias={bias}-act={activation}"] = example(affine("fc", "x", 5, **fields))
+    cases["2d-input"] = example(affine("fc", "x", 5, activation="tanh"), input_shape=(2, 3))
+    cases["l2"] = example(affine("fc", "x", 5, activation="relu"), l2=0.05)
+    return cases
+
+
 OP = OpRecord(
     name="affine",
     model=Affine,
     infer_shape=infer_shape,
     params=params,
-    family="linear",
     forward=forward,
     backward=backward,
+    reference=reference,
+    examples=_examples(),
 )

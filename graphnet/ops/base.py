@@ -2,21 +2,27 @@
 
 An op is one record in the registry (`graphnet.ops.OPS`): its node model (the
 spec fields), how many inputs it takes, how its output shape follows from its
-inputs, which parameters it declares, and (for the compiler) how it runs
-forward and backward. The spec parser, graph builder, compiler, plan printer
-and tests all read this table; none of them knows an op by name.
+inputs, which parameters it declares, how it runs forward and backward (for
+the compiler), its plain-NumPy reference forward and its example networks
+(for the table-driven tests). The spec parser, graph builder, lowering, memory
+planner and plan printer read this table and know no op by name; the fusion
+rules (`graphnet.fusion_rules`) name the producer/consumer pairs they rewrite.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import prod
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Mapping
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+
+from ..kernels.codes import ACTIVATION_CODES
 
 
 if TYPE_CHECKING:
     from ..lowering import LowerContext, Step
+    from .examples import OpExample
 
 Shape = tuple[int, ...]
 
@@ -34,9 +40,8 @@ MAX_DIM = 1 << 24
 Initializer = Literal["xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "normal", "zeros"]
 INITIALIZERS: tuple[str, ...] = Initializer.__args__  # type: ignore[attr-defined]
 
-# Activations an affine node may fuse, with the kernels' integer codes.
-Activation = Literal["identity", "relu", "leaky_relu", "sigmoid", "tanh"]
-ACTIVATION_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
+# Activations an affine node may run as its epilogue: the names of the kernels' codes.
+Activation = Literal[tuple(ACTIVATION_CODES)]  # type: ignore[valid-type]
 
 
 class SpecModel(BaseModel):
@@ -132,6 +137,27 @@ class ShapeError(Exception):
         self.slot = slot
 
 
+@dataclass
+class ReferenceContext:
+    """What an op's reference forward may read besides its inputs (see `OpRecord.reference`).
+
+    `params` and `state` hold this node's arrays by local name (`W`,
+    `running_mean`), as float64; a train-mode reference may replace entries of
+    `state` (batchnorm's running statistics). `rng` is the generator dropout
+    draws its uniforms from, in topological order, as the compiled plan does.
+    """
+
+    mode: Literal["train", "eval"]
+    params: Mapping[str, np.ndarray]
+    state: dict[str, np.ndarray]
+    rng: np.random.Generator | None = None
+
+
+# reference(node, xs, ctx): xs[k] is input k of the batch, (N, *shape_k) float64
+# (integer class labels: (N,) int). Returns the output (N, *shape), or a loss's float.
+Reference = Callable[[Any, list[np.ndarray], ReferenceContext], Any]
+
+
 def no_params(node: Any, inputs: list[Value]) -> list[ParamDecl]:
     return []
 
@@ -153,7 +179,14 @@ class OpRecord:
     - `forward(node, ctx)` / `backward(node, ctx)`: the compiler's hooks (see
       `graphnet.lowering`): steps over symbolic refs, or ALIAS for view ops.
       A loss computes its gradient in its forward step; its backward is empty.
-    - `family`: for the printer and docs.
+    - `activation_code`: for an elementwise activation an affine can run as its
+      epilogue, the kernels' code (`graphnet.kernels.codes`); the fusion table
+      (`graphnet.fusion_rules`) fuses `affine -> op` for every op that has one.
+    - `reference(node, xs, ctx)`: the op's math in plain float64 NumPy, straight
+      from its definition (no kernels, no in-place tricks); the tests' reference
+      interpreter (`tests/reference.py`) checks compiled plans against it.
+    - `examples`: small networks containing the op, by case name
+      (`graphnet.ops.examples.OpExample`); the table-driven tests run each one.
     """
 
     name: str
@@ -165,9 +198,11 @@ class OpRecord:
     state: Callable[[Any, list[Value]], list[StateDecl]] = no_state
     is_loss: bool = False
     label_kind: Literal["classes", "float"] | None = None
-    family: str = ""
     forward: "Callable[[Any, LowerContext], Any] | None" = field(default=None, compare=False)
     backward: "Callable[[Any, LowerContext], list[Step]] | None" = field(default=None, compare=False)
+    activation_code: int | None = None
+    reference: Reference | None = field(default=None, compare=False)
+    examples: "Mapping[str, OpExample]" = field(default_factory=dict, compare=False)
 
     def arity_text(self) -> str:
         if self.max_inputs == self.min_inputs:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 from pydantic import Field
 
 from ..lowering import ALIAS, LowerContext, Step
-from .base import NodeModel, OpRecord, same_shape
+from .base import NodeModel, OpRecord, ReferenceContext, same_shape
+from .examples import affine, example, node
 
 
 class Dropout(NodeModel):
@@ -40,5 +42,22 @@ def backward(node: Dropout, ctx: LowerContext) -> list[Step]:
                  writes=frozenset({2}), inplace=((0, 2),))]
 
 
-OP = OpRecord(name="dropout", model=Dropout, infer_shape=same_shape, family="noise",
-              forward=forward, backward=backward)
+def reference(node: Dropout, xs: list[np.ndarray], ctx: ReferenceContext) -> np.ndarray:
+    """Train mode: X * (U >= rate) / (1 - rate), U = ctx.rng.random(X.shape); eval mode: X."""
+    x = xs[0]
+    if ctx.mode != "train" or node.rate == 0:
+        return x
+    if ctx.rng is None:
+        raise ValueError("train-mode dropout needs the generator the network draws from")
+    mask = (ctx.rng.random(x.shape) >= node.rate) / (1.0 - node.rate)
+    return x * mask
+
+
+OP = OpRecord(name="dropout", model=Dropout, infer_shape=same_shape, forward=forward, backward=backward,
+              reference=reference, examples={
+                  "rate-0.3": example(affine("fc", "x", 6, activation="relu"), node("drop", "dropout", "fc", rate=0.3)),
+                  "rate-0": example(affine("fc", "x", 6, activation="relu"), node("drop", "dropout", "fc", rate=0.0)),
+                  "between-relu-and-affine-unfused": example(
+                      affine("fc", "x", 6), node("h", "relu", "fc"), node("drop", "dropout", "h", rate=0.5),
+                      affine("fc2", "drop", 4, activation="sigmoid")),
+              })

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 from pydantic import Field
 
 from ..lowering import LowerContext, Step
-from .base import NodeModel, OpRecord, ParamDecl, StateDecl, Value, feature_vector
+from .base import NodeModel, OpRecord, ParamDecl, ReferenceContext, StateDecl, Value, feature_vector
+from .examples import affine, example, node
 
 
 class BatchNorm(NodeModel):
@@ -95,8 +97,42 @@ def _layernorm_backward(node: LayerNorm, ctx: LowerContext) -> list[Step]:
                  writes=frozenset({4, 5, 6}), inplace=((0, 4),) if dX is not None else ())]
 
 
-BATCHNORM = OpRecord(name="batchnorm", model=BatchNorm, infer_shape=_vector_shape, params=_scale_shift,
-                     state=_running_stats, family="normalization",
-                     forward=_batchnorm_forward, backward=_batchnorm_backward)
-LAYERNORM = OpRecord(name="layernorm", model=LayerNorm, infer_shape=_vector_shape, params=_scale_shift,
-                     family="normalization", forward=_layernorm_forward, backward=_layernorm_backward)
+def _batchnorm_reference(node: BatchNorm, xs: list[np.ndarray], ctx: ReferenceContext) -> np.ndarray:
+    """gamma * (X - mu) / sqrt(var + eps) + beta, X: (N, D); train mode: batch statistics
+    (biased variance, as the homework), running statistics updated in ctx.state."""
+    x = xs[0]
+    if ctx.mode == "train":
+        mu = x.mean(axis=0)
+        var = ((x - mu) ** 2).mean(axis=0)
+        for name, batch in (("running_mean", mu), ("running_var", var)):
+            ctx.state[name] = node.momentum * ctx.state[name] + (1 - node.momentum) * batch
+    else:
+        mu, var = ctx.state["running_mean"], ctx.state["running_var"]
+    return ctx.params["gamma"] * (x - mu) / np.sqrt(var + node.eps) + ctx.params["beta"]
+
+
+def _layernorm_reference(node: LayerNorm, xs: list[np.ndarray], ctx: ReferenceContext) -> np.ndarray:
+    """gamma * (X - mu) / sqrt(var + eps) + beta with each row's statistics, X: (N, D)."""
+    x = xs[0]
+    mu = x.mean(axis=1, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=1, keepdims=True)
+    return ctx.params["gamma"] * (x - mu) / np.sqrt(var + node.eps) + ctx.params["beta"]
+
+
+BATCHNORM = OpRecord(
+    name="batchnorm", model=BatchNorm, infer_shape=_vector_shape, params=_scale_shift, state=_running_stats,
+    forward=_batchnorm_forward, backward=_batchnorm_backward, reference=_batchnorm_reference, examples={
+        "affine-bn-relu": example(affine("fc", "x", 5, bias=False), node("bn", "batchnorm", "fc"),
+                                  node("h", "relu", "bn")),
+        "momentum-0.5-eps": example(affine("fc", "x", 5, bias=False),
+                                    node("bn", "batchnorm", "fc", momentum=0.5, eps=1e-3)),
+        "bn-read-twice": example(affine("fc", "x", 5), node("bn", "batchnorm", "fc"),
+                                 node("sum", "add", "bn", "fc")),
+    })
+LAYERNORM = OpRecord(
+    name="layernorm", model=LayerNorm, infer_shape=_vector_shape, params=_scale_shift,
+    forward=_layernorm_forward, backward=_layernorm_backward, reference=_layernorm_reference, examples={
+        "affine-ln-tanh": example(affine("fc", "x", 5), node("ln", "layernorm", "fc"), node("h", "tanh", "ln")),
+        "eps-ln-read-twice": example(affine("fc", "x", 5), node("ln", "layernorm", "fc", eps=1e-3),
+                                     node("sum", "add", "ln", "fc")),
+    })

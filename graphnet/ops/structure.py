@@ -7,7 +7,8 @@ from typing import Literal
 import numpy as np
 
 from ..lowering import ALIAS, LowerContext, Step
-from .base import NodeModel, OpRecord, ShapeError, Value
+from .base import NodeModel, OpRecord, ReferenceContext, ShapeError, Value
+from .examples import affine, example, node
 
 
 class Flatten(NodeModel):
@@ -110,9 +111,38 @@ def _concat_backward(node: Concat, ctx: LowerContext) -> list[Step]:
     return steps
 
 
-FLATTEN = OpRecord(name="flatten", model=Flatten, infer_shape=_flatten_shape, family="structure",
-                   forward=lambda node, ctx: ALIAS, backward=lambda node, ctx: [])
-ADD = OpRecord(name="add", model=Add, infer_shape=_add_shape, min_inputs=2, max_inputs=None,
-               family="structure", forward=_add_forward, backward=_add_backward)
-CONCAT = OpRecord(name="concat", model=Concat, infer_shape=_concat_shape, min_inputs=2, max_inputs=None,
-                  family="structure", forward=_concat_forward, backward=_concat_backward)
+def _flatten_reference(node: Flatten, xs: list[np.ndarray], ctx: ReferenceContext) -> np.ndarray:
+    return xs[0].reshape(len(xs[0]), -1)
+
+
+def _add_reference(node: Add, xs: list[np.ndarray], ctx: ReferenceContext) -> np.ndarray:
+    return sum(xs[1:], xs[0].copy())
+
+
+def _concat_reference(node: Concat, xs: list[np.ndarray], ctx: ReferenceContext) -> np.ndarray:
+    return np.concatenate(xs, axis=1)
+
+
+FLATTEN = OpRecord(
+    name="flatten", model=Flatten, infer_shape=_flatten_shape,
+    forward=lambda node, ctx: ALIAS, backward=lambda node, ctx: [], reference=_flatten_reference, examples={
+        "2d-input": example(node("flat", "flatten", "x"), affine("fc", "flat", 4, activation="relu"),
+                            input_shape=(2, 3)),
+    })
+ADD = OpRecord(
+    name="add", model=Add, infer_shape=_add_shape, min_inputs=2, max_inputs=None,
+    forward=_add_forward, backward=_add_backward, reference=_add_reference, examples={
+        "value-read-twice": example(affine("fc", "x", 5), node("sum", "add", "fc", "fc")),
+        "value-read-three-times": example(affine("fc", "x", 5), node("sum", "add", "fc", "fc", "fc")),
+        "three-inputs": example(affine("a", "x", 5), affine("b", "x", 5, activation="tanh"),
+                                affine("c", "a", 5), node("sum", "add", "a", "b", "c")),
+        "residual": example(affine("stem", "x", 5, activation="relu"), affine("f1", "stem", 5, activation="relu"),
+                            affine("f2", "f1", 5), node("sum", "add", "stem", "f2"), node("out", "relu", "sum")),
+    })
+CONCAT = OpRecord(
+    name="concat", model=Concat, infer_shape=_concat_shape, min_inputs=2, max_inputs=None,
+    forward=_concat_forward, backward=_concat_backward, reference=_concat_reference, examples={
+        "two-branches": example(affine("a", "x", 3, activation="relu"), affine("b", "x", 2, activation="tanh"),
+                                node("cat", "concat", "a", "b")),
+        "value-twice": example(affine("a", "x", 3), node("cat", "concat", "a", "a", "x")),
+    })

@@ -1,31 +1,130 @@
-"""Central-difference gradient checks (float64) of every backward kernel and loss gradient."""
+"""Central-difference gradient checks (float64), driven by the kernel table.
+
+Every kernel in KERNEL_NAMES is either a gradient kernel with an entry in
+GRADIENT_CASES (a backward kernel, or a loss that writes its own gradient),
+the forward kernel such an entry differentiates, or listed in WITHOUT_GRADIENT
+with the reason; a new kernel that is none of these fails
+`test_every_kernel_is_classified`. Inputs come from the kernels' example table
+(graphnet.kernels.examples), for every activation code where the kernel takes one.
+"""
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 
-from graphnet.kernels import ACTIVATION_CODES, KernelBackend
-from graphnet.kernels.dropout import fill_uniform
+from graphnet.gradient_check import eval_numerical_gradient
+from graphnet.kernels import ACTIVATION_CODES, KERNEL_NAMES, KernelBackend
+from graphnet.kernels.examples import EXAMPLES, example_args
 
 H = 1e-6
 MAX_REL_ERROR = 1e-6
+SHAPE = (5, 4)
 
 
-def numeric_grad(f: Callable[[], float], x: np.ndarray, h: float = H) -> np.ndarray:
-    """d f / d x by central differences, perturbing x in place."""
-    grad = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + h
-        plus = f()
-        flat[i] = old - h
-        minus = f()
-        flat[i] = old
-        gflat[i] = (plus - minus) / (2 * h)
-    return grad
+@dataclass(frozen=True)
+class GradientCase:
+    """How a gradient kernel is checked against central differences of its forward kernel.
+
+    - `forward`: the kernel computing the function; `wrt`: its arguments differentiated.
+    - `output`: the forward argument holding the output Y; the scalar checked is
+      sum(G * Y) for a fixed random G. None: the forward returns a loss, the scalar.
+    - `backward(args, G)`: the gradient kernel's arguments, from the forward's
+      arguments after it ran (saved tensors, outputs). None: the forward kernel
+      writes the gradients itself (a loss).
+    - `grads`: the arguments that receive d/d wrt, in `wrt` order (of the backward
+      call, or of the forward call when `backward` is None; zeroed before the call).
+    - `h`: the difference step.
+    """
+
+    forward: str
+    wrt: tuple[int, ...]
+    grads: tuple[int, ...]
+    output: int | None = None
+    backward: Callable[[list[Any], np.ndarray], tuple[Any, ...]] | None = None
+    h: float = H
+
+
+def _e(a: np.ndarray) -> np.ndarray:
+    return np.empty_like(a)
+
+
+def _loss(name: str, wrt: tuple[int, ...] = (0,), grads: tuple[int, ...] = (2,), h: float = H) -> GradientCase:
+    return GradientCase(name, wrt, grads, h=h)
+
+
+GRADIENT_CASES: dict[str, GradientCase] = {
+    "act_backward": GradientCase(
+        "act_forward", wrt=(0,), output=3, grads=(4,),
+        backward=lambda a, G: (G, a[3], a[1], a[2], _e(G))),
+    "act_bias_backward": GradientCase(  # the forward is in place: arg 0 is Z before, Y after
+        "bias_act_forward", wrt=(0, 1), output=0, grads=(4, 5),
+        backward=lambda a, G: (G, a[0], a[2], a[3], _e(G), _e(a[1]))),
+    "softmax_backward": GradientCase(
+        "softmax_forward", wrt=(0,), output=1, grads=(2,),
+        backward=lambda a, G: (G, a[1], _e(G))),
+    "batchnorm_backward": GradientCase(
+        "batchnorm_train_forward", wrt=(0, 1, 2), output=7, grads=(4, 5, 6),
+        backward=lambda a, G: (G, a[8], a[1], a[9], _e(G), _e(a[1]), _e(a[2]))),
+    "layernorm_backward": GradientCase(
+        "layernorm_forward", wrt=(0, 1, 2), output=4, grads=(4, 5, 6),
+        backward=lambda a, G: (G, a[5], a[1], a[6], _e(G), _e(a[1]), _e(a[2]))),
+    "dropout_backward": GradientCase(  # the forward turns its uniforms (arg 2) into the mask
+        "dropout_forward", wrt=(0,), output=3, grads=(2,),
+        backward=lambda a, G: (G, a[2], _e(G))),
+    "softmax_cross_entropy": _loss("softmax_cross_entropy"),
+    # the example's probabilities go down to ~1e-4, where -log p curves as 1/p^2: a smaller step
+    "cross_entropy": _loss("cross_entropy", h=1e-8),
+    "svm_loss": _loss("svm_loss"),
+    "mse_loss": _loss("mse_loss"),
+    "sigmoid_bce_loss": _loss("sigmoid_bce_loss"),
+    "l2_penalty": _loss("l2_penalty", grads=(1,)),  # dW += l2 * W: checked from dW = 0
+}
+
+WITHOUT_GRADIENT: dict[str, str] = {
+    "batchnorm_eval_forward": "eval mode only: never on a backward path",
+    "add": "its gradient is its upstream gradient, passed on by copy_into",
+    "add_into": "accumulates gradients; linear, no gradient of its own",
+    "copy_into": "passes a gradient on; linear, no gradient of its own",
+    "sum_squares": "the l2 term of an eval-mode loss; l2_penalty carries its gradient",
+    "scale_inplace": "gradient clipping: acts on gradients",
+    "all_finite": "a check, not a function of the parameters",
+    "sgd_update": "an optimizer update: consumes a gradient",
+    "momentum_update": "an optimizer update: consumes a gradient",
+    "nesterov_update": "an optimizer update: consumes a gradient",
+    "rmsprop_update": "an optimizer update: consumes a gradient",
+    "adam_update": "an optimizer update: consumes a gradient",
+    "adamw_update": "an optimizer update: consumes a gradient",
+}
+
+
+def _params() -> list[Any]:
+    """(gradient kernel, activation code) for every case, every activation code where the forward takes one."""
+    params = []
+    for name, case in GRADIENT_CASES.items():
+        if EXAMPLES[case.forward].act_arg is None:
+            params.append(pytest.param(name, None, id=name))
+        else:
+            params += [pytest.param(name, code, id=f"{name}-{act}") for act, code in ACTIVATION_CODES.items()]
+    return params
+
+
+def test_every_kernel_is_classified():
+    forwards = {case.forward for case in GRADIENT_CASES.values()}
+    classified = set(GRADIENT_CASES) | forwards | set(WITHOUT_GRADIENT)
+    assert not set(KERNEL_NAMES) - classified, (
+        f"kernels neither checked here nor listed in WITHOUT_GRADIENT: {sorted(set(KERNEL_NAMES) - classified)}")
+    assert not (set(GRADIENT_CASES) | forwards) & set(WITHOUT_GRADIENT)
+    assert classified <= set(KERNEL_NAMES), sorted(classified - set(KERNEL_NAMES))
+    backward_kernels = {name for name in KERNEL_NAMES if name.endswith("_backward")}
+    assert backward_kernels <= set(GRADIENT_CASES), sorted(backward_kernels - set(GRADIENT_CASES))
+
+
+def clone(args: list[Any]) -> list[Any]:
+    """Copies of the arrays among `args` (scalars kept)."""
+    return [a.copy() if isinstance(a, np.ndarray) else a for a in args]
 
 
 def rel_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
@@ -34,179 +133,39 @@ def rel_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     return float(np.max(np.abs(analytic - numeric)) / scale)
 
 
-def check(analytic: np.ndarray, f: Callable[[], float], x: np.ndarray) -> None:
-    numeric = numeric_grad(f, x)
-    err = rel_error(analytic, numeric)
-    assert err < MAX_REL_ERROR, f"relative error {err:.2e}\nanalytic {analytic}\nnumeric {numeric}"
+def analytic_gradients(backend: KernelBackend, name: str, args: list[Any], G: np.ndarray | None) -> list[np.ndarray]:
+    """Gradient kernel `name`'s results for `args` (its forward kernel's), in `wrt` order."""
+    case = GRADIENT_CASES[name]
+    ran = clone(args)
+    if case.backward is None:
+        for k in case.grads:
+            ran[k][...] = 0
+        backend[case.forward](*ran)
+        return [ran[k] for k in case.grads]
+    backend[case.forward](*ran)
+    backward_args = case.backward(ran, G)
+    backend[name](*backward_args)
+    return [backward_args[k] for k in case.grads]
 
 
-@pytest.fixture
-def rng() -> np.random.Generator:
-    return np.random.default_rng(1234)
+def scalar(backend: KernelBackend, case: GradientCase, args: list[Any], G: np.ndarray | None) -> float:
+    """The function the gradient kernel differentiates, on fresh copies of `args`."""
+    ran = clone(args)
+    result = backend[case.forward](*ran)
+    return float(result) if case.output is None else float(np.sum(G * ran[case.output]))
 
 
-def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...], scale: float = 1.0) -> np.ndarray:
-    """Normal samples with |x| >= 0.05 (keeps kinks out of reach of the difference step)."""
-    x = rng.standard_normal(shape) * scale
-    return np.where(np.abs(x) < 0.05, np.sign(x + 1e-12) * 0.05 + x, x)
-
-
-# ---- losses: the returned mean loss against the written gradient
-
-
-def test_softmax_cross_entropy_gradient(backend: KernelBackend, rng: np.random.Generator) -> None:
-    X, y = rng.standard_normal((5, 7)) * 2, rng.integers(0, 7, 5)
-    dX, scratch = np.empty_like(X), np.empty_like(X)
-    backend.softmax_cross_entropy(X, y, dX)
-    check(dX, lambda: backend.softmax_cross_entropy(X, y, scratch), X)
-
-
-def test_cross_entropy_gradient(backend: KernelBackend, rng: np.random.Generator) -> None:
-    P, y = rng.uniform(0.1, 1.0, (5, 7)), rng.integers(0, 7, 5)
-    dP, scratch = np.empty_like(P), np.empty_like(P)
-    backend.cross_entropy(P, y, dP)
-    check(dP, lambda: backend.cross_entropy(P, y, scratch), P)
-
-
-def test_svm_loss_gradient(backend: KernelBackend, rng: np.random.Generator) -> None:
-    X, y = rng.standard_normal((6, 5)), rng.integers(0, 5, 6)
-    # keep every margin away from the hinge so the loss is locally linear
-    for i in range(6):
-        margins = X[i] - X[i, y[i]] + 1
-        margins[y[i]] = 1.0
-        X[i] += np.where(np.abs(margins) < 0.05, 0.1, 0.0) * (np.arange(5) != y[i])
-    dX, scratch = np.empty_like(X), np.empty_like(X)
-    backend.svm_loss(X, y, dX)
-    check(dX, lambda: backend.svm_loss(X, y, scratch), X)
-
-
-def test_mse_loss_gradient(backend: KernelBackend, rng: np.random.Generator) -> None:
-    Y, T = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
-    dY, scratch = np.empty_like(Y), np.empty_like(Y)
-    backend.mse_loss(Y, T, dY)
-    check(dY, lambda: backend.mse_loss(Y, T, scratch), Y)
-
-
-def test_sigmoid_bce_loss_gradient(backend: KernelBackend, rng: np.random.Generator) -> None:
-    X, T = rng.standard_normal((4, 3)) * 3, rng.uniform(0, 1, (4, 3))
-    dX, scratch = np.empty_like(X), np.empty_like(X)
-    backend.sigmoid_bce_loss(X, T, dX)
-    check(dX, lambda: backend.sigmoid_bce_loss(X, T, scratch), X)
-
-
-def test_l2_penalty_gradient(backend: KernelBackend, rng: np.random.Generator) -> None:
-    W = rng.standard_normal(11)
-    dW = np.zeros_like(W)
-    backend.l2_penalty(W, dW, 0.3)
-    check(dW, lambda: backend.l2_penalty(W, np.zeros_like(W), 0.3), W)
-
-
-# ---- backward kernels: L = sum(G * forward(x)) for a fixed random G
-
-
-@pytest.mark.parametrize("act", list(ACTIVATION_CODES.values()), ids=list(ACTIVATION_CODES))
-def test_act_backward_gradient(backend: KernelBackend, rng: np.random.Generator, act: int) -> None:
-    X, G = away_from_zero(rng, (4, 5), 2.0), rng.standard_normal((4, 5))
-    Y, dX, tmp = np.empty_like(X), np.empty_like(X), np.empty_like(X)
-    backend.act_forward(X, act, 0.1, Y)
-    backend.act_backward(G, Y, act, 0.1, dX)
-
-    def loss() -> float:
-        backend.act_forward(X, act, 0.1, tmp)
-        return float(np.sum(G * tmp))
-
-    check(dX, loss, X)
-
-
-@pytest.mark.parametrize("act", list(ACTIVATION_CODES.values()), ids=list(ACTIVATION_CODES))
-def test_act_bias_backward_gradient(backend: KernelBackend, rng: np.random.Generator, act: int) -> None:
-    b, G = rng.standard_normal(5), rng.standard_normal((4, 5))
-    Z = away_from_zero(rng, (4, 5), 2.0) - b  # pre-activations Z + b away from the kinks
-    Y = Z.copy()
-    backend.bias_act_forward(Y, b, act, 0.1)
-    dZ, db = np.empty_like(Z), np.empty(5)
-    backend.act_bias_backward(G, Y, act, 0.1, dZ, db)
-
-    def loss() -> float:
-        out = Z.copy()
-        backend.bias_act_forward(out, b, act, 0.1)
-        return float(np.sum(G * out))
-
-    check(dZ, loss, Z)
-    check(db, loss, b)
-
-
-def test_softmax_backward_gradient(backend: KernelBackend, rng: np.random.Generator) -> None:
-    X, G = rng.standard_normal((4, 6)) * 2, rng.standard_normal((4, 6))
-    P, dX, tmp = np.empty_like(X), np.empty_like(X), np.empty_like(X)
-    backend.softmax_forward(X, P)
-    backend.softmax_backward(G, P, dX)
-
-    def loss() -> float:
-        backend.softmax_forward(X, tmp)
-        return float(np.sum(G * tmp))
-
-    check(dX, loss, X)
-
-
-def test_batchnorm_backward_gradient(backend: KernelBackend, rng: np.random.Generator) -> None:
-    n, d = 6, 4
-    X = rng.standard_normal((n, d)) * 2 + 1
-    gamma, beta, G = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d))
-
-    def forward(out: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray) -> None:
-        backend.batchnorm_train_forward(X, gamma, beta, 1e-5, 0.9, np.zeros(d), np.ones(d), out, xhat, inv_std)
-
-    out, xhat, inv_std = np.empty((n, d)), np.empty((n, d)), np.empty(d)
-    forward(out, xhat, inv_std)
-    dX, dgamma, dbeta = np.empty((n, d)), np.empty(d), np.empty(d)
-    backend.batchnorm_backward(G, xhat, gamma, inv_std, dX, dgamma, dbeta)
-
-    def loss() -> float:
-        o = np.empty((n, d))
-        forward(o, np.empty((n, d)), np.empty(d))
-        return float(np.sum(G * o))
-
-    check(dX, loss, X)
-    check(dgamma, loss, gamma)
-    check(dbeta, loss, beta)
-
-
-def test_layernorm_backward_gradient(backend: KernelBackend, rng: np.random.Generator) -> None:
-    n, d = 4, 6
-    X = rng.standard_normal((n, d)) * 2 + 1
-    gamma, beta, G = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d))
-
-    def forward(out: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray) -> None:
-        backend.layernorm_forward(X, gamma, beta, 1e-5, out, xhat, inv_std)
-
-    out, xhat, inv_std = np.empty((n, d)), np.empty((n, d)), np.empty(n)
-    forward(out, xhat, inv_std)
-    dX, dgamma, dbeta = np.empty((n, d)), np.empty(d), np.empty(d)
-    backend.layernorm_backward(G, xhat, gamma, inv_std, dX, dgamma, dbeta)
-
-    def loss() -> float:
-        o = np.empty((n, d))
-        forward(o, np.empty((n, d)), np.empty(n))
-        return float(np.sum(G * o))
-
-    check(dX, loss, X)
-    check(dgamma, loss, gamma)
-    check(dbeta, loss, beta)
-
-
-def test_dropout_backward_gradient(backend: KernelBackend, rng: np.random.Generator) -> None:
-    X, G = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
-    uniforms = np.empty((5, 4))
-    fill_uniform(rng, uniforms)
-    mask, out = uniforms.copy(), np.empty_like(X)
-    backend.dropout_forward(X, 0.4, mask, out)
-    dX = np.empty_like(X)
-    backend.dropout_backward(G, mask, dX)
-
-    def loss() -> float:
-        o = np.empty_like(X)
-        backend.dropout_forward(X, 0.4, uniforms.copy(), o)
-        return float(np.sum(G * o))
-
-    check(dX, loss, X)
+@pytest.mark.parametrize("name, act", _params())
+def test_gradient_matches_central_differences(backend: KernelBackend, name: str, act: int | None) -> None:
+    case = GRADIENT_CASES[name]
+    args = list(example_args(case.forward, np.float64, SHAPE, seed=1234, **({} if act is None else {"act": act})))
+    G = None
+    if case.output is not None:
+        G = np.random.default_rng(99).standard_normal(args[case.output].shape)
+    analytic = analytic_gradients(backend, name, args, G)
+    for position, grad in zip(case.wrt, analytic):
+        numeric = eval_numerical_gradient(lambda _: scalar(backend, case, args, G), args[position],
+                                          verbose=False, h=case.h)
+        err = rel_error(grad, numeric)
+        assert err < MAX_REL_ERROR, f"arg {position}: relative error {err:.2e}\nanalytic {grad}\nnumeric {numeric}"
+        assert np.any(grad != 0), f"arg {position}: gradient identically zero (vacuous check)"
