@@ -186,8 +186,7 @@ def _eval(args: argparse.Namespace) -> int:
     from .training import load_data
 
     run_folder = Path(args.run)
-    checkpoint = run_folder / "checkpoint" if (run_folder / "checkpoint").is_dir() else run_folder
-    net = load_checkpoint(checkpoint, batch_size=args.batch_size, backend=args.backend)
+    net = load_checkpoint(run_folder, batch_size=args.batch_size, backend=args.backend)
     if args.data is None and not (run_folder / "run.json").is_file():
         raise SpecError("no run.json here: name the data set with --data")
     if (run_folder / "run.json").is_file():

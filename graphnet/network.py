@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import numpy as np
@@ -25,7 +26,7 @@ from .graph import Graph, build_graph
 from .lowering import FusionDecision, Step
 from .parameters import ArrayView, ParameterStore
 from .plan import Plan, debug_poison_default
-from .spec import NetworkSpec, RunSpec
+from .spec import NetworkSpec, RunSpec, load
 
 log = logging.getLogger("graphnet")
 
@@ -55,10 +56,7 @@ class CompiledNetwork:
     def __init__(self, spec: NetworkSpec, *, batch_size: int = 128, dtype: Any = "float32",
                  backend: str | None = None, seed: int | None = 0, fuse: bool = True,
                  share_memory: bool = True, debug_poison: bool | None = None, max_bytes: int | None = None):
-        if isinstance(spec, RunSpec):
-            spec = spec.network
-        if not isinstance(spec, NetworkSpec):
-            raise TypeError(f"compile() takes a NetworkSpec or RunSpec, got {type(spec).__name__}")
+        spec = network_spec(spec)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.spec = spec
@@ -382,6 +380,19 @@ class CompiledNetwork:
                 f"backend={self.backend}, capacity={self.capacity})")
 
 
+def network_spec(spec: Any) -> NetworkSpec:
+    """The NetworkSpec of what compile() was given: a NetworkSpec or RunSpec, a spec
+    document (dict), or a spec file path (or zoo name); SpecError if it is invalid."""
+    if isinstance(spec, (Mapping, str, Path)):
+        spec = load(spec)
+    if isinstance(spec, RunSpec):
+        spec = spec.network
+    if not isinstance(spec, NetworkSpec):
+        raise TypeError(f"compile() takes a NetworkSpec, RunSpec, spec dict or spec file path, "
+                        f"got {type(spec).__name__}")
+    return spec
+
+
 def sgd_update_decisions(names: list[str], updated: frozenset[str], refusal: str) -> list[FusionDecision]:
     """One decision per parameter: updated inside backward, or after it and why."""
     decisions = []
@@ -419,7 +430,8 @@ def check_memory(graph: Graph, dtype: np.dtype, capacity: int, limit: int | None
             f"limit of {limits.format_bytes(limit)}; lower the batch size or set {limits.ENV_VAR} / max_bytes=")
 
 
-def compile(spec: NetworkSpec | RunSpec, batch_size: int = 128, dtype: Any = "float32",
+def compile(spec: NetworkSpec | RunSpec | Mapping[str, Any] | str | Path, batch_size: int = 128, dtype: Any = "float32",
             backend: str | None = None, seed: int | None = 0, **options: Any) -> CompiledNetwork:
-    """Compile a network spec for the CPU (see CompiledNetwork)."""
+    """Compile a network spec for the CPU (see CompiledNetwork): a NetworkSpec or RunSpec,
+    a spec document (dict) or a spec file path."""
     return CompiledNetwork(spec, batch_size=batch_size, dtype=dtype, backend=backend, seed=seed, **options)

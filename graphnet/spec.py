@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Mapping, Union
 
 from pydantic import (
     BaseModel,
@@ -489,11 +489,16 @@ def zoo_specs() -> dict[str, Path]:
     return {}
 
 
-def load(path: str | Path) -> RunSpec | NetworkSpec:
+def load(path: str | Path | Mapping[str, Any]) -> RunSpec | NetworkSpec:
     """Read a spec file: a RunSpec (network + train settings) or a NetworkSpec.
 
     A bare name that is not a file (`fashion_mlp`) names a zoo spec shipped with graphnet.
+    A dict (a parsed JSON document) is validated as it is.
     """
+    if isinstance(path, Mapping):
+        return parse(dict(path))
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"load() takes a spec file path or a dict, got {type(path).__name__}")
     path = Path(path)
     if not path.exists() and path.parent == Path(".") and path.suffix in ("", ".json"):
         zoo = zoo_specs()

@@ -302,3 +302,11 @@ def test_not_a_folder(tmp_path):
     with pytest.raises(gn.CheckpointError, match="missing"):
         load_checkpoint(tmp_path / "nowhere")
     shutil.rmtree(tmp_path)
+
+
+def test_load_checkpoint_takes_a_run_folder_as_graphnet_eval_does(tmp_path):
+    net, _ = trained()
+    save_checkpoint(tmp_path / "run" / "checkpoint", net)
+    (tmp_path / "run" / "run.json").write_text("{}", encoding="utf-8")
+    loaded = gn.load_checkpoint(tmp_path / "run", batch_size=4)
+    assert np.array_equal(loaded.store.values, net.store.values)

@@ -4,6 +4,8 @@ determinism by seed, parameter/state access and state_dict round trips.
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -333,3 +335,18 @@ def test_mse_network_trains_on_float_targets():
     for _ in range(300):
         last = opt.step(X, T)
     assert last < 0.2 * first
+
+
+# ---- what compile() and forward() take -------------------------------------------------------
+
+
+def test_compile_takes_a_spec_dict_a_spec_file_or_a_zoo_name():
+    path = SPECS / "spiral_mlp.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    expected = zoo_network(path)
+    for given in (document, document["network"], str(path), path, "spiral_mlp"):
+        assert gn.compile(given, batch_size=4).spec == expected, given
+    with pytest.raises(gn.SpecError, match="missing required field 'inputs'"):
+        gn.compile({"nodes": []})
+    with pytest.raises(TypeError, match="spec dict or spec file path, got int"):
+        gn.compile(3)

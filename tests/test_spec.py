@@ -97,6 +97,13 @@ def test_small_net_is_valid_and_infers_values():
     assert spec.value("y").kind == "classes" and spec.value("y").classes == 3
 
 
+def test_load_takes_a_parsed_document():
+    assert isinstance(graphnet.load(small_net()), NetworkSpec)
+    assert isinstance(graphnet.load(small_run()), RunSpec)
+    with pytest.raises(SpecError, match="missing required field 'inputs'"):
+        graphnet.load({"nodes": []})
+
+
 def test_parse_dispatches_on_network_key():
     assert isinstance(parse(small_run()), RunSpec)
     assert isinstance(parse(small_net()), NetworkSpec)
