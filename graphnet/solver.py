@@ -211,7 +211,7 @@ class Solver:
 
     def _scores(self, X: np.ndarray) -> np.ndarray:
         if isinstance(self.model, CompiledNetwork):
-            return self.model.forward(_net_batch(self.model, X, None)[0])
+            return self.model.forward(_net_batch(self.model, X, None)[0], output=self.model.graph.outputs[0])
         return self.model.loss(X)
 
     def check_accuracy(self, X: np.ndarray, y: np.ndarray, num_samples: int | None = None,

@@ -9,7 +9,7 @@ per-example shapes (`graphnet.validation`). Every problem becomes a
 from __future__ import annotations
 
 import json
-from difflib import get_close_matches
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Union
 
@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic.json_schema import GenerateJsonSchema
 
-from .errors import SpecError
+from .errors import SpecError, did_you_mean
 from .ops import OPS, NodeModel, Value
 from .ops.base import MAX_DIM, NODE_ID_PATTERN, NodeId, SpecModel
 
@@ -272,11 +272,6 @@ def format_location(loc: tuple[Any, ...]) -> str:
     return text
 
 
-def _suggest(word: str, choices: list[str] | set[str]) -> str:
-    close = get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
 def _model_at(loc: tuple[Any, ...], doc: Any, root: type[BaseModel] | None = None) -> type[BaseModel] | None:
     """The model whose field list applies at an error location (for 'did you mean')."""
     model: type[BaseModel] | None = root or (RunSpec if isinstance(doc, dict) and "network" in doc else NetworkSpec)
@@ -320,14 +315,17 @@ def _message(error: dict[str, Any], doc: Any, root: type[BaseModel] | None = Non
         field = str(loc[-1])
         model = _model_at(loc, doc, root)
         choices = [f.alias or name for name, f in model.model_fields.items()] if model else []
-        return f"{context}unknown field '{field}'{_suggest(field, choices)}"
+        return f"{context}unknown field '{field}'{did_you_mean(field, choices)}"
     if kind == "union_tag_invalid":
         tag = error["ctx"]["tag"]
         expected = error["ctx"]["expected_tags"].replace("'", "").split(", ")
         what = error["ctx"]["discriminator"].strip("'")
-        return f"unknown {what} '{tag}'{_suggest(tag, expected)} (known: {', '.join(expected)})"
+        return f"unknown {what} '{tag}'{did_you_mean(tag, expected)} (known: {', '.join(expected)})"
     if kind == "union_tag_not_found":
         return f"missing '{error['ctx']['discriminator'].strip(chr(39))}' field"
+    if kind == "literal_error" and isinstance(error.get("input"), str):
+        expected = re.findall(r"'([^']*)'", error["ctx"]["expected"])
+        return f"{context}{error['msg'][:1].lower()}{error['msg'][1:]}{did_you_mean(error['input'], expected)}"
     if kind == "missing":
         return f"{context}missing required field '{loc[-1]}'"
     if kind == "custom_graph_error":
@@ -506,7 +504,7 @@ def load(path: str | Path | Mapping[str, Any]) -> RunSpec | NetworkSpec:
             path = zoo[path.stem]
         elif path.suffix == "":
             names = ", ".join(zoo)
-            raise SpecError(f"no such file, and no zoo spec of that name{_suggest(path.stem, set(zoo))} "
+            raise SpecError(f"no such file, and no zoo spec of that name{did_you_mean(path.stem, set(zoo))} "
                             f"(zoo: {names})", str(path))
     return parse(read_spec_text(path), str(path))
 

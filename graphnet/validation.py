@@ -6,13 +6,13 @@ once as a pydantic ValidationError whose locations point into the JSON
 from __future__ import annotations
 
 from collections import deque
-from difflib import get_close_matches
 from math import prod
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from .errors import did_you_mean
 from .limits import ENV_VAR as LIMIT_ENV_VAR
 from .limits import format_bytes, max_bytes
 from .ops import OPS, ShapeError, Value
@@ -32,11 +32,6 @@ class _Problems:
     def raise_if_any(self) -> None:
         if self.details:
             raise ValidationError.from_exception_data("NetworkSpec", self.details)
-
-
-def _did_you_mean(name: str, known: list[str]) -> str:
-    close = get_close_matches(name, known, n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def _defined_list(known: list[str]) -> str:
@@ -92,7 +87,7 @@ def _check_references(spec: "NetworkSpec", index_of: dict[str, int], problems: _
             loc = ("nodes", i, "inputs", k)
             if ref not in spec.inputs and ref not in spec.labels and ref not in index_of:
                 problems.add(loc, f"node '{node.id}' ({node.op}) reads '{ref}', which is not defined"
-                                  f"{_did_you_mean(ref, known)}{_defined_list(known)}", ref)
+                                  f"{did_you_mean(ref, known, cutoff=0.5)}{_defined_list(known)}", ref)
             elif ref == node.id and index_of.get(ref) == i:  # not a clash with an input or an earlier duplicate
                 problems.add(loc, f"node '{node.id}' reads its own output (cycle: {ref} -> {ref})", ref)
             elif record.is_loss and k == 1 and ref not in spec.labels:
@@ -192,7 +187,7 @@ def _check_loss_and_outputs(spec: "NetworkSpec", index_of: dict[str, int], probl
     loss_nodes = [node.id for node in spec.nodes if OPS[node.op].is_loss]
     if spec.loss is not None:
         if spec.loss not in index_of:
-            problems.add(("loss",), f"'{spec.loss}' is not a node{_did_you_mean(spec.loss, node_ids)}", spec.loss)
+            problems.add(("loss",), f"'{spec.loss}' is not a node{did_you_mean(spec.loss, node_ids, cutoff=0.5)}", spec.loss)
         elif not OPS[spec.nodes[index_of[spec.loss]].op].is_loss:
             op = spec.nodes[index_of[spec.loss]].op
             losses = ", ".join(name for name, record in OPS.items() if record.is_loss)
@@ -213,5 +208,5 @@ def _check_loss_and_outputs(spec: "NetworkSpec", index_of: dict[str, int], probl
         elif name in loss_nodes:
             problems.add(loc, f"'{name}' is the loss; the loss is reported by itself, not as an output", name)
         elif name not in index_of and name not in spec.inputs:
-            problems.add(loc, f"'{name}' is not a node{_did_you_mean(name, node_ids)}", name)
+            problems.add(loc, f"'{name}' is not a node{did_you_mean(name, node_ids, cutoff=0.5)}", name)
         seen.add(name)

@@ -148,6 +148,24 @@ def test_unknown_op_suggests_and_lists_known_ops():
     assert_problem(problems, "nodes[0]", "unknown op 'afine'", "did you mean 'affine'?", "known:", "relu")
 
 
+def test_an_op_in_another_case_suggests_the_graphnet_name():
+    problems = problems_of(with_change(("nodes", 0, "op"), "ReLU"))
+    assert_problem(problems, "nodes[0]", "unknown op 'ReLU'", "did you mean 'relu'?")
+    problems = problems_of(with_change(("nodes", 0, "activation"), "ReLU"))
+    assert_problem(problems, "nodes[0].activation", "did you mean 'relu'?")
+
+
+@pytest.mark.parametrize("field, suggested", [("lr", "learning_rate"), ("eps", "epsilon"),
+                                              ("learning_rat", "learning_rate")])
+def test_an_optimizer_field_of_another_framework_suggests_the_graphnet_name(field, suggested):
+    run = small_run()
+    run["train"]["optimizer"] = {"rule": "adam", field: 1e-3}
+    assert_problem(problems_of(run), f"train.optimizer.{field}", f"unknown field '{field}'",
+                   f"did you mean '{suggested}'?")
+    with pytest.raises(SpecError, match=f"did you mean '{suggested}'"):
+        graphnet.Optimizer(graphnet.compile(small_net(), batch_size=2), "adam", **{field: 1e-3})
+
+
 def test_missing_op_field():
     doc = small_net()
     del doc["nodes"][0]["op"]
