@@ -74,6 +74,7 @@ class Plan:
         self.bound_counts = 0  # how many batch sizes were bound (for tests and stats)
         self.updates_params = bool(schedule.updated_params)
         self.learning_rate_cell: np.ndarray | None = self._fixed.get(SGD_LEARNING_RATE.name)
+        self.min_batch, self._min_batch_node = min_batch(self.graph, self.mode)
 
     # ---- binding ----------------------------------------------------------------------------
 
@@ -161,8 +162,8 @@ class Plan:
                     and X.flags.c_contiguous and (n < 0 or X.shape[0] == n)):
                 self._diagnose_input(inputs, name, shape, X, n)
             n = X.shape[0]  # type: ignore[union-attr]
-        if n == 0:
-            raise PlanError("the batch is empty")
+        if n < self.min_batch:
+            self._refuse_small_batch(n)
         if n > self.capacity and not whole:
             raise PlanError(f"batch of {n} exceeds this plan's capacity {self.capacity}")
         for name, value in self.label_values.items():
@@ -174,6 +175,13 @@ class Plan:
                 raise PlanError(f"missing labels '{name}'")
             _check_labels(name, y, value, n, dtype)
         return n
+
+    def _refuse_small_batch(self, n: int) -> None:
+        if n == 0:
+            raise PlanError("the batch is empty")
+        node = self.graph.node(self._min_batch_node)  # type: ignore[arg-type]
+        raise PlanError(f"{node.op} '{node.id}': training needs more than {self.min_batch - 1} example"
+                        f"{'s' if self.min_batch > 2 else ''} per batch (got {n})")
 
     def admit(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None, *,
               whole: bool = False) -> tuple[int, Mapping[str, np.ndarray], Mapping[str, np.ndarray] | None]:
@@ -319,6 +327,15 @@ class Plan:
         from .describe import describe_plan
 
         return describe_plan(self)
+
+
+def min_batch(graph: Any, mode: str) -> tuple[int, str | None]:
+    """The fewest examples a batch of a `mode` plan may have, and the node that needs them."""
+    if mode != "train":
+        return 1, None
+    needs = [(node.record.min_train_batch, node.id) for node in graph.nodes]
+    fewest, node = max(needs, default=(1, None), key=lambda need: need[0])
+    return (fewest, node) if fewest > 1 else (1, None)
 
 
 def _as_dtype(what: str, X: Any, dtype: np.dtype) -> Any:

@@ -29,6 +29,7 @@ from .errors import CheckpointError, DataError, NonFiniteError, SpecError
 from .fileio import write_bytes_atomic, write_text_atomic
 from .network import CompiledNetwork, compile
 from .optimizer import Optimizer
+from .plan import min_batch
 from .schedules import learning_rate_at
 from .spec import DataSpec, NetworkSpec, RunSpec, load, parse_run
 
@@ -196,7 +197,7 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
     subset = np.random.default_rng([settings.seed, 2]).permutation(len(X_train))[:TRAIN_ACCURACY_SAMPLES]
     X_sub, y_sub = np.ascontiguousarray(X_train[subset]), y_train[subset]
     N, B = len(X_train), settings.batch_size
-    per_epoch = math.ceil(N / B)
+    per_epoch = batches_per_epoch(N, B, min_batch(net.graph, "train")[0])
     if resume is not None:  # iterations are counted from 1 in messages, like epochs
         if position["epoch"] >= settings.epochs:
             say(f"{out} has finished its {settings.epochs} epochs: nothing to train (raise --epochs to go on)")
@@ -307,6 +308,15 @@ def _resume_state(meta: dict[str, Any], source: Path) -> tuple[dict[str, Any], l
 
 def _missing_run(out: Path) -> RunSpec:
     raise SpecError([("", f"no run.json in {out}: not a run folder written by graphnet train")], str(out))
+
+
+def batches_per_epoch(examples: int, batch_size: int, min_batch: int = 1) -> int:
+    """Batches of an epoch: ceil(examples / batch_size), less a last batch smaller than
+    `min_batch` (with batchnorm, a last batch of one example is dropped, as PyTorch's
+    drop_last would; a different example each epoch, as the order is reshuffled)."""
+    count = math.ceil(examples / batch_size)
+    last = examples - (count - 1) * batch_size
+    return count - 1 if count > 1 and last < min(min_batch, batch_size) else count
 
 
 def _epoch_line(record: EpochRecord, epochs: int) -> str:

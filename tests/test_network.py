@@ -392,3 +392,18 @@ def test_an_unknown_input_name_is_named():
         with pytest.raises(PlanError, match=r"unknown input 'bb'; did you mean 'b'\? \(inputs: a, b\)"):
             net.forward(given)
     np.testing.assert_array_equal(net.forward({"a": X, "b": X}), 2 * X)
+
+
+def test_training_batchnorm_on_one_example_is_refused_naming_the_node():
+    spec = gn.sequential([{"op": "affine", "units": 4}, {"op": "batchnorm", "id": "bn1"}, {"op": "relu"},
+                          {"op": "affine", "units": 3}], input_shape=[2], classes=3)
+    net = gn.compile(spec, batch_size=8)
+    X, y = np.ones((1, 2), np.float32), np.zeros(1, np.int64)
+    message = r"batchnorm 'bn1': training needs more than 1 example per batch \(got 1\)"
+    for call in (lambda: net.train_step(X, y), lambda: net.sgd_step(X, y, 0.1),
+                 lambda: net.evaluate_loss(X, y, mode="train")):
+        with pytest.raises(PlanError, match=message):
+            call()
+    assert net.forward(X).shape == (1, 3)  # eval mode uses the running statistics
+    assert np.isfinite(net.evaluate_loss(X, y))
+    assert np.isfinite(net.train_step(np.ones((2, 2), np.float32), np.zeros(2, np.int64)))

@@ -58,7 +58,7 @@ def _everything(net, inputs, labels, n_small):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=strategies.network_specs(), n=st.integers(2, 7), seed=st.integers(0, 2**16),
+@given(case=strategies.network_specs(), n=st.integers(3, 7), seed=st.integers(0, 2**16),
        backend=st.sampled_from(["numba", "numpy"]))
 def test_planned_equals_unplanned_on_random_dags(case, n, seed, backend):
     results = {}
@@ -66,7 +66,7 @@ def test_planned_equals_unplanned_on_random_dags(case, n, seed, backend):
         net = gn.compile(case.spec, batch_size=7, dtype="float64", backend=backend, seed=seed, **options)
         assert net.plan("train").poison == options["debug_poison"]
         inputs, labels = reference.random_batch(case.spec, n, seed)
-        results[variant] = _everything(net, inputs, labels, max(1, n - 1))
+        results[variant] = _everything(net, inputs, labels, n - 1)
     expected = results["unfused+unshared"]
     for variant, got in results.items():
         assert got.keys() == expected.keys()

@@ -364,3 +364,17 @@ def test_fashion_mnist_one_epoch_beats_80_percent(tmp_path):
     net = load_checkpoint(tmp_path / "checkpoint", batch_size=256)
     X = np.random.default_rng(0).random((256, 784), dtype=np.float32)
     assert np.array_equal(net.forward(X), result.net.forward(X))
+
+
+def test_a_last_batch_of_one_example_is_dropped_with_batchnorm():
+    """216 examples in batches of 43: five of 43 and one of 1, which batchnorm cannot train on."""
+    assert SPIRAL_TRAIN % 43 == 1
+    result = gn.train(make_run(epochs=2), batch_size=43, log=None, progress=False)
+    assert [record.epoch for record in result.history] == [1, 2]
+    assert all(math.isfinite(record.train_loss) for record in result.history)
+
+
+@pytest.mark.parametrize("examples, batch, fewest, expected", [
+    (216, 43, 2, 5), (216, 43, 1, 6), (216, 32, 2, 7), (1, 32, 2, 1), (64, 32, 2, 2), (65, 1, 2, 65)])
+def test_batches_per_epoch(examples, batch, fewest, expected):
+    assert training.batches_per_epoch(examples, batch, fewest) == expected

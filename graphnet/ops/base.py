@@ -154,6 +154,8 @@ class OpRecord:
       `graphnet.lowering`): steps over symbolic refs, or ALIAS for view ops.
       A loss computes its gradient in its forward step; its backward is empty.
     - `family`: for the printer and docs.
+    - `min_train_batch`: the fewest examples a train-mode batch may have
+      (batchnorm: 2, as its batch statistics need more than one example).
     """
 
     name: str
@@ -166,6 +168,7 @@ class OpRecord:
     is_loss: bool = False
     label_kind: Literal["classes", "float"] | None = None
     family: str = ""
+    min_train_batch: int = 1
     forward: "Callable[[Any, LowerContext], Any] | None" = field(default=None, compare=False)
     backward: "Callable[[Any, LowerContext], list[Step]] | None" = field(default=None, compare=False)
 

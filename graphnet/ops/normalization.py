@@ -96,7 +96,7 @@ def _layernorm_backward(node: LayerNorm, ctx: LowerContext) -> list[Step]:
 
 
 BATCHNORM = OpRecord(name="batchnorm", model=BatchNorm, infer_shape=_vector_shape, params=_scale_shift,
-                     state=_running_stats, family="normalization",
+                     state=_running_stats, family="normalization", min_train_batch=2,
                      forward=_batchnorm_forward, backward=_batchnorm_backward)
 LAYERNORM = OpRecord(name="layernorm", model=LayerNorm, infer_shape=_vector_shape, params=_scale_shift,
                      family="normalization", forward=_layernorm_forward, backward=_layernorm_backward)
