@@ -33,6 +33,9 @@ from .plan import min_batch
 from .schedules import learning_rate_at
 from .spec import DataSpec, NetworkSpec, RunSpec, load, parse_run
 
+_NO_LOSS = ('training needs a loss: the network has no "loss" node (add a loss node, e.g. '
+            '{"id": "loss", "op": "softmax_cross_entropy", "inputs": [<scores>, <labels>]}, '
+            'and name it: "loss": "loss")')
 TRAIN_ACCURACY_SAMPLES = 5000  # train accuracy is measured on a fixed subset of this size
 
 
@@ -146,8 +149,12 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
         source = str(run) if isinstance(run, (str, Path)) else None
         loaded = load(run) if isinstance(run, (str, Path)) else run
         if isinstance(loaded, NetworkSpec):
-            raise SpecError([("", "this is a network spec; training needs a run spec with \"network\" and "
-                                  "\"train\" (see specs/fashion_mlp.json)")], source)
+            needs_run = ("training needs a run spec with \"network\" and \"train\" "
+                         "(see specs/fashion_mlp.json)")
+            raise SpecError(f"{_NO_LOSS}; and {needs_run}" if loaded.loss is None else
+                            f"this is a network spec; {needs_run}", source)
+        if isinstance(loaded, RunSpec) and loaded.network.loss is None:
+            raise SpecError(_NO_LOSS, source)
         if not isinstance(loaded, RunSpec):
             raise TypeError(f"train() takes a RunSpec or a run file path (or resume=RUN), "
                             f"got {type(run).__name__}")

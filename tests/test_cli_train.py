@@ -137,6 +137,18 @@ def test_training_a_network_spec_is_a_clear_error(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("as_run", [True, False], ids=["run-spec", "network-spec"])
+def test_training_a_network_without_a_loss_says_training_needs_a_loss(tmp_path, capsys, as_run):
+    network = {"inputs": {"x": {"shape": [2]}}, "outputs": ["fc"],
+               "nodes": [{"id": "fc", "op": "affine", "inputs": ["x"], "units": 3}]}
+    path = tmp_path / "noloss.json"
+    path.write_text(json.dumps({"network": network, "train": {"data": "spiral"}} if as_run else network))
+    assert main(["train", str(path), "--out", str(tmp_path / "r"), "--no-progress"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f'graphnet train: {path}: training needs a loss: the network has no "loss" node ('), line
+    assert not (tmp_path / "r").exists()
+
+
 def test_train_without_a_file(capsys):
     assert main(["train"]) == 1
     assert "give a run file" in capsys.readouterr().err
