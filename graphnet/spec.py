@@ -381,11 +381,30 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
 
 
+_NOT_YAML = ("specs are JSON, not YAML (convert it: python -c \"import json, sys, yaml; "
+             "print(json.dumps(yaml.safe_load(sys.stdin), indent=2))\" < spec.yaml > spec.json)")
+_YAML_LINE = re.compile(r"""(---|%YAML.*|- .*|[\w$"'-][^{}\[\],]*:(\s.*)?)""")
+
+
+def _looks_like_yaml(text: str, source: str | None) -> bool:
+    """True for a .yaml/.yml file, or text whose first meaningful line reads as YAML
+    (`key: value`, `- item`, `---`); called only on text that is not JSON."""
+    if source is not None and Path(source).suffix.lower() in (".yaml", ".yml"):
+        return True
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return _YAML_LINE.fullmatch(stripped) is not None
+    return False
+
+
 def parse_json(text: str, source: str | None = None) -> Any:
     """JSON text -> Python objects; duplicate keys, NaN/Infinity and bad syntax are SpecErrors."""
     try:
         return json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
+        if _looks_like_yaml(text, source):
+            raise SpecError(_NOT_YAML, source) from None
         raise SpecError([(f"line {error.lineno}, column {error.colno}", error.msg)], source) from None
     except _DuplicateKey as error:
         raise SpecError(_one_line(f"duplicate key '{error.key}' in a JSON object"), source) from None
@@ -431,7 +450,7 @@ def _validate(model: type[BaseModel], doc: Any, source: str | None) -> Any:
 def _text(doc: str | bytes, source: str | None) -> str:
     if isinstance(doc, bytes):
         try:
-            return doc.decode("utf-8")
+            return doc.decode("utf-8-sig")  # a UTF-8 byte order mark, as some editors write, is skipped
         except UnicodeDecodeError as error:
             raise SpecError(f"not UTF-8 text (byte {error.start})", source) from None
     return doc
@@ -466,7 +485,7 @@ def read_spec_text(path: str | Path) -> str:
     """The text of a spec file, or a SpecError naming the file."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a UTF-8 byte order mark is skipped
     except FileNotFoundError:
         raise SpecError("no such file", str(path)) from None
     except IsADirectoryError:
