@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 from .builder import sequential
 from .checkpoint import load_checkpoint
-from .errors import CheckpointError, DataError, GraphnetError, NonFiniteError, PlanError, SpecError
+from .errors import CheckpointError, DataError, GraphnetError, NonFiniteError, PlanError, SpecError, SpecWarning
 from .network import CompiledNetwork, compile
 from .optimizer import Optimizer
 from .spec import NetworkSpec, RunSpec, TrainSpec, load, parse, parse_network, parse_run
@@ -30,6 +30,7 @@ __all__ = [
     "PlanError",
     "RunSpec",
     "SpecError",
+    "SpecWarning",
     "TrainResult",
     "TrainSpec",
     "compile",

@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
-from .errors import GraphnetError, SpecError
+from .errors import GraphnetError, SpecError, SpecWarning
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -35,7 +36,11 @@ def _validate(args: argparse.Namespace) -> int:
     failed = 0
     for path in _spec_files(args.files):
         try:
-            network = _network_of(path)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", SpecWarning)
+                network = _network_of(path)
+            for warning in caught:
+                print(f"{path}: warning: {warning.message}", file=sys.stderr)
         except SpecError as error:
             failed += 1
             for line in error.lines():
@@ -299,6 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(command: str) -> Callable[..., None]:
+    """A showwarning that prints graphnet's own warnings as one line, others as Python does."""
+    default = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *rest: object, **kwargs: object) -> None:
+        if issubclass(category, SpecWarning):
+            print(f"graphnet {command}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, *rest, **kwargs)  # type: ignore[arg-type]
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -306,7 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line(args.command)
+            return COMMANDS[args.command](args)
     except SpecError as error:
         for line in error.lines():
             print(f"graphnet {args.command}: {line}", file=sys.stderr)

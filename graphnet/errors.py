@@ -45,6 +45,10 @@ class SpecError(GraphnetError, ValueError):
         return SpecError(self.problems, source)
 
 
+class SpecWarning(UserWarning):
+    """A spec that is valid but likely not what was meant (a node nothing reads)."""
+
+
 class DataError(GraphnetError, ValueError):
     """A data file or data set is unusable; the message names the file and the problem."""
 

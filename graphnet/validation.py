@@ -5,6 +5,7 @@ once as a pydantic ValidationError whose locations point into the JSON
 """
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from math import prod
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from .errors import did_you_mean
+from .errors import SpecWarning, did_you_mean
 from .limits import ENV_VAR as LIMIT_ENV_VAR
 from .limits import format_bytes, max_bytes
 from .ops import OPS, ShapeError, Value
@@ -52,7 +53,24 @@ def check_network(spec: "NetworkSpec") -> tuple[list[int], dict[str, Value]]:
     problems.raise_if_any()
     _check_parameter_memory(spec, values, problems)
     problems.raise_if_any()
+    _warn_unconnected(spec, index_of)
     return order, values
+
+
+def _warn_unconnected(spec: "NetworkSpec", index_of: dict[str, int]) -> None:
+    """A SpecWarning for each node whose value reaches neither an output nor the loss."""
+    pending = [name for name in [*spec.outputs, spec.loss] if name in index_of]
+    used: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name not in used:
+            used.add(name)
+            pending.extend(ref for ref in spec.nodes[index_of[name]].inputs if ref in index_of)
+    for i, node in enumerate(spec.nodes):
+        if node.id not in used:
+            warnings.warn(SpecWarning(f"nodes[{i}]: node '{node.id}' ({node.op}) is not connected: its value "
+                                      "reaches no output and not the loss (remove it, or list it in \"outputs\")"),
+                          stacklevel=2)
 
 
 def _check_names(spec: "NetworkSpec", problems: _Problems) -> dict[str, int]:

@@ -141,6 +141,20 @@ def test_validate_a_yaml_file_says_specs_are_json(capsys, tmp_path: Path):
     assert err.startswith(f"{path}: specs are JSON, not YAML (") and len(err.splitlines()) == 1, err
 
 
+def test_validate_prints_an_unconnected_node_as_a_warning_line(capsys, tmp_path: Path):
+    path = tmp_path / "stray.json"
+    path.write_text(json.dumps({
+        "inputs": {"x": {"shape": [2]}}, "labels": {"y": {"classes": 3}},
+        "nodes": [{"id": "fc", "op": "affine", "inputs": ["x"], "units": 3},
+                  {"id": "stray", "op": "relu", "inputs": ["fc"]},
+                  {"id": "loss", "op": "softmax_cross_entropy", "inputs": ["fc", "y"]}],
+        "outputs": ["fc"], "loss": "loss"}), encoding="utf-8")
+    code, out, err = run_main(capsys, "validate", "-q", str(path))
+    assert (code, out) == (0, f"{path}: valid\n")
+    assert err == (f"{path}: warning: nodes[1]: node 'stray' (relu) is not connected: its value reaches no output "
+                   "and not the loss (remove it, or list it in \"outputs\")\n")
+
+
 def test_validate_missing_file_and_folder(capsys, tmp_path: Path):
     missing = tmp_path / "missing.json"
     code, _, err = run_main(capsys, "validate", str(missing), str(tmp_path))
