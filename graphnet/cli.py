@@ -75,7 +75,7 @@ def _compile(args: argparse.Namespace) -> int:
     from .network import compile
 
     network = _network_of(args.file)
-    net = compile(network, batch_size=args.batch, dtype=args.dtype, backend=args.backend)
+    net = compile(network, batch_size=args.batch, dtype=args.dtype, backend=args.backend, fuse=not args.no_fuse)
     if args.dot:
         from .compiler import fuse
 
@@ -243,6 +243,17 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (anything else is a usage error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphnet",
@@ -260,17 +271,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="compile a spec and print its plan (or --dot: Graphviz)")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--batch", type=int, default=128, help="plan capacity (default 128)")
+    p.add_argument("--batch", type=positive_int, default=128, help="plan capacity (default 128)")
     p.add_argument("--mode", choices=["train", "sgd", "infer", "eval"], default="train",
                    help="sgd: the train plan of a plain SGD step, weights updated inside backward")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
     p.add_argument("--dot", action="store_true", help="print the (fused) graph in Graphviz DOT")
-    p.add_argument("--no-fuse", action="store_true", help="with --dot: the graph before fusion")
+    p.add_argument("--no-fuse", action="store_true", help="the plan (or --dot: the graph) without fusion")
 
     p = sub.add_parser("gradcheck", help="check every parameter gradient against central differences")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--batch", type=positive_int, default=4)
     p.add_argument("--entries", type=int, default=32, help="entries per parameter (0: all)")
     p.add_argument("--h", type=float, default=1e-5, help="finite-difference step")
     p.add_argument("--tolerance", type=float, default=1e-6)
@@ -292,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN", help="run folder (or checkpoint folder)")
     p.add_argument("--data", help="data set name or path (default: the run's)")
     p.add_argument("--split", choices=["test", "val", "train"], default="test")
-    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--batch-size", type=positive_int, default=1000)
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
 
     p = sub.add_parser("bench", help="kernel and training-step benchmarks (quick subset)")
