@@ -194,10 +194,15 @@ class Plan:
         """
         try:
             return self.check_batch(inputs, labels, whole=whole), inputs, labels
-        except PlanError:
-            converted = self._converted(inputs, labels)
-            if converted is None:
-                raise
+        except PlanError as error:
+            return self._admit_converted(inputs, labels, error, whole)
+
+    def _admit_converted(self, inputs: Mapping[str, Any], labels: Mapping[str, Any] | None, error: PlanError,
+                         whole: bool = False) -> tuple[int, Mapping[str, np.ndarray], Mapping[str, np.ndarray] | None]:
+        """`admit` for a batch that failed the checks: converted and checked again, or `error`."""
+        converted = self._converted(inputs, labels)
+        if converted is None:
+            raise error
         inputs, labels = converted
         return self.check_batch(inputs, labels, whole=whole), inputs, labels
 
@@ -254,10 +259,13 @@ class Plan:
     def run(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None = None,
             *, checked_n: int | None = None) -> float:
         """Run every step on the batch; returns the loss (0.0 when the plan has none)."""
-        if checked_n is None:
-            n, inputs, labels = self.admit(inputs, labels)
-        else:
+        if checked_n is not None:
             n = checked_n
+        else:
+            try:
+                n = self.check_batch(inputs, labels)
+            except PlanError as error:  # admit(), inlined: this is the training hot path
+                n, inputs, labels = self._admit_converted(inputs, labels, error)
         binding = self._bind_batch(n, inputs, labels)
         steps, forward_count = binding.steps, binding.forward_count
         try:
