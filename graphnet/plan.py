@@ -225,6 +225,9 @@ class Plan:
     def _check_input_names(self, inputs: Mapping[str, Any]) -> None:
         """PlanError naming the first input the network does not have (with the closest name)."""
         for name in inputs:
+            if name in self.graph.labels:
+                raise PlanError(f"'{name}' is a label, not an input: pass labels separately "
+                                f"(inputs: {', '.join(self.input_shapes)})")
             if name not in self.input_shapes:
                 raise PlanError(f"unknown input '{name}'{did_you_mean(str(name), self.input_shapes)} "
                                 f"(inputs: {', '.join(self.input_shapes)})")

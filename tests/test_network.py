@@ -394,6 +394,13 @@ def test_an_unknown_input_name_is_named():
     np.testing.assert_array_equal(net.forward({"a": X, "b": X}), 2 * X)
 
 
+def test_a_label_among_the_inputs_is_named_as_a_label():
+    net = gn.compile(two_headed_network(), batch_size=4)
+    X = np.ones((2, 4), np.float32)
+    with pytest.raises(PlanError, match=r"'y' is a label, not an input: pass labels separately \(inputs: x\)"):
+        net.forward({"x": X, "y": np.zeros(2, np.int64)})
+
+
 def test_training_batchnorm_on_one_example_is_refused_naming_the_node():
     spec = gn.sequential([{"op": "affine", "units": 4}, {"op": "batchnorm", "id": "bn1"}, {"op": "relu"},
                           {"op": "affine", "units": 3}], input_shape=[2], classes=3)
