@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 from .builder import sequential
 from .checkpoint import load_checkpoint
 from .errors import (CheckpointError, DataError, GraphnetError, NonFiniteError, PlanError, RunFolderError,
-                     SpecError)
+                     SpecError, SpecWarning)
 from .network import CompiledNetwork, compile
 from .optimizer import Optimizer
 from .spec import NetworkSpec, RunSpec, TrainSpec, load, parse, parse_network, parse_run
@@ -32,6 +32,7 @@ __all__ = [
     "RunFolderError",
     "RunSpec",
     "SpecError",
+    "SpecWarning",
     "TrainResult",
     "TrainSpec",
     "compile",

@@ -238,9 +238,19 @@ def _check_arrays(net: CompiledNetwork, arrays: dict[str, np.ndarray], source: P
         raise CheckpointError(f"{source}: does not match its network spec: {'; '.join(problems)}")
 
 
+def checkpoint_folder(folder: str | Path) -> Path:
+    """The checkpoint folder of `folder`: itself, or the `checkpoint/` inside a run folder."""
+    folder = Path(folder)
+    inside = folder / "checkpoint"
+    if not (folder / SPEC_FILE).is_file() and inside.is_dir():
+        return inside
+    return folder
+
+
 def load_checkpoint(folder: str | Path, *, batch_size: int = 128, backend: str | None = None) -> CompiledNetwork:
-    """Compile the checkpoint's network and load its arrays."""
-    net, _, _ = restore(folder, batch_size=batch_size, backend=backend)
+    """Compile the checkpoint's network and load its arrays; `folder` is a checkpoint
+    folder or a run folder written by `graphnet train` (its `checkpoint/` is read)."""
+    net, _, _ = restore(checkpoint_folder(folder), batch_size=batch_size, backend=backend)
     return net
 
 

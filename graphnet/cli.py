@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
-from .errors import GraphnetError, SpecError
+from .errors import GraphnetError, SpecError, SpecWarning
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -36,7 +36,11 @@ def _validate(args: argparse.Namespace) -> int:
     failed = 0
     for path in _spec_files(args.files):
         try:
-            network = _network_of(path)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", SpecWarning)
+                network = _network_of(path)
+            for warning in caught:
+                print(f"{path}: warning: {warning.message}", file=sys.stderr)
         except SpecError as error:
             failed += 1
             for line in error.lines():
@@ -71,7 +75,7 @@ def _compile(args: argparse.Namespace) -> int:
     from .network import compile
 
     network = _network_of(args.file)
-    net = compile(network, batch_size=args.batch, dtype=args.dtype, backend=args.backend)
+    net = compile(network, batch_size=args.batch, dtype=args.dtype, backend=args.backend, fuse=not args.no_fuse)
     if args.dot:
         from .compiler import fuse
 
@@ -200,8 +204,7 @@ def _eval(args: argparse.Namespace) -> int:
     run_folder = Path(args.run)
     if (run_folder / "run.json").is_file() and not has_checkpoint(run_folder):
         raise no_checkpoint_yet(run_folder)
-    checkpoint = run_folder / "checkpoint" if (run_folder / "checkpoint").is_dir() else run_folder
-    net = load_checkpoint(checkpoint, batch_size=args.batch_size, backend=args.backend)
+    net = load_checkpoint(run_folder, batch_size=args.batch_size, backend=args.backend)
     if args.data is None and not (run_folder / "run.json").is_file():
         raise SpecError("no run.json here: name the data set with --data")
     if (run_folder / "run.json").is_file():
@@ -270,6 +273,17 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (anything else is a usage error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphnet",
@@ -287,17 +301,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="compile a spec and print its plan (or --dot: Graphviz)")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--batch", type=int, default=128, help="plan capacity (default 128)")
+    p.add_argument("--batch", type=positive_int, default=128, help="plan capacity (default 128)")
     p.add_argument("--mode", choices=["train", "sgd", "infer", "eval"], default="train",
                    help="sgd: the train plan of a plain SGD step, weights updated inside backward")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
     p.add_argument("--dot", action="store_true", help="print the (fused) graph in Graphviz DOT")
-    p.add_argument("--no-fuse", action="store_true", help="with --dot: the graph before fusion")
+    p.add_argument("--no-fuse", action="store_true", help="the plan (or --dot: the graph) without fusion")
 
     p = sub.add_parser("gradcheck", help="check every parameter gradient against central differences")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--batch", type=positive_int, default=4)
     p.add_argument("--entries", type=int, default=32, help="entries per parameter (0: all)")
     p.add_argument("--h", type=float, default=1e-5, help="finite-difference step")
     p.add_argument("--tolerance", type=float, default=1e-6, help="relative tolerance")
@@ -327,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN", help="run folder (or checkpoint folder)")
     p.add_argument("--data", help="data set name or path (default: the run's)")
     p.add_argument("--split", choices=["test", "val", "train"], default="test")
-    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--batch-size", type=positive_int, default=1000)
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
 
     p = sub.add_parser("bench", help="kernels vs their NumPy twins, training step vs the BLAS floor (quick subset)")
@@ -349,6 +363,19 @@ def _os_error_line(error: OSError) -> str:
     return f"{error.filename}: {reason}"
 
 
+def _warning_line(command: str) -> Callable[..., None]:
+    """A showwarning that prints graphnet's own warnings as one line, others as Python does."""
+    default = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *rest: object, **kwargs: object) -> None:
+        if issubclass(category, SpecWarning):
+            print(f"graphnet {command}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, *rest, **kwargs)  # type: ignore[arg-type]
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -356,7 +383,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line(args.command)
+            return COMMANDS[args.command](args)
     except SpecError as error:
         for line in error.lines():
             print(f"graphnet {args.command}: {line}", file=sys.stderr)

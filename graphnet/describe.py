@@ -25,7 +25,8 @@ def text_table(rows: Sequence[Sequence[str]], align: str = "") -> list[str]:
 def describe_plan(plan: "Plan") -> str:
     schedule, memory = plan.schedule, plan.memory
     itemsize = plan.dtype.itemsize
-    lines = [f"plan '{plan.graph.name}': {plan.mode} mode, capacity {plan.capacity}, "
+    mode = "inference" if plan.schedule.loss is None else f"{plan.mode} mode"  # an infer plan runs no loss
+    lines = [f"plan '{plan.graph.name}': {mode}, capacity {plan.capacity}, "
              f"{plan.dtype.name}, {plan.backend} kernels"]
     if plan.fusions:
         lines.append("fusions:")

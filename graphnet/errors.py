@@ -1,6 +1,17 @@
 """The exceptions graphnet raises for bad input: each names where the problem is."""
 from __future__ import annotations
 
+from difflib import get_close_matches
+from typing import Iterable
+
+# Names users bring from other frameworks, and the name graphnet uses.
+SYNONYMS = {
+    "lr": "learning_rate", "learningrate": "learning_rate", "eps": "epsilon", "rho": "decay_rate",
+    "decay": "decay_rate", "wd": "weight_decay", "beta_1": "beta1", "beta_2": "beta2",
+    "num_epochs": "epochs", "batch": "batch_size", "p": "rate", "dropout": "rate",
+    "out_features": "units", "units_out": "units", "n_out": "units", "activation_fn": "activation",
+}
+
 
 class GraphnetError(Exception):
     """Base class of graphnet's own errors."""
@@ -34,6 +45,10 @@ class SpecError(GraphnetError, ValueError):
         return SpecError(self.problems, source)
 
 
+class SpecWarning(UserWarning):
+    """A spec that is valid but likely not what was meant (a node nothing reads)."""
+
+
 class DataError(GraphnetError, ValueError):
     """A data file or data set is unusable; the message names the file and the problem."""
 
@@ -53,3 +68,18 @@ class PlanError(GraphnetError, ValueError):
 
 class NonFiniteError(GraphnetError, FloatingPointError):
     """Training produced a NaN or infinite value; names the step and the first bad node."""
+
+
+def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    """`; did you mean 'x'?` for the choice closest to `word` (a case-insensitive match,
+    a known synonym, or a close spelling), else ``."""
+    choices = sorted(set(choices))
+    by_lower = {choice.lower(): choice for choice in choices}
+    lowered = word.lower()
+    match = by_lower.get(lowered)
+    if match is None and SYNONYMS.get(lowered) in by_lower:
+        match = by_lower[SYNONYMS[lowered]]
+    if match is None:
+        close = get_close_matches(word, choices, n=1, cutoff=cutoff)
+        match = close[0] if close else None
+    return f"; did you mean '{match}'?" if match is not None and match != word else ""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import numpy as np
@@ -25,7 +26,7 @@ from .graph import Graph, build_graph
 from .lowering import FusionDecision, Step
 from .parameters import ArrayView, ParameterStore
 from .plan import Plan, debug_poison_default
-from .spec import NetworkSpec, RunSpec
+from .spec import NetworkSpec, RunSpec, load
 from .tasks import output_task, predictions
 
 log = logging.getLogger("graphnet")
@@ -56,10 +57,7 @@ class CompiledNetwork:
     def __init__(self, spec: NetworkSpec, *, batch_size: int = 128, dtype: Any = "float32",
                  backend: str | None = None, seed: int | None = 0, fuse: bool = True,
                  share_memory: bool = True, debug_poison: bool | None = None, max_bytes: int | None = None):
-        if isinstance(spec, RunSpec):
-            spec = spec.network
-        if not isinstance(spec, NetworkSpec):
-            raise TypeError(f"compile() takes a NetworkSpec or RunSpec, got {type(spec).__name__}")
+        spec = network_spec(spec)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.spec = spec
@@ -185,32 +183,33 @@ class CompiledNetwork:
             raise PlanError(f"network '{self.graph.name}' has {what} {names}: pass a dict")
         return {names[0]: value}
 
-    def forward(self, X: Any, output: str | None = None, batch_size: int | None = None) -> np.ndarray:
+    def forward(self, X: Any, output: str | None = None,
+                batch_size: int | None = None) -> np.ndarray | dict[str, np.ndarray]:
         """Eval-mode outputs for a batch of any size: X: (N, *input shape) -> (N, *output shape).
 
-        Returns a new array (the plan's buffers are reused by the next call).
-        Large batches run in chunks of `batch_size` (default: the capacity).
+        With one output (or `output=` naming one): that array. With several: a dict
+        {output name: array}, in the spec's order. Inputs of another numeric dtype
+        are converted to the network's. Returns new arrays (the plan's buffers are
+        reused by the next call). Large batches run in chunks of `batch_size`
+        (default: the capacity).
         """
         inputs = self._inputs(X)
-        name = output or self.graph.outputs[0]
-        if name not in self.graph.outputs:
-            raise PlanError(f"'{name}' is not an output (outputs: {', '.join(self.graph.outputs)})")
-        total = _rows(inputs)
-        plan = self.plan("infer", min(max(total, 1), batch_size or self.capacity))
+        names = self._output_names(output)
+        plan = self.plan("infer", min(max(_rows(inputs), 1), batch_size or self.capacity))
+        total, inputs, _ = plan.admit(inputs, None, whole=True)
         if total <= plan.capacity:
-            n = plan.check_batch(inputs, None)
-            plan.run(inputs, None, checked_n=n)
-            return plan.output(name, n, inputs).copy()
-        result = None
-        for start in range(0, total, plan.capacity):
-            chunk = {k: v[start:start + plan.capacity] for k, v in inputs.items()}
-            n = plan.check_batch(chunk, None)
-            plan.run(chunk, None, checked_n=n)
-            out = plan.output(name, n, chunk)
-            if result is None:
-                result = np.empty((total, *out.shape[1:]), self.dtype)
-            result[start:start + n] = out
-        return result  # type: ignore[return-value]
+            plan.run(inputs, None, checked_n=total)
+            results = {name: plan.output(name, total, inputs).copy() for name in names}
+        else:
+            results = _forward_in_chunks(plan, inputs, names, total)
+        return results[names[0]] if len(names) == 1 else results
+
+    def _output_names(self, output: str | None) -> list[str]:
+        if output is None:
+            return list(self.graph.outputs)
+        if output not in self.graph.outputs:
+            raise PlanError(f"'{output}' is not an output (outputs: {', '.join(self.graph.outputs)})")
+        return [output]
 
     def predict(self, X: Any, batch_size: int | None = None) -> np.ndarray:
         """Predictions of the first output, by the loss op that reads it (see graphnet.tasks):
@@ -221,7 +220,8 @@ class CompiledNetwork:
           (N,) for one logit per example, else (N, *output shape);
         - regression (mse): the output values (N, *output shape).
         """
-        return predictions(self.forward(X, batch_size=batch_size), output_task(self.graph, self.graph.outputs[0]))
+        first = self.graph.outputs[0]
+        return predictions(self.forward(X, output=first, batch_size=batch_size), output_task(self.graph, first))
 
     def save(self, folder: str) -> None:
         """Write a checkpoint folder (network.json + weights.npz); see graphnet.checkpoint."""
@@ -231,9 +231,9 @@ class CompiledNetwork:
 
     def loss(self, X: Any, y: Any = None):
         """With labels: (loss, grads) in train mode, grads a fresh dict of arrays.
-        Without labels: the scores (eval mode), as the homework models do."""
+        Without labels: the scores of the first output (eval mode), as the homework models do."""
         if y is None:
-            return self.forward(X)
+            return self.forward(X, output=self.graph.outputs[0])
         loss = self.train_step(X, y)
         grads = self.store.grads.copy()
         return loss, {name: grads[slot.start:slot.stop].reshape(slot.shape) for name, slot in self.store.slots.items()}
@@ -381,6 +381,19 @@ class CompiledNetwork:
                 f"backend={self.backend}, capacity={self.capacity})")
 
 
+def network_spec(spec: Any) -> NetworkSpec:
+    """The NetworkSpec of what compile() was given: a NetworkSpec or RunSpec, a spec
+    document (dict), or a spec file path (or zoo name); SpecError if it is invalid."""
+    if isinstance(spec, (Mapping, str, Path)):
+        spec = load(spec)
+    if isinstance(spec, RunSpec):
+        spec = spec.network
+    if not isinstance(spec, NetworkSpec):
+        raise TypeError(f"compile() takes a NetworkSpec, RunSpec, spec dict or spec file path, "
+                        f"got {type(spec).__name__}")
+    return spec
+
+
 def sgd_update_decisions(names: list[str], updated: frozenset[str], refusal: str) -> list[FusionDecision]:
     """One decision per parameter: updated inside backward, or after it and why."""
     decisions = []
@@ -391,6 +404,22 @@ def sgd_update_decisions(names: list[str], updated: frozenset[str], refusal: str
             decisions.append(FusionDecision("sgd-update-in-backward", (name,), False,
                                             refusal or "updated after backward, from its gradient"))
     return decisions
+
+
+def _forward_in_chunks(plan: Plan, inputs: Mapping[str, np.ndarray], names: list[str],
+                       total: int) -> dict[str, np.ndarray]:
+    """The outputs `names` of a checked batch of `total` rows, run `plan.capacity` rows at a time."""
+    results: dict[str, np.ndarray] = {}
+    for start in range(0, total, plan.capacity):
+        chunk = {k: v[start:start + plan.capacity] for k, v in inputs.items()}
+        n = len(next(iter(chunk.values())))
+        plan.run(chunk, None, checked_n=n)
+        for name in names:
+            out = plan.output(name, n, chunk)
+            if name not in results:
+                results[name] = np.empty((total, *out.shape[1:]), plan.dtype)
+            results[name][start:start + n] = out
+    return results
 
 
 def _rows(inputs: Mapping[str, Any]) -> int:
@@ -418,7 +447,8 @@ def check_memory(graph: Graph, dtype: np.dtype, capacity: int, limit: int | None
             f"limit of {limits.format_bytes(limit)}; lower the batch size or set {limits.ENV_VAR} / max_bytes=")
 
 
-def compile(spec: NetworkSpec | RunSpec, batch_size: int = 128, dtype: Any = "float32",
+def compile(spec: NetworkSpec | RunSpec | Mapping[str, Any] | str | Path, batch_size: int = 128, dtype: Any = "float32",
             backend: str | None = None, seed: int | None = 0, **options: Any) -> CompiledNetwork:
-    """Compile a network spec for the CPU (see CompiledNetwork)."""
+    """Compile a network spec for the CPU (see CompiledNetwork): a NetworkSpec or RunSpec,
+    a spec document (dict) or a spec file path."""
     return CompiledNetwork(spec, batch_size=batch_size, dtype=dtype, backend=backend, seed=seed, **options)

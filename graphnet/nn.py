@@ -493,7 +493,7 @@ class NeuralNetwork:
 
     # ---- as a spec ----------------------------------------------------------------------------
 
-    def to_spec(self, input_shape: Sequence[int] | int, name: str = "neural_network") -> NetworkSpec:
+    def to_spec(self, input_shape: Sequence[int] | int | None = None, name: str = "neural_network") -> NetworkSpec:
         """The same network as a NetworkSpec: input x, one `affine` node fc1, fc2, ... per layer.
 
         relu/sigmoid/tanh are fused into the affine node; a softmax layer adds a
@@ -502,8 +502,10 @@ class NeuralNetwork:
         compiler trains as the fused, stable softmax_cross_entropy. L2 becomes `mse` on float targets y (the same value:
         both are the mean over all elements). Weights come from the spec's
         initializers; copy this model's with ``net.params = model.spec_params()``
-        (or use `compile`).
+        (or use `compile`). `input_shape` defaults to the first layer's n_in, known
+        once the network has seen data (a forward or fit).
         """
+        input_shape = self._input_shape(input_shape)
         shape = [int(input_shape)] if isinstance(input_shape, (int, np.integer)) else [int(s) for s in input_shape]
         nodes: list[dict[str, Any]] = []
         previous = "x"
@@ -531,6 +533,16 @@ class NeuralNetwork:
         doc.update(outputs=outputs, loss="loss")
         return parse_network(doc)
 
+    def _input_shape(self, input_shape: Sequence[int] | int | None) -> Sequence[int] | int:
+        """The given input shape, or the first layer's n_in once the network has seen data."""
+        if input_shape is not None:
+            return input_shape
+        n_in = getattr(self.layers[0], "n_in", None) if self.layers else None
+        if n_in is None:
+            raise ValueError("the input shape is unknown until the network has seen data (forward or fit); "
+                             "pass input_shape=")
+        return n_in
+
     def spec_params(self) -> dict[str, np.ndarray]:
         """This model's parameters under the spec's names: fc<i>.W (n_in, n_out), fc<i>.b (n_out,)."""
         params = {}
@@ -547,10 +559,6 @@ class NeuralNetwork:
         """
         from .network import compile as compile_network
 
-        if input_shape is None:
-            input_shape = getattr(self.layers[0], "n_in", None)
-            if input_shape is None:
-                raise ValueError("input_shape is unknown until the first forward; pass it")
         net = compile_network(self.to_spec(input_shape), **options)
         net.params = self.spec_params()
         return net

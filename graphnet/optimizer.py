@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import NonFiniteError, SpecError
+from .errors import NonFiniteError, SpecError, did_you_mean
 from .network import CompiledNetwork
 from .spec import OPTIMIZERS
 
@@ -38,10 +38,7 @@ RULES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 def optimizer_settings(rule: str, hyperparameters: dict[str, Any]):
     """Validated hyperparameters of `rule` (unknown rule or keyword -> SpecError naming it)."""
     if rule not in OPTIMIZERS:
-        from difflib import get_close_matches
-
-        close = get_close_matches(rule, list(OPTIMIZERS), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(rule, OPTIMIZERS)
         raise SpecError([("rule", f"unknown update rule '{rule}'{hint} (rules: {', '.join(OPTIMIZERS)})")])
     return OPTIMIZERS[rule](**{k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
                                 for k, v in hyperparameters.items()})

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .compiler import PLANNED_KINDS, SGD_LEARNING_RATE, MemoryPlan, Schedule
-from .errors import PlanError
+from .errors import PlanError, did_you_mean
 from .lowering import FusionDecision, Ref, Step
 from .parameters import ParameterStore
 
@@ -78,6 +78,7 @@ class Plan:
         # run and put back when the run fails, so a step changes them only when it succeeds.
         self._state_backup: np.ndarray | None = \
             np.empty_like(store.state) if self.mode == "train" and store.state.size else None
+        self.min_batch, self._min_batch_node = min_batch(self.graph, self.mode)
 
     # ---- binding ----------------------------------------------------------------------------
 
@@ -147,23 +148,27 @@ class Plan:
 
     # ---- running ----------------------------------------------------------------------------
 
-    def check_batch(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None) -> int:
+    def check_batch(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None,
+                    *, whole: bool = False) -> int:
         """The batch size of `inputs`, or PlanError naming expected vs actual.
 
         The common case (right type, dtype, shape and layout) costs a few
-        attribute reads; anything else goes to the detailed checks.
+        attribute reads; anything else goes to the detailed checks. `whole`:
+        a batch of any size (one to be run in chunks of the capacity).
         """
         n = -1
         dtype = self.dtype
+        if len(inputs) != len(self.input_shapes):
+            self._check_input_names(inputs)
         for name, shape in self.input_shapes.items():
             X = inputs.get(name)
             if not (X.__class__ is np.ndarray and X.dtype is dtype and X.shape[1:] == shape
                     and X.flags.c_contiguous and (n < 0 or X.shape[0] == n)):
-                self._diagnose_input(name, shape, X, n)
+                self._diagnose_input(inputs, name, shape, X, n)
             n = X.shape[0]  # type: ignore[union-attr]
-        if n == 0:
-            raise PlanError("the batch is empty")
-        if n > self.capacity:
+        if n < self.min_batch:
+            self._refuse_small_batch(n)
+        if n > self.capacity and not whole:
             raise PlanError(f"batch of {n} exceeds this plan's capacity {self.capacity}")
         for name, value in self.label_values.items():
             y = labels.get(name) if labels is not None else None
@@ -175,16 +180,73 @@ class Plan:
             _check_labels(name, y, value, n, dtype)
         return n
 
-    def _diagnose_input(self, name: str, shape: tuple[int, ...], X: Any, n: int) -> None:
+    def _refuse_small_batch(self, n: int) -> None:
+        if n == 0:
+            raise PlanError("the batch is empty")
+        node = self.graph.node(self._min_batch_node)  # type: ignore[arg-type]
+        raise PlanError(f"{node.op} '{node.id}': training needs more than {self.min_batch - 1} example"
+                        f"{'s' if self.min_batch > 2 else ''} per batch (got {n})")
+
+    def admit(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None, *,
+              whole: bool = False) -> tuple[int, Mapping[str, np.ndarray], Mapping[str, np.ndarray] | None]:
+        """(batch size, inputs, labels) as the kernels take them, or PlanError.
+
+        Arrays of another numeric dtype are converted (copies, as Keras does):
+        inputs and float targets to the plan's dtype, class labels of any integer
+        dtype to int64. Batches that need no conversion are returned as given,
+        after `check_batch`'s fast checks only.
+        """
+        try:
+            return self.check_batch(inputs, labels, whole=whole), inputs, labels
+        except PlanError as error:
+            return self._admit_converted(inputs, labels, error, whole)
+
+    def _admit_converted(self, inputs: Mapping[str, Any], labels: Mapping[str, Any] | None, error: PlanError,
+                         whole: bool = False) -> tuple[int, Mapping[str, np.ndarray], Mapping[str, np.ndarray] | None]:
+        """`admit` for a batch that failed the checks: converted and checked again, or `error`."""
+        converted = self._converted(inputs, labels)
+        if converted is None:
+            raise error
+        inputs, labels = converted
+        return self.check_batch(inputs, labels, whole=whole), inputs, labels
+
+    def _converted(self, inputs: Mapping[str, Any], labels: Mapping[str, Any] | None
+                   ) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+        """New mappings with every convertible array converted, or None when nothing is."""
+        new_inputs = {name: _as_dtype(f"input '{name}'", X, self.dtype) if name in self.input_shapes else X
+                      for name, X in inputs.items()}
+        new_labels = None if labels is None else dict(labels)
+        if new_labels is not None:
+            for name, value in self.label_values.items():
+                if name in new_labels:
+                    y = new_labels[name]
+                    new_labels[name] = _as_class_labels(name, y) if value.kind == "classes" \
+                        else _as_dtype(f"targets '{name}'", y, self.dtype)
+        changed = any(new_inputs[k] is not inputs[k] for k in inputs) or \
+            (labels is not None and any(new_labels[k] is not labels[k] for k in labels))  # type: ignore[index]
+        return (new_inputs, new_labels) if changed else None
+
+    def _check_input_names(self, inputs: Mapping[str, Any]) -> None:
+        """PlanError naming the first input the network does not have (with the closest name)."""
+        for name in inputs:
+            if name in self.graph.labels:
+                raise PlanError(f"'{name}' is a label, not an input: pass labels separately "
+                                f"(inputs: {', '.join(self.input_shapes)})")
+            if name not in self.input_shapes:
+                raise PlanError(f"unknown input '{name}'{did_you_mean(str(name), self.input_shapes)} "
+                                f"(inputs: {', '.join(self.input_shapes)})")
+
+    def _diagnose_input(self, inputs: Mapping[str, Any], name: str, shape: tuple[int, ...], X: Any, n: int) -> None:
         """The PlanError for an input that failed the fast check (returns if it is fine after all)."""
         expected = f"{self.dtype.name} array of shape (N, {', '.join(map(str, shape))})"
         if X is None:
+            self._check_input_names(inputs)
             raise PlanError(f"missing input '{name}' (expected a {expected})")
         if not isinstance(X, np.ndarray):
             raise PlanError(f"input '{name}': expected a {expected}, got {type(X).__name__}")
         if X.dtype != self.dtype:
             raise PlanError(f"input '{name}': expected {self.dtype.name}, got {X.dtype.name} "
-                            f"(convert with X.astype(np.{self.dtype.name}) or compile with dtype='{X.dtype.name}')")
+                            f"(convert with X.astype(np.{self.dtype.name}))")
         if X.shape[1:] != shape or X.ndim != len(shape) + 1:
             raise PlanError(f"input '{name}': expected a {expected}, got shape {X.shape}")
         if not X.flags.c_contiguous:
@@ -208,7 +270,13 @@ class Plan:
         All or nothing for the persistent state: when the loss is not finite, or a
         step raises, the running statistics are restored to their values before the run.
         """
-        n = checked_n if checked_n is not None else self.check_batch(inputs, labels)
+        if checked_n is not None:
+            n = checked_n
+        else:
+            try:
+                n = self.check_batch(inputs, labels)
+            except PlanError as error:  # admit(), inlined: this is the training hot path
+                n, inputs, labels = self._admit_converted(inputs, labels, error)
         binding = self._bind_batch(n, inputs, labels)
         backup = self._state_backup
         if backup is None:
@@ -266,7 +334,7 @@ class Plan:
             np.copyto(self.store.state, saved)
 
     def _first_nonfinite(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None) -> str | None:
-        n = self.check_batch(inputs, labels)
+        n, inputs, labels = self.admit(inputs, labels)
         binding = self._bind_batch(n, inputs, labels)
         for name, X in inputs.items():
             if not np.isfinite(X).all():
@@ -300,6 +368,52 @@ class Plan:
         from .describe import describe_plan
 
         return describe_plan(self)
+
+
+def min_batch(graph: Any, mode: str) -> tuple[int, str | None]:
+    """The fewest examples a batch of a `mode` plan may have, and the node that needs them."""
+    if mode != "train":
+        return 1, None
+    needs = [(node.record.min_train_batch, node.id) for node in graph.nodes]
+    fewest, node = max(needs, default=(1, None), key=lambda need: need[0])
+    return (fewest, node) if fewest > 1 else (1, None)
+
+
+def _as_dtype(what: str, X: Any, dtype: np.dtype) -> Any:
+    """A numeric array (bool, integer, float) as `dtype` (a copy); anything else as it is
+    (the checks name what is wrong with it). PlanError for non-numeric arrays, and for
+    finite values that do not fit in `dtype`."""
+    if X.__class__ is not np.ndarray or X.dtype == dtype:
+        return X
+    if X.dtype.kind not in "biuf":
+        raise PlanError(f"{what}: expected numbers ({dtype.name}), got an array of dtype {X.dtype} "
+                        f"({_kind_name(X.dtype)})")
+    with np.errstate(over="ignore"):
+        converted = X.astype(dtype)
+    if X.dtype.kind == "f" and X.dtype.itemsize > dtype.itemsize:
+        overflow = np.isinf(converted) & np.isfinite(X)
+        if overflow.any():
+            raise PlanError(f"{what}: {X[overflow].flat[0]:g} does not fit in {dtype.name} "
+                            f"(largest {np.finfo(dtype).max:g}); scale the data or compile with dtype='float64'")
+    return converted
+
+
+def _as_class_labels(name: str, y: Any) -> Any:
+    """Integer class labels of any integer dtype as int64 (a copy); float labels are refused."""
+    if y.__class__ is not np.ndarray or y.dtype == _INT64:
+        return y
+    if y.dtype.kind in "iu":
+        return y.astype(_INT64)
+    if y.dtype.kind == "f":
+        raise PlanError(f"labels '{name}': class labels must be integers, got {y.dtype.name} "
+                        "(if they are whole numbers: y.astype(np.int64))")
+    raise PlanError(f"labels '{name}': class labels must be integers, got an array of dtype {y.dtype} "
+                    f"({_kind_name(y.dtype)})")
+
+
+def _kind_name(dtype: np.dtype) -> str:
+    return {"O": "Python objects", "U": "strings", "S": "bytes", "c": "complex numbers", "M": "dates",
+            "m": "time deltas", "V": "raw records", "b": "booleans"}.get(dtype.kind, dtype.kind)
 
 
 def _check_labels(name: str, y: Any, value, n: int, dtype: np.dtype) -> None:

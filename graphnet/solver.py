@@ -41,7 +41,8 @@ Fixed homework defects:
 - epochs are permutations: every example is seen exactly once per epoch,
   the last partial batch included, so an epoch has ceil(N / batch_size)
   iterations (the homework samples batches with replacement and has
-  floor(N / batch_size) iterations per epoch);
+  floor(N / batch_size) iterations per epoch); with batchnorm, which cannot
+  train on one example, a last batch of one is dropped;
 - the check after the last iteration fires (``t == num_iterations - 1``);
 - best_params starts as a copy of the initial parameters (never empty) and
   the first check always records; swapping them back in at the end copies;
@@ -69,6 +70,8 @@ from .network import CompiledNetwork
 from .data._checks import check_targets
 from .optimizer import Optimizer
 from .tasks import predictions as task_predictions, score, task_of
+from .plan import min_batch
+from .training import batches_per_epoch
 
 __all__ = ["Solver", "load_checkpoint"]
 
@@ -226,11 +229,17 @@ class Solver:
     def _next_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """The next minibatch of the current epoch's permutation (a new permutation when it ends)."""
         num_train = self.X_train.shape[0]
-        if self._order is None or self._cursor >= num_train:
+        too_few = self._cursor and num_train - self._cursor < self._smallest_batch()  # dropped, see train()
+        if self._order is None or self._cursor >= num_train or too_few:
             self._order, self._cursor = np.random.permutation(num_train), 0
         idx = self._order[self._cursor:self._cursor + self.batch_size]
         self._cursor += self.batch_size
         return self.X_train[idx], self.y_train[idx]
+
+    def _smallest_batch(self) -> int:
+        """The fewest examples a training batch may have: 2 for a compiled model with batchnorm."""
+        net = _compiled_network(self.model)
+        return min(min_batch(net.graph, "train")[0], self.batch_size) if net is not None else 1
 
     def _step(self) -> None:
         """One gradient update on the next minibatch (called by train()); skipped, leaving the
@@ -283,7 +292,7 @@ class Solver:
 
     def _scores(self, X: np.ndarray) -> np.ndarray:
         if isinstance(self.model, CompiledNetwork):
-            return self.model.forward(_net_batch(self.model, X, None)[0])
+            return self.model.forward(_net_batch(self.model, X, None)[0], output=self.model.graph.outputs[0])
         return self.model.loss(X)
 
     def check_accuracy(self, X: np.ndarray, y: np.ndarray, num_samples: int | None = None,
@@ -316,7 +325,7 @@ class Solver:
     def train(self) -> None:
         """Run num_epochs epochs of optimization, then swap the best parameters into the model."""
         num_train = self.X_train.shape[0]
-        iterations_per_epoch = max(math.ceil(num_train / self.batch_size), 1)
+        iterations_per_epoch = max(batches_per_epoch(num_train, self.batch_size, self._smallest_batch()), 1)
         num_iterations = self.num_epochs * iterations_per_epoch
         for t in range(num_iterations):
             self._step()

@@ -9,9 +9,9 @@ per-example shapes (`graphnet.validation`). Every problem becomes a
 from __future__ import annotations
 
 import json
-from difflib import get_close_matches
+import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Mapping, Union
 
 from pydantic import (
     BaseModel,
@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic.json_schema import GenerateJsonSchema
 
-from .errors import SpecError
+from .errors import SpecError, did_you_mean
 from .ops import OPS, NodeModel, Value
 from .ops.base import MAX_DIM, NODE_ID_PATTERN, NodeId, SpecModel
 
@@ -272,11 +272,6 @@ def format_location(loc: tuple[Any, ...]) -> str:
     return text
 
 
-def _suggest(word: str, choices: list[str] | set[str]) -> str:
-    close = get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
 def _model_at(loc: tuple[Any, ...], doc: Any, root: type[BaseModel] | None = None) -> type[BaseModel] | None:
     """The model whose field list applies at an error location (for 'did you mean')."""
     model: type[BaseModel] | None = root or (RunSpec if isinstance(doc, dict) and "network" in doc else NetworkSpec)
@@ -320,14 +315,17 @@ def _message(error: dict[str, Any], doc: Any, root: type[BaseModel] | None = Non
         field = str(loc[-1])
         model = _model_at(loc, doc, root)
         choices = [f.alias or name for name, f in model.model_fields.items()] if model else []
-        return f"{context}unknown field '{field}'{_suggest(field, choices)}"
+        return f"{context}unknown field '{field}'{did_you_mean(field, choices)}"
     if kind == "union_tag_invalid":
         tag = error["ctx"]["tag"]
         expected = error["ctx"]["expected_tags"].replace("'", "").split(", ")
         what = error["ctx"]["discriminator"].strip("'")
-        return f"unknown {what} '{tag}'{_suggest(tag, expected)} (known: {', '.join(expected)})"
+        return f"unknown {what} '{tag}'{did_you_mean(tag, expected)} (known: {', '.join(expected)})"
     if kind == "union_tag_not_found":
         return f"missing '{error['ctx']['discriminator'].strip(chr(39))}' field"
+    if kind == "literal_error" and isinstance(error.get("input"), str):
+        expected = re.findall(r"'([^']*)'", error["ctx"]["expected"])
+        return f"{context}{error['msg'][:1].lower()}{error['msg'][1:]}{did_you_mean(error['input'], expected)}"
     if kind == "missing":
         return f"{context}missing required field '{loc[-1]}'"
     if kind == "custom_graph_error":
@@ -383,11 +381,30 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
 
 
+_NOT_YAML = ("specs are JSON, not YAML (convert it: python -c \"import json, sys, yaml; "
+             "print(json.dumps(yaml.safe_load(sys.stdin), indent=2))\" < spec.yaml > spec.json)")
+_YAML_LINE = re.compile(r"""(---|%YAML.*|- .*|[\w$"'-][^{}\[\],]*:(\s.*)?)""")
+
+
+def _looks_like_yaml(text: str, source: str | None) -> bool:
+    """True for a .yaml/.yml file, or text whose first meaningful line reads as YAML
+    (`key: value`, `- item`, `---`); called only on text that is not JSON."""
+    if source is not None and Path(source).suffix.lower() in (".yaml", ".yml"):
+        return True
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return _YAML_LINE.fullmatch(stripped) is not None
+    return False
+
+
 def parse_json(text: str, source: str | None = None) -> Any:
     """JSON text -> Python objects; duplicate keys, NaN/Infinity and bad syntax are SpecErrors."""
     try:
         return json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
+        if _looks_like_yaml(text, source):
+            raise SpecError(_NOT_YAML, source) from None
         raise SpecError([(f"line {error.lineno}, column {error.colno}", error.msg)], source) from None
     except _DuplicateKey as error:
         raise SpecError(_one_line(f"duplicate key '{error.key}' in a JSON object"), source) from None
@@ -433,7 +450,7 @@ def _validate(model: type[BaseModel], doc: Any, source: str | None) -> Any:
 def _text(doc: str | bytes, source: str | None) -> str:
     if isinstance(doc, bytes):
         try:
-            return doc.decode("utf-8")
+            return doc.decode("utf-8-sig")  # a UTF-8 byte order mark, as some editors write, is skipped
         except UnicodeDecodeError as error:
             raise SpecError(f"not UTF-8 text (byte {error.start})", source) from None
     return doc
@@ -468,7 +485,7 @@ def read_spec_text(path: str | Path) -> str:
     """The text of a spec file, or a SpecError naming the file."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a UTF-8 byte order mark is skipped
     except FileNotFoundError:
         raise SpecError("no such file", str(path)) from None
     except IsADirectoryError:
@@ -489,11 +506,16 @@ def zoo_specs() -> dict[str, Path]:
     return {}
 
 
-def load(path: str | Path) -> RunSpec | NetworkSpec:
+def load(path: str | Path | Mapping[str, Any]) -> RunSpec | NetworkSpec:
     """Read a spec file: a RunSpec (network + train settings) or a NetworkSpec.
 
     A bare name that is not a file (`fashion_mlp`) names a zoo spec shipped with graphnet.
+    A dict (a parsed JSON document) is validated as it is.
     """
+    if isinstance(path, Mapping):
+        return parse(dict(path))
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"load() takes a spec file path or a dict, got {type(path).__name__}")
     path = Path(path)
     if not path.exists() and path.parent == Path(".") and path.suffix in ("", ".json"):
         zoo = zoo_specs()
@@ -501,7 +523,7 @@ def load(path: str | Path) -> RunSpec | NetworkSpec:
             path = zoo[path.stem]
         elif path.suffix == "":
             names = ", ".join(zoo)
-            raise SpecError(f"no such file, and no zoo spec of that name{_suggest(path.stem, set(zoo))} "
+            raise SpecError(f"no such file, and no zoo spec of that name{did_you_mean(path.stem, set(zoo))} "
                             f"(zoo: {names})", str(path))
     return parse(read_spec_text(path), str(path))
 

@@ -34,6 +34,7 @@ from .errors import CheckpointError, DataError, NonFiniteError, SpecError
 from .fileio import write_bytes_atomic, write_text_atomic
 from .network import CompiledNetwork, compile
 from .optimizer import Optimizer
+from .plan import min_batch
 from .runfolder import (clear_run_files, interrupted_before_first_epoch, refuse_existing,
                         with_absolute_data)
 from .runlock import run_lock
@@ -42,6 +43,9 @@ from .ops import Value
 from .spec import DataSpec, NetworkSpec, RunSpec, load, parse_run
 from .tasks import Task, evaluate, mean_loss, task_of
 
+_NO_LOSS = ('training needs a loss: the network has no "loss" node (add a loss node, e.g. '
+            '{"id": "loss", "op": "softmax_cross_entropy", "inputs": [<scores>, <labels>]}, '
+            'and name it: "loss": "loss")')
 TRAIN_ACCURACY_SAMPLES = 5000  # train accuracy is measured on a fixed subset of this size
 DIVERGENCE_FACTOR = 100  # an epoch's loss this many times the starting loss: diverging
 
@@ -227,8 +231,12 @@ def _train(run: RunSpec | str | Path, *, out: str | Path | None, data: str | Non
         source = str(run) if isinstance(run, (str, Path)) else None
         loaded = load(run) if isinstance(run, (str, Path)) else run
         if isinstance(loaded, NetworkSpec):
-            raise SpecError([("", "this is a network spec; training needs a run spec with \"network\" and "
-                                  "\"train\" (see specs/fashion_mlp.json)")], source)
+            needs_run = ("training needs a run spec with \"network\" and \"train\" "
+                         "(see specs/fashion_mlp.json)")
+            raise SpecError(f"{_NO_LOSS}; and {needs_run}" if loaded.loss is None else
+                            f"this is a network spec; {needs_run}", source)
+        if isinstance(loaded, RunSpec) and loaded.network.loss is None:
+            raise SpecError(_NO_LOSS, source)
         if not isinstance(loaded, RunSpec):
             raise TypeError(f"train() takes a RunSpec or a run file path (or resume=RUN), "
                             f"got {type(run).__name__}")
@@ -296,7 +304,7 @@ def _train(run: RunSpec | str | Path, *, out: str | Path | None, data: str | Non
     subset = np.random.default_rng([settings.seed, 2]).permutation(len(X_train))[:TRAIN_ACCURACY_SAMPLES]
     X_sub, y_sub = np.ascontiguousarray(X_train[subset]), y_train[subset]
     N, B = len(X_train), settings.batch_size
-    per_epoch = math.ceil(N / B)
+    per_epoch = batches_per_epoch(N, B, min_batch(net.graph, "train")[0])
     if resume is not None and not restart:  # iterations are counted from 1 in messages, like epochs
         if position["epoch"] >= settings.epochs:
             say(f"{out} has finished its {settings.epochs} epochs: nothing to train (raise --epochs to go on)")
@@ -456,6 +464,15 @@ def _check_same_network(network: NetworkSpec, trained: NetworkSpec, out: Path) -
 
 def _missing_run(out: Path) -> RunSpec:
     raise SpecError([("", f"no run.json in {out}: not a run folder written by graphnet train")], str(out))
+
+
+def batches_per_epoch(examples: int, batch_size: int, min_batch: int = 1) -> int:
+    """Batches of an epoch: ceil(examples / batch_size), less a last batch smaller than
+    `min_batch` (with batchnorm, a last batch of one example is dropped, as PyTorch's
+    drop_last would; a different example each epoch, as the order is reshuffled)."""
+    count = math.ceil(examples / batch_size)
+    last = examples - (count - 1) * batch_size
+    return count - 1 if count > 1 and last < min(min_batch, batch_size) else count
 
 
 def _epoch_line(record: EpochRecord | RegressionEpochRecord, epochs: int) -> str:

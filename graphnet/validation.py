@@ -5,14 +5,15 @@ once as a pydantic ValidationError whose locations point into the JSON
 """
 from __future__ import annotations
 
+import warnings
 from collections import deque
-from difflib import get_close_matches
 from math import prod
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from .errors import SpecWarning, did_you_mean
 from .limits import ENV_VAR as LIMIT_ENV_VAR
 from .limits import format_bytes, max_bytes
 from .ops import OPS, ShapeError, Value
@@ -34,11 +35,6 @@ class _Problems:
             raise ValidationError.from_exception_data("NetworkSpec", self.details)
 
 
-def _did_you_mean(name: str, known: list[str]) -> str:
-    close = get_close_matches(name, known, n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
 def _defined_list(known: list[str]) -> str:
     shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
     return f" (defined: {shown})"
@@ -57,7 +53,24 @@ def check_network(spec: "NetworkSpec") -> tuple[list[int], dict[str, Value]]:
     problems.raise_if_any()
     _check_parameter_memory(spec, values, problems)
     problems.raise_if_any()
+    _warn_unconnected(spec, index_of)
     return order, values
+
+
+def _warn_unconnected(spec: "NetworkSpec", index_of: dict[str, int]) -> None:
+    """A SpecWarning for each node whose value reaches neither an output nor the loss."""
+    pending = [name for name in [*spec.outputs, spec.loss] if name in index_of]
+    used: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name not in used:
+            used.add(name)
+            pending.extend(ref for ref in spec.nodes[index_of[name]].inputs if ref in index_of)
+    for i, node in enumerate(spec.nodes):
+        if node.id not in used:
+            warnings.warn(SpecWarning(f"nodes[{i}]: node '{node.id}' ({node.op}) is not connected: its value "
+                                      "reaches no output and not the loss (remove it, or list it in \"outputs\")"),
+                          stacklevel=2)
 
 
 def _check_names(spec: "NetworkSpec", problems: _Problems) -> dict[str, int]:
@@ -92,7 +105,7 @@ def _check_references(spec: "NetworkSpec", index_of: dict[str, int], problems: _
             loc = ("nodes", i, "inputs", k)
             if ref not in spec.inputs and ref not in spec.labels and ref not in index_of:
                 problems.add(loc, f"node '{node.id}' ({node.op}) reads '{ref}', which is not defined"
-                                  f"{_did_you_mean(ref, known)}{_defined_list(known)}", ref)
+                                  f"{did_you_mean(ref, known, cutoff=0.5)}{_defined_list(known)}", ref)
             elif ref == node.id and index_of.get(ref) == i:  # not a clash with an input or an earlier duplicate
                 problems.add(loc, f"node '{node.id}' reads its own output (cycle: {ref} -> {ref})", ref)
             elif record.is_loss and k == 1 and ref not in spec.labels:
@@ -192,7 +205,7 @@ def _check_loss_and_outputs(spec: "NetworkSpec", index_of: dict[str, int], probl
     loss_nodes = [node.id for node in spec.nodes if OPS[node.op].is_loss]
     if spec.loss is not None:
         if spec.loss not in index_of:
-            problems.add(("loss",), f"'{spec.loss}' is not a node{_did_you_mean(spec.loss, node_ids)}", spec.loss)
+            problems.add(("loss",), f"'{spec.loss}' is not a node{did_you_mean(spec.loss, node_ids, cutoff=0.5)}", spec.loss)
         elif not OPS[spec.nodes[index_of[spec.loss]].op].is_loss:
             op = spec.nodes[index_of[spec.loss]].op
             losses = ", ".join(name for name, record in OPS.items() if record.is_loss)
@@ -213,5 +226,5 @@ def _check_loss_and_outputs(spec: "NetworkSpec", index_of: dict[str, int], probl
         elif name in loss_nodes:
             problems.add(loc, f"'{name}' is the loss; the loss is reported by itself, not as an output", name)
         elif name not in index_of and name not in spec.inputs:
-            problems.add(loc, f"'{name}' is not a node{_did_you_mean(name, node_ids)}", name)
+            problems.add(loc, f"'{name}' is not a node{did_you_mean(name, node_ids, cutoff=0.5)}", name)
         seen.add(name)

@@ -374,3 +374,11 @@ def test_a_file_that_is_not_an_npz_archive_says_so(checkpoint, content, what):
         load_checkpoint(checkpoint)
     assert str(info.value) == f"{checkpoint / ARRAYS_FILE}: not an npz archive ({what})"
     assert "pickle" not in str(info.value)
+
+
+def test_load_checkpoint_takes_a_run_folder_as_graphnet_eval_does(tmp_path):
+    net, _ = trained()
+    save_checkpoint(tmp_path / "run" / "checkpoint", net)
+    (tmp_path / "run" / "run.json").write_text("{}", encoding="utf-8")
+    loaded = gn.load_checkpoint(tmp_path / "run", batch_size=4)
+    assert np.array_equal(loaded.store.values, net.store.values)

@@ -209,6 +209,18 @@ def test_training_a_network_spec_is_a_clear_error(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("as_run", [True, False], ids=["run-spec", "network-spec"])
+def test_training_a_network_without_a_loss_says_training_needs_a_loss(tmp_path, capsys, as_run):
+    network = {"inputs": {"x": {"shape": [2]}}, "outputs": ["fc"],
+               "nodes": [{"id": "fc", "op": "affine", "inputs": ["x"], "units": 3}]}
+    path = tmp_path / "noloss.json"
+    path.write_text(json.dumps({"network": network, "train": {"data": "spiral"}} if as_run else network))
+    assert main(["train", str(path), "--out", str(tmp_path / "r"), "--no-progress"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f'graphnet train: {path}: training needs a loss: the network has no "loss" node ('), line
+    assert not (tmp_path / "r").exists()
+
+
 def test_train_without_a_file(capsys):
     assert main(["train"]) == 1
     assert "give a run file" in capsys.readouterr().err
@@ -329,6 +341,38 @@ def test_compile_shows_which_sgd_updates_run_inside_backward(capsys):
     assert main(["compile", "specs/fashion_mlp.json", "--mode", "sgd"]) == 0
     out = capsys.readouterr().out
     assert "sgd-update-in-backward: fc1.W fused" in out and "gemm W -= rate * X.T @ dY" in out
+
+
+@pytest.mark.parametrize("mode, named", [("infer", "inference"), ("eval", "eval mode"), ("train", "train mode"),
+                                         ("sgd", "train mode")])
+def test_compile_names_the_mode_of_the_plan(mode, named, capsys):
+    assert main(["compile", "specs/spiral_mlp.json", "--mode", mode]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"plan 'spiral_mlp': {named}, capacity 128"), first
+
+
+def test_compile_no_fuse_prints_the_unfused_plan(capsys):
+    assert main(["compile", "specs/two_layer_net.json"]) == 0
+    fused = capsys.readouterr().out
+    assert main(["compile", "specs/two_layer_net.json", "--no-fuse"]) == 0
+    unfused = capsys.readouterr().out
+    fused_step = re.compile(r"^\s+\d+\s+fwd\s+h1\s", re.M)  # the relu h1 as a step of its own
+    assert "affine+activation: fc1 + h1 fused" in fused and not fused_step.search(fused), fused
+    assert "affine+activation" not in unfused and fused_step.search(unfused), unfused
+
+
+@pytest.mark.parametrize("argv", [["compile", "specs/spiral_mlp.json", "--batch", "0"],
+                                  ["compile", "specs/spiral_mlp.json", "--batch", "-3"],
+                                  ["compile", "specs/spiral_mlp.json", "--batch", "x"],
+                                  ["gradcheck", "specs/spiral_mlp.json", "--batch", "0"],
+                                  ["eval", "runs/none", "--batch-size", "0"]])
+def test_a_batch_size_below_one_is_a_usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: graphnet" in err and "internal error" not in err
+    assert re.search(r"argument --batch(-size)?: (must be at least 1, got -?\d+|invalid int value: 'x')", err), err
 
 
 def test_bench_prints_both_tables_and_writes_the_step_rows(monkeypatch, tmp_path, capsys):

@@ -118,7 +118,7 @@ def test_validate_several_files_with_one_bad(capsys, tmp_path: Path):
     assert all(line.startswith(f"{bad}: ") for line in err.splitlines())
 
 
-@pytest.mark.parametrize("name", ["bad_cycle3.json", "bad_bom.json", "bad_not_utf8.json", "bad_deep_nesting.json",
+@pytest.mark.parametrize("name", ["bad_cycle3.json", "bad_not_utf8.json", "bad_deep_nesting.json",
                                   "bad_nan_literal.json", "bad_empty.json", "bad_future_version.json"])
 def test_validate_nasty_files(capsys, name: str):
     path = CORPUS / name
@@ -126,6 +126,33 @@ def test_validate_nasty_files(capsys, name: str):
     assert code == 1 and out == ""
     assert err and all(line.startswith(f"{path}: ") for line in err.splitlines())
     assert "Traceback" not in err and "internal error" not in err
+
+
+def test_validate_reads_a_bom_prefixed_file(capsys):
+    code, out, err = run_main(capsys, "validate", "-q", str(CORPUS / "ok_bom.json"))
+    assert (code, out, err) == (0, f"{CORPUS / 'ok_bom.json'}: valid\n", "")
+
+
+def test_validate_a_yaml_file_says_specs_are_json(capsys, tmp_path: Path):
+    path = tmp_path / "net.yaml"
+    path.write_text("inputs:\n  x:\n    shape: [4]\n", encoding="utf-8")
+    code, out, err = run_main(capsys, "validate", str(path))
+    assert code == 1 and out == ""
+    assert err.startswith(f"{path}: specs are JSON, not YAML (") and len(err.splitlines()) == 1, err
+
+
+def test_validate_prints_an_unconnected_node_as_a_warning_line(capsys, tmp_path: Path):
+    path = tmp_path / "stray.json"
+    path.write_text(json.dumps({
+        "inputs": {"x": {"shape": [2]}}, "labels": {"y": {"classes": 3}},
+        "nodes": [{"id": "fc", "op": "affine", "inputs": ["x"], "units": 3},
+                  {"id": "stray", "op": "relu", "inputs": ["fc"]},
+                  {"id": "loss", "op": "softmax_cross_entropy", "inputs": ["fc", "y"]}],
+        "outputs": ["fc"], "loss": "loss"}), encoding="utf-8")
+    code, out, err = run_main(capsys, "validate", "-q", str(path))
+    assert (code, out) == (0, f"{path}: valid\n")
+    assert err == (f"{path}: warning: nodes[1]: node 'stray' (relu) is not connected: its value reaches no output "
+                   "and not the loss (remove it, or list it in \"outputs\")\n")
 
 
 def test_validate_missing_file_and_folder(capsys, tmp_path: Path):

@@ -4,6 +4,8 @@ determinism by seed, parameter/state access and state_dict round trips.
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -302,7 +304,7 @@ def test_compile_validates_its_arguments():
     with pytest.raises(ValueError, match="backend"):
         gn.compile(spec, backend="cuda")
     with pytest.raises(TypeError, match="NetworkSpec"):
-        gn.compile({"nodes": []})
+        gn.compile(["not", "a", "spec"])
     run = gn.load(SPECS / "spiral_mlp.json")
     assert isinstance(run, gn.RunSpec)
     assert gn.compile(run, batch_size=2).graph.name == "spiral_mlp"
@@ -446,3 +448,82 @@ def test_a_step_refused_for_its_labels_changes_no_running_statistic():
     with pytest.raises(PlanError, match=r"values must be in \[0, 10\)"):
         net.train_step(X, y)
     np.testing.assert_array_equal(net.store.state, before)
+
+
+# ---- what compile() and forward() take -------------------------------------------------------
+
+
+def test_compile_takes_a_spec_dict_a_spec_file_or_a_zoo_name():
+    path = SPECS / "spiral_mlp.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    expected = zoo_network(path)
+    for given in (document, document["network"], str(path), path, "spiral_mlp"):
+        assert gn.compile(given, batch_size=4).spec == expected, given
+    with pytest.raises(gn.SpecError, match="missing required field 'inputs'"):
+        gn.compile({"nodes": []})
+    with pytest.raises(TypeError, match="spec dict or spec file path, got int"):
+        gn.compile(3)
+
+
+def two_headed_network() -> gn.NetworkSpec:
+    return gn.parse_network({
+        "name": "two_heads", "inputs": {"x": {"shape": [4]}}, "labels": {"y": {"classes": 3}},
+        "nodes": [{"id": "fc", "op": "affine", "inputs": ["x"], "units": 5, "activation": "relu"},
+                  {"id": "head", "op": "affine", "inputs": ["fc"], "units": 3},
+                  {"id": "probs", "op": "softmax", "inputs": ["head"]},
+                  {"id": "loss", "op": "softmax_cross_entropy", "inputs": ["head", "y"]}],
+        "outputs": ["head", "probs", "fc"], "loss": "loss"})
+
+
+@pytest.mark.parametrize("rows", [3, 7])  # within the capacity, and in chunks
+def test_forward_of_several_outputs_returns_each_by_name(rows):
+    net = gn.compile(two_headed_network(), batch_size=4, dtype="float64")
+    randomize(net)
+    X = np.random.default_rng(0).standard_normal((rows, 4))
+    result = net.forward(X)
+    assert isinstance(result, dict) and list(result) == ["head", "probs", "fc"]
+    for name, value in result.items():
+        np.testing.assert_array_equal(value, net.forward(X, output=name))
+    np.testing.assert_allclose(result["probs"].sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(net.loss(X), result["head"])  # the homework's scores: the first output
+    np.testing.assert_array_equal(net.predict(X), result["head"].argmax(axis=1))
+
+
+@pytest.mark.parametrize("rows", [3, 300])  # 300 > capacity: the shape is checked before chunking
+def test_a_shape_error_names_the_shape_given(rows):
+    net = gn.compile(two_headed_network(), batch_size=128)
+    with pytest.raises(PlanError, match=rf"expected a float32 array of shape \(N, 4\), got shape \({rows}, 3\)"):
+        net.forward(np.zeros((rows, 3), np.float32))
+
+
+def test_an_unknown_input_name_is_named():
+    net = gn.compile(gn.parse_network({
+        "inputs": {"a": {"shape": [2]}, "b": {"shape": [2]}},
+        "nodes": [{"id": "sum", "op": "add", "inputs": ["a", "b"]}], "outputs": ["sum"]}), batch_size=4)
+    X = np.ones((2, 2), np.float32)
+    for given in ({"a": X, "bb": X}, {"a": X, "b": X, "bb": X}):
+        with pytest.raises(PlanError, match=r"unknown input 'bb'; did you mean 'b'\? \(inputs: a, b\)"):
+            net.forward(given)
+    np.testing.assert_array_equal(net.forward({"a": X, "b": X}), 2 * X)
+
+
+def test_a_label_among_the_inputs_is_named_as_a_label():
+    net = gn.compile(two_headed_network(), batch_size=4)
+    X = np.ones((2, 4), np.float32)
+    with pytest.raises(PlanError, match=r"'y' is a label, not an input: pass labels separately \(inputs: x\)"):
+        net.forward({"x": X, "y": np.zeros(2, np.int64)})
+
+
+def test_training_batchnorm_on_one_example_is_refused_naming_the_node():
+    spec = gn.sequential([{"op": "affine", "units": 4}, {"op": "batchnorm", "id": "bn1"}, {"op": "relu"},
+                          {"op": "affine", "units": 3}], input_shape=[2], classes=3)
+    net = gn.compile(spec, batch_size=8)
+    X, y = np.ones((1, 2), np.float32), np.zeros(1, np.int64)
+    message = r"batchnorm 'bn1': training needs more than 1 example per batch \(got 1\)"
+    for call in (lambda: net.train_step(X, y), lambda: net.sgd_step(X, y, 0.1),
+                 lambda: net.evaluate_loss(X, y, mode="train")):
+        with pytest.raises(PlanError, match=message):
+            call()
+    assert net.forward(X).shape == (1, 3)  # eval mode uses the running statistics
+    assert np.isfinite(net.evaluate_loss(X, y))
+    assert np.isfinite(net.train_step(np.ones((2, 2), np.float32), np.zeros(2, np.int64)))

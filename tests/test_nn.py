@@ -1,7 +1,9 @@
 """graphnet.nn (EECS189 style): activations, layers, losses, NeuralNetwork and to_spec."""
 from __future__ import annotations
 
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -219,3 +221,32 @@ def test_to_spec_l2_becomes_mse_with_the_same_value():
     net = model.compile(dtype="float64")
     assert rel_error(net.forward(X), model.forward(X)) < 1e-10
     assert abs(net.evaluate_loss(X, T) - model.loss.forward(T, model.forward(X))) < 1e-12
+
+
+def test_to_spec_infers_the_input_shape_once_the_network_has_seen_data():
+    model = NeuralNetwork([FullyConnected(4, "relu"), FullyConnected(3, "softmax")], "cross_entropy")
+    with pytest.raises(ValueError, match="unknown until the network has seen data"):
+        model.to_spec()
+    model.forward(np.zeros((2, 5)))
+    assert model.to_spec().inputs["x"].shape == [5]
+    assert model.to_spec() == model.to_spec(input_shape=[5])
+
+
+HOMEWORK = Path(__file__).resolve().parents[1] / "docs" / "homework.md"
+
+
+def test_the_homework_doc_section_3_runs_and_says_what_forward_returns():
+    """docs/homework.md §3 once told users to apply softmax to net.forward(X), which is
+    already the softmax: run its code, then check the sentence it states."""
+    text = HOMEWORK.read_text(encoding="utf-8")
+    section = text.split("## 3. ", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    np.random.seed(0)
+    namespace: dict = {}
+    exec(compile(code, f"{HOMEWORK}#3", "exec"), namespace)  # noqa: S102 - our own documentation
+    model, net, data = namespace["model"], namespace["net"], namespace["data"]
+    X = data["X_test"]
+    assert "`net.forward(X)` equals `model.forward(X)`" in " ".join(section.split())
+    np.testing.assert_allclose(net.forward(X), model.forward(X), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(net.forward(X).sum(axis=1), 1.0, rtol=1e-12)  # probabilities, not logits
+    assert namespace["spec"] == model.to_spec(input_shape=[2])

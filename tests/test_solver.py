@@ -85,6 +85,23 @@ def test_every_epoch_is_a_permutation_including_the_short_last_batch():
     assert solver.epoch == 3
 
 
+def test_a_last_batch_of_one_is_dropped_for_a_batchnorm_model():
+    """61 examples in batches of 20: three of 20 and one of 1, which batchnorm cannot train on."""
+    np.random.seed(0)
+    data = _blobs(n_train=61)
+    model = FullyConnectedNet([8], input_dim=4, num_classes=3, normalization="batchnorm", dtype=np.float64)
+    seen = []
+    train_step = model.net.train_step
+    model.net.train_step = lambda X, y: (seen.append(len(X)), train_step(X, y))[1]
+    solver = Solver(model, data, batch_size=20, num_epochs=2, update_rule="adam", verbose=False)
+    solver.train()
+    assert seen == [20, 20, 20] * 2 and solver.epoch == 2 and np.isfinite(solver.loss_history).all()
+    plain = Solver(FullyConnectedNet([8], input_dim=4, num_classes=3, dtype=np.float64), data, batch_size=20,
+                   num_epochs=1, verbose=False)
+    plain.train()
+    assert len(plain.loss_history) == 4  # without batchnorm the batch of one is trained on
+
+
 def test_the_last_iteration_check_fires_and_epochs_are_counted(capsys):
     np.random.seed(0)
     solver = Solver(LinearSoftmax(4, 3), _blobs(n_train=10), batch_size=4, num_epochs=2, print_every=100)

@@ -97,6 +97,13 @@ def test_small_net_is_valid_and_infers_values():
     assert spec.value("y").kind == "classes" and spec.value("y").classes == 3
 
 
+def test_load_takes_a_parsed_document():
+    assert isinstance(graphnet.load(small_net()), NetworkSpec)
+    assert isinstance(graphnet.load(small_run()), RunSpec)
+    with pytest.raises(SpecError, match="missing required field 'inputs'"):
+        graphnet.load({"nodes": []})
+
+
 def test_parse_dispatches_on_network_key():
     assert isinstance(parse(small_run()), RunSpec)
     assert isinstance(parse(small_net()), NetworkSpec)
@@ -139,6 +146,24 @@ def test_unknown_top_level_field_suggests():
 def test_unknown_op_suggests_and_lists_known_ops():
     problems = problems_of(with_change(("nodes", 0, "op"), "afine"))
     assert_problem(problems, "nodes[0]", "unknown op 'afine'", "did you mean 'affine'?", "known:", "relu")
+
+
+def test_an_op_in_another_case_suggests_the_graphnet_name():
+    problems = problems_of(with_change(("nodes", 0, "op"), "ReLU"))
+    assert_problem(problems, "nodes[0]", "unknown op 'ReLU'", "did you mean 'relu'?")
+    problems = problems_of(with_change(("nodes", 0, "activation"), "ReLU"))
+    assert_problem(problems, "nodes[0].activation", "did you mean 'relu'?")
+
+
+@pytest.mark.parametrize("field, suggested", [("lr", "learning_rate"), ("eps", "epsilon"),
+                                              ("learning_rat", "learning_rate")])
+def test_an_optimizer_field_of_another_framework_suggests_the_graphnet_name(field, suggested):
+    run = small_run()
+    run["train"]["optimizer"] = {"rule": "adam", field: 1e-3}
+    assert_problem(problems_of(run), f"train.optimizer.{field}", f"unknown field '{field}'",
+                   f"did you mean '{suggested}'?")
+    with pytest.raises(SpecError, match=f"did you mean '{suggested}'"):
+        graphnet.Optimizer(graphnet.compile(small_net(), batch_size=2), "adam", **{field: 1e-3})
 
 
 def test_missing_op_field():
@@ -359,6 +384,37 @@ def test_empty_text_is_bad_json(text):
 def test_bom_prefixed_text_is_refused_with_a_location():
     problems = problems_of("\ufeff" + json.dumps(small_net()))
     assert problems[0][0] == "line 1, column 1" and "BOM" in problems[0][1]
+
+
+def test_a_bom_prefixed_file_is_read(tmp_path):
+    path = tmp_path / "net.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(small_net()).encode("utf-8"))
+    assert load(path) == parse(small_net())
+    assert parse(path.read_bytes()) == parse(small_net())
+
+
+YAML_NET = "# a network\ninputs:\n  x:\n    shape: [4]\nnodes:\n  - id: fc1\n"
+
+
+@pytest.mark.parametrize("name, text", [("net.yaml", YAML_NET), ("net.yml", "{inputs: {x: 1}}"),
+                                        ("net.json", YAML_NET), ("net.json", "---\nname: x\n")])
+def test_a_yaml_file_is_told_that_specs_are_json(tmp_path, name, text):
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        load(tmp_path / name)
+    assert info.value.lines() == [f"{tmp_path / name}: specs are JSON, not YAML (convert it: "
+                                  + info.value.lines()[0].split("(convert it: ", 1)[1]]
+    assert "yaml.safe_load" in info.value.lines()[0]
+
+
+def test_a_yaml_file_that_is_json_is_read(tmp_path):
+    (tmp_path / "net.yaml").write_text(json.dumps(small_net()), encoding="utf-8")
+    assert load(tmp_path / "net.yaml") == parse(small_net())
+
+
+def test_broken_json_is_not_called_yaml():
+    problems = problems_of('{"inputs": {"x": {"shape": [4]}},\n "nodes": [}')
+    assert re.fullmatch(r"line 2, column \d+", problems[0][0]) and "YAML" not in problems[0][1], problems
 
 
 def test_deeply_nested_json_is_a_spec_error_not_a_recursion_error():
@@ -726,6 +782,7 @@ def mutated_zoo_docs(draw) -> Any:
     return doc
 
 
+@pytest.mark.filterwarnings("ignore::graphnet.SpecWarning")  # a mutation may leave a dead end
 @FUZZ
 @given(doc=mutated_zoo_docs())
 def test_mutated_zoo_specs_give_only_spec_errors(doc):
@@ -837,6 +894,7 @@ def _prod(shape: tuple[int, ...]) -> int:
     return result
 
 
+@pytest.mark.filterwarnings("ignore::graphnet.SpecWarning")  # drawn networks may have dead ends
 @FUZZ
 @given(case=valid_networks())
 def test_random_valid_networks_validate_and_round_trip(case):
@@ -860,7 +918,6 @@ def test_random_valid_networks_validate_and_round_trip(case):
 # file -> (the location of the first problem, or None where JSON decoding gives none; a message part)
 CORPUS_EXPECTED: dict[str, tuple[str | None, str]] = {
     "bad_billion_units.json": ("nodes[0].units", "over the limit of"),  # memory estimate (graphnet.limits)
-    "bad_bom.json": ("line 1, column 1", "BOM"),
     "bad_comments.json": ("line 1, column 1", "Expecting value"),
     "bad_control_char.json": ("line 2, column 14", "control character"),
     "bad_cycle3.json": ("nodes[0].inputs[1]", "cycle: c -> a -> b -> c"),
@@ -926,6 +983,11 @@ def test_run_spec_file_reports_network_and_train_problems_together():
     assert_problem(problems, "network.nodes[0].unitz", "did you mean 'units'?")
     assert_problem(problems, "train.optimizer.learning_rate", "greater than 0")
     assert_problem(problems, "train.epochs", "greater than or equal to 1")
+
+
+def test_a_bom_prefixed_corpus_file_is_valid():
+    assert (CORPUS / "ok_bom.json").read_bytes().startswith(b"\xef\xbb\xbf")
+    assert load(CORPUS / "ok_bom.json").name == "small"
 
 
 def test_unicode_ids_are_valid():

@@ -514,6 +514,7 @@ def test_without_matplotlib_the_curve_is_skipped_with_a_note(tmp_path, monkeypat
     assert note is not None and "pip install 'graphnet[plot]'" in note
     assert not (tmp_path / "learning_curve.png").exists()
 
+
 # ---- the run folder is the user's: refusal, overwrite, lock -------------------------------------
 
 
@@ -665,3 +666,17 @@ def test_a_diverging_loss_is_warned_about_once(tmp_path):
 
 def test_healthy_training_has_no_warnings(reference):
     assert reference.metrics["warnings"] == []
+
+
+def test_a_last_batch_of_one_example_is_dropped_with_batchnorm():
+    """216 examples in batches of 43: five of 43 and one of 1, which batchnorm cannot train on."""
+    assert SPIRAL_TRAIN % 43 == 1
+    result = gn.train(make_run(epochs=2), batch_size=43, log=None, progress=False)
+    assert [record.epoch for record in result.history] == [1, 2]
+    assert all(math.isfinite(record.train_loss) for record in result.history)
+
+
+@pytest.mark.parametrize("examples, batch, fewest, expected", [
+    (216, 43, 2, 5), (216, 43, 1, 6), (216, 32, 2, 7), (1, 32, 2, 1), (64, 32, 2, 2), (65, 1, 2, 65)])
+def test_batches_per_epoch(examples, batch, fewest, expected):
+    assert training.batches_per_epoch(examples, batch, fewest) == expected

@@ -5,12 +5,13 @@ location and for what its message says.
 from __future__ import annotations
 
 import copy
+import warnings
 import time
 from typing import Any
 
 import pytest
 
-from graphnet import SpecError
+from graphnet import SpecError, SpecWarning
 from graphnet.ops import OPS
 from graphnet.spec import NetworkSpec, parse, parse_network
 
@@ -371,3 +372,25 @@ def test_parameters_over_the_memory_limit_are_refused_with_an_estimate(monkeypat
         parse_network(doc)
     monkeypatch.setenv("GRAPHNET_MAX_BYTES", "1G")
     assert parse_network(doc).value("huge").shape == (1000,)
+
+
+# ---- warnings -----------------------------------------------------------------------------------
+
+
+def test_a_node_that_reaches_no_output_and_not_the_loss_is_a_warning():
+    doc = net(fc("fc1", "x"), relu("stray", "fc1"), fc("dead_end", "stray"), sce("fc1"), outputs=["fc1"])
+    with pytest.warns(SpecWarning) as caught:
+        parse_network(doc)
+    messages = [str(w.message) for w in caught if issubclass(w.category, SpecWarning)]
+    assert messages == [
+        "nodes[1]: node 'stray' (relu) is not connected: its value reaches no output and not the loss "
+        "(remove it, or list it in \"outputs\")",
+        "nodes[2]: node 'dead_end' (affine) is not connected: its value reaches no output and not the loss "
+        "(remove it, or list it in \"outputs\")"]
+
+
+def test_nodes_feeding_only_the_loss_or_only_an_output_are_connected():
+    doc = net(fc("fc1", "x"), relu("h", "fc1"), fc("head", "h"), fc("aux", "fc1"), sce("head"), outputs=["aux"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpecWarning)
+        parse_network(doc)

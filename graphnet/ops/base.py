@@ -187,6 +187,8 @@ class OpRecord:
       interpreter (`tests/reference.py`) checks compiled plans against it.
     - `examples`: small networks containing the op, by case name
       (`graphnet.ops.examples.OpExample`); the table-driven tests run each one.
+    - `min_train_batch`: the fewest examples a train-mode batch may have
+      (batchnorm: 2, as its batch statistics need more than one example).
     """
 
     name: str
@@ -198,6 +200,7 @@ class OpRecord:
     state: Callable[[Any, list[Value]], list[StateDecl]] = no_state
     is_loss: bool = False
     label_kind: Literal["classes", "float"] | None = None
+    min_train_batch: int = 1
     forward: "Callable[[Any, LowerContext], Any] | None" = field(default=None, compare=False)
     backward: "Callable[[Any, LowerContext], list[Step]] | None" = field(default=None, compare=False)
     activation_code: int | None = None

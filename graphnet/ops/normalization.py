@@ -121,6 +121,7 @@ def _layernorm_reference(node: LayerNorm, xs: list[np.ndarray], ctx: ReferenceCo
 
 BATCHNORM = OpRecord(
     name="batchnorm", model=BatchNorm, infer_shape=_vector_shape, params=_scale_shift, state=_running_stats,
+    min_train_batch=2,
     forward=_batchnorm_forward, backward=_batchnorm_backward, reference=_batchnorm_reference, examples={
         "affine-bn-relu": example(affine("fc", "x", 5, bias=False), node("bn", "batchnorm", "fc"),
                                   node("h", "relu", "bn")),
