@@ -86,7 +86,18 @@ def process_alive(pid: int) -> bool:
         return True
     except OSError:  # no way to tell (e.g. no signals on this platform): assume it is alive
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A process that has exited but not been reaped (signal 0 still reaches it). Linux only:
+    elsewhere, False."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) state ...": comm may hold spaces and parentheses, so split at the last ')'
+            return stat.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+    except OSError:
+        return False
 
 
 def writer_pid(temporary_name: str, target_name: str) -> int | None:

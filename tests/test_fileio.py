@@ -267,3 +267,23 @@ def test_an_error_naming_another_file_is_kept(tmp_path):
     with pytest.raises(OSError) as info:
         write_text_atomic(tmp_path / "run" / "deeper" / "history.json", "[]")
     assert info.value.filename == str(tmp_path / "run" / "deeper")  # the folder that could not be made
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="zombie detection reads /proc (Linux)")
+def test_an_exited_but_unreaped_process_is_not_alive():
+    """A writer killed with SIGKILL stays a zombie until its parent reaps it; signal 0 still
+    reaches a zombie, but it holds no lock and writes no file."""
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 30
+        while fileio.process_alive(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not fileio.process_alive(child.pid)
+        assert os.path.exists(f"/proc/{child.pid}")  # still there, not yet reaped: a zombie
+    finally:
+        child.wait()
+    assert fileio.process_alive(os.getpid())
