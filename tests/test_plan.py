@@ -467,8 +467,8 @@ def test_the_plan_module_does_not_import_the_compiler_at_run_time():
 
 
 def test_the_plan_and_compiler_modules_stay_under_450_lines():
-    modules = [PACKAGE / "plan.py", PACKAGE / "network.py", PACKAGE / "batch_checks.py",
-               *sorted((PACKAGE / "compiler").glob("*.py"))]
+    modules = [PACKAGE / "plan.py", PACKAGE / "network.py", *PACKAGE.glob("batch_checks.py"),
+               *PACKAGE.glob("compiler*.py"), *sorted(PACKAGE.glob("compiler/*.py"))]
     lengths = {path.relative_to(PACKAGE).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
                for path in modules}
     assert {name: n for name, n in lengths.items() if n > 450} == {}
