@@ -118,7 +118,9 @@ def _key(ref: Ref) -> BufferKey:
 
 
 def merge_inplace(steps: list[Step], buffers: dict[BufferKey, Buffer]) -> InplaceMerges:
-    """Realize the steps' declared in-place pairs where safe (see `_StorageGroups.may_write_over`)."""
+    """Group `buffers` by storage: a buffer a step writes in place of an input that dies at
+    that step joins the input's group (when safe: see `_StorageGroups.may_write_over`).
+    Offsets are not assigned here (`plan_memory` packs the groups)."""
     groups = _StorageGroups(buffers)
     merged_steps: set[int] = set()
     pairs: list[tuple[int, str, str]] = []
