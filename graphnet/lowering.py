@@ -30,6 +30,7 @@ RefKind = Literal[
 ]
 
 BATCH_KINDS = frozenset({"input", "label", "value", "grad", "saved"})
+PLANNED_KINDS = frozenset({"value", "grad", "saved"})  # the batch kinds a plan keeps in its arena
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,11 @@ class Step:
     inplace: tuple[tuple[int, int], ...] = ()
     fn_inplace: Callable[..., Any] | None = None
     returns_loss: bool = False
+
+
+# The one-element array a plan's SGD-in-backward steps read the learning rate from
+# (what `LowerContext.update_in_backward` hands an op).
+SGD_LEARNING_RATE = Ref("fixed", "(sgd).learning_rate", (1,))
 
 
 class _Alias:

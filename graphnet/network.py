@@ -5,7 +5,8 @@
     loss, grads = net.loss(X, y)       # train mode; the homework Solver's contract
     scores = net.loss(X)               # no labels: scores (eval mode), as in the homework
 
-Plans are compiled lazily per (mode, capacity) and cached. A batch larger than
+The compiler (`graphnet.compiler.build_plan`) builds the plans; this runtime
+asks for them lazily per (kind, capacity) and caches them. A batch larger than
 the capacity compiles a bigger plan (logged, counted in `net.stats`); smaller
 batches run on views of the same buffers.
 """
@@ -13,28 +14,22 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import numpy as np
 
-from . import limits
-from .compiler import ancestors, fuse, lower, plan_memory
+from .compiler import PlanKind, build_plan, check_memory, plan_graph
 from .errors import PlanError
 from .graph import Graph, build_graph
-from .lowering import FusionDecision, Step
+from .lowering import FusionDecision
 from .parameters import ArrayView, ParameterStore
 from .plan import Plan, debug_poison_default
 from .spec import NetworkSpec, RunSpec, load
 from .tasks import output_task, predictions
 
 log = logging.getLogger("graphnet")
-
-# train: train-mode forward + loss + backward; train_sgd: the same, with the SGD update of
-# the weights done inside backward (see sgd_step); train_loss: train-mode forward + loss
-# (no backward); eval_loss: eval-mode forward + loss; infer: eval-mode forward to the outputs.
-PlanKind = Literal["train", "train_sgd", "train_loss", "eval_loss", "infer"]
 
 
 @dataclass
@@ -105,67 +100,11 @@ class CompiledNetwork:
         return plan
 
     def _compile_plan(self, kind: PlanKind, capacity: int) -> Plan:
-        if kind != "infer" and self.graph.loss is None:
-            raise PlanError(f"network '{self.graph.name}' has no loss: it can only run forward()")
-        source, graph, decisions, renamed = self._fused_graph(kind)
-        mode = "train" if kind.startswith("train") else "eval"
-        offered, refusal = self._sgd_in_backward_offer() if kind == "train_sgd" else (frozenset(), "")
-        schedule = lower(graph, mode, self.kernels, self.dtype, self.dropout_rng,
-                         with_loss=kind != "infer", with_backward=kind in ("train", "train_sgd"),
-                         update_in_backward=offered)
-        if kind == "train_sgd":
-            decisions = decisions + sgd_update_decisions(self.store.names(), schedule.updated_params, refusal)
-        # A value folded into another node carries that node's id in the fused graph:
-        # serve it under the output name the spec gave it.
-        schedule.outputs = {name: schedule.outputs[renamed.get(name, name)] for name in source.outputs}
-        extra = self._regularization_steps(schedule) if kind != "infer" else []
-        keep = {("value", ref.name) for ref in schedule.outputs.values() if ref.kind == "value"} \
-            if kind == "infer" else set()
-        memory = plan_memory(schedule.steps, keep, share=self.share_memory)
+        plan = build_plan(self.graph, kind, capacity, store=self.store, kernels=self.kernels, dtype=self.dtype,
+                          rng=self.dropout_rng, fuse_ops=self.fuse_ops, share_memory=self.share_memory,
+                          poison=self.debug_poison)
         self.stats.plans_compiled += 1
-        return Plan(schedule, memory, self.store, capacity=capacity, dtype=self.dtype, backend=self.backend,
-                    fusions=decisions, extra_steps=extra, poison=self.debug_poison)
-
-    def _regularization_steps(self, schedule) -> list[Step]:
-        """Zero the gradients no backward step writes, then add the l2 term over the weight segment."""
-        steps: list[Step] = []
-        if schedule.backward:
-            unwritten = [name for name in self.store.names()
-                         if name not in schedule.written_param_grads and name not in schedule.updated_params]
-            if unwritten:
-                views = [self.store.grad_view(name) for name in unwritten]
-
-                def zero_unreached_grads() -> None:
-                    for view in views:
-                        view.fill(0)
-
-                steps.append(Step("(params)", f"zero {len(views)} unreached gradients", zero_unreached_grads, ()))
-        l2 = self.graph.l2
-        if l2 and self.store.regularized_size:
-            W, dW = self.store.regularized()
-            if schedule.backward:
-                l2_penalty = self.kernels.l2_penalty
-
-                def l2_term() -> float:
-                    return l2_penalty(W, dW, l2)
-            else:
-                sum_squares = self.kernels.sum_squares
-
-                def l2_term() -> float:
-                    return 0.5 * l2 * sum_squares(W)
-
-            steps.append(Step("(l2)", "l2_penalty", l2_term, (), returns_loss=True))
-        return steps
-
-    def _sgd_in_backward_offer(self) -> tuple[frozenset[str], str]:
-        """The parameters a train_sgd plan may update inside backward, or why none."""
-        from .blas import find_gemm, gemm_status
-
-        if find_gemm(self.dtype) is None:
-            return frozenset(), gemm_status(self.dtype)
-        if self.graph.l2:
-            return frozenset(), "the l2 term reads the weights after backward"
-        return frozenset(self.store.names()), ""
+        return plan
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -351,27 +290,9 @@ class CompiledNetwork:
                 raise ValueError(f"'{name}' has shape {target.shape}, got {value.shape}")
             np.copyto(target, value, casting="same_kind")
 
-    def _fused_graph(self, kind: PlanKind) -> tuple[Graph, Graph, list[FusionDecision], dict[str, str]]:
-        """(the graph a plan of `kind` computes, that graph fused, the fusion decisions,
-        the values fusion renamed).
-
-        Only an inference plan returns the outputs. The others compute the loss, so
-        they neither keep outputs alive nor let them block a fusion (a softmax that
-        is the network's output still fuses with its cross_entropy for training).
-        """
-        source = self.graph
-        if kind != "infer":
-            # What the loss does not need still runs where it has running statistics
-            # feeding an output: a batchnorm on an output branch learns its statistics.
-            feeding = ancestors(self.graph, list(self.graph.outputs))
-            stateful = tuple(dict.fromkeys(s.node for s in self.graph.state if s.node in feeding))
-            source = replace(self.graph, outputs=stateful)
-        graph, decisions, renamed = fuse(source) if self.fuse_ops else (source, [], {})
-        return source, graph, decisions, renamed
-
     def fusion_decisions(self, kind: PlanKind = "train") -> list[FusionDecision]:
         """The fusions that fired (or did not, and why) in a plan of `kind`."""
-        return self._fused_graph(kind)[2]
+        return plan_graph(self.graph, kind, self.fuse_ops).decisions
 
     def describe(self, kind: PlanKind = "train") -> str:
         return self.plan(kind).describe()
@@ -392,18 +313,6 @@ def network_spec(spec: Any) -> NetworkSpec:
         raise TypeError(f"compile() takes a NetworkSpec, RunSpec, spec dict or spec file path, "
                         f"got {type(spec).__name__}")
     return spec
-
-
-def sgd_update_decisions(names: list[str], updated: frozenset[str], refusal: str) -> list[FusionDecision]:
-    """One decision per parameter: updated inside backward, or after it and why."""
-    decisions = []
-    for name in names:
-        if name in updated:
-            decisions.append(FusionDecision("sgd-update-in-backward", (name,), True))
-        else:
-            decisions.append(FusionDecision("sgd-update-in-backward", (name,), False,
-                                            refusal or "updated after backward, from its gradient"))
-    return decisions
 
 
 def _forward_in_chunks(plan: Plan, inputs: Mapping[str, np.ndarray], names: list[str],
@@ -429,22 +338,6 @@ def _rows(inputs: Mapping[str, Any]) -> int:
         if isinstance(X, np.ndarray) and X.ndim >= 1:
             return X.shape[0]
     return 1
-
-
-def check_memory(graph: Graph, dtype: np.dtype, capacity: int, limit: int | None = None) -> None:
-    """PlanError, before anything is allocated, when parameters, gradients and an
-    unplanned bound on the activation buffers (values and gradients at this
-    capacity) would exceed the memory limit (`max_bytes=`, or graphnet.limits)."""
-    itemsize = np.dtype(dtype).itemsize
-    parameters = 2 * graph.num_params * itemsize
-    activations = 2 * capacity * sum(node.value.size for node in graph.nodes) * itemsize
-    limit = limits.max_bytes() if limit is None else limit
-    if parameters + activations > limit:
-        raise PlanError(
-            f"network '{graph.name}' would need about {limits.format_bytes(parameters + activations)} "
-            f"({limits.format_bytes(parameters)} for {graph.num_params:,} {np.dtype(dtype).name} parameters and "
-            f"gradients, up to {limits.format_bytes(activations)} for activations at batch {capacity}), over the "
-            f"limit of {limits.format_bytes(limit)}; lower the batch size or set {limits.ENV_VAR} / max_bytes=")
 
 
 def compile(spec: NetworkSpec | RunSpec | Mapping[str, Any] | str | Path, batch_size: int = 128, dtype: Any = "float32",

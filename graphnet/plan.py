@@ -11,18 +11,19 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from math import prod
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
-from .compiler import PLANNED_KINDS, SGD_LEARNING_RATE, MemoryPlan, Schedule
+from .batch_checks import INT64, as_class_labels, as_dtype, check_labels
 from .errors import PlanError, did_you_mean
-from .lowering import FusionDecision, Ref, Step
+from .lowering import PLANNED_KINDS, SGD_LEARNING_RATE, FusionDecision, Ref, Step
 from .parameters import ParameterStore
 
+if TYPE_CHECKING:  # the compiler builds plans: at run time this module does not import it
+    from .compiler import MemoryPlan, Schedule
+
 BoundStep = tuple[Callable[..., Any], list[Any], bool]
-_INT64 = np.dtype(np.int64)
 
 
 @dataclass
@@ -172,12 +173,12 @@ class Plan:
             raise PlanError(f"batch of {n} exceeds this plan's capacity {self.capacity}")
         for name, value in self.label_values.items():
             y = labels.get(name) if labels is not None else None
-            if value.kind == "classes" and y.__class__ is np.ndarray and y.dtype is _INT64 \
+            if value.kind == "classes" and y.__class__ is np.ndarray and y.dtype is INT64 \
                     and y.shape == (n,) and y.flags.c_contiguous:
                 continue  # the loss kernels check the label range as they read it
             if y is None:
                 raise PlanError(f"missing labels '{name}'")
-            _check_labels(name, y, value, n, dtype)
+            check_labels(name, y, value, n, dtype)
         return n
 
     def _refuse_small_batch(self, n: int) -> None:
@@ -213,15 +214,15 @@ class Plan:
     def _converted(self, inputs: Mapping[str, Any], labels: Mapping[str, Any] | None
                    ) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
         """New mappings with every convertible array converted, or None when nothing is."""
-        new_inputs = {name: _as_dtype(f"input '{name}'", X, self.dtype) if name in self.input_shapes else X
+        new_inputs = {name: as_dtype(f"input '{name}'", X, self.dtype) if name in self.input_shapes else X
                       for name, X in inputs.items()}
         new_labels = None if labels is None else dict(labels)
         if new_labels is not None:
             for name, value in self.label_values.items():
                 if name in new_labels:
                     y = new_labels[name]
-                    new_labels[name] = _as_class_labels(name, y) if value.kind == "classes" \
-                        else _as_dtype(f"targets '{name}'", y, self.dtype)
+                    new_labels[name] = as_class_labels(name, y) if value.kind == "classes" \
+                        else as_dtype(f"targets '{name}'", y, self.dtype)
         changed = any(new_inputs[k] is not inputs[k] for k in inputs) or \
             (labels is not None and any(new_labels[k] is not labels[k] for k in labels))  # type: ignore[index]
         return (new_inputs, new_labels) if changed else None
@@ -377,60 +378,6 @@ def min_batch(graph: Any, mode: str) -> tuple[int, str | None]:
     needs = [(node.record.min_train_batch, node.id) for node in graph.nodes]
     fewest, node = max(needs, default=(1, None), key=lambda need: need[0])
     return (fewest, node) if fewest > 1 else (1, None)
-
-
-def _as_dtype(what: str, X: Any, dtype: np.dtype) -> Any:
-    """A numeric array (bool, integer, float) as `dtype` (a copy); anything else as it is
-    (the checks name what is wrong with it). PlanError for non-numeric arrays, and for
-    finite values that do not fit in `dtype`."""
-    if X.__class__ is not np.ndarray or X.dtype == dtype:
-        return X
-    if X.dtype.kind not in "biuf":
-        raise PlanError(f"{what}: expected numbers ({dtype.name}), got an array of dtype {X.dtype} "
-                        f"({_kind_name(X.dtype)})")
-    with np.errstate(over="ignore"):
-        converted = X.astype(dtype)
-    if X.dtype.kind == "f" and X.dtype.itemsize > dtype.itemsize:
-        overflow = np.isinf(converted) & np.isfinite(X)
-        if overflow.any():
-            raise PlanError(f"{what}: {X[overflow].flat[0]:g} does not fit in {dtype.name} "
-                            f"(largest {np.finfo(dtype).max:g}); scale the data or compile with dtype='float64'")
-    return converted
-
-
-def _as_class_labels(name: str, y: Any) -> Any:
-    """Integer class labels of any integer dtype as int64 (a copy); float labels are refused."""
-    if y.__class__ is not np.ndarray or y.dtype == _INT64:
-        return y
-    if y.dtype.kind in "iu":
-        return y.astype(_INT64)
-    if y.dtype.kind == "f":
-        raise PlanError(f"labels '{name}': class labels must be integers, got {y.dtype.name} "
-                        "(if they are whole numbers: y.astype(np.int64))")
-    raise PlanError(f"labels '{name}': class labels must be integers, got an array of dtype {y.dtype} "
-                    f"({_kind_name(y.dtype)})")
-
-
-def _kind_name(dtype: np.dtype) -> str:
-    return {"O": "Python objects", "U": "strings", "S": "bytes", "c": "complex numbers", "M": "dates",
-            "m": "time deltas", "V": "raw records", "b": "booleans"}.get(dtype.kind, dtype.kind)
-
-
-def _check_labels(name: str, y: Any, value, n: int, dtype: np.dtype) -> None:
-    if not isinstance(y, np.ndarray):
-        raise PlanError(f"labels '{name}': expected an array, got {type(y).__name__}")
-    if value.kind == "classes":
-        if y.dtype != np.int64 or y.shape != (n,):
-            raise PlanError(f"labels '{name}': expected an int64 array of shape ({n},), "
-                            f"got {y.dtype.name} {y.shape}")
-        if not y.flags.c_contiguous:
-            raise PlanError(f"labels '{name}': expected a C-contiguous array, got a strided view "
-                            "(use np.ascontiguousarray(y))")
-    else:
-        expected = (n, *value.shape)
-        if y.dtype != dtype or y.shape[0] != n or prod(y.shape[1:]) != prod(value.shape) or not y.flags.c_contiguous:
-            raise PlanError(f"targets '{name}': expected a C-contiguous {dtype.name} array of shape {expected}, "
-                            f"got {y.dtype.name} {y.shape}")
 
 
 def _run_steps(steps: list[BoundStep], start: int, stop: int) -> float:

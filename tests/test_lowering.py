@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import graphnet as gn
-import graphnet.compiler as compiler
+import graphnet.compiler.autodiff as autodiff
 
 OPS_FOLDER = Path(gn.__file__).parent / "ops"
 
@@ -46,8 +46,8 @@ def test_the_sgd_gemm_reaches_the_affine_op_through_the_context(monkeypatch):
 
         return kernel
 
-    compiler_at_b_update = compiler.at_b_update
-    monkeypatch.setattr(compiler, "at_b_update", recording_at_b_update)
+    compiler_at_b_update = autodiff.at_b_update
+    monkeypatch.setattr(autodiff, "at_b_update", recording_at_b_update)
     spec = gn.sequential([{"op": "affine", "units": 5, "activation": "relu"}, {"op": "affine", "units": 3}],
                          input_shape=[4], classes=3, name="two_affines")
     net = gn.compile(spec, batch_size=6, dtype="float64", seed=0)

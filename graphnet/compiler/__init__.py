@@ -1,0 +1,55 @@
+"""The compiler: Graph -> Plan, as a few small passes, one module each.
+
+1. `fusion`: `fuse_epilogues`, `fuse_into_consumers` (and `fuse`, both in
+   order): Graph -> Graph, driven by the fusion table (`graphnet.fusion_rules`),
+   each returning its FusionDecisions (fired, or not and why) and the values it
+   renamed.
+2. `autodiff`: `lower`: Graph -> Schedule. Each op's forward hook, in
+   topological order, then (train mode) each backward hook in reverse order.
+   Gradients of values read by several nodes are accumulated; only values on a
+   path from a parameter to the loss get gradients; nodes no target needs are
+   dropped.
+3. `memory`: `plan_memory`: Schedule steps -> buffer offsets. Each buffer lives
+   from its first to its last step; `merge_inplace` lets a declared in-place
+   pair share storage when the input dies at that step; storage whose
+   lifetimes don't overlap is shared.
+4. `plans`: `build_plan` runs the passes for a network and a plan kind (train,
+   train_sgd, train_loss, eval_loss, infer), adds the steps no op owns (unreached
+   gradients, the l2 term) and binds it all into a `graphnet.plan.Plan` over the
+   parameter store.
+"""
+from __future__ import annotations
+
+from ..lowering import SGD_LEARNING_RATE
+from .autodiff import Mode, Schedule, ancestors, lower
+from .fusion import Fused, fuse, fuse_epilogues, fuse_into_consumers
+from .memory import ALIGN, PLANNED_KINDS, Buffer, InplaceMerges, MemoryPlan, merge_inplace, plan_memory
+from .plans import (PlanGraph, PlanKind, build_plan, check_memory, plan_graph, regularization_steps,
+                    sgd_in_backward_offer, sgd_update_decisions)
+
+__all__ = [
+    "ALIGN",
+    "PLANNED_KINDS",
+    "SGD_LEARNING_RATE",
+    "Buffer",
+    "Fused",
+    "InplaceMerges",
+    "MemoryPlan",
+    "Mode",
+    "PlanGraph",
+    "PlanKind",
+    "Schedule",
+    "ancestors",
+    "build_plan",
+    "check_memory",
+    "fuse",
+    "fuse_epilogues",
+    "fuse_into_consumers",
+    "lower",
+    "merge_inplace",
+    "plan_graph",
+    "plan_memory",
+    "regularization_steps",
+    "sgd_in_backward_offer",
+    "sgd_update_decisions",
+]
