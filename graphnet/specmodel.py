@@ -79,13 +79,15 @@ def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
+def _tags(member: Any, discriminator: str) -> tuple[Any, ...]:
+    """The values of a tagged-union member's `Literal` tag field."""
+    field = _field_named(member, discriminator) if _is_model(member) else None
+    return get_args(field.annotation) if field is not None and get_origin(field.annotation) is Literal else ()
+
+
 def _tagged_member(members: list[Any], discriminator: str, tag: Any) -> Any:
-    """The member of a tagged union whose discriminator field is the literal `tag`, or None."""
-    for member in members:
-        field = _field_named(member, discriminator) if _is_model(member) else None
-        if field is not None and get_origin(field.annotation) is Literal and tag in get_args(field.annotation):
-            return member
-    return None
+    """The member of a tagged union whose tag field has the value `tag`, or None."""
+    return next((member for member in members if tag in _tags(member, discriminator)), None)
 
 
 def _union_step(members: list[Any], discriminator: Any, part: Any) -> tuple[bool, Any]:
@@ -137,7 +139,8 @@ def _walk(loc: tuple[Any, ...], root: type[BaseModel] | None) -> list[tuple[bool
 
 def json_location(loc: tuple[Any, ...], root: type[BaseModel] | None) -> str:
     """A pydantic error `loc` as a JSON path, for errors from validating `root`:
-    `('nodes', 3, 'affine', 'units')` -> `nodes[3].units`. Without a root, every entry shows."""
+    `('nodes', 3, 'affine', 'units')` -> `nodes[3].units`.
+    Without a root, every entry but `[key]` shows."""
     text = ""
     for part, (shown, _) in zip(loc, _walk(loc, root)):
         if not shown:

@@ -50,7 +50,9 @@ def test_a_tagged_union_member_is_located_without_its_tag():
     assert problems(pets=[{"kind": "dog"}, {"kind": "cat", "lives": "nine"}]) == [
         ("pets[1].lives", "input should be a valid integer")
     ]
-    assert problems(favourite={"kind": "cat", "lives": "nine"}) == [("favourite.lives", "input should be a valid integer")]
+    assert problems(favourite={"kind": "cat", "lives": "nine"}) == [
+        ("favourite.lives", "input should be a valid integer")
+    ]
 
 
 def test_an_unknown_field_in_a_tagged_member_gets_that_members_fields_as_suggestions():
@@ -106,7 +108,8 @@ def test_specmodel_imports_neither_ops_nor_spec():
 
 def test_ops_import_nothing_from_spec():
     for path in sorted((PACKAGE / "ops").glob("*.py")):
-        spec_imports = {name for name in _imported_modules(path) if name.split(".")[:2] == ["graphnet", "spec"]}
+        imported = _imported_modules(path)
+        spec_imports = {name for name in imported if name.split(".")[:2] == ["graphnet", "spec"]}
         assert not spec_imports, f"{path.name} imports {spec_imports}"
 
 

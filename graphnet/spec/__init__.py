@@ -16,36 +16,10 @@ from __future__ import annotations
 
 from ..specmodel import SpecModel, spec_error_from
 from .network import SCHEMA_VERSION, InputSpec, LabelSpec, NetworkSpec, Node, SchemaVersion
-from .reading import (
-    SCHEMA_FILE,
-    format_location,
-    load,
-    parse,
-    parse_json,
-    parse_network,
-    parse_run,
-    read_spec_text,
-    upgrade,
-    zoo_specs,
-)
-from .run import (
-    OPTIMIZERS,
-    Adam,
-    AdamW,
-    Constant,
-    Cosine,
-    DataSpec,
-    Exponential,
-    Momentum,
-    Nesterov,
-    OptimizerSpec,
-    RmsProp,
-    RunSpec,
-    ScheduleSpec,
-    Sgd,
-    StepDecay,
-    TrainSpec,
-)
+from .reading import (SCHEMA_FILE, format_location, load, parse, parse_json, parse_network, parse_run,
+                      read_spec_text, upgrade, zoo_specs)
+from .run import (OPTIMIZERS, Adam, AdamW, Constant, Cosine, DataSpec, Exponential, Momentum, Nesterov,
+                  OptimizerSpec, RmsProp, RunSpec, ScheduleSpec, Sgd, StepDecay, TrainSpec)
 from .schema import json_schema, schema_text
 
 __all__ = [
