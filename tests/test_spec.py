@@ -332,6 +332,26 @@ def test_run_spec_errors_are_located_inside_network_and_train():
     assert_problem(problems_of(doc), "train", "missing required field 'train'")
 
 
+def test_a_union_member_label_is_not_part_of_the_location():
+    doc = small_run()
+    doc["train"]["data"] = {"name": "spiral", "val_size": -1, "options": {"points": [1]}}
+    problems = problems_of(doc)
+    assert_problem(problems, "train.data.val_size", "greater than or equal to 0")
+    assert_problem(problems, "train.data.options.points", "valid integer")
+    assert [loc for loc, _ in problems if "val_size" in loc or "options" in loc] == [
+        "train.data.val_size", "train.data.options.points", "train.data.options.points",
+        "train.data.options.points", "train.data.options.points"]
+
+
+def test_suggestions_come_from_the_model_that_was_validated():
+    doc = small_run()
+    doc["nme"] = "net"
+    assert_problem(problems_of_fn(parse_network, doc), "nme", "did you mean 'name'?")
+    doc = small_net()
+    doc["trian"] = {}
+    assert_problem(problems_of_fn(parse_run, doc), "trian", "did you mean 'train'?")
+
+
 # ---- JSON text ---------------------------------------------------------------------------------
 
 
@@ -643,6 +663,8 @@ def test_schema_refuses_unknown_fields_and_wrong_types(schema_validator):
         (("train", "optimizer", "adam", "learning_rate"), "train.optimizer.learning_rate"),
         (("train", "schedule", "step", "step_epochs"), "train.schedule.step_epochs"),
         (("train", "data", "DataSpec", "name"), "train.data.name"),
+        (("train", "data", "DataSpec", "val_size", "constrained-int"), "train.data.val_size"),
+        (("labels", "y y", "[key]"), "labels.y y"),
         (("l2",), "l2"),
         ((), ""),
     ],

@@ -1,4 +1,4 @@
-"""What every op record holds, and the pydantic base of every node model.
+"""What every op record holds, and the base of every node model.
 
 An op is one record in the registry (`graphnet.ops.OPS`): its node model (the
 spec fields), how many inputs it takes, how its output shape follows from its
@@ -15,9 +15,10 @@ from math import prod
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Mapping
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+from pydantic import Field, model_serializer
 
 from ..kernels.codes import ACTIVATION_CODES
+from ..specmodel import NodeId, SpecModel
 
 
 if TYPE_CHECKING:
@@ -25,11 +26,6 @@ if TYPE_CHECKING:
     from .examples import OpExample
 
 Shape = tuple[int, ...]
-
-# A node id: starts with a letter or underscore (any script), then letters,
-# digits, underscores or hyphens. No dots: parameter names are "<id>.<name>".
-NODE_ID_PATTERN = r"^[^\W\d][\w\-]*$"
-NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN, min_length=1, max_length=64)]
 
 # Sizes are bounded by what a machine could hold (graphnet.limits), not by a fixed cap;
 # this bound only keeps index arithmetic in int32 range.
@@ -42,29 +38,6 @@ INITIALIZERS: tuple[str, ...] = Initializer.__args__  # type: ignore[attr-define
 
 # Activations an affine node may run as its epilogue: the names of the kernels' codes.
 Activation = Literal[tuple(ACTIVATION_CODES)]  # type: ignore[valid-type]
-
-
-class SpecModel(BaseModel):
-    """Base of every spec model: strict, frozen, unknown fields rejected, and a
-    SpecError (with JSON locations) instead of pydantic's error when built in Python."""
-
-    model_config = ConfigDict(
-        extra="forbid", strict=True, frozen=True, allow_inf_nan=False,
-        validate_by_name=True, serialize_by_alias=True,
-    )
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as error:
-            from ..spec import spec_error_from  # spec.py imports this module
-
-            raise spec_error_from(error, data, root=type(self)) from None
-
-    # Tell pydantic this __init__ is a base init: otherwise it calls it for every
-    # nested model during validation, and the SpecError raised there gets wrapped
-    # as a value error of the parent (locations lost, problems glued into one line).
-    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
 
 class NodeModel(SpecModel):

@@ -1,0 +1,138 @@
+"""The run settings: a network and how to train it (`RunSpec`, `TrainSpec`), the data
+(`DataSpec`), the optimizers (tagged by `rule`) and the schedules (tagged by `kind`)."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, model_serializer
+
+from ..specmodel import SpecModel
+from .network import SCHEMA_VERSION, NetworkSpec, SchemaVersion
+
+
+class DataSpec(SpecModel):
+    """Where the data comes from: a data set name or path, and how to split and scale it."""
+
+    name: str = Field(min_length=1)
+    val_size: Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0, lt=1)] | None = None
+    normalize: Literal["auto", "scale", "standardize", "none"] = "auto"
+    options: dict[str, int | float | str | bool] = {}
+
+
+class _Tagged(SpecModel):
+    """A member of a tagged union (optimizer `rule`, schedule `kind`). The tag has a default,
+    so Python code need not repeat it, but it stays in every dump, even with
+    exclude_defaults: without it the dump would not parse back."""
+
+    @model_serializer(mode="wrap")
+    def _tag_always(self, handler: Any) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            tag = "rule" if "rule" in type(self).model_fields else "kind"
+            return {tag: getattr(self, tag), **data}
+        return data
+
+
+class Sgd(_Tagged):
+    rule: Literal["sgd"] = "sgd"
+    learning_rate: float = Field(1e-2, gt=0)
+
+
+class Momentum(_Tagged):
+    rule: Literal["momentum"] = "momentum"
+    learning_rate: float = Field(1e-2, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+
+
+class Nesterov(Momentum):
+    rule: Literal["nesterov"] = "nesterov"  # type: ignore[assignment]
+
+
+class RmsProp(_Tagged):
+    rule: Literal["rmsprop"] = "rmsprop"
+    learning_rate: float = Field(1e-2, gt=0)
+    decay_rate: float = Field(0.99, ge=0, lt=1)
+    epsilon: float = Field(1e-8, gt=0)
+
+
+class Adam(_Tagged):
+    rule: Literal["adam"] = "adam"
+    learning_rate: float = Field(1e-3, gt=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    epsilon: float = Field(1e-8, gt=0)
+
+
+class AdamW(Adam):
+    rule: Literal["adamw"] = "adamw"  # type: ignore[assignment]
+    weight_decay: float = Field(1e-2, ge=0)
+
+
+OptimizerSpec = Annotated[Union[Sgd, Momentum, Nesterov, RmsProp, Adam, AdamW], Field(discriminator="rule")]
+OPTIMIZERS: dict[str, type[SpecModel]] = {
+    model.model_fields["rule"].default: model for model in (Sgd, Momentum, Nesterov, RmsProp, Adam, AdamW)
+}
+
+
+_WARMUP = "linear warmup from base/warmup_iterations to the base rate over these epochs"
+
+
+class Constant(_Tagged):
+    kind: Literal["constant"] = "constant"
+    warmup_epochs: float = Field(0.0, ge=0, description=_WARMUP)
+
+
+class Exponential(_Tagged):
+    """The homework's `lr_decay`: the rate is multiplied by `decay` after every epoch."""
+
+    kind: Literal["exponential"] = "exponential"
+    decay: float = Field(gt=0, le=1)
+    warmup_epochs: float = Field(0.0, ge=0, description=_WARMUP + "; decay still counts epochs from the start")
+
+
+class StepDecay(_Tagged):
+    kind: Literal["step"] = "step"
+    step_epochs: int = Field(ge=1)
+    gamma: float = Field(0.1, gt=0, le=1)
+    warmup_epochs: float = Field(0.0, ge=0, description=_WARMUP + "; the steps stay at absolute epochs")
+
+
+class Cosine(_Tagged):
+    """Cosine annealing from the base rate to `min_lr` over the run after warmup (per iteration)."""
+
+    kind: Literal["cosine"] = "cosine"
+    min_lr: float = Field(0.0, ge=0)
+    warmup_epochs: float = Field(0.0, ge=0, description=_WARMUP + "; the cosine spans the epochs after it")
+
+
+ScheduleSpec = Annotated[Union[Constant, Exponential, StepDecay, Cosine], Field(discriminator="kind")]
+
+
+class TrainSpec(SpecModel):
+    """How to train: data, optimizer, schedule, epochs, batch size, seed and numerics."""
+
+    data: str | DataSpec
+    optimizer: OptimizerSpec = Adam()
+    schedule: ScheduleSpec = Constant()
+    epochs: int = Field(10, ge=1, le=100_000)
+    batch_size: int = Field(128, ge=1, le=1 << 20)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    clip_norm: float | None = Field(None, gt=0, description="clip gradients to this global L2 norm")
+    dtype: Literal["float32", "float64"] = "float32"
+    backend: Literal["numba", "numpy"] | None = None
+    eval_batch_size: int = Field(1000, ge=1, le=1 << 20)
+
+    def data_spec(self) -> DataSpec:
+        return self.data if isinstance(self.data, DataSpec) else DataSpec(name=self.data)
+
+
+class RunSpec(SpecModel):
+    """A network and how to train it: everything `graphnet train FILE` needs."""
+
+    schema_ref: str | None = Field(None, alias="$schema")
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    network: NetworkSpec
+    train: TrainSpec
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent, exclude_defaults=True, exclude_none=True)
