@@ -102,9 +102,8 @@ def _small_net(**options):
     return gn.compile(spec, batch_size=8, dtype="float64", seed=0, **options)
 
 
-def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
-    net = _small_net()
-    inputs, labels = reference.random_batch(net.spec, 8, seed=0)
+def gradients_off_by_one_percent(net, monkeypatch) -> None:
+    """Make `net.train_step` report every gradient 1% too large (a wrong backward)."""
     honest = net.train_step
 
     def off_by_one_percent(X, y):
@@ -113,6 +112,12 @@ def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
         return loss
 
     monkeypatch.setattr(net, "train_step", off_by_one_percent)
+
+
+def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
+    net = _small_net()
+    inputs, labels = reference.random_batch(net.spec, 8, seed=0)
+    gradients_off_by_one_percent(net, monkeypatch)
     results = check_gradients(net, inputs, labels, entries=None)
     assert all(r.rel_error > 1e-3 for r in results), results
 
@@ -165,14 +170,7 @@ def test_a_vanishing_gradient_passes_on_the_absolute_tolerance():
 def test_the_absolute_tolerance_does_not_hide_a_wrong_gradient(monkeypatch):
     net = gn.compile(_dense_bn(), batch_size=4, dtype="float64", seed=0)
     inputs, labels = reference.random_batch(net.spec, 4, seed=0)
-    honest = net.train_step
-
-    def off_by_one_percent(X, y):
-        loss = honest(X, y)
-        net.store.grads[:] *= 1.01
-        return loss
-
-    monkeypatch.setattr(net, "train_step", off_by_one_percent)
+    gradients_off_by_one_percent(net, monkeypatch)
     with pytest.warns(UserWarning):
         results = check_gradients(net, inputs, labels)
     assert [r.name for r in results if not r.passed(GRAD_TOL)] == [r.name for r in results if r.name != "fc1.b"]
