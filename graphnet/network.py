@@ -15,7 +15,7 @@ import logging
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 
@@ -53,6 +53,10 @@ def _kernels(backend: str):
 
 class CompiledNetwork:
     """A network compiled for the CPU: parameters in one flat buffer, plans per mode."""
+
+    #: net.save(folder): write a checkpoint folder (network.json + weights.npz). Defined and
+    #: bound by graphnet.checkpoint, which imports this module (never the other way round).
+    save: Callable[[str | Path], None]
 
     def __init__(self, spec: NetworkSpec, *, batch_size: int = 128, dtype: Any = "float32",
                  backend: str | None = None, seed: int | None = 0, fuse: bool = True,
@@ -222,12 +226,6 @@ class CompiledNetwork:
         """
         first = self.graph.outputs[0]
         return predictions(self.forward(X, output=first, batch_size=batch_size), output_task(self.graph, first))
-
-    def save(self, folder: str) -> None:
-        """Write a checkpoint folder (network.json + weights.npz); see graphnet.checkpoint."""
-        from .checkpoint import save_checkpoint
-
-        save_checkpoint(folder, self)
 
     def loss(self, X: Any, y: Any = None):
         """With labels: (loss, grads) in train mode, grads a fresh dict of arrays.

@@ -19,6 +19,7 @@ import pytest
 
 import graphnet as gn
 import graphnet.training as training
+import graphnet.training.loop as training_loop
 from extras import HAVE_MATPLOTLIB, HAVE_TQDM
 from graphnet.checkpoint import ARRAYS_FILE, load_checkpoint, read_checkpoint
 from graphnet.data import spiral
@@ -89,7 +90,7 @@ def interrupt_at(monkeypatch, epoch: int, iteration: int, times: int = 1) -> Non
     """Simulate Ctrl-C while iteration `iteration` of epoch `epoch` (0-based) is being set up:
     the real SIGINT handler runs, exactly as for a key press at that moment."""
     target = epoch + iteration / PER_EPOCH  # the same expression training evaluates
-    real = training.learning_rate_at
+    real = training_loop.learning_rate_at
 
     def spy(schedule, base_lr, at, total_epochs, iterations_per_epoch=1):
         if at == target:
@@ -97,7 +98,7 @@ def interrupt_at(monkeypatch, epoch: int, iteration: int, times: int = 1) -> Non
                 signal.raise_signal(signal.SIGINT)
         return real(schedule, base_lr, at, total_epochs, iterations_per_epoch)
 
-    monkeypatch.setattr(training, "learning_rate_at", spy)
+    monkeypatch.setattr(training_loop, "learning_rate_at", spy)
 
 
 @pytest.fixture(scope="module")
