@@ -17,7 +17,6 @@ stored load without this check).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import zipfile
@@ -27,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import CheckpointError, SpecError
-from .fileio import remove_stale_temporaries, write_bytes_atomic, write_text_atomic
+from .fileio import remove_stale_temporaries, write_npz_atomic, write_text_atomic
 from .network import CompiledNetwork, compile
 from .spec import NetworkSpec, parse_network
 
@@ -118,15 +117,25 @@ def save_checkpoint(folder: str | Path, net: CompiledNetwork, optimizer: Any = N
         raise CheckpointError(f"{folder}: refusing to save a checkpoint that holds non-finite values: "
                               f"{'; '.join(bad)}")
     arrays["meta"] = np.array(json.dumps(info))
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
     spec_text = net.spec.to_json() + "\n"
     spec_path = folder / SPEC_FILE
     remove_stale_temporaries(folder, [SPEC_FILE, ARRAYS_FILE])
     if not spec_path.exists() or spec_path.read_text(encoding="utf-8") != spec_text:
         write_text_atomic(spec_path, spec_text)
-    write_bytes_atomic(folder / ARRAYS_FILE, buffer.getvalue())
+    write_npz_atomic(folder / ARRAYS_FILE, arrays)
     return folder
+
+
+def save(net: CompiledNetwork, folder: str | Path) -> None:
+    """Write `net` to a checkpoint folder (network.json + weights.npz); bound as `net.save(folder)`.
+
+    The method lives here rather than in graphnet.network so that checkpoints depend on
+    the network and not the reverse; importing graphnet binds it.
+    """
+    save_checkpoint(folder, net)
+
+
+CompiledNetwork.save = save
 
 
 def read_checkpoint(folder: str | Path) -> tuple[NetworkSpec, dict[str, np.ndarray], dict[str, Any]]:

@@ -70,16 +70,20 @@ class NonFiniteError(GraphnetError, FloatingPointError):
     """Training produced a NaN or infinite value; names the step and the first bad node."""
 
 
-def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
-    """`; did you mean 'x'?` for the choice closest to `word` (a case-insensitive match,
-    a known synonym, or a close spelling), else ``."""
+def suggestions(word: str, choices: Iterable[str], n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """The choices closest to `word`, best first: a case-insensitive match or a known synonym
+    (alone), else up to `n` close spellings (difflib ratio >= cutoff)."""
     choices = sorted(set(choices))
     by_lower = {choice.lower(): choice for choice in choices}
     lowered = word.lower()
-    match = by_lower.get(lowered)
-    if match is None and SYNONYMS.get(lowered) in by_lower:
-        match = by_lower[SYNONYMS[lowered]]
-    if match is None:
-        close = get_close_matches(word, choices, n=1, cutoff=cutoff)
-        match = close[0] if close else None
+    if lowered in by_lower:
+        return [by_lower[lowered]]
+    if SYNONYMS.get(lowered) in by_lower:
+        return [by_lower[SYNONYMS[lowered]]]
+    return get_close_matches(word, choices, n=n, cutoff=cutoff)
+
+
+def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    """`; did you mean 'x'?` for the choice closest to `word` (see `suggestions`), else ``."""
+    match = next(iter(suggestions(word, choices, cutoff=cutoff)), None)
     return f"; did you mean '{match}'?" if match is not None and match != word else ""

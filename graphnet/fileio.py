@@ -8,10 +8,14 @@ still at work (`remove_stale_temporaries`).
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import Mapping
+
+import numpy as np
 
 
 def _umask() -> int:
@@ -72,6 +76,14 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_npz_atomic(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write `arrays` (name -> array) to `path` as an uncompressed .npz archive, atomically
+    (see `write_bytes_atomic`): the one npz writer of checkpoints and the Solver."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def process_alive(pid: int) -> bool:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .gradient_check import central_difference
 from .graph import Graph
 from .network import CompiledNetwork
 
@@ -112,14 +113,7 @@ def check_gradients(net: CompiledNetwork, X, y, *, h: float = 1e-5, entries: int
             flat = np.concatenate([largest, pick.choice(rest, entries - len(largest), replace=False)])
         numeric = np.empty(len(flat))
         for i, k in enumerate(flat):
-            index = slot.start + int(k)
-            old = net.store.values[index]
-            net.store.values[index] = old + h
-            plus = loss_at()
-            net.store.values[index] = old - h
-            minus = loss_at()
-            net.store.values[index] = old
-            numeric[i] = (plus - minus) / (2 * h)
+            numeric[i] = central_difference(lambda _: loss_at(), net.store.values, slot.start + int(k), h)
         analytic = analytic_param[flat]
         differences = np.abs(analytic - numeric)
         worst = int(np.argmax(differences))

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = [
+    "central_difference",
     "eval_numerical_gradient",
     "eval_numerical_gradient_array",
     "grad_check_sparse",
@@ -28,15 +29,26 @@ def rel_error(x: Any, y: Any) -> float:
     return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
 
 
-def _central_difference(f: Callable[[np.ndarray], float], x: np.ndarray, ix: tuple[int, ...], h: float) -> float:
-    """(f(x + h e_ix) - f(x - h e_ix)) / 2h, perturbing x in place and restoring it."""
+def central_difference(f: Callable[[np.ndarray], Any], x: np.ndarray, ix: tuple[int, ...] | int,
+                       h: float = 1e-5) -> Any:
+    """(f(x + h e_ix) - f(x - h e_ix)) / 2h, perturbing x in place at index `ix` and restoring it.
+
+    f returns one value (the result is a float) or an array (the result is a float64 array of
+    its shape; each value is copied, so f may return a view of a buffer it reuses).
+    """
     old = x[ix]
     x[ix] = old + h
-    plus = float(f(x))
+    plus = _value(f(x))
     x[ix] = old - h
-    minus = float(f(x))
+    minus = _value(f(x))
     x[ix] = old
     return (plus - minus) / (2 * h)
+
+
+def _value(value: Any) -> Any:
+    """A float for a single value, else a float64 copy of the array."""
+    array = np.array(value, dtype=np.float64, copy=True)
+    return array.item() if array.size == 1 else array
 
 
 def eval_numerical_gradient(
@@ -48,7 +60,7 @@ def eval_numerical_gradient(
     """
     grad = np.zeros(x.shape, dtype=np.float64)
     for ix in np.ndindex(*x.shape):
-        grad[ix] = _central_difference(f, x, ix, h)
+        grad[ix] = central_difference(f, x, ix, h)
         if verbose:
             print(ix, grad[ix])
     return grad
@@ -64,13 +76,7 @@ def eval_numerical_gradient_array(
     grad = np.zeros(x.shape, dtype=np.result_type(x.dtype, np.float32))
     df = np.asarray(df)
     for ix in np.ndindex(*x.shape):
-        old = x[ix]
-        x[ix] = old + h
-        plus = np.array(f(x), dtype=np.float64, copy=True)
-        x[ix] = old - h
-        minus = np.array(f(x), dtype=np.float64, copy=True)
-        x[ix] = old
-        grad[ix] = np.sum((plus - minus) * df) / (2 * h)
+        grad[ix] = np.sum(central_difference(f, x, ix, h) * df)
     return grad
 
 
@@ -86,7 +92,7 @@ def grad_check_sparse(
     errors = []
     for _ in range(num_checks):
         ix = tuple(randrange(m) for m in x.shape)
-        numeric = _central_difference(f, x, ix, h)
+        numeric = central_difference(f, x, ix, h)
         analytic = float(analytic_grad[ix])
         denominator = abs(numeric) + abs(analytic)
         error = abs(numeric - analytic) / denominator if denominator > 0 else 0.0

@@ -12,11 +12,13 @@ absolute, so `graphnet eval` and `--resume` work from any directory.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any, Sequence
 
 from . import data as data_module
 from .errors import DataError, RunFolderError
-from .fileio import remove_stale_temporaries
+from .fileio import remove_stale_temporaries, write_text_atomic
 from .runlock import LOCK_FILE
 from .spec import RunSpec, parse_run
 
@@ -45,6 +47,21 @@ def clear_run_files(out: Path) -> None:
             remove_stale_temporaries(folder, list(names))
     if checkpoint.is_dir() and not any(checkpoint.iterdir()):
         checkpoint.rmdir()
+
+
+def write_run_spec(out: Path, run: RunSpec) -> None:
+    """Write `run.json`: the run spec as trained."""
+    write_text_atomic(out / "run.json", run.to_json() + "\n")
+
+
+def write_history(out: Path, history: Sequence[Any]) -> None:
+    """Write `history.json`: one object per epoch record (a dataclass)."""
+    write_text_atomic(out / "history.json", json.dumps([asdict(record) for record in history], indent=2) + "\n")
+
+
+def write_metrics(out: Path, metrics: dict[str, Any]) -> None:
+    """Write `metrics.json`: the final metrics of a run."""
+    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
 def _remove_file(path: Path) -> None:

@@ -55,7 +55,6 @@ Batches and subsamples are drawn from NumPy's global random state, so
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import warnings
@@ -65,7 +64,7 @@ import numpy as np
 
 from . import optim
 from .errors import NonFiniteError
-from .fileio import write_bytes_atomic
+from .fileio import write_npz_atomic
 from .network import CompiledNetwork
 from .data._checks import check_targets
 from .optimizer import Optimizer
@@ -368,7 +367,7 @@ class Solver:
 
     def record_histories_as_npz(self, filename: str) -> None:
         """Write loss_history, train_acc_history and val_acc_history to an .npz file, atomically."""
-        _write_npz(filename, {
+        write_npz_atomic(filename, {
             "loss_history": np.asarray(self.loss_history, dtype=np.float64),
             "train_acc_history": np.asarray(self.train_acc_history, dtype=np.float64),
             "val_acc_history": np.asarray(self.val_acc_history, dtype=np.float64),
@@ -394,17 +393,11 @@ class Solver:
         filename = f"{self.checkpoint_name}_epoch_{self.epoch}.npz"
         if self.verbose:
             print(f'Saving checkpoint to "{filename}"')
-        _write_npz(filename, arrays)
+        write_npz_atomic(filename, arrays)
 
 
 def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in config.items()}
-
-
-def _write_npz(filename: str, arrays: Mapping[str, np.ndarray]) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    write_bytes_atomic(filename, buffer.getvalue())
 
 
 def load_checkpoint(filename: str) -> dict[str, Any]:

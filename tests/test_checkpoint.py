@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 import graphnet as gn
+import graphnet.checkpoint as checkpoint_module
 from graphnet.checkpoint import ARRAYS_FILE, SPEC_FILE, load_checkpoint, read_checkpoint, restore, save_checkpoint
+
+from package_source import PACKAGE, imported_modules  # tests/ helper
 
 BN_DROPOUT = {
     "name": "bn_dropout",
@@ -382,3 +385,10 @@ def test_load_checkpoint_takes_a_run_folder_as_graphnet_eval_does(tmp_path):
     (tmp_path / "run" / "run.json").write_text("{}", encoding="utf-8")
     loaded = gn.load_checkpoint(tmp_path / "run", batch_size=4)
     assert np.array_equal(loaded.store.values, net.store.values)
+
+
+def test_the_network_module_does_not_import_checkpoints():
+    """net.save is bound by graphnet.checkpoint: checkpoints depend on the network, not the reverse."""
+    imported = imported_modules(PACKAGE / "network.py")
+    assert not {name for name in imported if name.startswith("graphnet.checkpoint")}, imported
+    assert gn.CompiledNetwork.save is checkpoint_module.save

@@ -8,10 +8,13 @@ import stat
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import graphnet.fileio as fileio
-from graphnet.fileio import fsync_folder, write_bytes_atomic, write_text_atomic
+from graphnet.fileio import fsync_folder, write_bytes_atomic, write_npz_atomic, write_text_atomic
+
+from package_source import PACKAGE, called_names, package_files  # tests/ helper
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -287,3 +290,28 @@ def test_an_exited_but_unreaped_process_is_not_alive():
     finally:
         child.wait()
     assert fileio.process_alive(os.getpid())
+
+
+def test_write_npz_atomic_round_trips_without_pickle(tmp_path):
+    arrays = {"param/fc1.W": np.arange(6.0).reshape(2, 3), "meta": np.array('{"a": 1}'), "n": np.int64(3)}
+    write_npz_atomic(tmp_path / "a.npz", arrays)
+    with np.load(tmp_path / "a.npz", allow_pickle=False) as npz:
+        assert sorted(npz.files) == sorted(arrays)
+        for name, array in arrays.items():
+            assert np.array_equal(npz[name], array) and npz[name].dtype == np.asarray(array).dtype
+    assert leftovers(tmp_path) == []
+
+
+def test_write_npz_atomic_names_the_file_on_a_disk_error(tmp_path):
+    (tmp_path / "a.npz").mkdir()  # a folder where the file should go: the rename fails
+    with pytest.raises(OSError) as info:
+        write_npz_atomic(tmp_path / "a.npz", {"x": np.zeros(2)})
+    assert info.value.filename == str(tmp_path / "a.npz")
+    assert leftovers(tmp_path) == []
+
+
+def test_every_npz_is_written_through_one_helper():
+    """Checkpoints and the Solver write their .npz archives with write_npz_atomic."""
+    writers = [path.relative_to(PACKAGE).as_posix() for path in package_files()
+               if {"np.savez", "np.savez_compressed", "numpy.savez"} & called_names(path)]
+    assert writers == ["fileio.py"]

@@ -6,6 +6,7 @@ import random
 import numpy as np
 
 from graphnet.gradient_check import (
+    central_difference,
     eval_numerical_gradient,
     eval_numerical_gradient_array,
     grad_check_sparse,
@@ -53,3 +54,19 @@ def test_grad_check_sparse(capsys):
     errors = grad_check_sparse(lambda x: float(np.sum(np.sin(x))), x, np.cos(x), num_checks=5)
     assert len(errors) == 5 and max(errors) < 1e-8
     assert capsys.readouterr().out.count("relative error") == 5
+
+
+def test_central_difference_of_a_scalar_and_of_an_array_function_restores_x():
+    x = np.array([[1.0, -2.0], [0.5, 3.0]])
+    before = x.copy()
+    slope = central_difference(lambda v: float(np.sum(v ** 3)), x, (1, 1), 1e-5)
+    assert isinstance(slope, float) and abs(slope - 3 * 3.0 ** 2) < 1e-6
+    buffer = np.empty(2)
+
+    def squares_of_first_row(v):  # returns the same buffer each call: the helper must copy
+        np.multiply(v[0], v[0], out=buffer)
+        return buffer
+
+    column = central_difference(squares_of_first_row, x, (0, 1), 1e-5)
+    assert column.shape == (2,) and np.allclose(column, [0.0, 2 * -2.0], atol=1e-8)
+    assert np.array_equal(x, before)

@@ -1,6 +1,7 @@
 """graphnet.nn (EECS189 style): activations, layers, losses, NeuralNetwork and to_spec."""
 from __future__ import annotations
 
+import importlib
 import re
 import warnings
 from pathlib import Path
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import graphnet.data as gd
+import graphnet.nn
 from graphnet.gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
 from graphnet.nn import (
     L2,
@@ -250,3 +252,17 @@ def test_the_homework_doc_section_3_runs_and_says_what_forward_returns():
     np.testing.assert_allclose(net.forward(X), model.forward(X), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(net.forward(X).sum(axis=1), 1.0, rtol=1e-12)  # probabilities, not logits
     assert namespace["spec"] == model.to_spec(input_shape=[2])
+
+
+@pytest.mark.parametrize("module, names", [
+    ("activations", ["Activation", "Linear", "ReLU", "Sigmoid", "TanH", "SoftMax", "initialize_activation"]),
+    ("layers", ["Layer", "FullyConnected", "initialize_layer", "initialize_weights"]),
+    ("losses", ["Loss", "CrossEntropy", "L2", "initialize_loss"]),
+    ("models", ["NeuralNetwork"]),
+])
+def test_nn_is_a_package_along_the_homework_files(module, names):
+    """graphnet.nn.<file> holds what the homework's <file>.py holds; graphnet.nn re-exports it."""
+    submodule = importlib.import_module(f"graphnet.nn.{module}")
+    for name in names:
+        assert getattr(graphnet.nn, name) is getattr(submodule, name), name
+        assert name in graphnet.nn.__all__

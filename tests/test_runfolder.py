@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 import graphnet as gn
-from graphnet.runfolder import (clear_run_files, interrupted_before_first_epoch, refuse_existing,
-                                with_absolute_data)
+from graphnet.runfolder import (RUN_FILES, clear_run_files, interrupted_before_first_epoch, refuse_existing,
+                                with_absolute_data, write_history, write_metrics, write_run_spec)
+from graphnet.training import EpochRecord
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
@@ -82,3 +83,19 @@ def test_data_paths_become_absolute_and_names_stay(tmp_path, monkeypatch):
     for kept in ("spiral", "no-such-data", "missing.csv"):
         run = spiral_run(kept)
         assert with_absolute_data(run) is run
+
+
+def test_the_run_folder_writers_write_what_graphnet_reads_back(tmp_path):
+    run = spiral_run("spiral")
+    record = EpochRecord(epoch=1, train_loss=0.5, train_accuracy=0.75, val_accuracy=None, val_loss=None,
+                         learning_rate=0.01, seconds=0.25)
+    write_run_spec(tmp_path, run)
+    write_history(tmp_path, [record])
+    write_metrics(tmp_path, {"test_accuracy": 0.5, "warnings": []})
+    assert gn.parse_run((tmp_path / "run.json").read_text()) == run
+    assert json.loads((tmp_path / "history.json").read_text()) == [
+        {"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.75, "val_accuracy": None, "val_loss": None,
+         "learning_rate": 0.01, "seconds": 0.25}]
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"test_accuracy": 0.5, "warnings": []}
+    assert {p.name for p in tmp_path.iterdir()} <= set(RUN_FILES)
+    assert not interrupted_before_first_epoch(tmp_path)  # history.json has an epoch

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graphnet as gn
-import graphnet.training as training
+import graphnet.training.loop as training_loop
 from graphnet.schedules import learning_rate_at
 from graphnet.spec import Constant, Cosine, Exponential, StepDecay
 
@@ -146,7 +146,7 @@ def test_training_uses_the_schedule_at_every_iteration(schedule, monkeypatch):
         seen.append((epoch, lr))
         return lr
 
-    monkeypatch.setattr(training, "learning_rate_at", spy)
+    monkeypatch.setattr(training_loop, "learning_rate_at", spy)
     result = gn.train(run, log=None, progress=False)
     per_epoch = math.ceil(216 / 32)  # spiral: 216 training examples (val_size 0.1)
     assert [e for e, _ in seen] == pytest.approx([e + i / per_epoch for e in range(4) for i in range(per_epoch)])

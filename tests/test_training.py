@@ -19,6 +19,7 @@ import pytest
 
 import graphnet as gn
 import graphnet.training as training
+import graphnet.training.loop as training_loop
 from extras import HAVE_MATPLOTLIB, HAVE_TQDM
 from graphnet.checkpoint import ARRAYS_FILE, load_checkpoint, read_checkpoint
 from graphnet.data import spiral
@@ -89,7 +90,7 @@ def interrupt_at(monkeypatch, epoch: int, iteration: int, times: int = 1) -> Non
     """Simulate Ctrl-C while iteration `iteration` of epoch `epoch` (0-based) is being set up:
     the real SIGINT handler runs, exactly as for a key press at that moment."""
     target = epoch + iteration / PER_EPOCH  # the same expression training evaluates
-    real = training.learning_rate_at
+    real = training_loop.learning_rate_at
 
     def spy(schedule, base_lr, at, total_epochs, iterations_per_epoch=1):
         if at == target:
@@ -97,7 +98,7 @@ def interrupt_at(monkeypatch, epoch: int, iteration: int, times: int = 1) -> Non
                 signal.raise_signal(signal.SIGINT)
         return real(schedule, base_lr, at, total_epochs, iterations_per_epoch)
 
-    monkeypatch.setattr(training, "learning_rate_at", spy)
+    monkeypatch.setattr(training_loop, "learning_rate_at", spy)
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +129,39 @@ def test_run_folder_contents(reference):
     X = np.random.default_rng(0).standard_normal((50, 2)).astype(np.float32)
     assert np.array_equal(net.forward(X), reference.net.forward(X))
     assert not [p for p in out.rglob("*.tmp")]
+
+
+def test_the_checkpoint_meta_keeps_its_format(reference):
+    """Old checkpoints resume: the meta's keys, and its position's, are as graphnet always wrote them."""
+    meta = read_checkpoint(reference.out / "checkpoint")[2]
+    assert {"position", "history", "elapsed", "warnings"} <= set(meta)
+    assert list(meta["position"]) == ["epoch", "iteration", "data_rng", "loss_sum"]
+    assert training.ResumePosition.from_meta(meta["position"]).to_meta() == meta["position"]
+
+
+def test_the_resume_position_reads_an_older_checkpoint_and_refuses_garbage():
+    position = training.ResumePosition(epoch=2, iteration=3, data_rng={"state": 1}, loss_sum=1.5)
+    assert position.to_meta() == {"epoch": 2, "iteration": 3, "data_rng": {"state": 1}, "loss_sum": 1.5}
+    assert training.ResumePosition.from_meta({"epoch": 4, "iteration": 0}) == training.ResumePosition(4, 0, None, 0.0)
+    with pytest.raises(ValueError, match="position 'iteration' is -1"):
+        training.ResumePosition.from_meta({"epoch": 1, "iteration": -1})
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="the learning curve needs matplotlib (graphnet[plot])")
+def test_the_learning_curve_leaves_matplotlib_as_it_found_it(tmp_path):
+    """No pyplot and no process-wide backend switch: a user's backend stays theirs."""
+    code = ("import pathlib, sys, matplotlib\n"
+            "matplotlib.use('svg')\n"
+            "import graphnet.training as training\n"
+            "history = [training.EpochRecord(epoch=e, train_loss=1.0 / e, train_accuracy=0.5, val_loss=None,\n"
+            "                                val_accuracy=0.4, learning_rate=0.1, seconds=0.1) for e in (1, 2)]\n"
+            "assert training.plot_learning_curve(history, pathlib.Path(sys.argv[1])) is None\n"
+            "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "curve.png")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["svg", "False"]
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_training_learns_spiral():

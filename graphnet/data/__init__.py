@@ -21,7 +21,6 @@ Every problem with a file raises `graphnet.DataError` naming the file.
 """
 from __future__ import annotations
 
-import difflib
 import inspect
 import os
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, suggestions
 from ._checks import check_count, check_example_shape, check_features, check_seed, prepare_labels
 from .idx import IDX_FILES, find_idx_file, load_idx, read_idx
 from .synthetic import SYNTHETIC, blobs, spiral
@@ -118,7 +117,7 @@ def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[str, Any]:
     if low in _ALIASES:
         raise DataError(f"dataset {s!r} not found; {where}. {_how_to_install(_ALIASES[low])}")
     canonical = {**{n: n for n in list_datasets()}, **_ALIASES}
-    close = dict.fromkeys(canonical[c] for c in difflib.get_close_matches(low, list(canonical), n=5, cutoff=0.6))
+    close = dict.fromkeys(canonical[c] for c in suggestions(low, canonical, n=5))
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     known = sorted(set(canonical.values()))
     raise DataError(f"unknown dataset {s!r}.{hint} Known: {', '.join(known)}; {where}.")

@@ -1,0 +1,34 @@
+"""Training a run spec end to end: data, optimizer, schedule, metrics, run folder.
+
+    result = gn.train("specs/fashion_mlp.json", out="runs/fashion")
+
+A run folder holds `run.json` (the run spec as trained), `history.json`
+(per-epoch metrics), `metrics.json` (final accuracies, loss, wall time),
+`learning_curve.png` (with matplotlib) and `checkpoint/` (written at every
+epoch end, and on Ctrl-C or SIGTERM). `resume=RUN` continues from the checkpoint and
+reproduces the trajectory of an uninterrupted run: the data order, dropout
+masks, optimizer state and schedule position are all restored.
+
+A trainer holds its run folder's lock (graphnet.runlock) while it runs; a
+fresh run refuses a folder that holds something unless `overwrite=True`
+(see graphnet.runfolder).
+
+Modules: `run` (train: set up, then finish), `loop` (the epoch loop), `position`
+(the resume position saved in a checkpoint), `records` (epoch records and final
+metrics), `dataset` (the run's data), `plot` (the learning curve); the run-folder
+files are written by graphnet.runfolder.
+"""
+from __future__ import annotations
+
+from .dataset import accuracy, label_of, load_data
+from .loop import TRAIN_ACCURACY_SAMPLES, EpochLoop, batches_per_epoch
+from .plot import plot_learning_curve
+from .position import ResumePosition
+from .records import DIVERGENCE_FACTOR, EpochRecord, RegressionEpochRecord, TrainResult, divergence_warning
+from .run import train
+
+__all__ = [
+    "DIVERGENCE_FACTOR", "TRAIN_ACCURACY_SAMPLES", "EpochLoop", "EpochRecord", "RegressionEpochRecord",
+    "ResumePosition", "TrainResult", "accuracy", "batches_per_epoch", "divergence_warning", "label_of",
+    "load_data", "plot_learning_curve", "train",
+]

@@ -1,0 +1,243 @@
+"""The epoch loop: shuffle, step, record, checkpoint; Ctrl-C or SIGTERM stops between steps.
+
+A resumed loop follows the trajectory of an uninterrupted one: it restores the
+shuffling generator at the saved epoch and continues from the saved iteration
+with the saved partial loss sum.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..checkpoint import generator_state, restore_generator, save_checkpoint
+from ..errors import CheckpointError, NonFiniteError
+from ..network import CompiledNetwork
+from ..optimizer import Optimizer
+from ..plan import min_batch
+from ..runfolder import write_history, write_run_spec
+from ..schedules import learning_rate_at
+from ..spec import RunSpec
+from ..tasks import evaluate, task_of
+from .position import ResumePosition, SavedTraining, training_meta
+from .records import TrainResult, divergence_warning, epoch_line, epoch_record
+
+TRAIN_ACCURACY_SAMPLES = 5000  # train accuracy is measured on a fixed subset of this size
+
+
+class _StopFlag:
+    """Turns Ctrl-C (SIGINT) and SIGTERM (what schedulers send) into a flag checked between
+    steps, so a step is never half done."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.stop:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, previous in self._previous.items():
+            if previous is not None:
+                signal.signal(signum, previous)
+
+
+def batches_per_epoch(examples: int, batch_size: int, min_batch: int = 1) -> int:
+    """Batches of an epoch: ceil(examples / batch_size), less a last batch smaller than
+    `min_batch` (with batchnorm, a last batch of one example is dropped, as PyTorch's
+    drop_last would; a different example each epoch, as the order is reshuffled)."""
+    count = math.ceil(examples / batch_size)
+    last = examples - (count - 1) * batch_size
+    return count - 1 if count > 1 and last < min(min_batch, batch_size) else count
+
+
+class EpochLoop:
+    """The epochs of one run, from a saved position to `run.train.epochs`.
+
+    dataset: the seed's dict (X_train (N, ...), y_train (N, ...), X_val, ...); out: the run
+    folder (None: no checkpoints or files); saved: the state to continue from.
+    """
+
+    def __init__(self, run: RunSpec, net: CompiledNetwork, optimizer: Optimizer, dataset: dict[str, np.ndarray],
+                 out: Path | None, saved: SavedTraining, say: Callable[[str], None], *,
+                 show_progress: bool | None, unsaved_overrides: bool, good_checkpoint: Path | None) -> None:
+        self.run_spec, self.settings = run, run.train
+        self.net, self.optimizer, self.dataset, self.out, self.say = net, optimizer, dataset, out, say
+        self.position = saved.position
+        self.resumed_at = (saved.position.epoch, saved.position.iteration)
+        self.unsaved_overrides = unsaved_overrides
+        self.good_checkpoint = good_checkpoint
+        self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
+        self.result = TrainResult(net, saved.history, out=out, warnings=saved.warnings)
+        self.first_step_loss: float | None = None
+        X_train, y_train = dataset["X_train"], dataset["y_train"]
+        self.data_rng = self._shuffling_generator(len(X_train))
+        subset = np.random.default_rng([self.settings.seed, 2]).permutation(len(X_train))[:TRAIN_ACCURACY_SAMPLES]
+        self.X_sub, self.y_sub = np.ascontiguousarray(X_train[subset]), y_train[subset]
+        self.per_epoch = batches_per_epoch(len(X_train), self.settings.batch_size, min_batch(net.graph, "train")[0])
+        self.X_batch = np.empty((self.settings.batch_size, *X_train.shape[1:]), X_train.dtype)
+        self.y_batch = np.empty((self.settings.batch_size, *y_train.shape[1:]), y_train.dtype)
+        self.started = time.perf_counter() - saved.elapsed
+
+    def _shuffling_generator(self, examples: int) -> np.random.Generator:
+        data_rng = np.random.default_rng([self.settings.seed, 1])
+        if self.position.data_rng is None:
+            # A checkpoint without the shuffling generator's state (written at an epoch end
+            # by an older graphnet): replay the shuffles of the epochs already done.
+            for _ in range(self.position.epoch):
+                data_rng.permutation(examples)
+        return data_rng
+
+    def announce_resume(self) -> None:
+        """Say where a resumed run continues (iterations are counted from 1, like epochs)."""
+        if self.position.epoch >= self.settings.epochs:
+            self.say(f"{self.out} has finished its {self.settings.epochs} epochs: nothing to train "
+                     "(raise --epochs to go on)")
+        else:
+            self.say(f"resuming {self.out} at epoch {self.position.epoch + 1}, "
+                     f"iteration {self.position.iteration + 1} of {self.per_epoch}")
+
+    def run(self) -> TrainResult:
+        """Train the remaining epochs; the result is marked interrupted after a Ctrl-C or SIGTERM."""
+        # Overflow in a step is reported by NonFiniteError (naming the step and node), not as
+        # numpy RuntimeWarnings on stderr.
+        with _StopFlag() as flag, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for epoch in range(self.position.epoch, self.settings.epochs):
+                if not self._epoch(epoch, flag):
+                    self.result.interrupted = True
+                    break
+        return self.result
+
+    def _epoch(self, epoch: int, flag: _StopFlag) -> bool:
+        """One epoch from the saved position; False when stopped (after saving a checkpoint)."""
+        epoch_start = time.perf_counter()
+        self._restore_shuffling(epoch)
+        epoch_rng = generator_state(self.data_rng)
+        order = self.data_rng.permutation(len(self.dataset["X_train"]))
+        resuming = epoch == self.position.epoch
+        first = self.position.iteration if resuming else 0
+        loss_sum = self.position.loss_sum if resuming else 0.0
+        bar = _progress(self.per_epoch, first, f"epoch {epoch + 1}/{self.settings.epochs}") \
+            if self.show_progress else None
+        stopped_at: int | None = None
+        try:
+            for iteration in range(first, self.per_epoch):
+                if flag.stop:
+                    self._checkpoint(ResumePosition(epoch, iteration, epoch_rng, loss_sum))
+                    stopped_at = iteration
+                    break
+                loss_sum += self._step(epoch, iteration, order)
+                if bar:
+                    bar.update(1)
+        finally:
+            if bar:
+                bar.close()
+        if stopped_at is not None:
+            self.say(f"interrupted at epoch {epoch + 1}, before iteration {stopped_at + 1} of {self.per_epoch}"
+                     + (f"; checkpoint saved, resume with: graphnet train --resume {self.out}" if self.out else ""))
+            return False
+        self._end_epoch(epoch, loss_sum, epoch_start)
+        return True
+
+    def _restore_shuffling(self, epoch: int) -> None:
+        """At the saved epoch, put the shuffling generator back where the checkpoint had it."""
+        if self.position.data_rng is None or epoch != self.position.epoch:
+            return
+        try:
+            restore_generator(self.data_rng, self.position.data_rng)
+        except (TypeError, ValueError, KeyError) as error:
+            raise CheckpointError(f"{self.out / 'checkpoint' / 'weights.npz'}: the saved data shuffling "  # type: ignore[operator]
+                                  f"state is unusable: {error}") from None
+
+    def _step(self, epoch: int, iteration: int, order: np.ndarray) -> float:
+        """One optimizer step on batch `iteration` of the epoch's `order`; its loss."""
+        B = self.settings.batch_size
+        index = order[iteration * B:(iteration + 1) * B]
+        n = len(index)
+        np.take(self.dataset["X_train"], index, axis=0, out=self.X_batch[:n])
+        np.take(self.dataset["y_train"], index, axis=0, out=self.y_batch[:n])
+        self.optimizer.learning_rate = learning_rate_at(
+            self.settings.schedule, self.settings.optimizer.learning_rate, epoch + iteration / self.per_epoch,
+            self.settings.epochs, self.per_epoch)
+        try:
+            loss = self.optimizer.step(self.X_batch[:n], self.y_batch[:n])
+        except NonFiniteError as error:
+            note = "" if self.out is None else _checkpoint_note(self.good_checkpoint, self.out / "checkpoint")
+            raise NonFiniteError(f"epoch {epoch + 1}, iteration {iteration + 1} of {self.per_epoch}: "
+                                 f"{error}{note}") from None
+        if self.first_step_loss is None and epoch == iteration == 0:
+            self.first_step_loss = loss
+        return loss
+
+    def _end_epoch(self, epoch: int, loss_sum: float, epoch_start: float) -> None:
+        """Record the epoch, warn if the loss diverges, checkpoint and write history.json."""
+        settings, dataset, net = self.settings, self.dataset, self.net
+        record = epoch_record(
+            task_of(net.graph),
+            evaluate(net, self.X_sub, self.y_sub, settings.eval_batch_size),
+            evaluate(net, dataset["X_val"], dataset["y_val"], settings.eval_batch_size),
+            epoch=epoch + 1,
+            train_loss=loss_sum / self.per_epoch,
+            val_loss=(net.evaluate_loss(dataset["X_val"][:settings.eval_batch_size],
+                                        dataset["y_val"][:settings.eval_batch_size])
+                      if len(dataset["X_val"]) else None),
+            learning_rate=self.optimizer.learning_rate,
+            seconds=time.perf_counter() - epoch_start,
+        )
+        history = self.result.history
+        history.append(record)
+        self.say(epoch_line(record, settings.epochs))
+        warning = divergence_warning(history, self.first_step_loss, self.result.warnings)
+        if warning:
+            self.result.warnings.append(warning)
+            self.say(f"warning: {warning}")
+        self.position = ResumePosition(epoch + 1, 0, None, 0.0)
+        # The shuffling generator's state goes with the checkpoint: a resume at this
+        # epoch boundary must draw the next epoch's order, not the first epoch's again.
+        self._checkpoint(ResumePosition(epoch + 1, 0, generator_state(self.data_rng), 0.0))
+        if self.out is not None:
+            self.good_checkpoint = self.out / "checkpoint"
+            write_history(self.out, history)
+
+    def _checkpoint(self, position: ResumePosition) -> None:
+        """Save the network, optimizer and `position` in the run folder (none without one)."""
+        if self.out is None:
+            return
+        meta = training_meta(position, self.result.history, time.perf_counter() - self.started,
+                             self.result.warnings)
+        save_checkpoint(self.out / "checkpoint", self.net, self.optimizer, meta)
+        if self.unsaved_overrides and (position.epoch, position.iteration) != self.resumed_at:
+            write_run_spec(self.out, self.run_spec)  # run.json describes the checkpoint
+            self.unsaved_overrides = False
+
+
+def _checkpoint_note(good: Path | None, folder: Path) -> str:
+    """The end of a NonFiniteError's message: the checkpoint to go back to, if this run has a good one."""
+    if good is not None:
+        return f"; the last good checkpoint is {good}"
+    if (folder / "weights.npz").is_file():
+        return f"; no checkpoint was written yet by this run ({folder} is left from an earlier run)"
+    return "; no checkpoint was written yet"
+
+
+def _progress(total: int, start: int, description: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=start, desc=description, leave=False, unit="step")

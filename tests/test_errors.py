@@ -1,0 +1,30 @@
+"""graphnet.errors: the one "did you mean" helper every message uses."""
+from __future__ import annotations
+
+from graphnet.errors import did_you_mean, suggestions
+
+from package_source import PACKAGE, imported_modules, package_files  # tests/ helper
+
+
+def test_suggestions_prefer_a_case_insensitive_match_then_a_synonym():
+    assert suggestions("ReLU", ["relu", "tanh"]) == ["relu"]
+    assert suggestions("lr", ["learning_rate", "momentum"]) == ["learning_rate"]
+
+
+def test_suggestions_give_up_to_n_close_spellings_best_first():
+    choices = ["spirals", "spiral", "blobs"]
+    assert suggestions("spirl", choices, n=5) == ["spiral", "spirals"]
+    assert suggestions("spirl", choices) == ["spiral"]
+    assert suggestions("zzz", choices, n=5) == []
+
+
+def test_did_you_mean_formats_the_best_suggestion_and_not_the_word_itself():
+    assert did_you_mean("afine", ["affine", "relu"]) == "; did you mean 'affine'?"
+    assert did_you_mean("relu", ["affine", "relu"]) == ""
+    assert did_you_mean("zzz", ["affine", "relu"]) == ""
+
+
+def test_no_module_but_errors_looks_for_close_spellings_on_its_own():
+    users = [path.relative_to(PACKAGE).as_posix() for path in package_files()
+             if any(name.split(".")[0] == "difflib" for name in imported_modules(path))]
+    assert users == ["errors.py"]
