@@ -39,6 +39,13 @@ MAX_KILLS = 100  # kills beyond KILLS go on only until one has landed inside a w
 TRAIN_EPOCHS = 40
 
 
+def kill_if_running(process: subprocess.Popen) -> None:
+    """Cleanup after a test's child process: kill and reap it unless it has ended."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
 def temporaries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
 
@@ -64,9 +71,7 @@ def test_sigkill_during_checkpoint_writes_never_loses_a_checkpoint(tmp_path):
             child.send_signal(signal.SIGKILL)
             out, err = child.communicate(timeout=30)
         finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+            kill_if_running(child)
         assert child.returncode == -signal.SIGKILL, err
         stats["kills"] += 1
         completed = [int(line) for line in out.split()] or [started]
@@ -134,9 +139,7 @@ def ctrl_c_when(path: Path, run_file: Path, out: Path,
         child.send_signal(signum)
         stdout, stderr = child.communicate(timeout=60)
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+        kill_if_running(child)
     return child, stdout, stderr
 
 
@@ -197,9 +200,7 @@ def test_sigkill_during_training_then_resume_loses_nothing(run_file, reference, 
             child = cli("--resume", str(out))
         stdout, stderr = child.communicate(timeout=120)
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+        kill_if_running(child)
     assert child.returncode == 0, stderr
     assert kills >= 3, "training finished before the kills: make TRAIN_EPOCHS larger"
     assert all(a < b for a, b in zip(positions, positions[1:]))  # each resumed run moved on
@@ -269,9 +270,7 @@ def test_a_second_trainer_on_a_run_folder_is_refused(run_file, tmp_path):
         first.send_signal(signal.SIGINT)
         stdout, stderr = first.communicate(timeout=60)
     finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+        kill_if_running(first)
     assert first.returncode == 130, stderr
     assert "checkpoint saved, resume with" in stdout and "Traceback" not in stderr
     assert (out / "run.json").read_bytes() == saved  # still the first trainer's settings
@@ -288,9 +287,7 @@ def test_a_lock_left_by_a_killed_trainer_is_taken_over(run_file, reference, tmp_
         child.send_signal(signal.SIGKILL)
         child.communicate(timeout=30)
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+        kill_if_running(child)
     if child.returncode == 0:
         pytest.skip("training finished before the kill")
     assert (out / ".lock").read_text().split()[0] == str(child.pid)
