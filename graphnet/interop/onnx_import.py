@@ -65,7 +65,8 @@ class Pending:
     output: str
     fields: dict[str, Any] = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    hints: list[tuple[str, str]] = field(default_factory=list)  # (name, prefix if it must be fixed)
+    # names the node id may come from: (name, prefix for a leading digit, from a weight's name?)
+    hints: list[tuple[str, str, bool]] = field(default_factory=list)
     where: str = ""
 
 
@@ -136,9 +137,9 @@ class Importer:
         weight_name = extra.pop("weight_name", None)
         pending = Pending(op, [v.key for v in inputs], output, extra, arrays, where=where)
         if weight_name and "." in weight_name:
-            pending.hints.append((weight_name.rsplit(".", 1)[0], op))
-        pending.hints.append((_node_name_hint(onnx_node.name), op))
-        pending.hints.append((output, op))
+            pending.hints.append((weight_name.rsplit(".", 1)[0], op, True))
+        pending.hints.append((_node_name_hint(onnx_node.name), op, False))
+        pending.hints.append((output, op, False))
         self.nodes[output] = pending
         self.values[output] = Val(output, self.shape_of(op, inputs, extra, arrays))
 
@@ -524,15 +525,20 @@ def _needed(nodes: dict[str, Pending], output_keys: list[str]) -> list[Pending]:
     return [pending for key, pending in nodes.items() if key in needed]
 
 
-def _assign_ids(nodes: list[Pending], taken: set[str]) -> dict[str, str]:
-    """value key -> node id: the first free hint (weight prefix, node name, output name), else numbered."""
+def _assign_ids(nodes: list[Pending], taken: set[str], outputs: set[str]) -> dict[str, str]:
+    """value key -> node id: the first free name among the module path of its weight
+    (`fc1.weight` -> `fc1`), the graph output it is, its ONNX node name, its output's name."""
     ids = {}
     for pending in nodes:
-        candidates = [identifier(name, prefix) for name, prefix in pending.hints if name]
+        hints = [(name, prefix) for name, prefix, from_weight in pending.hints if from_weight and name]
+        if pending.output in outputs:
+            hints.append((pending.output, "output"))
+        hints += [(name, prefix) for name, prefix, from_weight in pending.hints if not from_weight and name]
+        candidates = [identifier(name, prefix) for name, prefix in hints]
         chosen = next((c for c in candidates if c not in taken), None)
         if chosen is None:
-            base = candidates[0] if candidates else pending.op
-            chosen = next(f"{base[:MAX_ID - 6]}_{k}" for k in range(2, 1 << 30) if f"{base[:MAX_ID - 6]}_{k}" not in taken)
+            base = (candidates[0] if candidates else pending.op)[:MAX_ID - 6]
+            chosen = next(f"{base}_{k}" for k in range(2, 1 << 30) if f"{base}_{k}" not in taken)
         taken.add(chosen)
         ids[pending.output] = chosen
     return ids
@@ -566,7 +572,7 @@ def _spec_document(imp: Importer, name: str) -> tuple[dict[str, Any], dict[str, 
     _fold_biases(imp, output_keys)
     _fuse_activations(imp, output_keys)
     nodes = _needed(imp.nodes, output_keys)
-    ids = {**input_ids, **_assign_ids(nodes, taken)}
+    ids = {**input_ids, **_assign_ids(nodes, taken, {o.name for o in graph.output})}
     node_docs, arrays = [], {}
     for pending in nodes:
         node_id = ids[pending.output]
