@@ -205,6 +205,9 @@ def _eval(args: argparse.Namespace) -> int:
     if (run_folder / "run.json").is_file() and not has_checkpoint(run_folder):
         raise no_checkpoint_yet(run_folder)
     net = load_checkpoint(run_folder, batch_size=args.batch_size, backend=args.backend)
+    if not net.graph.labels:
+        raise SpecError(f"{run_folder}: the network has no labels to evaluate against (an imported model?); "
+                        "add labels and a loss to its network.json")
     if args.data is None and not (run_folder / "run.json").is_file():
         raise SpecError("no run.json here: name the data set with --data")
     if (run_folder / "run.json").is_file():
@@ -372,8 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write a trained network's inference graph as an ONNX model")
     p.add_argument("run", metavar="RUN", help="run folder (or checkpoint folder)")
     p.add_argument("out", metavar="OUT.onnx")
-    p.add_argument("--opset", type=int, choices=range(17, 24), default=17, metavar="{17..23}",
-                   help="ONNX opset (default 17)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 or later (default 17)")
 
     p = sub.add_parser("import", help="turn an ONNX model of an MLP into a checkpoint folder")
     p.add_argument("model", metavar="MODEL.onnx")

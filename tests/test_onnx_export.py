@@ -132,6 +132,17 @@ def test_later_opsets_export_and_earlier_ones_are_refused(onnx):
     check_against_ort(onnx, net, model)
     with pytest.raises(gn.GraphnetError, match="opset 17 or later"):
         onnx_model(net, opset=16)
+    newest = onnx.defs.onnx_opset_version()
+    with pytest.raises(gn.GraphnetError, match=f"opset {newest + 1} is newer than the installed onnx"):
+        onnx_model(net, opset=newest + 1)
+
+
+def test_cli_export_refuses_an_old_opset_in_one_line(onnx, tmp_path, capsys):
+    compiled(zoo_network("specs/spiral_mlp.json")).save(tmp_path / "ckpt")
+    assert main(["export", str(tmp_path / "ckpt"), str(tmp_path / "m.onnx"), "--opset", "16"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "opset 17 or later" in err
+    assert not (tmp_path / "m.onnx").exists()
 
 
 # ---- preprocessing as the first nodes --------------------------------------------------------

@@ -394,5 +394,8 @@ def test_cli_import_writes_a_checkpoint_folder(tmp_path, capsys):
     assert_close(gn.load_checkpoint(out).forward(sample["X"]), sample["y"])
     assert main(["import", str(model), str(out)]) == 1  # not over an existing checkpoint
     assert "not an empty folder" in capsys.readouterr().err
+    assert main(["eval", str(out), "--data", "spiral"]) == 1  # no labels: a user error, not a crash
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no labels" in err
     assert main(["import", str(model), str(tmp_path / "f64"), "--dtype", "float64"]) == 0
     assert gn.load_checkpoint(tmp_path / "f64").dtype == np.float64

@@ -222,6 +222,9 @@ def onnx_model(net: "CompiledNetwork", preprocessing: Mapping[str, Standardizati
     onnx = require_onnx("ONNX export")
     if opset < MIN_OPSET:
         raise GraphnetError(f"ONNX export needs opset {MIN_OPSET} or later (LayerNormalization), got {opset}")
+    if opset > onnx.defs.onnx_opset_version():
+        raise GraphnetError(f"opset {opset} is newer than the installed onnx package knows "
+                            f"(up to {onnx.defs.onnx_opset_version()})")
     graph = net.graph
     ctx = ExportContext(onnx, net, names={name: name for name in graph.inputs})
     _export_preprocessing(ctx, preprocessing or {})
