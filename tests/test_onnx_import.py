@@ -40,11 +40,11 @@ def weights(*shape: int) -> np.ndarray:
 
 def write_model(path: Path, nodes: list, inputs: dict[str, list], outputs: list[str],
                 initializers: dict[str, np.ndarray] | None = None, opset: int = 17,
-                elem_type: int = TensorProto.FLOAT) -> Path:
+                elem_type: int = TensorProto.FLOAT, batch: str | int = "batch") -> Path:
     """A hand-built model: `inputs` {name: dims after the batch}, outputs of unknown shape."""
     graph = helper.make_graph(
         nodes, "handmade",
-        [helper.make_tensor_value_info(name, elem_type, ["batch", *dims]) for name, dims in inputs.items()],
+        [helper.make_tensor_value_info(name, elem_type, [batch, *dims]) for name, dims in inputs.items()],
         [helper.make_tensor_value_info(name, elem_type, None) for name in outputs],
         [numpy_helper.from_array(array, name) for name, array in (initializers or {}).items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
@@ -109,15 +109,24 @@ def test_identity_and_dropout_fold_away(tmp_path):
     assert net.spec.nodes[0].activation == "relu" and not net.spec.nodes[0].bias
 
 
-@pytest.mark.parametrize("target", [[-1, 6], [0, -1], [0, 6], [4, 6]])
-def test_reshape_to_batch_by_features_is_a_flatten(tmp_path, target):
+@pytest.mark.parametrize("target, batch", [([-1, 6], "batch"), ([0, -1], "batch"), ([0, 6], "batch"),
+                                           ([4, 6], 4), ([4, -1], 4)])
+def test_reshape_to_batch_by_features_is_a_flatten(tmp_path, target, batch):
     path = write_model(tmp_path / "m.onnx", [
         helper.make_node("Reshape", ["x", "shape"], ["flat"]),
         helper.make_node("MatMul", ["flat", "W"], ["z"]),
         helper.make_node("Add", ["z", "b"], ["y"])],
-        {"x": [2, 3]}, ["y"], {"shape": np.array(target, np.int64), "W": weights(6, 2), "b": weights(2)})
-    net = check_like_ort(path, batch=4)  # [4, 6] is how a fixed-batch export spells it
+        {"x": [2, 3]}, ["y"], {"shape": np.array(target, np.int64), "W": weights(6, 2), "b": weights(2)},
+        batch=batch)  # a fixed batch of 4 is how an export without a dynamic batch spells it
+    net = check_like_ort(path, batch=4)
     assert ops_of(net) == ["flatten", "affine"] and net.spec.nodes[1].bias
+
+
+def test_reshape_with_a_positive_first_dim_of_a_dynamic_batch_is_refused(tmp_path):
+    path = write_model(tmp_path / "m.onnx", [helper.make_node("Reshape", ["x", "s"], ["y"], name="r")],
+                       {"x": [2, 3]}, ["y"], {"s": np.array([4, 6], np.int64)})
+    with pytest.raises(gn.GraphnetError, match=re.escape("node 'r': Reshape to [4, 6] is not a flatten")):
+        read_onnx(path)
 
 
 def test_flatten_folds_and_bias_from_a_constant_node_before_the_value(tmp_path):

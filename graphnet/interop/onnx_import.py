@@ -22,12 +22,16 @@ import warnings
 from dataclasses import dataclass, field
 from math import prod
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from ..errors import GraphnetError, SpecError, SpecWarning
 from . import require_onnx
+
+if TYPE_CHECKING:
+    from ..network import CompiledNetwork
+    from ..spec import NetworkSpec
 
 AFFINE_ACTIVATIONS = {"relu", "leaky_relu", "sigmoid", "tanh"}
 MAX_ID = 64
@@ -75,7 +79,7 @@ class ImportedModel:
     """What an ONNX file turns into: the network spec, its arrays by name (`fc1.W`,
     `bn.running_mean`) and the dtype of the model's inputs."""
 
-    spec: Any
+    spec: "NetworkSpec"
     arrays: dict[str, np.ndarray]
     dtype: np.dtype
     renamed: dict[str, str] = field(default_factory=dict)  # ONNX input/output name -> spec name, where changed
@@ -89,6 +93,7 @@ class Importer:
         self.values: dict[str, Val | Const | Transposed] = {}
         self.nodes: dict[str, Pending] = {}  # by output key
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+        self.fixed_batches: set[int] = set()  # the batch sizes of inputs exported with a fixed one
 
     # ---- errors and operands ------------------------------------------------------------------
 
@@ -165,12 +170,11 @@ class Importer:
                 self.values[value_info.name] = Val(value_info.name, self.input_shape(value_info))
         for index, node in enumerate(graph.node):
             where = f"node '{node.name or f'#{index}'}'"
-            if node.domain not in ("", "ai.onnx"):
-                raise self.error(where, f"op type {node.domain}.{node.op_type} is not supported "
-                                 f"(supported: {', '.join(sorted(IMPORTERS))})")
-            rule = IMPORTERS.get(node.op_type)
+            standard = node.domain in ("", "ai.onnx")
+            rule = IMPORTERS.get(node.op_type) if standard else None
             if rule is None:
-                raise self.error(where, f"op type {node.op_type} is not supported "
+                op_type = node.op_type if standard else f"{node.domain}.{node.op_type}"
+                raise self.error(where, f"op type {op_type} is not supported "
                                  f"(supported: {', '.join(sorted(IMPORTERS))})")
             rule(self, node, where)
 
@@ -183,6 +187,8 @@ class Importer:
         dims = list(tensor_type.shape.dim)
         if len(dims) < 2:
             raise self.error(where, f"has {len(dims)} axes; expected (batch, features...)")
+        if dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+            self.fixed_batches.add(dims[0].dim_value)
         shape = []
         for axis, dim in enumerate(dims[1:], start=1):
             if not dim.HasField("dim_value") or dim.dim_value < 1:
@@ -375,20 +381,25 @@ def _reshape(imp: Importer, node: Any, where: str) -> None:
     allow_zero = _attributes(imp.onnx, node).get("allowzero", 0)
     dims = [int(d) for d in target.reshape(-1)]
     features = prod(value.shape)
-    if not _is_flatten(dims, features, value.shape, allow_zero):
+    if not _is_flatten(dims, features, value.shape, allow_zero, imp.fixed_batches):
         raise imp.error(where, f"Reshape to {dims} is not a flatten to (batch, {features}); "
                         "only that reshape is supported")
     _flatten_to(imp, node, where, value)
 
 
-def _is_flatten(dims: list[int], features: int, shape: tuple[int, ...], allow_zero: int) -> bool:
+def _is_flatten(dims: list[int], features: int, shape: tuple[int, ...], allow_zero: int,
+                fixed_batches: set[int]) -> bool:
+    """Whether Reshape to `dims` turns (batch, *shape) into (batch, features); a positive first
+    dim is the batch only where an input was exported with that fixed batch size."""
     if len(dims) != 2:
         return False
     batch, width = dims
     if width == 0 and not allow_zero:
         width = shape[0]  # 0 copies the input's dimension
-    batch_ok = batch == -1 and width == features or batch > 0 or (batch == 0 and not allow_zero)
-    return batch_ok and width in (-1, features) and not (batch == -1 and width == -1)
+    if batch == -1:
+        return width == features
+    batch_ok = batch in fixed_batches or (batch == 0 and not allow_zero)
+    return batch_ok and width in (-1, features)
 
 
 def _transpose(imp: Importer, node: Any, where: str) -> None:
@@ -631,7 +642,7 @@ def read_onnx(path: str | Path) -> ImportedModel:
 
 
 def from_onnx(path: str | Path, batch_size: int = 128, dtype: Any = None, backend: str | None = None,
-              seed: int | None = 0) -> Any:
+              seed: int | None = 0) -> "CompiledNetwork":
     """An ONNX model as a CompiledNetwork with its weights (see `read_onnx`).
 
     `dtype` defaults to the model's (float -> float32, double -> float64); the
