@@ -14,6 +14,7 @@ from .builder import sequential
 from .checkpoint import load_checkpoint
 from .errors import (CheckpointError, DataError, GraphnetError, NonFiniteError, PlanError, RunFolderError,
                      SpecError, SpecWarning)
+from .interop.onnx_import import from_onnx
 from .network import CompiledNetwork, compile
 from .optimizer import Optimizer
 from .spec import NetworkSpec, RunSpec, TrainSpec, load, parse, parse_network, parse_run
@@ -36,6 +37,7 @@ __all__ = [
     "TrainResult",
     "TrainSpec",
     "compile",
+    "from_onnx",
     "load",
     "load_checkpoint",
     "parse",

@@ -1,4 +1,4 @@
-"""The `graphnet` command line: validate, schema, compile, train, eval, gradcheck, bench."""
+"""The `graphnet` command line: validate, schema, compile, train, eval, gradcheck, export, import, bench."""
 from __future__ import annotations
 
 import argparse
@@ -205,6 +205,9 @@ def _eval(args: argparse.Namespace) -> int:
     if (run_folder / "run.json").is_file() and not has_checkpoint(run_folder):
         raise no_checkpoint_yet(run_folder)
     net = load_checkpoint(run_folder, batch_size=args.batch_size, backend=args.backend)
+    if not net.graph.labels:
+        raise SpecError(f"{run_folder}: the network has no labels to evaluate against (an imported model?); "
+                        "add labels and a loss to its network.json")
     if args.data is None and not (run_folder / "run.json").is_file():
         raise SpecError("no run.json here: name the data set with --data")
     if (run_folder / "run.json").is_file():
@@ -246,6 +249,31 @@ def _eval(args: argparse.Namespace) -> int:
     print(" " * 6 + "".join(f"{c:>{width}}" for c in range(classes)))
     for c in range(classes):
         print(f"{c:>5} " + "".join(f"{v:>{width}}" for v in matrix[c]))
+    return 0
+
+
+@command("export")
+def _export(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .interop import require_onnx
+    from .interop.onnx_export import export_onnx
+
+    require_onnx("graphnet export")
+    net = load_checkpoint(args.run, batch_size=1)
+    export_onnx(net, args.out, opset=args.opset)
+    print(f"wrote {args.out} (ONNX opset {args.opset}; inputs: {', '.join(net.graph.inputs)}; "
+          f"outputs: {', '.join(net.graph.outputs)})")
+    return 0
+
+
+@command("import")
+def _import(args: argparse.Namespace) -> int:
+    from .interop import require_onnx
+    from .interop.onnx_import import import_onnx
+
+    require_onnx("graphnet import")
+    folder = import_onnx(args.model, args.out, dtype=args.dtype)
+    print(f"wrote checkpoint {folder} (network.json + weights.npz)")
     return 0
 
 
@@ -343,6 +371,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["test", "val", "train"], default="test")
     p.add_argument("--batch-size", type=positive_int, default=1000)
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
+
+    p = sub.add_parser("export", help="write a trained network's inference graph as an ONNX model")
+    p.add_argument("run", metavar="RUN", help="run folder (or checkpoint folder)")
+    p.add_argument("out", metavar="OUT.onnx")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 or later (default 17)")
+
+    p = sub.add_parser("import", help="turn an ONNX model of an MLP into a checkpoint folder")
+    p.add_argument("model", metavar="MODEL.onnx")
+    p.add_argument("out", metavar="OUT_DIR", help="a new (or empty) folder: network.json + weights.npz")
+    p.add_argument("--dtype", choices=["float32", "float64"], default=None, help="default: the model's")
 
     p = sub.add_parser("bench", help="kernels vs their NumPy twins, training step vs the BLAS floor (quick subset)")
     p.add_argument("--full", action="store_true", help="all sizes, more repeats")

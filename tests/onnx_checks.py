@@ -1,0 +1,36 @@
+"""Test helpers for the ONNX tests: run a model in ONNX Runtime, compare within a relative tolerance."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def run_ort(model: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """{output name: array} of an ONNX model (a ModelProto or a file path) in ONNX Runtime."""
+    import onnxruntime
+
+    source = str(model) if isinstance(model, (str, Path)) else model.SerializeToString()
+    session = onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
+    names = [output.name for output in session.get_outputs()]
+    return dict(zip(names, session.run(names, inputs)))
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float = 1e-4, what: str = "") -> None:
+    """Equal within `rtol` relative to each value, or to the largest magnitude of `expected`
+    for values near zero (a difference of two implementations, never bit for bit)."""
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} vs {expected.shape}"
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1e-6)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
+
+
+def forward_dict(net: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """net.forward's outputs as {name: array}, also when there is only one."""
+    result = net.forward(inputs)
+    return result if isinstance(result, dict) else {net.graph.outputs[0]: result}
+
+
+def random_inputs(net: Any, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {name: rng.normal(0, 1.5, (n, *value.shape)).astype(net.dtype) for name, value in net.graph.inputs.items()}
