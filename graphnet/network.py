@@ -163,6 +163,14 @@ class CompiledNetwork:
         first = self.graph.outputs[0]
         return predictions(self.forward(X, output=first, batch_size=batch_size), output_task(self.graph, first))
 
+    def to_onnx(self, path: str | Path, preprocessing: Mapping[str, tuple[Any, Any]] | None = None,
+                opset: int = 17) -> Path:
+        """Write the inference graph as an ONNX model (graphnet.interop.onnx_export; needs the
+        `onnx` extra). Returns the path written."""
+        from .interop.onnx_export import export_onnx
+
+        return export_onnx(self, path, preprocessing=preprocessing, opset=opset)
+
     def loss(self, X: Any, y: Any = None):
         """With labels: (loss, grads) in train mode, grads a fresh dict of arrays.
         Without labels: the scores of the first output (eval mode), as the homework models do."""

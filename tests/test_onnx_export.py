@@ -199,3 +199,11 @@ def test_without_onnx_export_names_the_extra(monkeypatch, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'graphnet[onnx]'" in err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_the_network_method_writes_the_same_model(onnx, tmp_path):
+    net = gn.compile(gn.load("spiral_mlp").network, batch_size=8, seed=3)
+    written = net.to_onnx(tmp_path / "method.onnx")
+    export_onnx(net, tmp_path / "function.onnx")
+    assert written == tmp_path / "method.onnx"
+    assert onnx.load(written).SerializeToString() == onnx.load(tmp_path / "function.onnx").SerializeToString()
