@@ -172,6 +172,9 @@ def _train(args: argparse.Namespace) -> int:
         if args.data is not None or args.batch_size is not None:
             raise SpecError("--data and --batch-size cannot change when resuming (the data order is part of "
                             "the run); --epochs and --lr can")
+        if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
+            raise SpecError(f"--out {args.out} differs from --resume {args.resume}: a resumed run stays in "
+                            "its own folder (copy the folder first to continue it elsewhere)")
         result = train(None, resume=args.resume, epochs=args.epochs, learning_rate=args.lr,  # type: ignore[arg-type]
                        backend=args.backend, progress=None if not args.no_progress else False)
     else:

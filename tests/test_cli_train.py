@@ -424,6 +424,13 @@ def test_overwrite_and_resume_together_is_a_usage_error(tmp_path):
     assert done.returncode == 2 and "not allowed with argument" in done.stderr
 
 
+def test_resume_into_another_out_folder_is_refused(spiral_run, tmp_path, capsys):
+    before = (spiral_run / "history.json").read_bytes()
+    assert main(["train", "--resume", str(spiral_run), "--out", str(tmp_path / "elsewhere"), "--epochs", "101"]) == 1
+    assert "differs from --resume" in capsys.readouterr().err
+    assert not (tmp_path / "elsewhere").exists() and (spiral_run / "history.json").read_bytes() == before
+
+
 def test_eval_of_a_run_without_a_checkpoint_says_so(tmp_path, capsys):
     """A kill during epoch 1 leaves run.json (and perhaps checkpoint/network.json) but no weights."""
     out = tmp_path / "run"
