@@ -201,7 +201,8 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
           epochs: int | None = None, batch_size: int | None = None, learning_rate: float | None = None,
           resume: str | Path | None = None, progress: bool | None = None,
           log: Callable[[str], None] | None = print, backend: str | None = None,
-          overwrite: bool = False) -> TrainResult:
+          overwrite: bool = False,
+          on_epoch: Callable[[EpochRecord | RegressionEpochRecord], None] | None = None) -> TrainResult:
     """Train a run spec (or a run file path); see the module docstring for the run folder.
 
     out: the run folder to write; RunFolderError if it holds anything, unless `overwrite`
@@ -210,16 +211,21 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
         `learning_rate` override its settings, saved to its run.json once training under
         them has succeeded. A run killed before its first checkpoint starts again.
     The run folder is locked while training: RunFolderError if another process trains in it.
+    on_epoch: called with each finished epoch's record, once it is in the history and the
+        checkpoint; an exception it raises stops training and propagates (the run folder
+        keeps that checkpoint; the lock is released).
     """
     with ExitStack() as hold:
         return _train(run, out=out, data=data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                      resume=resume, progress=progress, log=log, backend=backend, overwrite=overwrite, hold=hold)
+                      resume=resume, progress=progress, log=log, backend=backend, overwrite=overwrite, hold=hold,
+                      on_epoch=on_epoch)
 
 
 def _train(run: RunSpec | str | Path, *, out: str | Path | None, data: str | None, epochs: int | None,
            batch_size: int | None, learning_rate: float | None, resume: str | Path | None,
            progress: bool | None, log: Callable[[str], None] | None, backend: str | None,
-           overwrite: bool, hold: ExitStack) -> TrainResult:
+           overwrite: bool, hold: ExitStack,
+           on_epoch: Callable[[EpochRecord | RegressionEpochRecord], None] | None = None) -> TrainResult:
     say = log or (lambda text: None)
     if resume is not None:
         out = Path(resume)
@@ -404,6 +410,8 @@ def _train(run: RunSpec | str | Path, *, out: str | Path | None, data: str | Non
             good_checkpoint = out / "checkpoint" if out is not None else None
             if out is not None:
                 write_text_atomic(out / "history.json", json.dumps([asdict(r) for r in history], indent=2) + "\n")
+            if on_epoch is not None:
+                on_epoch(record)
     return _finish(result, dataset, started, say)
 
 
