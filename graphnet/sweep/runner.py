@@ -12,21 +12,19 @@ the sweep goes on.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import random
 import signal
-import threading
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 from ..errors import GraphnetError
 from .report import (BEST_FILE, PLOT_FILE, RESULTS_FILE, TrialRow, best_document, best_row, format_table,
                      plot_sweep, trial_rows, write_best_json, write_results_csv)
 from .space import Distribution, Sweep, epoch_metric, load_sweep
+from .workers import quotas, raise_interrupt, run_workers, sigterm_interrupts
 
 NEEDS_OPTUNA = "graphnet sweep needs Optuna: pip install 'graphnet[sweep]'"
 STUDY_FILE = "study.db"
@@ -178,11 +176,13 @@ class Objective:
         self.optuna = import_optuna()
 
     def __call__(self, trial: Any) -> float:
-        params = {path: suggest(trial, path, dist) for path, dist in self.sweep.spec.space.items()}
+        params: dict[str, Any] = {}
         folder = self.out / f"trial-{trial.number}"
         trial.set_user_attr("run", str(folder))
         started = time.perf_counter()
         try:
+            for path, distribution in self.sweep.spec.space.items():
+                params[path] = suggest(trial, path, distribution)
             result = self._train(trial, params, folder)
         except self.optuna.TrialPruned:
             self.log(f"trial {trial.number}: pruned at epoch {trial.user_attrs.get('pruned_at', '?')}  "
@@ -270,10 +270,12 @@ def _say(text: str) -> None:
 
 
 def worker_main(plan: WorkerPlan) -> None:
-    """A worker process: SIGTERM stops it as Ctrl-C does; exit 130 when interrupted."""
+    """A worker process: SIGTERM stops it as Ctrl-C does; exit 130 when interrupted. It starts
+    with Ctrl-C ignored (see graphnet.sweep.workers), so that one during start-up prints no traceback."""
     import sys
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         work(plan, _say)
     except KeyboardInterrupt:
@@ -281,72 +283,6 @@ def worker_main(plan: WorkerPlan) -> None:
     except GraphnetError as error:
         print(f"graphnet sweep: {error}", file=sys.stderr, flush=True)
         sys.exit(1)
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt in this (main) thread for the block, as Ctrl-C does."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def quotas(remaining: int, jobs: int) -> list[int]:
-    """`remaining` trials shared among at most `jobs` workers, as evenly as possible (none idle)."""
-    workers = max(0, min(jobs, remaining))
-    return [remaining // workers + (i < remaining % workers) for i in range(workers)]
-
-
-def _run_workers(plans: list[WorkerPlan], log: Callable[[str], None]) -> bool:
-    """Run the plans in 'spawn' processes and wait; True if the sweep was interrupted."""
-    context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=worker_main, args=(plan,), name=f"graphnet-sweep-{i}")
-                 for i, plan in enumerate(plans)]
-    interrupted = False
-    try:
-        for process in processes:
-            process.start()
-        for process in processes:
-            process.join()
-    except KeyboardInterrupt:
-        interrupted = True
-        _stop_workers(processes)
-    for i, process in enumerate(processes):
-        if process.exitcode == 130 or process.exitcode == -signal.SIGINT:
-            interrupted = True
-        elif process.exitcode not in (0, None) and not interrupted:
-            log(f"worker {i} stopped with exit code {process.exitcode}; the other workers went on")
-    return interrupted
-
-
-def _stop_workers(processes: list[Any]) -> None:
-    """After Ctrl-C: give the workers (which saw it too, from the terminal) time to finish their
-    trial's checkpoint; interrupt those that did not; kill only those that still hang."""
-    deadline = time.monotonic() + 2
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-    for process in processes:
-        if process.is_alive() and process.pid is not None:
-            try:
-                import os
-
-                os.kill(process.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-    for process in processes:
-        process.join(30)
-        if process.is_alive():
-            process.kill()
-            process.join()
 
 
 def _sampler_seed(seed: int | None, done: int, worker: int) -> int | None:
@@ -380,12 +316,12 @@ def run_sweep(source: str | Path | Mapping[str, Any], *, trials: int, out: str |
                             share, str(out), prune, _sampler_seed(sweep.spec.seed, done, i),
                             min(5, max(2, trials // 4)))
                  for i, share in enumerate(shares)]
-        with _sigterm_interrupts():
+        with sigterm_interrupts():
             try:
                 if len(plans) == 1:
                     work(plans[0], log)
                 else:
-                    interrupted = _run_workers(plans, log)
+                    interrupted = run_workers(worker_main, plans, log)
             except KeyboardInterrupt:
                 interrupted = True
     return report(study, sweep, out, name, trials, interrupted, log)
