@@ -435,3 +435,12 @@ def test_the_table_lists_each_trial(optuna, tmp_path):
     lines = table.splitlines()
     assert lines[0].split() == ["trial", "state", "learning_rate", "units", "val_accuracy", "seconds", "note"]
     assert [line.split()[:2] for line in lines[1:]] == [["0", "complete"], ["1", "complete"]]
+
+
+def test_the_readme_example_is_a_valid_sweep(tmp_path, monkeypatch):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Sweep hyperparameters"):readme.index("## Run the tests")]
+    [example] = re.findall(r"```json\n(.*?)```", section, re.S)
+    monkeypatch.chdir(tmp_path)  # the run is a zoo name
+    sweep = load_sweep(write(tmp_path / "spiral_sweep.json", json.loads(example)))
+    assert sweep.run_with({"train.epochs": 30, "network.l2": 5e-4}).train.epochs == 30
