@@ -444,3 +444,41 @@ def test_the_readme_example_is_a_valid_sweep(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the run is a zoo name
     sweep = load_sweep(write(tmp_path / "spiral_sweep.json", json.loads(example)))
     assert sweep.run_with({"train.epochs": 30, "network.l2": 5e-4}).train.epochs == 30
+
+
+def test_ctrl_c_in_a_one_job_sweep_stops_its_trial_with_a_checkpoint(optuna, tmp_path):
+    import threading
+
+    out = tmp_path / "sweep"
+    source = write(tmp_path / "sweep.json", sweep_doc(run=spiral_run(epochs=2000)))
+
+    def press_ctrl_c() -> None:
+        wait_for(lambda: (out / "trial-0" / "history.json").is_file())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    lines = []
+    result = run_sweep(source, trials=2, out=out, log=lines.append)
+    presser.join()
+    assert result.interrupted and [row.state for row in result.rows] == ["interrupted"]
+    assert "interrupted: 0 of 2 trials done; run the same command again to resume" in lines
+    assert not (out / "trial-0" / ".lock").exists()
+    assert gn.load_checkpoint(out / "trial-0").spec.name == "spiral_mlp"
+
+
+def test_sigterm_to_the_sweep_alone_stops_its_workers(optuna, tmp_path):
+    out = tmp_path / "sweep"
+    source = write(tmp_path / "sweep.json", sweep_doc(run=spiral_run(epochs=2000)))
+    sweep = subprocess.Popen([sys.executable, "-m", "graphnet", "sweep", str(source), "--trials", "2", "--jobs", "2",
+                              "--out", str(out)], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: all((out / f"trial-{n}" / "history.json").is_file() for n in (0, 1)))
+        sweep.send_signal(signal.SIGTERM)  # a scheduler's stop, to the parent process only
+        stdout, stderr = sweep.communicate(timeout=120)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    assert sweep.returncode == 130 and stderr == "", stderr
+    assert [trial.user_attrs.get("interrupted") for trial in study_of(optuna, out).trials] == [True, True]
