@@ -29,7 +29,6 @@ from .workers import quotas, raise_interrupt, run_workers, sigterm_interrupts
 NEEDS_OPTUNA = "graphnet sweep needs Optuna: pip install 'graphnet[sweep]'"
 STUDY_FILE = "study.db"
 HEARTBEAT_SECONDS = 10  # a trial whose worker is killed is marked failed after a few missed beats
-_COUNTED = ("COMPLETE", "PRUNED", "FAIL")
 
 
 class SweepError(GraphnetError):
@@ -107,15 +106,11 @@ def open_storage(optuna: Any, url: str) -> Any:
 
 def counted_trials(study: Any) -> int:
     """Trials that count toward the target: complete, pruned and failed, not those interrupted."""
-    states = tuple(getattr(study_state(), name) for name in _COUNTED)
-    return sum(1 for trial in study.get_trials(deepcopy=False, states=states)
-               if not trial.user_attrs.get("interrupted"))
-
-
-def study_state() -> Any:
     from optuna.trial import TrialState
 
-    return TrialState
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(1 for trial in study.get_trials(deepcopy=False, states=states)
+               if not trial.user_attrs.get("interrupted"))
 
 
 def _sweep_signature(sweep: Sweep) -> dict[str, Any]:
@@ -125,9 +120,9 @@ def _sweep_signature(sweep: Sweep) -> dict[str, Any]:
             "metric": sweep.spec.metric, "direction": sweep.direction}
 
 
-def open_study(optuna: Any, sweep: Sweep, storage: Any, url: str, name: str, out: Path) -> tuple[Any, bool]:
-    """The study `name` in `storage`, created if new: (study, created). SweepError if it was
-    made by another sweep, or if a new study would reuse `out`'s trial folders."""
+def open_study(optuna: Any, sweep: Sweep, storage: Any, url: str, name: str, out: Path) -> Any:
+    """The study `name` in `storage`, created if new. SweepError if it was made by another
+    sweep, or if a new study would reuse `out`'s trial folders."""
     signature = _sweep_signature(sweep)
     exists = name in optuna.study.get_all_study_names(storage)
     if not exists:
@@ -144,7 +139,7 @@ def open_study(optuna: Any, sweep: Sweep, storage: Any, url: str, name: str, out
         differs = ", ".join(key for key in signature if saved.get(key) != signature[key])
         raise SweepError(f"study '{name}' in {shown_url(url)} was made by a sweep with another {differs}: "
                          f"set a new \"study_name\" in the sweep file, or give a new --out")
-    return study, not exists
+    return study
 
 
 def suggest(trial: Any, path: str, distribution: Distribution) -> Any:
@@ -303,7 +298,7 @@ def run_sweep(source: str | Path | Mapping[str, Any], *, trials: int, out: str |
     out.mkdir(parents=True, exist_ok=True)
     url = storage or default_storage(out)
     name = sweep.spec.study_name or (Path(sweep.source).stem if sweep.source else "sweep")
-    study, _ = open_study(optuna, sweep, open_storage(optuna, url), url, name, out)
+    study = open_study(optuna, sweep, open_storage(optuna, url), url, name, out)
     done = counted_trials(study)
     shares = quotas(trials - done, jobs)
     interrupted = False
