@@ -1,4 +1,4 @@
-"""The `graphnet` command line: validate, schema, compile, train, eval, gradcheck, export, import, bench."""
+"""The `graphnet` command line: validate, schema, compile, train, eval, gradcheck, export, import, sweep, bench."""
 from __future__ import annotations
 
 import argparse
@@ -277,6 +277,21 @@ def _import(args: argparse.Namespace) -> int:
     require_onnx("graphnet import")
     folder = import_onnx(args.model, args.out, dtype=args.dtype)
     print(f"wrote checkpoint {folder} (network.json + weights.npz)")
+
+
+@command("sweep")
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+
+    out = args.out or str(Path("sweeps") / Path(args.file).stem)
+    result = run_sweep(args.file, trials=args.trials, jobs=args.jobs, out=out, storage=args.storage,
+                       prune=args.prune)
+    if result.interrupted:
+        return 130
+    if result.best is None:
+        print(f"graphnet sweep: no trial completed (see the notes in {Path(out) / 'results.csv'})",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -384,6 +399,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL.onnx")
     p.add_argument("out", metavar="OUT_DIR", help="a new (or empty) folder: network.json + weights.npz")
     p.add_argument("--dtype", choices=["float32", "float64"], default=None, help="default: the model's")
+
+
+    p = sub.add_parser("sweep", help="search hyperparameters of a run with Optuna (needs graphnet[sweep])",
+                       description="Sample values for the paths of SWEEP.json's space, train each trial's run "
+                                   "into DIR/trial-<n>/, and report the best. The study is kept in storage: "
+                                   "running the same command again resumes it.")
+    p.add_argument("file", metavar="SWEEP.json")
+    p.add_argument("--trials", type=positive_int, required=True,
+                   help="the total the study should reach, counting trials of earlier runs of this command "
+                        "(complete, pruned and failed ones; not those cut short by Ctrl-C)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="trials run in parallel processes (default 1)")
+    p.add_argument("--out", metavar="DIR", help="sweep folder (default sweeps/<SWEEP name>)")
+    p.add_argument("--storage", metavar="URL",
+                   help="Optuna RDB URL (default sqlite:///DIR/study.db); a PostgreSQL or MySQL URL lets "
+                        "workers on several machines share the study")
+    p.add_argument("--prune", action="store_true",
+                   help="stop trials early whose per-epoch metric is below the median of earlier trials")
 
     p = sub.add_parser("bench", help="kernels vs their NumPy twins, training step vs the BLAS floor (quick subset)")
     p.add_argument("--full", action="store_true", help="all sizes, more repeats")

@@ -714,3 +714,34 @@ def test_a_last_batch_of_one_example_is_dropped_with_batchnorm():
     (216, 43, 2, 5), (216, 43, 1, 6), (216, 32, 2, 7), (1, 32, 2, 1), (64, 32, 2, 2), (65, 1, 2, 65)])
 def test_batches_per_epoch(examples, batch, fewest, expected):
     assert training.batches_per_epoch(examples, batch, fewest) == expected
+
+
+def test_on_epoch_sees_each_record_after_its_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    seen = []
+
+    def on_epoch(record):
+        meta = read_checkpoint(out / "checkpoint")[2]
+        seen.append((record, meta["position"]["epoch"], len(json.loads((out / "history.json").read_text()))))
+
+    result = gn.train(make_run(epochs=3), out=out, log=None, on_epoch=on_epoch)
+    assert [record for record, _, _ in seen] == result.history
+    assert [(epoch, written) for _, epoch, written in seen] == [(1, 1), (2, 2), (3, 3)]
+
+
+def test_an_exception_from_on_epoch_stops_training_and_keeps_the_checkpoint(tmp_path):
+    out = tmp_path / "run"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(record):
+        if record.epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        gn.train(make_run(epochs=5), out=out, log=None, on_epoch=stop_after_two)
+    assert read_checkpoint(out / "checkpoint")[2]["position"]["epoch"] == 2
+    assert not (out / ".lock").exists()
+    resumed = gn.train(None, resume=out, log=None)  # the folder is a usable run folder
+    assert [record.epoch for record in resumed.history] == [1, 2, 3, 4, 5]

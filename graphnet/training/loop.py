@@ -26,7 +26,8 @@ from ..schedules import learning_rate_at
 from ..spec import RunSpec
 from ..tasks import evaluate, task_of
 from .position import ResumePosition, SavedTraining, training_meta
-from .records import TrainResult, divergence_warning, epoch_line, epoch_record
+from .records import (EpochRecord, RegressionEpochRecord, TrainResult, divergence_warning, epoch_line,
+                      epoch_record)
 
 TRAIN_ACCURACY_SAMPLES = 5000  # train accuracy is measured on a fixed subset of this size
 
@@ -75,13 +76,15 @@ class EpochLoop:
 
     def __init__(self, run: RunSpec, net: CompiledNetwork, optimizer: Optimizer, dataset: dict[str, np.ndarray],
                  out: Path | None, saved: SavedTraining, say: Callable[[str], None], *,
-                 show_progress: bool | None, unsaved_overrides: bool, good_checkpoint: Path | None) -> None:
+                 show_progress: bool | None, unsaved_overrides: bool, good_checkpoint: Path | None,
+                 on_epoch: Callable[[EpochRecord | RegressionEpochRecord], None] | None = None) -> None:
         self.run_spec, self.settings = run, run.train
         self.net, self.optimizer, self.dataset, self.out, self.say = net, optimizer, dataset, out, say
         self.position = saved.position
         self.resumed_at = (saved.position.epoch, saved.position.iteration)
         self.unsaved_overrides = unsaved_overrides
         self.good_checkpoint = good_checkpoint
+        self.on_epoch = on_epoch
         self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
         self.result = TrainResult(net, saved.history, out=out, warnings=saved.warnings)
         self.first_step_loss: float | None = None
@@ -213,6 +216,8 @@ class EpochLoop:
         if self.out is not None:
             self.good_checkpoint = self.out / "checkpoint"
             write_history(self.out, history)
+        if self.on_epoch is not None:
+            self.on_epoch(record)
 
     def _checkpoint(self, position: ResumePosition) -> None:
         """Save the network, optimizer and `position` in the run folder (none without one)."""

@@ -22,7 +22,7 @@ from .dataset import check_labels, load_run_data
 from .loop import EpochLoop
 from .plot import plot_learning_curve
 from .position import ResumePosition, SavedTraining, saved_training
-from .records import TrainResult, final_metrics
+from .records import EpochRecord, RegressionEpochRecord, TrainResult, final_metrics
 
 _NO_LOSS = ('training needs a loss: the network has no "loss" node (add a loss node, e.g. '
             '{"id": "loss", "op": "softmax_cross_entropy", "inputs": [<scores>, <labels>]}, '
@@ -43,7 +43,8 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
           epochs: int | None = None, batch_size: int | None = None, learning_rate: float | None = None,
           resume: str | Path | None = None, progress: bool | None = None,
           log: Callable[[str], None] | None = print, backend: str | None = None,
-          overwrite: bool = False) -> TrainResult:
+          overwrite: bool = False,
+          on_epoch: Callable[[EpochRecord | RegressionEpochRecord], None] | None = None) -> TrainResult:
     """Train a run spec (or a run file path); see graphnet.training for the run folder.
 
     out: the run folder to write; RunFolderError if it holds anything, unless `overwrite`
@@ -52,16 +53,21 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
         `learning_rate` override its settings, saved to its run.json once training under
         them has succeeded. A run killed before its first checkpoint starts again.
     The run folder is locked while training: RunFolderError if another process trains in it.
+    on_epoch: called with each finished epoch's record, once it is in the history and the
+        checkpoint; an exception it raises stops training and propagates (the run folder
+        keeps that checkpoint; the lock is released).
     """
     with ExitStack() as hold:
         return _train(run, out=out, data=data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                      resume=resume, progress=progress, log=log, backend=backend, overwrite=overwrite, hold=hold)
+                      resume=resume, progress=progress, log=log, backend=backend, overwrite=overwrite, hold=hold,
+                      on_epoch=on_epoch)
 
 
 def _train(run: RunSpec | str | Path, *, out: str | Path | None, data: str | None, epochs: int | None,
            batch_size: int | None, learning_rate: float | None, resume: str | Path | None,
            progress: bool | None, log: Callable[[str], None] | None, backend: str | None,
-           overwrite: bool, hold: ExitStack) -> TrainResult:
+           overwrite: bool, hold: ExitStack,
+           on_epoch: Callable[[EpochRecord | RegressionEpochRecord], None] | None) -> TrainResult:
     say = log or (lambda text: None)
     if resume is not None:
         out = Path(resume)
@@ -84,7 +90,8 @@ def _train(run: RunSpec | str | Path, *, out: str | Path | None, data: str | Non
                      # them has succeeded: a rate that blows up must not be what the next plain resume uses.
                      unsaved_overrides=resume is not None and run is not as_saved,
                      # the checkpoint a NonFiniteError may call "last good": the one resumed from
-                     good_checkpoint=out / "checkpoint" if resume is not None and out is not None else None)
+                     good_checkpoint=out / "checkpoint" if resume is not None and out is not None else None,
+                     on_epoch=on_epoch)
     if start.resumed:
         loop.announce_resume()
     return finish(loop.run(), dataset, loop.started, say)
