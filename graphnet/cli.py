@@ -198,8 +198,8 @@ def _eval(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .runfolder import has_checkpoint, no_checkpoint_yet
     from .spec import parse_run
-    from .tasks import binary_accuracy, evaluate, mean_loss, task_of
-    from .training import load_data
+    from .tasks import binary_accuracy, evaluate, mean_loss, output_task, predictions, task_of
+    from .training.dataset import load_data_with_info
 
     run_folder = Path(args.run)
     if (run_folder / "run.json").is_file() and not has_checkpoint(run_folder):
@@ -221,10 +221,14 @@ def _eval(args: argparse.Namespace) -> int:
         data_spec = data_spec.model_copy(update={"name": args.data})
     input_shape = next(iter(net.graph.inputs.values())).shape
     label = next(iter(net.graph.labels.values()), None)
-    data = load_data(data_spec, seed, net.dtype.name, input_shape, label)
+    # a model that carries its preprocessing gets raw features (its own fit applies, not a new one)
+    data, _ = load_data_with_info(data_spec, seed, net.dtype.name, input_shape, label,
+                                  normalize="none" if net.preprocessing is not None else None,
+                                  class_names=net.class_names)
     X, y = data[f"X_{args.split}"], data[f"y_{args.split}"]
     if len(X) == 0:
         raise SpecError(f"the {args.split} split of '{data_spec.name}' is empty")
+    X = net.prepare(X)
     task = task_of(net.graph)
     where = f"{data_spec.name} {args.split}"
     if task == "regression":
@@ -232,7 +236,8 @@ def _eval(args: argparse.Namespace) -> int:
         loss = mean_loss(net, X, y, args.batch_size)
         print(f"{where}: loss {loss:.4g}  RMSE {scores['rmse']:.4g}  R2 {scores['r2']:.4f} on {len(y)} examples")
         return 0
-    predicted = net.predict(X, batch_size=args.batch_size)
+    first = net.graph.outputs[0]
+    predicted = predictions(net.forward(X, output=first, batch_size=args.batch_size), output_task(net.graph, first))
     if task == "binary":
         if predicted.ndim != 1:  # several 0/1 outputs per example: no single confusion matrix
             print(f"{where}: accuracy {100 * binary_accuracy(predicted, y):.2f}% over {y.size} targets "
@@ -244,12 +249,20 @@ def _eval(args: argparse.Namespace) -> int:
     matrix = np.zeros((classes, classes), np.int64)
     np.add.at(matrix, (y, predicted), 1)
     print(f"{where}: accuracy {100 * (predicted == y).mean():.2f}% on {len(y)} examples")
-    print("confusion matrix (rows: true class, columns: predicted):")
-    width = max(5, len(str(matrix.max())) + 1)
-    print(" " * 6 + "".join(f"{c:>{width}}" for c in range(classes)))
-    for c in range(classes):
-        print(f"{c:>5} " + "".join(f"{v:>{width}}" for v in matrix[c]))
+    print(_confusion_table(matrix, net.class_names))
     return 0
+
+
+def _confusion_table(matrix, class_names: Sequence[str] | None) -> str:
+    """The confusion matrix (rows: true class, columns: predicted) as text, headed by the
+    class names when known, else the class indices."""
+    names = [str(c) for c in (class_names or range(len(matrix)))]
+    row_width = max(5, *(len(n) for n in names))
+    width = max(5, len(str(matrix.max())) + 1, *(len(n) + 1 for n in names))
+    lines = ["confusion matrix (rows: true class, columns: predicted):",
+             " " * (row_width + 1) + "".join(f"{n:>{width}}" for n in names)]
+    lines += [f"{names[c]:>{row_width}} " + "".join(f"{v:>{width}}" for v in matrix[c]) for c in range(len(matrix))]
+    return "\n".join(lines)
 
 
 @command("export")

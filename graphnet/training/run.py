@@ -18,7 +18,7 @@ from ..runfolder import (clear_run_files, interrupted_before_first_epoch, refuse
                          write_history, write_metrics, write_run_spec)
 from ..runlock import run_lock
 from ..spec import NetworkSpec, RunSpec, load, parse_run
-from .dataset import check_labels, load_run_data
+from .dataset import attach_data_info, check_labels, load_run_data_with_info
 from .loop import EpochLoop
 from .plot import plot_learning_curve
 from .position import ResumePosition, SavedTraining, saved_training
@@ -75,8 +75,9 @@ def _train(run: RunSpec | str | Path, *, out: str | Path | None, data: str | Non
     out = Path(out) if out is not None else None
     if resume is None and out is not None:
         refuse_existing(out, overwrite)  # at once, before the data is loaded; again under the lock below
-    dataset = load_run_data(run)
+    dataset, info = load_run_data_with_info(run)
     start = _start(run, out, resume is not None, backend, overwrite, hold, say)
+    attach_data_info(start.net, info)
     check_labels(start.net, dataset, run.train.data_spec().name)
     loop = EpochLoop(run, start.net, start.optimizer, dataset, out, start.saved, say,
                      show_progress=progress,
