@@ -169,9 +169,9 @@ def _train(args: argparse.Namespace) -> int:
     from .training import train
 
     if args.resume:
-        if args.data is not None or args.batch_size is not None:
-            raise SpecError("--data and --batch-size cannot change when resuming (the data order is part of "
-                            "the run); --epochs and --lr can")
+        if args.data is not None or args.batch_size is not None or args.label_column is not None:
+            raise SpecError("--data, --label-column and --batch-size cannot change when resuming (the data "
+                            "order is part of the run); --epochs and --lr can")
         result = train(None, resume=args.resume, epochs=args.epochs, learning_rate=args.lr,  # type: ignore[arg-type]
                        backend=args.backend, progress=None if not args.no_progress else False)
     else:
@@ -181,12 +181,29 @@ def _train(args: argparse.Namespace) -> int:
         if out is None:
             stem = Path(args.file).stem
             out = str(Path("runs") / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-        result = train(args.file, out=out, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+        run = _with_label_column(args.file, args.label_column) if args.label_column else args.file
+        result = train(run, out=out, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
                        learning_rate=args.lr, backend=args.backend,
                        progress=None if not args.no_progress else False, overwrite=args.overwrite)
     if result.out is not None:
         print(f"run folder: {result.out}")
     return 130 if result.interrupted else 0
+
+
+def _with_label_column(path: str, column: str):
+    """The run file at `path` with its data's CSV label column set to `column`."""
+    import json
+
+    from .spec import RunSpec, load, parse_run
+
+    run = load(path)
+    if not isinstance(run, RunSpec):
+        return path  # train() explains what a run file is
+    document = json.loads(run.model_dump_json(by_alias=True))
+    data = json.loads(run.train.data_spec().model_dump_json())
+    data["options"] = {**data.get("options", {}), "label_column": column}
+    document["train"]["data"] = data
+    return parse_run(document, path)
 
 
 @command("eval")
@@ -325,6 +342,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+CSV_HELP = """\
+CSV data (--data FILE.csv, or "data" in the run file):
+  The first line is a header of column names (a file whose first line is all
+  numbers has none). The delimiter is the first of , TAB ; found in it. One
+  column holds the labels: --label-column NAME, else the first column named
+  label, y or target; every other column is a feature (numbers). Labels are
+  class indices (0..classes-1), class names (text: classes are the sorted
+  names, saved with the model, so predictions and `graphnet eval` show
+  names) or, for a regression/binary label declared with "shape", numbers.
+  The test set is a seeded 20% of the rows, or the file in the data options'
+  "test_file" (same columns); "test_size" sets the fraction. The data's
+  "normalize" (standardize, scale) is fitted on the training split and saved
+  with the model: `graphnet predict` and `eval` take raw features.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphnet",
@@ -361,9 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
 
-    p = sub.add_parser("train", help="train a run file; writes a run folder")
+    p = sub.add_parser("train", help="train a run file; writes a run folder", epilog=CSV_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", metavar="FILE", nargs="?")
     p.add_argument("--data", help="data set name or path (overrides the run file)")
+    p.add_argument("--label-column", metavar="NAME",
+                   help="the CSV column holding the labels (default: the first named label, y or target)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate")

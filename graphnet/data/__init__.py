@@ -304,7 +304,8 @@ def load_with_info(name_or_path: str | os.PathLike[str], *, val_size: int | floa
     gen_rng, test_rng, val_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(check_seed(seed)).spawn(3))
 
     Xv = yv = None
-    feature_names = label_name = class_names = None
+    feature_names = label_name = None
+    given_names, class_names = (None if class_names is None else tuple(class_names)), None
     if kind == "synthetic":
         fn = SYNTHETIC[src]
         allowed = [p for p in inspect.signature(fn).parameters if p != "seed"]
@@ -321,8 +322,7 @@ def load_with_info(name_or_path: str | os.PathLike[str], *, val_size: int | floa
     elif kind == "npz":
         Xt, yt, Xv, yv, Xs, ys = load_npz(src, classes, target_shape, out_dtype)
     else:
-        X, y, header, col, class_names = read_csv(src, label_column, classes, target_shape, out_dtype,
-                                                  None if class_names is None else tuple(class_names))
+        X, y, header, col, class_names = read_csv(src, label_column, classes, target_shape, out_dtype, given_names)
         if header is not None:
             feature_names, label_name = tuple(header[:col] + header[col + 1:]), header[col]
         if test_file is None:

@@ -219,7 +219,7 @@ def _numbers(labels: np.ndarray, path: Path, skip: int) -> np.ndarray:
         return labels.astype(np.float64)
     except ValueError:
         i = next(i for i, s in enumerate(labels.tolist()) if not _is_number(s))
-        raise DataError(f"{path}: line {i + 1 + skip}: label {labels[i]!r} is not a number "
+        raise DataError(f"{path}: line {i + 1 + skip}: label {str(labels[i])!r} is not a number "
                         "(the label declares numeric targets, or the training file's labels were numbers)") from None
 
 
@@ -229,7 +229,7 @@ def _class_indices(labels: np.ndarray, class_names: tuple[str, ...], where: str,
     unknown = [i for i, s in enumerate(labels.tolist()) if s not in index]
     if unknown:
         i = unknown[0]
-        raise DataError(f"{where}: line {i + 1 + skip}: label {labels[i]!r} is not a class of the training data "
+        raise DataError(f"{where}: line {i + 1 + skip}: label {str(labels[i])!r} is not a class of the training data "
                         f"({_short_list(class_names)})")
     return np.fromiter((index[s] for s in labels.tolist()), np.int64, len(labels))
 
