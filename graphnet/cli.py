@@ -1,4 +1,4 @@
-"""The `graphnet` command line: validate, schema, compile, train, eval, gradcheck, export, import, bench."""
+"""The `graphnet` command line: validate, schema, compile, train, eval, predict, gradcheck, export, import, bench."""
 from __future__ import annotations
 
 import argparse
@@ -282,6 +282,29 @@ def _confusion_table(matrix, class_names: Sequence[str] | None) -> str:
     return "\n".join(lines)
 
 
+@command("predict")
+def _predict(args: argparse.Namespace) -> int:
+    """Predictions of a run's (or checkpoint's) model for a file of raw examples, streamed."""
+    from .checkpoint import load_checkpoint
+    from .fileio import open_text_atomic
+    from .prediction import prediction_header, read_examples, write_predictions
+    from .runfolder import has_checkpoint, no_checkpoint_yet
+
+    run_folder = Path(args.run)
+    if (run_folder / "run.json").is_file() and not has_checkpoint(run_folder):
+        raise no_checkpoint_yet(run_folder)
+    net = load_checkpoint(run_folder, batch_size=args.batch_size, backend=args.backend)
+    prediction_header(net, args.proba)  # a bad --proba fails before anything is read or written
+    examples = read_examples(net, args.data, chunk=args.batch_size)
+    if args.out is None:
+        write_predictions(net, examples, sys.stdout, proba=args.proba)
+        return 0
+    with open_text_atomic(args.out) as out:
+        count = write_predictions(net, examples, out, proba=args.proba)
+    print(f"wrote {count} predictions to {args.out}", file=sys.stderr)
+    return 0
+
+
 @command("export")
 def _export(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
@@ -419,6 +442,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data set name or path (default: the run's)")
     p.add_argument("--split", choices=["test", "val", "train"], default="test")
     p.add_argument("--batch-size", type=positive_int, default=1000)
+    p.add_argument("--backend", choices=["numba", "numpy"], default=None)
+
+    p = sub.add_parser("predict", help="predictions of a trained network for a file of raw examples (CSV out)",
+                       description="Predict for every example of a CSV (header row; the training features' "
+                                   "columns, by name; a label column is ignored), an .npz (X) or .npy, or an "
+                                   "IDX images file. The model's preprocessing applies (give raw features). "
+                                   "Output: CSV with a 'prediction' column (class name, 0/1, or value); "
+                                   "--proba adds p_<class> columns. Streams in batches.")
+    p.add_argument("run", metavar="RUN", help="run folder (or checkpoint folder)")
+    p.add_argument("--data", metavar="FILE", required=True, help="the examples: .csv, .npz/.npy or IDX images")
+    p.add_argument("--out", metavar="PRED.csv", help="write here (atomically); default: stdout")
+    p.add_argument("--proba", action="store_true", help="add one probability column per class (p_<class>)")
+    p.add_argument("--batch-size", type=positive_int, default=4096, help="examples per batch (default 4096)")
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
 
     p = sub.add_parser("export", help="write a trained network's inference graph as an ONNX model")
