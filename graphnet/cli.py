@@ -213,6 +213,7 @@ def _eval(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .checkpoint import load_checkpoint
+    from .data import IN_MEMORY
     from .runfolder import has_checkpoint, no_checkpoint_yet
     from .spec import parse_run
     from .tasks import binary_accuracy, evaluate, mean_loss, output_task, predictions, task_of
@@ -236,6 +237,8 @@ def _eval(args: argparse.Namespace) -> int:
         data_spec, seed = DataSpec(name=args.data), 0
     if args.data is not None:
         data_spec = data_spec.model_copy(update={"name": args.data})
+    elif data_spec.name == IN_MEMORY:
+        raise SpecError(f"{run_folder} was trained on in-memory data: name a data file with --data")
     input_shape = next(iter(net.graph.inputs.values())).shape
     label = next(iter(net.graph.labels.values()), None)
     # a model that carries its preprocessing gets raw features (its own fit applies, not a new one)

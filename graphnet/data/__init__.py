@@ -36,7 +36,7 @@ from .idx import IDX_FILES, find_idx_file, load_idx, read_idx
 from .synthetic import SYNTHETIC, blobs, spiral
 from .tabular import KEYS, load_npz, read_csv
 
-__all__ = ["KEYS", "DEBIAN_PACKAGES", "DataInfo", "load", "load_with_info", "list_datasets", "batches", "read_idx", "spiral", "blobs", "prepare_labels",
+__all__ = ["KEYS", "DEBIAN_PACKAGES", "IN_MEMORY", "DataInfo", "from_arrays", "load", "load_with_info", "list_datasets", "batches", "read_idx", "spiral", "blobs", "prepare_labels",
            "prepare_data"]
 
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
@@ -344,21 +344,57 @@ def load_with_info(name_or_path: str | os.PathLike[str], *, val_size: int | floa
     if target_shape is not None and kind in ("synthetic", "idx"):
         yt, ys = (prepare_labels(y, f"{what}: {key}", target_shape=tuple(target_shape), dtype=out_dtype)
                   for key, y in (("y_train", yt), ("y_test", ys)))
+    return _finish(Xt, yt, Xv, yv, Xs, ys, val_size=val_size, normalize=normalize, flatten=flatten, dtype=out_dtype,
+                   val_rng=val_rng, source=str(src), columns=(feature_names, label_name, class_names))
+
+
+def _finish(Xt: np.ndarray, yt: np.ndarray, Xv: np.ndarray | None, yv: np.ndarray | None, Xs: np.ndarray,
+            ys: np.ndarray, *, val_size: Any, normalize: str | None, flatten: bool, dtype: np.dtype,
+            val_rng: np.random.Generator, source: str, columns: tuple[Any, Any, Any] = (None, None, None),
+            raw: np.dtype | None = None) -> tuple[dict[str, np.ndarray], DataInfo]:
+    """The six arrays from the raw splits: the validation split taken from the training set
+    (unless given), flattened, cast to `dtype` and normalized by the training split's fit
+    ("auto" by the `raw` dtype of the features, default Xt's)."""
     if Xv is None:
         default = min(DEFAULT_VAL_MAX, round(DEFAULT_VAL_FRACTION * len(Xt)))
         Xt, yt, Xv, yv = _split(Xt, yt, _split_size(val_size, len(Xt), "val_size", default), val_rng)
     elif val_size is not None:
-        raise DataError(f"{src}: has its own X_val/y_val; val_size={val_size!r} does not apply")
+        raise DataError(f"{source}: has its own X_val/y_val; val_size={val_size!r} does not apply")
 
-    raw = Xt.dtype
+    raw = Xt.dtype if raw is None else raw
     mode = ("scale" if raw == np.uint8 else None) if normalize == "auto" else None if normalize == "none" else normalize
     width = int(np.prod(Xt.shape[1:]))
-    arrays = [np.array(a.reshape(len(a), width) if flatten else a, dtype=out_dtype, order="C") for a in (Xt, Xv, Xs)]
+    arrays = [np.array(a.reshape(len(a), width) if flatten else a, dtype=dtype, order="C") for a in (Xt, Xv, Xs)]
     fit = _normalize(arrays, mode, raw)
-    info = DataInfo(tuple(Xt.shape[1:]), mode or "none", *(fit or (None, None)), feature_names, label_name,
-                    class_names)
+    info = DataInfo(tuple(Xt.shape[1:]), mode or "none", *(fit or (None, None)), *columns)
     data = {"X_train": arrays[0], "y_train": yt, "X_val": arrays[1], "y_val": yv, "X_test": arrays[2], "y_test": ys}
     return data, info
+
+
+IN_MEMORY = "<in-memory>"  # the data name a run trained on arrays records
+
+
+def from_arrays(data: Mapping[str, Any], *, val_size: int | float | None = None, normalize: str | None = "auto",
+                seed: int = 0, dtype: Any = "float32", classes: int | None = None,
+                target_shape: tuple[int, ...] | list[int] | None = None,
+                name: str = "data") -> tuple[dict[str, np.ndarray], DataInfo]:
+    """An in-memory dict (X_train, y_train; optionally X_val, y_val, X_test, y_test) split,
+    flattened and normalized as `load_with_info` does a file: without X_val a seeded
+    validation split of the training set (`val_size`, by `seed` as for files); the
+    normalization fitted on the training split. X_*: (N, ...) numbers (uint8 images are
+    scaled by "auto"); y_* as `prepare_labels` takes them. DataErrors name `name` and the key."""
+    full = dict(data)
+    if "X_test" not in full and "y_test" not in full and "X_train" in full and "y_train" in full:
+        full["X_test"], full["y_test"] = np.asarray(full["X_train"])[:0], np.asarray(full["y_train"])[:0]
+    raw = np.asarray(full["X_train"]).dtype if "X_train" in full else np.dtype(dtype)
+    prepared = prepare_data(full, classes=classes, target_shape=target_shape, dtype=dtype, name=name)
+    if len(prepared["X_train"]) == 0:
+        raise DataError(f"{name}: X_train is empty")
+    val_rng = np.random.default_rng(np.random.SeedSequence(check_seed(seed)).spawn(3)[2])
+    given = "X_val" in full
+    return _finish(prepared["X_train"], prepared["y_train"], prepared["X_val"] if given else None,
+                   prepared["y_val"] if given else None, prepared["X_test"], prepared["y_test"], val_size=val_size,
+                   normalize=normalize, flatten=True, dtype=np.dtype(dtype), val_rng=val_rng, source=name, raw=raw)
 
 
 def prepare_data(data: Mapping[str, Any], *, classes: int | None = None,

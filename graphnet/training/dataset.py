@@ -1,7 +1,7 @@
 """A run's data set: loaded, shaped for the network's input, and its labels checked."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -24,19 +24,27 @@ def load_data(spec: DataSpec, seed: int, dtype: str, input_shape: tuple[int, ...
 
 def load_data_with_info(spec: DataSpec, seed: int, dtype: str, input_shape: tuple[int, ...],
                         label: Value | None = None, *, normalize: str | None = None,
-                        class_names: tuple[str, ...] | None = None) -> tuple[dict[str, np.ndarray], DataInfo]:
+                        class_names: tuple[str, ...] | None = None,
+                        arrays: Mapping[str, Any] | None = None) -> tuple[dict[str, np.ndarray], DataInfo]:
     """`load_data` and what was fitted to the data (normalization, column and class names);
     DataError when text labels name a number of classes other than `label` declares.
     `normalize` overrides the data spec's (e.g. "none" for raw features); `class_names`
-    maps text labels (a trained model's names)."""
+    maps text labels (a trained model's names); `arrays`, an in-memory data dict
+    (graphnet.data.from_arrays), replaces the data the spec names."""
     options: dict[str, Any] = dict(spec.options)
     if class_names is not None:
         options["class_names"] = class_names
     if label is not None and label.kind == "float":
         options["target_shape"] = label.shape
-    data, info = data_module.load_with_info(spec.name, val_size=spec.val_size,
-                                            normalize=normalize or spec.normalize,
-                                            seed=seed, dtype=dtype, **options)
+    if arrays is not None:
+        classes = label.classes if label is not None and label.kind == "classes" else None
+        data, info = data_module.from_arrays(arrays, val_size=spec.val_size, normalize=normalize or spec.normalize,
+                                             seed=seed, dtype=dtype, classes=classes,
+                                             target_shape=options.get("target_shape"), name="data=")
+    else:
+        data, info = data_module.load_with_info(spec.name, val_size=spec.val_size,
+                                                normalize=normalize or spec.normalize,
+                                                seed=seed, dtype=dtype, **options)
     if label is not None and label.kind == "classes" and info.class_names is not None \
             and len(info.class_names) != label.classes:
         raise DataError(f"data set '{spec.name}': its labels name {len(info.class_names)} classes "
@@ -71,14 +79,16 @@ def load_run_data(run: RunSpec) -> dict[str, np.ndarray]:
     return load_run_data_with_info(run)[0]
 
 
-def load_run_data_with_info(run: RunSpec) -> tuple[dict[str, np.ndarray], DataInfo]:
-    """`load_run_data` and what was fitted to the data (see `load_data_with_info`)."""
+def load_run_data_with_info(run: RunSpec, arrays: Mapping[str, Any] | None = None
+                            ) -> tuple[dict[str, np.ndarray], DataInfo]:
+    """`load_run_data` and what was fitted to the data (see `load_data_with_info`); `arrays`:
+    in-memory data instead of the spec's."""
     settings = run.train
     if len(run.network.inputs) != 1:
         raise SpecError([("network.inputs", "training on a data set needs a network with exactly one input")])
     input_shape = run.network.value(next(iter(run.network.inputs))).shape
     dataset, info = load_data_with_info(settings.data_spec(), settings.seed, settings.dtype, input_shape,
-                                        label_of(run.network))
+                                        label_of(run.network), arrays=arrays)
     if len(dataset["X_train"]) == 0:
         raise DataError(f"data set '{settings.data_spec().name}' has no training examples")
     return dataset, info
