@@ -20,6 +20,7 @@ from ..runfolder import (clear_run_files, interrupted_before_first_epoch, refuse
 from ..runlock import run_lock
 from ..spec import NetworkSpec, RunSpec, load, parse_run
 from .dataset import attach_data_info, check_labels, load_run_data_with_info
+from .init_from import load_initial_weights, with_absolute_init_from
 from .loop import EpochLoop
 from .plot import plot_learning_curve
 from .position import ResumePosition, SavedTraining, saved_training
@@ -79,7 +80,7 @@ def _train(run: RunSpec | str | Path, *, out: str | Path | None, data: str | Map
     as_saved = run
     run = _with_overrides(run, epochs, batch_size, learning_rate, data)
     if resume is None:
-        run = with_absolute_data(run)
+        run = with_absolute_init_from(with_absolute_data(run))
     out = Path(out) if out is not None else None
     if resume is None and out is not None:
         refuse_existing(out, overwrite)  # at once, before the data is loaded; again under the lock below
@@ -169,6 +170,8 @@ def _start(run: RunSpec, out: Path | None, resume: bool, backend: str | None, ov
         return _Start(net, optimizer, saved_training(meta, out / "checkpoint" / "weights.npz"), True)  # type: ignore[operator]
     net = compile(run.network, batch_size=settings.batch_size, dtype=settings.dtype,
                   backend=backend or settings.backend, seed=settings.seed)
+    if settings.init_from is not None:
+        load_initial_weights(net, settings.init_from, say)
     if restart:
         say(f"{out} has no checkpoint yet (training was interrupted before the first epoch finished): "
             "starting again from epoch 1 with its run.json settings")
