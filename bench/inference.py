@@ -7,8 +7,9 @@ weights), at batch 1, 32 and 256: the README's inference table.
 
 Every contender runs in its own process (spawned); samples are interleaved
 round-robin with a pause between them, and each figure is the median seconds per
-call. ONNX Runtime gets 2 intra-op threads (the machine's 2 cores, as OpenBLAS
-uses under graphnet) and PyTorch torch.set_num_threads(2). A contender that is
+call. Every contender gets the same thread count (--threads, default 2, the
+machine's cores): OpenBLAS under graphnet (OPENBLAS_NUM_THREADS), ONNX
+Runtime's intra-op pool, torch.set_num_threads. A contender that is
 not installed is listed as skipped. Ratios are contender time / graphnet time.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 
 LAYERS = (784, 512, 256, 10)
 BATCHES = (1, 32, 256)
-THREADS = 2
+THREADS = 2  # --threads: for every contender (the BLAS under graphnet and torch, ONNX Runtime's intra-op pool)
 CONTENDERS = ("graphnet", "onnxruntime", "torch")
 
 
@@ -62,7 +63,7 @@ def make_onnxruntime(weights: Path, batch: int) -> Callable[[np.ndarray], Any]:
     if not path.exists():
         graphnet_net(weights, batch).to_onnx(path)
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
+    options.intra_op_num_threads, options.inter_op_num_threads = _threads(), 1
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return lambda X: session.run(None, {"x": X})
 
@@ -70,7 +71,7 @@ def make_onnxruntime(weights: Path, batch: int) -> Callable[[np.ndarray], Any]:
 def make_torch(weights: Path, batch: int) -> Callable[[np.ndarray], Any]:
     import torch  # ImportError: skipped
 
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(_threads())
     layers: list[Any] = []
     with np.load(weights) as arrays:
         for i in range(1, len(LAYERS)):
@@ -85,6 +86,12 @@ def make_torch(weights: Path, batch: int) -> Callable[[np.ndarray], Any]:
         with torch.inference_mode():
             return model(torch.from_numpy(X)).numpy()
     return run
+
+
+def _threads() -> int:
+    import os
+
+    return int(os.environ.get("OPENBLAS_NUM_THREADS", THREADS))
 
 
 MAKERS = {"graphnet": make_graphnet, "onnxruntime": make_onnxruntime, "torch": make_torch}
@@ -190,8 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--rounds", type=int, default=15, help="samples per contender (median)")
     parser.add_argument("--min-sample", type=float, default=0.02, help="seconds per sample, at least")
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help=f"threads of every contender (default {THREADS}: the machine's cores)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     args = parser.parse_args(argv)
+    import os
+
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(args.threads)  # read by the BLAS of each spawned contender
     rows = run_inference_bench(tuple(args.batches), tuple(args.contenders), args.rounds, args.min_sample)
     print(format_table(rows))
     if args.json:
