@@ -159,3 +159,18 @@ def test_predict_regression_values_and_binary_0_1(tmp_path, capsys):
     assert {r[0] for r in rows[1:]} <= {"0", "1"}
     assert np.mean([int(r[0]) == t for r, t in zip(rows[1:], yb)]) > 0.9
     np.testing.assert_allclose([float(r[1]) + float(r[2]) for r in rows[1:]], 1.0, rtol=1e-6)
+
+
+def test_done_when_text_labels_train_predict_names_and_onnx_agrees(flowers, tmp_path, capsys):
+    """Issue 13's scenario: a CSV with text labels trained by the CLI (fixture), `graphnet predict` on
+    new raw features gives class names, and the exported ONNX model in ONNX Runtime gives the same."""
+    pytest.importorskip("onnxruntime")
+    from onnx_checks import run_ort
+
+    data, X, _ = new_raw_csv(tmp_path / "new.csv", n=80, seed=11)
+    assert main(["predict", str(flowers), "--data", str(data), "--out", str(tmp_path / "pred.csv")]) == 0
+    names = [r[0] for r in read_rows(tmp_path / "pred.csv")[1:]]
+    assert set(names) <= set(SPECIES)
+    assert main(["export", str(flowers), str(tmp_path / "flowers.onnx")]) == 0
+    scores = run_ort(tmp_path / "flowers.onnx", {"x": X.astype(np.float32)})["fc2"]
+    assert [SPECIES[i] for i in scores.argmax(axis=1)] == names
