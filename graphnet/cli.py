@@ -1,4 +1,5 @@
-"""The `graphnet` command line: validate, schema, compile, train, eval, gradcheck, export, import, sweep, bench."""
+"""The `graphnet` command line: validate, schema, compile, train, eval, predict, gradcheck, export, import,
+sweep, bench."""
 from __future__ import annotations
 
 import argparse
@@ -169,9 +170,9 @@ def _train(args: argparse.Namespace) -> int:
     from .training import train
 
     if args.resume:
-        if args.data is not None or args.batch_size is not None:
-            raise SpecError("--data and --batch-size cannot change when resuming (the data order is part of "
-                            "the run); --epochs and --lr can")
+        if args.data is not None or args.batch_size is not None or args.label_column is not None:
+            raise SpecError("--data, --label-column and --batch-size cannot change when resuming (the data "
+                            "order is part of the run); --epochs and --lr can")
         if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
             raise SpecError(f"--out {args.out} differs from --resume {args.resume}: a resumed run stays in "
                             "its own folder (copy the folder first to continue it elsewhere)")
@@ -184,12 +185,29 @@ def _train(args: argparse.Namespace) -> int:
         if out is None:
             stem = Path(args.file).stem
             out = str(Path("runs") / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-        result = train(args.file, out=out, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+        run = _with_label_column(args.file, args.label_column) if args.label_column else args.file
+        result = train(run, out=out, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
                        learning_rate=args.lr, backend=args.backend,
                        progress=None if not args.no_progress else False, overwrite=args.overwrite)
     if result.out is not None:
         print(f"run folder: {result.out}")
     return 130 if result.interrupted else 0
+
+
+def _with_label_column(path: str, column: str):
+    """The run file at `path` with its data's CSV label column set to `column`."""
+    import json
+
+    from .spec import RunSpec, load, parse_run
+
+    run = load(path)
+    if not isinstance(run, RunSpec):
+        return path  # train() explains what a run file is
+    document = json.loads(run.model_dump_json(by_alias=True))
+    data = json.loads(run.train.data_spec().model_dump_json())
+    data["options"] = {**data.get("options", {}), "label_column": column}
+    document["train"]["data"] = data
+    return parse_run(document, path)
 
 
 @command("eval")
@@ -199,10 +217,11 @@ def _eval(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .checkpoint import load_checkpoint
+    from .data import IN_MEMORY
     from .runfolder import has_checkpoint, no_checkpoint_yet
     from .spec import parse_run
-    from .tasks import binary_accuracy, evaluate, mean_loss, task_of
-    from .training import load_data
+    from .tasks import binary_accuracy, evaluate, mean_loss, output_task, predictions, task_of
+    from .training.dataset import load_data_with_info
 
     run_folder = Path(args.run)
     if (run_folder / "run.json").is_file() and not has_checkpoint(run_folder):
@@ -222,12 +241,18 @@ def _eval(args: argparse.Namespace) -> int:
         data_spec, seed = DataSpec(name=args.data), 0
     if args.data is not None:
         data_spec = data_spec.model_copy(update={"name": args.data})
+    elif data_spec.name == IN_MEMORY:
+        raise SpecError(f"{run_folder} was trained on in-memory data: name a data file with --data")
     input_shape = next(iter(net.graph.inputs.values())).shape
     label = next(iter(net.graph.labels.values()), None)
-    data = load_data(data_spec, seed, net.dtype.name, input_shape, label)
+    # a model that carries its preprocessing gets raw features (its own fit applies, not a new one)
+    data, _ = load_data_with_info(data_spec, seed, net.dtype.name, input_shape, label,
+                                  normalize="none" if net.preprocessing is not None else None,
+                                  class_names=net.class_names)
     X, y = data[f"X_{args.split}"], data[f"y_{args.split}"]
     if len(X) == 0:
         raise SpecError(f"the {args.split} split of '{data_spec.name}' is empty")
+    X = net.prepare(X)
     task = task_of(net.graph)
     where = f"{data_spec.name} {args.split}"
     if task == "regression":
@@ -235,7 +260,8 @@ def _eval(args: argparse.Namespace) -> int:
         loss = mean_loss(net, X, y, args.batch_size)
         print(f"{where}: loss {loss:.4g}  RMSE {scores['rmse']:.4g}  R2 {scores['r2']:.4f} on {len(y)} examples")
         return 0
-    predicted = net.predict(X, batch_size=args.batch_size)
+    first = net.graph.outputs[0]
+    predicted = predictions(net.forward(X, output=first, batch_size=args.batch_size), output_task(net.graph, first))
     if task == "binary":
         if predicted.ndim != 1:  # several 0/1 outputs per example: no single confusion matrix
             print(f"{where}: accuracy {100 * binary_accuracy(predicted, y):.2f}% over {y.size} targets "
@@ -247,11 +273,42 @@ def _eval(args: argparse.Namespace) -> int:
     matrix = np.zeros((classes, classes), np.int64)
     np.add.at(matrix, (y, predicted), 1)
     print(f"{where}: accuracy {100 * (predicted == y).mean():.2f}% on {len(y)} examples")
-    print("confusion matrix (rows: true class, columns: predicted):")
-    width = max(5, len(str(matrix.max())) + 1)
-    print(" " * 6 + "".join(f"{c:>{width}}" for c in range(classes)))
-    for c in range(classes):
-        print(f"{c:>5} " + "".join(f"{v:>{width}}" for v in matrix[c]))
+    print(_confusion_table(matrix, net.class_names))
+    return 0
+
+
+def _confusion_table(matrix, class_names: Sequence[str] | None) -> str:
+    """The confusion matrix (rows: true class, columns: predicted) as text, headed by the
+    class names when known, else the class indices."""
+    names = [str(c) for c in (class_names or range(len(matrix)))]
+    row_width = max(5, *(len(n) for n in names))
+    width = max(5, len(str(matrix.max())) + 1, *(len(n) + 1 for n in names))
+    lines = ["confusion matrix (rows: true class, columns: predicted):",
+             " " * (row_width + 1) + "".join(f"{n:>{width}}" for n in names)]
+    lines += [f"{names[c]:>{row_width}} " + "".join(f"{v:>{width}}" for v in matrix[c]) for c in range(len(matrix))]
+    return "\n".join(lines)
+
+
+@command("predict")
+def _predict(args: argparse.Namespace) -> int:
+    """Predictions of a run's (or checkpoint's) model for a file of raw examples, streamed."""
+    from .checkpoint import load_checkpoint
+    from .fileio import open_text_atomic
+    from .prediction import prediction_header, read_examples, write_predictions
+    from .runfolder import has_checkpoint, no_checkpoint_yet
+
+    run_folder = Path(args.run)
+    if (run_folder / "run.json").is_file() and not has_checkpoint(run_folder):
+        raise no_checkpoint_yet(run_folder)
+    net = load_checkpoint(run_folder, batch_size=args.batch_size, backend=args.backend)
+    prediction_header(net, args.proba)  # a bad --proba fails before anything is read or written
+    examples = read_examples(net, args.data, chunk=args.batch_size)
+    if args.out is None:
+        write_predictions(net, examples, sys.stdout, proba=args.proba)
+        return 0
+    with open_text_atomic(args.out) as out:
+        count = write_predictions(net, examples, out, proba=args.proba)
+    print(f"wrote {count} predictions to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -330,6 +387,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+CSV_HELP = """\
+CSV data (--data FILE.csv, or "data" in the run file):
+  The first line is a header of column names (a file whose first line is all
+  numbers has none). The delimiter is the first of , TAB ; found in it. One
+  column holds the labels: --label-column NAME, else the first column named
+  label, y or target; every other column is a feature (numbers). Labels are
+  class indices (0..classes-1), class names (text: classes are the sorted
+  names, saved with the model, so predictions and `graphnet eval` show
+  names) or, for a regression/binary label declared with "shape", numbers.
+  The test set is a seeded 20% of the rows, or the file in the data options'
+  "test_file" (same columns); "test_size" sets the fraction. The data's
+  "normalize" (standardize, scale) is fitted on the training split and saved
+  with the model: `graphnet predict` and `eval` take raw features.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphnet",
@@ -366,9 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
 
-    p = sub.add_parser("train", help="train a run file; writes a run folder")
+    p = sub.add_parser("train", help="train a run file; writes a run folder", epilog=CSV_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", metavar="FILE", nargs="?")
     p.add_argument("--data", help="data set name or path (overrides the run file)")
+    p.add_argument("--label-column", metavar="NAME",
+                   help="the CSV column holding the labels (default: the first named label, y or target)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate")
@@ -388,6 +464,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data set name or path (default: the run's)")
     p.add_argument("--split", choices=["test", "val", "train"], default="test")
     p.add_argument("--batch-size", type=positive_int, default=1000)
+    p.add_argument("--backend", choices=["numba", "numpy"], default=None)
+
+    p = sub.add_parser("predict", help="predictions of a trained network for a file of raw examples (CSV out)",
+                       description="Predict for every example of a CSV (header row; the training features' "
+                                   "columns, by name; a label column is ignored), an .npz (X) or .npy, or an "
+                                   "IDX images file. The model's preprocessing applies (give raw features). "
+                                   "Output: CSV with a 'prediction' column (class name, 0/1, or value); "
+                                   "--proba adds p_<class> columns. Streams in batches.")
+    p.add_argument("run", metavar="RUN", help="run folder (or checkpoint folder)")
+    p.add_argument("--data", metavar="FILE", required=True, help="the examples: .csv, .npz/.npy or IDX images")
+    p.add_argument("--out", metavar="PRED.csv", help="write here (atomically); default: stdout")
+    p.add_argument("--proba", action="store_true", help="add one probability column per class (p_<class>)")
+    p.add_argument("--batch-size", type=positive_int, default=4096, help="examples per batch (default 4096)")
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
 
     p = sub.add_parser("export", help="write a trained network's inference graph as an ONNX model")

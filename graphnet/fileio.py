@@ -12,8 +12,9 @@ import io
 import os
 import stat
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping, TextIO
 
 import numpy as np
 
@@ -70,6 +71,36 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        raise
+    fsync_folder(path.parent)
+
+
+@contextmanager
+def open_text_atomic(path: str | Path) -> Iterator[TextIO]:
+    """A text file to write in pieces (e.g. rows streamed out) that appears at `path` whole,
+    on leaving the block without an exception (temporary file, fsync, rename); on an
+    exception the temporary is removed and `path` is left as it was."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise _naming(error, path) from None
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, _NEW_FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as error:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(error, OSError):
+            raise _naming(error, path) from None
         raise
     fsync_folder(path.parent)
 

@@ -27,8 +27,9 @@ from .graph import Graph, build_graph
 from .lowering import FusionDecision
 from .parameters import ArrayView, ParameterStore
 from .plan import Plan, debug_poison_default
+from .preprocessing import Preprocessing
 from .spec import NetworkSpec, RunSpec, load
-from .tasks import output_task, predictions
+from .tasks import output_task, predictions, probabilities
 
 log = logging.getLogger("graphnet")
 
@@ -82,6 +83,10 @@ class CompiledNetwork:
         self._params = ArrayView(self.store.names(), self.store.view, "parameter")
         self._grads = ArrayView(self.store.names(), self._grad_view, "gradient")
         self._state = ArrayView(list(self.store.state_slots), self.store.state_view, "state array")
+        # what raw features go through before the network (graphnet.preprocessing), and the names
+        # of the classes; set by training, saved and restored with the checkpoint
+        self.preprocessing: Preprocessing | None = None
+        self.class_names: tuple[str, ...] | None = None
 
     # ---- plans ------------------------------------------------------------------------------
 
@@ -152,21 +157,50 @@ class CompiledNetwork:
         return [output]
 
     def predict(self, X: Any, batch_size: int | None = None) -> np.ndarray:
-        """Predictions of the first output, by the loss op that reads it (see graphnet.tasks):
+        """Predictions of the first output for RAW features X: (N, *raw shape), run through
+        `self.preprocessing` first when the network has one (see graphnet.preprocessing;
+        `forward` takes network inputs). By the loss op that reads the output (graphnet.tasks):
 
         - classification (softmax_cross_entropy, cross_entropy, svm) and no loss:
-          class indices (N,) int64, the argmax over the last axis;
+          class indices (N,) int64, the argmax over the last axis -- or, when the network
+          knows its class names (`self.class_names`, e.g. text labels of a CSV), those
+          names (N,) (a str array), as `graphnet predict` prints them;
         - binary (sigmoid_binary_cross_entropy): 0/1 int64, 1 where sigmoid(logit) > 0.5,
           (N,) for one logit per example, else (N, *output shape);
         - regression (mse): the output values (N, *output shape).
         """
         first = self.graph.outputs[0]
-        return predictions(self.forward(X, output=first, batch_size=batch_size), output_task(self.graph, first))
+        task = output_task(self.graph, first)
+        predicted = predictions(self.forward(self.prepare(X), output=first, batch_size=batch_size), task)
+        if self.class_names is not None and task in (None, "classification"):
+            return np.asarray(self.class_names)[predicted]
+        return predicted
+
+    def predict_proba(self, X: Any, batch_size: int | None = None) -> np.ndarray:
+        """Probabilities for RAW features X (preprocessed as in `predict`): classification:
+        (N, C), a softmax over the first output's scores (not applied twice when the output
+        is a softmax already), columns in the order of `self.class_names`; binary: the
+        sigmoid of each logit, (N,) or (N, k). GraphnetError for a regression output."""
+        first = self.graph.outputs[0]
+        return probabilities(self.forward(self.prepare(X), output=first, batch_size=batch_size), self.graph, first)
+
+    def prepare(self, X: Any) -> Any:
+        """Raw features -> network inputs: `self.preprocessing` applied to its input (a new
+        array), or X unchanged when the network has none."""
+        if self.preprocessing is None:
+            return X
+        name = self.preprocessing.input
+        inputs = self._inputs(X)
+        if name not in inputs:
+            raise PlanError(f"no features for input '{name}' (got {', '.join(map(str, inputs))})")
+        inputs[name] = self.preprocessing.apply(inputs[name], self.graph.inputs[name].shape, self.dtype)
+        return inputs if isinstance(X, Mapping) else inputs[name]
 
     def to_onnx(self, path: str | Path, preprocessing: Mapping[str, tuple[Any, Any]] | None = None,
                 opset: int = 17) -> Path:
         """Write the inference graph as an ONNX model (graphnet.interop.onnx_export; needs the
-        `onnx` extra). Returns the path written."""
+        `onnx` extra). By default it applies `self.preprocessing` first, so it takes raw
+        features as `predict` does; `preprocessing={}` leaves it out. Returns the path written."""
         from .interop.onnx_export import export_onnx
 
         return export_onnx(self, path, preprocessing=preprocessing, opset=opset)

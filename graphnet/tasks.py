@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .errors import GraphnetError
 from .ops import OPS
 
 Task = Literal["classification", "binary", "regression"]
@@ -55,6 +56,39 @@ def predictions(scores: np.ndarray, task: Task | None) -> np.ndarray:
         labels = (scores > 0).astype(np.int64)
         return labels[:, 0] if labels.ndim == 2 and labels.shape[1] == 1 else labels
     return scores.argmax(axis=-1)
+
+
+def is_probability_output(network: Any, output: str) -> bool:
+    """True when `output` already holds probabilities: a softmax node (or an affine with a
+    fused softmax), or the input of a cross_entropy loss."""
+    if network.loss is not None:
+        loss = network.node(network.loss)
+        if loss.op == "cross_entropy" and loss.inputs[0] == output:
+            return True
+    if output not in {node.id for node in network.nodes}:
+        return False
+    node = network.node(output)
+    return node.op == "softmax" or getattr(node.spec, "activation", None) == "softmax"
+
+
+def probabilities(scores: np.ndarray, network: Any, output: str) -> np.ndarray:
+    """Class probabilities from the scores (N, *shape) of `output`: classification (and no
+    loss): softmax over the last axis, (N, C) -- unless the output is a softmax already;
+    binary: the sigmoid of each logit, (N,) for one logit per example, else (N, *shape).
+    Regression has none: GraphnetError."""
+    task = output_task(network, output)
+    if task == "regression":
+        raise GraphnetError(f"'{output}' is a regression output (mse loss): it has values, not class "
+                            "probabilities; use predict")
+    scores = np.asarray(scores)
+    if task == "binary":
+        p = 0.5 * (1.0 + np.tanh(0.5 * scores))  # the sigmoid, stable for any logit
+        return p[:, 0] if p.ndim == 2 and p.shape[1] == 1 else p
+    if is_probability_output(network, output):
+        return scores
+    shifted = scores - scores.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def accuracy(predicted: np.ndarray, y: np.ndarray) -> float:
@@ -104,12 +138,14 @@ def score(task: Task | None, predicted: np.ndarray, y: np.ndarray) -> dict[str, 
 
 
 def evaluate(net: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict[str, float | None]:
-    """The task's metrics of a CompiledNetwork on X (N, ...) and y, in eval mode;
-    None for each on an empty split."""
+    """The task's metrics of a CompiledNetwork on network inputs X (N, ...) (already
+    preprocessed) and y (class indices or targets), in eval mode; None for each on an empty split."""
     task = task_of(net.graph)
     if len(X) == 0:
         return {name: None for name in metric_names(task)}
-    return dict(score(task, net.predict(X, batch_size=batch_size), y))
+    first = net.graph.outputs[0]
+    predicted = predictions(net.forward(X, output=first, batch_size=batch_size), output_task(net.graph, first))
+    return dict(score(task, predicted, y))
 
 
 def mean_loss(net: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float | None:

@@ -57,3 +57,48 @@ def task_run(task: str, data: str, features: int, epochs: int = 30) -> dict[str,
         "train": {"data": {"name": data}, "optimizer": {"rule": "adam", "learning_rate": 1e-2},
                   "epochs": epochs, "batch_size": 32, "seed": 0},
     }
+
+
+SPECIES = ("setosa", "versicolor", "virginica")  # class names in sorted order
+
+
+def named_classes(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """X (n, 4) raw features on very different scales (one around 1000, one around 0.01),
+    three well separated classes; names (n,) str from SPECIES, in shuffled order."""
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, 3, n)
+    centers = np.array([[-2.0, 0.0, 1.0, 2.0], [0.0, 2.0, -1.0, 0.0], [2.0, -2.0, 0.0, -2.0]])
+    Z = centers[k] + 0.4 * rng.standard_normal((n, 4))
+    X = Z * np.array([100.0, 1.0, 0.01, 5.0]) + np.array([1000.0, 0.0, 0.0, -3.0])
+    return X, np.asarray(SPECIES)[k]
+
+
+def write_named_csv(path: Path, X: np.ndarray, names: np.ndarray | None, label: str = "species") -> Path:
+    """A CSV with feature columns f0.. and, unless `names` is None, a text label column first."""
+    header = ([label] if names is not None else []) + [f"f{j}" for j in range(X.shape[1])]
+    rows = [",".join(([str(names[i])] if names is not None else []) + [repr(float(v)) for v in x])
+            for i, x in enumerate(X)]
+    path.write_text(",".join(header) + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def classifier_run(data: str, features: int = 4, classes: int = 3, epochs: int = 15,
+                   normalize: str = "standardize", **options: Any) -> dict[str, Any]:
+    """A run document: an MLP classifier (softmax cross-entropy) over `classes` classes, on `data`."""
+    return {
+        "network": {
+            "name": "named_classes",
+            "inputs": {"x": {"shape": [features]}},
+            "labels": {"y": {"classes": classes}},
+            "nodes": [
+                {"id": "fc1", "op": "affine", "inputs": ["x"], "units": 16, "activation": "relu"},
+                {"id": "fc2", "op": "affine", "inputs": ["fc1"], "units": classes},
+                {"id": "loss", "op": "softmax_cross_entropy", "inputs": ["fc2", "y"]},
+            ],
+            "outputs": ["fc2"],
+            "loss": "loss",
+        },
+        "train": {"data": {"name": data, "normalize": normalize, "options": options},
+                  "optimizer": {"rule": "adam", "learning_rate": 1e-2}, "epochs": epochs, "batch_size": 32,
+                  "seed": 0},
+    }

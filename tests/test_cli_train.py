@@ -17,7 +17,8 @@ from graphnet.checkpoint import ARRAYS_FILE, read_checkpoint
 from graphnet.cli import main
 from extras import HAVE_MATPLOTLIB
 
-from task_data import linear_data, separable_blobs, task_run, write_csv, write_npz  # tests/ helpers
+from task_data import (classifier_run, linear_data, named_classes, separable_blobs, task_run, write_csv,  # tests/ helpers
+                       write_named_csv, write_npz)
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = sorted(glob.glob(str(ROOT / "specs" / "*.json")))
@@ -510,3 +511,38 @@ def test_a_diverging_run_warns_and_exits_0(tmp_path):
     assert done.returncode == 0, done.stderr
     warned = [line for line in done.stdout.splitlines() if line.startswith("warning:")]
     assert len(warned) == 1 and "the training loss diverged" in warned[0] and "lower learning rate" in warned[0]
+
+
+def test_train_label_column_names_the_csv_label_column(tmp_path, capsys):
+    X, names = named_classes(200)
+    csv = write_named_csv(tmp_path / "flowers.csv", X, names, label="species")
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps(classifier_run(str(csv), epochs=2)))
+    assert main(["train", str(run), "--out", str(tmp_path / "a"), "--no-progress"]) == 1
+    assert "--label-column" in one_error_line(capsys.readouterr().err)
+    assert main(["train", str(run), "--out", str(tmp_path / "b"), "--no-progress", "--label-column", "species"]) == 0
+    saved = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert saved["train"]["data"]["options"]["label_column"] == "species"
+    assert gn.load_checkpoint(tmp_path / "b").class_names == ("setosa", "versicolor", "virginica")
+
+
+def test_train_help_documents_the_csv_format(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for phrase in ("CSV data", "--label-column", "header", "class names", "test_file", "raw features"):
+        assert phrase in out, phrase
+
+
+def test_eval_confusion_matrix_is_headed_by_class_names(tmp_path, capsys):
+    X, names = named_classes(200)
+    csv = write_named_csv(tmp_path / "flowers.csv", X, names)
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps(classifier_run(str(csv), epochs=10, label_column="species")))
+    assert main(["train", str(run), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[2].split() == ["setosa", "versicolor", "virginica"]
+    assert [line.split()[0] for line in out[3:6]] == ["setosa", "versicolor", "virginica"]
+    assert float(out[0].split("accuracy ")[1].split("%")[0]) > 90

@@ -709,3 +709,56 @@ def test_a_missing_known_dataset_says_how_to_install_it(tmp_path, monkeypatch):
     with pytest.raises(DataError) as e:
         load("mnist")
     assert "apt-get" not in str(e.value) and "train-images-idx3-ubyte" in str(e.value)
+
+
+# ---- CSV text labels: class names ---------------------------------------------------------------
+
+
+def write_text_labels(path: Path, rows: list[tuple[str, float, float]]) -> Path:
+    path.write_text("kind,a,b\n" + "".join(f"{k},{a},{b}\n" for k, a, b in rows))
+    return path
+
+
+TEXT_ROWS = [("dog", 1.0, 2.0), ("cat", 3.0, 4.0), ("emu", 5.0, 6.0), ("cat", 7.0, 8.0), ("dog", 9.0, 1.0)] * 4
+
+
+def test_csv_text_labels_become_sorted_class_indices_and_class_names(tmp_path):
+    csv = write_text_labels(tmp_path / "pets.csv", TEXT_ROWS)
+    d, info = data.load_with_info(csv, label_column="kind", test_size=0, val_size=0, dtype="float64")
+    assert info.class_names == ("cat", "dog", "emu")
+    assert info.feature_names == ("a", "b") and info.label_column == "kind"
+    np.testing.assert_array_equal(d["y_train"], [1, 0, 2, 0, 1] * 4)
+    np.testing.assert_array_equal(d["X_train"][:2], [[1.0, 2.0], [3.0, 4.0]])
+
+
+def test_csv_text_labels_of_a_test_file_use_the_training_names(tmp_path):
+    train = write_text_labels(tmp_path / "train.csv", TEXT_ROWS)
+    test = write_text_labels(tmp_path / "test.csv", [("emu", 0.0, 0.0), ("cat", 1.0, 1.0)])
+    d, info = data.load_with_info(train, label_column="kind", test_file=test)
+    np.testing.assert_array_equal(d["y_test"], [2, 0])
+    unknown = write_text_labels(tmp_path / "unknown.csv", [("cat", 0.0, 0.0), ("yak", 1.0, 1.0)])
+    with pytest.raises(DataError, match=r"unknown\.csv: label column 'kind': line 3: label 'yak' is not a class"):
+        load(train, label_column="kind", test_file=unknown)
+
+
+def test_csv_text_labels_against_numbers_and_class_counts_are_clear_errors(tmp_path):
+    train = write_text_labels(tmp_path / "train.csv", TEXT_ROWS)
+    numeric = write_text_labels(tmp_path / "numeric.csv", [("0", 0.0, 0.0), ("1", 1.0, 1.0)] * 5)
+    with pytest.raises(DataError, match=r"train\.csv: labels are text but .*numeric\.csv's are numbers"):
+        load(numeric, label_column="kind", test_file=train)
+    with pytest.raises(DataError, match=r"3 class names \('cat', 'dog', 'emu'\) but 4 classes"):
+        load(train, label_column="kind", classes=4)
+    with pytest.raises(DataError, match=r"line 2: label 'dog' is not a number"):
+        load(train, label_column="kind", target_shape=(1,))
+
+
+def test_csv_class_names_given_map_the_labels(tmp_path):
+    csv = write_text_labels(tmp_path / "pets.csv", TEXT_ROWS)
+    d = load(csv, label_column="kind", class_names=["emu", "dog", "cat"], test_size=0, val_size=0)
+    np.testing.assert_array_equal(d["y_train"][:5], [1, 2, 0, 2, 1])
+
+
+def test_csv_text_labels_with_a_bad_feature_name_its_line_and_field(tmp_path):
+    csv = write_text_labels(tmp_path / "pets.csv", TEXT_ROWS[:3] + [("cat", "x1", 2.0)])  # type: ignore[list-item]
+    with pytest.raises(DataError, match=r"pets\.csv: line 5, field 2: cannot parse 'x1' as a number"):
+        load(csv, label_column="kind")

@@ -393,6 +393,42 @@ def test_predict_classification_is_the_argmax():
     net = one_output_net("softmax_cross_entropy", {"classes": 3}, units=3)
     np.testing.assert_array_equal(net.predict(X_PREDICT), net.forward(X_PREDICT).argmax(axis=1))
 
+
+def test_predict_returns_class_names_when_the_network_knows_them():
+    net = one_output_net("softmax_cross_entropy", {"classes": 3}, units=3)
+    net.class_names = ("ant", "bee", "cat")
+    np.testing.assert_array_equal(net.predict(X_PREDICT), np.array(["ant", "bee", "cat"])[net.forward(X_PREDICT).argmax(1)])
+
+
+def test_predict_proba_is_the_softmax_of_the_scores():
+    net = one_output_net("softmax_cross_entropy", {"classes": 3}, units=3)
+    proba = net.predict_proba(X_PREDICT)
+    scores = net.forward(X_PREDICT)
+    expected = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(proba, expected, rtol=1e-12)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(proba.argmax(axis=1), net.predict(X_PREDICT))
+
+
+def test_predict_proba_does_not_apply_softmax_twice():
+    spec = gn.parse_network({
+        "inputs": {"x": {"shape": [2]}}, "labels": {"y": {"classes": 3}},
+        "nodes": [{"id": "fc", "op": "affine", "inputs": ["x"], "units": 3},
+                  {"id": "p", "op": "softmax", "inputs": ["fc"]},
+                  {"id": "loss", "op": "cross_entropy", "inputs": ["p", "y"]}],
+        "outputs": ["p"], "loss": "loss"})
+    net = gn.compile(spec, batch_size=8, dtype="float64")
+    np.testing.assert_array_equal(net.predict_proba(X_PREDICT), net.forward(X_PREDICT))
+
+
+def test_predict_proba_binary_is_the_sigmoid_and_regression_has_none():
+    net = one_output_net("sigmoid_binary_cross_entropy", {"shape": [1]})
+    proba = net.predict_proba(X_PREDICT)
+    assert proba.shape == (5,)
+    np.testing.assert_allclose(proba, 1 / (1 + np.exp(-net.forward(X_PREDICT)[:, 0])), rtol=1e-12)
+    with pytest.raises(gn.GraphnetError, match="regression output"):
+        one_output_net("mse", {"shape": [1]}).predict_proba(X_PREDICT)
+
 # ---- a step is all or nothing ------------------------------------------------------------------
 
 

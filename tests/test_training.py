@@ -745,3 +745,59 @@ def test_an_exception_from_on_epoch_stops_training_and_keeps_the_checkpoint(tmp_
     assert not (out / ".lock").exists()
     resumed = gn.train(None, resume=out, log=None)  # the folder is a usable run folder
     assert [record.epoch for record in resumed.history] == [1, 2, 3, 4, 5]
+
+
+# ---- training on arrays (gn.train(run, data=dict)) -------------------------------------------------
+
+
+def _array_run(epochs: int = 3) -> gn.RunSpec:
+    from task_data import classifier_run
+
+    return gn.parse_run(classifier_run("unused.csv", epochs=epochs))
+
+
+def _arrays() -> dict[str, np.ndarray]:
+    from task_data import SPECIES, named_classes
+
+    X, names = named_classes(300)
+    y = np.searchsorted(SPECIES, names)
+    return {"X_train": X[:240], "y_train": y[:240], "X_test": X[240:], "y_test": y[240:]}
+
+
+def test_train_on_an_in_memory_dict_matches_the_same_arrays_in_a_file(tmp_path):
+    arrays = _arrays()
+    np.savez(tmp_path / "same.npz", **arrays)
+    from_file = gn.train(gn.parse_run({**json.loads(_array_run().model_dump_json()),
+                                       "train": {**json.loads(_array_run().train.model_dump_json()),
+                                                 "data": {"name": str(tmp_path / "same.npz"),
+                                                          "normalize": "standardize"}}}),
+                         out=tmp_path / "file", log=None, progress=False)
+    in_memory = gn.train(_array_run(), out=tmp_path / "memory", data=arrays, log=None, progress=False)
+    assert [r.train_loss for r in in_memory.history] == [r.train_loss for r in from_file.history]
+    assert in_memory.metrics["test_accuracy"] == from_file.metrics["test_accuracy"]
+    saved = json.loads((tmp_path / "memory" / "run.json").read_text())
+    assert saved["train"]["data"]["name"] == "<in-memory>"
+    net = gn.load_checkpoint(tmp_path / "memory")
+    assert net.preprocessing.mode == "standardize"
+    np.testing.assert_array_equal(net.predict(arrays["X_test"]), from_file.net.predict(arrays["X_test"]))
+
+
+def test_train_on_arrays_without_a_test_split_or_with_a_validation_split(tmp_path):
+    arrays = _arrays()
+    result = gn.train(_array_run(), data={k: arrays[k] for k in ("X_train", "y_train")}, log=None, progress=False)
+    assert result.metrics["test_accuracy"] is None and result.metrics["val_accuracy"] is not None
+    given = {**arrays, "X_val": arrays["X_test"][:10], "y_val": arrays["y_test"][:10]}
+    result = gn.train(_array_run(), data=given, log=None, progress=False)
+    assert result.metrics["val_accuracy"] is not None
+    with pytest.raises(gn.DataError, match="data=: missing y_train"):
+        gn.train(_array_run(), data={"X_train": arrays["X_train"]}, log=None, progress=False)
+
+
+def test_resuming_an_in_memory_run_needs_the_data_again(tmp_path):
+    arrays = _arrays()
+    gn.train(_array_run(epochs=2), out=tmp_path / "run", data=arrays, log=None, progress=False)
+    with pytest.raises(gn.SpecError, match=r"trained on in-memory data.*data=") as error:
+        gn.train(None, resume=tmp_path / "run", epochs=3, log=None, progress=False)
+    assert str(tmp_path / "run") in str(error.value)
+    resumed = gn.train(None, resume=tmp_path / "run", epochs=3, data=arrays, log=None, progress=False)
+    assert len(resumed.history) == 3

@@ -23,18 +23,20 @@ from __future__ import annotations
 
 import inspect
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from ..errors import DataError, suggestions
+from ..preprocessing import normalize_in_place
 from ._checks import check_count, check_example_shape, check_features, check_seed, prepare_labels
 from .idx import IDX_FILES, find_idx_file, load_idx, read_idx
 from .synthetic import SYNTHETIC, blobs, spiral
 from .tabular import KEYS, load_npz, read_csv
 
-__all__ = ["KEYS", "DEBIAN_PACKAGES", "load", "list_datasets", "batches", "read_idx", "spiral", "blobs", "prepare_labels",
+__all__ = ["KEYS", "DEBIAN_PACKAGES", "IN_MEMORY", "DataInfo", "from_arrays", "load", "load_with_info", "list_datasets", "batches", "read_idx", "spiral", "blobs", "prepare_labels",
            "prepare_data"]
 
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
@@ -162,9 +164,8 @@ def _split(X: np.ndarray, y: np.ndarray, k: int, rng: np.random.Generator) -> tu
     return X[keep], y[keep], X[take], y[take]
 
 
-def _standardize(arrays: list[np.ndarray]) -> None:
-    """In place: subtract the first array's per-feature mean, divide by its std (0 -> 1)."""
-    train = arrays[0]
+def _standardization(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) float64 per feature of the training split (a constant feature gets std 1)."""
     mean = train.mean(axis=0, dtype=np.float64)
     sq = np.zeros_like(mean)
     for i in range(0, len(train), 8192):  # chunked so float64 temporaries stay small
@@ -172,23 +173,45 @@ def _standardize(arrays: list[np.ndarray]) -> None:
         sq += np.einsum("i...,i...->...", d, d)
     std = np.sqrt(sq / len(train))
     std[std == 0] = 1.0
-    for a in arrays:
-        a -= mean.astype(a.dtype)
-        a /= std.astype(a.dtype)
+    return mean, std
 
 
-def _normalize(arrays: list[np.ndarray], mode: str | None, raw: np.dtype) -> None:
+def _fit_normalization(train: np.ndarray, mode: str | None, raw: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
+    """(shift, scale) float64 of a normalization mode, fitted on the training split only:
+    x -> (x - shift) / scale; None for no normalization."""
     if mode == "scale":
         if raw.kind == "u":
-            for a in arrays:
-                a /= a.dtype.type(np.iinfo(raw).max)
-        else:  # min-max of the training split, to [0, 1]
-            lo, hi = float(arrays[0].min()), float(arrays[0].max())
-            for a in arrays:
-                a -= a.dtype.type(lo)
-                a /= a.dtype.type(hi - lo or 1.0)
-    elif mode == "standardize":
-        _standardize(arrays)
+            return np.zeros(()), np.array(float(np.iinfo(raw).max))
+        lo, hi = float(train.min()), float(train.max())  # min-max of the training split, to [0, 1]
+        return np.array(lo), np.array(hi - lo or 1.0)
+    if mode == "standardize":
+        return _standardization(train)
+    return None
+
+
+def _normalize(arrays: list[np.ndarray], mode: str | None, raw: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
+    """In place: every array normalized by the first one's fit; returns the fit (see `_fit_normalization`)."""
+    fit = _fit_normalization(arrays[0], mode, raw)
+    if fit is not None:
+        for a in arrays:
+            normalize_in_place(a, *fit)
+    return fit
+
+
+@dataclass(frozen=True, eq=False)
+class DataInfo:
+    """What `load_with_info` learned besides the arrays: the per-example shape of the raw
+    features, the normalization fitted on the training split (x -> (x - shift) / scale,
+    shift and scale float64 () or per feature; mode "none": None), the CSV's feature and
+    label column names, and the class names of text labels (else None)."""
+
+    raw_shape: tuple[int, ...]
+    mode: str = "none"
+    shift: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    feature_names: tuple[str, ...] | None = None
+    label_column: str | None = None
+    class_names: tuple[str, ...] | None = None
 
 
 # ----------------------------------------------------------------------------- load
@@ -197,8 +220,10 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
          normalize: str | None = "auto", seed: int = 0, flatten: bool = True, dtype: Any = "float32",
          classes: int | None = None, label_column: str | int | None = None,
          test_file: str | os.PathLike[str] | None = None, test_size: int | float | None = None,
-         target_shape: tuple[int, ...] | list[int] | None = None, **options: Any) -> dict[str, np.ndarray]:
-    """Load a data set as ``{X_train, y_train, X_val, y_val, X_test, y_test}``.
+         target_shape: tuple[int, ...] | list[int] | None = None,
+         class_names: tuple[str, ...] | list[str] | None = None, **options: Any) -> dict[str, np.ndarray]:
+    """Load a data set as ``{X_train, y_train, X_val, y_val, X_test, y_test}``
+    (`load_with_info` also returns what was fitted to it).
 
     ``X_*``: `dtype` arrays of shape (N, D) with ``flatten=True``, else
     (N, *example_shape) (IDX images: (N, 28, 28)). ``y_*``: int64 (N,), or
@@ -226,7 +251,9 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
         for IDX, unchecked (only >= 0) for npz/CSV; for synthetic sets it is
         the number of classes generated.
     label_column, test_file, test_size: CSV only. The label column defaults to
-        the first header column named label, y or target. The test set is
+        the first header column named label, y or target; labels are class
+        indices (numbers) or class names (text: indices in sorted order of the
+        names in the training file). The test set is
         `test_file` (same columns) or else a seeded `test_size` split of the
         file (default 20%). `test_size` also applies to synthetic sets.
     target_shape: the per-example shape of float targets (a spec label
@@ -238,9 +265,24 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
     options: generator options of synthetic sets: spiral (points per class,
         noise), blobs (points per class, features, std).
     """
+    return load_with_info(name_or_path, val_size=val_size, normalize=normalize, seed=seed, flatten=flatten,
+                          dtype=dtype, classes=classes, label_column=label_column, test_file=test_file,
+                          test_size=test_size, target_shape=target_shape, class_names=class_names,
+                          **options)[0]
+
+
+def load_with_info(name_or_path: str | os.PathLike[str], *, val_size: int | float | None = None,
+                   normalize: str | None = "auto", seed: int = 0, flatten: bool = True, dtype: Any = "float32",
+                   classes: int | None = None, label_column: str | int | None = None,
+                   test_file: str | os.PathLike[str] | None = None, test_size: int | float | None = None,
+                   target_shape: tuple[int, ...] | list[int] | None = None,
+                   class_names: tuple[str, ...] | list[str] | None = None, **options: Any) -> tuple[dict[str, np.ndarray], DataInfo]:
+    """`load`'s data set and what was fitted to it: a `DataInfo` (the normalization fitted on
+    the training split, the CSV's column names, the class names of text labels)."""
     kind, src = _resolve(name_or_path)
     what = src if kind == "synthetic" else f"{src} ({kind})"
     for flag, ok in (("label_column", label_column is None or kind == "csv"),
+                     ("class_names", class_names is None or kind == "csv"),
                      ("test_file", test_file is None or kind == "csv"),
                      ("test_size", test_size is None or kind in ("csv", "synthetic")),
                      ("option(s) " + ", ".join(options), not options or kind == "synthetic")):
@@ -262,6 +304,8 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
     gen_rng, test_rng, val_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(check_seed(seed)).spawn(3))
 
     Xv = yv = None
+    feature_names = label_name = None
+    given_names, class_names = (None if class_names is None else tuple(class_names)), None
     if kind == "synthetic":
         fn = SYNTHETIC[src]
         allowed = [p for p in inspect.signature(fn).parameters if p != "seed"]
@@ -278,7 +322,9 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
     elif kind == "npz":
         Xt, yt, Xv, yv, Xs, ys = load_npz(src, classes, target_shape, out_dtype)
     else:
-        X, y, header, col = read_csv(src, label_column, classes, target_shape, out_dtype)
+        X, y, header, col, class_names = read_csv(src, label_column, classes, target_shape, out_dtype, given_names)
+        if header is not None:
+            feature_names, label_name = tuple(header[:col] + header[col + 1:]), header[col]
         if test_file is None:
             Xt, yt, Xs, ys = _split(X, y, _split_size(test_size, len(X), "test_size",
                                                       round(DEFAULT_TEST_FRACTION * len(X))), test_rng)
@@ -286,7 +332,9 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
             tp = Path(test_file).expanduser()
             if not tp.is_file():
                 raise DataError(f"{tp}: no such test file")
-            Xs, ys, theader, _ = read_csv(tp, col, classes, target_shape, out_dtype)
+            Xs, ys, theader, _, test_names = read_csv(tp, col, classes, target_shape, out_dtype, class_names)
+            if class_names is None and test_names is not None:
+                raise DataError(f"{tp}: labels are text but {src}'s are numbers")
             if header is not None and theader is not None and header != theader:
                 raise DataError(f"{tp}: columns {theader} differ from {src}'s {header}")
             check_example_shape(X, Xs, str(src), str(tp))
@@ -296,18 +344,57 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
     if target_shape is not None and kind in ("synthetic", "idx"):
         yt, ys = (prepare_labels(y, f"{what}: {key}", target_shape=tuple(target_shape), dtype=out_dtype)
                   for key, y in (("y_train", yt), ("y_test", ys)))
+    return _finish(Xt, yt, Xv, yv, Xs, ys, val_size=val_size, normalize=normalize, flatten=flatten, dtype=out_dtype,
+                   val_rng=val_rng, source=str(src), columns=(feature_names, label_name, class_names))
+
+
+def _finish(Xt: np.ndarray, yt: np.ndarray, Xv: np.ndarray | None, yv: np.ndarray | None, Xs: np.ndarray,
+            ys: np.ndarray, *, val_size: Any, normalize: str | None, flatten: bool, dtype: np.dtype,
+            val_rng: np.random.Generator, source: str, columns: tuple[Any, Any, Any] = (None, None, None),
+            raw: np.dtype | None = None) -> tuple[dict[str, np.ndarray], DataInfo]:
+    """The six arrays from the raw splits: the validation split taken from the training set
+    (unless given), flattened, cast to `dtype` and normalized by the training split's fit
+    ("auto" by the `raw` dtype of the features, default Xt's)."""
     if Xv is None:
         default = min(DEFAULT_VAL_MAX, round(DEFAULT_VAL_FRACTION * len(Xt)))
         Xt, yt, Xv, yv = _split(Xt, yt, _split_size(val_size, len(Xt), "val_size", default), val_rng)
     elif val_size is not None:
-        raise DataError(f"{src}: has its own X_val/y_val; val_size={val_size!r} does not apply")
+        raise DataError(f"{source}: has its own X_val/y_val; val_size={val_size!r} does not apply")
 
-    raw = Xt.dtype
+    raw = Xt.dtype if raw is None else raw
     mode = ("scale" if raw == np.uint8 else None) if normalize == "auto" else None if normalize == "none" else normalize
     width = int(np.prod(Xt.shape[1:]))
-    arrays = [np.array(a.reshape(len(a), width) if flatten else a, dtype=out_dtype, order="C") for a in (Xt, Xv, Xs)]
-    _normalize(arrays, mode, raw)
-    return {"X_train": arrays[0], "y_train": yt, "X_val": arrays[1], "y_val": yv, "X_test": arrays[2], "y_test": ys}
+    arrays = [np.array(a.reshape(len(a), width) if flatten else a, dtype=dtype, order="C") for a in (Xt, Xv, Xs)]
+    fit = _normalize(arrays, mode, raw)
+    info = DataInfo(tuple(Xt.shape[1:]), mode or "none", *(fit or (None, None)), *columns)
+    data = {"X_train": arrays[0], "y_train": yt, "X_val": arrays[1], "y_val": yv, "X_test": arrays[2], "y_test": ys}
+    return data, info
+
+
+IN_MEMORY = "<in-memory>"  # the data name a run trained on arrays records
+
+
+def from_arrays(data: Mapping[str, Any], *, val_size: int | float | None = None, normalize: str | None = "auto",
+                seed: int = 0, dtype: Any = "float32", classes: int | None = None,
+                target_shape: tuple[int, ...] | list[int] | None = None,
+                name: str = "data") -> tuple[dict[str, np.ndarray], DataInfo]:
+    """An in-memory dict (X_train, y_train; optionally X_val, y_val, X_test, y_test) split,
+    flattened and normalized as `load_with_info` does a file: without X_val a seeded
+    validation split of the training set (`val_size`, by `seed` as for files); the
+    normalization fitted on the training split. X_*: (N, ...) numbers (uint8 images are
+    scaled by "auto"); y_* as `prepare_labels` takes them. DataErrors name `name` and the key."""
+    full = dict(data)
+    if "X_test" not in full and "y_test" not in full and "X_train" in full and "y_train" in full:
+        full["X_test"], full["y_test"] = np.asarray(full["X_train"])[:0], np.asarray(full["y_train"])[:0]
+    raw = np.asarray(full["X_train"]).dtype if "X_train" in full else np.dtype(dtype)
+    prepared = prepare_data(full, classes=classes, target_shape=target_shape, dtype=dtype, name=name)
+    if len(prepared["X_train"]) == 0:
+        raise DataError(f"{name}: X_train is empty")
+    val_rng = np.random.default_rng(np.random.SeedSequence(check_seed(seed)).spawn(3)[2])
+    given = "X_val" in full
+    return _finish(prepared["X_train"], prepared["y_train"], prepared["X_val"] if given else None,
+                   prepared["y_val"] if given else None, prepared["X_test"], prepared["y_test"], val_size=val_size,
+                   normalize=normalize, flatten=True, dtype=np.dtype(dtype), val_rng=val_rng, source=name, raw=raw)
 
 
 def prepare_data(data: Mapping[str, Any], *, classes: int | None = None,

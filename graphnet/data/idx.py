@@ -71,6 +71,31 @@ def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None) -> np.nda
     return np.frombuffer(raw, dtype=dtype, offset=start).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
 
 
+def map_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """An IDX file as `read_idx` reads it, but memory-mapped (read-only, not loaded) when the
+    file is plain (not .gz) and its data is native-endian or single bytes."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return read_idx(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+            if len(head) < 4:
+                return read_idx(path)
+            zero, code, nd = struct.unpack(">HBB", head)
+            dims = struct.unpack(f">{nd}I", handle.read(4 * nd)) if zero == 0 and code in _IDX_DTYPES else None
+        size = path.stat().st_size
+    except (OSError, struct.error):
+        return read_idx(path)  # it says what is wrong
+    if dims is None or 0 in dims:
+        return read_idx(path)
+    dtype = np.dtype(_IDX_DTYPES[code])
+    start = 4 + 4 * nd
+    if dtype.itemsize > 1 or size - start != math.prod(dims) * dtype.itemsize:
+        return read_idx(path)
+    return np.memmap(path, dtype=dtype, mode="r", offset=start, shape=dims)
+
+
 def find_idx_file(folder: Path, stem: str) -> Path | None:
     """`folder/stem`, plain or .gz (also Kaggle's `train-images.idx3-ubyte` spelling), or None."""
     dotted = stem.replace("-idx", ".idx")  # Kaggle's spelling: train-images.idx3-ubyte

@@ -6,8 +6,9 @@ The exported graph computes what `net.forward` computes: dropout is gone,
 batchnorm uses the running statistics, losses are left out (outputs only).
 Inputs and outputs carry the spec's names, the batch dimension is the
 symbolic `N`, and parameters are initializers named as in `net.params`
-(`fc1.W`, an (in, out) matrix fed to Gemm as B). Optional input
-preprocessing (standardization) becomes the first nodes.
+(`fc1.W`, an (in, out) matrix fed to Gemm as B). Input preprocessing
+(x - shift) / scale -- by default the network's own, fitted in training --
+becomes the first nodes (Sub, Div).
 
 Each op of the spec language maps to ONNX nodes through one entry of
 `ONNX_EXPORTERS`, keyed by op name like the op registry (`graphnet.ops.OPS`).
@@ -206,6 +207,15 @@ def _standardization_array(name: str, what: str, value: Any, shape: tuple[int, .
     return array
 
 
+def _saved_preprocessing(net: "CompiledNetwork") -> dict[str, Standardization]:
+    """The network's own preprocessing (`net.preprocessing`, fitted in training) as
+    {input: (shift, scale)}; {} when it has none or it is the identity."""
+    record = getattr(net, "preprocessing", None)
+    if record is None:
+        return {}
+    return record.standardization(net.graph.inputs[record.input].shape)
+
+
 def _value_info(onnx: Any, name: str, elem_type: int, shape: tuple[int, ...]) -> Any:
     return onnx.helper.make_tensor_value_info(name, elem_type, [BATCH_DIM, *shape])
 
@@ -217,7 +227,10 @@ def onnx_model(net: "CompiledNetwork", preprocessing: Mapping[str, Standardizati
     Inputs: the spec's inputs, (N, *input shape); outputs: the spec's outputs,
     (N, *output shape), of the network's dtype (float32 -> float, float64 -> double).
     `preprocessing` maps input names to (mean, std): the model standardizes those
-    inputs first.
+    inputs first. None (the default) exports the network's own preprocessing
+    (`net.preprocessing`, fitted on the training split: standardize, or scale as
+    shift 0 / min and scale 255 / range), so the model takes raw features -- flattened to
+    the input's shape (an image as 784 values); `{}` exports the bare network.
     """
     onnx = require_onnx("ONNX export")
     if opset < MIN_OPSET:
@@ -226,8 +239,10 @@ def onnx_model(net: "CompiledNetwork", preprocessing: Mapping[str, Standardizati
         raise GraphnetError(f"opset {opset} is newer than the installed onnx package knows "
                             f"(up to {onnx.defs.onnx_opset_version()})")
     graph = net.graph
+    if preprocessing is None:
+        preprocessing = _saved_preprocessing(net)
     ctx = ExportContext(onnx, net, names={name: name for name in graph.inputs})
-    _export_preprocessing(ctx, preprocessing or {})
+    _export_preprocessing(ctx, preprocessing)
     needed = ancestors(graph, list(graph.outputs))
     for node in graph.nodes:
         if node.id in needed:

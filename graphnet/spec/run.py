@@ -121,6 +121,9 @@ class TrainSpec(SpecModel):
     dtype: Literal["float32", "float64"] = "float32"
     backend: Literal["numba", "numpy"] | None = None
     eval_batch_size: int = Field(1000, ge=1, le=1 << 20)
+    init_from: str | None = Field(None, min_length=1, description=(
+        "start from these weights (fine-tuning): a checkpoint folder, a run folder or an .onnx model; "
+        "parameters are matched by name, those it lacks keep their initialization"))
 
     def data_spec(self) -> DataSpec:
         return self.data if isinstance(self.data, DataSpec) else DataSpec(name=self.data)

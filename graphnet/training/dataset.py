@@ -1,13 +1,15 @@
 """A run's data set: loaded, shaped for the network's input, and its labels checked."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from .. import data as data_module
 from ..errors import DataError, SpecError
+from ..data import DataInfo
 from ..network import CompiledNetwork
+from ..preprocessing import Preprocessing
 from ..ops import Value
 from ..spec import DataSpec, NetworkSpec, RunSpec
 from ..tasks import evaluate, task_of
@@ -17,11 +19,37 @@ def load_data(spec: DataSpec, seed: int, dtype: str, input_shape: tuple[int, ...
               label: Value | None = None) -> dict[str, np.ndarray]:
     """The data set of a run, shaped for the network's input; y_* as `label` declares it:
     class indices (N,) for `classes`, `dtype` targets (N, *shape) for `shape`."""
+    return load_data_with_info(spec, seed, dtype, input_shape, label)[0]
+
+
+def load_data_with_info(spec: DataSpec, seed: int, dtype: str, input_shape: tuple[int, ...],
+                        label: Value | None = None, *, normalize: str | None = None,
+                        class_names: tuple[str, ...] | None = None,
+                        arrays: Mapping[str, Any] | None = None) -> tuple[dict[str, np.ndarray], DataInfo]:
+    """`load_data` and what was fitted to the data (normalization, column and class names);
+    DataError when text labels name a number of classes other than `label` declares.
+    `normalize` overrides the data spec's (e.g. "none" for raw features); `class_names`
+    maps text labels (a trained model's names); `arrays`, an in-memory data dict
+    (graphnet.data.from_arrays), replaces the data the spec names."""
     options: dict[str, Any] = dict(spec.options)
+    if class_names is not None:
+        options["class_names"] = class_names
     if label is not None and label.kind == "float":
         options["target_shape"] = label.shape
-    data = data_module.load(spec.name, val_size=spec.val_size, normalize=spec.normalize, seed=seed,
-                            dtype=dtype, **options)
+    if arrays is not None:
+        classes = label.classes if label is not None and label.kind == "classes" else None
+        data, info = data_module.from_arrays(arrays, val_size=spec.val_size, normalize=normalize or spec.normalize,
+                                             seed=seed, dtype=dtype, classes=classes,
+                                             target_shape=options.get("target_shape"), name="data=")
+    else:
+        data, info = data_module.load_with_info(spec.name, val_size=spec.val_size,
+                                                normalize=normalize or spec.normalize,
+                                                seed=seed, dtype=dtype, **options)
+    if label is not None and label.kind == "classes" and info.class_names is not None \
+            and len(info.class_names) != label.classes:
+        raise DataError(f"data set '{spec.name}': its labels name {len(info.class_names)} classes "
+                        f"({', '.join(info.class_names[:10])}{', ...' if len(info.class_names) > 10 else ''}), "
+                        f"the network's label declares {label.classes}")
     size = int(np.prod(input_shape))
     for split in ("train", "val", "test"):
         X = data[f"X_{split}"]
@@ -30,20 +58,40 @@ def load_data(spec: DataSpec, seed: int, dtype: str, input_shape: tuple[int, ...
                             f"the network's input has {size} values {input_shape}")
         data[f"X_{split}"] = np.ascontiguousarray(X.reshape((X.shape[0], *input_shape)), dtype=dtype)
         data[f"y_{split}"] = np.ascontiguousarray(data[f"y_{split}"])
-    return data
+    return data, info
+
+
+def preprocessing_of(info: DataInfo, input_name: str) -> Preprocessing:
+    """The preprocessing record of the network input `input_name` fed by this data."""
+    return Preprocessing(input_name, info.raw_shape, info.mode, info.shift, info.scale, info.feature_names,
+                         info.label_column)
+
+
+def attach_data_info(net: CompiledNetwork, info: DataInfo) -> None:
+    """Give `net` the preprocessing and class names of the data it is trained on (saved with it)."""
+    net.preprocessing = preprocessing_of(info, next(iter(net.graph.inputs)))
+    net.class_names = info.class_names
 
 
 def load_run_data(run: RunSpec) -> dict[str, np.ndarray]:
     """`load_data` for a run spec: SpecError unless the network has one input, DataError
     when the training split is empty."""
+    return load_run_data_with_info(run)[0]
+
+
+def load_run_data_with_info(run: RunSpec, arrays: Mapping[str, Any] | None = None
+                            ) -> tuple[dict[str, np.ndarray], DataInfo]:
+    """`load_run_data` and what was fitted to the data (see `load_data_with_info`); `arrays`:
+    in-memory data instead of the spec's."""
     settings = run.train
     if len(run.network.inputs) != 1:
         raise SpecError([("network.inputs", "training on a data set needs a network with exactly one input")])
     input_shape = run.network.value(next(iter(run.network.inputs))).shape
-    dataset = load_data(settings.data_spec(), settings.seed, settings.dtype, input_shape, label_of(run.network))
+    dataset, info = load_data_with_info(settings.data_spec(), settings.seed, settings.dtype, input_shape,
+                                        label_of(run.network), arrays=arrays)
     if len(dataset["X_train"]) == 0:
         raise DataError(f"data set '{settings.data_spec().name}' has no training examples")
-    return dataset
+    return dataset, info
 
 
 def accuracy(net: CompiledNetwork, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float | None:

@@ -6,11 +6,12 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from ..checkpoint import restore, spec_difference
+from ..data import IN_MEMORY
 from ..errors import CheckpointError, SpecError
 from ..network import CompiledNetwork, compile
 from ..optimizer import Optimizer
@@ -18,7 +19,8 @@ from ..runfolder import (clear_run_files, interrupted_before_first_epoch, refuse
                          write_history, write_metrics, write_run_spec)
 from ..runlock import run_lock
 from ..spec import NetworkSpec, RunSpec, load, parse_run
-from .dataset import check_labels, load_run_data
+from .dataset import attach_data_info, check_labels, load_run_data_with_info
+from .init_from import load_initial_weights, with_absolute_init_from
 from .loop import EpochLoop
 from .plot import plot_learning_curve
 from .position import ResumePosition, SavedTraining, saved_training
@@ -39,7 +41,7 @@ class _Start:
     resumed: bool  # from a checkpoint (not a fresh start, nor a restart of a run killed before one)
 
 
-def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str | None = None,
+def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str | Mapping[str, Any] | None = None,
           epochs: int | None = None, batch_size: int | None = None, learning_rate: float | None = None,
           resume: str | Path | None = None, progress: bool | None = None,
           log: Callable[[str], None] | None = print, backend: str | None = None,
@@ -49,6 +51,10 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
 
     out: the run folder to write; RunFolderError if it holds anything, unless `overwrite`
         (which removes the files graphnet writes there, and no others).
+    data: a data set name or path replacing the run's, or in-memory data: a dict with X_train,
+        y_train and optionally X_val, y_val, X_test, y_test (the homework's dict; X_*: (N, ...)
+        raw features, y_*: labels). Without X_val the validation split is taken as for files.
+        run.json then records the data as "<in-memory>": resuming needs `data=` again.
     resume: a run folder to continue (its run.json and checkpoint); `epochs` and
         `learning_rate` override its settings, saved to its run.json once training under
         them has succeeded. A run killed before its first checkpoint starts again.
@@ -63,26 +69,30 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
                       on_epoch=on_epoch)
 
 
-def _train(run: RunSpec | str | Path, *, out: str | Path | None, data: str | None, epochs: int | None,
+def _train(run: RunSpec | str | Path, *, out: str | Path | None, data: str | Mapping[str, Any] | None,
+           epochs: int | None,
            batch_size: int | None, learning_rate: float | None, resume: str | Path | None,
            progress: bool | None, log: Callable[[str], None] | None, backend: str | None,
            overwrite: bool, hold: ExitStack,
            on_epoch: Callable[[EpochRecord | RegressionEpochRecord], None] | None) -> TrainResult:
     say = log or (lambda text: None)
+    arrays, data = (data, IN_MEMORY) if isinstance(data, Mapping) else (None, data)
     if resume is not None:
         out = Path(resume)
         run = _resumed_run(out, hold, say)
+        _check_in_memory_resume(run, arrays, out)
     else:
         run = _run_spec_of(run)
     as_saved = run
     run = _with_overrides(run, epochs, batch_size, learning_rate, data)
     if resume is None:
-        run = with_absolute_data(run)
+        run = with_absolute_init_from(with_absolute_data(run))
     out = Path(out) if out is not None else None
     if resume is None and out is not None:
         refuse_existing(out, overwrite)  # at once, before the data is loaded; again under the lock below
-    dataset = load_run_data(run)
+    dataset, info = load_run_data_with_info(run, arrays)
     start = _start(run, out, resume is not None, backend, overwrite, hold, say)
+    attach_data_info(start.net, info)
     check_labels(start.net, dataset, run.train.data_spec().name)
     loop = EpochLoop(run, start.net, start.optimizer, dataset, out, start.saved, say,
                      show_progress=progress,
@@ -103,6 +113,13 @@ def _resumed_run(out: Path, hold: ExitStack, say: Callable[[str], None]) -> RunS
         raise SpecError([("", f"no run.json in {out}: not a run folder written by graphnet train")], str(out))
     hold.enter_context(run_lock(out, say))
     return parse_run((out / "run.json").read_text(encoding="utf-8"), str(out / "run.json"))
+
+
+def _check_in_memory_resume(run: RunSpec, arrays: Mapping[str, Any] | None, out: Path) -> None:
+    """SpecError when a run trained on in-memory data is resumed without `data=`."""
+    if arrays is None and run.train.data_spec().name == IN_MEMORY:
+        raise SpecError(f"{out} was trained on in-memory data (run.json: \"data\": \"{IN_MEMORY}\"): "
+                        f"resume it from Python with the same arrays, gn.train(None, resume=..., data=...)")
 
 
 def _run_spec_of(run: RunSpec | str | Path) -> RunSpec:
@@ -160,6 +177,8 @@ def _start(run: RunSpec, out: Path | None, resume: bool, backend: str | None, ov
         return _Start(net, optimizer, saved_training(meta, out / "checkpoint" / "weights.npz"), True)  # type: ignore[operator]
     net = compile(run.network, batch_size=settings.batch_size, dtype=settings.dtype,
                   backend=backend or settings.backend, seed=settings.seed)
+    if settings.init_from is not None:
+        load_initial_weights(net, settings.init_from, say)
     if restart:
         say(f"{out} has no checkpoint yet (training was interrupted before the first epoch finished): "
             "starting again from epoch 1 with its run.json settings")
