@@ -334,6 +334,7 @@ def _import(args: argparse.Namespace) -> int:
     require_onnx("graphnet import")
     folder = import_onnx(args.model, args.out, dtype=args.dtype)
     print(f"wrote checkpoint {folder} (network.json + weights.npz)")
+    return 0
 
 
 @command("sweep")
