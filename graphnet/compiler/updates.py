@@ -122,6 +122,7 @@ def insert_update_steps(schedule: Schedule, extra_steps: list[Step], store: Para
     (which must not contain the l2 term: the update steps take it). Returns the new
     extra steps and the plan's ParamUpdates."""
     last = last_backward_use(schedule)
+    with_l2 = bool(l2 and store.regularized_size)
     after: dict[int, list[str]] = {}
     for name in store.names():
         if name in last:
@@ -134,13 +135,13 @@ def insert_update_steps(schedule: Schedule, extra_steps: list[Step], store: Para
         if i in after:
             groups.append(contiguous(store, after[i]))
             steps.append(Step(step.node, f"update[{', '.join(after[i])}]", updates.step_fn(len(groups) - 1), (),
-                              returns_loss=True))
+                              returns_loss=with_l2))
     schedule.steps = steps
     rest = [name for name in store.names() if name not in last]
     extra = list(extra_steps)
     if rest:
         groups.append(contiguous(store, rest))
         extra.append(Step("(params)", f"update {len(rest)} parameters backward does not reach",
-                          updates.step_fn(len(groups) - 1), (), returns_loss=True))
+                          updates.step_fn(len(groups) - 1), (), returns_loss=with_l2))
     schedule.updated_params = frozenset(last)
     return extra, updates
