@@ -7,12 +7,15 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import graphnet as gn
 from graphnet import NonFiniteError
 from graphnet.optimizer import RULES
 
 import reference  # tests/ helpers, on sys.path via conftest.py
+import strategies
 from allocations import counting_numpy_allocations
 from zoo import SPECS, ZOO, randomize, zoo_network
 
@@ -79,6 +82,19 @@ def test_update_in_backward_follows_learning_rate_changes_with_batchnorm(rule, b
         plain_opt.step(inputs, labels)
         assert_same(fused, plain, exact=backend == "numpy")
     assert np.any(fused.store.state != 0)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=strategies.network_specs(), rule=st.sampled_from(STATEFUL), n=st.integers(2, 6))
+def test_update_in_backward_equals_the_separate_update_on_random_dags(case, rule, n):
+    (fused, fused_opt), (plain, plain_opt) = optimizer_pair(case.spec, rule, "numpy", batch_size=6)
+    for seed in range(2):
+        inputs, labels = reference.random_batch(case.spec, n, seed=seed, dtype=np.float32)
+        with np.errstate(all="ignore"):
+            losses = fused_opt.step_or_skip(inputs, labels), plain_opt.step_or_skip(inputs, labels)
+        assert losses[0] == pytest.approx(losses[1], rel=1e-12, nan_ok=True)
+        assert_same(fused, plain, exact=True)
+        assert fused_opt.t == plain_opt.t
 
 
 def test_float64_updates_in_backward_match_too():
