@@ -22,6 +22,7 @@ from typing import Any, Literal, Mapping
 import numpy as np
 
 from .compiler import PlanKind, build_plan, check_memory, plan_graph
+from .compiler.updates import UpdateRule
 from .errors import PlanError
 from .graph import Graph, build_graph
 from .lowering import FusionDecision
@@ -222,7 +223,7 @@ class CompiledNetwork:
                 update(values, grads, learning_rate)
         return loss
 
-    def update_step(self, X: Any, y: Any, rule: Any) -> float:
+    def update_step(self, X: Any, y: Any, rule: UpdateRule) -> float:
         """Forward, backward and a stateful update (a `graphnet.compiler.updates.UpdateRule`,
         with `rule.args` set for this step); returns the loss before the update. Allocation-free.
 
