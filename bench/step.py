@@ -3,6 +3,8 @@ student NumPy, PyTorch eager, JAX jit): the README's step table.
 
     python bench/step.py                                     # quick: sizes S and M
     python bench/step.py --full --json bench/results/step.json   # the README table
+    python bench/step.py --rules --full --json bench/results/step_rules.json
+        # every update rule, inside backward vs the separate pass (~10 min)
 
 Every contender runs in its own process, samples interleaved (see
 graphnet.step_bench.time_isolated). Peers that are not installed are listed
@@ -21,13 +23,15 @@ from peers import CONTENDERS  # noqa: E402
 
 from graphnet.blas import blas_info  # noqa: E402
 from graphnet.fileio import write_text_atomic  # noqa: E402
-from graphnet.step_bench import SIZES, format_step_table, run_step_bench  # noqa: E402
+from graphnet.step_bench import SIZES, format_step_table, run_rule_bench, run_step_bench  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="sizes S, M and L, 31 rounds (~8 min)")
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), help="only these sizes")
+    parser.add_argument("--rules", action="store_true",
+                        help="time graphnet's update rules (in backward and separate) instead of the peers")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON (bench/results/step.json)")
     return parser.parse_args(argv)
 
@@ -35,7 +39,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print(blas_info())
-    rows = run_step_bench(quick=not args.full, sizes=args.sizes, contenders=CONTENDERS)
+    if args.rules:
+        rows = run_rule_bench(quick=not args.full, sizes=args.sizes)
+    else:
+        rows = run_step_bench(quick=not args.full, sizes=args.sizes, contenders=CONTENDERS)
     print(format_step_table(rows))
     if args.json:
         write_text_atomic(args.json, json.dumps(rows, indent=2) + "\n")

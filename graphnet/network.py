@@ -22,6 +22,7 @@ from typing import Any, Literal, Mapping
 import numpy as np
 
 from .compiler import PlanKind, build_plan, check_memory, plan_graph
+from .compiler.updates import UpdateRule
 from .errors import PlanError
 from .graph import Graph, build_graph
 from .lowering import FusionDecision
@@ -255,6 +256,20 @@ class CompiledNetwork:
             for values, grads in rest:
                 update(values, grads, learning_rate)
         return loss
+
+    def update_step(self, X: Any, y: Any, rule: UpdateRule) -> float:
+        """Forward, backward and a stateful update (a `graphnet.compiler.updates.UpdateRule`,
+        with `rule.args` set for this step); returns the loss before the update. Allocation-free.
+
+        Each parameter is updated right after the backward step that writes its gradient,
+        while that gradient is still in cache; gradients stay readable in `net.grads`
+        (with the l2 term added, as after `train_step`). On a non-finite loss backward
+        does not run: nothing is updated and the loss is returned.
+        """
+        plan, inputs, labels = self._hot_plan("train_update", X, y)
+        plan.param_updates.install(rule)
+        self._unmaterialized = frozenset()
+        return plan.run(inputs, labels)
 
     def _grad_view(self, name: str) -> np.ndarray:
         if name in self._unmaterialized:

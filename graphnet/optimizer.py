@@ -10,8 +10,18 @@ gradient to a global L2 norm.
 
 Plain SGD without clipping runs as `net.sgd_step`: each affine weight is
 updated inside its backward GEMM (W -= lr * X.T @ dY), so its gradient is never
-written to memory; `fuse_update=False` keeps the two apart (gradients in
-`net.grads` after every step).
+written to memory. The other rules without clipping run as `net.update_step`:
+each parameter is updated right after the backward step that writes its
+gradient, while the gradient is still in cache (gradients stay readable in
+`net.grads`); this computes what the separate update computes. Clipping needs
+the global norm of all gradients before any update, so it keeps the separate
+pass: forward and backward, then one kernel over the flat buffers.
+`fuse_update=False` keeps the two apart for every rule.
+
+On a non-finite loss backward does not run and nothing changes (parameters,
+state buffers, t, running statistics). A finite loss with non-finite
+gradients is applied as is, on both paths: the parameters it reaches become
+non-finite and the next step's loss reports it.
 """
 from __future__ import annotations
 
@@ -20,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .compiler.updates import UpdateRule
 from .errors import NonFiniteError, SpecError, did_you_mean
 from .network import CompiledNetwork
 from .spec import OPTIMIZERS
@@ -63,11 +74,12 @@ class Optimizer:
         self.t = 0  # completed updates
         self.last_grad_norm = float("nan")
         self._fuse_requested = fuse_update
+        self._in_backward = UpdateRule(self._update, tuple(self.slots.values()))
 
     @property
     def fuse_update(self) -> bool:
-        """Whether `step` updates the weights inside backward (plain SGD, no clipping, not turned off)."""
-        return self._fuse_requested and self.rule == "sgd" and self.clip_norm is None
+        """Whether `step` updates the parameters inside backward (no clipping, not turned off)."""
+        return self._fuse_requested and self.clip_norm is None
 
     @property
     def learning_rate(self) -> float:
@@ -83,19 +95,33 @@ class Optimizer:
         A non-finite loss raises NonFiniteError naming the step and the first
         node whose output is not finite; the parameters are left untouched.
         """
-        if self.fuse_update:
-            loss = self.net.sgd_step(X, y, self.hyperparameters["learning_rate"])
-        else:
-            loss = self.net.train_step(X, y)
+        loss = self.step_or_skip(X, y)
         if not math.isfinite(loss):
             node = self.net.first_nonfinite(X, y)
             where = f"; first non-finite value at node {node}" if node else ""
             raise NonFiniteError(f"loss is {loss} at step {self.t + 1}{where}")
-        if self.fuse_update:
-            self.t += 1
-        else:
-            self.apply()
         return loss
+
+    def step_or_skip(self, X: Any, y: Any) -> float:
+        """`step`, except that a non-finite loss is returned, not raised; nothing changed then."""
+        if not self.fuse_update:
+            loss = self.net.train_step(X, y)
+            if math.isfinite(loss):
+                self.apply()
+            return loss
+        if self.rule == "sgd":
+            loss = self.net.sgd_step(X, y, self.hyperparameters["learning_rate"])
+        else:
+            self._in_backward.args = self._kernel_args(self.t + 1)
+            loss = self.net.update_step(X, y, self._in_backward)
+        if math.isfinite(loss):
+            self.t += 1
+        return loss
+
+    def _kernel_args(self, t: int) -> tuple[Any, ...]:
+        """The update kernel's arguments after the state buffers, for update number t."""
+        args = tuple(self.hyperparameters[name] for name in self._hyper_names)
+        return (*args, t) if self.rule in ("adam", "adamw") else args
 
     def apply(self) -> None:
         """Update the parameters from the gradients already in `net.grads`."""
@@ -107,10 +133,7 @@ class Optimizer:
             if norm > self.clip_norm:
                 self._scale(grads, self.clip_norm / norm)
         self.t += 1
-        args = [self.hyperparameters[name] for name in self._hyper_names]
-        if self.rule in ("adam", "adamw"):
-            args.append(self.t)
-        self._update(self.net.store.values, grads, *self.slots.values(), *args)
+        self._update(self.net.store.values, grads, *self.slots.values(), *self._kernel_args(self.t))
 
     def state_dict(self) -> dict[str, Any]:
         """Rule, hyperparameters, step count and state buffers (arrays are copies)."""

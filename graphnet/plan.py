@@ -74,6 +74,7 @@ class Plan:
         self.label_values = dict(self.graph.labels) if schedule.loss else {}
         self.bound_counts = 0  # how many batch sizes were bound (for tests and stats)
         self.updates_params = bool(schedule.updated_params)
+        self.param_updates: Any = None  # a train_update plan's graphnet.compiler.updates.ParamUpdates
         self.learning_rate_cell: np.ndarray | None = self._fixed.get(SGD_LEARNING_RATE.name)
         # A train-mode forward writes the running statistics: they are saved here before a
         # run and put back when the run fails, so a step changes them only when it succeeds.

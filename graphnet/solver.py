@@ -248,13 +248,7 @@ class Solver:
             optimizer = self._fused_optimizer()
             Xb, yb = self._batch_for_net(X_batch, y_batch)
             # the network restores its running statistics itself when the loss is not finite
-            if optimizer.fuse_update:  # plain SGD: weights updated inside backward (skipped if loss is not finite)
-                loss = optimizer.net.sgd_step(Xb, yb, optimizer.learning_rate)
-                optimizer.t += math.isfinite(loss)
-            else:
-                loss = optimizer.net.train_step(Xb, yb)
-                if math.isfinite(loss):
-                    optimizer.apply()
+            loss = optimizer.step_or_skip(Xb, yb)  # updates nothing when the loss is not finite
         else:
             statistics = {} if _compiled_network(self.model) else _running_statistics(self.model)
             saved = _copies(statistics)

@@ -9,6 +9,10 @@ Contenders (same initial weights, same batch):
 - `graphnet_unfused`: the same with `fuse_update=False`: gradients written, then
   one SGD kernel over the flat buffers.
 
+`RULE_CONTENDERS` (`run_rule_bench`, `python bench/step.py --rules`) times every
+update rule twice, updated inside backward and by the separate pass, against the
+same floor, reporting medians of per-round ratios.
+
 `graphnet bench` runs these, to measure a user's own machine. The peers the
 README compares against (tuned and student NumPy, PyTorch, JAX) live in the
 repository's bench/ folder (`bench/peers.py`, `python bench/step.py`), which
@@ -60,7 +64,8 @@ def make_problem(size: str, seed: int = 0) -> Problem:
 # ---- contenders: each returns a zero-argument step function ----------------------------------
 
 
-def graphnet_step(problem: Problem, backend: str, fuse_update: bool = True) -> Callable[[], Any]:
+def graphnet_step(problem: Problem, backend: str, fuse_update: bool = True, rule: str = "sgd",
+                  clip_norm: float | None = None) -> Callable[[], Any]:
     import graphnet as gn
 
     layers = []
@@ -73,7 +78,7 @@ def graphnet_step(problem: Problem, backend: str, fuse_update: bool = True) -> C
     weights = {f"affine{i // 2 + 1}.{'W' if i % 2 == 0 else 'b'}": w for i, w in enumerate(problem.weights)}
     for name in names:
         net.params[name] = weights[name]
-    optimizer = gn.Optimizer(net, "sgd", learning_rate=LEARNING_RATE, fuse_update=fuse_update)
+    optimizer = gn.Optimizer(net, rule, learning_rate=LEARNING_RATE, fuse_update=fuse_update, clip_norm=clip_norm)
     X, y = problem.X, problem.y
     sgd_step = optimizer.step
 
@@ -113,6 +118,28 @@ CONTENDERS: dict[str, Contender] = {
     "graphnet_unfused": partial(graphnet_step, backend="numba", fuse_update=False),
     "graphnet_numpy": partial(graphnet_step, backend="numpy"),
 }
+
+
+#: The update rules the rule benchmark times (`run_rule_bench`).
+STEP_RULES = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
+#: A clip norm no gradient of these problems reaches: the norm is computed, nothing is scaled.
+UNREACHED_CLIP_NORM = 1e30
+
+
+def rule_contenders() -> dict[str, Contender]:
+    """The floor, then per rule: `<rule>` (updated inside backward: sgd in its GEMMs, the
+    others right after each backward step) and `<rule>_separate` (gradients, then one
+    update pass over the flat buffers); `adam_clip`: adam with clipping (norm first, so
+    the separate pass)."""
+    table: dict[str, Contender] = {"blas_floor": blas_floor_step}
+    for rule in STEP_RULES:
+        table[rule] = partial(graphnet_step, backend="numba", rule=rule)
+        table[f"{rule}_separate"] = partial(graphnet_step, backend="numba", rule=rule, fuse_update=False)
+    table["adam_clip"] = partial(graphnet_step, backend="numba", rule="adam", clip_norm=UNREACHED_CLIP_NORM)
+    return table
+
+
+RULE_CONTENDERS: dict[str, Contender] = rule_contenders()
 
 
 def build_contenders(problem: Problem, names: list[str] | None = None,
@@ -181,7 +208,16 @@ def time_isolated(size: str, names: list[str], rounds: int = 21, min_sample: flo
                   settle: float = 0.3, contenders: dict[str, Contender] | None = None
                   ) -> tuple[dict[str, float], dict[str, str]]:
     """Median seconds per step of each contender, each in its own process, sampled
-    round-robin with a pause between samples.
+    round-robin with a pause between samples (see `sample_isolated`)."""
+    samples, skipped = sample_isolated(size, names, rounds, min_sample, settle, contenders)
+    return {name: statistics.median(values) for name, values in samples.items()}, skipped
+
+
+def sample_isolated(size: str, names: list[str], rounds: int = 21, min_sample: float = 0.02,
+                    settle: float = 0.3, contenders: dict[str, Contender] | None = None
+                    ) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Seconds per step of each contender in every round (rounds in order), each contender
+    in its own process, sampled round-robin with a pause between samples.
 
     One process per contender keeps their thread pools (OpenBLAS's, torch's OpenMP,
     XLA's) from spinning against each other on a small machine; the pause lets a
@@ -213,7 +249,7 @@ def time_isolated(size: str, names: list[str], rounds: int = 21, min_sample: flo
         for connection, process in workers.values():
             connection.send("stop")
             process.join(timeout=10)
-    return {name: statistics.median(values) for name, values in samples.items()}, skipped
+    return samples, skipped
 
 
 def run_step_bench(quick: bool = True, sizes: list[str] | None = None,
@@ -234,11 +270,34 @@ def run_step_bench(quick: bool = True, sizes: list[str] | None = None,
     return rows
 
 
+def run_rule_bench(quick: bool = True, sizes: list[str] | None = None,
+                   contenders: dict[str, Contender] | None = None) -> list[dict[str, Any]]:
+    """Rows per (size, contender) of `RULE_CONTENDERS`: median us per step, `ratio` = the
+    median over rounds of (step / BLAS floor in the same round), and `vs_adam` = ratio /
+    adam's ratio (in-backward adam; the target for the other stateful rules is within 3%)."""
+    table = RULE_CONTENDERS if contenders is None else contenders
+    rows = []
+    for size in sizes or (["S", "M"] if quick else list(SIZES)):
+        samples, skipped = sample_isolated(size, list(table), rounds=7 if quick else 31,
+                                           min_sample=0.01 if quick else 0.05, settle=0.3, contenders=table)
+        floor = samples["blas_floor"]
+        ratios = {name: statistics.median(s / f for s, f in zip(values, floor)) for name, values in samples.items()}
+        adam = ratios.get("adam")
+        for name, values in samples.items():
+            rows.append({"size": size, "contender": name, "us": statistics.median(values) * 1e6,
+                         "ratio": ratios[name], "vs_adam": ratios[name] / adam if adam else None})
+        for name, reason in skipped.items():
+            rows.append({"size": size, "contender": name, "us": None, "ratio": None, "vs_adam": None,
+                         "skipped": reason})
+    return rows
+
+
 def format_step_table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'size':<5} {'contender':<16} {'step (us)':>12} {'x BLAS floor':>13}"]
+    lines = [f"{'size':<5} {'contender':<18} {'step (us)':>12} {'x BLAS floor':>13}"]
     for row in rows:
         if row["us"] is None:
-            lines.append(f"{row['size']:<5} {row['contender']:<16} {'skipped: ' + row['skipped']}")
+            lines.append(f"{row['size']:<5} {row['contender']:<18} {'skipped: ' + row['skipped']}")
         else:
-            lines.append(f"{row['size']:<5} {row['contender']:<16} {row['us']:>12.1f} {row['ratio']:>13.2f}")
+            vs_adam = f" {row['vs_adam']:>8.3f} x adam" if row.get("vs_adam") else ""
+            lines.append(f"{row['size']:<5} {row['contender']:<18} {row['us']:>12.1f} {row['ratio']:>13.3f}{vs_adam}")
     return "\n".join(lines)

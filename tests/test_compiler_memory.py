@@ -287,7 +287,7 @@ def assert_memory_plan_is_sound(steps, memory):
 @given(case=strategies.network_specs())
 def test_memory_plans_of_random_dags_are_sound(case):
     net = gn.compile(case.spec, batch_size=4)
-    for kind in ("train", "train_sgd", "train_loss", "eval_loss", "infer"):
+    for kind in ("train", "train_sgd", "train_update", "train_loss", "eval_loss", "infer"):
         plan = net.plan(kind)
         assert_memory_plan_is_sound(plan.schedule.steps, plan.memory)
         assert plan.memory.arena_size <= plan.memory.naive_size() + LINE * len(plan.memory.buffers)

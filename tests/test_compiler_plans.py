@@ -52,6 +52,7 @@ def test_build_plan_compiles_a_graph_without_a_network():
     ("train_loss", "train", "loss", False),
     ("train", "train", "loss", True),
     ("train_sgd", "train", "loss", True),
+    ("train_update", "train", "loss", True),
 ])
 def test_each_plan_kind_runs_its_mode_loss_and_backward(kind, mode, loss, backward):
     graph, store, kernels = compiled_parts(softmax_head_spec())

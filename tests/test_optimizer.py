@@ -383,10 +383,10 @@ def test_an_unfused_optimizer_leaves_gradients_readable():
 
 
 @pytest.mark.parametrize("options, fused", [({}, True), ({"clip_norm": 1.0}, False), ({"fuse_update": False}, False)])
-def test_only_plain_sgd_fuses(options, fused):
+@pytest.mark.parametrize("rule", ["sgd", "momentum", "adam"])
+def test_every_rule_fuses_unless_clipping_or_turned_off(rule, options, fused):
     net = tiny_net(l2=0.0)
-    assert gn.Optimizer(net, "sgd", **options).fuse_update is fused
-    assert gn.Optimizer(net, "momentum").fuse_update is False
+    assert gn.Optimizer(net, rule, **options).fuse_update is fused
 
 
 def test_clipping_turned_on_later_is_not_skipped():

@@ -81,3 +81,34 @@ def test_the_package_imports_no_peer_framework():
             if hits:
                 found[str(path.relative_to(package))] = hits
     assert found == {}
+
+
+@pytest.mark.parametrize("rule", step_bench.STEP_RULES)
+def test_each_rule_takes_the_same_steps_inside_backward_and_separately(rule):
+    """The rule benchmark compares two ways of doing the same work, not two amounts of it."""
+    problem = make_problem("S", seed=3)
+    names = [rule, f"{rule}_separate"] + (["adam_clip"] if rule == "adam" else [])
+    steps, skipped = build_contenders(problem, names, step_bench.RULE_CONTENDERS)
+    assert skipped == {}
+    losses = {name: [float(step()) for _ in range(3)] for name, step in steps.items()}
+    for name in names[1:]:
+        np.testing.assert_allclose(losses[name], losses[rule], rtol=1e-6)
+        for got, expected in zip(steps[name].weights(), steps[rule].weights(), strict=True):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    assert all(not np.array_equal(w, w0) for w, w0 in zip(steps[rule].weights(), problem.weights))
+
+
+def test_run_rule_bench_reports_medians_of_per_round_ratios(monkeypatch):
+    samples = {"blas_floor": [1.0, 2.0, 4.0], "adam": [1.2, 2.2, 5.2], "momentum": [1.2, 2.6, 4.8]}
+
+    def fake_sample_isolated(size, names, rounds, min_sample, settle, contenders):
+        assert names == list(step_bench.RULE_CONTENDERS) and contenders is step_bench.RULE_CONTENDERS
+        return samples, {"rmsprop": "ValueError: x"}
+
+    monkeypatch.setattr(step_bench, "sample_isolated", fake_sample_isolated)
+    rows = {row["contender"]: row for row in step_bench.run_rule_bench(quick=True, sizes=["M"])}
+    assert rows["adam"]["ratio"] == pytest.approx(1.2)  # median of 1.2, 1.1, 1.3 (ratio of medians: 1.1)
+    assert rows["momentum"]["ratio"] == pytest.approx(1.2) and rows["momentum"]["vs_adam"] == pytest.approx(1.0)
+    assert rows["blas_floor"]["us"] == pytest.approx(2e6)
+    assert rows["rmsprop"]["ratio"] is None and rows["rmsprop"]["skipped"] == "ValueError: x"
+    assert "x adam" in step_bench.format_step_table(list(rows.values()))

@@ -14,9 +14,11 @@
    pair share storage when the input dies at that step; storage whose
    lifetimes don't overlap is shared.
 4. `plans`: `build_plan` runs the passes for a network and a plan kind (train,
-   train_sgd, train_loss, eval_loss, infer), adds the steps no op owns (unreached
-   gradients, the l2 term) and binds it all into a `graphnet.plan.Plan` over the
-   parameter store.
+   train_sgd, train_update, train_loss, eval_loss, infer), adds the steps no op owns
+   (unreached gradients, the l2 term) and binds it all into a `graphnet.plan.Plan`
+   over the parameter store.
+5. `updates`: `insert_update_steps` (train_update plans): a stateful rule's update
+   of each parameter right after the backward step that last uses it.
 """
 from __future__ import annotations
 

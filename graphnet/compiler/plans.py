@@ -21,12 +21,14 @@ from ..plan import Plan
 from .autodiff import Schedule, ancestors, lower
 from .fusion import fuse
 from .memory import plan_memory
+from .updates import insert_update_steps
 
 # train: train-mode forward + loss + backward; train_sgd: the same, with the SGD update of
 # the weights done inside backward (see CompiledNetwork.sgd_step); train_loss: train-mode
 # forward + loss (no backward); eval_loss: eval-mode forward + loss; infer: eval-mode
-# forward to the outputs.
-PlanKind = Literal["train", "train_sgd", "train_loss", "eval_loss", "infer"]
+# forward to the outputs; train_update: train with each parameter updated by a stateful
+# rule right after its last backward step (see graphnet.compiler.updates).
+PlanKind = Literal["train", "train_sgd", "train_loss", "eval_loss", "infer", "train_update"]
 
 
 class PlanGraph(NamedTuple):
@@ -69,23 +71,31 @@ def build_plan(graph: Graph, kind: PlanKind, capacity: int, *, store: ParameterS
     mode = "train" if kind.startswith("train") else "eval"
     offered, refusal = sgd_in_backward_offer(graph, store, dtype) if kind == "train_sgd" else (frozenset(), "")
     schedule = lower(fused, mode, kernels, dtype, rng,
-                     with_loss=kind != "infer", with_backward=kind in ("train", "train_sgd"),
+                     with_loss=kind != "infer", with_backward=kind in ("train", "train_sgd", "train_update"),
                      update_in_backward=offered)
     if kind == "train_sgd":
         decisions = decisions + sgd_update_decisions(store.names(), schedule.updated_params, refusal)
     # A value folded into another node carries that node's id in the fused graph:
     # serve it under the output name the spec gave it.
     schedule.outputs = {name: schedule.outputs[renamed.get(name, name)] for name in source.outputs}
-    extra = regularization_steps(graph, schedule, store, kernels) if kind != "infer" else []
+    extra = regularization_steps(graph, schedule, store, kernels, with_l2=kind != "train_update") \
+        if kind != "infer" else []
+    updates = None
+    if kind == "train_update":
+        extra, updates = insert_update_steps(schedule, extra, store, kernels, graph.l2)
     keep = {("value", ref.name) for ref in schedule.outputs.values() if ref.kind == "value"} \
         if kind == "infer" else set()
     memory = plan_memory(schedule.steps, keep, share=share_memory)
-    return Plan(schedule, memory, store, capacity=capacity, dtype=dtype, backend=kernels.name,
+    plan = Plan(schedule, memory, store, capacity=capacity, dtype=dtype, backend=kernels.name,
                 fusions=decisions, extra_steps=extra, poison=poison)
+    if updates is not None:
+        plan.param_updates, plan.updates_params = updates, True
+    return plan
 
 
-def regularization_steps(graph: Graph, schedule: Schedule, store: ParameterStore, kernels: Any) -> list[Step]:
-    """Zero the gradients no backward step writes, then add the l2 term over the weight segment."""
+def regularization_steps(graph: Graph, schedule: Schedule, store: ParameterStore, kernels: Any,
+                         with_l2: bool = True) -> list[Step]:
+    """Zero the gradients no backward step writes, then (`with_l2`) add the l2 term over the weight segment."""
     steps: list[Step] = []
     if schedule.backward:
         unwritten = [name for name in store.names()
@@ -99,7 +109,7 @@ def regularization_steps(graph: Graph, schedule: Schedule, store: ParameterStore
 
             steps.append(Step("(params)", f"zero {len(views)} unreached gradients", zero_unreached_grads, ()))
     l2 = graph.l2
-    if l2 and store.regularized_size:
+    if with_l2 and l2 and store.regularized_size:
         W, dW = store.regularized()
         if schedule.backward:
             l2_penalty = kernels.l2_penalty
