@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from ..checkpoint import restore, spec_difference
+from ..distributed import current_world
 from ..errors import CheckpointError, SpecError
 from ..network import CompiledNetwork, compile
 from ..optimizer import Optimizer
@@ -52,7 +53,15 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
         `learning_rate` override its settings, saved to its run.json once training under
         them has succeeded. A run killed before its first checkpoint starts again.
     The run folder is locked while training: RunFolderError if another process trains in it.
+    Started by an MPI launcher on several ranks, each trains on a share of every batch
+    (see graphnet.training.parallel).
     """
+    world = current_world()
+    if world.size > 1:
+        from .parallel import train_parallel
+        return train_parallel(world, run, out=out, data=data, epochs=epochs, batch_size=batch_size,
+                              learning_rate=learning_rate, resume=resume, progress=progress, log=log,
+                              backend=backend, overwrite=overwrite)
     with ExitStack() as hold:
         return _train(run, out=out, data=data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                       resume=resume, progress=progress, log=log, backend=backend, overwrite=overwrite, hold=hold)
