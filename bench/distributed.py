@@ -207,21 +207,48 @@ def modeled_speedup(seconds_per_example: float, batch: int, nbytes: float, ranks
     return one / (one / ranks + ring_allreduce_seconds(nbytes, ranks, gbit_per_s))
 
 
+def break_even_batch(seconds_per_example: float, nbytes: float, ranks: int, gbit_per_s: float,
+                     efficiency: float | None = None) -> float:
+    """The global batch from which N machines beat one (efficiency None), or reach
+    `efficiency` x N times its speed: B > T / (t (1 - 1/N)), resp. B >= N T / (t (1/e - 1))."""
+    allreduce = ring_allreduce_seconds(nbytes, ranks, gbit_per_s)
+    if efficiency is None:
+        return allreduce / (seconds_per_example * (1 - 1 / ranks))
+    return ranks * allreduce / (seconds_per_example * (1 / efficiency - 1))
+
+
+def _per_example(report: dict[str, Any]) -> dict[str, tuple[float, int]]:
+    """size -> (measured 1-thread seconds per example at its largest measured batch, gradient bytes)."""
+    best: dict[str, tuple[float, int, int]] = {}
+    for row in report["steps"]:
+        if row["configuration"] == "1 process, 1 thread":
+            if row["size"] not in best or row["batch"] > best[row["size"]][1]:
+                best[row["size"]] = (row["step_ms"] / 1e3 / row["batch"], row["batch"], row["gradient_bytes"])
+    return {size: (seconds, nbytes) for size, (seconds, _, nbytes) in best.items()}
+
+
+def break_even_table(report: dict[str, Any], ranks: tuple[int, ...] = (2, 4, 8)) -> str:
+    """Markdown: per model and network, the global batch from which N machines pay off (> 1x)
+    and from which they reach 80% of N x."""
+    lines = ["| model | network | " + " | ".join(f"N={n}: >1x / 80%" for n in ranks) + " |",
+             "|---|---|" + "---:|" * len(ranks)]
+    for size, (seconds, nbytes) in _per_example(report).items():
+        for gbit in BANDWIDTHS_GBIT:
+            cells = [f"{break_even_batch(seconds, nbytes, n, gbit):,.0f} / "
+                     f"{break_even_batch(seconds, nbytes, n, gbit, 0.8):,.0f}" for n in ranks]
+            lines.append(f"| {size} | {gbit} Gb/s | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def scaling_table(report: dict[str, Any], ranks: tuple[int, ...] = (2, 4, 8),
                   batches: tuple[int, ...] = (64, 256, 1024, 4096)) -> str:
     """Markdown: modeled speedup of N machines per model, batch and network, from the measured
     single-thread compute per example (the largest measured batch of each size)."""
-    per_example: dict[str, tuple[float, int]] = {}
-    for row in report["steps"]:
-        if row["configuration"] == "1 process, 1 thread":
-            if row["size"] not in per_example or row["batch"] > per_example[row["size"]][1]:
-                per_example[row["size"]] = (row["step_ms"] / 1e3 / row["batch"], row["batch"])
-    gradient_bytes = {row["size"]: row["gradient_bytes"] for row in report["steps"]}
+    per_example = _per_example(report)
     header = "| model (gradient MB, compute us/example) | batch | " + " | ".join(
         f"{g} Gb/s N={n}" for g in BANDWIDTHS_GBIT for n in ranks) + " |"
     lines = [header, "|---|---:|" + "---:|" * (len(BANDWIDTHS_GBIT) * len(ranks))]
-    for size, (seconds, _) in per_example.items():
-        nbytes = gradient_bytes[size]
+    for size, (seconds, nbytes) in per_example.items():
         for batch in batches:
             cells = [f"{modeled_speedup(seconds, batch, nbytes, n, g):.2f}" for g in BANDWIDTHS_GBIT for n in ranks]
             lines.append(f"| {size} ({nbytes / 1e6:.2f} MB, {1e6 * seconds:.1f} us) | {batch} | "
@@ -251,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(result))
         return 0
     if args.scaling_table:
-        print(scaling_table(json.loads(Path(args.scaling_table).read_text())))
+        report = json.loads(Path(args.scaling_table).read_text())
+        print(scaling_table(report) + "\n\n" + break_even_table(report))
         return 0
     report = run_bench(args.full)
     print(format_report(report))

@@ -50,3 +50,11 @@ def test_scaling_model_follows_the_ring_formula():
                          "gradient_bytes": 318040}]}
     table = bench.scaling_table(report, ranks=(2,), batches=(64,))
     assert table.splitlines()[2].startswith("| S (0.32 MB, 10.0 us) | 64 |")
+
+
+def test_break_even_batch_is_where_the_modeled_speedup_crosses():
+    seconds, nbytes, ranks, gbit = 50e-6, 2e6, 4, 10
+    batch = bench.break_even_batch(seconds, nbytes, ranks, gbit)
+    assert bench.modeled_speedup(seconds, batch, nbytes, ranks, gbit) == pytest.approx(1.0)
+    batch = bench.break_even_batch(seconds, nbytes, ranks, gbit, efficiency=0.8)
+    assert bench.modeled_speedup(seconds, batch, nbytes, ranks, gbit) == pytest.approx(0.8 * ranks)
