@@ -7,7 +7,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from . import __version__
 from .errors import GraphnetError, SpecError, SpecWarning
@@ -165,9 +165,19 @@ def _gradcheck_file(path: str, args: argparse.Namespace) -> int:
 
 @command("train")
 def _train(args: argparse.Namespace) -> int:
+    from .distributed import current_world, quiet_unless_root
+    from .training import train
+
+    if args.workers is not None and args.workers > 1:
+        return _launch_workers(args)
+    with quiet_unless_root(current_world()):
+        return _train_here(args, train)
+
+
+def _train_here(args: argparse.Namespace, train: Callable[..., Any]) -> int:
     from datetime import datetime
 
-    from .training import train
+    from .distributed import current_world
 
     if args.resume:
         if args.data is not None or args.batch_size is not None or args.label_column is not None:
@@ -189,7 +199,7 @@ def _train(args: argparse.Namespace) -> int:
         result = train(run, out=out, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
                        learning_rate=args.lr, backend=args.backend,
                        progress=None if not args.no_progress else False, overwrite=args.overwrite)
-    if result.out is not None:
+    if result.out is not None and current_world().is_root:
         print(f"run folder: {result.out}")
     return 130 if result.interrupted else 0
 
@@ -208,6 +218,24 @@ def _with_label_column(path: str, column: str):
     data["options"] = {**data.get("options", {}), "label_column": column}
     document["train"]["data"] = data
     return parse_run(document, path)
+
+
+def _launch_workers(args: argparse.Namespace) -> int:
+    """`graphnet train ... --workers N`: the same command on N MPI ranks (see graphnet.distributed.launch)."""
+    from datetime import datetime
+
+    from .distributed import launch
+
+    if args.resume is None and args.file is not None and args.out is None:  # one default folder for all ranks
+        args.out = str(Path("runs") / f"{Path(args.file).stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    arguments = ["train"] + ([args.file] if args.file is not None else [])
+    for flag, value in (("--data", args.data), ("--epochs", args.epochs), ("--batch-size", args.batch_size),
+                        ("--lr", args.lr), ("--label-column", args.label_column), ("--out", args.out),
+                        ("--resume", args.resume), ("--backend", args.backend)):
+        if value is not None:
+            arguments += [flag, str(value)]
+    arguments += [flag for flag, on in (("--overwrite", args.overwrite), ("--no-progress", args.no_progress)) if on]
+    return launch(args.workers, arguments)
 
 
 @command("eval")
@@ -459,6 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "learning_curve.png and checkpoint/ there; other files are kept")
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=positive_int, metavar="N",
+                   help="train on N MPI processes, each on 1/N of every batch (needs graphnet[mpi]; "
+                        "the same as mpiexec -n N graphnet train ...)")
 
     p = sub.add_parser("eval", help="accuracy and confusion matrix of a trained run (regression: loss, RMSE, R2)")
     p.add_argument("run", metavar="RUN", help="run folder (or checkpoint folder)")

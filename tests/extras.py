@@ -3,3 +3,4 @@ from importlib.util import find_spec
 
 HAVE_MATPLOTLIB = find_spec("matplotlib") is not None  # graphnet[plot]
 HAVE_TQDM = find_spec("tqdm") is not None  # graphnet[progress]
+HAVE_MPI4PY = find_spec("mpi4py") is not None  # graphnet[mpi]

@@ -15,8 +15,9 @@ fresh run refuses a folder that holds something unless `overwrite=True`
 
 Modules: `run` (train: set up, then finish), `loop` (the epoch loop), `position`
 (the resume position saved in a checkpoint), `records` (epoch records and final
-metrics), `dataset` (the run's data), `plot` (the learning curve); the run-folder
-files are written by graphnet.runfolder.
+metrics), `dataset` (the run's data), `plot` (the learning curve), `parallel` (the
+same on several MPI ranks: graphnet train --workers N); the run-folder files are
+written by graphnet.runfolder.
 """
 from __future__ import annotations
 

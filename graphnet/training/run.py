@@ -12,6 +12,7 @@ import numpy as np
 
 from ..checkpoint import restore, spec_difference
 from ..data import IN_MEMORY
+from ..distributed import current_world
 from ..errors import CheckpointError, SpecError
 from ..network import CompiledNetwork, compile
 from ..optimizer import Optimizer
@@ -62,7 +63,15 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
     on_epoch: called with each finished epoch's record, once it is in the history and the
         checkpoint; an exception it raises stops training and propagates (the run folder
         keeps that checkpoint; the lock is released).
+    Started by an MPI launcher on several ranks, each trains on a share of every batch
+    (see graphnet.training.parallel).
     """
+    world = current_world()
+    if world.size > 1:
+        from .parallel import train_parallel
+        return train_parallel(world, run, out=out, data=data, epochs=epochs, batch_size=batch_size,
+                              learning_rate=learning_rate, resume=resume, progress=progress, log=log,
+                              backend=backend, overwrite=overwrite)
     with ExitStack() as hold:
         return _train(run, out=out, data=data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                       resume=resume, progress=progress, log=log, backend=backend, overwrite=overwrite, hold=hold,

@@ -1,0 +1,233 @@
+"""Data-parallel training: `train` on every rank of an MPI world (see graphnet.distributed).
+
+Each global batch of `batch_size` examples (the same shuffled order on every rank,
+from the run seed) is split as evenly as possible: rank r takes rows
+[r*n//N ... ) of `rank_bounds`, the first n % N ranks one more. Each rank runs
+forward and backward on its slice with materialized gradients (the `train` plan:
+the fused SGD-in-backward path never writes the gradients there are to average),
+weights them by its share of the batch (m_r / n), and one Allreduce (SUM) of the
+flat gradient buffer gives every rank the mean over the whole batch, as one process
+computes it; every rank then applies the same optimizer update. The reported loss
+is that same weighted sum: the global batch mean.
+
+Rank 0 alone takes the run folder's lock, writes run.json, checkpoints, history
+and metrics, prints epoch lines and evaluates (on its own batchnorm running
+statistics: batchnorm uses per-rank batch statistics, like DDP without
+SyncBatchNorm). Dropout: rank r of a run with seed s draws its masks from
+`default_rng([s, 3, r])` (a resume at epoch e, iteration i: `default_rng([s, 3,
+r, e, i])`, except rank 0, whose generator state the checkpoint keeps).
+
+Failures: setup (data, lock, checkpoint), each step (a non-finite loss on any
+rank) and each epoch end are agreed points: a failure on any rank stops every
+rank with that rank's message. Anything else that fails on one rank prints its
+line and aborts the MPI job, so no rank waits forever.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ..distributed import RankFailed, World, current_world
+from ..errors import NonFiniteError
+from ..runfolder import refuse_existing, with_absolute_data
+from ..schedules import learning_rate_at
+from ..spec import RunSpec, parse_run
+from .dataset import check_labels, load_run_data
+from .loop import EpochLoop, _checkpoint_note, _StopFlag
+from .position import ResumePosition
+from .records import TrainResult
+from .run import _resumed_run, _run_spec_of, _start, _with_overrides, finish
+
+DROPOUT_STREAM = 3  # default_rng([seed, DROPOUT_STREAM, rank]): the per-rank dropout generator
+
+
+def rank_bounds(examples: int, rank: int, size: int) -> tuple[int, int]:
+    """Rows [start, stop) of a batch of `examples` that `rank` of `size` computes: an even split,
+    the first `examples % size` ranks taking one row more."""
+    base, extra = divmod(examples, size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def rank_dropout_generator(seed: int | None, rank: int, epoch: int = 0, iteration: int = 0) -> np.random.Generator:
+    """Rank `rank`'s dropout generator at the start of a run (or at a resumed epoch and iteration)."""
+    key = [seed or 0, DROPOUT_STREAM, rank] + ([epoch, iteration] if (epoch, iteration) != (0, 0) else [])
+    return np.random.default_rng(key)
+
+
+class _AgreedStop:
+    """The stop flag `EpochLoop._epoch` reads: what all ranks agreed on in the last step."""
+
+    def __init__(self) -> None:
+        self.stop = False
+
+
+class _StopSignals(_StopFlag):
+    """Ctrl-C, SIGTERM and SIGUSR1 (what mpiexec forwards) as a flag checked between steps."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
+class DataParallelLoop(EpochLoop):
+    """The epoch loop of one rank: its slice of each global batch, gradients averaged over the ranks."""
+
+    def __init__(self, world: World, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.world = world
+        self.stats = np.zeros(3, np.float64)  # weighted loss, non-finite ranks, stop requests
+        self.agreed = _AgreedStop()
+        self.local_signals: _StopFlag | None = None
+        self.resumed = False  # from a checkpoint (set by _set_up)
+
+    def run(self) -> TrainResult:
+        """Train the remaining epochs on every rank; interrupted as agreed by all ranks."""
+        with _StopSignals() as flag, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            self.local_signals = flag
+            for epoch in range(self.position.epoch, self.settings.epochs):
+                if not self._epoch(epoch, self.agreed):  # type: ignore[arg-type]
+                    self.result.interrupted = True
+                    break
+        return self.result
+
+    def _step(self, epoch: int, iteration: int, order: np.ndarray) -> float:
+        try:
+            return self._parallel_step(epoch, iteration, order)
+        except (NonFiniteError, RankFailed):
+            raise
+        except Exception as error:  # not an agreed point: the other ranks would wait for this one
+            self.world.abort(error)
+            raise
+
+    def _parallel_step(self, epoch: int, iteration: int, order: np.ndarray) -> float:
+        """This rank's share of batch `iteration`, gradients summed over the ranks, one update; the batch loss."""
+        B = self.settings.batch_size
+        index = order[iteration * B:(iteration + 1) * B]
+        start, stop = rank_bounds(len(index), self.world.rank, self.world.size)
+        local, share = index[start:stop], (stop - start) / len(index)
+        m = len(local)
+        np.take(self.dataset["X_train"], local, axis=0, out=self.X_batch[:m])
+        np.take(self.dataset["y_train"], local, axis=0, out=self.y_batch[:m])
+        self.optimizer.learning_rate = learning_rate_at(
+            self.settings.schedule, self.settings.optimizer.learning_rate, epoch + iteration / self.per_epoch,
+            self.settings.epochs, self.per_epoch)
+        grads = self.net.store.grads
+        if m:
+            loss = self.net.train_step(self.X_batch[:m], self.y_batch[:m])
+            self.net.kernels.scale_inplace(grads, share)
+        else:  # a last batch smaller than the number of ranks
+            loss = 0.0
+            grads[...] = 0
+        finite = math.isfinite(loss)
+        self.stats[:] = (loss * share if finite else 0.0, 0.0 if finite else 1.0,
+                         1.0 if self._stop_requested() else 0.0)
+        self.world.sum_into(self.stats)
+        self.agreed.stop = bool(self.stats[2] > 0)
+        if self.stats[1] > 0:
+            self._raise_nonfinite(loss, m, epoch, iteration)
+        self.world.sum_into(grads)
+        self.optimizer.apply()
+        loss = float(self.stats[0])
+        if self.first_step_loss is None and epoch == iteration == 0:
+            self.first_step_loss = loss
+        return loss
+
+    def _stop_requested(self) -> bool:
+        return self.world.stop_requested or bool(self.local_signals and self.local_signals.stop)
+
+    def _raise_nonfinite(self, loss: float, m: int, epoch: int, iteration: int) -> None:
+        """NonFiniteError on every rank, with the message of the lowest rank whose loss is not finite."""
+        mine = None
+        if not math.isfinite(loss):
+            node = self.net.first_nonfinite(self.X_batch[:m], self.y_batch[:m])
+            where = f"; first non-finite value at node {node}" if node else ""
+            mine = NonFiniteError(f"loss is {loss} at step {self.optimizer.t + 1}{where}")
+        rank, message, _ = self.world.first_failure(mine)  # type: ignore[misc]
+        who = f"rank {rank}: " if self.world.size > 1 else ""
+        note = "" if self.out is None else _checkpoint_note(self.good_checkpoint, self.out / "checkpoint")
+        raise NonFiniteError(f"epoch {epoch + 1}, iteration {iteration + 1} of {self.per_epoch}: "
+                             f"{who}{message}{note}")
+
+    def _end_epoch(self, epoch: int, loss_sum: float, epoch_start: float) -> None:
+        """Rank 0 records, evaluates and checkpoints; every rank hears if that failed."""
+        def end() -> None:
+            if self.world.is_root:
+                super(DataParallelLoop, self)._end_epoch(epoch, loss_sum, epoch_start)
+            else:
+                self.position = ResumePosition(epoch + 1, 0, None, 0.0)
+        self.world.agree(end)
+
+
+def train_parallel(world: World, run: RunSpec | str | Path | None, *, out: str | Path | None = None,
+                   data: str | None = None, epochs: int | None = None, batch_size: int | None = None,
+                   learning_rate: float | None = None, resume: str | Path | None = None,
+                   progress: bool | None = None, log: Callable[[str], None] | None = print,
+                   backend: str | None = None, overwrite: bool = False) -> TrainResult:
+    """`graphnet.training.train` on rank `world.rank` of an MPI world (see the module docstring);
+    the result on rank 0 carries the history and metrics, the others' only the network."""
+    world.watch_stop_signal()
+    say = (log or (lambda text: None)) if world.is_root else (lambda text: None)
+    with ExitStack() as hold:
+        if not any(name in os.environ for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")):
+            hold.enter_context(threadpool_limits(1))  # one BLAS thread per rank, unless the user chose
+        setup = world.agree(lambda: _set_up(world, run, out=out, data=data, epochs=epochs, batch_size=batch_size,
+                                            learning_rate=learning_rate, resume=resume, progress=progress,
+                                            say=say, backend=backend, overwrite=overwrite, hold=hold))
+        loop, dataset = setup
+        _same_start_everywhere(world, loop, resume is not None)
+        if world.is_root and loop.resumed:
+            loop.announce_resume()
+        result = world.agree(loop.run)
+        if not world.is_root:
+            return result
+        return finish(result, dataset, loop.started, say)
+
+
+def _set_up(world: World, run: RunSpec | str | Path | None, *, out: str | Path | None, data: str | None,
+            epochs: int | None, batch_size: int | None, learning_rate: float | None,
+            resume: str | Path | None, progress: bool | None, say: Callable[[str], None],
+            backend: str | None, overwrite: bool, hold: ExitStack) -> tuple[DataParallelLoop, dict[str, np.ndarray]]:
+    """This rank's loop and data set: as `train` sets them up, but only rank 0 locks, checks and writes the folder."""
+    if resume is not None:
+        out = Path(resume)
+        if world.is_root:
+            run = _resumed_run(out, hold, say)
+        else:  # rank 0 holds the lock; run.json is replaced atomically, so reading it is safe
+            run = parse_run((out / "run.json").read_text(encoding="utf-8"), str(out / "run.json"))
+    else:
+        run = _run_spec_of(run)  # type: ignore[arg-type]
+    as_saved = run
+    run = _with_overrides(run, epochs, batch_size, learning_rate, data)  # type: ignore[arg-type]
+    if resume is None:
+        run = with_absolute_data(run)
+    out = Path(out) if out is not None else None
+    if resume is None and out is not None and world.is_root:
+        refuse_existing(out, overwrite)
+    dataset = load_run_data(run)
+    writes = out if world.is_root else None
+    start = _start(run, writes if resume is None else out, resume is not None, backend,
+                   overwrite, hold, say)
+    check_labels(start.net, dataset, run.train.data_spec().name)
+    loop = DataParallelLoop(world, run, start.net, start.optimizer, dataset, writes, start.saved, say,
+                            show_progress=progress if world.is_root else False,
+                            unsaved_overrides=world.is_root and resume is not None and run is not as_saved,
+                            good_checkpoint=out / "checkpoint" if resume is not None and writes is not None else None)
+    loop.resumed = start.resumed
+    return loop, dataset
+
+
+def _same_start_everywhere(world: World, loop: DataParallelLoop, resume: bool) -> None:
+    """Every rank starts from rank 0's parameters and optimizer state; each draws its own dropout masks."""
+    world.broadcast_into(loop.net.store.values)
+    for buffer in loop.optimizer.slots.values():
+        world.broadcast_into(buffer)
+    if world.size > 1 and not (world.is_root and resume and loop.resumed):
+        position = loop.position
+        fresh = rank_dropout_generator(loop.settings.seed, world.rank, position.epoch, position.iteration)
+        loop.net.dropout_rng.bit_generator.state = fresh.bit_generator.state
