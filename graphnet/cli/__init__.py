@@ -1,0 +1,81 @@
+"""The `graphnet` command line: validate, schema, compile, train, eval, predict, gradcheck, export,
+import, sweep, bench.
+
+One module per group of subcommands (`spec_commands`, `train_commands`,
+`deploy_commands`, `tool_commands`), each registering its handlers in
+`registry.COMMANDS`; `parser.build_parser` declares the arguments; `main` runs a
+handler and turns every error into one line and an exit code: 0 done, 1 a user
+error (spec, data, run folder, file system), 2 a usage error, 3 an internal
+error, 130 interrupted.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from typing import Callable, Sequence
+
+from ..errors import GraphnetError, SpecError, SpecWarning
+from . import deploy_commands, spec_commands, tool_commands, train_commands  # noqa: F401  (they register)
+from .parser import build_parser
+from .registry import COMMANDS
+
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+
+def _os_error_line(error: OSError) -> str:
+    """`path: reason` for an error of the file system."""
+    reason = error.strerror or str(error)
+    if error.filename is None:
+        return reason
+    if error.filename2 is not None:
+        return f"{error.filename} -> {error.filename2}: {reason}"
+    return f"{error.filename}: {reason}"
+
+
+def _warning_line(command: str) -> Callable[..., None]:
+    """A showwarning that prints graphnet's own warnings as one line, others as Python does."""
+    default = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *rest: object, **kwargs: object) -> None:
+        if issubclass(category, SpecWarning):
+            print(f"graphnet {command}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, *rest, **kwargs)  # type: ignore[arg-type]
+
+    return show
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line(args.command)
+            return COMMANDS[args.command](args)
+    except SpecError as error:
+        for line in error.lines():
+            print(f"graphnet {args.command}: {line}", file=sys.stderr)
+        return 1
+    except GraphnetError as error:
+        print(f"graphnet {args.command}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"graphnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as error:  # disk full, read-only file system, a path under a regular file, ...
+        print(f"graphnet {args.command}: {_os_error_line(error)}", file=sys.stderr)
+        return 1
+    except Exception as error:  # an internal error: one line, the traceback on request
+        if os.environ.get("GRAPHNET_DEBUG"):
+            raise
+        print(f"graphnet {args.command}: internal error: {type(error).__name__}: {error} "
+              "(set GRAPHNET_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
