@@ -23,6 +23,7 @@ import numpy as np
 
 from .compiler import PlanKind, build_plan, check_memory, plan_graph
 from .errors import PlanError
+from .fast_forward import FastForward, bind_fast_forward
 from .graph import Graph, build_graph
 from .lowering import FusionDecision
 from .parameters import ArrayView, ParameterStore
@@ -75,6 +76,7 @@ class CompiledNetwork:
         self.dropout_rng = np.random.default_rng(self.rng.integers(2**63))
         self.stats = NetworkStats()
         self._plans: dict[tuple[PlanKind, int], Plan] = {}
+        self._fast_forwards: dict[tuple[tuple[int, ...], str | None], FastForward] = {}  # see forward()
         self._hot_plans: dict[PlanKind, Plan] = {}  # the last train / train_sgd plan, for the hot path
         # the train_sgd plan the segments were cut for, and (values, grads) of what it leaves to sgd_update
         self._sgd_rest: tuple[Plan | None, list[tuple[np.ndarray, np.ndarray]]] = (None, [])
@@ -133,16 +135,33 @@ class CompiledNetwork:
         reused by the next call). Large batches run in chunks of `batch_size`
         (default: the capacity).
         """
+        if batch_size is None and X.__class__ is np.ndarray:
+            fast = self._fast_forwards.get((X.shape, output))
+            if fast is not None and X.dtype is self.dtype and X.flags.c_contiguous:
+                return fast(X)
+        return self._forward_general(X, output, batch_size)
+
+    def _forward_general(self, X: Any, output: str | None = None,
+                         batch_size: int | None = None) -> np.ndarray | dict[str, np.ndarray]:
+        """`forward` without the hot path: checks, converts and binds on every call; a batch
+        it ran as given is bound for the hot path (graphnet.fast_forward) for the next call."""
         inputs = self._inputs(X)
         names = self._output_names(output)
         plan = self.plan("infer", min(max(_rows(inputs), 1), batch_size or self.capacity))
-        total, inputs, _ = plan.admit(inputs, None, whole=True)
+        total, checked, _ = plan.admit(inputs, None, whole=True)
         if total <= plan.capacity:
-            plan.run(inputs, None, checked_n=total)
-            results = {name: plan.output(name, total, inputs).copy() for name in names}
+            plan.run(checked, None, checked_n=total)
+            results = {name: plan.output(name, total, checked).copy() for name in names}
+            if batch_size is None and checked is inputs and X.__class__ is np.ndarray:
+                self._bind_fast_forward(plan, X.shape, output, names)
         else:
-            results = _forward_in_chunks(plan, inputs, names, total)
+            results = _forward_in_chunks(plan, checked, names, total)
         return results[names[0]] if len(names) == 1 else results
+
+    def _bind_fast_forward(self, plan: Plan, shape: tuple[int, ...], output: str | None, names: list[str]) -> None:
+        fast = bind_fast_forward(plan, shape[0], names, single=len(names) == 1)
+        if fast is not None:
+            self._fast_forwards[(shape, output)] = fast
 
     def _output_names(self, output: str | None) -> list[str]:
         if output is None:

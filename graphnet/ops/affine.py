@@ -55,12 +55,16 @@ def forward(node: Affine, ctx: LowerContext) -> list[Step]:
     matmul = np.matmul
     if node.bias:
         bias_act = ctx.kernels.bias_act_forward
+        label = f"matmul+bias_act[{node.activation or 'identity'}]"
+        if ctx.mode == "eval":
+            return [Step(node.id, f"{label} (affine_small_forward up to {SMALL_BATCH_ROWS} rows)",
+                         small_batch_affine(ctx.kernels, act, alpha), (X, W, ctx.param("b"), Y),
+                         writes=frozenset({3}))]
 
         def affine_bias_act(X, W, b, Y):
             matmul(X, W, out=Y)
             bias_act(Y, b, act, alpha)
 
-        label = f"matmul+bias_act[{node.activation or 'identity'}]"
         return [Step(node.id, label, affine_bias_act, (X, W, ctx.param("b"), Y), writes=frozenset({3}))]
     if act == ACTIVATION_CODES["identity"]:
 
@@ -75,6 +79,26 @@ def forward(node: Affine, ctx: LowerContext) -> list[Step]:
         act_forward(Y, act, alpha, Y)
 
     return [Step(node.id, f"matmul+act[{node.activation}]", affine_act, (X, W, Y), writes=frozenset({2}))]
+
+
+#: Batches of at most this many rows run affine_small_forward (one pass over W,
+#: bias and activation fused) in eval mode; larger ones a BLAS GEMM + epilogue.
+SMALL_BATCH_ROWS = 1
+
+
+def small_batch_affine(kernels, act: int, alpha: float):  # noqa: ANN001, ANN201
+    """The eval-mode affine step (X, W, b, Y): Y = act(X @ W + b), picking the
+    small-batch kernel or the GEMM by the rows of this call. X: (N, D), Y: (N, H)."""
+    small, bias_act, matmul = kernels.affine_small_forward, kernels.bias_act_forward, np.matmul
+
+    def affine_bias_act(X, W, b, Y):
+        if X.shape[0] <= SMALL_BATCH_ROWS:
+            small(X, W, b, act, alpha, Y)
+        else:
+            matmul(X, W, out=Y)
+            bias_act(Y, b, act, alpha)
+
+    return affine_bias_act
 
 
 def backward(node: Affine, ctx: LowerContext) -> list[Step]:
