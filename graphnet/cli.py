@@ -318,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Declarative, compiled-graph neural networks for the CPU.",
     )
     parser.add_argument("--version", action="version", version=f"graphnet {__version__}")
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help="BLAS threads (default: $GRAPHNET_THREADS, else one per core)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check spec files; print nodes, shapes and parameter counts")
@@ -414,6 +416,15 @@ def _warning_line(command: str) -> Callable[..., None]:
     return show
 
 
+def _set_threads(count: int | None) -> None:
+    """--threads, else $GRAPHNET_THREADS (GraphnetError when it is malformed), else the BLAS default."""
+    from .threads import set_threads, threads_from_env
+
+    count = count or threads_from_env()
+    if count is not None:
+        set_threads(count)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -423,6 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warning_line(args.command)
+            _set_threads(args.threads)
             return COMMANDS[args.command](args)
     except SpecError as error:
         for line in error.lines():

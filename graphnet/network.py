@@ -30,6 +30,7 @@ from .parameters import ArrayView, ParameterStore
 from .plan import Plan, debug_poison_default
 from .spec import NetworkSpec, RunSpec, load
 from .tasks import output_task, predictions
+from .threads import apply_default_threads_once
 
 log = logging.getLogger("graphnet")
 
@@ -55,6 +56,7 @@ class CompiledNetwork:
                  backend: str | None = None, seed: int | None = 0, fuse: bool = True,
                  share_memory: bool = True, debug_poison: bool | None = None, max_bytes: int | None = None):
         spec = network_spec(spec)
+        apply_default_threads_once()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.spec = spec
