@@ -31,9 +31,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from graphnet.fileio import write_text_atomic
+
 sys.path.insert(0, str(Path(__file__).parent))
 import inference_latency  # noqa: E402
-from procbench import ContenderSkipped, Workers  # noqa: E402
+from procbench import SETTLE_SECONDS, ContenderSkipped, Workers  # noqa: E402
 
 BATCHES = (1, 32, 256)
 HOG_SOURCE = """
@@ -129,7 +131,7 @@ class Hog:
 
 
 def run_benchmark(rounds: int, phases: int, contenders: list[str], seconds: float = 0.004,
-                  batches: tuple[int, ...] = BATCHES) -> dict:
+                  batches: tuple[int, ...] = BATCHES, settle: float = SETTLE_SECONDS) -> dict:
     config = {"batches": list(batches), "threads": None, "seed": 0}
     samples: dict[str, dict[str, list[dict[str, float]]]] = {"quiet": {}, "busy": {}}
     hog = Hog()
@@ -142,7 +144,7 @@ def run_benchmark(rounds: int, phases: int, contenders: list[str], seconds: floa
                 if kind == "busy":
                     hog.start()
                 for case in cases:
-                    samples[kind].setdefault(case, []).extend(workers.sample_rounds(case, reps[case], rounds))
+                    samples[kind].setdefault(case, []).extend(workers.sample_rounds(case, reps[case], rounds, settle))
                 hog.stop()
         finally:
             hog.stop()
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run_benchmark(args.rounds, args.phases, args.contenders)
     print_table(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    write_text_atomic(args.json, json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.json}")
     return 0
 

@@ -32,8 +32,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from graphnet.fileio import write_text_atomic
+
 sys.path.insert(0, str(Path(__file__).parent))
-from procbench import ContenderSkipped, Workers, summarize  # noqa: E402
+from procbench import SETTLE_SECONDS, ContenderSkipped, Workers, summarize  # noqa: E402
 
 DIMS = (784, 512, 256, 10)
 DEFAULT_BATCHES = (1, 32, 256)
@@ -189,7 +191,8 @@ CONTENDERS: dict[str, Callable[[dict], dict]] = {
 def check_outputs(workers: Workers, case: str) -> dict[str, float]:
     """Max relative difference of each contender's output to graphnet's; AssertionError past 1e-4."""
     outputs = workers.outputs(case)
-    expected = np.asarray(outputs.get("graphnet") or next(v for v in outputs.values() if v is not None))
+    reference = outputs.get("graphnet")
+    expected = np.asarray(reference if reference is not None else next(v for v in outputs.values() if v is not None))
     errors = {}
     for name, value in outputs.items():
         if value is None:
@@ -202,19 +205,19 @@ def check_outputs(workers: Workers, case: str) -> dict[str, float]:
 
 
 def run_benchmark(batches: list[int], rounds: int, threads: int | None, contenders: list[str],
-                  seconds: float = 0.004, env: dict[str, str] | None = None) -> dict:
+                  seconds: float = 0.004, settle: float = SETTLE_SECONDS) -> dict:
     """Every contender in its own process, round-robin; one summary per batch size."""
     config = {"batches": batches, "threads": threads, "seed": 0}
     results: dict[str, Any] = {"network": list(DIMS), "dtype": "float32", "threads": threads,
                                "rounds": rounds, "cases": {}}
-    with Workers("inference_latency", contenders, config, env) as workers:
+    with Workers("inference_latency", contenders, config) as workers:
         results["skipped"] = workers.skipped
         results["info"] = {name: w.info for name, w in workers.workers.items()}
         for n in batches:
             case = f"b{n}"
             errors = check_outputs(workers, case)
             reps = workers.calibrate(case, seconds)
-            samples = workers.sample_rounds(case, reps, rounds)
+            samples = workers.sample_rounds(case, reps, rounds, settle)
             results["cases"][case] = {"batch": n, "summary": summarize(samples, REFERENCE),
                                       "max_rel_difference": errors, "reps": reps}
     return results
@@ -244,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run_benchmark(args.batches, args.rounds, args.threads, args.contenders)
     print_table(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    write_text_atomic(args.json, json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.json}")
     return 0
 
