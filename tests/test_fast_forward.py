@@ -149,15 +149,26 @@ def spying_backend(name: str, calls: list[int]) -> types.SimpleNamespace:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_inference_runs_the_small_batch_kernel_up_to_its_row_count(backend, monkeypatch):
-    monkeypatch.setattr(affine_op, "SMALL_BATCH_ROWS", 2)
+@pytest.mark.parametrize("rows, work, expected", [
+    (2, 0, [1, 1, 1, 2, 2, 2]),  # every layer up to two rows; GEMMs above
+    (1, 3 * 19 * 5, [1, 1, 1, 2, 3]),  # the 19x5 layer up to three rows, the others at one
+    (0, 10**9, []),  # off
+])
+def test_inference_runs_the_small_batch_kernel_on_small_work(backend, monkeypatch, rows, work, expected):
+    monkeypatch.setattr(affine_op, "SMALL_BATCH_ROWS", rows)
+    monkeypatch.setattr(affine_op, "SMALL_WORK", work)
     calls: list[int] = []
     net = mlp(backend)
     net.kernels = spying_backend(backend, calls)
-    for n in (1, 2, 3, 16):
+    for n in (1, 2, 3, 4, 16):
         X = batch(n, seed=n)
         np.testing.assert_allclose(net.forward(X), reference(net, X), rtol=1e-4, atol=1e-5)
-    assert calls == [1, 1, 1, 2, 2, 2]  # three layers at n = 1 and 2; GEMMs above
+    assert calls == expected
+
+
+def test_the_plan_says_where_the_small_batch_kernel_runs():
+    described = mlp("numpy").describe("infer")
+    assert "affine_small_forward up to" in described
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

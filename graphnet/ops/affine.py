@@ -56,9 +56,10 @@ def forward(node: Affine, ctx: LowerContext) -> list[Step]:
     if node.bias:
         bias_act = ctx.kernels.bias_act_forward
         label = f"matmul+bias_act[{node.activation or 'identity'}]"
-        if ctx.mode == "eval":
-            return [Step(node.id, f"{label} (affine_small_forward up to {SMALL_BATCH_ROWS} rows)",
-                         small_batch_affine(ctx.kernels, act, alpha), (X, W, ctx.param("b"), Y),
+        rows = small_batch_rows(fan_in, node.units)
+        if ctx.mode == "eval" and rows:
+            return [Step(node.id, f"{label} (affine_small_forward up to {rows} rows)",
+                         small_batch_affine(ctx.kernels, act, alpha, rows), (X, W, ctx.param("b"), Y),
                          writes=frozenset({3}))]
 
         def affine_bias_act(X, W, b, Y):
@@ -81,18 +82,33 @@ def forward(node: Affine, ctx: LowerContext) -> list[Step]:
     return [Step(node.id, f"matmul+act[{node.activation}]", affine_act, (X, W, Y), writes=frozenset({2}))]
 
 
-#: Batches of at most this many rows run affine_small_forward (one pass over W,
-#: bias and activation fused) in eval mode; larger ones a BLAS GEMM + epilogue.
+#: In eval mode an affine layer runs affine_small_forward (one pass over W, bias
+#: and activation fused) on batches of at most SMALL_BATCH_ROWS rows, and on
+#: batches whose multiply-adds (rows * fan_in * units) stay within SMALL_WORK;
+#: larger ones run a BLAS GEMM + the epilogue kernel. Measured on the M network
+#: (2-thread OpenBLAS): at one row the kernel matches sgemv on the large layers
+#: (both bound by reading W) and halves the 256x10 layer (no BLAS call, no
+#: separate epilogue call); from two rows on BLAS wins on the large layers,
+#: while the small kernel still wins on layers of a few thousand weights.
+#: SMALL_BATCH_ROWS = 0 turns the kernel off (as the benchmarks do to compare).
 SMALL_BATCH_ROWS = 1
+SMALL_WORK = 32768
 
 
-def small_batch_affine(kernels, act: int, alpha: float):  # noqa: ANN001, ANN201
-    """The eval-mode affine step (X, W, b, Y): Y = act(X @ W + b), picking the
-    small-batch kernel or the GEMM by the rows of this call. X: (N, D), Y: (N, H)."""
+def small_batch_rows(fan_in: int, units: int) -> int:
+    """The most rows an eval-mode affine (fan_in -> units) runs with affine_small_forward."""
+    if SMALL_BATCH_ROWS < 1:
+        return 0
+    return max(SMALL_BATCH_ROWS, SMALL_WORK // max(fan_in * units, 1))
+
+
+def small_batch_affine(kernels, act: int, alpha: float, rows: int):  # noqa: ANN001, ANN201
+    """The eval-mode affine step (X, W, b, Y): Y = act(X @ W + b), with the small-batch
+    kernel up to `rows` rows and the GEMM + epilogue above. X: (N, D), Y: (N, H)."""
     small, bias_act, matmul = kernels.affine_small_forward, kernels.bias_act_forward, np.matmul
 
     def affine_bias_act(X, W, b, Y):
-        if X.shape[0] <= SMALL_BATCH_ROWS:
+        if X.shape[0] <= rows:
             small(X, W, b, act, alpha, Y)
         else:
             matmul(X, W, out=Y)
