@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"graphnet {__version__}")
     parser.add_argument("--threads", type=positive_int, metavar="N",
-                        help="BLAS threads (default: $GRAPHNET_THREADS, else one per core)")
+                        help="BLAS threads (default: $GRAPHNET_THREADS, else one per core the load leaves free)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check spec files; print nodes, shapes and parameter counts")

@@ -135,7 +135,8 @@ class CompiledNetwork:
         {output name: array}, in the spec's order. Inputs of another numeric dtype
         are converted to the network's. Returns new arrays (the plan's buffers are
         reused by the next call). Large batches run in chunks of `batch_size`
-        (default: the capacity).
+        (default: the capacity). A repeated call on an array of the same shape,
+        dtype and layout takes the hot path (graphnet.fast_forward).
         """
         if batch_size is None and X.__class__ is np.ndarray:
             fast = self._fast_forwards.get((X.shape, output))

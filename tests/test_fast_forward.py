@@ -84,6 +84,16 @@ def test_outputs_by_name_and_several_outputs_take_the_hot_path_too():
         np.testing.assert_array_equal(net.forward(X, output="affine1"), expected["affine1"])
 
 
+def test_an_input_of_several_dimensions_per_example_is_flattened_on_the_hot_path():
+    spec = gn.sequential([{"op": "affine", "units": 4, "activation": "sigmoid"}], input_shape=[2, 3], classes=4)
+    net, twin = gn.compile(spec, batch_size=4, backend="numpy"), gn.compile(spec, batch_size=4, backend="numpy")
+    X = np.arange(18, dtype=np.float32).reshape(3, 2, 3) / 10
+    expected = twin._forward_general(X)
+    for _ in range(2):
+        np.testing.assert_array_equal(net.forward(X), expected)
+    assert (X.shape, None) in net._fast_forwards
+
+
 BAD_INPUTS = {
     "float16": lambda X: X.astype(np.float16),  # converted, not refused
     "wrong width": lambda X: np.zeros((X.shape[0], 22), np.float32),
