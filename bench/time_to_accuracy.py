@@ -1,24 +1,32 @@
-"""Fashion-MNIST time to accuracy: graphnet against PyTorch eager, same recipe.
+"""Fashion-MNIST time to accuracy: graphnet against PyTorch eager and JAX (optax Adam), same recipe.
 
-    python bench/time_to_accuracy.py [--run specs/fashion_mlp.json] [--epochs N] [--skip-torch]
+    python bench/time_to_accuracy.py [--run specs/fashion_mlp.json] [--epochs N]
+                                     [--contenders graphnet torch_eager jax_jit]
 
-Same model (the run file's network, dropout included), same initial weights
-(copied from graphnet into torch), same optimizer and per-iteration learning
-rate, same batch size, epochs and data order (one permutation per epoch from a
-shared seed). Only the training loop is timed; test accuracy is measured after
-every epoch, untimed. Writes bench/results/time_to_accuracy.json and .png.
+Each contender trains in its own process, one after the other (so none pays
+for another's imports, JIT caches or thread pools). Same model (the run
+file's network, dropout included), same initial weights (graphnet's, passed
+to the others in an .npz), same optimizer and per-iteration learning rate,
+same batch size, epochs and data order (one permutation per epoch from a
+shared seed). Only the training loop is timed; test accuracy is measured
+after every epoch, untimed. A contender whose library is missing is skipped
+with the reason. Writes bench/results/time_to_accuracy.json and .png.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 import graphnet as gn
+from graphnet.fileio import write_npz_atomic, write_text_atomic
 from graphnet.schedules import learning_rate_at
 from graphnet.training import load_data
 
@@ -30,6 +38,7 @@ def graphnet_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray]) -> tuple
     hyper = {k: v for k, v in settings.optimizer.model_dump().items() if k != "rule"}
     opt = gn.Optimizer(net, settings.optimizer.rule, **hyper)
     X, y, B = data["X_train"], data["y_train"], settings.batch_size
+    print(f"graphnet: {gn.get_threads()} BLAS thread(s) (GRAPHNET_THREADS to choose)", flush=True)
     per_epoch = math.ceil(len(X) / B)
     X_batch, y_batch = np.empty((B, X.shape[1]), X.dtype), np.empty(B, y.dtype)
     records = []
@@ -53,6 +62,7 @@ def graphnet_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray]) -> tuple
 def torch_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: dict) -> list[dict]:
     import torch
 
+    mlp_layers(run)  # refuses what this mapping does not cover
     torch.set_num_threads(2)
     torch.manual_seed(run.train.seed)
     modules: list = []
@@ -106,6 +116,93 @@ def torch_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: di
     return records
 
 
+def mlp_layers(run: gn.RunSpec) -> list[tuple]:
+    """The network as ("affine", node id, activation or None) / ("relu",) / ("dropout", rate) layers."""
+    if run.network.l2:
+        raise SystemExit("this benchmark maps a plain MLP; the network's l2 term is not mapped")
+    layers: list[tuple] = []
+    for node in run.network.topological_nodes():
+        if node.op == "affine":
+            layers.append(("affine", node.id, node.activation))
+        elif node.op == "relu":
+            layers.append(("relu",))
+        elif node.op == "dropout":
+            layers.append(("dropout", node.rate))
+        elif node.op != "softmax_cross_entropy":
+            raise SystemExit(f"this benchmark maps a plain MLP; op '{node.op}' is not mapped")
+    return layers
+
+
+def jax_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: dict) -> list[dict]:
+    """The same recipe in JAX: a jitted step (forward, dropout, loss, grad, optax Adam with
+    the learning rate injected per iteration)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    settings = run.train
+    hyper = {k: v for k, v in settings.optimizer.model_dump().items() if k != "rule"}
+    if settings.optimizer.rule != "adam":
+        raise SystemExit("this benchmark maps the adam rule to optax.adam only")
+    layers = mlp_layers(run)
+    params = {name: jnp.asarray(value) for name, value in initial.items()}
+
+    def forward(params, X, key, train):
+        h = X
+        for layer in layers:
+            if layer[0] == "affine":
+                h = h @ params[f"{layer[1]}.W"] + params[f"{layer[1]}.b"]
+                if layer[2] == "relu":
+                    h = jax.nn.relu(h)
+            elif layer[0] == "relu":
+                h = jax.nn.relu(h)
+            elif train:  # inverted dropout, as graphnet and PyTorch
+                key, sub = jax.random.split(key)
+                keep = jax.random.uniform(sub, h.shape) >= layer[1]
+                h = jnp.where(keep, h / (1.0 - layer[1]), 0.0)
+        return h
+
+    def loss_fn(params, X, y, key):
+        logp = jax.nn.log_softmax(forward(params, X, key, True))
+        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+    optimizer = optax.inject_hyperparams(optax.adam)(
+        learning_rate=hyper["learning_rate"], b1=hyper["beta1"], b2=hyper["beta2"], eps=hyper["epsilon"])
+
+    @jax.jit
+    def step(params, state, X, y, key, rate):
+        state.hyperparams["learning_rate"] = rate
+        loss, grads = jax.value_and_grad(loss_fn)(params, X, y, key)
+        updates, state = optimizer.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss
+
+    predict = jax.jit(lambda params, X: jnp.argmax(forward(params, X, None, False), axis=1))
+    state = optimizer.init(params)
+    key = jax.random.PRNGKey(settings.seed)
+    X, y, B = data["X_train"], data["y_train"], settings.batch_size
+    X_test = jnp.asarray(data["X_test"])
+    per_epoch = math.ceil(len(X) / B)
+    # compiled before the clock starts (graphnet's kernels come from numba's cache): one
+    # executable per batch shape, the full batches and the last, smaller one
+    compiled = {n: step.lower(params, state, X[:n], y[:n], key, jnp.float32(0)).compile()
+                for n in {B, len(X) - (per_epoch - 1) * B}}
+    records = []
+    for epoch, order in enumerate(orders):
+        start = time.perf_counter()
+        for i in range(per_epoch):
+            index = order[i * B:(i + 1) * B]
+            key, sub = jax.random.split(key)
+            rate = learning_rate_at(settings.schedule, hyper["learning_rate"], epoch + i / per_epoch,
+                                    settings.epochs, per_epoch)
+            params, state, loss = compiled[len(index)](params, state, X[index], y[index], sub, jnp.float32(rate))
+        loss.block_until_ready()
+        seconds = time.perf_counter() - start
+        accuracy = float((np.asarray(predict(params, X_test)) == data["y_test"]).mean())
+        records.append({"epoch": epoch + 1, "seconds": seconds, "test_accuracy": accuracy})
+        print(f"jax      epoch {epoch + 1}: {seconds:.2f} s, test {100 * accuracy:.2f}%", flush=True)
+    return records
+
+
 def plot(results: dict, path: Path) -> None:
     try:
         import matplotlib
@@ -128,38 +225,112 @@ def plot(results: dict, path: Path) -> None:
     figure.savefig(path, dpi=100)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", default="specs/fashion_mlp.json")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--skip-torch", action="store_true")
-    args = parser.parse_args()
-    run = gn.load(args.run)
-    if args.epochs:
+CONTENDERS = ("graphnet", "torch_eager", "jax_jit")
+_MODULES = {"torch_eager": "torch", "jax_jit": "jax"}
+
+
+def load_run(path: str, epochs: int | None) -> gn.RunSpec:
+    run = gn.load(path)
+    if epochs:
         run = gn.parse_run({**json.loads(run.model_dump_json()),
-                            "train": {**json.loads(run.train.model_dump_json()), "epochs": args.epochs}})
+                            "train": {**json.loads(run.train.model_dump_json()), "epochs": epochs}})
+    return run
+
+
+def prepare(run: gn.RunSpec) -> tuple[dict, list[np.ndarray]]:
+    """The data set and the per-epoch orders every contender uses."""
     settings = run.train
     shape = run.network.value(next(iter(run.network.inputs))).shape
     data = load_data(settings.data_spec(), settings.seed, "float32", shape)
     rng = np.random.default_rng([settings.seed, 1])
     orders = [rng.permutation(len(data["X_train"])) for _ in range(settings.epochs)]
-    results: dict = {"run": args.run, "epochs": settings.epochs, "batch_size": settings.batch_size, "runs": {}}
-    records, initial = graphnet_run(run, data, orders)
-    results["runs"]["graphnet"] = records
-    if not args.skip_torch:
+    return data, orders
+
+
+def initial_weights(run: gn.RunSpec) -> dict[str, np.ndarray]:
+    """graphnet's initial parameters for this run (the ones graphnet_run starts from)."""
+    net = gn.compile(run.network, batch_size=run.train.batch_size, dtype="float32", seed=run.train.seed)
+    return {name: net.params[name].copy() for name in net.params}
+
+
+def run_contender(name: str, run_path: str, epochs: int | None, initial_path: Path) -> list[dict]:
+    """Train `name` in this process (the child side of `train_in_own_process`)."""
+    run = load_run(run_path, epochs)
+    data, orders = prepare(run)
+    if name == "graphnet":
+        return graphnet_run(run, data, orders)[0]
+    with np.load(initial_path) as stored:
+        initial = {key: stored[key] for key in stored.files}
+    return (torch_run if name == "torch_eager" else jax_run)(run, data, orders, initial)
+
+
+def train_in_own_process(name: str, run_path: str, epochs: int | None, initial_path: Path,
+                         workdir: Path) -> list[dict] | str:
+    """The epoch records of contender `name` trained in a child process, or why it was skipped."""
+    out = workdir / f"{name}.json"
+    command = [sys.executable, __file__, "--child", name, "--run", run_path, "--initial", str(initial_path),
+               "--child-out", str(out)] + (["--epochs", str(epochs)] if epochs else [])
+    done = subprocess.run(command)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed (exit {done.returncode})")
+    return json.loads(out.read_text())
+
+
+def child_main(args: argparse.Namespace) -> int:
+    module = _MODULES.get(args.child)
+    if module is not None:
         try:
-            results["runs"]["torch_eager"] = torch_run(run, data, orders, initial)
+            __import__(module)
         except ImportError:
-            print("torch not installed: graphnet only")
+            write_text_atomic(args.child_out, json.dumps(f"not installed ({module})"))
+            return 0
+    records = run_contender(args.child, args.run, args.epochs, args.initial)
+    write_text_atomic(args.child_out, json.dumps(records))
+    return 0
+
+
+def summary_line(name: str, records: list[dict]) -> str:
+    total = sum(r["seconds"] for r in records)
+    return (f"{name:12s} total training time {total:6.1f} s, final test accuracy "
+            f"{100 * records[-1]['test_accuracy']:.2f}%, best {100 * max(r['test_accuracy'] for r in records):.2f}%")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", default="specs/fashion_mlp.json")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument("--skip-torch", action="store_true", help="the same as leaving torch_eager out")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
+                        help="folder for time_to_accuracy.json and .png")
+    parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--initial", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child_main(args)
+    contenders = [c for c in args.contenders if not (args.skip_torch and c == "torch_eager")]
+    run = load_run(args.run, args.epochs)
+    results: dict = {"run": args.run, "epochs": run.train.epochs, "batch_size": run.train.batch_size,
+                     "runs": {}, "skipped": {}}
+    with tempfile.TemporaryDirectory(prefix="graphnet-tta-") as folder:
+        workdir = Path(folder)
+        initial_path = workdir / "initial.npz"
+        write_npz_atomic(initial_path, initial_weights(run))
+        for name in contenders:
+            outcome = train_in_own_process(name, args.run, args.epochs, initial_path, workdir)
+            if isinstance(outcome, str):
+                print(f"{name}: skipped, {outcome}")
+                results["skipped"][name] = outcome
+            else:
+                results["runs"][name] = outcome
     for name, records in results["runs"].items():
-        total = sum(r["seconds"] for r in records)
-        print(f"{name:12s} total training time {total:6.1f} s, final test accuracy "
-              f"{100 * records[-1]['test_accuracy']:.2f}%, best {100 * max(r['test_accuracy'] for r in records):.2f}%")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "time_to_accuracy.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(results, out / "time_to_accuracy.png")
+        print(summary_line(name, records))
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(args.out / "time_to_accuracy.json", json.dumps(results, indent=2) + "\n")
+    plot(results, args.out / "time_to_accuracy.png")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

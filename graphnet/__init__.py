@@ -18,6 +18,7 @@ from .interop.onnx_import import from_onnx
 from .network import CompiledNetwork, compile
 from .optimizer import Optimizer
 from .spec import NetworkSpec, RunSpec, TrainSpec, load, parse, parse_network, parse_run
+from .threads import get_threads, set_threads
 from .training import TrainResult, train
 
 __all__ = [
@@ -38,11 +39,13 @@ __all__ = [
     "TrainSpec",
     "compile",
     "from_onnx",
+    "get_threads",
     "load",
     "load_checkpoint",
     "parse",
     "parse_network",
     "parse_run",
     "sequential",
+    "set_threads",
     "train",
 ]

@@ -24,6 +24,7 @@ import numpy as np
 from .compiler import PlanKind, build_plan, check_memory, plan_graph
 from .compiler.updates import UpdateRule
 from .errors import PlanError
+from .fast_forward import FastForward, bind_fast_forward
 from .graph import Graph, build_graph
 from .lowering import FusionDecision
 from .parameters import ArrayView, ParameterStore
@@ -31,6 +32,7 @@ from .plan import Plan, debug_poison_default
 from .preprocessing import Preprocessing
 from .spec import NetworkSpec, RunSpec, load
 from .tasks import output_task, predictions, probabilities
+from .threads import apply_default_threads_once
 
 log = logging.getLogger("graphnet")
 
@@ -56,6 +58,7 @@ class CompiledNetwork:
                  backend: str | None = None, seed: int | None = 0, fuse: bool = True,
                  share_memory: bool = True, debug_poison: bool | None = None, max_bytes: int | None = None):
         spec = network_spec(spec)
+        apply_default_threads_once()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.spec = spec
@@ -77,6 +80,7 @@ class CompiledNetwork:
         self.dropout_rng = np.random.default_rng(self.rng.integers(2**63))
         self.stats = NetworkStats()
         self._plans: dict[tuple[PlanKind, int], Plan] = {}
+        self._fast_forwards: dict[tuple[tuple[int, ...], str | None], FastForward] = {}  # see forward()
         self._hot_plans: dict[PlanKind, Plan] = {}  # the last train / train_sgd plan, for the hot path
         # the train_sgd plan the segments were cut for, and (values, grads) of what it leaves to sgd_update
         self._sgd_rest: tuple[Plan | None, list[tuple[np.ndarray, np.ndarray]]] = (None, [])
@@ -137,18 +141,36 @@ class CompiledNetwork:
         {output name: array}, in the spec's order. Inputs of another numeric dtype
         are converted to the network's. Returns new arrays (the plan's buffers are
         reused by the next call). Large batches run in chunks of `batch_size`
-        (default: the capacity).
+        (default: the capacity). A repeated call on an array of the same shape,
+        dtype and layout takes the hot path (graphnet.fast_forward).
         """
+        if batch_size is None and X.__class__ is np.ndarray:
+            fast = self._fast_forwards.get((X.shape, output))
+            if fast is not None and X.dtype is self.dtype and X.flags.c_contiguous:
+                return fast(X)
+        return self._forward_general(X, output, batch_size)
+
+    def _forward_general(self, X: Any, output: str | None = None,
+                         batch_size: int | None = None) -> np.ndarray | dict[str, np.ndarray]:
+        """`forward` without the hot path: checks, converts and binds on every call; a batch
+        it ran as given is bound for the hot path (graphnet.fast_forward) for the next call."""
         inputs = self._inputs(X)
         names = self._output_names(output)
         plan = self.plan("infer", min(max(_rows(inputs), 1), batch_size or self.capacity))
-        total, inputs, _ = plan.admit(inputs, None, whole=True)
+        total, checked, _ = plan.admit(inputs, None, whole=True)
         if total <= plan.capacity:
-            plan.run(inputs, None, checked_n=total)
-            results = {name: plan.output(name, total, inputs).copy() for name in names}
+            plan.run(checked, None, checked_n=total)
+            results = {name: plan.output(name, total, checked).copy() for name in names}
+            if batch_size is None and checked is inputs and X.__class__ is np.ndarray:
+                self._bind_fast_forward(plan, X.shape, output, names)
         else:
-            results = _forward_in_chunks(plan, inputs, names, total)
+            results = _forward_in_chunks(plan, checked, names, total)
         return results[names[0]] if len(names) == 1 else results
+
+    def _bind_fast_forward(self, plan: Plan, shape: tuple[int, ...], output: str | None, names: list[str]) -> None:
+        fast = bind_fast_forward(plan, shape[0], names, single=len(names) == 1)
+        if fast is not None:
+            self._fast_forwards[(shape, output)] = fast
 
     def _output_names(self, output: str | None) -> list[str]:
         if output is None:

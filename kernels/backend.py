@@ -20,6 +20,7 @@ from ._jit import HAVE_NUMBA, MISSING_NUMBA_MESSAGE
 KERNEL_MODULES: dict[str, str] = {
     "bias_act_forward": "affine",
     "act_bias_backward": "affine",
+    "affine_small_forward": "affine",
     "act_forward": "activations",
     "act_backward": "activations",
     "softmax_forward": "softmax",

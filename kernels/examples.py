@@ -109,6 +109,11 @@ EXAMPLES: dict[str, Example] = {
         lambda r, t, s, a: (_randn(r, s, t), _act_output(r, s, t, a), a, 0.1, _e(s, t), _e(s[1:], t)),
         outputs=(4, 5), aliases=((4, 0),), act_arg=2,
     ),
+    "affine_small_forward": Example(  # X (N, D) @ W (D, 5) + b (5,) -> Y (N, 5)
+        lambda r, t, s, a: (_randn(r, s, t), _randn(r, (s[1], 5), t, 0.5), _randn(r, (5,), t), a, 0.1,
+                            _e((s[0], 5), t)),
+        outputs=(5,), act_arg=3,
+    ),
     "act_forward": Example(
         lambda r, t, s, a: (_randn(r, s, t, 3.0), a, 0.1, _e(s, t)),
         outputs=(3,), aliases=((3, 0),), act_arg=1, any_shape=True,

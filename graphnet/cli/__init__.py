@@ -46,6 +46,15 @@ def _warning_line(command: str) -> Callable[..., None]:
     return show
 
 
+def _set_threads(count: int | None) -> None:
+    """--threads, else $GRAPHNET_THREADS (GraphnetError when it is malformed), else the BLAS default."""
+    from ..threads import set_threads, threads_from_env
+
+    count = count or threads_from_env()
+    if count is not None:
+        set_threads(count)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -55,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warning_line(args.command)
+            _set_threads(args.threads)
             return COMMANDS[args.command](args)
     except SpecError as error:
         for line in error.lines():

@@ -55,12 +55,17 @@ def forward(node: Affine, ctx: LowerContext) -> list[Step]:
     matmul = np.matmul
     if node.bias:
         bias_act = ctx.kernels.bias_act_forward
+        label = f"matmul+bias_act[{node.activation or 'identity'}]"
+        rows = small_batch_rows(fan_in, node.units)
+        if ctx.mode == "eval" and rows:
+            return [Step(node.id, f"{label} (affine_small_forward up to {rows} rows)",
+                         small_batch_affine(ctx.kernels, act, alpha, rows), (X, W, ctx.param("b"), Y),
+                         writes=frozenset({3}))]
 
         def affine_bias_act(X, W, b, Y):
             matmul(X, W, out=Y)
             bias_act(Y, b, act, alpha)
 
-        label = f"matmul+bias_act[{node.activation or 'identity'}]"
         return [Step(node.id, label, affine_bias_act, (X, W, ctx.param("b"), Y), writes=frozenset({3}))]
     if act == ACTIVATION_CODES["identity"]:
 
@@ -75,6 +80,41 @@ def forward(node: Affine, ctx: LowerContext) -> list[Step]:
         act_forward(Y, act, alpha, Y)
 
     return [Step(node.id, f"matmul+act[{node.activation}]", affine_act, (X, W, Y), writes=frozenset({2}))]
+
+
+#: In eval mode an affine layer runs affine_small_forward (one pass over W, bias
+#: and activation fused) on batches of at most SMALL_BATCH_ROWS rows, and on
+#: batches whose multiply-adds (rows * fan_in * units) stay within SMALL_WORK;
+#: larger ones run a BLAS GEMM + the epilogue kernel. Measured on the M network
+#: (2-thread OpenBLAS): at one row the kernel matches sgemv on the large layers
+#: (both bound by reading W) and halves the 256x10 layer (no BLAS call, no
+#: separate epilogue call); from two rows on BLAS wins on the large layers,
+#: while the small kernel still wins on layers of a few thousand weights.
+#: SMALL_BATCH_ROWS = 0 turns the kernel off (as the benchmarks do to compare).
+SMALL_BATCH_ROWS = 1
+SMALL_WORK = 32768
+
+
+def small_batch_rows(fan_in: int, units: int) -> int:
+    """The most rows an eval-mode affine (fan_in -> units) runs with affine_small_forward."""
+    if SMALL_BATCH_ROWS < 1:
+        return 0
+    return max(SMALL_BATCH_ROWS, SMALL_WORK // max(fan_in * units, 1))
+
+
+def small_batch_affine(kernels, act: int, alpha: float, rows: int):  # noqa: ANN001, ANN201
+    """The eval-mode affine step (X, W, b, Y): Y = act(X @ W + b), with the small-batch
+    kernel up to `rows` rows and the GEMM + epilogue above. X: (N, D), Y: (N, H)."""
+    small, bias_act, matmul = kernels.affine_small_forward, kernels.bias_act_forward, np.matmul
+
+    def affine_bias_act(X, W, b, Y):
+        if X.shape[0] <= rows:
+            small(X, W, b, act, alpha, Y)
+        else:
+            matmul(X, W, out=Y)
+            bias_act(Y, b, act, alpha)
+
+    return affine_bias_act
 
 
 def backward(node: Affine, ctx: LowerContext) -> list[Step]:

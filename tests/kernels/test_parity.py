@@ -132,6 +132,8 @@ REFERENCES = {
         None,
         {4: f64(dY) * act_slope64(Y, act, alpha), 5: (f64(dY) * act_slope64(Y, act, alpha)).sum(axis=0)},
     ),
+    "affine_small_forward": lambda X, W, b, act, alpha, Y: (
+        None, {5: act64(f64(X) @ f64(W) + f64(b), act, alpha)}),
     "act_forward": lambda X, act, alpha, out: (None, {3: act64(X, act, alpha)}),
     "act_backward": lambda dY, Y, act, alpha, dX: (None, {4: f64(dY) * act_slope64(Y, act, alpha)}),
     "softmax_forward": lambda X, out: (None, {1: softmax64(X)}),

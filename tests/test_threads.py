@@ -1,0 +1,101 @@
+"""graphnet.threads: the BLAS thread count, set by gn.set_threads, $GRAPHNET_THREADS,
+`graphnet --threads`, or chosen from the load average."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import graphnet as gn
+from graphnet import threads
+from graphnet.blas import blas_info
+from graphnet.errors import GraphnetError
+
+
+@pytest.fixture
+def fresh_threads(monkeypatch):
+    """No choice made yet in this process; BLAS limits restored afterwards."""
+    monkeypatch.setattr(threads, "_applied", [])
+    monkeypatch.setattr(threads, "_limits", [])
+    monkeypatch.delenv(threads.ENV_VAR, raising=False)
+    with threadpool_limits(limits=None):  # restores the limits on exit
+        yield
+
+
+def numpys_blas_threads() -> int:
+    """What threadpoolctl itself reports for numpy's BLAS library."""
+    return next(e["num_threads"] for e in threadpool_info() if e["filepath"] == blas_info().library)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_set_threads_reaches_numpys_blas(fresh_threads, count):
+    assert gn.set_threads(count) == count
+    assert numpys_blas_threads() == count == gn.get_threads()
+    A = np.ones((64, 64), np.float32)
+    np.testing.assert_array_equal(A @ A, np.full((64, 64), 64, np.float32))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+def test_set_threads_refuses_what_is_not_a_count(fresh_threads, bad):
+    with pytest.raises(ValueError, match="thread count must be an integer >= 1"):
+        gn.set_threads(bad)
+
+
+@pytest.mark.parametrize("text, expected", [("", None), ("auto", None), (" 3 ", 3), ("1", 1)])
+def test_env_values(text, expected):
+    assert threads.threads_from_env({threads.ENV_VAR: text}) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "two", "-2", "1.5"])
+def test_a_malformed_env_value_is_a_located_error(text):
+    with pytest.raises(GraphnetError, match=rf"\$GRAPHNET_THREADS must be an integer >= 1 or 'auto', got '{text}'"):
+        threads.threads_from_env({threads.ENV_VAR: text})
+
+
+def test_the_first_compile_applies_the_env_count(fresh_threads, monkeypatch):
+    monkeypatch.setenv(threads.ENV_VAR, "1")
+    gn.compile(gn.sequential([{"op": "affine", "units": 2}], input_shape=[3], classes=2), backend="numpy")
+    assert numpys_blas_threads() == 1
+
+
+def test_an_explicit_choice_wins_over_the_default(fresh_threads, monkeypatch):
+    monkeypatch.setattr(threads, "_load_average", lambda: 50.0)  # a very busy machine
+    gn.set_threads(2)
+    assert threads.apply_default_threads_once() == 2
+    assert numpys_blas_threads() == 2
+
+
+@pytest.mark.parametrize("load, chosen", [(0.1, None), (1.2, None), (1.3, 1), (9.0, 1)])
+def test_the_default_leaves_a_quiet_machine_alone_and_backs_off_on_a_busy_one(fresh_threads, monkeypatch,
+                                                                           load, chosen):
+    monkeypatch.setattr(threads, "_load_average", lambda: load)
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    before = numpys_blas_threads()
+    assert threads.apply_default_threads_once() == chosen
+    assert numpys_blas_threads() == (before if chosen is None else chosen)
+
+
+@pytest.mark.parametrize("cores, load, expected", [(2, 0.0, 2), (2, 1.2, 2), (2, 1.3, 1), (2, 4.0, 1),
+                                                   (8, 0.5, 8), (8, 3.5, 5), (8, 30.0, 1), (1, 0.0, 1)])
+def test_auto_threads(cores, load, expected):
+    assert threads.auto_threads(cores, load) == expected
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "graphnet", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_cli_threads_option_and_env(tmp_path):
+    done = run_cli("--threads", "0", "schema")
+    assert done.returncode == 2 and "--threads: must be at least 1, got 0" in done.stderr
+    done = run_cli("schema", "-o", str(tmp_path / "s.json"), env={"GRAPHNET_THREADS": "many"})
+    assert done.returncode == 1
+    assert done.stderr.strip() == "graphnet schema: $GRAPHNET_THREADS must be an integer >= 1 or 'auto', got 'many'"
+    done = run_cli("--threads", "1", "schema", "-o", str(tmp_path / "s.json"))
+    assert done.returncode == 0, done.stderr
