@@ -30,9 +30,9 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from ..errors import DataError, suggestions
-from ..preprocessing import normalize_in_place
 from ._checks import check_count, check_example_shape, check_features, check_seed, prepare_labels
 from .idx import IDX_FILES, find_idx_file, load_idx, read_idx
+from .splits import normalize_splits, split_off, split_size
 from .synthetic import SYNTHETIC, blobs, spiral
 from .tabular import KEYS, load_npz, read_csv
 
@@ -139,63 +139,6 @@ def _how_to_install(name: str) -> str:
         return f"Download it and {layout}."
     return (f"On Debian/Ubuntu install it with `apt-get install -y {package}` (into {SYSTEM_DATA_DIR / name}); "
             f"elsewhere, {layout}.")
-
-
-# ----------------------------------------------------------------------------- splits, normalization
-
-def _split_size(size: Any, n: int, what: str, default: int) -> int:
-    if size is None:
-        k = default
-    elif isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        k = int(size)
-        if not 0 <= k < n:
-            raise DataError(f"{what}={size} must be in 0..{n - 1} (the training set has {n} examples)")
-    elif isinstance(size, (float, np.floating)) and 0.0 <= size < 1.0:
-        k = min(int(round(float(size) * n)), n - 1)
-    else:
-        raise DataError(f"{what} must be an int count or a float fraction in [0, 1), got {size!r}")
-    return max(0, min(k, n - 1))
-
-
-def _split(X: np.ndarray, y: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """A seeded random subset of k examples split off; both parts keep their original order."""
-    perm = rng.permutation(len(X))
-    take, keep = np.sort(perm[:k]), np.sort(perm[k:])
-    return X[keep], y[keep], X[take], y[take]
-
-
-def _standardization(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, std) float64 per feature of the training split (a constant feature gets std 1)."""
-    mean = train.mean(axis=0, dtype=np.float64)
-    sq = np.zeros_like(mean)
-    for i in range(0, len(train), 8192):  # chunked so float64 temporaries stay small
-        d = train[i:i + 8192] - mean
-        sq += np.einsum("i...,i...->...", d, d)
-    std = np.sqrt(sq / len(train))
-    std[std == 0] = 1.0
-    return mean, std
-
-
-def _fit_normalization(train: np.ndarray, mode: str | None, raw: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
-    """(shift, scale) float64 of a normalization mode, fitted on the training split only:
-    x -> (x - shift) / scale; None for no normalization."""
-    if mode == "scale":
-        if raw.kind == "u":
-            return np.zeros(()), np.array(float(np.iinfo(raw).max))
-        lo, hi = float(train.min()), float(train.max())  # min-max of the training split, to [0, 1]
-        return np.array(lo), np.array(hi - lo or 1.0)
-    if mode == "standardize":
-        return _standardization(train)
-    return None
-
-
-def _normalize(arrays: list[np.ndarray], mode: str | None, raw: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
-    """In place: every array normalized by the first one's fit; returns the fit (see `_fit_normalization`)."""
-    fit = _fit_normalization(arrays[0], mode, raw)
-    if fit is not None:
-        for a in arrays:
-            normalize_in_place(a, *fit)
-    return fit
 
 
 @dataclass(frozen=True, eq=False)
@@ -315,8 +258,8 @@ def load_with_info(name_or_path: str | os.PathLike[str], *, val_size: int | floa
         if classes is not None:
             options["classes"] = classes
         X, y = fn(**options, seed=gen_rng)
-        Xt, yt, Xs, ys = _split(X, y, _split_size(test_size, len(X), "test_size",
-                                                  round(DEFAULT_TEST_FRACTION * len(X))), test_rng)
+        Xt, yt, Xs, ys = split_off(X, y, split_size(test_size, len(X), "test_size",
+                                                    round(DEFAULT_TEST_FRACTION * len(X))), test_rng)
     elif kind == "idx":
         Xt, yt, Xs, ys = load_idx(src, classes)
     elif kind == "npz":
@@ -326,8 +269,8 @@ def load_with_info(name_or_path: str | os.PathLike[str], *, val_size: int | floa
         if header is not None:
             feature_names, label_name = tuple(header[:col] + header[col + 1:]), header[col]
         if test_file is None:
-            Xt, yt, Xs, ys = _split(X, y, _split_size(test_size, len(X), "test_size",
-                                                      round(DEFAULT_TEST_FRACTION * len(X))), test_rng)
+            Xt, yt, Xs, ys = split_off(X, y, split_size(test_size, len(X), "test_size",
+                                                        round(DEFAULT_TEST_FRACTION * len(X))), test_rng)
         else:
             tp = Path(test_file).expanduser()
             if not tp.is_file():
@@ -357,7 +300,7 @@ def _finish(Xt: np.ndarray, yt: np.ndarray, Xv: np.ndarray | None, yv: np.ndarra
     ("auto" by the `raw` dtype of the features, default Xt's)."""
     if Xv is None:
         default = min(DEFAULT_VAL_MAX, round(DEFAULT_VAL_FRACTION * len(Xt)))
-        Xt, yt, Xv, yv = _split(Xt, yt, _split_size(val_size, len(Xt), "val_size", default), val_rng)
+        Xt, yt, Xv, yv = split_off(Xt, yt, split_size(val_size, len(Xt), "val_size", default), val_rng)
     elif val_size is not None:
         raise DataError(f"{source}: has its own X_val/y_val; val_size={val_size!r} does not apply")
 
@@ -365,7 +308,7 @@ def _finish(Xt: np.ndarray, yt: np.ndarray, Xv: np.ndarray | None, yv: np.ndarra
     mode = ("scale" if raw == np.uint8 else None) if normalize == "auto" else None if normalize == "none" else normalize
     width = int(np.prod(Xt.shape[1:]))
     arrays = [np.array(a.reshape(len(a), width) if flatten else a, dtype=dtype, order="C") for a in (Xt, Xv, Xs)]
-    fit = _normalize(arrays, mode, raw)
+    fit = normalize_splits(arrays, mode, raw)
     info = DataInfo(tuple(Xt.shape[1:]), mode or "none", *(fit or (None, None)), *columns)
     data = {"X_train": arrays[0], "y_train": yt, "X_val": arrays[1], "y_val": yv, "X_test": arrays[2], "y_test": ys}
     return data, info

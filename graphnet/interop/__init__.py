@@ -1,4 +1,6 @@
-"""Ways in and out of graphnet: ONNX export (`onnx_export`) and import (`onnx_import`).
+"""Ways in and out of graphnet: ONNX export (`onnx_export`) and import (`onnx_import`, whose
+parts are `onnx_graph` (reading the model), `onnx_rules` (a rule per ONNX op type) and
+`onnx_spec` (the spec document built from what the rules recorded)).
 
 The modules here import the optional `onnx` package only when used
 (`require_onnx`), so `import graphnet` works without the `[onnx]` extra.

@@ -1,0 +1,67 @@
+"""Splitting and normalizing data sets: the seeded validation/test splits and the
+normalizations ("scale", "standardize") fitted on the training split."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from ..preprocessing import normalize_in_place
+
+
+def split_size(size: Any, n: int, what: str, default: int) -> int:
+    """How many of `n` examples a split takes: `size` as an int count or a float fraction
+    (None: `default`), at most n - 1; DataError naming `what` otherwise."""
+    if size is None:
+        k = default
+    elif isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        k = int(size)
+        if not 0 <= k < n:
+            raise DataError(f"{what}={size} must be in 0..{n - 1} (the training set has {n} examples)")
+    elif isinstance(size, (float, np.floating)) and 0.0 <= size < 1.0:
+        k = min(int(round(float(size) * n)), n - 1)
+    else:
+        raise DataError(f"{what} must be an int count or a float fraction in [0, 1), got {size!r}")
+    return max(0, min(k, n - 1))
+
+
+def split_off(X: np.ndarray, y: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """A seeded random subset of k examples split off; both parts keep their original order."""
+    perm = rng.permutation(len(X))
+    take, keep = np.sort(perm[:k]), np.sort(perm[k:])
+    return X[keep], y[keep], X[take], y[take]
+
+
+def _standardization(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) float64 per feature of the training split (a constant feature gets std 1)."""
+    mean = train.mean(axis=0, dtype=np.float64)
+    sq = np.zeros_like(mean)
+    for i in range(0, len(train), 8192):  # chunked so float64 temporaries stay small
+        d = train[i:i + 8192] - mean
+        sq += np.einsum("i...,i...->...", d, d)
+    std = np.sqrt(sq / len(train))
+    std[std == 0] = 1.0
+    return mean, std
+
+
+def fit_normalization(train: np.ndarray, mode: str | None, raw: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
+    """(shift, scale) float64 of a normalization mode, fitted on the training split only:
+    x -> (x - shift) / scale; None for no normalization."""
+    if mode == "scale":
+        if raw.kind == "u":
+            return np.zeros(()), np.array(float(np.iinfo(raw).max))
+        lo, hi = float(train.min()), float(train.max())  # min-max of the training split, to [0, 1]
+        return np.array(lo), np.array(hi - lo or 1.0)
+    if mode == "standardize":
+        return _standardization(train)
+    return None
+
+
+def normalize_splits(arrays: list[np.ndarray], mode: str | None, raw: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
+    """In place: every array normalized by the first one's fit; returns the fit (see `fit_normalization`)."""
+    fit = fit_normalization(arrays[0], mode, raw)
+    if fit is not None:
+        for a in arrays:
+            normalize_in_place(a, *fit)
+    return fit
