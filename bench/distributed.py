@@ -136,7 +136,7 @@ def run_configuration(name: str, ranks: int, threads: int, worker_args: list[str
     from graphnet.distributed import find_mpiexec, launch_command, launch_environment
 
     environment = {**launch_environment(), **{v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                                         "MKL_NUM_THREADS")}}
+                                                                         "MKL_NUM_THREADS", "GRAPHNET_THREADS")}}
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", *worker_args]
     if ranks > 1:
         mpiexec = find_mpiexec()

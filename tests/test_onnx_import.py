@@ -408,3 +408,30 @@ def test_cli_import_writes_a_checkpoint_folder(tmp_path, capsys):
     assert err.count("\n") == 1 and "no labels" in err
     assert main(["import", str(model), str(tmp_path / "f64"), "--dtype", "float64"]) == 0
     assert gn.load_checkpoint(tmp_path / "f64").dtype == np.float64
+
+
+def test_sub_and_div_of_a_graph_input_are_its_preprocessing(tmp_path):
+    W, shift, scale = weights(3, 2), np.array([1.0, -2.0, 0.5], np.float32), np.array([2.0, 4.0, 0.25], np.float32)
+    path = write_model(tmp_path / "pre.onnx",
+                       [helper.make_node("Sub", ["x", "shift"], ["centered"]),
+                        helper.make_node("Div", ["centered", "scale"], ["scaled"]),
+                        helper.make_node("MatMul", ["scaled", "W"], ["y"])],
+                       {"x": [3]}, ["y"], {"W": W, "shift": shift, "scale": scale})
+    net = gn.from_onnx(path, batch_size=4)
+    np.testing.assert_array_equal(net.preprocessing.shift, shift.astype(np.float64))
+    np.testing.assert_array_equal(net.preprocessing.scale, scale.astype(np.float64))
+    X = RNG.normal(size=(6, 3)).astype(np.float32)
+    expected = run_ort(path, {"x": X})["y"]
+    assert_close(net.forward(net.prepare(X)), expected)  # raw features in, as ONNX Runtime takes them
+
+
+@pytest.mark.parametrize("nodes, why", [
+    ([helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Sub", ["h", "c"], ["y"])], "inside"),
+    ([helper.make_node("Sub", ["x", "c"], ["s"]), helper.make_node("MatMul", ["x", "W"], ["h"]),
+      helper.make_node("Add", ["h", "s"], ["y"])], "raw input read twice"),
+])
+def test_sub_anywhere_but_on_a_graph_input_is_refused(tmp_path, nodes, why):
+    path = write_model(tmp_path / "sub.onnx", nodes, {"x": [3]}, ["y"],
+                       {"W": weights(3, 3), "c": np.ones(3, np.float32)})
+    with pytest.raises(gn.GraphnetError, match="op type Sub is supported only as input preprocessing"):
+        read_onnx(path)

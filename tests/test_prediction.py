@@ -174,3 +174,21 @@ def test_done_when_text_labels_train_predict_names_and_onnx_agrees(flowers, tmp_
     assert main(["export", str(flowers), str(tmp_path / "flowers.onnx")]) == 0
     scores = run_ort(tmp_path / "flowers.onnx", {"x": X.astype(np.float32)})["fc2"]
     assert [SPECIES[i] for i in scores.argmax(axis=1)] == names
+
+
+def test_an_exported_model_imports_with_its_preprocessing_and_class_names(flowers, tmp_path, capsys):
+    """export -> import keeps what predictions need: the fitted standardization (the graph's
+    Sub/Div) and the class names and CSV columns (model metadata); predict on raw features agrees."""
+    pytest.importorskip("onnxruntime")
+    data, _, _ = new_raw_csv(tmp_path / "new.csv", n=60, seed=5)
+    assert main(["predict", str(flowers), "--data", str(data), "--out", str(tmp_path / "original.csv")]) == 0
+    assert main(["export", str(flowers), str(tmp_path / "flowers.onnx")]) == 0
+    assert main(["import", str(tmp_path / "flowers.onnx"), str(tmp_path / "imported")]) == 0
+    assert main(["predict", str(tmp_path / "imported"), "--data", str(data), "--out", str(tmp_path / "again.csv")]) == 0
+    assert read_rows(tmp_path / "again.csv") == read_rows(tmp_path / "original.csv")
+    original, imported = gn.load_checkpoint(flowers), gn.load_checkpoint(tmp_path / "imported")
+    assert imported.class_names == original.class_names
+    assert imported.preprocessing.feature_names == original.preprocessing.feature_names
+    for key in ("shift", "scale"):  # the ONNX graph holds them in the network's dtype (float32)
+        saved = getattr(original.preprocessing, key).astype(np.float32).astype(np.float64)
+        np.testing.assert_array_equal(getattr(imported.preprocessing, key), saved)

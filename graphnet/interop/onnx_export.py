@@ -15,6 +15,8 @@ Each op of the spec language maps to ONNX nodes through one entry of
 """
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -37,6 +39,10 @@ BATCH_DIM = "N"
 # Elementwise activations: graphnet op name -> ONNX op type (leaky_relu also carries `alpha`).
 ACTIVATION_OPS = {"relu": "Relu", "leaky_relu": "LeakyRelu", "sigmoid": "Sigmoid", "tanh": "Tanh",
                   "softmax": "Softmax"}
+
+# Model metadata keys (ModelProto.metadata_props), read back by graphnet.interop.onnx_import.
+CLASS_NAMES_PROP = "graphnet.class_names"
+FEATURES_PROP = "graphnet.features"
 
 # What `preprocessing=` takes per input name: (mean, std), each broadcastable to the input's shape.
 Standardization = tuple[Any, Any]
@@ -263,8 +269,22 @@ def onnx_model(net: "CompiledNetwork", preprocessing: Mapping[str, Standardizati
     model = onnx.helper.make_model(onnx_graph, opset_imports=opsets, producer_name="graphnet",
                                    producer_version=__version__,
                                    ir_version=onnx.helper.find_min_ir_version_for(opsets))
+    onnx.helper.set_model_props(model, _model_props(net, preprocessing))
     onnx.checker.check_model(model)
     return model
+
+
+def _model_props(net: "CompiledNetwork", preprocessing: Mapping[str, Standardization]) -> dict[str, str]:
+    """What the graph cannot say, as metadata `graphnet import` reads back: the class names
+    and, when the graph starts with the network's own preprocessing, the CSV columns it reads."""
+    props = {}
+    if net.class_names is not None:
+        props[CLASS_NAMES_PROP] = json.dumps(list(net.class_names))
+    record = net.preprocessing
+    if record is not None and record.input in preprocessing and record.feature_names is not None:
+        props[FEATURES_PROP] = json.dumps({"input": record.input, "feature_names": list(record.feature_names),
+                                           "label_column": record.label_column})
+    return props
 
 
 def export_onnx(net: "CompiledNetwork", path: str | Path,

@@ -63,6 +63,9 @@ class Importer:
         self.nodes: dict[str, Pending] = {}  # by output key
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         self.fixed_batches: set[int] = set()  # the batch sizes of inputs exported with a fixed one
+        self.raw_inputs: set[str] = set()  # the graph's inputs (not initializers)
+        # input -> {"shift": array, "scale": array, "at": the ONNX value after the last step}
+        self.preprocessing: dict[str, dict[str, Any]] = {}
 
     # ---- errors and operands ------------------------------------------------------------------
 
@@ -138,6 +141,7 @@ class Importer:
         for value_info in graph.input:
             if value_info.name not in initializers:
                 self.values[value_info.name] = Val(value_info.name, self.input_shape(value_info))
+                self.raw_inputs.add(value_info.name)
         for index, node in enumerate(graph.node):
             where = f"node '{node.name or f'#{index}'}'"
             standard = node.domain in ("", "ai.onnx")

@@ -10,13 +10,18 @@ graphnet's own export. Folded away on the way in: Identity, Dropout, Reshape
 or Flatten to (batch, features), Transpose of a weight or of the input of a
 Gemm with transA, Gemm's alpha/beta/transA/transB, Constant nodes, and an Add
 of a constant after a MatMul (its bias). An affine followed by its only reader,
-an elementwise activation, becomes one affine with that activation.
+an elementwise activation, becomes one affine with that activation. A Sub
+and/or Div of a graph input by constants, read by nothing else, is the
+input's preprocessing (graphnet's export writes it first): it becomes
+`net.preprocessing`, and the class names and CSV columns graphnet's export
+keeps in the model's metadata come back too, so predictions take raw features.
 
 The spec has no labels and no loss: it is an inference network. To train it,
 add labels and a loss node that reads an output (see README).
 """
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +32,13 @@ import numpy as np
 from ..errors import GraphnetError, SpecError, SpecWarning
 from . import require_onnx
 from .onnx_graph import FLOAT_TYPES, Const, Importer, Pending, Transposed, Val, load_model
+from .onnx_export import CLASS_NAMES_PROP, FEATURES_PROP
 from .onnx_rules import IMPORTERS
 from .onnx_spec import AFFINE_ACTIVATIONS, MAX_ID, identifier, spec_document
 
 if TYPE_CHECKING:
     from ..network import CompiledNetwork
+    from ..preprocessing import Preprocessing
     from ..spec import NetworkSpec
 
 __all__ = ["AFFINE_ACTIVATIONS", "FLOAT_TYPES", "IMPORTERS", "MAX_ID", "Const", "ImportedModel", "Importer",
@@ -47,6 +54,8 @@ class ImportedModel:
     arrays: dict[str, np.ndarray]
     dtype: np.dtype
     renamed: dict[str, str] = field(default_factory=dict)  # ONNX input/output name -> spec name, where changed
+    preprocessing: "Preprocessing | None" = None
+    class_names: tuple[str, ...] | None = None
 
 
 
@@ -73,7 +82,65 @@ def read_onnx(path: str | Path) -> ImportedModel:
         raise GraphnetError(f"{path}: the imported network is not valid: {error}") from None
     dtype = next((FLOAT_TYPES[i.type.tensor_type.elem_type] for i in model.graph.input
                   if i.name in importer.values and isinstance(importer.values[i.name], Val)), np.dtype(np.float32))
-    return ImportedModel(spec, arrays, dtype, renamed)
+    props = {p.key: p.value for p in model.metadata_props}
+    preprocessing = _preprocessing(importer, spec, renamed, props, str(path))
+    return ImportedModel(spec, arrays, dtype, renamed, preprocessing, _class_names(props, spec, str(path)))
+
+
+def _preprocessing(imp: Importer, spec: "NetworkSpec", renamed: dict[str, str], props: dict[str, str],
+                   source: str) -> "Preprocessing | None":
+    """The Sub/Div steps the importer found on a graph input, as a Preprocessing record."""
+    from ..preprocessing import Preprocessing
+
+    if not imp.preprocessing:
+        return None
+    if len(imp.preprocessing) > 1:
+        raise GraphnetError(f"{source}: preprocessing of several inputs ({', '.join(imp.preprocessing)}) is not "
+                            "supported: graphnet keeps one preprocessed input")
+    [(onnx_name, steps)] = imp.preprocessing.items()
+    name = renamed.get(onnx_name, onnx_name)
+    raw_shape = spec.inputs[name].shape
+    width = int(np.prod(raw_shape, dtype=np.int64))
+    arrays = {}
+    for key, default in (("shift", 0.0), ("scale", 1.0)):
+        array = np.asarray(steps.get(key, default), np.float64)
+        if array.size not in (1, width):
+            raise GraphnetError(f"{source}: the preprocessing {key} of input '{onnx_name}' has shape {array.shape}; "
+                                f"expected one value or one per feature ({width})")
+        arrays[key] = array.reshape(()) if array.size == 1 else array.reshape(width)
+    if not np.isfinite(arrays["shift"]).all() or not np.isfinite(arrays["scale"]).all() or np.any(arrays["scale"] == 0):
+        raise GraphnetError(f"{source}: the preprocessing of input '{onnx_name}' has non-finite values or divides "
+                            "by zero")
+    features = _json_prop(props, FEATURES_PROP, source)
+    names = label = None
+    if isinstance(features, dict) and features.get("input") == onnx_name:
+        names, label = features.get("feature_names"), features.get("label_column")
+        if not (isinstance(names, list) and len(names) == width and all(isinstance(n, str) for n in names)):
+            raise GraphnetError(f"{source}: metadata {FEATURES_PROP} does not name {width} feature columns")
+        names, label = tuple(names), label if isinstance(label, str) else None
+    return Preprocessing(name, tuple(raw_shape), "standardize", arrays["shift"], arrays["scale"], names, label)
+
+
+def _class_names(props: dict[str, str], spec: "NetworkSpec", source: str) -> tuple[str, ...] | None:
+    """The class names graphnet's export keeps in the metadata: one per column of the first output."""
+    names = _json_prop(props, CLASS_NAMES_PROP, source)
+    if names is None:
+        return None
+    columns = spec.node(spec.outputs[0]).units if spec.node(spec.outputs[0]).op == "affine" else None
+    if (not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names)
+            or (columns is not None and len(names) != columns)):
+        raise GraphnetError(f"{source}: metadata {CLASS_NAMES_PROP} is not a list of distinct class names"
+                            + (f" for the {columns} outputs" if columns is not None else ""))
+    return tuple(names)
+
+
+def _json_prop(props: dict[str, str], key: str, source: str) -> Any:
+    if key not in props:
+        return None
+    try:
+        return json.loads(props[key])
+    except ValueError:
+        raise GraphnetError(f"{source}: metadata {key} is not JSON") from None
 
 
 def from_onnx(path: str | Path, batch_size: int = 128, dtype: Any = None, backend: str | None = None,
@@ -88,6 +155,7 @@ def from_onnx(path: str | Path, batch_size: int = 128, dtype: Any = None, backen
     imported = read_onnx(path)
     net = compile(imported.spec, batch_size=batch_size, dtype=dtype or imported.dtype, backend=backend, seed=seed)
     net.load_state_dict(imported.arrays)
+    net.preprocessing, net.class_names = imported.preprocessing, imported.class_names
     return net
 
 

@@ -228,6 +228,38 @@ def _layernorm(imp: Importer, node: Any, where: str) -> None:
             weight_name=node.input[1])
 
 
+def _readers(imp: Importer, name: str) -> int:
+    """How many ONNX nodes (and graph outputs) read the value `name`."""
+    graph = imp.model.graph
+    return sum(name in node.input for node in graph.node) + sum(o.name == name for o in graph.output)
+
+
+def _preprocessing_step(imp: Importer, node: Any, where: str, part: str) -> None:
+    """Sub (the shift) and Div (the scale) of a graph input by constants: the input's
+    preprocessing, as graphnet's own export writes it (`(x - shift) / scale` first).
+    Refused anywhere else: inside a network they are not ops of the spec language."""
+    op = node.op_type
+    x, c = imp.operand(node, 0, where), imp.operand(node, 1, where)
+    source = node.input[0]
+    state = imp.preprocessing.get(x.key) if isinstance(x, Val) else None
+    at_raw_input = isinstance(x, Val) and source == x.key and x.key in imp.raw_inputs and state is None
+    after_shift = part == "scale" and state is not None and state.get("scale") is None and source == state["at"]
+    if not isinstance(c, Const) or not (at_raw_input or after_shift) or _readers(imp, source) != 1:
+        raise imp.error(where, f"op type {op} is supported only as input preprocessing: a graph input "
+                        f"{'minus' if op == 'Sub' else 'divided by'} a constant, read by nothing else")
+    entry = state if state is not None else imp.preprocessing.setdefault(x.key, {})
+    entry[part], entry["at"] = c.array, node.output[0]
+    imp.values[node.output[0]] = x
+
+
+def _sub(imp: Importer, node: Any, where: str) -> None:
+    _preprocessing_step(imp, node, where, "shift")
+
+
+def _div(imp: Importer, node: Any, where: str) -> None:
+    _preprocessing_step(imp, node, where, "scale")
+
+
 IMPORTERS: dict[str, Rule] = {
     "Identity": _alias,
     "Dropout": _alias,
@@ -247,4 +279,6 @@ IMPORTERS: dict[str, Rule] = {
     "Transpose": _transpose,
     "BatchNormalization": _batchnorm,
     "LayerNormalization": _layernorm,
+    "Sub": _sub,
+    "Div": _div,
 }
