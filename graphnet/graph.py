@@ -5,6 +5,7 @@ parameters and persistent state. Compiler passes map Graph -> Graph.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Callable, Iterable
 from functools import cached_property
 from math import prod
 
@@ -159,3 +160,16 @@ def describe_graph(graph: Graph) -> str:
     lines.append(f"{graph.num_params:,} parameters; outputs: {', '.join(graph.outputs)}; "
                  f"loss: {graph.loss or '(none)'}" + (f"; l2 = {graph.l2:g}" if graph.l2 else ""))
     return "\n".join(lines)
+
+
+def upstream(targets: Iterable[str], inputs_of: Callable[[str], Iterable[str]]) -> set[str]:
+    """The targets and every name they are computed from, following `inputs_of(name)`
+    (the names a value reads; empty for an input or a constant)."""
+    found: set[str] = set()
+    stack = list(targets)
+    while stack:
+        name = stack.pop()
+        if name not in found:
+            found.add(name)
+            stack.extend(inputs_of(name))
+    return found

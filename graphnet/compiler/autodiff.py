@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from ..blas import at_b_update
-from ..graph import Graph, GraphNode
+from ..graph import Graph, GraphNode, upstream
 from ..lowering import ALIAS, SGD_LEARNING_RATE, Ref, Step
 
 Mode = Literal["train", "eval"]
@@ -35,15 +35,7 @@ class Schedule:
 
 def ancestors(graph: Graph, targets: list[str]) -> set[str]:
     """The targets and every value they are computed from."""
-    needed, stack = set(), list(targets)
-    while stack:
-        name = stack.pop()
-        if name in needed:
-            continue
-        needed.add(name)
-        if name in graph._by_id:
-            stack.extend(graph.node(name).inputs)
-    return needed
+    return upstream(targets, lambda name: graph.node(name).inputs if name in graph._by_id else ())
 
 
 def _needs_grad(graph: Graph) -> set[str]:

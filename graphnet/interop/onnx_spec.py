@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..graph import upstream
 from .onnx_graph import Importer, Pending, Val
 from .onnx_rules import bias_vector
 
@@ -78,14 +79,7 @@ def _fuse_activations(imp: Importer, output_keys: list[str]) -> None:
 
 def _needed(nodes: dict[str, Pending], output_keys: list[str]) -> list[Pending]:
     """The nodes the outputs are computed from, in the graph's order."""
-    needed, stack = set(), list(output_keys)
-    while stack:
-        key = stack.pop()
-        if key in needed:
-            continue
-        needed.add(key)
-        if key in nodes:
-            stack.extend(nodes[key].inputs)
+    needed = upstream(output_keys, lambda key: nodes[key].inputs if key in nodes else ())
     return [pending for key, pending in nodes.items() if key in needed]
 
 
