@@ -190,5 +190,10 @@ def summarize(samples: list[dict[str, float]], reference: str | None) -> dict[st
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "worker":
-        sys.exit(worker_main(*sys.argv[2:]))
+        # Run the worker of the importable module, not of __main__: the bench modules raise
+        # procbench.ContenderSkipped, which a __main__.ContenderSkipped clause would not catch.
+        sys.path.insert(0, str(HERE))
+        import procbench
+
+        sys.exit(procbench.worker_main(*sys.argv[2:]))
     sys.exit("usage: procbench.py worker MODULE CONTENDER CONFIG_JSON (started by the benchmark scripts)")
