@@ -439,7 +439,8 @@ def test_the_table_lists_each_trial(optuna, tmp_path):
 
 def test_the_readme_example_is_a_valid_sweep(tmp_path, monkeypatch):
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Sweep hyperparameters"):readme.index("## Run the tests")]
+    start = readme.index("## Sweep hyperparameters")
+    section = readme[start:readme.index("\n## ", start + 1)]
     [example] = re.findall(r"```json\n(.*?)```", section, re.S)
     monkeypatch.chdir(tmp_path)  # the run is a zoo name
     sweep = load_sweep(write(tmp_path / "spiral_sweep.json", json.loads(example)))
