@@ -256,3 +256,11 @@ def test_console_script():
     result = subprocess.run([exe, "validate", "-q", str(ROOT / "specs" / "spiral_mlp.json")],
                             capture_output=True, text=True, env=_env(), timeout=120)
     assert result.returncode == 0 and result.stdout.strip().endswith("spiral_mlp.json: valid")
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
+    """`graphnet ... | head -1`: the closed pipe ends the command quietly, exit 0."""
+    specs = " ".join(str(p) for p in sorted(Path(__file__).resolve().parents[1].glob("specs/*_mlp.json")))
+    command = f"{sys.executable} -m graphnet validate {specs} | head -c 10"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
