@@ -133,7 +133,7 @@ def _max_over_ranks(world: Any, value: float) -> float:
 
 def run_configuration(name: str, ranks: int, threads: int, worker_args: list[str]) -> dict[str, Any] | str:
     """The worker's measurements for `ranks` processes of `threads` BLAS threads; a string when it can't run."""
-    from graphnet.distributed import find_mpiexec, launch_command, launch_environment
+    from graphnet.distributed import find_mpiexec, launch_environment
 
     environment = {**launch_environment(), **{v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                                          "MKL_NUM_THREADS", "GRAPHNET_THREADS")}}

@@ -500,8 +500,8 @@ def test_compile_takes_a_spec_dict_a_spec_file_or_a_zoo_name():
     path = SPECS / "spiral_mlp.json"
     document = json.loads(path.read_text(encoding="utf-8"))
     expected = zoo_network(path)
-    for given in (document, document["network"], str(path), path, "spiral_mlp"):
-        assert gn.compile(given, batch_size=4).spec == expected, given
+    for source in (document, document["network"], str(path), path, "spiral_mlp"):
+        assert gn.compile(source, batch_size=4).spec == expected, source
     with pytest.raises(gn.SpecError, match="missing required field 'inputs'"):
         gn.compile({"nodes": []})
     with pytest.raises(TypeError, match="spec dict or spec file path, got int"):
@@ -544,9 +544,9 @@ def test_an_unknown_input_name_is_named():
         "inputs": {"a": {"shape": [2]}, "b": {"shape": [2]}},
         "nodes": [{"id": "sum", "op": "add", "inputs": ["a", "b"]}], "outputs": ["sum"]}), batch_size=4)
     X = np.ones((2, 2), np.float32)
-    for given in ({"a": X, "bb": X}, {"a": X, "b": X, "bb": X}):
+    for inputs in ({"a": X, "bb": X}, {"a": X, "b": X, "bb": X}):
         with pytest.raises(PlanError, match=r"unknown input 'bb'; did you mean 'b'\? \(inputs: a, b\)"):
-            net.forward(given)
+            net.forward(inputs)
     np.testing.assert_array_equal(net.forward({"a": X, "b": X}), 2 * X)
 
 

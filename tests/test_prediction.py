@@ -13,7 +13,7 @@ import pytest
 
 import graphnet as gn
 from graphnet.cli import main
-from graphnet.prediction import read_examples, write_predictions
+from graphnet.prediction import read_examples
 from graphnet.preprocessing import Preprocessing
 
 from task_data import SPECIES, classifier_run, named_classes, task_run, write_csv, write_named_csv  # tests/ helpers

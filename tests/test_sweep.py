@@ -114,7 +114,7 @@ def test_paths_reach_settings_left_at_their_defaults(tmp_path):
 ])
 def test_a_bad_distribution_is_refused_with_its_location(tmp_path, distribution, expected):
     lines = problems(tmp_path, sweep_doc(space={"network.l2": distribution}))
-    assert any(f'space."network.l2"' in line and expected in line for line in lines), lines
+    assert any('space."network.l2"' in line and expected in line for line in lines), lines
 
 
 def test_int_bounds_must_be_integers(tmp_path):

@@ -134,8 +134,8 @@ def parse_path(text: str) -> list[PathPart]:
     for piece in text.split("."):
         match = _PART.fullmatch(piece)
         if match is None:
-            raise ValueError(f"not a path into the run: write keys with dots and list indices as [i], "
-                             f"e.g. network.nodes[0].units")
+            raise ValueError("not a path into the run: write keys with dots and list indices as [i], "
+                             "e.g. network.nodes[0].units")
         parts.append(match.group(1))
         parts.extend(int(index) for index in re.findall(r"\[(\d+)\]", match.group(2)))
     return parts

@@ -34,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..distributed import RankFailed, World, current_world
+from ..distributed import RankFailed, World
 from ..errors import NonFiniteError
 from ..runfolder import refuse_existing, with_absolute_data
 from ..schedules import learning_rate_at
