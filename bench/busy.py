@@ -19,7 +19,6 @@ at 2 threads, ort_1thread and torch_1thread.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import statistics
@@ -31,11 +30,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from graphnet.fileio import write_text_atomic
 
 sys.path.insert(0, str(Path(__file__).parent))
 import inference_latency  # noqa: E402
 from procbench import SETTLE_SECONDS, ContenderSkipped, Workers  # noqa: E402
+from report import write_report  # noqa: E402
 
 BATCHES = (1, 32, 256)
 HOG_SOURCE = """
@@ -184,9 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = run_benchmark(args.rounds, args.phases, args.contenders)
     print_table(results)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.json, json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_report(args.json, results)
     return 0
 
 

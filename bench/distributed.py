@@ -31,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # graphnet from this checkout when run as a script
 
 from graphnet.step_bench import LEARNING_RATE, SIZES, make_problem  # noqa: E402
+from report import write_report  # noqa: E402
 
 BATCH_FACTORS = (1, 4)
 ALLREDUCE_BYTES_FULL = [4 << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20, 100 << 20]
@@ -284,9 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run_bench(args.full)
     print(format_report(report))
     if args.json:
-        from graphnet.fileio import write_text_atomic
-        write_text_atomic(args.json, json.dumps(report, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
+        write_report(args.json, report)
     return 0
 
 

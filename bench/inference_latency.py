@@ -24,7 +24,6 @@ against graphnet's (numpy_gemms excepted).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -32,10 +31,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from graphnet.fileio import write_text_atomic
 
 sys.path.insert(0, str(Path(__file__).parent))
 from procbench import SETTLE_SECONDS, ContenderSkipped, Workers, summarize  # noqa: E402
+from report import write_report  # noqa: E402
 
 DIMS = (784, 512, 256, 10)
 DEFAULT_BATCHES = (1, 32, 256)
@@ -246,9 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = run_benchmark(args.batches, args.rounds, args.threads, args.contenders)
     print_table(results)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.json, json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_report(args.json, results)
     return 0
 
 

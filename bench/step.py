@@ -13,7 +13,6 @@ as skipped. `graphnet bench` measures graphnet's own contenders only.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # `import peers` also when run f
 from peers import CONTENDERS  # noqa: E402
 
 from graphnet.blas import blas_info  # noqa: E402
-from graphnet.fileio import write_text_atomic  # noqa: E402
 from graphnet.step_bench import SIZES, format_step_table, run_rule_bench, run_step_bench  # noqa: E402
+from report import write_report  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_step_bench(quick=not args.full, sizes=args.sizes, contenders=CONTENDERS)
     print(format_step_table(rows))
     if args.json:
-        write_text_atomic(args.json, json.dumps(rows, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
+        write_report(args.json, rows)
     return 0
 
 

@@ -167,16 +167,24 @@ class EpochLoop:
             raise CheckpointError(f"{self.out / 'checkpoint' / 'weights.npz'}: the saved data shuffling "  # type: ignore[operator]
                                   f"state is unusable: {error}") from None
 
-    def _step(self, epoch: int, iteration: int, order: np.ndarray) -> float:
-        """One optimizer step on batch `iteration` of the epoch's `order`; its loss."""
-        B = self.settings.batch_size
-        index = order[iteration * B:(iteration + 1) * B]
+    def _gather(self, index: np.ndarray) -> int:
+        """Copy the training examples `index` into the batch buffers; returns their count."""
         n = len(index)
         np.take(self.dataset["X_train"], index, axis=0, out=self.X_batch[:n])
         np.take(self.dataset["y_train"], index, axis=0, out=self.y_batch[:n])
+        return n
+
+    def _schedule(self, epoch: int, iteration: int) -> None:
+        """Set the optimizer's learning rate for this iteration from the run's schedule."""
         self.optimizer.learning_rate = learning_rate_at(
             self.settings.schedule, self.settings.optimizer.learning_rate, epoch + iteration / self.per_epoch,
             self.settings.epochs, self.per_epoch)
+
+    def _step(self, epoch: int, iteration: int, order: np.ndarray) -> float:
+        """One optimizer step on batch `iteration` of the epoch's `order`; its loss."""
+        B = self.settings.batch_size
+        n = self._gather(order[iteration * B:(iteration + 1) * B])
+        self._schedule(epoch, iteration)
         try:
             loss = self.optimizer.step(self.X_batch[:n], self.y_batch[:n])
         except NonFiniteError as error:

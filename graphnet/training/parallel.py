@@ -37,7 +37,6 @@ from threadpoolctl import threadpool_limits
 from ..distributed import RankFailed, World
 from ..errors import NonFiniteError
 from ..runfolder import refuse_existing, with_absolute_data
-from ..schedules import learning_rate_at
 from ..spec import RunSpec, parse_run
 from .dataset import check_labels, load_run_data
 from .loop import EpochLoop, _checkpoint_note, _StopFlag
@@ -110,13 +109,9 @@ class DataParallelLoop(EpochLoop):
         B = self.settings.batch_size
         index = order[iteration * B:(iteration + 1) * B]
         start, stop = rank_bounds(len(index), self.world.rank, self.world.size)
-        local, share = index[start:stop], (stop - start) / len(index)
-        m = len(local)
-        np.take(self.dataset["X_train"], local, axis=0, out=self.X_batch[:m])
-        np.take(self.dataset["y_train"], local, axis=0, out=self.y_batch[:m])
-        self.optimizer.learning_rate = learning_rate_at(
-            self.settings.schedule, self.settings.optimizer.learning_rate, epoch + iteration / self.per_epoch,
-            self.settings.epochs, self.per_epoch)
+        share = (stop - start) / len(index)
+        m = self._gather(index[start:stop])
+        self._schedule(epoch, iteration)
         grads = self.net.store.grads
         if m:
             loss = self.net.train_step(self.X_batch[:m], self.y_batch[:m])
