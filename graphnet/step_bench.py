@@ -28,7 +28,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -252,16 +252,24 @@ def sample_isolated(size: str, names: list[str], rounds: int = 21, min_sample: f
     return samples, skipped
 
 
+def _per_size(measure: Callable[..., tuple[Any, dict[str, str]]], quick: bool, sizes: list[str] | None,
+              table: dict[str, Contender]) -> Iterator[tuple[str, Any, dict[str, str]]]:
+    """(size, what `measure` (time_isolated or sample_isolated) gives, skipped contenders) per
+    size: S and M in quick mode (7 rounds), every size in full mode (31 rounds, longer samples)."""
+    for size in sizes or (["S", "M"] if quick else list(SIZES)):
+        measured, skipped = measure(size, list(table), rounds=7 if quick else 31,
+                                    min_sample=0.01 if quick else 0.05, settle=0.3, contenders=table)
+        yield size, measured, skipped
+
+
 def run_step_bench(quick: bool = True, sizes: list[str] | None = None,
                    contenders: dict[str, Contender] | None = None) -> list[dict[str, Any]]:
     """Rows of (size, contender, median us, ratio to the BLAS floor): one run per size,
     every contender in its own process, samples interleaved. `contenders` (graphnet's
     own by default) must include "blas_floor"."""
-    table = CONTENDERS if contenders is None else contenders
     rows = []
-    for size in sizes or (["S", "M"] if quick else list(SIZES)):
-        medians, skipped = time_isolated(size, list(table), rounds=7 if quick else 31,
-                                         min_sample=0.01 if quick else 0.05, settle=0.3, contenders=table)
+    for size, medians, skipped in _per_size(time_isolated, quick, sizes,
+                                            CONTENDERS if contenders is None else contenders):
         floor = medians["blas_floor"]
         for name, seconds in medians.items():
             rows.append({"size": size, "contender": name, "us": seconds * 1e6, "ratio": seconds / floor})
@@ -275,11 +283,9 @@ def run_rule_bench(quick: bool = True, sizes: list[str] | None = None,
     """Rows per (size, contender) of `RULE_CONTENDERS`: median us per step, `ratio` = the
     median over rounds of (step / BLAS floor in the same round), and `vs_adam` = ratio /
     adam's ratio (in-backward adam; the target for the other stateful rules is within 3%)."""
-    table = RULE_CONTENDERS if contenders is None else contenders
     rows = []
-    for size in sizes or (["S", "M"] if quick else list(SIZES)):
-        samples, skipped = sample_isolated(size, list(table), rounds=7 if quick else 31,
-                                           min_sample=0.01 if quick else 0.05, settle=0.3, contenders=table)
+    for size, samples, skipped in _per_size(sample_isolated, quick, sizes,
+                                            RULE_CONTENDERS if contenders is None else contenders):
         floor = samples["blas_floor"]
         ratios = {name: statistics.median(s / f for s, f in zip(values, floor)) for name, values in samples.items()}
         adam = ratios.get("adam")
