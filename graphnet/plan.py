@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
+from .contention import tick as contention_tick
 from .batch_checks import INT64, as_class_labels, as_dtype, check_labels
 from .errors import PlanError, did_you_mean
 from .lowering import PLANNED_KINDS, SGD_LEARNING_RATE, FusionDecision, Ref, Step
@@ -383,6 +384,7 @@ def min_batch(graph: Any, mode: str) -> tuple[int, str | None]:
 
 def _run_steps(steps: list[BoundStep], start: int, stop: int) -> float:
     """Call steps[start:stop] in order; the sum of what the loss steps return."""
+    contention_tick()  # fewer BLAS threads while other processes take cores (graphnet.contention)
     loss = 0.0
     for t in range(start, stop):
         fn, args, returns_loss = steps[t]

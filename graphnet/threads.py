@@ -9,10 +9,12 @@ thread that waits for a core the others are spinning on stalls every GEMM):
                                # or `graphnet --threads 1 COMMAND ...`
     gn.get_threads()           # -> 1, as threadpoolctl reports numpy's BLAS pool
 
-The default (GRAPHNET_THREADS unset or "auto"), applied by the first
-`gn.compile` of a process: one BLAS thread per core that the 1-minute load
-average leaves free, at least one; on a quiet machine the BLAS's own default
-is left alone.
+The default (GRAPHNET_THREADS unset or "auto", or `gn.set_threads("auto")`) adapts:
+the first `gn.compile` of a process starts with one BLAS thread per core that
+the 1-minute load average leaves free (on a quiet machine, the BLAS's own
+default), and from then on the governor of graphnet.contention follows the
+other processes' CPU use as plans run, down to one thread while they keep
+cores busy and back up when they stop. A count chosen explicitly stays put.
 
 The setting goes through threadpoolctl, which finds the BLAS libraries loaded
 in this process (OpenBLAS, MKL, BLIS) on every platform; it applies to the
@@ -32,21 +34,57 @@ from .errors import GraphnetError
 ENV_VAR = "GRAPHNET_THREADS"
 log = logging.getLogger("graphnet")
 
-_limits: list[object] = []  # the threadpool_limits objects in force (kept so they are not collected)
 _applied: list[int | None] = []  # the count set in this process ([None]: the BLAS default kept)
+_blas_default: list[int] = []  # numpy's BLAS thread count before graphnet changed it
+_controllers: list[list] = []  # threadpoolctl's controllers of the loaded BLAS libraries, found once
 
 
-def set_threads(count: int) -> int:
-    """Run numpy's BLAS (every BLAS library loaded) on `count` threads; returns the count
-    threadpoolctl then reports for numpy's BLAS. ValueError for count < 1."""
+def set_threads(count: int | str) -> int:
+    """Run numpy's BLAS (every BLAS library loaded) on `count` threads, or "auto": the
+    adaptive default (see above); returns the count threadpoolctl then reports for numpy's
+    BLAS. ValueError for anything else than an integer >= 1 or "auto"."""
+    if count == "auto":
+        _applied[:] = [None]
+        if _blas_controllers():
+            _limit_blas(_blas_default[0])  # all threads again; the governor takes away what others use
+        _start_governor()
+        return get_threads()
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-        raise ValueError(f"the thread count must be an integer >= 1, got {count!r}")
-    from threadpoolctl import threadpool_limits
+        raise ValueError(f"the thread count must be an integer >= 1 or 'auto', got {count!r}")
+    from . import contention
 
-    np.matmul(np.ones((2, 2)), np.ones((2, 2)))  # make sure numpy has loaded its BLAS
-    _limits[:] = [threadpool_limits(limits=int(count), user_api="blas")]
-    _applied[:] = [int(count)]  # an explicit choice: the default is not applied after it
+    contention.stop()  # an explicit choice: the governor does not change it
+    _limit_blas(int(count))
+    _applied[:] = [int(count)]  # the default is not applied after it
     return get_threads()
+
+
+def _blas_controllers() -> list:
+    if not _controllers:
+        from threadpoolctl import ThreadpoolController
+
+        np.matmul(np.ones((2, 2)), np.ones((2, 2)))  # make sure numpy has loaded its BLAS
+        libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+        _blas_default.append(max([library.get_num_threads() or 1 for library in libraries], default=1))
+        _controllers.append(libraries)
+    return _controllers[0]
+
+
+def _limit_blas(count: int) -> None:
+    for library in _blas_controllers():
+        library.set_num_threads(count)
+
+
+def _start_governor() -> None:
+    """Let the contention governor set the BLAS threads, up to the BLAS's own default count."""
+    from . import contention
+
+    if not _blas_controllers():
+        return
+    ceiling = _blas_default[0]
+    current = get_threads() or ceiling
+    if contention.start(ceiling, min(current, ceiling), _limit_blas) is None and current != ceiling:
+        _limit_blas(ceiling)
 
 
 def get_threads() -> int:
@@ -97,22 +135,25 @@ def _load_average() -> float | None:
 
 def apply_default_threads_once() -> int | None:
     """The first time it is called in a process (`gn.compile` calls it): $GRAPHNET_THREADS
-    when it is a count, else (unset or "auto") fewer BLAS threads than cores when the load
-    average says other processes keep cores busy, else nothing. Returns the count set, or
-    None; GraphnetError when the variable is malformed."""
+    when it is a count (kept from then on); else (unset or "auto") fewer BLAS threads than
+    cores when the load average says other processes keep cores busy, and the contention
+    governor from then on. Returns the count set, or None (the BLAS default kept for now);
+    GraphnetError when the variable is malformed."""
     if _applied:
         return _applied[0]
     count = threads_from_env()
-    if count is None:
-        load = _load_average()
-        cores = available_cores()
-        auto = cores if load is None else auto_threads(cores, load)
-        count = auto if auto < cores else None
-        if count is not None:
-            log.info("graphnet: load average %.2f on %d cores: BLAS on %d thread(s) "
-                     "(set %s to choose)", load, cores, count, ENV_VAR)
-    if count is None:
-        _applied.append(None)
-    else:
+    if count is not None:
         set_threads(count)
-    return count
+        return count
+    load = _load_average()
+    cores = available_cores()
+    auto = cores if load is None else auto_threads(cores, load)
+    if auto < cores and _blas_controllers():
+        log.info("graphnet: load average %.2f on %d cores: BLAS on %d thread(s) "
+                 "(set %s to choose)", load, cores, auto, ENV_VAR)
+        _limit_blas(auto)
+        _applied.append(auto)
+    else:
+        _applied.append(None)
+    _start_governor()
+    return _applied[0]

@@ -10,7 +10,7 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import graphnet as gn
-from graphnet import threads
+from graphnet import contention, threads
 from graphnet.blas import blas_info
 from graphnet.errors import GraphnetError
 
@@ -19,7 +19,7 @@ from graphnet.errors import GraphnetError
 def fresh_threads(monkeypatch):
     """No choice made yet in this process; BLAS limits restored afterwards."""
     monkeypatch.setattr(threads, "_applied", [])
-    monkeypatch.setattr(threads, "_limits", [])
+    monkeypatch.setattr(contention, "_governor", [])
     monkeypatch.delenv(threads.ENV_VAR, raising=False)
     with threadpool_limits(limits=None):  # restores the limits on exit
         yield
@@ -38,10 +38,23 @@ def test_set_threads_reaches_numpys_blas(fresh_threads, count):
     np.testing.assert_array_equal(A @ A, np.full((64, 64), 64, np.float32))
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, "automatic"])
 def test_set_threads_refuses_what_is_not_a_count(fresh_threads, bad):
-    with pytest.raises(ValueError, match="thread count must be an integer >= 1"):
+    with pytest.raises(ValueError, match="thread count must be an integer >= 1 or 'auto'"):
         gn.set_threads(bad)
+
+
+def test_an_explicit_count_stops_the_governor_and_auto_starts_it_again(fresh_threads):
+    threads.apply_default_threads_once()
+    started = contention.governor_status()
+    gn.set_threads(1)
+    assert contention.governor_status() is None or not contention.governor_status().active
+    gn.set_threads("auto")
+    status = contention.governor_status()
+    if started is None:  # one core, a BLAS of one thread, or no /proc: no governor to start
+        assert status is None
+    else:
+        assert status.active and status.ceiling == started.ceiling and status.threads == gn.get_threads()
 
 
 @pytest.mark.parametrize("text, expected", [("", None), ("auto", None), (" 3 ", 3), ("1", 1)])
