@@ -49,3 +49,31 @@ def test_a_network_the_mapping_does_not_cover_is_refused():
     run = script.gn.parse_run({**RUN, "network": {**RUN["network"], "l2": 1e-3}})
     with pytest.raises(SystemExit, match="l2 term is not mapped"):
         script.mlp_layers(run)
+
+
+class FakeContenders:
+    """Stands in for the child processes: records whose epoch ran when."""
+
+    turns: list[tuple[str, int]] = []
+
+    def __init__(self, names, run_path, epochs, initial_path):
+        self.children = {name: 0 for name in names if name != "absent"}
+        self.skipped = {"absent": "not installed (absent)"} if "absent" in names else {}
+        FakeContenders.turns = []
+
+    def epoch(self, name):
+        self.children[name] += 1
+        FakeContenders.turns.append((name, self.children[name]))
+        return {"epoch": self.children[name]}
+
+    def close(self):
+        pass
+
+
+def test_contenders_take_turns_epoch_by_epoch_in_a_rotated_order(monkeypatch):
+    monkeypatch.setattr(script, "Contenders", FakeContenders)
+    runs, skipped = script.train_taking_turns(["a", "absent", "b", "c"], "run.json", 3, None, settle=0)
+    assert FakeContenders.turns == [("a", 1), ("b", 1), ("c", 1), ("b", 2), ("c", 2), ("a", 2),
+                                    ("c", 3), ("a", 3), ("b", 3)]
+    assert runs == {name: [{"epoch": 1}, {"epoch": 2}, {"epoch": 3}] for name in "abc"}
+    assert skipped == {"absent": "not installed (absent)"}

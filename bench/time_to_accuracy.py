@@ -3,14 +3,18 @@
     python bench/time_to_accuracy.py [--run specs/fashion_mlp.json] [--epochs N]
                                      [--contenders graphnet torch_eager jax_jit]
 
-Each contender trains in its own process, one after the other (so none pays
-for another's imports, JIT caches or thread pools). Same model (the run
-file's network, dropout included), same initial weights (graphnet's, passed
-to the others in an .npz), same optimizer and per-iteration learning rate,
-same batch size, epochs and data order (one permutation per epoch from a
-shared seed). Only the training loop is timed; test accuracy is measured
-after every epoch, untimed. A contender whose library is missing is skipped
-with the reason. Writes bench/results/time_to_accuracy.json and .png.
+Each contender trains in its own process (so none pays for another's
+imports, JIT caches or thread pools), and the processes take turns epoch by
+epoch: epoch 1 of each, then epoch 2 of each (in a rotated order), and so on,
+with a pause before each turn so no thread pool still spins on the cores.
+A slow phase of a shared machine then hits every contender alike instead of
+whichever happened to run during it. Same model (the run file's network,
+dropout included), same initial weights (graphnet's, passed to the others in
+an .npz), same optimizer and per-iteration learning rate, same batch size,
+epochs and data order (one permutation per epoch from a shared seed). Only
+the training loop is timed; test accuracy is measured after every epoch,
+untimed. A contender whose library is missing is skipped with the reason.
+Writes bench/results/time_to_accuracy.json and .png.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -30,18 +35,23 @@ from graphnet.fileio import write_npz_atomic, write_text_atomic
 from graphnet.schedules import learning_rate_at
 from graphnet.training import load_data
 
+#: Idle time before each turn: a thread pool spins for a while after its work (OpenBLAS
+#: ~0.1 s here), and the contender whose turn comes must not share the cores with it.
+SETTLE_SECONDS = 0.2
 
-def graphnet_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray]) -> tuple[list[dict], dict]:
+
+Epochs = Iterator[dict]  # a contender's training, one epoch record per next()
+
+
+def graphnet_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray]) -> Epochs:
     settings = run.train
     net = gn.compile(run.network, batch_size=settings.batch_size, dtype="float32", seed=settings.seed)
-    initial = {name: net.params[name].copy() for name in net.params}
     hyper = {k: v for k, v in settings.optimizer.model_dump().items() if k != "rule"}
     opt = gn.Optimizer(net, settings.optimizer.rule, **hyper)
     X, y, B = data["X_train"], data["y_train"], settings.batch_size
-    print(f"graphnet: {gn.get_threads()} BLAS thread(s) (GRAPHNET_THREADS to choose)", flush=True)
+    log(f"graphnet: {gn.get_threads()} BLAS thread(s) (GRAPHNET_THREADS to choose)")
     per_epoch = math.ceil(len(X) / B)
     X_batch, y_batch = np.empty((B, X.shape[1]), X.dtype), np.empty(B, y.dtype)
-    records = []
     for epoch, order in enumerate(orders):
         start = time.perf_counter()
         for i in range(per_epoch):
@@ -54,12 +64,11 @@ def graphnet_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray]) -> tuple
             opt.step(X_batch[:n], y_batch[:n])
         seconds = time.perf_counter() - start
         accuracy = float((net.predict(data["X_test"], batch_size=1000) == data["y_test"]).mean())
-        records.append({"epoch": epoch + 1, "seconds": seconds, "test_accuracy": accuracy})
-        print(f"graphnet epoch {epoch + 1}: {seconds:.2f} s, test {100 * accuracy:.2f}%", flush=True)
-    return records, initial
+        log(f"graphnet epoch {epoch + 1}: {seconds:.2f} s, test {100 * accuracy:.2f}%")
+        yield {"epoch": epoch + 1, "seconds": seconds, "test_accuracy": accuracy}
 
 
-def torch_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: dict) -> list[dict]:
+def torch_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: dict) -> Epochs:
     import torch
 
     mlp_layers(run)  # refuses what this mapping does not cover
@@ -93,7 +102,6 @@ def torch_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: di
     X_test = torch.from_numpy(data["X_test"])
     per_epoch = math.ceil(len(X) / B)
     loss_fn = torch.nn.functional.cross_entropy
-    records = []
     for epoch, order in enumerate(orders):
         order_t = torch.from_numpy(order)
         model.train()
@@ -111,9 +119,8 @@ def torch_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: di
         model.eval()
         with torch.no_grad():
             accuracy = float((model(X_test).argmax(1).numpy() == data["y_test"]).mean())
-        records.append({"epoch": epoch + 1, "seconds": seconds, "test_accuracy": accuracy})
-        print(f"torch    epoch {epoch + 1}: {seconds:.2f} s, test {100 * accuracy:.2f}%", flush=True)
-    return records
+        log(f"torch    epoch {epoch + 1}: {seconds:.2f} s, test {100 * accuracy:.2f}%")
+        yield {"epoch": epoch + 1, "seconds": seconds, "test_accuracy": accuracy}
 
 
 def mlp_layers(run: gn.RunSpec) -> list[tuple]:
@@ -133,7 +140,7 @@ def mlp_layers(run: gn.RunSpec) -> list[tuple]:
     return layers
 
 
-def jax_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: dict) -> list[dict]:
+def jax_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: dict) -> Epochs:
     """The same recipe in JAX: a jitted step (forward, dropout, loss, grad, optax Adam with
     the learning rate injected per iteration)."""
     import jax
@@ -186,7 +193,6 @@ def jax_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: dict
     # executable per batch shape, the full batches and the last, smaller one
     compiled = {n: step.lower(params, state, X[:n], y[:n], key, jnp.float32(0)).compile()
                 for n in {B, len(X) - (per_epoch - 1) * B}}
-    records = []
     for epoch, order in enumerate(orders):
         start = time.perf_counter()
         for i in range(per_epoch):
@@ -198,9 +204,8 @@ def jax_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: dict
         loss.block_until_ready()
         seconds = time.perf_counter() - start
         accuracy = float((np.asarray(predict(params, X_test)) == data["y_test"]).mean())
-        records.append({"epoch": epoch + 1, "seconds": seconds, "test_accuracy": accuracy})
-        print(f"jax      epoch {epoch + 1}: {seconds:.2f} s, test {100 * accuracy:.2f}%", flush=True)
-    return records
+        log(f"jax      epoch {epoch + 1}: {seconds:.2f} s, test {100 * accuracy:.2f}%")
+        yield {"epoch": epoch + 1, "seconds": seconds, "test_accuracy": accuracy}
 
 
 def plot(results: dict, path: Path) -> None:
@@ -253,40 +258,92 @@ def initial_weights(run: gn.RunSpec) -> dict[str, np.ndarray]:
     return {name: net.params[name].copy() for name in net.params}
 
 
-def run_contender(name: str, run_path: str, epochs: int | None, initial_path: Path) -> list[dict]:
-    """Train `name` in this process (the child side of `train_in_own_process`)."""
+def contender_epochs(name: str, run_path: str, epochs: int | None, initial_path: Path) -> Epochs:
+    """Train `name` in this process, one epoch per next() (the child side of `Contenders`)."""
     run = load_run(run_path, epochs)
     data, orders = prepare(run)
     if name == "graphnet":
-        return graphnet_run(run, data, orders)[0]
+        return graphnet_run(run, data, orders)
     with np.load(initial_path) as stored:
         initial = {key: stored[key] for key in stored.files}
     return (torch_run if name == "torch_eager" else jax_run)(run, data, orders, initial)
 
 
-def train_in_own_process(name: str, run_path: str, epochs: int | None, initial_path: Path,
-                         workdir: Path) -> list[dict] | str:
-    """The epoch records of contender `name` trained in a child process, or why it was skipped."""
-    out = workdir / f"{name}.json"
-    command = [sys.executable, __file__, "--child", name, "--run", run_path, "--initial", str(initial_path),
-               "--child-out", str(out)] + (["--epochs", str(epochs)] if epochs else [])
-    done = subprocess.run(command)
-    if done.returncode != 0:
-        raise SystemExit(f"{name} failed (exit {done.returncode})")
-    return json.loads(out.read_text())
+def log(line: str) -> None:
+    """Progress of a child: on stderr (its stdout answers the parent)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def child_main(args: argparse.Namespace) -> int:
+    """Say {"ready": true} (or {"skipped": reason}), then train one epoch per line read on
+    stdin and answer each with its record, one JSON line each."""
     module = _MODULES.get(args.child)
     if module is not None:
         try:
             __import__(module)
         except ImportError:
-            write_text_atomic(args.child_out, json.dumps(f"not installed ({module})"))
+            print(json.dumps({"skipped": f"not installed ({module})"}), flush=True)
             return 0
-    records = run_contender(args.child, args.run, args.epochs, args.initial)
-    write_text_atomic(args.child_out, json.dumps(records))
+    training = iter(contender_epochs(args.child, args.run, args.epochs, args.initial))
+    print(json.dumps({"ready": True}), flush=True)
+    for _ in sys.stdin:
+        print(json.dumps(next(training)), flush=True)
     return 0
+
+
+class Contenders:
+    """One child process per contender, started (and made ready) one after the other."""
+
+    def __init__(self, names: list[str], run_path: str, epochs: int | None, initial_path: Path):
+        self.children: dict[str, subprocess.Popen] = {}
+        self.skipped: dict[str, str] = {}
+        for name in names:
+            command = [sys.executable, __file__, "--child", name, "--run", run_path,
+                       "--initial", str(initial_path)] + (["--epochs", str(epochs)] if epochs else [])
+            child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            answer = self._answer(name, child)
+            if "skipped" in answer:
+                child.wait()
+                self.skipped[name] = answer["skipped"]
+            else:
+                self.children[name] = child
+
+    @staticmethod
+    def _answer(name: str, child: subprocess.Popen) -> dict:
+        line = child.stdout.readline()
+        if not line:
+            raise SystemExit(f"{name} failed (exit {child.wait()})")
+        return json.loads(line)
+
+    def epoch(self, name: str) -> dict:
+        """Let `name` train its next epoch; its record."""
+        child = self.children[name]
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        return self._answer(name, child)
+
+    def close(self) -> None:
+        for child in self.children.values():
+            child.stdin.close()
+            child.wait()
+
+
+def train_taking_turns(names: list[str], run_path: str, epochs: int, initial_path: Path,
+                       settle: float = SETTLE_SECONDS) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """Every contender's epoch records, trained epoch by epoch in turn (the order rotated
+    every epoch, a pause of `settle` s before each turn), and the skipped ones with the reason."""
+    contenders = Contenders(names, run_path, epochs, initial_path)
+    runs: dict[str, list[dict]] = {name: [] for name in contenders.children}
+    try:
+        order = list(contenders.children)
+        for epoch in range(epochs):
+            first = epoch % len(order) if order else 0
+            for name in order[first:] + order[:first]:
+                time.sleep(settle)
+                runs[name].append(contenders.epoch(name))
+    finally:
+        contenders.close()
+    return runs, contenders.skipped
 
 
 def summary_line(name: str, records: list[dict]) -> str:
@@ -305,7 +362,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for time_to_accuracy.json and .png")
     parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--initial", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child_main(args)
@@ -314,16 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"run": args.run, "epochs": run.train.epochs, "batch_size": run.train.batch_size,
                      "runs": {}, "skipped": {}}
     with tempfile.TemporaryDirectory(prefix="graphnet-tta-") as folder:
-        workdir = Path(folder)
-        initial_path = workdir / "initial.npz"
+        initial_path = Path(folder) / "initial.npz"
         write_npz_atomic(initial_path, initial_weights(run))
-        for name in contenders:
-            outcome = train_in_own_process(name, args.run, args.epochs, initial_path, workdir)
-            if isinstance(outcome, str):
-                print(f"{name}: skipped, {outcome}")
-                results["skipped"][name] = outcome
-            else:
-                results["runs"][name] = outcome
+        results["runs"], results["skipped"] = train_taking_turns(contenders, args.run, run.train.epochs,
+                                                                 initial_path)
+    for name, reason in results["skipped"].items():
+        print(f"{name}: skipped, {reason}")
     for name, records in results["runs"].items():
         print(summary_line(name, records))
     args.out.mkdir(parents=True, exist_ok=True)
