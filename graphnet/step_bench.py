@@ -68,16 +68,8 @@ def graphnet_step(problem: Problem, backend: str, fuse_update: bool = True, rule
                   clip_norm: float | None = None) -> Callable[[], Any]:
     import graphnet as gn
 
-    layers = []
-    for units in problem.dims[1:-1]:
-        layers.append({"op": "affine", "units": units, "activation": "relu"})
-    layers.append({"op": "affine", "units": problem.dims[-1]})
-    spec = gn.sequential(layers, input_shape=[problem.dims[0]], classes=problem.dims[-1], name="mlp")
-    net = gn.compile(spec, batch_size=problem.batch, dtype="float32", backend=backend)
-    names = [name for name in net.params]  # affine1.W, affine2.W, ... then biases
-    weights = {f"affine{i // 2 + 1}.{'W' if i % 2 == 0 else 'b'}": w for i, w in enumerate(problem.weights)}
-    for name in names:
-        net.params[name] = weights[name]
+    net = _compile_problem(problem, backend)
+    weights = _named_weights(problem)
     optimizer = gn.Optimizer(net, rule, learning_rate=LEARNING_RATE, fuse_update=fuse_update, clip_norm=clip_norm)
     X, y = problem.X, problem.y
     sgd_step = optimizer.step
@@ -87,6 +79,23 @@ def graphnet_step(problem: Problem, backend: str, fuse_update: bool = True, rule
 
     step.weights = lambda: [net.params[name].copy() for name in weights]  # type: ignore[attr-defined]
     return step
+
+
+def _named_weights(problem: Problem) -> dict[str, np.ndarray]:
+    return {f"affine{i // 2 + 1}.{'W' if i % 2 == 0 else 'b'}": w for i, w in enumerate(problem.weights)}
+
+
+def _compile_problem(problem: Problem, backend: str = "numba") -> Any:
+    """The problem's MLP (ReLU hidden layers, softmax cross-entropy), compiled, with its weights."""
+    import graphnet as gn
+
+    layers = [{"op": "affine", "units": units, "activation": "relu"} for units in problem.dims[1:-1]]
+    layers.append({"op": "affine", "units": problem.dims[-1]})
+    spec = gn.sequential(layers, input_shape=[problem.dims[0]], classes=problem.dims[-1], name="mlp")
+    net = gn.compile(spec, batch_size=problem.batch, dtype="float32", backend=backend)
+    for name, value in _named_weights(problem).items():
+        net.params[name] = value
+    return net
 
 
 def blas_floor_step(problem: Problem) -> Callable[[], Any]:
@@ -110,6 +119,25 @@ def blas_floor_step(problem: Problem) -> Callable[[], Any]:
     return step
 
 
+def update_only_step(problem: Problem, rule: str = "adam") -> Callable[[], Any]:
+    """Only `rule`'s update kernel over the flat buffers of the problem's network (gradients
+    written once beforehand): what a stateful rule adds to a step at the least, the same
+    work in a separate pass or inside backward."""
+    import graphnet as gn
+
+    net = _compile_problem(problem)
+    optimizer = gn.Optimizer(net, rule, learning_rate=LEARNING_RATE, fuse_update=False)
+    net.train_step(problem.X, problem.y)
+    apply = optimizer.apply
+
+    def update() -> None:
+        apply()
+
+    update.weights = lambda: [net.params[name].copy() for name in _named_weights(problem)]  # type: ignore[attr-defined]
+    update.grads = lambda: [net.grads[name].copy() for name in _named_weights(problem)]  # type: ignore[attr-defined]
+    return update
+
+
 Contender = Callable[[Problem], Callable[[], Any]]  # builds a zero-argument step; module-level, so it pickles
 
 CONTENDERS: dict[str, Contender] = {
@@ -130,12 +158,13 @@ def rule_contenders() -> dict[str, Contender]:
     """The floor, then per rule: `<rule>` (updated inside backward: sgd in its GEMMs, the
     others right after each backward step) and `<rule>_separate` (gradients, then one
     update pass over the flat buffers); `adam_clip`: adam with clipping (norm first, so
-    the separate pass)."""
+    the separate pass); `adam_update_only`: the Adam kernel alone, no GEMM."""
     table: dict[str, Contender] = {"blas_floor": blas_floor_step}
     for rule in STEP_RULES:
         table[rule] = partial(graphnet_step, backend="numba", rule=rule)
         table[f"{rule}_separate"] = partial(graphnet_step, backend="numba", rule=rule, fuse_update=False)
     table["adam_clip"] = partial(graphnet_step, backend="numba", rule="adam", clip_norm=UNREACHED_CLIP_NORM)
+    table["adam_update_only"] = update_only_step
     return table
 
 

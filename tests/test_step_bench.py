@@ -112,3 +112,17 @@ def test_run_rule_bench_reports_medians_of_per_round_ratios(monkeypatch):
     assert rows["blas_floor"]["us"] == pytest.approx(2e6)
     assert rows["rmsprop"]["ratio"] is None and rows["rmsprop"]["skipped"] == "ValueError: x"
     assert "x adam" in step_bench.format_step_table(list(rows.values()))
+
+
+def test_the_update_only_contender_runs_one_adam_update_and_no_gemm():
+    problem = make_problem("S", seed=3)
+    steps, skipped = build_contenders(problem, ["adam_update_only"], step_bench.RULE_CONTENDERS)
+    update = steps["adam_update_only"]
+    grads = update.grads()
+    update()  # Adam's first step moves each weight by lr * g / (|g| + eps): about lr against its gradient
+    for before, after, grad in zip(problem.weights, update.weights(), grads, strict=True):
+        g = grad.astype(np.float64)
+        expected = before - step_bench.LEARNING_RATE * g / (np.abs(g) + 1e-8)
+        np.testing.assert_allclose(after, expected, rtol=0, atol=1e-7)
+        assert np.abs(before - after).max() > 0.9 * step_bench.LEARNING_RATE
+    assert [g.tolist() for g in update.grads()] == [g.tolist() for g in grads]  # no backward pass ran
