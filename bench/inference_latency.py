@@ -7,8 +7,8 @@ own process, interleaved.
 
 Contenders (missing libraries are skipped with the reason):
 - graphnet: `net.forward(X)` as shipped (hot path, small-batch kernel up to
-  graphnet.ops.affine.SMALL_BATCH_ROWS rows);
-- graphnet_gemm: the hot path with the small-batch kernel off (BLAS at every size);
+  graphnet.ops.affine.SMALL_BATCH_ROWS rows, packed-weight kernel up to PACKED_MAX_ROWS);
+- graphnet_gemm: the hot path with the small-batch and packed kernels off (BLAS at every size);
 - graphnet_general: the path before the hot path existed (checks, plan
   lookup and binding on every call) with BLAS at every size;
 - ort: ONNX Runtime on `net.to_onnx()`, intra_op_num_threads = --threads,
@@ -74,6 +74,7 @@ def _graphnet(config: dict, general: bool, small_batch: bool) -> dict:
         gn.set_threads(config["threads"])
     if not small_batch:
         affine_op.SMALL_BATCH_ROWS = 0
+        affine_op.PACKED_MAX_ROWS = 0
     weights, batches = problem(config)
     net = graphnet_net(config, weights)
     forward = net._forward_general if general else net.forward
@@ -82,7 +83,8 @@ def _graphnet(config: dict, general: bool, small_batch: bool) -> dict:
 
     return {"calls": calls, "outputs": calls,
             "info": {"blas": str(blas_info()), "threads": gn.get_threads(),
-                     "small_batch_rows": affine_op.SMALL_BATCH_ROWS}}
+                     "small_batch_rows": affine_op.SMALL_BATCH_ROWS,
+                     "packed_max_rows": affine_op.PACKED_MAX_ROWS}}
 
 
 def _bound(fn: Callable[[Any], Any], X: Any) -> Callable[[], Any]:
