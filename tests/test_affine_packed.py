@@ -44,6 +44,7 @@ def packed_from_two_rows(monkeypatch):
     monkeypatch.setattr(affine_op, "SMALL_BATCH_ROWS", 1)
     monkeypatch.setattr(affine_op, "SMALL_WORK", 0)
     monkeypatch.setattr(affine_op, "PACKED_MAX_ROWS", 8)
+    monkeypatch.setattr(affine_op, "PACKED_SERIAL_WORK", 10**9)
 
 
 # ---- the kernel -----------------------------------------------------------------------------
@@ -95,11 +96,13 @@ def spying_backend(name: str, calls: list[tuple[str, int]]) -> types.SimpleNames
 
 
 @needs_numba
-@pytest.mark.parametrize("parallel_work, packed", [(0, "affine_packed_forward_parallel"),
-                                                   (10**9, "affine_packed_forward")])
+@pytest.mark.parametrize("parallel, packed", [(True, "affine_packed_forward_parallel"),
+                                              (False, "affine_packed_forward")])
 def test_inference_runs_the_packed_kernel_between_the_small_kernel_and_the_gemm(
-        packed_from_two_rows, monkeypatch, parallel_work, packed):
-    monkeypatch.setattr(affine_op, "PACKED_PARALLEL_WORK", parallel_work)
+        packed_from_two_rows, monkeypatch, parallel, packed):
+    monkeypatch.setattr(affine_op, "PACKED_PARALLEL", parallel)
+    monkeypatch.setattr(affine_op, "PACKED_PARALLEL_WORK", 0)
+    monkeypatch.setattr(affine_op, "_numba_threads", lambda: 2)
     calls: list[tuple[str, int]] = []
     net = mlp()
     net.kernels = spying_backend("numba", calls)
@@ -109,6 +112,18 @@ def test_inference_runs_the_packed_kernel_between_the_small_kernel_and_the_gemm(
     small = [("affine_small_forward", 1)] * 3
     assert calls == small + [(packed, n) for n in (2, 5, 8) for _ in range(3)]  # 16 rows: GEMMs
     assert "affine_packed_forward up to 8" in net.describe("infer")
+
+
+@needs_numba
+def test_serial_packed_kernel_only_on_layers_of_little_work(packed_from_two_rows, monkeypatch):
+    monkeypatch.setattr(affine_op, "PACKED_SERIAL_WORK", 4 * 19 * 5)  # the 19x5 layer up to 4 rows
+    calls: list[tuple[str, int]] = []
+    net = mlp()
+    net.kernels = spying_backend("numba", calls)
+    for n in (2, 4, 5):
+        X = batch(n, seed=n)
+        np.testing.assert_allclose(net.forward(X), reference(net, X), rtol=1e-4, atol=1e-5)
+    assert calls == [("affine_packed_forward", 2), ("affine_packed_forward", 4)]
 
 
 def test_the_numpy_backend_keeps_the_gemm(packed_from_two_rows):
