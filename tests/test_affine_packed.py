@@ -146,7 +146,10 @@ def test_training_never_runs_the_packed_kernel(packed_from_two_rows):
 
 
 @needs_numba
-def test_packed_inference_allocates_only_its_result(packed_from_two_rows):
+@pytest.mark.parametrize("parallel", [False, True])
+def test_packed_inference_allocates_only_its_result(packed_from_two_rows, monkeypatch, parallel):
+    monkeypatch.setattr(affine_op, "PACKED_PARALLEL", parallel)
+    monkeypatch.setattr(affine_op, "PACKED_PARALLEL_WORK", 0)
     net = mlp()
     X = batch(5)
     net.forward(X)  # binds the hot path and packs the weights
