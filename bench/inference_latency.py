@@ -7,8 +7,10 @@ own process, interleaved.
 
 Contenders (missing libraries are skipped with the reason):
 - graphnet: `net.forward(X)` as shipped (hot path, small-batch kernel up to
-  graphnet.ops.affine.SMALL_BATCH_ROWS rows);
-- graphnet_gemm: the hot path with the small-batch kernel off (BLAS at every size);
+  graphnet.ops.affine.SMALL_BATCH_ROWS rows, packed-weight kernel up to PACKED_MAX_ROWS);
+- graphnet_threads: as graphnet, with graphnet.ops.affine.PACKED_PARALLEL on (the
+  packed kernel on numba's threads up to PACKED_MAX_ROWS rows);
+- graphnet_gemm: the hot path with the small-batch and packed kernels off (BLAS at every size);
 - graphnet_general: the path before the hot path existed (checks, plan
   lookup and binding on every call) with BLAS at every size;
 - ort: ONNX Runtime on `net.to_onnx()`, intra_op_num_threads = --threads,
@@ -66,7 +68,7 @@ def graphnet_net(config: dict, weights: list[np.ndarray]) -> Any:
     return net
 
 
-def _graphnet(config: dict, general: bool, small_batch: bool) -> dict:
+def _graphnet(config: dict, general: bool, small_batch: bool, threaded: bool = False) -> dict:
     import graphnet as gn
     import graphnet.ops.affine as affine_op
 
@@ -74,6 +76,8 @@ def _graphnet(config: dict, general: bool, small_batch: bool) -> dict:
         gn.set_threads(config["threads"])
     if not small_batch:
         affine_op.SMALL_BATCH_ROWS = 0
+        affine_op.PACKED_MAX_ROWS = 0
+    affine_op.PACKED_PARALLEL = threaded
     weights, batches = problem(config)
     net = graphnet_net(config, weights)
     forward = net._forward_general if general else net.forward
@@ -82,7 +86,8 @@ def _graphnet(config: dict, general: bool, small_batch: bool) -> dict:
 
     return {"calls": calls, "outputs": calls,
             "info": {"blas": str(blas_info()), "threads": gn.get_threads(),
-                     "small_batch_rows": affine_op.SMALL_BATCH_ROWS}}
+                     "small_batch_rows": affine_op.SMALL_BATCH_ROWS,
+                     "packed_max_rows": affine_op.PACKED_MAX_ROWS, "packed_parallel": threaded}}
 
 
 def _bound(fn: Callable[[Any], Any], X: Any) -> Callable[[], Any]:
@@ -91,6 +96,10 @@ def _bound(fn: Callable[[Any], Any], X: Any) -> Callable[[], Any]:
 
 def graphnet_contender(config: dict) -> dict:
     return _graphnet(config, general=False, small_batch=True)
+
+
+def graphnet_threads_contender(config: dict) -> dict:
+    return _graphnet(config, general=False, small_batch=True, threaded=True)
 
 
 def graphnet_gemm_contender(config: dict) -> dict:
@@ -179,6 +188,7 @@ def numpy_gemms_contender(config: dict) -> dict:
 
 CONTENDERS: dict[str, Callable[[dict], dict]] = {
     "graphnet": graphnet_contender,
+    "graphnet_threads": graphnet_threads_contender,
     "graphnet_gemm": graphnet_gemm_contender,
     "graphnet_general": graphnet_general_contender,
     "ort": ort_contender,

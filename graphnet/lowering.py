@@ -81,6 +81,11 @@ class Step:
 # (what `LowerContext.update_in_backward` hands an op).
 SGD_LEARNING_RATE = Ref("fixed", "(sgd).learning_rate", (1,))
 
+# The one-element int64 array a plan's steps read the parameters' version from
+# (`ParameterStore.version`): a step that keeps a derived copy of a parameter
+# (a packed weight) refreshes it when the version moved.
+PARAMS_VERSION = Ref("fixed", "(params).version", (1,))
+
 
 class _Alias:
     """Marker returned by a forward hook whose output is a view of its input."""

@@ -133,6 +133,7 @@ class Optimizer:
             if norm > self.clip_norm:
                 self._scale(grads, self.clip_norm / norm)
         self.t += 1
+        self.net.store.touch()
         self._update(self.net.store.values, grads, *self.slots.values(), *self._kernel_args(self.t))
 
     def state_dict(self) -> dict[str, Any]:

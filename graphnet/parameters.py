@@ -46,6 +46,8 @@ class ParameterStore:
         self.slots, total = _layout([(p.name, p.shape) for p in params])
         self.regularized_size = sum(p.size for p in params if p.decl.regularized)
         self.values = np.zeros(total, self.dtype)
+        # Counts the changes the inference plans' packed weight copies must see (see touch).
+        self.version = np.zeros(1, np.int64)
         self.grads = np.zeros(total, self.dtype)
         self.state_decls = {s.name: s.decl for s in graph.state}
         self.state_slots, state_total = _layout([(s.name, s.shape) for s in graph.state])
@@ -60,8 +62,16 @@ class ParameterStore:
         return list(self.slots)
 
     def view(self, name: str) -> np.ndarray:
+        """The live view of parameter `name`; counts as a change (the caller may write to it)."""
+        self.touch()
         slot = self.slots[name]
         return self.values[slot.start:slot.stop].reshape(slot.shape)
+
+    def touch(self) -> None:
+        """Record that the parameter values may have changed: eval plans that keep a packed copy
+        of a weight (graphnet.ops.affine) re-pack it before their next use. Every writer of
+        `values` calls this: views handed out, training plans, optimizers, broadcasts."""
+        self.version[0] += 1
 
     def grad_view(self, name: str) -> np.ndarray:
         slot = self.slots[name]

@@ -18,7 +18,7 @@ import numpy as np
 from .contention import tick as contention_tick
 from .batch_checks import INT64, as_class_labels, as_dtype, check_labels
 from .errors import PlanError, did_you_mean
-from .lowering import PLANNED_KINDS, SGD_LEARNING_RATE, FusionDecision, Ref, Step
+from .lowering import PARAMS_VERSION, PLANNED_KINDS, SGD_LEARNING_RATE, FusionDecision, Ref, Step
 from .parameters import ParameterStore
 
 if TYPE_CHECKING:  # the compiler builds plans: at run time this module does not import it
@@ -77,6 +77,8 @@ class Plan:
         self.updates_params = bool(schedule.updated_params)
         self.param_updates: Any = None  # a train_update plan's graphnet.compiler.updates.ParamUpdates
         self.learning_rate_cell: np.ndarray | None = self._fixed.get(SGD_LEARNING_RATE.name)
+        if PARAMS_VERSION.name in self._fixed:
+            self._fixed[PARAMS_VERSION.name] = store.version
         # A train-mode forward writes the running statistics: they are saved here before a
         # run and put back when the run fails, so a step changes them only when it succeeds.
         self._state_backup: np.ndarray | None = \
@@ -281,6 +283,8 @@ class Plan:
             except PlanError as error:  # admit(), inlined: this is the training hot path
                 n, inputs, labels = self._admit_converted(inputs, labels, error)
         binding = self._bind_batch(n, inputs, labels)
+        if self.mode == "train":  # its steps (SGD in backward, updates) may change the parameters
+            self.store.touch()
         backup = self._state_backup
         if backup is None:
             return self._run_binding(binding, labels, n)

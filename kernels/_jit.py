@@ -86,6 +86,20 @@ def kernel(fn: Callable) -> Callable:
     return dispatcher
 
 
+def parallel_kernel(fn: Callable) -> Callable:
+    """Compile `fn` as a cached numba kernel whose `prange` loops run on numba's
+    thread pool (see README "Flags, and why" for when that pays)."""
+    if not HAVE_NUMBA:
+        return _missing(fn)
+    dispatcher = numba.njit(parallel=True, **JIT_OPTIONS)(fn)
+    dispatcher._cache = LibraryKeyedCache(fn)
+    return dispatcher
+
+
+#: numba.prange inside kernels (plain range without numba, where kernels never run).
+prange = numba.prange if HAVE_NUMBA else range
+
+
 def helper(fn: Callable) -> Callable:
     """Compile `fn` as an njit helper inlined into the kernels calling it."""
     if not HAVE_NUMBA:

@@ -21,6 +21,8 @@ KERNEL_MODULES: dict[str, str] = {
     "bias_act_forward": "affine",
     "act_bias_backward": "affine",
     "affine_small_forward": "affine",
+    "affine_packed_forward": "affine",
+    "affine_packed_forward_parallel": "affine",
     "act_forward": "activations",
     "act_backward": "activations",
     "softmax_forward": "softmax",

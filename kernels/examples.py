@@ -114,6 +114,16 @@ EXAMPLES: dict[str, Example] = {
                             _e((s[0], 5), t)),
         outputs=(5,), act_arg=3,
     ),
+    "affine_packed_forward": Example(  # X (N, D) @ WT (7, D).T + b (7,) -> Y (N, 7)
+        lambda r, t, s, a: (_randn(r, s, t), _randn(r, (7, s[1]), t, 0.5), _randn(r, (7,), t), a, 0.1,
+                            _e((s[0], 7), t)),
+        outputs=(5,), act_arg=3,
+    ),
+    "affine_packed_forward_parallel": Example(
+        lambda r, t, s, a: (_randn(r, s, t), _randn(r, (7, s[1]), t, 0.5), _randn(r, (7,), t), a, 0.1,
+                            _e((s[0], 7), t)),
+        outputs=(5,), act_arg=3,
+    ),
     "act_forward": Example(
         lambda r, t, s, a: (_randn(r, s, t, 3.0), a, 0.1, _e(s, t)),
         outputs=(3,), aliases=((3, 0),), act_arg=1, any_shape=True,

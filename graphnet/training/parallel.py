@@ -220,6 +220,7 @@ def _set_up(world: World, run: RunSpec | str | Path | None, *, out: str | Path |
 def _same_start_everywhere(world: World, loop: DataParallelLoop, resume: bool) -> None:
     """Every rank starts from rank 0's parameters and optimizer state; each draws its own dropout masks."""
     world.broadcast_into(loop.net.store.values)
+    loop.net.store.touch()
     for buffer in loop.optimizer.slots.values():
         world.broadcast_into(buffer)
     if world.size > 1 and not (world.is_root and resume and loop.resumed):

@@ -1,0 +1,223 @@
+"""The packed-weight inference kernel (affine_packed_forward) and the eval-mode affine
+step that runs it on a copy of W transposed once (graphnet.ops.affine.packed_affine)."""
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+import graphnet.ops.affine as affine_op
+from graphnet.kernels import KERNEL_NAMES, available_backends, get_backend
+from graphnet.optimizer import Optimizer
+
+from .allocations import counting_numpy_allocations
+
+PACKED = ("affine_packed_forward", "affine_packed_forward_parallel")
+needs_numba = pytest.mark.skipif("numba" not in available_backends(), reason="numba is not installed")
+
+
+def mlp(backend: str = "numba", batch_size: int = 16, dtype: str = "float32", seed: int = 3) -> gn.CompiledNetwork:
+    layers = [{"op": "affine", "units": 37, "activation": "relu"},
+              {"op": "affine", "units": 19, "activation": "tanh"},
+              {"op": "affine", "units": 5}]
+    spec = gn.sequential(layers, input_shape=[23], classes=5, name="mlp")
+    return gn.compile(spec, batch_size=batch_size, dtype=dtype, backend=backend, seed=seed)
+
+
+def batch(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, 23)).astype(np.float32)
+
+
+def reference(net: gn.CompiledNetwork, X: np.ndarray) -> np.ndarray:
+    """The network in float64 NumPy, from its parameters."""
+    h = X.astype(np.float64)
+    for i, act in enumerate((lambda z: np.maximum(z, 0), np.tanh, lambda z: z), start=1):
+        h = act(h @ net.params[f"affine{i}.W"].astype(np.float64) + net.params[f"affine{i}.b"])
+    return h
+
+
+@pytest.fixture
+def packed_from_two_rows(monkeypatch):
+    """Inference runs affine_small_forward at one row, affine_packed_forward from 2 to 8 rows."""
+    monkeypatch.setattr(affine_op, "SMALL_BATCH_ROWS", 1)
+    monkeypatch.setattr(affine_op, "SMALL_WORK", 0)
+    monkeypatch.setattr(affine_op, "PACKED_MAX_ROWS", 8)
+    monkeypatch.setattr(affine_op, "PACKED_SERIAL_WORK", 10**9)
+
+
+# ---- the kernel -----------------------------------------------------------------------------
+
+
+@needs_numba
+@pytest.mark.parametrize("name", PACKED)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [1, 3, 4, 9, 32])
+@pytest.mark.parametrize("shape", [(784, 512), (13, 37), (1, 9), (70, 1), (5, 10), (256, 10)])
+def test_packed_kernel_matches_its_numpy_twin(name, dtype, n, shape):
+    rng = np.random.default_rng(n)
+    d, h = shape
+    X = rng.standard_normal((n, d)).astype(dtype)
+    WT = (rng.standard_normal((h, d)) / np.sqrt(d)).astype(dtype)
+    b = rng.standard_normal(h).astype(dtype)
+    for act in range(5):
+        got, expected = np.full((n, h), np.nan, dtype), np.full((n, h), np.nan, dtype)
+        get_backend("numba")[name](X, WT, b, act, 0.1, got)
+        get_backend("numpy")[name](X, WT, b, act, 0.1, expected)
+        tol = dict(rtol=1e-5, atol=1e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got, expected, **tol, err_msg=f"act {act}")
+
+
+@needs_numba
+@pytest.mark.parametrize("name", PACKED)
+def test_packed_kernel_refuses_mismatched_shapes(name):
+    X, WT, b = np.ones((3, 4), np.float32), np.ones((5, 4), np.float32), np.ones(5, np.float32)
+    with pytest.raises(ValueError, match="affine_packed_forward"):
+        get_backend("numba")[name](X, WT.T.copy(), b, 0, 0.0, np.empty((3, 5), np.float32))
+    with pytest.raises(ValueError, match="affine_packed_forward"):
+        get_backend("numba")[name](X, WT, b, 0, 0.0, np.empty((3, 4), np.float32))
+
+
+# ---- where inference runs it ----------------------------------------------------------------
+
+
+def spying_backend(name: str, calls: list[tuple[str, int]]) -> types.SimpleNamespace:
+    """The kernels of backend `name`, recording (kernel, rows) of every affine inference kernel call."""
+    backend = get_backend(name)
+    kernels = types.SimpleNamespace(name=backend.name, **{k: getattr(backend, k) for k in KERNEL_NAMES})
+    for kernel in ("affine_small_forward", *PACKED):
+        def spy(X, *args, kernel=kernel):
+            calls.append((kernel, X.shape[0]))
+            backend[kernel](X, *args)
+
+        setattr(kernels, kernel, spy)
+    return kernels
+
+
+@needs_numba
+@pytest.mark.parametrize("parallel, packed", [(True, "affine_packed_forward_parallel"),
+                                              (False, "affine_packed_forward")])
+def test_inference_runs_the_packed_kernel_between_the_small_kernel_and_the_gemm(
+        packed_from_two_rows, monkeypatch, parallel, packed):
+    monkeypatch.setattr(affine_op, "PACKED_PARALLEL", parallel)
+    monkeypatch.setattr(affine_op, "PACKED_PARALLEL_WORK", 0)
+    monkeypatch.setattr(affine_op, "_numba_threads", lambda: 2)
+    calls: list[tuple[str, int]] = []
+    net = mlp()
+    net.kernels = spying_backend("numba", calls)
+    for n in (1, 2, 5, 8, 16):
+        X = batch(n, seed=n)
+        np.testing.assert_allclose(net.forward(X), reference(net, X), rtol=1e-4, atol=1e-5)
+    small = [("affine_small_forward", 1)] * 3
+    assert calls == small + [(packed, n) for n in (2, 5, 8) for _ in range(3)]  # 16 rows: GEMMs
+    assert "affine_packed_forward up to 8" in net.describe("infer")
+
+
+@needs_numba
+def test_serial_packed_kernel_only_on_layers_of_little_work(packed_from_two_rows, monkeypatch):
+    monkeypatch.setattr(affine_op, "PACKED_SERIAL_WORK", 4 * 19 * 5)  # the 19x5 layer up to 4 rows
+    calls: list[tuple[str, int]] = []
+    net = mlp()
+    net.kernels = spying_backend("numba", calls)
+    for n in (2, 4, 5):
+        X = batch(n, seed=n)
+        np.testing.assert_allclose(net.forward(X), reference(net, X), rtol=1e-4, atol=1e-5)
+    assert calls == [("affine_packed_forward", 2), ("affine_packed_forward", 4)]
+
+
+def test_the_numpy_backend_keeps_the_gemm(packed_from_two_rows):
+    calls: list[tuple[str, int]] = []
+    net = mlp("numpy")
+    net.kernels = spying_backend("numpy", calls)
+    X = batch(5)
+    np.testing.assert_allclose(net.forward(X), reference(net, X), rtol=1e-4, atol=1e-5)
+    assert calls == []
+
+
+@needs_numba
+def test_training_never_runs_the_packed_kernel(packed_from_two_rows):
+    calls: list[tuple[str, int]] = []
+    net = mlp()
+    net.kernels = spying_backend("numba", calls)
+    net.train_step(batch(5), np.array([0, 1, 2, 3, 4]))
+    net.evaluate_loss(batch(5), np.array([0, 1, 2, 3, 4]), mode="train")
+    assert calls == []
+
+
+@needs_numba
+@pytest.mark.parametrize("parallel", [False, True])
+def test_packed_inference_allocates_only_its_result(packed_from_two_rows, monkeypatch, parallel):
+    monkeypatch.setattr(affine_op, "PACKED_PARALLEL", parallel)
+    monkeypatch.setattr(affine_op, "PACKED_PARALLEL_WORK", 0)
+    net = mlp()
+    X = batch(5)
+    net.forward(X)  # binds the hot path and packs the weights
+    net.forward(X)
+    with counting_numpy_allocations() as sizes:
+        net.forward(X)
+    assert sizes == [5 * 5 * 4]  # the (5, 5) float32 copy it returns
+
+
+# ---- the packed copy follows the weights ----------------------------------------------------
+
+
+def assign(net, rng):
+    net.params["affine1.W"] = rng.standard_normal(net.params["affine1.W"].shape)
+
+
+def write_through_a_view(net, rng):
+    net.params["affine2.W"][3:7] *= -2.0
+
+
+def load_state_dict(net, rng):
+    state = net.state_dict()
+    net.load_state_dict({name: value + rng.standard_normal(value.shape).astype(value.dtype) * 0.1
+                         for name, value in state.items()})
+
+
+def sgd_step(net, rng):
+    net.sgd_step(batch(16, seed=9), np.arange(16) % 5, 0.5)
+
+
+def optimizer_step(net, rng):
+    Optimizer(net, "adam", learning_rate=0.05).step(batch(16, seed=9), np.arange(16) % 5)
+
+
+
+@needs_numba
+@pytest.mark.parametrize("change", [assign, write_through_a_view, load_state_dict, sgd_step, optimizer_step])
+def test_inference_after_a_weight_change_matches_a_fresh_compile(packed_from_two_rows, change):
+    net, rng = mlp(), np.random.default_rng(0)
+    X = batch(5)
+    change(net, rng)  # binds the plans the change runs: binding hands out views
+    before = net.forward(X)  # packs the weights (hot path bound)
+    net.forward(X)
+    change(net, rng)
+    after = net.forward(X)  # before anything else reads the parameters
+    fresh = mlp(seed=11)
+    fresh.load_state_dict(net.state_dict())
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, fresh.forward(X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(after, reference(net, X), rtol=1e-4, atol=1e-5)
+
+
+@needs_numba
+def test_an_optimizer_update_of_gradients_taken_before_inference_is_seen(packed_from_two_rows):
+    net = mlp()
+    X = batch(5)
+    net.train_step(batch(16, seed=9), np.arange(16) % 5)
+    before = net.forward(X)
+    Optimizer(net, "sgd", learning_rate=0.5).apply()
+    after = net.forward(X)
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, reference(net, X), rtol=1e-4, atol=1e-5)
+
+
+@needs_numba
+def test_a_version_bump_alone_repacks_nothing_wrong(packed_from_two_rows):
+    net = mlp()
+    X = batch(5)
+    first = net.forward(X)
+    net.store.touch()
+    assert net.forward(X).tobytes() == first.tobytes()
