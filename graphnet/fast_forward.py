@@ -34,8 +34,12 @@ def bind_fast_forward(plan: Plan, n: int, names: list[str], single: bool) -> Fas
     slots = [(args, j, None if ref.shape == input_shape else (n, *ref.shape)) for args, j, ref in binding.patches]
     steps, count = binding.steps, len(binding.steps)
     views = [plan.output(name, n) for name in names]
+    store = plan.store
+    shared = store.shared  # the live parameter views of users (see ParameterStore.user_view)
 
     def fast_forward(X: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
+        if shared:
+            store.touch_if_shared()
         for args, j, shape in slots:
             args[j] = X if shape is None else X.reshape(shape)
         _run_steps(steps, 0, count)

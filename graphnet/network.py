@@ -85,7 +85,7 @@ class CompiledNetwork:
         # the train_sgd plan the segments were cut for, and (values, grads) of what it leaves to sgd_update
         self._sgd_rest: tuple[Plan | None, list[tuple[np.ndarray, np.ndarray]]] = (None, [])
         self._unmaterialized: frozenset[str] = frozenset()  # weight gradients the last sgd_step did not write
-        self._params = ArrayView(self.store.names(), self.store.view, "parameter")
+        self._params = ArrayView(self.store.names(), self.store.user_view, "parameter")
         self._grads = ArrayView(self.store.names(), self._grad_view, "gradient")
         self._state = ArrayView(list(self.store.state_slots), self.store.state_view, "state array")
         # what raw features go through before the network (graphnet.preprocessing), and the names

@@ -7,6 +7,7 @@ segment, so the penalty is one kernel call too.
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 
@@ -48,6 +49,7 @@ class ParameterStore:
         self.values = np.zeros(total, self.dtype)
         # Counts the changes the inference plans' packed weight copies must see (see touch).
         self.version = np.zeros(1, np.int64)
+        self.shared: list[weakref.ref] = []  # the live views `user_view` handed out (weak references)
         self.grads = np.zeros(total, self.dtype)
         self.state_decls = {s.name: s.decl for s in graph.state}
         self.state_slots, state_total = _layout([(s.name, s.shape) for s in graph.state])
@@ -66,6 +68,23 @@ class ParameterStore:
         self.touch()
         slot = self.slots[name]
         return self.values[slot.start:slot.stop].reshape(slot.shape)
+
+    def user_view(self, name: str) -> np.ndarray:
+        """`view(name)` handed to a user (`net.params`): a write through it may come at any
+        time, so while it lives eval plans count the parameters as changed before each run
+        (`touch_if_shared`)."""
+        array = self.view(name)
+        if len(self.shared) >= 64:  # views used and dropped at once: forget the dead ones
+            self.shared[:] = [ref for ref in self.shared if ref() is not None]
+        self.shared.append(weakref.ref(array))
+        return array
+
+    def touch_if_shared(self) -> None:
+        """`touch()` when a view a user was handed is still alive: it may have been written since."""
+        alive = [ref for ref in self.shared if ref() is not None]
+        self.shared[:] = alive
+        if alive:
+            self.touch()
 
     def touch(self) -> None:
         """Record that the parameter values may have changed: eval plans that keep a packed copy

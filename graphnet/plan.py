@@ -285,6 +285,8 @@ class Plan:
         binding = self._bind_batch(n, inputs, labels)
         if self.mode == "train":  # its steps (SGD in backward, updates) may change the parameters
             self.store.touch()
+        elif self.store.shared:  # a user holds a parameter view: it may have been written through
+            self.store.touch_if_shared()
         backup = self._state_backup
         if backup is None:
             return self._run_binding(binding, labels, n)

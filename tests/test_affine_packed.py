@@ -221,3 +221,24 @@ def test_a_version_bump_alone_repacks_nothing_wrong(packed_from_two_rows):
     first = net.forward(X)
     net.store.touch()
     assert net.forward(X).tobytes() == first.tobytes()
+
+
+@needs_numba
+@pytest.mark.parametrize("general_path", [False, True])
+def test_a_view_kept_and_written_after_inference_is_seen(packed_from_two_rows, general_path):
+    """A parameter view a user keeps (as the homework's gradient check does) may be written at
+    any time: inference must not run on a packed copy of the old values."""
+    net = mlp()
+    X = batch(5)
+    W = net.params["affine1.W"]
+    before = net.forward(X if not general_path else X.astype(np.float64))  # float64: the checked path
+    net.forward(X)
+    W *= -1.5  # no call into graphnet between the pack and this write
+    after = net.forward(X if not general_path else X.astype(np.float64))
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, reference(net, X), rtol=1e-4, atol=1e-5)
+    del W  # no live view: the packed copy is reused as is
+    version = int(net.store.version[0])
+    net.forward(X)
+    net.forward(X)
+    assert int(net.store.version[0]) == version
