@@ -13,6 +13,12 @@ case is the serial time. `kernel` must release the GIL while it runs (a numba
 `nogil` kernel): the helper needs the GIL only to claim the work and to enter
 and leave the kernel.
 
+On Linux the helper may run on any CPU of the process but the one the caller
+ran on at its last call (set again when the caller moved): without it, a helper
+woken after the process idled was often put on the caller's own CPU by the
+scheduler and stayed there, the two halves taking turns (2x the serial time in
+a steady loop on 2 vCPUs).
+
 One helper per process, a daemon thread started lazily; a forked child gets a
 fresh one on its first use. Callers on other threads while the helper is in use
 run both halves themselves.
@@ -20,6 +26,8 @@ run both halves themselves.
 from __future__ import annotations
 
 import _thread
+import ctypes
+import ctypes.util
 import os
 import threading
 from typing import Any, Callable
@@ -48,6 +56,7 @@ class HelperThread:
         self.caller_runs = 0
         #: Test hook: called by the helper thread after it woke, before it claims.
         self.before_claim: Callable[[], None] | None = None
+        self._caller_cpu = -1  # the CPU the helper was last kept off
 
     def start(self) -> None:
         """Start the thread (run does it on first use)."""
@@ -66,6 +75,9 @@ class HelperThread:
         try:
             if self.thread is None:
                 self.start()
+            cpu = _current_cpu()
+            if cpu != self._caller_cpu:
+                self._keep_off(cpu)
             self._task = (kernel, second)
             self._claim.release()
             if self._wake.locked():  # else a wake-up is pending already
@@ -81,6 +93,18 @@ class HelperThread:
                 kernel(*second)
         finally:
             self._busy.release()
+
+    def _keep_off(self, cpu: int) -> None:
+        """Let the helper thread run on the process's CPUs but `cpu` (where it may)."""
+        self._caller_cpu = cpu
+        thread = self.thread
+        if cpu < 0 or thread is None or thread.native_id is None or not hasattr(os, "sched_setaffinity"):
+            return
+        others = _process_cpus() - {cpu}
+        try:
+            os.sched_setaffinity(thread.native_id, others or _process_cpus())
+        except OSError:  # not permitted, or the CPU set changed: leave it to the scheduler
+            pass
 
     def _wait_for_helper(self) -> None:
         try:
@@ -108,6 +132,30 @@ class HelperThread:
                 self._error = error
             self.helper_runs += 1
             done.release()
+
+
+def _load_sched_getcpu() -> Callable[[], int] | None:
+    try:
+        function = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).sched_getcpu
+    except (OSError, AttributeError, TypeError):  # not glibc/Linux
+        return None
+    function.restype, function.argtypes = ctypes.c_int, []
+    return function
+
+
+_sched_getcpu = _load_sched_getcpu()
+_cpus: list[frozenset[int]] = []
+
+
+def _current_cpu() -> int:
+    """The CPU the calling thread runs on (-1: unknown on this platform)."""
+    return _sched_getcpu() if _sched_getcpu is not None else -1
+
+
+def _process_cpus() -> frozenset[int]:
+    if not _cpus:
+        _cpus.append(frozenset(os.sched_getaffinity(0)))
+    return _cpus[0]
 
 
 def _locked() -> Any:
@@ -138,6 +186,7 @@ def _replace_helper(old: HelperThread) -> None:
 
 def _forget_helper_after_fork() -> None:
     _helper.clear()  # the child has no helper thread; its locks may be held
+    _cpus.clear()
 
 
 if hasattr(os, "register_at_fork"):

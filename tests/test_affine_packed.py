@@ -118,6 +118,7 @@ def test_inference_runs_the_packed_kernel_between_the_small_kernel_and_the_gemm(
         packed_from_two_rows, monkeypatch, blas_threads, parallel, threads, packed):
     monkeypatch.setattr(affine_op, "PACKED_PARALLEL", parallel)
     monkeypatch.setattr(affine_op, "PACKED_PARALLEL_WORK", 0)
+    monkeypatch.setattr(affine_op, "HELPER_LAG_WORK", 0)
     blas_threads(threads)
     calls: list[tuple[str, int]] = []
     net = mlp()
@@ -130,6 +131,16 @@ def test_inference_runs_the_packed_kernel_between_the_small_kernel_and_the_gemm(
     # the helper thread's calls may come in any order: compare sorted
     assert sorted(calls) == sorted(small + [(packed, n) for n in (2, 5, 8) for _ in range(3 * halves)])
     assert "affine_packed_forward up to 8" in net.describe("infer")
+
+
+def test_the_helper_thread_gets_less_than_half_by_its_lag(monkeypatch):
+    monkeypatch.setattr(affine_op, "HELPER_LAG_WORK", 1000)
+    assert affine_op._helper_split(512, 4000) == 320  # (work - lag) / 2: 3/8 of the 128 blocks
+    assert affine_op._helper_split(512, 1000) == 512  # no more work than the lag: no helper
+    monkeypatch.setattr(affine_op, "HELPER_LAG_WORK", 0)
+    assert affine_op._helper_split(512, 4000) == 256  # no lag: half the columns
+    assert affine_op._helper_split(10, 4000) == 8  # whole blocks of 4 columns: 1 of 3 here
+    assert affine_op._helper_split(4, 4000) == 4  # a single block: no helper
 
 
 @needs_numba
@@ -168,6 +179,7 @@ def test_training_never_runs_the_packed_kernel(packed_from_two_rows):
 def test_packed_inference_allocates_only_its_result(packed_from_two_rows, monkeypatch, blas_threads, parallel):
     monkeypatch.setattr(affine_op, "PACKED_PARALLEL", parallel)
     monkeypatch.setattr(affine_op, "PACKED_PARALLEL_WORK", 0)
+    monkeypatch.setattr(affine_op, "HELPER_LAG_WORK", 0)
     blas_threads(2)
     net = mlp()
     X = batch(5)

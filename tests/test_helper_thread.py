@@ -118,6 +118,16 @@ def test_the_helper_is_a_daemon_started_on_first_use():
     assert helper.thread.daemon and helper.thread.name == THREAD_NAME and helper.thread.is_alive()
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and 2 CPUs")
+def test_the_helper_is_kept_off_the_callers_cpu():
+    helper = HelperThread()
+    helper.run(lambda part: None, ("a",), ("b",))
+    cpus = os.sched_getaffinity(0)
+    assert helper._caller_cpu in cpus
+    assert os.sched_getaffinity(helper.thread.native_id) == cpus - {helper._caller_cpu}
+
+
 # ---- in a process of its own: thread counts, exec and fork -----------------------------------
 
 FORWARD = textwrap.dedent("""
@@ -129,6 +139,7 @@ FORWARD = textwrap.dedent("""
 
     affine_op.PACKED_PARALLEL = True
     affine_op.PACKED_PARALLEL_WORK = 0
+    affine_op.HELPER_LAG_WORK = 0
     spec = gn.sequential([{"op": "affine", "units": 64, "activation": "relu"}, {"op": "affine", "units": 8}],
                          input_shape=[48], classes=8, name="mlp")
     net = gn.compile(spec, batch_size=32, dtype="float32", backend="numba", seed=1)

@@ -134,12 +134,21 @@ def small_batch_affine(kernels, act: int, alpha: float, rows: int):  # noqa: ANN
 #: and the contention governor on a busy machine keep it on one). Larger batches run
 #: a BLAS GEMM + the epilogue. Measured on 2 cores against 2-thread OpenBLAS + the
 #: epilogue kernel, medians: serial, 256x10 at 32 rows 2.9 us against 3.8, at 64 rows
-#: 5.6 against 6.3, but 784x512 at 32 rows 262 us against 172. The numpy backend keeps
-#: the GEMM. PACKED_MAX_ROWS = 0 turns the packed kernel off.
+#: 5.6 against 6.3, but 784x512 at 32 rows 262 us against 172; split, 784x512 at 32
+#: rows ~180 us, at 256 rows ~1190 against 2080 serially. PACKED_PARALLEL is off by
+#: default: on the M network (bench/inference_latency.py, 50 ms samples) it wins at
+#: batch 256 (1.17x ONNX Runtime against 1.25x for the GEMM path) but not at batch 32
+#: (1.39x against 1.30x). The numpy backend keeps the GEMM. PACKED_MAX_ROWS = 0 turns
+#: the packed kernel off.
 PACKED_MAX_ROWS = 256
 PACKED_SERIAL_WORK = 1 << 17
 PACKED_PARALLEL = False
 PACKED_PARALLEL_WORK = 1 << 18
+#: The helper thread starts its half ~20-30 us after the caller (a wake-up through a
+#: lock, then the GIL to enter its kernel; measured on 2 vCPUs), about this many
+#: multiply-adds of the packed kernel: its half is smaller by as much, so that it
+#: usually finishes first and the caller does not sleep waiting for it.
+HELPER_LAG_WORK = 1 << 21
 
 
 def packed_rows(kernels, work_per_row: int) -> int:  # noqa: ANN001
@@ -199,13 +208,21 @@ def packed_affine(kernels, act: int, alpha: float, small_rows: int, work_per_row
             np.copyto(WT, W.T)
             packed_version[0] = int(version[0])
         h = WT.shape[0]
-        mid = 4 * ((h + 7) // 8)  # half the blocks of 4 columns, rounded up
-        if split and mid < h:
+        mid = _helper_split(h, n * work_per_row) if split else h
+        if mid < h:
             helper_thread().run(columns, (X, WT, b, act, alpha, Y, 0, mid), (X, WT, b, act, alpha, Y, mid, h))
         else:
             serial(X, WT, b, act, alpha, Y)
 
     return affine_packed_bias_act
+
+
+def _helper_split(units: int, work: int) -> int:
+    """The first of the `units` columns the helper thread computes (a multiple of 4; `units`:
+    none): a share of the blocks of 4 columns HELPER_LAG_WORK smaller than half the `work`."""
+    blocks = (units + 3) // 4
+    helper_blocks = int(blocks * max(0.0, 0.5 - HELPER_LAG_WORK / (2 * max(work, 1))))
+    return 4 * (blocks - helper_blocks) if helper_blocks else units
 
 
 def backward(node: Affine, ctx: LowerContext) -> list[Step]:
