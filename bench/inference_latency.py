@@ -2,14 +2,14 @@
 ONNX Runtime, PyTorch eager and numpy's GEMMs alone, same weights, each in its
 own process, interleaved.
 
-    python bench/inference_latency.py [--batches 1 32 256] [--rounds 21] [--threads 2]
+    python bench/inference_latency.py [--batches 1 32 256] [--rounds 21] [--threads 2] [--seconds 0.05]
                                       [--json bench/results/inference_latency.json]
 
 Contenders (missing libraries are skipped with the reason):
 - graphnet: `net.forward(X)` as shipped (hot path, small-batch kernel up to
   graphnet.ops.affine.SMALL_BATCH_ROWS rows, packed-weight kernel up to PACKED_MAX_ROWS);
 - graphnet_threads: as graphnet, with graphnet.ops.affine.PACKED_PARALLEL on (the
-  packed kernel on numba's threads up to PACKED_MAX_ROWS rows);
+  packed kernel split over the caller and graphnet's helper thread up to PACKED_MAX_ROWS rows);
 - graphnet_gemm: the hot path with the small-batch and packed kernels off (BLAS at every size);
 - graphnet_general: the path before the hot path existed (checks, plan
   lookup and binding on every call) with BLAS at every size;
@@ -18,7 +18,10 @@ Contenders (missing libraries are skipped with the reason):
 - torch_eager: torch.inference_mode, torch.set_num_threads(--threads);
 - numpy_gemms: only the three `np.matmul(..., out=)` calls (no bias, no activation).
 
-Each contender's `us` is the median over rounds of its time per call; its
+Each contender's `us` is the median over rounds of its time per call. A sample
+lasts about 50 ms (--seconds): with 4 ms samples the threaded contenders' medians
+moved by up to 2x from run to run on a shared 2-vCPU machine; 50 ms samples are
+steadier, though two runs still differed by up to ~30% there. Its
 `ratio_to_ort` the median over rounds of (its time / ORT's time in the same
 round). Before timing, every contender's output on the same batch is checked
 against graphnet's (numpy_gemms excepted).
@@ -41,6 +44,8 @@ from report import write_report  # noqa: E402
 DIMS = (784, 512, 256, 10)
 DEFAULT_BATCHES = (1, 32, 256)
 REFERENCE = "ort"
+#: The length of one timing sample (see the docstring).
+SAMPLE_SECONDS = 0.05
 
 
 def problem(config: dict) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
@@ -214,7 +219,7 @@ def check_outputs(workers: Workers, case: str) -> dict[str, float]:
 
 
 def run_benchmark(batches: list[int], rounds: int, threads: int | None, contenders: list[str],
-                  seconds: float = 0.004, settle: float = SETTLE_SECONDS) -> dict:
+                  seconds: float = SAMPLE_SECONDS, settle: float = SETTLE_SECONDS) -> dict:
     """Every contender in its own process, round-robin; one summary per batch size."""
     config = {"batches": batches, "threads": threads, "seed": 0}
     results: dict[str, Any] = {"network": list(DIMS), "dtype": "float32", "threads": threads,
@@ -250,10 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=list(DEFAULT_BATCHES))
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=SAMPLE_SECONDS, help="length of one timing sample")
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "inference_latency.json")
     args = parser.parse_args(argv)
-    results = run_benchmark(args.batches, args.rounds, args.threads, args.contenders)
+    results = run_benchmark(args.batches, args.rounds, args.threads, args.contenders, seconds=args.seconds)
     print_table(results)
     write_report(args.json, results)
     return 0

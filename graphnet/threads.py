@@ -37,6 +37,7 @@ log = logging.getLogger("graphnet")
 _applied: list[int | None] = []  # the count set in this process ([None]: the BLAS default kept)
 _blas_default: list[int] = []  # numpy's BLAS thread count before graphnet changed it
 _controllers: list[list] = []  # threadpoolctl's controllers of the loaded BLAS libraries, found once
+_current: list[int] = []  # the BLAS thread count graphnet found or last set (read by blas_threads_now)
 
 
 def set_threads(count: int | str) -> int:
@@ -67,12 +68,14 @@ def _blas_controllers() -> list:
         libraries = ThreadpoolController().select(user_api="blas").lib_controllers
         _blas_default.append(max([library.get_num_threads() or 1 for library in libraries], default=1))
         _controllers.append(libraries)
+        _current[:] = [_blas_default[0]]
     return _controllers[0]
 
 
 def _limit_blas(count: int) -> None:
     for library in _blas_controllers():
         library.set_num_threads(count)
+    _current[:] = [count]
 
 
 def _start_governor() -> None:
@@ -92,6 +95,15 @@ def get_threads() -> int:
     from .blas import blas_info
 
     return blas_info().num_threads
+
+
+def blas_threads_now() -> int:
+    """The BLAS thread count as graphnet last set it (set_threads, the default, the contention
+    governor) or found it, without asking the library: cheap enough for every kernel call.
+    A count set behind graphnet's back (threadpoolctl directly) is not seen."""
+    if not _current:
+        _blas_controllers()
+    return _current[0]
 
 
 def threads_from_env(environ: Mapping[str, str] | None = None) -> int | None:

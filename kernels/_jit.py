@@ -86,18 +86,14 @@ def kernel(fn: Callable) -> Callable:
     return dispatcher
 
 
-def parallel_kernel(fn: Callable) -> Callable:
-    """Compile `fn` as a cached numba kernel whose `prange` loops run on numba's
-    thread pool (see README "Flags, and why" for when that pays)."""
+def nogil_kernel(fn: Callable) -> Callable:
+    """Compile `fn` as a cached numba kernel that releases the GIL while it runs (so another
+    Python thread can run a kernel at the same time)."""
     if not HAVE_NUMBA:
         return _missing(fn)
-    dispatcher = numba.njit(parallel=True, **JIT_OPTIONS)(fn)
+    dispatcher = numba.njit(nogil=True, **JIT_OPTIONS)(fn)
     dispatcher._cache = LibraryKeyedCache(fn)
     return dispatcher
-
-
-#: numba.prange inside kernels (plain range without numba, where kernels never run).
-prange = numba.prange if HAVE_NUMBA else range
 
 
 def helper(fn: Callable) -> Callable:

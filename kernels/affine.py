@@ -5,13 +5,14 @@ In training the GEMM itself runs in BLAS (np.matmul(..., out=)) from the plan;
 these kernels fuse what follows it (bias + activation) and what precedes its
 backward GEMMs (activation gradient + bias gradient). In eval mode small
 batches run affine_small_forward (W read once) and medium ones
-affine_packed_forward (W pre-transposed once, bias and activation fused).
+affine_packed_forward (W pre-transposed once, bias and activation fused), or
+affine_packed_forward_columns on two threads, each over half of Y's columns.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._jit import helper, kernel, parallel_kernel, prange
+from ._jit import helper, kernel, nogil_kernel
 from ._jitmath import (
     leaky_relu_,
     leaky_relu_grad_,
@@ -248,8 +249,8 @@ def _packed_tile_1x4(X, WT, b, relu, Y, i, j):  # noqa: ANN001, ANN201
 
 @kernel
 def _packed_column_block(X, WT, b, act, a, Y, j):  # noqa: ANN001, ANN201
-    """Columns j .. min(j + 4, H) of Y (a kernel of its own: the parallel kernel's loop body
-    stays one call, which keeps numba's compile time small)."""
+    """Columns j .. min(j + 4, H) of Y (a kernel of its own, called by both packed kernels,
+    which keeps numba's compile time small)."""
     n, d = X.shape
     h = WT.shape[0]
     relu = act == RELU
@@ -305,19 +306,28 @@ def affine_packed_forward_numpy(X: np.ndarray, WT: np.ndarray, b: np.ndarray, ac
 affine_packed_forward_numba.__doc__ = affine_packed_forward_numpy.__doc__
 
 
-@parallel_kernel
-def affine_packed_forward_parallel_numba(X, WT, b, act, alpha, Y):  # noqa: ANN001, ANN201
+@nogil_kernel
+def affine_packed_forward_columns_numba(X, WT, b, act, alpha, Y, lo, hi):  # noqa: ANN001, ANN201
     _check_packed(X, WT, b, Y)
+    if lo < 0 or lo % 4 != 0 or hi < lo or hi > WT.shape[0]:
+        raise ValueError("affine_packed_forward_columns: 0 <= lo <= hi <= H, lo a multiple of 4")
     a = Y.dtype.type(alpha)
-    for block in prange((WT.shape[0] + 3) // 4):
-        _packed_column_block(X, WT, b, act, a, Y, 4 * block)
+    for j in range(lo, hi, 4):
+        _packed_column_block(X, WT, b, act, a, Y, j)
 
 
-def affine_packed_forward_parallel_numpy(X: np.ndarray, WT: np.ndarray, b: np.ndarray, act: int, alpha: float,
-                                         Y: np.ndarray) -> None:
-    """affine_packed_forward with the blocks of 4 columns of Y shared out over numba's threads
-    (the NumPy twin is affine_packed_forward's)."""
-    affine_packed_forward_numpy(X, WT, b, act, alpha, Y)
+def affine_packed_forward_columns_numpy(X: np.ndarray, WT: np.ndarray, b: np.ndarray, act: int, alpha: float,
+                                        Y: np.ndarray, lo: int, hi: int) -> None:
+    """Columns lo:hi of affine_packed_forward: Y[:, lo:hi] = act(X @ WT[lo:hi].T + b[lo:hi]),
+    the rest of Y untouched. X: (N, D), WT: (H, D), b: (H,), Y: (N, H); lo a multiple of 4
+    (hi = H or a multiple of 4). The numba twin runs without the GIL and computes each
+    column exactly as affine_packed_forward does, so two threads can share Y's columns
+    (graphnet.ops.affine)."""
+    if lo < 0 or lo % 4 != 0 or hi < lo or hi > WT.shape[0]:
+        raise ValueError("affine_packed_forward_columns: 0 <= lo <= hi <= H, lo a multiple of 4")
+    out = Y[:, lo:hi]
+    np.matmul(X, WT[lo:hi].T, out=out)
+    bias_act_forward_numpy(out, b[lo:hi], act, alpha)
 
 
-affine_packed_forward_parallel_numba.__doc__ = affine_packed_forward_parallel_numpy.__doc__
+affine_packed_forward_columns_numba.__doc__ = affine_packed_forward_columns_numpy.__doc__

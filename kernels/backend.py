@@ -22,7 +22,7 @@ KERNEL_MODULES: dict[str, str] = {
     "act_bias_backward": "affine",
     "affine_small_forward": "affine",
     "affine_packed_forward": "affine",
-    "affine_packed_forward_parallel": "affine",
+    "affine_packed_forward_columns": "affine",
     "act_forward": "activations",
     "act_backward": "activations",
     "softmax_forward": "softmax",

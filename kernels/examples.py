@@ -119,9 +119,9 @@ EXAMPLES: dict[str, Example] = {
                             _e((s[0], 7), t)),
         outputs=(5,), act_arg=3,
     ),
-    "affine_packed_forward_parallel": Example(
+    "affine_packed_forward_columns": Example(  # all 7 columns: lo = 0, hi = 7
         lambda r, t, s, a: (_randn(r, s, t), _randn(r, (7, s[1]), t, 0.5), _randn(r, (7,), t), a, 0.1,
-                            _e((s[0], 7), t)),
+                            _e((s[0], 7), t), 0, 7),
         outputs=(5,), act_arg=3,
     ),
     "act_forward": Example(

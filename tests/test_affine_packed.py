@@ -9,12 +9,13 @@ import pytest
 
 import graphnet as gn
 import graphnet.ops.affine as affine_op
+import graphnet.threads as threads_module
 from graphnet.kernels import KERNEL_NAMES, available_backends, get_backend
 from graphnet.optimizer import Optimizer
 
 from .allocations import counting_numpy_allocations
 
-PACKED = ("affine_packed_forward", "affine_packed_forward_parallel")
+PACKED = ("affine_packed_forward", "affine_packed_forward_columns")
 needs_numba = pytest.mark.skipif("numba" not in available_backends(), reason="numba is not installed")
 
 
@@ -50,6 +51,11 @@ def packed_from_two_rows(monkeypatch):
 # ---- the kernel -----------------------------------------------------------------------------
 
 
+def column_range(name: str, h: int) -> tuple[int, ...]:
+    """The extra arguments of kernel `name` that make it compute all `h` columns."""
+    return (0, h) if name == "affine_packed_forward_columns" else ()
+
+
 @needs_numba
 @pytest.mark.parametrize("name", PACKED)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -63,8 +69,8 @@ def test_packed_kernel_matches_its_numpy_twin(name, dtype, n, shape):
     b = rng.standard_normal(h).astype(dtype)
     for act in range(5):
         got, expected = np.full((n, h), np.nan, dtype), np.full((n, h), np.nan, dtype)
-        get_backend("numba")[name](X, WT, b, act, 0.1, got)
-        get_backend("numpy")[name](X, WT, b, act, 0.1, expected)
+        get_backend("numba")[name](X, WT, b, act, 0.1, got, *column_range(name, h))
+        get_backend("numpy")[name](X, WT, b, act, 0.1, expected, *column_range(name, h))
         tol = dict(rtol=1e-5, atol=1e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(got, expected, **tol, err_msg=f"act {act}")
 
@@ -74,9 +80,9 @@ def test_packed_kernel_matches_its_numpy_twin(name, dtype, n, shape):
 def test_packed_kernel_refuses_mismatched_shapes(name):
     X, WT, b = np.ones((3, 4), np.float32), np.ones((5, 4), np.float32), np.ones(5, np.float32)
     with pytest.raises(ValueError, match="affine_packed_forward"):
-        get_backend("numba")[name](X, WT.T.copy(), b, 0, 0.0, np.empty((3, 5), np.float32))
+        get_backend("numba")[name](X, WT.T.copy(), b, 0, 0.0, np.empty((3, 5), np.float32), *column_range(name, 5))
     with pytest.raises(ValueError, match="affine_packed_forward"):
-        get_backend("numba")[name](X, WT, b, 0, 0.0, np.empty((3, 4), np.float32))
+        get_backend("numba")[name](X, WT, b, 0, 0.0, np.empty((3, 4), np.float32), *column_range(name, 5))
 
 
 # ---- where inference runs it ----------------------------------------------------------------
@@ -95,23 +101,46 @@ def spying_backend(name: str, calls: list[tuple[str, int]]) -> types.SimpleNames
     return kernels
 
 
+@pytest.fixture
+def blas_threads(monkeypatch):
+    """Sets the BLAS thread count the packed step sees (graphnet.threads.blas_threads_now)."""
+    def set_count(count: int) -> None:
+        monkeypatch.setattr(threads_module, "blas_threads_now", lambda: count)
+
+    return set_count
+
+
 @needs_numba
-@pytest.mark.parametrize("parallel, packed", [(True, "affine_packed_forward_parallel"),
-                                              (False, "affine_packed_forward")])
+@pytest.mark.parametrize("parallel, threads, packed", [(True, 2, "affine_packed_forward_columns"),
+                                                       (True, 1, "affine_packed_forward"),
+                                                       (False, 2, "affine_packed_forward")])
 def test_inference_runs_the_packed_kernel_between_the_small_kernel_and_the_gemm(
-        packed_from_two_rows, monkeypatch, parallel, packed):
+        packed_from_two_rows, monkeypatch, blas_threads, parallel, threads, packed):
     monkeypatch.setattr(affine_op, "PACKED_PARALLEL", parallel)
     monkeypatch.setattr(affine_op, "PACKED_PARALLEL_WORK", 0)
-    monkeypatch.setattr(affine_op, "_numba_threads", lambda: 2)
+    monkeypatch.setattr(affine_op, "HELPER_LAG_WORK", 0)
+    blas_threads(threads)
     calls: list[tuple[str, int]] = []
     net = mlp()
     net.kernels = spying_backend("numba", calls)
     for n in (1, 2, 5, 8, 16):
         X = batch(n, seed=n)
         np.testing.assert_allclose(net.forward(X), reference(net, X), rtol=1e-4, atol=1e-5)
+    halves = 2 if packed == "affine_packed_forward_columns" else 1  # each layer's two halves
     small = [("affine_small_forward", 1)] * 3
-    assert calls == small + [(packed, n) for n in (2, 5, 8) for _ in range(3)]  # 16 rows: GEMMs
+    # the helper thread's calls may come in any order: compare sorted
+    assert sorted(calls) == sorted(small + [(packed, n) for n in (2, 5, 8) for _ in range(3 * halves)])
     assert "affine_packed_forward up to 8" in net.describe("infer")
+
+
+def test_the_helper_thread_gets_less_than_half_by_its_lag(monkeypatch):
+    monkeypatch.setattr(affine_op, "HELPER_LAG_WORK", 1000)
+    assert affine_op._helper_split(512, 4000) == 320  # (work - lag) / 2: 3/8 of the 128 blocks
+    assert affine_op._helper_split(512, 1000) == 512  # no more work than the lag: no helper
+    monkeypatch.setattr(affine_op, "HELPER_LAG_WORK", 0)
+    assert affine_op._helper_split(512, 4000) == 256  # no lag: half the columns
+    assert affine_op._helper_split(10, 4000) == 8  # whole blocks of 4 columns: 1 of 3 here
+    assert affine_op._helper_split(4, 4000) == 4  # a single block: no helper
 
 
 @needs_numba
@@ -147,9 +176,11 @@ def test_training_never_runs_the_packed_kernel(packed_from_two_rows):
 
 @needs_numba
 @pytest.mark.parametrize("parallel", [False, True])
-def test_packed_inference_allocates_only_its_result(packed_from_two_rows, monkeypatch, parallel):
+def test_packed_inference_allocates_only_its_result(packed_from_two_rows, monkeypatch, blas_threads, parallel):
     monkeypatch.setattr(affine_op, "PACKED_PARALLEL", parallel)
     monkeypatch.setattr(affine_op, "PACKED_PARALLEL_WORK", 0)
+    monkeypatch.setattr(affine_op, "HELPER_LAG_WORK", 0)
+    blas_threads(2)
     net = mlp()
     X = batch(5)
     net.forward(X)  # binds the hot path and packs the weights

@@ -127,50 +127,50 @@ def small_batch_affine(kernels, act: int, alpha: float, rows: int):  # noqa: ANN
 #: affine_packed_forward on a copy of W transposed once (re-packed when
 #: ParameterStore.version moved), bias and activation fused: serially on layers of
 #: at most PACKED_SERIAL_WORK multiply-adds (rows * fan_in * units), and, when
-#: PACKED_PARALLEL is set, on numba's threads up to PACKED_MAX_ROWS rows from
-#: PACKED_PARALLEL_WORK multiply-adds on. Larger batches run a BLAS GEMM + the
-#: epilogue. Measured on 2 cores against 2-thread OpenBLAS + the epilogue kernel,
-#: medians: serial, 256x10 at 32 rows 2.9 us against 3.8, at 64 rows 5.6 against
-#: 6.3, but 784x512 at 32 rows 262 us against 172; on 2 threads, 784x512 at 32 rows
-#: 133 us against 224 and at 256 rows 1074 against 1355, 512x256 at 512 rows 756
-#: against 698; a parallel launch costs ~2 us, so small layers stay serial.
-#: PACKED_PARALLEL is off by default: on 2 vCPUs the first call after the process
-#: idled (> ~10 ms) often took ~10 ms instead of ~0.6 ms (OpenBLAS), as libgomp's
-#: main thread spins at the end-of-loop barrier while the worker it woke waits for
-#: the same CPU. The numpy backend keeps the GEMM. PACKED_MAX_ROWS = 0 turns the
-#: packed kernel off.
+#: PACKED_PARALLEL is set, split over two threads (affine_packed_forward_columns on
+#: each half of the columns, graphnet.helper_thread) up to PACKED_MAX_ROWS rows from
+#: PACKED_PARALLEL_WORK multiply-adds on, on the calls where numpy's BLAS has two
+#: threads or more (graphnet.threads.blas_threads_now: gn.set_threads(1), MPI ranks
+#: and the contention governor on a busy machine keep it on one). Larger batches run
+#: a BLAS GEMM + the epilogue. Measured on 2 cores against 2-thread OpenBLAS + the
+#: epilogue kernel, medians: serial, 256x10 at 32 rows 2.9 us against 3.8, at 64 rows
+#: 5.6 against 6.3, but 784x512 at 32 rows 262 us against 172; split, 784x512 at 32
+#: rows ~180 us, at 256 rows ~1190 against 2080 serially. PACKED_PARALLEL is off by
+#: default: on the M network (bench/inference_latency.py, 50 ms samples) it wins at
+#: batch 256 (1.17x ONNX Runtime against 1.25x for the GEMM path) but not at batch 32
+#: (1.39x against 1.30x). The numpy backend keeps the GEMM. PACKED_MAX_ROWS = 0 turns
+#: the packed kernel off.
 PACKED_MAX_ROWS = 256
 PACKED_SERIAL_WORK = 1 << 17
 PACKED_PARALLEL = False
 PACKED_PARALLEL_WORK = 1 << 18
+#: The helper thread starts its half ~20-30 us after the caller (a wake-up through a
+#: lock, then the GIL to enter its kernel; measured on 2 vCPUs), about this many
+#: multiply-adds of the packed kernel: its half is smaller by as much, so that it
+#: usually finishes first and the caller does not sleep waiting for it.
+HELPER_LAG_WORK = 1 << 21
 
 
 def packed_rows(kernels, work_per_row: int) -> int:  # noqa: ANN001
     """The most rows an eval-mode affine layer of `work_per_row` multiply-adds per row
-    (fan_in * units) runs with affine_packed_forward on `kernels` (0: never)."""
+    (fan_in * units) runs with the packed kernel on `kernels` (0: never)."""
     if getattr(kernels, "name", None) != "numba":
         return 0
-    if _parallel_packed():
+    if PACKED_PARALLEL:
         return PACKED_MAX_ROWS
+    return _serial_rows(work_per_row)
+
+
+def _serial_rows(work_per_row: int) -> int:
     return min(PACKED_MAX_ROWS, PACKED_SERIAL_WORK // max(work_per_row, 1))
-
-
-def _parallel_packed() -> bool:
-    return PACKED_PARALLEL and _numba_threads() > 1
-
-
-def _numba_threads() -> int:
-    import numba
-
-    return numba.get_num_threads()
 
 
 def packed_label(kernels, small_rows: int, work_per_row: int) -> str:  # noqa: ANN001
     """How the eval-mode affine step picks its kernel, for plan.describe()."""
     text = f"affine_small_forward up to {small_rows} rows, affine_packed_forward up to " \
            f"{packed_rows(kernels, work_per_row)}"
-    if _parallel_packed():
-        text += f", threaded from {_parallel_rows(work_per_row)}"
+    if PACKED_PARALLEL:
+        text += f", on 2 threads from {_parallel_rows(work_per_row)} while BLAS has 2+"
     return text
 
 
@@ -180,29 +180,49 @@ def _parallel_rows(work_per_row: int) -> int:
 
 def packed_affine(kernels, act: int, alpha: float, small_rows: int, work_per_row: int):  # noqa: ANN001, ANN201
     """The eval-mode affine step (X, W, b, Y, WT, version): Y = act(X @ W + b) with
-    affine_small_forward up to `small_rows` rows, affine_packed_forward on WT (W
-    transposed, refreshed when version[0] moved) up to packed_rows(), and the
-    GEMM + epilogue above. X: (N, D), W: (D, H), WT: (H, D), Y: (N, H)."""
+    affine_small_forward up to `small_rows` rows, the packed kernel on WT (W transposed,
+    refreshed when version[0] moved) up to packed_rows() (on two threads where
+    PACKED_PARALLEL says so), and the GEMM + epilogue above. X: (N, D), W: (D, H),
+    WT: (H, D), Y: (N, H)."""
+    from ..helper_thread import helper_thread
+    from ..threads import blas_threads_now
+
     small, bias_act, matmul = kernels.affine_small_forward, kernels.bias_act_forward, np.matmul
-    serial, parallel = kernels.affine_packed_forward, kernels.affine_packed_forward_parallel
+    serial, columns = kernels.affine_packed_forward, kernels.affine_packed_forward_columns
+    serial_rows = _serial_rows(work_per_row)
     max_rows = packed_rows(kernels, work_per_row)
-    parallel_rows = _parallel_rows(work_per_row) if _parallel_packed() else max_rows + 1
+    parallel_rows = _parallel_rows(work_per_row) if PACKED_PARALLEL else max_rows + 1
     packed_version = [-1]  # the parameters' version WT was packed at
 
     def affine_packed_bias_act(X, W, b, Y, WT, version):
         n = X.shape[0]
         if n <= small_rows:
             small(X, W, b, act, alpha, Y)
-        elif n <= max_rows:
-            if packed_version[0] != version[0]:
-                np.copyto(WT, W.T)
-                packed_version[0] = int(version[0])
-            (parallel if n >= parallel_rows else serial)(X, WT, b, act, alpha, Y)
-        else:
+            return
+        split = parallel_rows <= n <= max_rows and blas_threads_now() > 1
+        if not split and n > serial_rows:
             matmul(X, W, out=Y)
             bias_act(Y, b, act, alpha)
+            return
+        if packed_version[0] != version[0]:
+            np.copyto(WT, W.T)
+            packed_version[0] = int(version[0])
+        h = WT.shape[0]
+        mid = _helper_split(h, n * work_per_row) if split else h
+        if mid < h:
+            helper_thread().run(columns, (X, WT, b, act, alpha, Y, 0, mid), (X, WT, b, act, alpha, Y, mid, h))
+        else:
+            serial(X, WT, b, act, alpha, Y)
 
     return affine_packed_bias_act
+
+
+def _helper_split(units: int, work: int) -> int:
+    """The first of the `units` columns the helper thread computes (a multiple of 4; `units`:
+    none): a share of the blocks of 4 columns HELPER_LAG_WORK smaller than half the `work`."""
+    blocks = (units + 3) // 4
+    helper_blocks = int(blocks * max(0.0, 0.5 - HELPER_LAG_WORK / (2 * max(work, 1))))
+    return 4 * (blocks - helper_blocks) if helper_blocks else units
 
 
 def backward(node: Affine, ctx: LowerContext) -> list[Step]:

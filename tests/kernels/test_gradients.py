@@ -87,7 +87,7 @@ WITHOUT_GRADIENT: dict[str, str] = {
     "batchnorm_eval_forward": "eval mode only: never on a backward path",
     "affine_small_forward": "eval mode only (small-batch inference): never on a backward path",
     "affine_packed_forward": "eval mode only (inference on packed weights): never on a backward path",
-    "affine_packed_forward_parallel": "eval mode only (inference on packed weights): never on a backward path",
+    "affine_packed_forward_columns": "eval mode only (inference on packed weights): never on a backward path",
     "add": "its gradient is its upstream gradient, passed on by copy_into",
     "add_into": "accumulates gradients; linear, no gradient of its own",
     "copy_into": "passes a gradient on; linear, no gradient of its own",

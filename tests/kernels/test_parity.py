@@ -136,7 +136,7 @@ REFERENCES = {
         None, {5: act64(f64(X) @ f64(W) + f64(b), act, alpha)}),
     "affine_packed_forward": lambda X, WT, b, act, alpha, Y: (
         None, {5: act64(f64(X) @ f64(WT).T + f64(b), act, alpha)}),
-    "affine_packed_forward_parallel": lambda X, WT, b, act, alpha, Y: (
+    "affine_packed_forward_columns": lambda X, WT, b, act, alpha, Y, lo, hi: (
         None, {5: act64(f64(X) @ f64(WT).T + f64(b), act, alpha)}),
     "act_forward": lambda X, act, alpha, out: (None, {3: act64(X, act, alpha)}),
     "act_backward": lambda dY, Y, act, alpha, dX: (None, {4: f64(dY) * act_slope64(Y, act, alpha)}),
