@@ -1,7 +1,9 @@
 """The number of threads graphnet's BLAS GEMMs run on.
 
-The numba kernels are serial; the GEMMs run in numpy's BLAS, whose thread
-pool defaults to one thread per core. On a machine where other processes
+The numba kernels are serial (but the opt-in 2-thread split of the packed
+inference kernel, graphnet.helper_thread, which runs only while the BLAS has 2
+threads or more); the GEMMs run in numpy's BLAS, whose thread pool defaults to
+one thread per core. On a machine where other processes
 keep cores busy, fewer BLAS threads than cores can be much faster (a BLAS
 thread that waits for a core the others are spinning on stalls every GEMM):
 
@@ -15,6 +17,11 @@ the 1-minute load average leaves free (on a quiet machine, the BLAS's own
 default), and from then on the governor of graphnet.contention follows the
 other processes' CPU use as plans run, down to one thread while they keep
 cores busy and back up when they stop. A count chosen explicitly stays put.
+
+A fixed count is also what makes training repeat bit for bit across processes:
+OpenBLAS may round a GEMM differently on 1 and 2 threads (measured here for a
+784-long inner dimension), so a run the governor moved between counts follows
+the same trajectory only to rounding.
 
 The setting goes through threadpoolctl, which finds the BLAS libraries loaded
 in this process (OpenBLAS, MKL, BLIS) on every platform; it applies to the
