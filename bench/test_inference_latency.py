@@ -24,8 +24,8 @@ def test_every_contender_agrees_with_graphnet_and_gets_a_row(tmp_path):
         assert all(error <= 1e-4 for error in row["max_rel_difference"].values())
         if "ort" in ran:
             assert row["summary"]["ort"]["ratio_to_ort"] == 1.0
-    assert results["info"]["graphnet"]["threads"] == 1 and results["info"]["graphnet"]["small_batch_rows"] >= 1
-    assert results["info"]["graphnet_gemm"]["small_batch_rows"] == 0
+    assert results["info"]["graphnet"]["threads"] == 1 and results["info"]["graphnet"]["packed_max_rows"] >= 1
+    assert results["info"]["graphnet_gemm"]["small_batch_rows"] == results["info"]["graphnet_gemm"]["packed_max_rows"] == 0
 
 
 class FakeWorkers:

@@ -113,7 +113,8 @@ def blas_threads(monkeypatch):
 @needs_numba
 @pytest.mark.parametrize("parallel, threads, packed", [(True, 2, "affine_packed_forward_columns"),
                                                        (True, 1, "affine_packed_forward"),
-                                                       (False, 2, "affine_packed_forward")])
+                                                       (False, 1, "affine_packed_forward"),
+                                                       (False, 2, None)])
 def test_inference_runs_the_packed_kernel_between_the_small_kernel_and_the_gemm(
         packed_from_two_rows, monkeypatch, blas_threads, parallel, threads, packed):
     monkeypatch.setattr(affine_op, "PACKED_PARALLEL", parallel)
@@ -128,8 +129,9 @@ def test_inference_runs_the_packed_kernel_between_the_small_kernel_and_the_gemm(
         np.testing.assert_allclose(net.forward(X), reference(net, X), rtol=1e-4, atol=1e-5)
     halves = 2 if packed == "affine_packed_forward_columns" else 1  # each layer's two halves
     small = [("affine_small_forward", 1)] * 3
+    packed_calls = [(packed, n) for n in (2, 5, 8) for _ in range(3 * halves)] if packed else []
     # the helper thread's calls may come in any order: compare sorted
-    assert sorted(calls) == sorted(small + [(packed, n) for n in (2, 5, 8) for _ in range(3 * halves)])
+    assert sorted(calls) == sorted(small + packed_calls)  # packed None: a 2-thread BLAS GEMM beats one core
     assert "affine_packed_forward up to 8" in net.describe("infer")
 
 
@@ -144,7 +146,8 @@ def test_the_helper_thread_gets_less_than_half_by_its_lag(monkeypatch):
 
 
 @needs_numba
-def test_serial_packed_kernel_only_on_layers_of_little_work(packed_from_two_rows, monkeypatch):
+def test_serial_packed_kernel_only_on_layers_of_little_work(packed_from_two_rows, monkeypatch, blas_threads):
+    blas_threads(1)
     monkeypatch.setattr(affine_op, "PACKED_SERIAL_WORK", 4 * 19 * 5)  # the 19x5 layer up to 4 rows
     calls: list[tuple[str, int]] = []
     net = mlp()

@@ -176,9 +176,10 @@ def test_inference_runs_the_small_batch_kernel_on_small_work(backend, monkeypatc
     assert calls == expected
 
 
-def test_the_plan_says_where_the_small_batch_kernel_runs():
-    described = mlp("numpy").describe("infer")
-    assert "affine_small_forward up to" in described
+def test_the_plan_says_where_the_small_batch_kernel_runs(monkeypatch):
+    assert "affine_small_forward" not in mlp("numpy").describe("infer")  # off by default
+    monkeypatch.setattr(affine_op, "SMALL_BATCH_ROWS", 1)
+    assert "affine_small_forward up to" in mlp("numpy").describe("infer")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -88,16 +88,17 @@ def forward(node: Affine, ctx: LowerContext) -> list[Step]:
     return [Step(node.id, f"matmul+act[{node.activation}]", affine_act, (X, W, Y), writes=frozenset({2}))]
 
 
-#: In eval mode an affine layer runs affine_small_forward (one pass over W, bias
+#: In eval mode an affine layer can run affine_small_forward (one pass over W, bias
 #: and activation fused) on batches of at most SMALL_BATCH_ROWS rows, and on
 #: batches whose multiply-adds (rows * fan_in * units) stay within SMALL_WORK;
-#: larger ones run a BLAS GEMM + the epilogue kernel. Measured on the M network
-#: (2-thread OpenBLAS): at one row the kernel matches sgemv on the large layers
-#: (both bound by reading W) and halves the 256x10 layer (no BLAS call, no
-#: separate epilogue call); from two rows on BLAS wins on the large layers,
-#: while the small kernel still wins on layers of a few thousand weights.
-#: SMALL_BATCH_ROWS = 0 turns the kernel off (as the benchmarks do to compare).
-SMALL_BATCH_ROWS = 1
+#: larger ones run a BLAS GEMM + the epilogue kernel. Alone, the kernel matches a
+#: 1-row sgemv on 784x512 (23 us against 22, both bound by reading W) and halves
+#: the 256x10 layer (0.8 us against 1.7). In the whole M network it does not pay:
+#: with all affine layers on the GEMM, a batch-1 forward took 0.89x the time on 2
+#: BLAS threads and 1.0x on 1 thread (one process, interleaved, 50 ms samples). So
+#: it is off by default (SMALL_BATCH_ROWS = 0 turns both rules off); a user can
+#: set SMALL_BATCH_ROWS = 1 before compiling to have it.
+SMALL_BATCH_ROWS = 0
 SMALL_WORK = 32768
 
 
@@ -138,8 +139,11 @@ def small_batch_affine(kernels, act: int, alpha: float, rows: int):  # noqa: ANN
 #: rows ~180 us, at 256 rows ~1190 against 2080 serially. PACKED_PARALLEL is off by
 #: default: on the M network (bench/inference_latency.py, 50 ms samples) it wins at
 #: batch 256 (1.17x ONNX Runtime against 1.25x for the GEMM path) but not at batch 32
-#: (1.39x against 1.30x). The numpy backend keeps the GEMM. PACKED_MAX_ROWS = 0 turns
-#: the packed kernel off.
+#: (1.39x against 1.30x). The serial packed kernel runs only while numpy's BLAS has
+#: one thread: in the whole M network on 2 BLAS threads, all layers on the GEMM took
+#: 0.89x the time at batch 1 and 0.95x at batch 32; on 1 thread the packed 256x10
+#: layer took batch 1 to 0.95x of the GEMM path. The numpy backend keeps the GEMM.
+#: PACKED_MAX_ROWS = 0 turns the packed kernel off.
 PACKED_MAX_ROWS = 256
 PACKED_SERIAL_WORK = 1 << 17
 PACKED_PARALLEL = False
@@ -167,8 +171,8 @@ def _serial_rows(work_per_row: int) -> int:
 
 def packed_label(kernels, small_rows: int, work_per_row: int) -> str:  # noqa: ANN001
     """How the eval-mode affine step picks its kernel, for plan.describe()."""
-    text = f"affine_small_forward up to {small_rows} rows, affine_packed_forward up to " \
-           f"{packed_rows(kernels, work_per_row)}"
+    text = f"affine_small_forward up to {small_rows} rows, " if small_rows else ""
+    text += f"affine_packed_forward up to {packed_rows(kernels, work_per_row)} rows while BLAS has 1 thread"
     if PACKED_PARALLEL:
         text += f", on 2 threads from {_parallel_rows(work_per_row)} while BLAS has 2+"
     return text
@@ -181,8 +185,9 @@ def _parallel_rows(work_per_row: int) -> int:
 def packed_affine(kernels, act: int, alpha: float, small_rows: int, work_per_row: int):  # noqa: ANN001, ANN201
     """The eval-mode affine step (X, W, b, Y, WT, version): Y = act(X @ W + b) with
     affine_small_forward up to `small_rows` rows, the packed kernel on WT (W transposed,
-    refreshed when version[0] moved) up to packed_rows() (on two threads where
-    PACKED_PARALLEL says so), and the GEMM + epilogue above. X: (N, D), W: (D, H),
+    refreshed when version[0] moved) up to packed_rows() (serially while numpy's BLAS
+    has one thread, on two threads where PACKED_PARALLEL says so), and the GEMM +
+    epilogue otherwise. X: (N, D), W: (D, H),
     WT: (H, D), Y: (N, H)."""
     from ..helper_thread import helper_thread
     from ..threads import blas_threads_now
@@ -199,8 +204,9 @@ def packed_affine(kernels, act: int, alpha: float, small_rows: int, work_per_row
         if n <= small_rows:
             small(X, W, b, act, alpha, Y)
             return
-        split = parallel_rows <= n <= max_rows and blas_threads_now() > 1
-        if not split and n > serial_rows:
+        blas_threads = blas_threads_now()
+        split = parallel_rows <= n <= max_rows and blas_threads > 1
+        if not split and (n > serial_rows or blas_threads > 1):
             matmul(X, W, out=Y)
             bias_act(Y, b, act, alpha)
             return
