@@ -45,6 +45,7 @@ _applied: list[int | None] = []  # the count set in this process ([None]: the BL
 _blas_default: list[int] = []  # numpy's BLAS thread count before graphnet changed it
 _controllers: list[list] = []  # threadpoolctl's controllers of the loaded BLAS libraries, found once
 _current: list[int] = []  # the BLAS thread count graphnet found or last set (read by blas_threads_now)
+_explicit: list[int] = []  # the count set_threads(n) chose (empty: the adaptive default)
 
 
 def set_threads(count: int | str) -> int:
@@ -53,6 +54,7 @@ def set_threads(count: int | str) -> int:
     BLAS. ValueError for anything else than an integer >= 1 or "auto"."""
     if count == "auto":
         _applied[:] = [None]
+        _explicit.clear()
         if _blas_controllers():
             _limit_blas(_blas_default[0])  # all threads again; the governor takes away what others use
         _start_governor()
@@ -64,6 +66,7 @@ def set_threads(count: int | str) -> int:
     contention.stop()  # an explicit choice: the governor does not change it
     _limit_blas(int(count))
     _applied[:] = [int(count)]  # the default is not applied after it
+    _explicit[:] = [int(count)]
     return get_threads()
 
 
@@ -102,6 +105,18 @@ def get_threads() -> int:
     from .blas import blas_info
 
     return blas_info().num_threads
+
+
+def planned_threads() -> int:
+    """The BLAS threads this process is set up for, whatever the governor does for now: the
+    count chosen explicitly (set_threads, $GRAPHNET_THREADS, --threads), else the BLAS's own
+    default. Plans pick load-independent kernels by it, so that a network computes the same
+    bits however busy the machine was when the plan was built."""
+    if _explicit:
+        return _explicit[0]
+    if not _blas_default:
+        _blas_controllers()
+    return _blas_default[0] if _blas_default else 1
 
 
 def blas_threads_now() -> int:

@@ -103,9 +103,11 @@ def spying_backend(name: str, calls: list[tuple[str, int]]) -> types.SimpleNames
 
 @pytest.fixture
 def blas_threads(monkeypatch):
-    """Sets the BLAS thread count the packed step sees (graphnet.threads.blas_threads_now)."""
+    """Sets the BLAS thread count the packed step sees (graphnet.threads.blas_threads_now at a
+    call, planned_threads when the plan is built)."""
     def set_count(count: int) -> None:
         monkeypatch.setattr(threads_module, "blas_threads_now", lambda: count)
+        monkeypatch.setattr(threads_module, "planned_threads", lambda: count)
 
     return set_count
 
@@ -276,3 +278,17 @@ def test_a_view_kept_and_written_after_inference_is_seen(packed_from_two_rows, g
     net.forward(X)
     net.forward(X)
     assert int(net.store.version[0]) == version
+
+
+@needs_numba
+def test_the_governors_passing_count_does_not_change_the_kernels(packed_from_two_rows, monkeypatch):
+    """A governor that lowers the BLAS to 1 thread for a while must not switch inference to other
+    kernels (other rounding): the plan's choice follows the count the process is set up for."""
+    monkeypatch.setattr(threads_module, "planned_threads", lambda: 2)
+    monkeypatch.setattr(threads_module, "blas_threads_now", lambda: 1)
+    calls: list[tuple[str, int]] = []
+    net = mlp()
+    net.kernels = spying_backend("numba", calls)
+    X = batch(5)
+    np.testing.assert_allclose(net.forward(X), reference(net, X), rtol=1e-4, atol=1e-5)
+    assert [name for name, _ in calls if name.startswith("affine_packed")] == []

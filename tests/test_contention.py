@@ -154,6 +154,8 @@ def test_a_busy_process_takes_a_blas_thread_away(monkeypatch):
     that core to it. Asserts the decision, never a time."""
     monkeypatch.setattr(contention, "_governor", [])
     monkeypatch.setattr(threads, "_applied", [])
+    monkeypatch.setattr(threads, "_explicit", [])
+    monkeypatch.setattr(threads, "_current", list(threads._current))
     monkeypatch.delenv(threads.ENV_VAR, raising=False)
     cores = len(os.sched_getaffinity(0))
     from threadpoolctl import threadpool_limits

@@ -17,8 +17,10 @@ from graphnet.errors import GraphnetError
 
 @pytest.fixture
 def fresh_threads(monkeypatch):
-    """No choice made yet in this process; BLAS limits restored afterwards."""
+    """No choice made yet in this process; BLAS limits (and graphnet's record of them) restored afterwards."""
     monkeypatch.setattr(threads, "_applied", [])
+    monkeypatch.setattr(threads, "_explicit", [])
+    monkeypatch.setattr(threads, "_current", list(threads._current))
     monkeypatch.setattr(contention, "_governor", [])
     monkeypatch.delenv(threads.ENV_VAR, raising=False)
     with threadpool_limits(limits=None):  # restores the limits on exit
@@ -112,3 +114,15 @@ def test_cli_threads_option_and_env(tmp_path):
     assert done.stderr.strip() == "graphnet schema: $GRAPHNET_THREADS must be an integer >= 1 or 'auto', got 'many'"
     done = run_cli("--threads", "1", "schema", "-o", str(tmp_path / "s.json"))
     assert done.returncode == 0, done.stderr
+
+
+def test_planned_threads_is_the_explicit_count_else_the_blas_default(fresh_threads):
+    threads.apply_default_threads_once()
+    default = threads._blas_default[0]
+    assert threads.planned_threads() == default
+    threads._limit_blas(1)  # what the governor does on a busy machine
+    assert threads.planned_threads() == default and threads.blas_threads_now() == 1
+    gn.set_threads(1)
+    assert threads.planned_threads() == 1
+    gn.set_threads("auto")
+    assert threads.planned_threads() == default

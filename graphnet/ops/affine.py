@@ -139,8 +139,9 @@ def small_batch_affine(kernels, act: int, alpha: float, rows: int):  # noqa: ANN
 #: rows ~180 us, at 256 rows ~1190 against 2080 serially. PACKED_PARALLEL is off by
 #: default: on the M network (bench/inference_latency.py, 50 ms samples) it wins at
 #: batch 256 (1.17x ONNX Runtime against 1.25x for the GEMM path) but not at batch 32
-#: (1.39x against 1.30x). The serial packed kernel runs only while numpy's BLAS has
-#: one thread: in the whole M network on 2 BLAS threads, all layers on the GEMM took
+#: (1.39x against 1.30x). The serial packed kernel runs only in a process set up for
+#: one BLAS thread (gn.set_threads(1), GRAPHNET_THREADS=1, MPI ranks, a BLAS of one
+#: thread; not the governor's passing count, so results do not depend on the load): in the whole M network on 2 BLAS threads, all layers on the GEMM took
 #: 0.89x the time at batch 1 and 0.95x at batch 32; on 1 thread the packed 256x10
 #: layer took batch 1 to 0.95x of the GEMM path. The numpy backend keeps the GEMM.
 #: PACKED_MAX_ROWS = 0 turns the packed kernel off.
@@ -172,7 +173,7 @@ def _serial_rows(work_per_row: int) -> int:
 def packed_label(kernels, small_rows: int, work_per_row: int) -> str:  # noqa: ANN001
     """How the eval-mode affine step picks its kernel, for plan.describe()."""
     text = f"affine_small_forward up to {small_rows} rows, " if small_rows else ""
-    text += f"affine_packed_forward up to {packed_rows(kernels, work_per_row)} rows while BLAS has 1 thread"
+    text += f"affine_packed_forward up to {packed_rows(kernels, work_per_row)} rows on a 1-thread BLAS"
     if PACKED_PARALLEL:
         text += f", on 2 threads from {_parallel_rows(work_per_row)} while BLAS has 2+"
     return text
@@ -185,12 +186,12 @@ def _parallel_rows(work_per_row: int) -> int:
 def packed_affine(kernels, act: int, alpha: float, small_rows: int, work_per_row: int):  # noqa: ANN001, ANN201
     """The eval-mode affine step (X, W, b, Y, WT, version): Y = act(X @ W + b) with
     affine_small_forward up to `small_rows` rows, the packed kernel on WT (W transposed,
-    refreshed when version[0] moved) up to packed_rows() (serially while numpy's BLAS
-    has one thread, on two threads where PACKED_PARALLEL says so), and the GEMM +
-    epilogue otherwise. X: (N, D), W: (D, H),
+    refreshed when version[0] moved) up to packed_rows() (serially in a process set up
+    for one BLAS thread, threads.planned_threads(); on two threads where PACKED_PARALLEL
+    says so and the BLAS has 2+ threads at the call), and the GEMM + epilogue otherwise. X: (N, D), W: (D, H),
     WT: (H, D), Y: (N, H)."""
     from ..helper_thread import helper_thread
-    from ..threads import blas_threads_now
+    from ..threads import blas_threads_now, planned_threads
 
     small, bias_act, matmul = kernels.affine_small_forward, kernels.bias_act_forward, np.matmul
     serial, columns = kernels.affine_packed_forward, kernels.affine_packed_forward_columns
@@ -198,15 +199,18 @@ def packed_affine(kernels, act: int, alpha: float, small_rows: int, work_per_row
     max_rows = packed_rows(kernels, work_per_row)
     parallel_rows = _parallel_rows(work_per_row) if PACKED_PARALLEL else max_rows + 1
     packed_version = [-1]  # the parameters' version WT was packed at
+    # On a multi-thread BLAS the GEMM beats one core; decided once per plan from the count the
+    # process is set up for (not the governor's count of the moment), so results do not depend
+    # on how busy the machine was.
+    gemm_unless_split = planned_threads() > 1
 
     def affine_packed_bias_act(X, W, b, Y, WT, version):
         n = X.shape[0]
         if n <= small_rows:
             small(X, W, b, act, alpha, Y)
             return
-        blas_threads = blas_threads_now()
-        split = parallel_rows <= n <= max_rows and blas_threads > 1
-        if not split and (n > serial_rows or blas_threads > 1):
+        split = parallel_rows <= n <= max_rows and blas_threads_now() > 1
+        if not split and (n > serial_rows or gemm_unless_split):
             matmul(X, W, out=Y)
             bias_act(Y, b, act, alpha)
             return
