@@ -281,9 +281,14 @@ def test_a_view_kept_and_written_after_inference_is_seen(packed_from_two_rows, g
 
 
 @needs_numba
-def test_the_governors_passing_count_does_not_change_the_kernels(packed_from_two_rows, monkeypatch):
+@pytest.mark.parametrize("parallel, expected", [(False, []), (True, ["affine_packed_forward"] * 3)])
+def test_the_governors_passing_count_does_not_change_the_kernels(packed_from_two_rows, monkeypatch, parallel,
+                                                                 expected):
     """A governor that lowers the BLAS to 1 thread for a while must not switch inference to other
-    kernels (other rounding): the plan's choice follows the count the process is set up for."""
+    kernels (other rounding): the plan's choice follows the count the process is set up for, and
+    the 2-thread split's rows stay on the packed kernel (the split computes the same bits)."""
+    monkeypatch.setattr(affine_op, "PACKED_PARALLEL", parallel)
+    monkeypatch.setattr(affine_op, "PACKED_PARALLEL_WORK", 0)
     monkeypatch.setattr(threads_module, "planned_threads", lambda: 2)
     monkeypatch.setattr(threads_module, "blas_threads_now", lambda: 1)
     calls: list[tuple[str, int]] = []
@@ -291,4 +296,4 @@ def test_the_governors_passing_count_does_not_change_the_kernels(packed_from_two
     net.kernels = spying_backend("numba", calls)
     X = batch(5)
     np.testing.assert_allclose(net.forward(X), reference(net, X), rtol=1e-4, atol=1e-5)
-    assert [name for name, _ in calls if name.startswith("affine_packed")] == []
+    assert [name for name, _ in calls if name.startswith("affine_packed")] == expected

@@ -209,8 +209,9 @@ def packed_affine(kernels, act: int, alpha: float, small_rows: int, work_per_row
         if n <= small_rows:
             small(X, W, b, act, alpha, Y)
             return
-        split = parallel_rows <= n <= max_rows and blas_threads_now() > 1
-        if not split and (n > serial_rows or gemm_unless_split):
+        packed_split = parallel_rows <= n <= max_rows  # the split's rows: packed, on 1 or 2 threads (same bits)
+        split = packed_split and blas_threads_now() > 1
+        if not packed_split and (n > serial_rows or gemm_unless_split):
             matmul(X, W, out=Y)
             bias_act(Y, b, act, alpha)
             return
