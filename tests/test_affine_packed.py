@@ -13,6 +13,7 @@ import graphnet.threads as threads_module
 from graphnet.kernels import KERNEL_NAMES, available_backends, get_backend
 from graphnet.optimizer import Optimizer
 
+from .affine_twins import assert_affine_twins_agree
 from .allocations import counting_numpy_allocations
 
 PACKED = ("affine_packed_forward", "affine_packed_forward_columns")
@@ -62,17 +63,8 @@ def column_range(name: str, h: int) -> tuple[int, ...]:
 @pytest.mark.parametrize("n", [1, 3, 4, 9, 32])
 @pytest.mark.parametrize("shape", [(784, 512), (13, 37), (1, 9), (70, 1), (5, 10), (256, 10)])
 def test_packed_kernel_matches_its_numpy_twin(name, dtype, n, shape):
-    rng = np.random.default_rng(n)
     d, h = shape
-    X = rng.standard_normal((n, d)).astype(dtype)
-    WT = (rng.standard_normal((h, d)) / np.sqrt(d)).astype(dtype)
-    b = rng.standard_normal(h).astype(dtype)
-    for act in range(5):
-        got, expected = np.full((n, h), np.nan, dtype), np.full((n, h), np.nan, dtype)
-        get_backend("numba")[name](X, WT, b, act, 0.1, got, *column_range(name, h))
-        get_backend("numpy")[name](X, WT, b, act, 0.1, expected, *column_range(name, h))
-        tol = dict(rtol=1e-5, atol=1e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(got, expected, **tol, err_msg=f"act {act}")
+    assert_affine_twins_agree(name, n, d, h, dtype, True, *column_range(name, h))
 
 
 @needs_numba

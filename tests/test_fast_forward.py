@@ -11,6 +11,7 @@ import graphnet.ops.affine as affine_op
 from graphnet.errors import PlanError
 from graphnet.kernels import KERNEL_NAMES, available_backends, get_backend
 
+from .affine_twins import assert_affine_twins_agree
 from .allocations import counting_numpy_allocations
 
 BACKENDS = available_backends()
@@ -198,17 +199,7 @@ def test_training_never_runs_the_small_batch_kernel(backend):
 def test_small_batch_kernel_matches_its_numpy_twin(dtype, n, shape):
     if "numba" not in BACKENDS:
         pytest.skip("numba is not installed")
-    rng = np.random.default_rng(n)
-    d, h = shape
-    X = rng.standard_normal((n, d)).astype(dtype)
-    W = (rng.standard_normal((d, h)) / np.sqrt(d)).astype(dtype)
-    b = rng.standard_normal(h).astype(dtype)
-    for act in range(5):
-        got, expected = np.full((n, h), np.nan, dtype), np.full((n, h), np.nan, dtype)
-        get_backend("numba").affine_small_forward(X, W, b, act, 0.1, got)
-        get_backend("numpy").affine_small_forward(X, W, b, act, 0.1, expected)
-        tol = dict(rtol=1e-5, atol=1e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(got, expected, **tol, err_msg=f"act {act}")
+    assert_affine_twins_agree("affine_small_forward", n, *shape, dtype, False)
 
 
 def test_small_batch_kernel_refuses_mismatched_shapes():
