@@ -181,3 +181,14 @@ def tick() -> None:
 def governor_status() -> GovernorStatus | None:
     """The governor's status; None when it was never started in this process."""
     return _governor[0].status() if _governor else None
+
+
+def _forget_sample_after_fork() -> None:
+    """A forked child's own CPU time starts again from zero: its first interval must not be
+    measured against the parent's last sample (the others would look busier than they are)."""
+    for governor in _governor:
+        governor.last = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_sample_after_fork)

@@ -122,6 +122,22 @@ def test_the_governor_stays_off_where_it_cannot_sample():
     assert not governor.status().active and machine.applied == []
 
 
+def test_a_forked_child_measures_from_its_own_first_sample(monkeypatch):
+    machine = FakeMachine()
+    governor = machine.governor()
+    monkeypatch.setattr(contention, "_governor", [governor])
+    governor.tick()
+    machine.run(0.3, ours=1.0, others=0.0)
+    contention._forget_sample_after_fork()  # what os.fork runs in the child
+    machine.own = 0  # the child's own CPU time starts from zero
+    machine.busy -= 30  # and the parent's share of the busy time is not the child's
+    governor.tick()
+    assert governor.last is not None and machine.applied == []  # a new first sample, no decision
+    machine.run(0.3, ours=1.0, others=0.0)
+    governor.tick()
+    assert governor.others == 0.0 and machine.applied == []
+
+
 def test_a_stopped_governor_changes_nothing(monkeypatch):
     machine = FakeMachine()
     governor = machine.governor()
