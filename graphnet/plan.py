@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
-from .contention import tick as contention_tick
 from .batch_checks import INT64, as_class_labels, as_dtype, check_labels
+from .contention import tick as contention_tick
 from .errors import PlanError, did_you_mean
 from .lowering import PARAMS_VERSION, PLANNED_KINDS, SGD_LEARNING_RATE, FusionDecision, Ref, Step
 from .parameters import ParameterStore
