@@ -124,27 +124,26 @@ def small_batch_affine(kernels, act: int, alpha: float, rows: int):  # noqa: ANN
     return affine_bias_act
 
 
-#: Above affine_small_forward's rows, an eval-mode affine layer (numba backend) runs
+#: Above affine_small_forward's rows, an eval-mode affine layer (numba backend) can run
 #: affine_packed_forward on a copy of W transposed once (re-packed when
-#: ParameterStore.version moved), bias and activation fused: serially on layers of
-#: at most PACKED_SERIAL_WORK multiply-adds (rows * fan_in * units), and, when
-#: PACKED_PARALLEL is set, split over two threads (affine_packed_forward_columns on
-#: each half of the columns, graphnet.helper_thread) up to PACKED_MAX_ROWS rows from
-#: PACKED_PARALLEL_WORK multiply-adds on, on the calls where numpy's BLAS has two
-#: threads or more (graphnet.threads.blas_threads_now: gn.set_threads(1), MPI ranks
-#: and the contention governor on a busy machine keep it on one). Larger batches run
-#: a BLAS GEMM + the epilogue. Measured on 2 cores against 2-thread OpenBLAS + the
-#: epilogue kernel, medians: serial, 256x10 at 32 rows 2.9 us against 3.8, at 64 rows
-#: 5.6 against 6.3, but 784x512 at 32 rows 262 us against 172; split, 784x512 at 32
-#: rows ~180 us, at 256 rows ~1190 against 2080 serially. PACKED_PARALLEL is off by
-#: default: on the M network (bench/inference_latency.py, 50 ms samples) it wins at
-#: batch 256 (1.17x ONNX Runtime against 1.25x for the GEMM path) but not at batch 32
-#: (1.39x against 1.30x). The serial packed kernel runs only in a process set up for
-#: one BLAS thread (gn.set_threads(1), GRAPHNET_THREADS=1, MPI ranks, a BLAS of one
-#: thread; not the governor's passing count, so results do not depend on the load): in the whole M network on 2 BLAS threads, all layers on the GEMM took
-#: 0.89x the time at batch 1 and 0.95x at batch 32; on 1 thread the packed 256x10
-#: layer took batch 1 to 0.95x of the GEMM path. The numpy backend keeps the GEMM.
-#: PACKED_MAX_ROWS = 0 turns the packed kernel off.
+#: ParameterStore.version moved), bias and activation fused: serially on layers of at
+#: most PACKED_SERIAL_WORK multiply-adds (rows * fan_in * units), in a process set up for
+#: one BLAS thread (threads.planned_threads: gn.set_threads(1), GRAPHNET_THREADS=1, MPI
+#: ranks, a BLAS of one thread; not the governor's passing count, so results do not
+#: depend on the load); and, when PACKED_PARALLEL is set, split over two threads
+#: (affine_packed_forward_columns on each half of the columns, graphnet.helper_thread) up
+#: to PACKED_MAX_ROWS rows from PACKED_PARALLEL_WORK multiply-adds on, on the calls where
+#: numpy's BLAS has two threads or more (the split's rows run serially otherwise). Larger
+#: batches run a BLAS GEMM + the epilogue. Measured on 2 cores against 2-thread OpenBLAS +
+#: the epilogue kernel, medians: serial, 256x10 at 32 rows 2.9 us against 3.8, at 64 rows
+#: 5.6 against 6.3, but 784x512 at 32 rows 262 us against 172; split, 784x512 at 32 rows
+#: ~180 us, at 256 rows ~1190 against 2080 serially. In the whole M network on 2 BLAS
+#: threads, all layers on the GEMM took 0.89x the time at batch 1 and 0.95x at batch 32
+#: (hence serial only on a 1-thread BLAS, where the packed 256x10 layer took batch 1 to
+#: 0.95x of the GEMM path). PACKED_PARALLEL is off by default: on the M network
+#: (bench/inference_latency.py, 50 ms samples) it wins at batch 256 (1.17x ONNX Runtime
+#: against 1.25x for the GEMM path) but not at batch 32 (1.39x against 1.30x). The numpy
+#: backend keeps the GEMM. PACKED_MAX_ROWS = 0 turns the packed kernel off.
 PACKED_MAX_ROWS = 256
 PACKED_SERIAL_WORK = 1 << 17
 PACKED_PARALLEL = False
@@ -159,10 +158,14 @@ HELPER_LAG_WORK = 1 << 21
 def packed_rows(kernels, work_per_row: int) -> int:  # noqa: ANN001
     """The most rows an eval-mode affine layer of `work_per_row` multiply-adds per row
     (fan_in * units) runs with the packed kernel on `kernels` (0: never)."""
+    from ..threads import planned_threads
+
     if getattr(kernels, "name", None) != "numba":
         return 0
     if PACKED_PARALLEL:
         return PACKED_MAX_ROWS
+    if planned_threads() > 1:  # a multi-thread BLAS GEMM beats one core (measured above)
+        return 0
     return _serial_rows(work_per_row)
 
 
@@ -186,10 +189,9 @@ def _parallel_rows(work_per_row: int) -> int:
 def packed_affine(kernels, act: int, alpha: float, small_rows: int, work_per_row: int):  # noqa: ANN001, ANN201
     """The eval-mode affine step (X, W, b, Y, WT, version): Y = act(X @ W + b) with
     affine_small_forward up to `small_rows` rows, the packed kernel on WT (W transposed,
-    refreshed when version[0] moved) up to packed_rows() (serially in a process set up
-    for one BLAS thread, threads.planned_threads(); on two threads where PACKED_PARALLEL
-    says so and the BLAS has 2+ threads at the call), and the GEMM + epilogue otherwise. X: (N, D), W: (D, H),
-    WT: (H, D), Y: (N, H)."""
+    refreshed when version[0] moved) where packed_rows() says (on two threads where
+    PACKED_PARALLEL says so and the BLAS has 2+ threads at the call), and the GEMM +
+    epilogue otherwise. X: (N, D), W: (D, H), WT: (H, D), Y: (N, H)."""
     from ..helper_thread import helper_thread
     from ..threads import blas_threads_now, planned_threads
 
@@ -199,9 +201,9 @@ def packed_affine(kernels, act: int, alpha: float, small_rows: int, work_per_row
     max_rows = packed_rows(kernels, work_per_row)
     parallel_rows = _parallel_rows(work_per_row) if PACKED_PARALLEL else max_rows + 1
     packed_version = [-1]  # the parameters' version WT was packed at
-    # On a multi-thread BLAS the GEMM beats one core; decided once per plan from the count the
-    # process is set up for (not the governor's count of the moment), so results do not depend
-    # on how busy the machine was.
+    # Below the split's rows a multi-thread BLAS GEMM beats one core; decided once per plan from
+    # the count the process is set up for (not the governor's count of the moment), so results
+    # do not depend on how busy the machine was.
     gemm_unless_split = planned_threads() > 1
 
     def affine_packed_bias_act(X, W, b, Y, WT, version):
