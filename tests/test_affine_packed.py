@@ -42,7 +42,9 @@ def reference(net: gn.CompiledNetwork, X: np.ndarray) -> np.ndarray:
 
 @pytest.fixture
 def packed_from_two_rows(monkeypatch):
-    """Inference runs affine_small_forward at one row, affine_packed_forward from 2 to 8 rows."""
+    """Inference runs affine_small_forward at one row, affine_packed_forward from 2 to 8 rows
+    (as in a process set up for one BLAS thread, where the serial packed kernel runs)."""
+    monkeypatch.setattr(threads_module, "planned_threads", lambda: 1)
     monkeypatch.setattr(affine_op, "SMALL_BATCH_ROWS", 1)
     monkeypatch.setattr(affine_op, "SMALL_WORK", 0)
     monkeypatch.setattr(affine_op, "PACKED_MAX_ROWS", 8)
