@@ -76,10 +76,15 @@ def _blas_controllers() -> list:
 
         np.matmul(np.ones((2, 2)), np.ones((2, 2)))  # make sure numpy has loaded its BLAS
         libraries = ThreadpoolController().select(user_api="blas").lib_controllers
-        _blas_default.append(max([library.get_num_threads() or 1 for library in libraries], default=1))
+        _blas_default.append(_library_threads(libraries))
         _controllers.append(libraries)
         _current[:] = [_blas_default[0]]
     return _controllers[0]
+
+
+def _library_threads(libraries: list) -> int:
+    """The thread count the BLAS libraries report now (1 without a BLAS)."""
+    return max([library.get_num_threads() or 1 for library in libraries], default=1)
 
 
 def _limit_blas(count: int) -> None:
@@ -95,7 +100,7 @@ def _start_governor() -> None:
     if not _blas_controllers():
         return
     ceiling = _blas_default[0]
-    current = get_threads() or ceiling
+    current = blas_threads_now()  # graphnet's record of the count (asking threadpoolctl costs ~2 ms)
     if contention.start(ceiling, min(current, ceiling), _limit_blas) is None and current != ceiling:
         _limit_blas(ceiling)
 
@@ -124,7 +129,7 @@ def blas_threads_now() -> int:
     governor) or found it, without asking the library: cheap enough for every kernel call.
     A count set behind graphnet's back (threadpoolctl directly) is not seen."""
     if not _current:
-        _blas_controllers()
+        _current[:] = [_library_threads(_blas_controllers())]
     return _current[0]
 
 
