@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).parent))
-from busy import HOG_SOURCE  # noqa: E402
+from busy import Hog  # noqa: E402
 from report import write_report  # noqa: E402
 
 THIRDS = ("before", "during", "after")
@@ -50,26 +49,10 @@ def torch_step(size: str, threads: int | None) -> Built:
     import torch
 
     from graphnet.step_bench import make_problem
+    from peers import torch_step as build
 
+    step = build(make_problem(size), rule="adam")
     torch.set_num_threads(threads or 2)
-    problem = make_problem(size)
-    layers: list = []
-    for i in range(0, len(problem.weights), 2):
-        W, b = problem.weights[i], problem.weights[i + 1]
-        linear = torch.nn.Linear(*W.shape)
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(W.T.copy()))
-            linear.bias.copy_(torch.from_numpy(b))
-        layers += [linear, torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers[:-1])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    X, y = torch.from_numpy(problem.X), torch.from_numpy(problem.y)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(X), y).backward()
-        optimizer.step()
-
     return step, torch.get_num_threads
 
 
@@ -90,26 +73,23 @@ def child(name: str, size: str, seconds: float) -> dict:
     for _ in range(5):
         step()
     times: dict[str, list[float]] = {third: [] for third in THIRDS}
-    hog = None
+    hog = Hog()
     start = time.perf_counter()
     try:
         while (elapsed := time.perf_counter() - start) < seconds:
             third = THIRDS[min(2, int(3 * elapsed / seconds))]
-            if third != "before" and THIRDS[THIRDS.index(third) - 1] not in ended_with:
-                ended_with[THIRDS[THIRDS.index(third) - 1]] = threads_now()
-            if third == "during" and hog is None:
-                hog = subprocess.Popen([sys.executable, "-c", HOG_SOURCE],
-                                       env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
-            elif third == "after" and hog is not None and hog.poll() is None:
-                hog.kill()
-                hog.wait()
+            previous = THIRDS[THIRDS.index(third) - 1]
+            if third != "before" and previous not in ended_with:  # a new third begins
+                ended_with[previous] = threads_now()
+                if third == "during":
+                    hog.start()  # returns once the hog is running
+                else:
+                    hog.stop()
             began = time.perf_counter()
             step()
             times[third].append(time.perf_counter() - began)
     finally:
-        if hog is not None and hog.poll() is None:
-            hog.kill()
-            hog.wait()
+        hog.stop()
     ended_with["after"] = threads_now()
     return {"threads": ended_with, "times": times}
 

@@ -113,7 +113,8 @@ def tuned_numpy_step(problem: Problem) -> Callable[[], Any]:
     return step
 
 
-def torch_step(problem: Problem) -> Callable[[], Any]:
+def torch_step(problem: Problem, rule: str = "sgd") -> Callable[[], Any]:
+    """The problem's MLP step in PyTorch eager on 2 threads; `rule` "sgd" or "adam" (torch.optim)."""
     import torch
 
     torch.set_num_threads(2)
@@ -127,7 +128,7 @@ def torch_step(problem: Problem) -> Callable[[], Any]:
         if i < len(problem.dims) - 2:
             layers.append(torch.nn.ReLU())
     model = torch.nn.Sequential(*layers)
-    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+    optimizer = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[rule](model.parameters(), lr=LEARNING_RATE)
     X, y = torch.from_numpy(problem.X), torch.from_numpy(problem.y)
     cross_entropy = torch.nn.functional.cross_entropy
 
