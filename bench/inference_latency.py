@@ -6,8 +6,8 @@ own process, interleaved.
                                       [--json bench/results/inference_latency.json]
 
 Contenders (missing libraries are skipped with the reason):
-- graphnet: `net.forward(X)` as shipped (hot path, small-batch kernel up to
-  graphnet.ops.affine.SMALL_BATCH_ROWS rows, packed-weight kernel up to PACKED_MAX_ROWS);
+- graphnet: `net.forward(X)` as shipped (the hot path; graphnet.ops.affine picks the
+  kernels: on a BLAS set up for 2+ threads, the GEMM for every layer);
 - graphnet_threads: as graphnet, with graphnet.ops.affine.PACKED_PARALLEL on (the
   packed kernel split over the caller and graphnet's helper thread up to PACKED_MAX_ROWS rows);
 - graphnet_gemm: the hot path with the small-batch and packed kernels off (BLAS at every size);
