@@ -30,16 +30,14 @@ import numpy as np
 from .errors import CheckpointError, SpecError
 from .fileio import remove_stale_temporaries, write_npz_atomic, write_text_atomic
 from .network import CompiledNetwork, compile
+from .model_record import ModelRecord
 from .preprocessing import ARRAY_PREFIX as PREPROCESSING_PREFIX
-from .preprocessing import Preprocessing, class_names_from_saved
 from .spec import NetworkSpec, parse_network
 
 FORMAT = 1
 SPEC_FILE = "network.json"
 ARRAYS_FILE = "weights.npz"
 HASH_KEY = "network_sha256"
-PREPROCESSING_KEY = "preprocessing"  # meta: the input preprocessing (graphnet.preprocessing), if any
-CLASS_NAMES_KEY = "class_names"      # meta: the class names of the label, if known
 # the fields that do not change what a network computes, left out of its hash
 _COSMETIC_FIELDS = {"schema_ref", "name", "description"}
 
@@ -118,7 +116,9 @@ def save_checkpoint(folder: str | Path, net: CompiledNetwork, optimizer: Any = N
             arrays[f"optim/{slot}"] = buffer
         info["optimizer"] = state
     info.update(meta or {})
-    _add_model_state(net, arrays, info)
+    record_meta, record_arrays = ModelRecord.of(net).saved()  # preprocessing, class names
+    arrays.update(record_arrays)
+    info.update(record_meta)
     bad = nonfinite_arrays(arrays)
     if bad:
         raise CheckpointError(f"{folder}: refusing to save a checkpoint that holds non-finite values: "
@@ -131,37 +131,6 @@ def save_checkpoint(folder: str | Path, net: CompiledNetwork, optimizer: Any = N
         write_text_atomic(spec_path, spec_text)
     write_npz_atomic(folder / ARRAYS_FILE, arrays)
     return folder
-
-
-def _add_model_state(net: CompiledNetwork, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> None:
-    """The preprocessing (arrays under `preprocessing/`, its description in meta) and class names of `net`."""
-    if net.preprocessing is not None:
-        arrays.update(net.preprocessing.arrays())
-        info[PREPROCESSING_KEY] = net.preprocessing.description()
-    if net.class_names is not None:
-        info[CLASS_NAMES_KEY] = list(net.class_names)
-
-
-def _restore_model_state(net: CompiledNetwork, arrays: dict[str, np.ndarray], meta: dict[str, Any],
-                         source: Path) -> None:
-    """Set `net.preprocessing` and `net.class_names` from a checkpoint (None when it predates them)."""
-    label = next(iter(net.graph.labels.values()), None)
-    try:
-        if PREPROCESSING_KEY in meta:
-            record = Preprocessing.from_saved(meta[PREPROCESSING_KEY], arrays)
-            if record.input not in net.graph.inputs:
-                raise ValueError(f"preprocessing names input '{record.input}', the network's inputs are "
-                                 f"{', '.join(net.graph.inputs)}")
-            shape = net.graph.inputs[record.input].shape
-            if record.width != int(np.prod(shape)):
-                raise ValueError(f"preprocessing makes {record.width} features, input '{record.input}' takes "
-                                 f"{shape}")
-            net.preprocessing = record
-        net.class_names = class_names_from_saved(meta.get(CLASS_NAMES_KEY),
-                                                 label.classes if label is not None and label.kind == "classes"
-                                                 else None)
-    except ValueError as error:
-        raise CheckpointError(f"{source}: {error}") from None
 
 
 def save(net: CompiledNetwork, folder: str | Path) -> None:
@@ -320,7 +289,11 @@ def restore(folder: str | Path, *, batch_size: int = 128, backend: str | None = 
         net.store.view(name)[...] = arrays[f"param/{name}"]
     for name in net.store.state_slots:
         net.store.state_view(name)[...] = arrays[f"state/{name}"]
-    _restore_model_state(net, arrays, meta, folder / ARRAYS_FILE)
+    try:
+        label = next(iter(net.graph.labels.values()), None)
+        ModelRecord.from_saved(meta, arrays).check_fits(net.graph.inputs, label).attach(net)
+    except ValueError as error:
+        raise CheckpointError(f"{folder / ARRAYS_FILE}: {error}") from None
     if "dropout_rng" in meta:
         try:
             restore_generator(net.dropout_rng, meta["dropout_rng"])

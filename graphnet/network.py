@@ -202,8 +202,9 @@ class CompiledNetwork:
     def predict_proba(self, X: Any, batch_size: int | None = None) -> np.ndarray:
         """Probabilities for RAW features X (preprocessed as in `predict`): classification:
         (N, C), a softmax over the first output's scores (not applied twice when the output
-        is a softmax already), columns in the order of `self.class_names`; binary: the
-        sigmoid of each logit, (N,) or (N, k). GraphnetError for a regression output."""
+        is a softmax already), columns in the order of `self.class_names`; binary: (N, 2),
+        p(0) and p(1), for one logit per example, else the sigmoid of each logit (N, k).
+        GraphnetError for a regression output."""
         first = self.graph.outputs[0]
         return probabilities(self.forward(self.prepare(X), output=first, batch_size=batch_size), self.graph, first)
 

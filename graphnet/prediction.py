@@ -24,13 +24,13 @@ import csv
 import math
 import zipfile
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import Any, Iterator, TextIO
 
 import numpy as np
 
 from .data.idx import map_idx
 from .data.tabular import LABEL_NAMES, csv_layout
-from .errors import DataError
+from .errors import DataError, did_you_mean
 from .network import CompiledNetwork
 from .tasks import output_task, predictions, probabilities
 
@@ -81,6 +81,13 @@ def _array_file(path: Path) -> np.ndarray:
 def _csv_examples(net: CompiledNetwork, path: Path, chunk: int) -> Iterator[np.ndarray]:
     delim, header, ncol = csv_layout(path)
     columns = _feature_columns(net, path, header, ncol)
+    for batch, lines in _csv_rows(path, delim, header, ncol, columns, chunk):
+        yield _numbers(batch, lines, path, header, columns)
+
+
+def _csv_rows(path: Path, delim: str | None, header: list[str] | None, ncol: int, columns: list[int],
+              chunk: int) -> Iterator[tuple[list[list[str]], list[int]]]:
+    """The cells of `columns` of every data row, and the rows' line numbers, `chunk` rows at a time."""
     with open(path, encoding="utf-8-sig", newline="") as handle:
         rows = csv.reader(handle, delimiter=delim) if delim else (line.split() for line in handle)
         batch: list[list[str]] = []
@@ -93,14 +100,82 @@ def _csv_examples(net: CompiledNetwork, path: Path, chunk: int) -> Iterator[np.n
             batch.append([row[j] for j in columns])
             lines.append(lineno)
             if len(batch) == chunk:
-                yield _numbers(batch, lines, path, header, columns)
+                yield batch, lines
                 batch, lines = [], []
         if batch:
-            yield _numbers(batch, lines, path, header, columns)
+            yield batch, lines
 
 
-def _feature_columns(net: CompiledNetwork, path: Path, header: list[str] | None, ncol: int) -> list[int]:
-    """The indices of the model's feature columns in this CSV, in the model's order."""
+def read_labelled_csv(net: CompiledNetwork, path: str | Path,
+                      label_column: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every row of a CSV file as raw features X: (N, D) float64 (the model's feature columns,
+    by name as in `read_examples`) and labels y as the network's label declares them: class
+    indices (N,) int64 (text labels by the model's class names) or float targets (N, *shape).
+    The label column: `label_column`, else the model's, else the first named label, y or
+    target. DataError naming the file, line and column for anything it cannot read."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    label = next(iter(net.graph.labels.values()), None)
+    if label is None:
+        raise DataError(f"{path}: the network has no label to score against")
+    delim, header, ncol = csv_layout(path)
+    record = net.preprocessing
+    wanted = label_column or (record.label_column if record is not None else None)
+    names = header or []
+    if wanted is not None and wanted not in names:
+        raise DataError(f"{path}: no label column {wanted!r}{did_you_mean(wanted, names)}"
+                        + (f" (the file has: {', '.join(names)})" if header else " (the file has no header row)")
+                        + ("" if label_column else "; name it with --label-column"))
+    at = names.index(wanted) if wanted is not None else next(
+        (i for i, c in enumerate(names) if c.lower() in LABEL_NAMES), None)
+    if at is None:
+        raise DataError(f"{path}: no label column named {'/'.join(LABEL_NAMES)}"
+                        + (f" (the file has: {', '.join(names)})" if header else " (the file has no header row)")
+                        + "; name it with --label-column")
+    columns = [j for j in _feature_columns(net, path, header, ncol, label_index=at)]
+    features, labels = [], []
+    for batch, lines in _csv_rows(path, delim, header, ncol, columns + [at], 4 * CHUNK):
+        features.append(_numbers([row[:-1] for row in batch], lines, path, header, columns))
+        labels += [(row[-1].strip(), lineno) for row, lineno in zip(batch, lines)]
+    if not labels:
+        raise DataError(f"{path}: no data rows")
+    return np.concatenate(features), _label_values(labels, label, net.class_names, path, names[at] if header
+                                                   else str(at + 1))
+
+
+def _label_values(cells: list[tuple[str, int]], label: Any, class_names: tuple[str, ...] | None, path: Path,
+                  column: str) -> np.ndarray:
+    """Label cells (text, line number) as the label declares them; DataError naming the line."""
+    if label.kind == "classes" and class_names is not None:
+        index = {name: i for i, name in enumerate(class_names)}
+        for text, lineno in cells:
+            if text not in index:
+                raise DataError(f"{path}: line {lineno}, column {column!r}: label {text!r} is not one of the "
+                                f"model's classes ({', '.join(class_names[:10])}"
+                                f"{', ...' if len(class_names) > 10 else ''})")
+        return np.fromiter((index[text] for text, _ in cells), np.int64, len(cells))
+    values = np.empty(len(cells), np.float64)
+    for i, (text, lineno) in enumerate(cells):
+        try:
+            values[i] = float(text)
+        except ValueError:
+            values[i] = math.nan
+        whole = label.kind != "classes" or (values[i] == round(values[i]) and 0 <= values[i] < label.classes)
+        if not math.isfinite(values[i]) or not whole:
+            expected = (f"a class index in 0..{label.classes - 1}" if label.kind == "classes"
+                        else "a finite number")
+            raise DataError(f"{path}: line {lineno}, column {column!r}: label {text!r} is not {expected}")
+    if label.kind == "classes":
+        return values.astype(np.int64)
+    return values.reshape(len(cells), *label.shape)
+
+
+def _feature_columns(net: CompiledNetwork, path: Path, header: list[str] | None, ncol: int,
+                     label_index: int | None = None) -> list[int]:
+    """The indices of the model's feature columns in this CSV, in the model's order: by name
+    when the model knows its columns, else every column but the label (`label_index`, else
+    the model's label column or the first named label, y or target)."""
     record = net.preprocessing
     names = record.feature_names if record is not None else None
     if names is not None:
@@ -111,6 +186,8 @@ def _feature_columns(net: CompiledNetwork, path: Path, header: list[str] | None,
             raise DataError(f"{path}: no column {missing[0]!r} (the model's features: {', '.join(names)}; "
                             f"the file has: {', '.join(header)})")
         return [header.index(n) for n in names]
+    if label_index is not None:
+        return [j for j in range(ncol) if j != label_index]
     label = record.label_column if record is not None else None
     skip = [i for i, c in enumerate(header or []) if c == label or c.lower() in LABEL_NAMES][:1]
     return [j for j in range(ncol) if j not in skip]
@@ -181,8 +258,6 @@ def write_predictions(net: CompiledNetwork, examples: Iterator[np.ndarray], out:
         cells = _cells(names[predicted] if names is not None else predicted, len(raw), digits)
         if proba:
             p = probabilities(scores, net.graph, first)
-            if task == "binary" and p.ndim == 1:
-                p = np.stack([1.0 - p, p], axis=1)
             cells = [row + _cells(prow, 1, digits)[0] for row, prow in zip(cells, p.reshape(len(raw), -1))]
         writer.writerows(cells)
         total += len(raw)

@@ -14,7 +14,7 @@ so that raw features go in wherever a user feeds the model:
 The transform of one input is: reshape the raw example (e.g. a 28x28 image)
 to a row of D features, then ``(x - shift) / scale`` in the network's dtype
 (``"standardize"``: per-feature mean and std; ``"scale"``: 0 and 255 for
-uint8 pixels, or the training split's min and max range; ``"none"``:
+uint8 pixels, or each feature's min and max range on the training split; ``"none"``:
 nothing), then reshape to the network input's shape.
 """
 from __future__ import annotations

@@ -74,7 +74,9 @@ def is_probability_output(network: Any, output: str) -> bool:
 def probabilities(scores: np.ndarray, network: Any, output: str) -> np.ndarray:
     """Class probabilities from the scores (N, *shape) of `output`: classification (and no
     loss): softmax over the last axis, (N, C) -- unless the output is a softmax already;
-    binary: the sigmoid of each logit, (N,) for one logit per example, else (N, *shape).
+    binary: for one logit per example (N, 2), the columns p(0) and p(1) (as scikit-learn's
+    predict_proba and `graphnet predict --proba`'s p_0, p_1), else the sigmoid of each logit
+    (N, *shape).
     Regression has none: GraphnetError."""
     task = output_task(network, output)
     if task == "regression":
@@ -83,7 +85,7 @@ def probabilities(scores: np.ndarray, network: Any, output: str) -> np.ndarray:
     scores = np.asarray(scores)
     if task == "binary":
         p = 0.5 * (1.0 + np.tanh(0.5 * scores))  # the sigmoid, stable for any logit
-        return p[:, 0] if p.ndim == 2 and p.shape[1] == 1 else p
+        return np.concatenate([1.0 - p, p], axis=1) if p.ndim == 2 and p.shape[1] == 1 else p
     if is_probability_output(network, output):
         return scores
     shifted = scores - scores.max(axis=-1, keepdims=True)

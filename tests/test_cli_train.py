@@ -534,6 +534,36 @@ def test_train_help_documents_the_csv_format(capsys):
         assert phrase in out, phrase
 
 
+def test_eval_data_scores_every_labelled_row_of_the_file_by_column_name(tmp_path, capsys):
+    """--data FILE.csv: all its rows, the model's columns found by name (in any order, extra
+    columns ignored), its labels mapped by the model's class names -- not a split of the file,
+    and not the run's own test file."""
+    X, names = named_classes(300)
+    train = write_named_csv(tmp_path / "train.csv", X[:200], names[:200])
+    test = write_named_csv(tmp_path / "test.csv", X[200:260], names[200:260])
+    document = classifier_run(str(train), epochs=10, label_column="species")
+    document["train"]["data"]["options"]["test_file"] = str(test)
+    document["train"]["data"]["normalize"] = "standardize"
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps(document))
+    assert main(["train", str(run), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    other = tmp_path / "other.csv"  # 40 rows the run never saw, columns reordered, an extra column
+    rows = [["id", "f3", "kind", "f1", "f0", "f2"]]
+    rows += [[str(i), repr(x[3]), name, repr(x[1]), repr(x[0]), repr(x[2])] for i, (x, name) in
+             enumerate(zip(X[260:].tolist(), names[260:]))]
+    other.write_text("\n".join(",".join(row) for row in rows) + "\n")
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run"), "--data", str(other), "--label-column", "kind"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    net = gn.load_checkpoint(tmp_path / "run")
+    expected = 100 * np.mean(net.predict(X[260:]) == names[260:])
+    assert out[0] == f"{other}: accuracy {expected:.2f}% on 40 examples"
+    assert main(["eval", str(tmp_path / "run"), "--data", str(other), "--label-column", "knd"]) == 1
+    assert "no label column 'knd'; did you mean 'kind'?" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "run"), "--data", str(other), "--split", "val"]) == 1
+    assert "scored whole" in capsys.readouterr().err
+
+
 def test_eval_confusion_matrix_is_headed_by_class_names(tmp_path, capsys):
     X, names = named_classes(200)
     csv = write_named_csv(tmp_path / "flowers.csv", X, names)

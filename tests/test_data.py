@@ -536,6 +536,25 @@ def test_scale(tmp_path):
     assert load(p, val_size=0)["X_train"].max() == 49  # auto: floats are left alone
 
 
+def test_scale_fits_each_feature_its_own_range():
+    """Features on very different scales each map to [0, 1] on the training split: one
+    range over all of them would squash every feature but the widest."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (50, 3)) * np.array([1.0, 1000.0, 0.01]) + np.array([0.0, -500.0, 7.0])
+    X[:, 0] = 3.0  # a constant feature: shifted to 0, not divided by a zero range
+    d, info = load_with_info_arrays({"X_train": X, "y_train": np.zeros(50, np.int64)}, "scale")
+    np.testing.assert_allclose(d["X_train"][:, 1:].min(axis=0), 0, atol=1e-7)
+    np.testing.assert_allclose(d["X_train"][:, 1:].max(axis=0), 1, atol=1e-6)
+    assert (d["X_train"][:, 0] == 0).all()
+    assert info.shift.shape == info.scale.shape == (3,) and info.scale[0] == 1
+
+
+def load_with_info_arrays(arrays: dict, normalize: str):
+    from graphnet.data import from_arrays
+
+    return from_arrays(arrays, normalize=normalize, val_size=0, dtype="float64")
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"normalize": "zscore"}, "normalize"),
     ({"dtype": "int32"}, "floating"),

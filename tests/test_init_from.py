@@ -98,3 +98,79 @@ def test_init_from_keeps_the_initial_values_of_a_new_head_and_says_so(task, tmp_
     np.testing.assert_allclose(result.net.params["head.W"], fresh.params["head.W"], atol=1e-6)
     with pytest.raises(gn.CheckpointError, match="no such checkpoint folder"):
         gn.train(gn.parse_run(fine_tune_run(str(task), str(tmp_path / "nothing"))), log=None, progress=False)
+
+
+# ---- the source's model record: preprocessing and class names are kept --------------------------
+
+def flowers_run(data: Path, **train: object) -> dict:
+    """A classifier of the three named classes of task_data.named_classes (raw features on very different scales)."""
+    return {"network": {"inputs": {"x": {"shape": [4]}}, "labels": {"y": {"classes": 3}},
+                        "nodes": [{"id": "fc1", "op": "affine", "inputs": ["x"], "units": 16, "activation": "relu"},
+                                  {"id": "fc2", "op": "affine", "inputs": ["fc1"], "units": 3},
+                                  {"id": "loss", "op": "softmax_cross_entropy", "inputs": ["fc2", "y"]}],
+                        "outputs": ["fc2"], "loss": "loss"},
+            "train": {"data": {"name": str(data), "options": {"label_column": "species"}},
+                      "optimizer": {"rule": "adam", "learning_rate": 1e-2}, "epochs": 10, "batch_size": 16,
+                      "seed": 0, **train}}
+
+
+@pytest.fixture(scope="module")
+def standardized_source(tmp_path_factory) -> tuple[Path, Path]:
+    """(a run folder trained with "standardize" on a CSV of text labels, the CSV)."""
+    from task_data import named_classes, write_named_csv
+
+    root = tmp_path_factory.mktemp("source")
+    X, names = named_classes(240, seed=1)
+    data = write_named_csv(root / "flowers.csv", X, names)
+    run = flowers_run(data)
+    run["train"]["data"]["normalize"] = "standardize"
+    gn.train(gn.parse_run(run), out=root / "source", progress=False, log=None)
+    return root / "source", data
+
+
+@pytest.mark.parametrize("source_kind", ["checkpoint", "onnx"])
+def test_init_from_keeps_the_sources_preprocessing_and_class_names(standardized_source, source_kind, tmp_path):
+    source, data = standardized_source
+    if source_kind == "onnx":
+        assert main(["export", str(source), str(tmp_path / "source.onnx")]) == 0
+        source = tmp_path / "source.onnx"
+    notes: list[str] = []
+    run = gn.parse_run(flowers_run(data, init_from=str(source), epochs=1,
+                                   optimizer={"rule": "sgd", "learning_rate": 1e-12}))  # the weights stay put
+    result = gn.train(run, log=notes.append, progress=False)
+    trained = gn.load_checkpoint(standardized_source[0])
+    assert any("keeps its input preprocessing 'standardize' over 4 features of columns f0, f1, f2, f3" in note
+               for note in notes), notes
+    assert result.net.class_names == trained.class_names == ("setosa", "versicolor", "virginica")
+    np.testing.assert_allclose(result.net.preprocessing.shift, trained.preprocessing.shift, rtol=1e-6)
+    assert result.history[0].train_loss < 0.5  # the loss of the weights on the data they were trained for
+    from task_data import named_classes
+
+    X, names = named_classes(240, seed=1)
+    np.testing.assert_array_equal(result.net.predict(X), trained.predict(X))
+
+
+def test_init_from_refuses_a_normalize_that_contradicts_the_sources(standardized_source, tmp_path):
+    source, data = standardized_source
+    run = flowers_run(data, init_from=str(source))
+    run["train"]["data"]["normalize"] = "scale"
+    with pytest.raises(gn.SpecError, match=r"normalize is 'scale', but the model training starts from "
+                                           rf"\(init_from {source}\) has its own input preprocessing, "
+                                           r"'standardize'"):
+        gn.train(gn.parse_run(run), out=tmp_path / "run", progress=False, log=None)
+    assert not (tmp_path / "run").exists()  # refused before a run folder is made
+
+
+def test_init_from_reads_the_sources_columns_by_name(standardized_source, tmp_path):
+    """Fine-tuning data whose columns come in another order: the model's columns, by name."""
+    source, data = standardized_source
+    lines = data.read_text().splitlines()
+    order = [4, 0, 2, 1, 3]  # f3, species, f1, f0, f2
+    data2 = tmp_path / "reordered.csv"
+    data2.write_text("\n".join(",".join(line.split(",")[i] for i in order) for line in lines) + "\n")
+    run = gn.parse_run(flowers_run(data2, init_from=str(source), epochs=1,
+                                   optimizer={"rule": "sgd", "learning_rate": 1e-12}))
+    result = gn.train(run, log=None, progress=False)
+    assert result.net.preprocessing.feature_names == ("f0", "f1", "f2", "f3")
+    assert result.history[0].train_loss < 0.5
+    assert result.metrics["test_accuracy"] > 0.9

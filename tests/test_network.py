@@ -424,8 +424,10 @@ def test_predict_proba_does_not_apply_softmax_twice():
 def test_predict_proba_binary_is_the_sigmoid_and_regression_has_none():
     net = one_output_net("sigmoid_binary_cross_entropy", {"shape": [1]})
     proba = net.predict_proba(X_PREDICT)
-    assert proba.shape == (5,)
-    np.testing.assert_allclose(proba, 1 / (1 + np.exp(-net.forward(X_PREDICT)[:, 0])), rtol=1e-12)
+    assert proba.shape == (5, 2)  # p(0), p(1): the columns p_0, p_1 of graphnet predict --proba
+    np.testing.assert_allclose(proba[:, 1], 1 / (1 + np.exp(-net.forward(X_PREDICT)[:, 0])), rtol=1e-12)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(proba.argmax(axis=1), net.predict(X_PREDICT))
     with pytest.raises(gn.GraphnetError, match="regression output"):
         one_output_net("mse", {"shape": [1]}).predict_proba(X_PREDICT)
 

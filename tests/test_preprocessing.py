@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import graphnet as gn
-from graphnet.checkpoint import ARRAYS_FILE, CLASS_NAMES_KEY, PREPROCESSING_KEY, read_checkpoint
+from graphnet.checkpoint import ARRAYS_FILE, read_checkpoint
+from graphnet.model_record import CLASS_NAMES_KEY, PREPROCESSING_KEY
 from graphnet.data import load_with_info
 from graphnet.errors import CheckpointError, DataError
 from graphnet.fileio import write_npz_atomic

@@ -782,6 +782,22 @@ def test_train_on_an_in_memory_dict_matches_the_same_arrays_in_a_file(tmp_path):
     np.testing.assert_array_equal(net.predict(arrays["X_test"]), from_file.net.predict(arrays["X_test"]))
 
 
+def test_train_takes_a_run_document_and_arrays_with_text_labels(tmp_path):
+    """gn.train takes a dict as gn.compile does, and text labels in data= as the CSV loader
+    does: class names in sorted order, kept with the model."""
+    from task_data import SPECIES, named_classes
+
+    X, names = named_classes(300)
+    document = json.loads(_array_run().model_dump_json())
+    result = gn.train(document, data={"X_train": X[:240], "y_train": names[:240], "X_test": X[240:],
+                                      "y_test": names[240:]}, log=None, progress=False)
+    assert result.net.class_names == SPECIES
+    assert result.metrics["test_accuracy"] == np.mean(result.net.predict(X[240:]) == names[240:]) > 0.9
+    with pytest.raises(gn.DataError, match=r"data=: y_test\[0\] is 'rose', not one of the classes 'setosa'"):
+        gn.train(document, data={"X_train": X[:240], "y_train": names[:240], "X_test": X[240:241],
+                                 "y_test": np.array(["rose"])}, log=None, progress=False)
+
+
 def test_train_on_arrays_without_a_test_split_or_with_a_validation_split(tmp_path):
     arrays = _arrays()
     result = gn.train(_array_run(), data={k: arrays[k] for k in ("X_train", "y_train")}, log=None, progress=False)

@@ -96,8 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="accuracy and confusion matrix of a trained run (regression: loss, RMSE, R2)")
     p.add_argument("run", metavar="RUN", help="run folder (or checkpoint folder)")
-    p.add_argument("--data", help="data set name or path (default: the run's)")
-    p.add_argument("--split", choices=["test", "val", "train"], default="test")
+    p.add_argument("--data", help="a CSV file, scored whole (every labelled row; columns by name), or a data set "
+                                  "name or path (default: the run's), scored on --split")
+    p.add_argument("--split", choices=["test", "val", "train"], default=None,
+                   help="the split of a data set to score (default: test)")
+    p.add_argument("--label-column", metavar="NAME",
+                   help="the label column of a --data CSV (default: the model's, else label, y or target)")
     p.add_argument("--batch-size", type=positive_int, default=1000)
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
 

@@ -91,11 +91,8 @@ def _eval(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..checkpoint import load_checkpoint
-    from ..data import IN_MEMORY
     from ..runfolder import has_checkpoint, no_checkpoint_yet
-    from ..spec import parse_run
     from ..tasks import binary_accuracy, evaluate, mean_loss, output_task, predictions, task_of
-    from ..training.dataset import load_data_with_info
 
     run_folder = Path(args.run)
     if (run_folder / "run.json").is_file() and not has_checkpoint(run_folder):
@@ -104,31 +101,8 @@ def _eval(args: argparse.Namespace) -> int:
     if not net.graph.labels:
         raise SpecError(f"{run_folder}: the network has no labels to evaluate against (an imported model?); "
                         "add labels and a loss to its network.json")
-    if args.data is None and not (run_folder / "run.json").is_file():
-        raise SpecError("no run.json here: name the data set with --data")
-    if (run_folder / "run.json").is_file():
-        run = parse_run((run_folder / "run.json").read_text(encoding="utf-8"), str(run_folder / "run.json"))
-        data_spec, seed = run.train.data_spec(), run.train.seed
-    else:
-        from ..spec import DataSpec
-
-        data_spec, seed = DataSpec(name=args.data), 0
-    if args.data is not None:
-        data_spec = data_spec.model_copy(update={"name": args.data})
-    elif data_spec.name == IN_MEMORY:
-        raise SpecError(f"{run_folder} was trained on in-memory data: name a data file with --data")
-    input_shape = next(iter(net.graph.inputs.values())).shape
-    label = next(iter(net.graph.labels.values()), None)
-    # a model that carries its preprocessing gets raw features (its own fit applies, not a new one)
-    data, _ = load_data_with_info(data_spec, seed, net.dtype.name, input_shape, label,
-                                  normalize="none" if net.preprocessing is not None else None,
-                                  class_names=net.class_names)
-    X, y = data[f"X_{args.split}"], data[f"y_{args.split}"]
-    if len(X) == 0:
-        raise SpecError(f"the {args.split} split of '{data_spec.name}' is empty")
-    X = net.prepare(X)
+    X, y, where = _eval_data(args, net, run_folder)
     task = task_of(net.graph)
-    where = f"{data_spec.name} {args.split}"
     if task == "regression":
         scores = evaluate(net, X, y, args.batch_size)
         loss = mean_loss(net, X, y, args.batch_size)
@@ -143,12 +117,61 @@ def _eval(args: argparse.Namespace) -> int:
             return 0
         y, classes = (y.reshape(len(y)) > 0.5).astype(np.int64), 2
     else:
-        classes = label.classes  # type: ignore[union-attr]
+        classes = next(iter(net.graph.labels.values())).classes
     matrix = np.zeros((classes, classes), np.int64)
     np.add.at(matrix, (y, predicted), 1)
     print(f"{where}: accuracy {100 * (predicted == y).mean():.2f}% on {len(y)} examples")
     print(_confusion_table(matrix, net.class_names))
     return 0
+
+
+def _eval_data(args: argparse.Namespace, net: Any, run_folder: Path) -> tuple[Any, Any, str]:
+    """(network inputs X, labels y, what they are) for `graphnet eval`: every row of a CSV file
+    given with --data (columns by name, the model's preprocessing), else the --split split
+    (default test) of the run's data set or of the data set named by --data."""
+    from ..data import IN_MEMORY
+    from ..prediction import CSV_SUFFIXES, read_labelled_csv
+    from ..spec import DataSpec, parse_run
+    from ..training.dataset import load_data_with_info
+
+    if args.data is not None and Path(args.data).suffix.lower() in CSV_SUFFIXES:
+        if args.split is not None:
+            raise SpecError(f"--split {args.split}: a CSV file given with --data is scored whole (every labelled "
+                            "row); --split picks a split of a data set")
+        X, y = read_labelled_csv(net, args.data, args.label_column)
+        return _network_inputs(net, X), y, args.data
+    if args.label_column is not None:
+        raise SpecError("--label-column applies to a CSV file given with --data")
+    split = args.split or "test"
+    if (run_folder / "run.json").is_file():
+        run = parse_run((run_folder / "run.json").read_text(encoding="utf-8"), str(run_folder / "run.json"))
+        data_spec, seed = run.train.data_spec(), run.train.seed
+    elif args.data is None:
+        raise SpecError("no run.json here: name the data with --data")
+    else:
+        data_spec, seed = DataSpec(name=args.data), 0
+    if args.data is not None and args.data != data_spec.name:  # another data set: none of the run's file options
+        data_spec = DataSpec(name=args.data, val_size=data_spec.val_size)
+    elif data_spec.name == IN_MEMORY:
+        raise SpecError(f"{run_folder} was trained on in-memory data: name a data file with --data")
+    input_shape = next(iter(net.graph.inputs.values())).shape
+    label = next(iter(net.graph.labels.values()), None)
+    # a model that carries its preprocessing gets raw features (its own fit applies, not a new one)
+    data, _ = load_data_with_info(data_spec, seed, net.dtype.name, input_shape, label,
+                                  normalize="none" if net.preprocessing is not None else None,
+                                  class_names=net.class_names)
+    X, y = data[f"X_{split}"], data[f"y_{split}"]
+    if len(X) == 0:
+        raise SpecError(f"the {split} split of '{data_spec.name}' is empty")
+    return net.prepare(X), y, f"{data_spec.name} {split}"
+
+
+def _network_inputs(net: Any, X: Any) -> Any:
+    """Raw features (N, D) as the network's input: the model's preprocessing, else reshaped."""
+    if net.preprocessing is not None:
+        return net.prepare(X)
+    shape = next(iter(net.graph.inputs.values())).shape
+    return X.reshape(len(X), *shape).astype(net.dtype)
 
 
 def _confusion_table(matrix, class_names: Sequence[str] | None) -> str:

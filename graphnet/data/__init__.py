@@ -36,7 +36,7 @@ from .splits import normalize_splits, split_off, split_size
 from .synthetic import SYNTHETIC, blobs, spiral
 from .tabular import KEYS, load_npz, read_csv
 
-__all__ = ["KEYS", "DEBIAN_PACKAGES", "IN_MEMORY", "DataInfo", "from_arrays", "load", "load_with_info", "list_datasets", "batches", "read_idx", "spiral", "blobs", "prepare_labels",
+__all__ = ["KEYS", "DEBIAN_PACKAGES", "IN_MEMORY", "DataInfo", "from_arrays", "load", "source_kind", "load_with_info", "list_datasets", "batches", "read_idx", "spiral", "blobs", "prepare_labels",
            "prepare_data"]
 
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
@@ -86,6 +86,11 @@ def source_path(name_or_path: str | os.PathLike[str]) -> Path | None:
     DataError if there is none."""
     kind, src = _resolve(name_or_path)
     return None if kind == "synthetic" else Path(src)
+
+
+def source_kind(name_or_path: str | os.PathLike[str]) -> str:
+    """What `load` reads for this name or path: "synthetic", "idx", "npz" or "csv"; DataError if nothing."""
+    return _resolve(name_or_path)[0]
 
 
 def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[str, Any]:
@@ -184,8 +189,8 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
         tenth. An ``.npz`` that has X_val/y_val is used as is (giving
         val_size too is an error).
     normalize: ``"scale"`` (unsigned-integer features / dtype max, e.g.
-        uint8 pixels / 255; other features min-max to [0, 1] by the training
-        split), ``"standardize"`` (per-feature mean and std of the training
+        uint8 pixels / 255; other features each min-max to [0, 1] by its own
+        range on the training split), ``"standardize"`` (per-feature mean and std of the training
         split -- after the validation split -- applied to all splits; a
         constant feature gets std 1), ``None``; ``"auto"`` (default) is
         ``"scale"`` for uint8 features (IDX images) and ``None`` otherwise.
@@ -320,16 +325,22 @@ IN_MEMORY = "<in-memory>"  # the data name a run trained on arrays records
 def from_arrays(data: Mapping[str, Any], *, val_size: int | float | None = None, normalize: str | None = "auto",
                 seed: int = 0, dtype: Any = "float32", classes: int | None = None,
                 target_shape: tuple[int, ...] | list[int] | None = None,
+                class_names: tuple[str, ...] | list[str] | None = None,
                 name: str = "data") -> tuple[dict[str, np.ndarray], DataInfo]:
     """An in-memory dict (X_train, y_train; optionally X_val, y_val, X_test, y_test) split,
     flattened and normalized as `load_with_info` does a file: without X_val a seeded
     validation split of the training set (`val_size`, by `seed` as for files); the
     normalization fitted on the training split. X_*: (N, ...) numbers (uint8 images are
-    scaled by "auto"); y_* as `prepare_labels` takes them. DataErrors name `name` and the key."""
+    scaled by "auto"); y_* as `prepare_labels` takes them, or text class labels, which map to
+    indices as a CSV's do (by `class_names` when given, else by the sorted names in y_train;
+    the info then has the class names). DataErrors name `name` and the key."""
     full = dict(data)
     if "X_test" not in full and "y_test" not in full and "X_train" in full and "y_train" in full:
         full["X_test"], full["y_test"] = np.asarray(full["X_train"])[:0], np.asarray(full["y_train"])[:0]
     raw = np.asarray(full["X_train"]).dtype if "X_train" in full else np.dtype(dtype)
+    names = None
+    if target_shape is None and "y_train" in full and np.asarray(full["y_train"]).dtype.kind in "USO":
+        full, names = text_labels_as_indices(full, class_names, name)
     prepared = prepare_data(full, classes=classes, target_shape=target_shape, dtype=dtype, name=name)
     if len(prepared["X_train"]) == 0:
         raise DataError(f"{name}: X_train is empty")
@@ -337,7 +348,30 @@ def from_arrays(data: Mapping[str, Any], *, val_size: int | float | None = None,
     given = "X_val" in full
     return _finish(prepared["X_train"], prepared["y_train"], prepared["X_val"] if given else None,
                    prepared["y_val"] if given else None, prepared["X_test"], prepared["y_test"], val_size=val_size,
-                   normalize=normalize, flatten=True, dtype=np.dtype(dtype), val_rng=val_rng, source=name, raw=raw)
+                   normalize=normalize, flatten=True, dtype=np.dtype(dtype), val_rng=val_rng, source=name, raw=raw,
+                   columns=(None, None, names))
+
+
+def text_labels_as_indices(data: Mapping[str, Any], class_names: tuple[str, ...] | list[str] | None,
+                           name: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """`data` with its text labels y_* (N,) replaced by int64 indices into the class names:
+    `class_names` when given, else the sorted names of y_train. DataError naming the key and
+    position of a label that is not text or not a class."""
+    labels = {key: np.asarray(value) for key, value in data.items() if key.startswith("y_")}
+    for key, y in labels.items():
+        if y.ndim != 1 or not all(isinstance(v, str) for v in y.tolist()):
+            raise DataError(f"{name}: {key} must be one text label per example, like y_train "
+                            f"(got shape {y.shape}, dtype {y.dtype})")
+    names = tuple(class_names) if class_names is not None else tuple(sorted(set(labels["y_train"].tolist())))
+    index = {label: i for i, label in enumerate(names)}
+    out = dict(data)
+    for key, y in labels.items():
+        unknown = [i for i, label in enumerate(y.tolist()) if label not in index]
+        if unknown:
+            raise DataError(f"{name}: {key}[{unknown[0]}] is {y.tolist()[unknown[0]]!r}, not one of the classes "
+                            f"{', '.join(map(repr, names[:10]))}{', ...' if len(names) > 10 else ''}")
+        out[key] = np.fromiter((index[label] for label in y.tolist()), np.int64, len(y))
+    return out, names
 
 
 def prepare_data(data: Mapping[str, Any], *, classes: int | None = None,

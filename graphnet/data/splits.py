@@ -47,12 +47,16 @@ def _standardization(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_normalization(train: np.ndarray, mode: str | None, raw: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
     """(shift, scale) float64 of a normalization mode, fitted on the training split only:
-    x -> (x - shift) / scale; None for no normalization."""
+    x -> (x - shift) / scale; None for no normalization. "scale": unsigned integers (pixels)
+    by their dtype's maximum (scalars), other features each by its own min and max range;
+    "standardize": each feature by its mean and std."""
     if mode == "scale":
         if raw.kind == "u":
             return np.zeros(()), np.array(float(np.iinfo(raw).max))
-        lo, hi = float(train.min()), float(train.max())  # min-max of the training split, to [0, 1]
-        return np.array(lo), np.array(hi - lo or 1.0)
+        lo = train.min(axis=0).astype(np.float64)  # per feature, to [0, 1] on the training split
+        span = train.max(axis=0).astype(np.float64) - lo
+        span[span == 0] = 1.0  # a constant feature is shifted to 0, not divided by 0
+        return lo, span
     if mode == "standardize":
         return _standardization(train)
     return None

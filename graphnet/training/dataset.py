@@ -1,6 +1,7 @@
 """A run's data set: loaded, shaped for the network's input, and its labels checked."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -8,6 +9,7 @@ import numpy as np
 from .. import data as data_module
 from ..errors import DataError, SpecError
 from ..data import DataInfo
+from ..model_record import ModelRecord
 from ..network import CompiledNetwork
 from ..preprocessing import Preprocessing
 from ..ops import Value
@@ -32,15 +34,16 @@ def load_data_with_info(spec: DataSpec, seed: int, dtype: str, input_shape: tupl
     maps text labels (a trained model's names); `arrays`, an in-memory data dict
     (graphnet.data.from_arrays), replaces the data the spec names."""
     options: dict[str, Any] = dict(spec.options)
-    if class_names is not None:
-        options["class_names"] = class_names
+    if class_names is not None and arrays is None and data_module.source_kind(spec.name) == "csv":
+        options["class_names"] = class_names  # other files have numeric labels
     if label is not None and label.kind == "float":
         options["target_shape"] = label.shape
     if arrays is not None:
         classes = label.classes if label is not None and label.kind == "classes" else None
         data, info = data_module.from_arrays(arrays, val_size=spec.val_size, normalize=normalize or spec.normalize,
                                              seed=seed, dtype=dtype, classes=classes,
-                                             target_shape=options.get("target_shape"), name="data=")
+                                             target_shape=options.get("target_shape"), class_names=class_names,
+                                             name="data=")
     else:
         data, info = data_module.load_with_info(spec.name, val_size=spec.val_size,
                                                 normalize=normalize or spec.normalize,
@@ -67,31 +70,61 @@ def preprocessing_of(info: DataInfo, input_name: str) -> Preprocessing:
                          info.label_column)
 
 
-def attach_data_info(net: CompiledNetwork, info: DataInfo) -> None:
-    """Give `net` the preprocessing and class names of the data it is trained on (saved with it)."""
-    net.preprocessing = preprocessing_of(info, next(iter(net.graph.inputs)))
-    net.class_names = info.class_names
+def load_run_data(run: RunSpec, arrays: Mapping[str, Any] | None = None, keep: ModelRecord | None = None,
+                  source: str = "") -> tuple[dict[str, np.ndarray], ModelRecord]:
+    """The data set of a run, as the network's inputs, and the model record it trains:
+    SpecError unless the network has one input, DataError when the training split is empty.
 
-
-def load_run_data(run: RunSpec) -> dict[str, np.ndarray]:
-    """`load_data` for a run spec: SpecError unless the network has one input, DataError
-    when the training split is empty."""
-    return load_run_data_with_info(run)[0]
-
-
-def load_run_data_with_info(run: RunSpec, arrays: Mapping[str, Any] | None = None
-                            ) -> tuple[dict[str, np.ndarray], DataInfo]:
-    """`load_run_data` and what was fitted to the data (see `load_data_with_info`); `arrays`:
-    in-memory data instead of the spec's."""
+    arrays: in-memory data instead of the spec's (see `load_data_with_info`).
+    keep: the record of the model training starts from (a checkpoint resumed, an `init_from`
+        source). Its preprocessing, when it has one, is kept: the raw features are read,
+        their columns put in the model's order by name, and the kept transform applied (a
+        `normalize` other than "auto" that differs is a SpecError naming both, with `source`,
+        the model's origin); its class names map text labels. Otherwise the data spec's
+        normalization is fitted on the training split.
+    """
     settings = run.train
     if len(run.network.inputs) != 1:
         raise SpecError([("network.inputs", "training on a data set needs a network with exactly one input")])
-    input_shape = run.network.value(next(iter(run.network.inputs))).shape
-    dataset, info = load_data_with_info(settings.data_spec(), settings.seed, settings.dtype, input_shape,
-                                        label_of(run.network), arrays=arrays)
+    input_name = next(iter(run.network.inputs))
+    input_shape = run.network.value(input_name).shape
+    spec = settings.data_spec()
+    kept = keep.preprocessing if keep is not None else None
+    if kept is not None and spec.normalize not in ("auto", kept.mode):
+        raise SpecError(f"train.data.normalize is {spec.normalize!r}, but the model training starts from "
+                        f"({source}) has its own input preprocessing, {kept.mode!r}, which its weights "
+                        f"expect: remove \"normalize\" (or set it to \"auto\" or {kept.mode!r}) to keep it")
+    dataset, info = load_data_with_info(spec, settings.seed, settings.dtype, input_shape, label_of(run.network),
+                                        arrays=arrays, normalize="none" if kept is not None else None,
+                                        class_names=keep.class_names if keep is not None else None)
     if len(dataset["X_train"]) == 0:
-        raise DataError(f"data set '{settings.data_spec().name}' has no training examples")
-    return dataset, info
+        raise DataError(f"data set '{spec.name}' has no training examples")
+    class_names = info.class_names if info.class_names is not None else keep.class_names if keep else None
+    if kept is None:
+        return dataset, ModelRecord(preprocessing_of(info, input_name), class_names)
+    order = _kept_column_order(kept, info, spec.name, source)
+    for split in ("train", "val", "test"):
+        X = dataset[f"X_{split}"]
+        if order is not None:
+            X = X.reshape(len(X), -1)[:, order]
+        dataset[f"X_{split}"] = kept.apply(X, input_shape, settings.dtype)
+    if kept.feature_names is None and info.feature_names is not None:  # e.g. an ONNX model trained on a CSV
+        kept = replace(kept, feature_names=info.feature_names, label_column=info.label_column)
+    return dataset, ModelRecord(kept, class_names)
+
+
+def _kept_column_order(kept: Preprocessing, info: DataInfo, name: str, source: str) -> list[int] | None:
+    """The data's feature columns in the kept model's order (None: the order they have);
+    DataError when the model reads columns the data lacks."""
+    if kept.feature_names is None or info.feature_names is None or kept.feature_names == info.feature_names:
+        return None
+    missing = [column for column in kept.feature_names if column not in info.feature_names]
+    if missing or len(kept.feature_names) != len(info.feature_names):
+        extra = [column for column in info.feature_names if column not in kept.feature_names]
+        raise DataError(f"data set '{name}': its feature columns differ from those of the model training starts "
+                        f"from ({source}): missing {', '.join(missing) or 'none'}; not in the model "
+                        f"{', '.join(extra) or 'none'}")
+    return [info.feature_names.index(column) for column in kept.feature_names]
 
 
 def accuracy(net: CompiledNetwork, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float | None:

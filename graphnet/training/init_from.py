@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..errors import CheckpointError
+from ..model_record import ModelRecord
 from ..network import CompiledNetwork
-from ..spec import RunSpec, parse_run
+from ..spec import NetworkSpec, RunSpec, parse_run
 
 
 def with_absolute_init_from(run: RunSpec) -> RunSpec:
@@ -22,9 +24,20 @@ def with_absolute_init_from(run: RunSpec) -> RunSpec:
     return parse_run(document)
 
 
-def initial_arrays(path: str | Path) -> dict[str, np.ndarray]:
-    """Parameters and running statistics by name from a checkpoint folder, a run folder or an
-    .onnx model (needs the `onnx` extra); CheckpointError naming `path` if there are none."""
+@dataclass(frozen=True)
+class InitialModel:
+    """What a run starts from with `init_from`: the arrays (parameters and running statistics
+    by name) and the model record (preprocessing, class names) of `source`."""
+
+    source: str
+    arrays: dict[str, np.ndarray]
+    record: ModelRecord
+
+
+def read_initial_model(path: str | Path, network: NetworkSpec) -> InitialModel:
+    """The arrays and model record of a checkpoint folder, a run folder or an .onnx model
+    (needs the `onnx` extra), the record fitted to `network`'s one input; CheckpointError
+    naming `path` if there are no arrays or the record does not fit."""
     from ..checkpoint import checkpoint_folder, read_checkpoint
 
     source = Path(path).expanduser()
@@ -33,19 +46,44 @@ def initial_arrays(path: str | Path) -> dict[str, np.ndarray]:
         from ..interop.onnx_import import read_onnx
 
         require_onnx("init_from an .onnx model")
-        return {name: np.asarray(a) for name, a in read_onnx(source).arrays.items()}
-    if not source.exists():
-        raise CheckpointError(f"init_from: {source}: no such checkpoint folder, run folder or .onnx file")
-    _, arrays, _ = read_checkpoint(checkpoint_folder(source))
-    return {key.split("/", 1)[1]: array for key, array in arrays.items() if key.startswith(("param/", "state/"))}
+        imported = read_onnx(source)
+        arrays = {name: np.asarray(a) for name, a in imported.arrays.items()}
+        record = ModelRecord(imported.preprocessing, imported.class_names)
+    else:
+        if not source.exists():
+            raise CheckpointError(f"init_from: {source}: no such checkpoint folder, run folder or .onnx file")
+        folder = checkpoint_folder(source)
+        _, saved, meta = read_checkpoint(folder)
+        arrays = {key.split("/", 1)[1]: array for key, array in saved.items() if key.startswith(("param/", "state/"))}
+        try:
+            record = ModelRecord.from_saved(meta, saved)
+        except ValueError as error:
+            raise CheckpointError(f"init_from {path}: {folder}: {error}") from None
+    return InitialModel(str(path), arrays, _fitted(record, network, str(path)))
 
 
-def load_initial_weights(net: CompiledNetwork, path: str | Path, say: Callable[[str], None]) -> None:
-    """Copy the parameters and running statistics of `path` (see `initial_arrays`) into `net`
-    by name. A shape mismatch is a CheckpointError naming the parameter and both shapes;
-    the network's names the source lacks keep their initial values, and the source's names
-    the network lacks are ignored -- both said in a log line."""
-    arrays = initial_arrays(path)
+def _fitted(record: ModelRecord, network: NetworkSpec, source: str) -> ModelRecord:
+    """`record` for `network`: a preprocessing of the source's one input moves to the network's
+    one input (their names may differ, e.g. an ONNX model's); CheckpointError when it does not fit."""
+    [input_name] = network.inputs  # training checks there is one
+    if record.preprocessing is not None and record.preprocessing.input != input_name:
+        record = ModelRecord(replace(record.preprocessing, input=input_name), record.class_names)
+    label = network.value(next(iter(network.labels))) if network.labels else None
+    if (record.class_names is not None and label is not None and label.kind == "classes"
+            and len(record.class_names) != label.classes):  # a new head: its classes come from the data
+        record = ModelRecord(record.preprocessing, None)
+    try:
+        return record.check_fits({input_name: network.value(input_name)}, label)
+    except ValueError as error:
+        raise CheckpointError(f"init_from {source}: {error}") from None
+
+
+def copy_initial_weights(net: CompiledNetwork, initial: InitialModel, say: Callable[[str], None]) -> None:
+    """Copy the parameters and running statistics of `initial` into `net` by name. A shape
+    mismatch is a CheckpointError naming the parameter and both shapes; the network's names
+    the source lacks keep their initial values, and the source's names the network lacks are
+    ignored -- both said in a log line."""
+    path, arrays = initial.source, initial.arrays
     own = {**{name: net.store.view(name) for name in net.store.names()},
            **{name: net.store.state_view(name) for name in net.store.state_slots}}
     for name in sorted(set(own) & set(arrays)):

@@ -36,13 +36,12 @@ from threadpoolctl import threadpool_limits
 
 from ..distributed import RankFailed, World
 from ..errors import NonFiniteError
-from ..runfolder import refuse_existing, with_absolute_data
-from ..spec import RunSpec, parse_run
-from .dataset import check_labels, load_run_data
+from ..spec import RunSpec
 from .loop import EpochLoop, _checkpoint_note, _StopFlag
 from .position import ResumePosition
 from .records import TrainResult
-from .run import _resumed_run, _run_spec_of, _start, _with_overrides, finish
+from .run import finish
+from .setup import set_up
 
 DROPOUT_STREAM = 3  # default_rng([seed, DROPOUT_STREAM, rank]): the per-rank dropout generator
 
@@ -171,50 +170,26 @@ def train_parallel(world: World, run: RunSpec | str | Path | None, *, out: str |
     with ExitStack() as hold:
         if not any(name in os.environ for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")):
             hold.enter_context(threadpool_limits(1))  # one BLAS thread per rank, unless the user chose
-        setup = world.agree(lambda: _set_up(world, run, out=out, data=data, epochs=epochs, batch_size=batch_size,
-                                            learning_rate=learning_rate, resume=resume, progress=progress,
-                                            say=say, backend=backend, overwrite=overwrite, hold=hold))
-        loop, dataset = setup
+
+        def set_up_rank() -> DataParallelLoop:  # an agreed point: a failure on any rank stops every rank
+            setup = set_up(run, out=out, data=data, epochs=epochs, batch_size=batch_size,
+                           learning_rate=learning_rate, resume=resume, backend=backend, overwrite=overwrite,
+                           hold=hold, say=say, writer=world.is_root)
+            loop = DataParallelLoop(world, setup.run, setup.net, setup.optimizer, setup.dataset, setup.out,
+                                    setup.saved, say, show_progress=progress if world.is_root else False,
+                                    unsaved_overrides=setup.unsaved_overrides,
+                                    good_checkpoint=setup.good_checkpoint)
+            loop.resumed = setup.resumed
+            return loop
+
+        loop = world.agree(set_up_rank)
         _same_start_everywhere(world, loop, resume is not None)
         if world.is_root and loop.resumed:
             loop.announce_resume()
         result = world.agree(loop.run)
         if not world.is_root:
             return result
-        return finish(result, dataset, loop.started, say)
-
-
-def _set_up(world: World, run: RunSpec | str | Path | None, *, out: str | Path | None, data: str | None,
-            epochs: int | None, batch_size: int | None, learning_rate: float | None,
-            resume: str | Path | None, progress: bool | None, say: Callable[[str], None],
-            backend: str | None, overwrite: bool, hold: ExitStack) -> tuple[DataParallelLoop, dict[str, np.ndarray]]:
-    """This rank's loop and data set: as `train` sets them up, but only rank 0 locks, checks and writes the folder."""
-    if resume is not None:
-        out = Path(resume)
-        if world.is_root:
-            run = _resumed_run(out, hold, say)
-        else:  # rank 0 holds the lock; run.json is replaced atomically, so reading it is safe
-            run = parse_run((out / "run.json").read_text(encoding="utf-8"), str(out / "run.json"))
-    else:
-        run = _run_spec_of(run)  # type: ignore[arg-type]
-    as_saved = run
-    run = _with_overrides(run, epochs, batch_size, learning_rate, data)  # type: ignore[arg-type]
-    if resume is None:
-        run = with_absolute_data(run)
-    out = Path(out) if out is not None else None
-    if resume is None and out is not None and world.is_root:
-        refuse_existing(out, overwrite)
-    dataset = load_run_data(run)
-    writes = out if world.is_root else None
-    start = _start(run, writes if resume is None else out, resume is not None, backend,
-                   overwrite, hold, say)
-    check_labels(start.net, dataset, run.train.data_spec().name)
-    loop = DataParallelLoop(world, run, start.net, start.optimizer, dataset, writes, start.saved, say,
-                            show_progress=progress if world.is_root else False,
-                            unsaved_overrides=world.is_root and resume is not None and run is not as_saved,
-                            good_checkpoint=out / "checkpoint" if resume is not None and writes is not None else None)
-    loop.resumed = start.resumed
-    return loop, dataset
+        return finish(result, loop.dataset, loop.started, say)
 
 
 def _same_start_everywhere(world: World, loop: DataParallelLoop, resume: bool) -> None:
