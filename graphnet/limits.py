@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from .errors import DataError
+
 ENV_VAR = "GRAPHNET_MAX_BYTES"
 _SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -47,3 +49,13 @@ def format_bytes(count: float) -> str:
         if count >= scale:
             return f"{count / scale:.1f} {unit}"
     return f"{int(count)} B"
+
+
+def check_declared_size(nbytes: int, what: str, limit: int | None = None) -> None:
+    """DataError "`what` declares <size>, over the memory limit" when a file declares more
+    data (`nbytes`, from its header) than the limit (default `max_bytes()`): checked before
+    any of it is read, so a small file that declares a huge array is refused, not loaded."""
+    limit = max_bytes() if limit is None else limit
+    if nbytes > limit:
+        raise DataError(f"{what} declares {format_bytes(nbytes)} of data, over the memory limit of "
+                        f"{format_bytes(limit)} (set {ENV_VAR} to raise it)")

@@ -21,16 +21,18 @@ with the file.
 from __future__ import annotations
 
 import csv
-import math
-import zipfile
 from pathlib import Path
 from typing import Iterator, TextIO
 
 import numpy as np
 
+from .data.csvtext import column_name, data_records, is_number, layout, not_a_number, to_numbers
+from .data.files import regular_file
 from .data.idx import map_idx
-from .data.tabular import LABEL_NAMES, csv_layout
-from .errors import DataError
+from .data.npyfile import map_npy, read_npz
+from .data.tabular import LABEL_NAMES
+from .errors import DataError, did_you_mean, quoted, quoted_list
+from .features import check_finite, first_nonfinite, nonfinite_problem
 from .network import CompiledNetwork
 from .tasks import output_task, predictions, probabilities
 
@@ -40,63 +42,53 @@ CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 
 def read_examples(net: CompiledNetwork, path: str | Path, chunk: int = CHUNK) -> Iterator[np.ndarray]:
     """The raw examples of a file in chunks of at most `chunk` rows: (n, *raw shape) arrays
-    (n, D) for CSV). DataError naming the file for anything it cannot read."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    ((n, D) float64 for CSV), every value finite in the model's dtype. DataError naming the
+    file and the place (line and column, or X[i, j]) for anything it cannot read."""
+    path = regular_file(path)
     name = path.name.lower()
     if name.endswith(CSV_SUFFIXES):
         return _csv_examples(net, path, chunk)
     if name.endswith((".npy", ".npz")):
-        return _array_chunks(_array_file(path), chunk)
+        return _array_chunks(_array_file(path), chunk, path, "X", net.dtype)
     if "ubyte" in name or "idx" in name:
-        return _array_chunks(map_idx(path), chunk)
+        return _array_chunks(map_idx(path), chunk, path, "images", net.dtype)
     raise DataError(f"{path}: unsupported file; expected a .csv, .npy, .npz (with X) or IDX images file")
 
 
-def _array_chunks(X: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
+def _array_chunks(X: np.ndarray, chunk: int, path: Path, name: str, dtype: np.dtype) -> Iterator[np.ndarray]:
     for start in range(0, len(X), chunk):
-        yield np.asarray(X[start:start + chunk])
+        part = np.asarray(X[start:start + chunk])
+        check_finite(part, dtype, str(path), name, first_row=start)
+        yield part
 
 
 def _array_file(path: Path) -> np.ndarray:
-    """X of an .npz (read whole: a zip cannot be mapped) or a .npy (memory-mapped)."""
-    try:
-        if path.suffix.lower() == ".npy":
-            X = np.load(path, mmap_mode="r", allow_pickle=False)
-        else:
-            with np.load(path, allow_pickle=False) as archive:
-                if "X" not in archive.files:
-                    raise DataError(f"{path}: no array 'X' (it has {', '.join(archive.files) or 'none'})")
-                X = archive["X"]
-    except DataError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path}: not a readable numpy file ({error})") from None
+    """X of an .npz (read whole, within the memory limit: a zip member cannot be mapped) or a
+    .npy (memory-mapped); either after checking its header against its data."""
+    if path.suffix.lower() == ".npy":
+        X = map_npy(path)
+    else:
+        X = read_npz(path, ["X"], required=["X"], expected=" with an array X")["X"]
     if X.ndim < 1 or X.dtype.kind not in "biuf":
         raise DataError(f"{path}: X must be numbers of shape (N, ...), got {X.dtype} of shape {X.shape}")
     return X
 
 
 def _csv_examples(net: CompiledNetwork, path: Path, chunk: int) -> Iterator[np.ndarray]:
-    delim, header, ncol = csv_layout(path)
+    delim, header, ncol = layout(path)
     columns = _feature_columns(net, path, header, ncol)
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        rows = csv.reader(handle, delimiter=delim) if delim else (line.split() for line in handle)
-        batch: list[list[str]] = []
-        lines: list[int] = []
-        for lineno, row in enumerate(rows, 1):
-            if (lineno == 1 and header is not None) or not row or (len(row) == 1 and not row[0].strip()):
-                continue  # the header, blank lines
-            if len(row) != ncol:
-                raise DataError(f"{path}: line {lineno} has {len(row)} fields, expected {ncol}")
-            batch.append([row[j] for j in columns])
-            lines.append(lineno)
-            if len(batch) == chunk:
-                yield _numbers(batch, lines, path, header, columns)
-                batch, lines = [], []
-        if batch:
-            yield _numbers(batch, lines, path, header, columns)
+    batch: list[list[str]] = []
+    lines: list[int] = []
+    for lineno, row in data_records(path, delim, header):
+        if len(row) != ncol:
+            raise DataError(f"{path}: line {lineno} has {len(row)} fields, expected {ncol}")
+        batch.append([row[j] for j in columns])
+        lines.append(lineno)
+        if len(batch) == chunk:
+            yield _numbers(batch, lines, path, header, columns, net.dtype)
+            batch, lines = [], []
+    if batch:
+        yield _numbers(batch, lines, path, header, columns, net.dtype)
 
 
 def _feature_columns(net: CompiledNetwork, path: Path, header: list[str] | None, ncol: int) -> list[int]:
@@ -105,11 +97,11 @@ def _feature_columns(net: CompiledNetwork, path: Path, header: list[str] | None,
     names = record.feature_names if record is not None else None
     if names is not None:
         if header is None:
-            raise DataError(f"{path}: no header row; the model reads the columns {', '.join(names)} by name")
+            raise DataError(f"{path}: no header row; the model reads the columns {quoted_list(names)} by name")
         missing = [n for n in names if n not in header]
         if missing:
-            raise DataError(f"{path}: no column {missing[0]!r} (the model's features: {', '.join(names)}; "
-                            f"the file has: {', '.join(header)})")
+            raise DataError(f"{path}: no column {quoted(missing[0])}{did_you_mean(missing[0], header)} (the "
+                            f"model's features: {quoted_list(names)}; the file has: {quoted_list(header)})")
         return [header.index(n) for n in names]
     label = record.label_column if record is not None else None
     skip = [i for i, c in enumerate(header or []) if c == label or c.lower() in LABEL_NAMES][:1]
@@ -117,25 +109,18 @@ def _feature_columns(net: CompiledNetwork, path: Path, header: list[str] | None,
 
 
 def _numbers(batch: list[list[str]], lines: list[int], path: Path, header: list[str] | None,
-             columns: list[int]) -> np.ndarray:
-    """Rows of number strings as float64 (n, D); DataError naming the first cell that is not a finite number."""
-    try:
-        X = np.array(batch, dtype=np.float64)
-    except ValueError:
-        X = None
-    if X is not None and np.isfinite(X).all():
+             columns: list[int], dtype: np.dtype) -> np.ndarray:
+    """Rows of number cells as float64 (n, D), each finite in `dtype`; DataError naming the
+    line and column of the first cell that is not, and quoting it."""
+    X = to_numbers(batch)
+    position = None if X is None else first_nonfinite(X, dtype)
+    if X is not None and position is None:
         return X
-    for i, row in enumerate(batch):
-        for j, cell in enumerate(row):
-            try:
-                ok = math.isfinite(float(cell))
-            except ValueError:
-                ok = False
-            if not ok:
-                column = header[columns[j]] if header else str(columns[j] + 1)
-                raise DataError(f"{path}: line {lines[i]}, column {column!r}: {cell.strip()!r} is not a "
-                                "finite number")
-    raise DataError(f"{path}: unreadable rows from line {lines[0]}")  # not reached
+    i, j = position if position is not None else next(
+        (i, j) for i, row in enumerate(batch) for j, cell in enumerate(row) if not is_number(cell))
+    cell = batch[i][j]
+    problem = not_a_number(cell) if X is None else nonfinite_problem(X[i, j], dtype)
+    raise DataError(f"{path}: line {lines[i]}, {column_name(header, columns[j])}: {quoted(cell.strip())} {problem}")
 
 
 # ----------------------------------------------------------------------------- output
