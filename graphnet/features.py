@@ -36,7 +36,10 @@ def first_nonfinite(X: np.ndarray, dtype: Any) -> tuple[int, ...] | None:
 
 
 def number_text(value: Any) -> str:
-    """A stored number as a person writes it: 2.5, nan, inf, 1e+39, 7 (not np.float64(2.5))."""
+    """A stored number as a person writes it: 2.5, 0.7 (a float32's shortest form), nan, inf,
+    1e+39, 7 -- not np.float64(2.5)."""
+    if isinstance(value, np.floating):
+        return str(value)  # numpy's shortest repr for the value's own precision
     value = value.item() if isinstance(value, np.generic) else value
     return repr(float(value)) if isinstance(value, float) else str(value)
 

@@ -52,10 +52,10 @@ def format_bytes(count: float) -> str:
 
 
 def check_declared_size(nbytes: int, what: str, limit: int | None = None) -> None:
-    """DataError "`what` declares <size>, over the memory limit" when a file declares more
-    data (`nbytes`, from its header) than the limit (default `max_bytes()`): checked before
-    any of it is read, so a small file that declares a huge array is refused, not loaded."""
+    """DataError "`what`: <size> of data declared, over the memory limit" when a file declares
+    more data (`nbytes`, from its header) than the limit (default `max_bytes()`): checked
+    before any of it is read, so a small file that declares a huge array is refused, not loaded."""
     limit = max_bytes() if limit is None else limit
     if nbytes > limit:
-        raise DataError(f"{what} declares {format_bytes(nbytes)} of data, over the memory limit of "
+        raise DataError(f"{what}: {format_bytes(nbytes)} of data declared, over the memory limit of "
                         f"{format_bytes(limit)} (set {ENV_VAR} to raise it)")

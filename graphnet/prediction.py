@@ -100,8 +100,8 @@ def _feature_columns(net: CompiledNetwork, path: Path, header: list[str] | None,
             raise DataError(f"{path}: no header row; the model reads the columns {quoted_list(names)} by name")
         missing = [n for n in names if n not in header]
         if missing:
-            raise DataError(f"{path}: no column {quoted(missing[0])}{did_you_mean(missing[0], header)} (the "
-                            f"model's features: {quoted_list(names)}; the file has: {quoted_list(header)})")
+            raise DataError(f"{path}: no column {quoted(missing[0])} (the model's features: {quoted_list(names)}; "
+                            f"the file has: {quoted_list(header)}){did_you_mean(missing[0], header)}")
         return [header.index(n) for n in names]
     label = record.label_column if record is not None else None
     skip = [i for i, c in enumerate(header or []) if c == label or c.lower() in LABEL_NAMES][:1]

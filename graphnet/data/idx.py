@@ -102,7 +102,7 @@ def _read_stream(path: Path, stream: BinaryIO, size: int | None, ndim: int | Non
     if size is not None and size - start != need:
         what = "truncated" if size - start < need else "has trailing bytes"
         raise DataError(f"{path}: {what}: {declared}, file has {size - start}")
-    check_declared_size(need, f"{path}: the header (shape {dims} of {dtype.name})", limit)
+    check_declared_size(need, f"{path}: header shape {dims} of {dtype.name}", limit)
     data = np.empty(need, np.uint8)
     have = _read_exactly(stream, memoryview(data))
     if have < need:

@@ -92,7 +92,7 @@ def read_npz(path: Path, keys: Iterable[str], *, required: Iterable[str] = (), e
 
 def _read_members(path: Path, archive: zipfile.ZipFile, keys: list[str], required: list[str],
                   limit: int | None) -> dict[str, np.ndarray]:
-    members = {name.removesuffix(".npy"): info for info in archive.infolist() if not (name := info.filename).endswith("/")}
+    members = {info.filename.removesuffix(".npy"): info for info in archive.infolist() if not info.is_dir()}
     missing = [key for key in required if key not in members]
     if missing:
         raise DataError(f"{path}: missing array(s) {', '.join(missing)}; it has "
@@ -101,9 +101,8 @@ def _read_members(path: Path, archive: zipfile.ZipFile, keys: list[str], require
     for key in (k for k in keys if k in members):
         with _open_member(path, archive, members[key], key) as member:
             headers[key] = read_header(member, f"{path}: array {quoted(key)}", members[key].file_size)
-    check_declared_size(sum(h.nbytes for h in headers.values()),
-                        f"{path}: array(s) {', '.join(map(quoted, headers))} ({', '.join(h.describe() for h in headers.values())})",
-                        limit)
+    arrays = ", ".join(f"{quoted(key)} {h.shape} {h.dtype.name}" for key, h in headers.items())
+    check_declared_size(sum(h.nbytes for h in headers.values()), f"{path}: arrays {arrays}", limit)
     return {key: _read_data(path, archive, members[key], key, header) for key, header in headers.items()}
 
 

@@ -126,9 +126,9 @@ def _label_index(path: Path, header: list[str] | None, ncol: int, label_column: 
         return col
     if isinstance(label_column, str):
         if header is None or label_column not in header:
-            hint = did_you_mean(label_column, header) if header else ""
-            raise DataError(f"{path}: no column named {quoted(label_column)}{hint}"
-                            + (f"; columns: {quoted_list(header)}" if header else " (the file has no header row)"))
+            columns = f"columns: {quoted_list(header)}" if header else "the file has no header row"
+            raise DataError(f"{path}: no column named {quoted(label_column)} ({columns})"
+                            + (did_you_mean(label_column, header) if header else ""))
         return header.index(label_column)
     if (isinstance(label_column, (int, np.integer)) and not isinstance(label_column, bool)
             and -ncol <= label_column < ncol):
