@@ -65,6 +65,13 @@ def column_name(header: list[str] | None, j: int) -> str:
     return f"column {quoted(header[j])}" if header else f"field {j + 1}"
 
 
+def unquote(cell: str) -> str:
+    """A header name or text label as meant: surrounding whitespace dropped, and the quotes
+    around a cell the dialect left quoted (`a, "b"`: a space before the quote)."""
+    cell = cell.strip()
+    return cell[1:-1].strip() if len(cell) >= 2 and cell[0] == cell[-1] == QUOTE else cell
+
+
 def open_text(path: Path) -> TextIO:
     """A regular file opened as UTF-8 text (a BOM dropped) for `records`; DataError naming it."""
     try:
@@ -110,7 +117,7 @@ def layout(path: Path) -> tuple[str | None, list[str] | None, int]:
         delim = next((d for d in DELIMITERS if d in _QUOTED.sub("", first)), None)
         handle.seek(0)
         _, row = next(records(handle, delim, path))
-    cells = [c.strip().strip(QUOTE).strip() for c in row]
+    cells = [unquote(c) for c in row]
     header = None if all(map(is_number, cells)) else cells
     first_column: dict[str, int] = {}
     for j, name in enumerate(header or []):

@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import DataError, did_you_mean, quoted, quoted_list, shorten
 from ..features import first_nonfinite, nonfinite_problem
 from ._checks import Locate, check_count, check_example_shape, check_features, prepare_labels
-from .csvtext import QUOTE, column_name, data_record, first_problem, is_number, layout, to_numbers
+from .csvtext import QUOTE, column_name, data_record, first_problem, is_number, layout, to_numbers, unquote
 from .files import regular_file
 from .npyfile import read_npz
 
@@ -84,7 +84,7 @@ def read_csv(path: Path, label_column: str | int | None, classes: int | None,
         X, labels = np.delete(numbers, col, axis=1), numbers[:, col]
     else:
         cells = _read_table(path, delim, header, ncol, str, col)
-        labels = np.char.strip(np.char.strip(cells[:, col]), '"')
+        labels = np.array([unquote(label) for label in cells[:, col].tolist()], dtype=str)
         X = to_numbers(np.delete(cells, col, axis=1))
         if X is None:
             raise DataError(f"{path}: {first_problem(path, delim, ncol, header, col)}")
