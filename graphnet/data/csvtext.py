@@ -40,10 +40,14 @@ def is_number(cell: str) -> bool:
 def to_numbers(cells: np.ndarray | list[list[str]]) -> np.ndarray | None:
     """Text cells (an array of any shape, or rows of cells) as float64, or None when one of
     them is not a CSV number."""
-    flat = cells.ravel().tolist() if isinstance(cells, np.ndarray) else [c for row in cells for c in row]
-    text = "\0".join(flat)
-    if "_" in text or not text.isascii():
-        return None
+    if isinstance(cells, np.ndarray):  # str cells: their UCS-4 code points, without a Python string each
+        codes = np.ascontiguousarray(cells, dtype=str).view(np.uint32)
+        if codes.size and (codes.max() > 127 or (codes == ord("_")).any()):
+            return None
+    else:
+        text = "\0".join(c for row in cells for c in row)
+        if "_" in text or not text.isascii():
+            return None
     try:
         return np.array(cells, dtype=np.float64)
     except ValueError:

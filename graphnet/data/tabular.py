@@ -182,12 +182,13 @@ def _number_labels(labels: np.ndarray, where: str, required: bool, at: Locate) -
     """Label cells (N,) as float64 when they are all numbers; text labels (none of them a
     number) as they are unless numbers are `required`; DataError naming the first that is
     not a number when some are (or all must be)."""
-    numeric = np.fromiter((is_number(s) for s in labels.tolist()), bool, len(labels))
-    if numeric.all():
+    names = set(labels.tolist())
+    numbers = {name for name in names if is_number(name)}
+    if len(numbers) == len(names):
         return to_numbers(labels)  # type: ignore[return-value]
-    if not required and not numeric.any():
+    if not required and not numbers:
         return labels
-    place, text = at((int(np.argmin(numeric)),))
+    place, text = at((next(i for i, s in enumerate(labels.tolist()) if s not in numbers),))
     reason = ("the label declares numeric targets" if required
               else "the other labels are numbers (class indices); a label is a number or a class name, not both")
     raise DataError(f"{where}{place}: label {text} is not a number: {reason}")
