@@ -86,7 +86,7 @@ def suggestions(word: str, choices: Iterable[str], n: int = 1, cutoff: float = 0
 def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
     """`; did you mean 'x'?` for the choice closest to `word` (see `suggestions`), else ``."""
     match = next(iter(suggestions(word, choices, cutoff=cutoff)), None)
-    return f"; did you mean '{match}'?" if match is not None and match != word else ""
+    return f"; did you mean '{shorten(match)}'?" if match is not None and match != word else ""
 
 
 QUOTE_LIMIT = 60  # characters of user text (a cell, a column name, a label) a message quotes

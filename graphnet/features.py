@@ -55,9 +55,9 @@ def nonfinite_problem(value: Any, dtype: Any, what: str = "features") -> str:
 
 
 def check_finite(X: np.ndarray, dtype: Any, where: str, name: str = "X", first_row: int = 0) -> None:
-    """DataError "`where`: `name`[i, j]: nan is not a finite number ..." for X's first value that is not finite as
-    `dtype`; X (N, ...) numbers (other dtypes are left to the shape and dtype checks).
-    `first_row`: the index of X's first row in the whole array (X a chunk of it)."""
+    """DataError "`where`: `name`[i, j]: nan is not a finite number ..." for X's first value
+    that is not finite as `dtype`; X (N, ...) numbers (other dtypes are left to the shape and
+    dtype checks). `first_row`: the index of X's first row in the whole array (X a chunk of it)."""
     position = first_nonfinite(X, dtype)
     if position is None:
         return

@@ -12,6 +12,11 @@ Inputs (raw features, as in training; the model's preprocessing applies):
 - ``.npy`` (memory-mapped) or ``.npz`` with an array ``X``: (N, *raw shape).
 - IDX images (``*-ubyte``, ``.gz`` or plain; plain files are memory-mapped).
 
+Every value must be a finite number in the model's dtype (graphnet.features);
+a file's header must agree with its data (graphnet.data.npyfile, .idx) and a
+CSV follows graphnet.data.csvtext's dialect. A problem is a DataError naming
+the file and the place: the line and column, or ``X[i, j]``.
+
 Output: a CSV with a header; ``prediction`` holds the class name (or index)
 for classification, 0/1 for binary, the value for regression (``prediction_<i>``
 for several values per example); ``proba=True`` adds ``p_<class>`` per class.
