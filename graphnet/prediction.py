@@ -21,7 +21,8 @@ Output: a CSV with a header; ``prediction`` holds the class name (or index)
 for classification, 0/1 for binary, the value for regression (``prediction_<i>``
 for several values per example); ``proba=True`` adds ``p_<class>`` per class.
 Examples are read and written `chunk` rows at a time: memory does not grow
-with the file.
+with a CSV, .npy or plain IDX file (an .npz's X and a .gz IDX file are read
+whole, within the memory limit of graphnet.limits).
 """
 from __future__ import annotations
 
