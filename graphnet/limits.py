@@ -1,10 +1,12 @@
-"""The memory a network may claim, checked before anything is allocated.
+"""The memory a network or a data file may claim, checked before anything is allocated.
 
 `GRAPHNET_MAX_BYTES` sets the limit (bytes, or with a suffix: `512M`, `16G`);
 the default is half of this machine's physical memory (8 GiB where that can't
 be read). A spec whose parameters alone exceed it is refused by the validator
 (assuming float32); `gn.compile` checks again with the real dtype, the batch
-capacity and the activation buffers, and also takes `max_bytes=`.
+capacity and the activation buffers, and also takes `max_bytes=`. Data readers
+check the size a file's header declares against it before reading the data
+(`check_declared_size`).
 """
 from __future__ import annotations
 
