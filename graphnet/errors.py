@@ -86,4 +86,25 @@ def suggestions(word: str, choices: Iterable[str], n: int = 1, cutoff: float = 0
 def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
     """`; did you mean 'x'?` for the choice closest to `word` (see `suggestions`), else ``."""
     match = next(iter(suggestions(word, choices, cutoff=cutoff)), None)
-    return f"; did you mean '{match}'?" if match is not None and match != word else ""
+    return f"; did you mean '{shorten(match)}'?" if match is not None and match != word else ""
+
+
+QUOTE_LIMIT = 60  # characters of user text (a cell, a column name, a label) a message quotes
+
+
+def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """`text` as it is when at most `limit` characters long, else its first `limit` characters
+    and how long it is: a message never repeats a whole file (a 200 MB header line)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def quoted(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """`text` in quotes (Python's repr, which shows control characters), cut as `shorten` cuts."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
+def quoted_list(items: Iterable[str], limit: int = 10) -> str:
+    """The first `limit` items, each `quoted`, comma-separated, and how many there are in all."""
+    items = list(items)
+    shown = ", ".join(quoted(str(item)) for item in items[:limit])
+    return shown + (f", ... ({len(items):,} in all)" if len(items) > limit else "")

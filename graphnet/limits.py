@@ -1,14 +1,18 @@
-"""The memory a network may claim, checked before anything is allocated.
+"""The memory a network or a data file may claim, checked before anything is allocated.
 
 `GRAPHNET_MAX_BYTES` sets the limit (bytes, or with a suffix: `512M`, `16G`);
 the default is half of this machine's physical memory (8 GiB where that can't
 be read). A spec whose parameters alone exceed it is refused by the validator
 (assuming float32); `gn.compile` checks again with the real dtype, the batch
-capacity and the activation buffers, and also takes `max_bytes=`.
+capacity and the activation buffers, and also takes `max_bytes=`. Data readers
+check the size a file's header declares against it before reading the data
+(`check_declared_size`).
 """
 from __future__ import annotations
 
 import os
+
+from .errors import DataError
 
 ENV_VAR = "GRAPHNET_MAX_BYTES"
 _SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -47,3 +51,13 @@ def format_bytes(count: float) -> str:
         if count >= scale:
             return f"{count / scale:.1f} {unit}"
     return f"{int(count)} B"
+
+
+def check_declared_size(nbytes: int, what: str, limit: int | None = None) -> None:
+    """DataError "`what`: <size> of data declared, over the memory limit" when a file declares
+    more data (`nbytes`, from its header) than the limit (default `max_bytes()`): checked
+    before any of it is read, so a small file that declares a huge array is refused, not loaded."""
+    limit = max_bytes() if limit is None else limit
+    if nbytes > limit:
+        raise DataError(f"{what}: {format_bytes(nbytes)} of data declared, over the memory limit of "
+                        f"{format_bytes(limit)} (set {ENV_VAR} to raise it)")

@@ -25,6 +25,7 @@ from .compiler import PlanKind, build_plan, check_memory, plan_graph
 from .compiler.updates import UpdateRule
 from .errors import PlanError
 from .fast_forward import FastForward, bind_fast_forward
+from .features import check_raw_inputs
 from .graph import Graph, build_graph
 from .lowering import FusionDecision
 from .parameters import ArrayView, ParameterStore
@@ -191,7 +192,11 @@ class CompiledNetwork:
         - binary (sigmoid_binary_cross_entropy): 0/1 int64, 1 where sigmoid(logit) > 0.5,
           (N,) for one logit per example, else (N, *output shape);
         - regression (mse): the output values (N, *output shape).
+
+        A value of X that is not finite in the network's dtype (NaN, inf, or 1e39 for
+        float32) is a DataError naming it (``X[i, j]``), as `graphnet predict` refuses it.
         """
+        check_raw_inputs(X, self.dtype, "predict")
         first = self.graph.outputs[0]
         task = output_task(self.graph, first)
         predicted = predictions(self.forward(self.prepare(X), output=first, batch_size=batch_size), task)
@@ -204,7 +209,9 @@ class CompiledNetwork:
         (N, C), a softmax over the first output's scores (not applied twice when the output
         is a softmax already), columns in the order of `self.class_names`; binary: (N, 2),
         p(0) and p(1), for one logit per example, else the sigmoid of each logit (N, k).
-        GraphnetError for a regression output."""
+        GraphnetError for a regression output; a DataError for a value that is not finite,
+        as in `predict`."""
+        check_raw_inputs(X, self.dtype, "predict_proba")
         first = self.graph.outputs[0]
         return probabilities(self.forward(self.prepare(X), output=first, batch_size=batch_size), self.graph, first)
 

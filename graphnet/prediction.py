@@ -12,25 +12,33 @@ Inputs (raw features, as in training; the model's preprocessing applies):
 - ``.npy`` (memory-mapped) or ``.npz`` with an array ``X``: (N, *raw shape).
 - IDX images (``*-ubyte``, ``.gz`` or plain; plain files are memory-mapped).
 
+Every value must be a finite number in the model's dtype (graphnet.features);
+a file's header must agree with its data (graphnet.data.npyfile, .idx) and a
+CSV follows graphnet.data.csvtext's dialect. A problem is a DataError naming
+the file and the place: the line and column, or ``X[i, j]``.
+
 Output: a CSV with a header; ``prediction`` holds the class name (or index)
 for classification, 0/1 for binary, the value for regression (``prediction_<i>``
 for several values per example); ``proba=True`` adds ``p_<class>`` per class.
 Examples are read and written `chunk` rows at a time: memory does not grow
-with the file.
+with a CSV, .npy or plain IDX file (an .npz's X and a .gz IDX file are read
+whole, within the memory limit of graphnet.limits).
 """
 from __future__ import annotations
 
 import csv
-import math
-import zipfile
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
 import numpy as np
 
+from .data.csvtext import column_name, data_records, is_number, layout, not_a_number, to_numbers
+from .data.files import regular_file
 from .data.idx import map_idx
-from .data.tabular import LABEL_NAMES, csv_layout
-from .errors import DataError, did_you_mean
+from .data.npyfile import map_npy, read_npz
+from .data.tabular import LABEL_NAMES
+from .errors import DataError, did_you_mean, quoted, quoted_list
+from .features import check_finite, first_nonfinite, nonfinite_problem
 from .network import CompiledNetwork
 from .tasks import output_task, predictions, probabilities
 
@@ -40,108 +48,95 @@ CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 
 def read_examples(net: CompiledNetwork, path: str | Path, chunk: int = CHUNK) -> Iterator[np.ndarray]:
     """The raw examples of a file in chunks of at most `chunk` rows: (n, *raw shape) arrays
-    (n, D) for CSV). DataError naming the file for anything it cannot read."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    ((n, D) float64 for CSV), every value finite in the model's dtype. DataError naming the
+    file and the place (line and column, or X[i, j]) for anything it cannot read."""
+    path = regular_file(path)
     name = path.name.lower()
     if name.endswith(CSV_SUFFIXES):
         return _csv_examples(net, path, chunk)
     if name.endswith((".npy", ".npz")):
-        return _array_chunks(_array_file(path), chunk)
+        return _array_chunks(_array_file(path), chunk, path, "X", net.dtype)
     if "ubyte" in name or "idx" in name:
-        return _array_chunks(map_idx(path), chunk)
+        return _array_chunks(map_idx(path), chunk, path, "images", net.dtype)
     raise DataError(f"{path}: unsupported file; expected a .csv, .npy, .npz (with X) or IDX images file")
 
 
-def _array_chunks(X: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
+def _array_chunks(X: np.ndarray, chunk: int, path: Path, name: str, dtype: np.dtype) -> Iterator[np.ndarray]:
     for start in range(0, len(X), chunk):
-        yield np.asarray(X[start:start + chunk])
+        part = np.asarray(X[start:start + chunk])
+        check_finite(part, dtype, str(path), name, first_row=start)
+        yield part
 
 
 def _array_file(path: Path) -> np.ndarray:
-    """X of an .npz (read whole: a zip cannot be mapped) or a .npy (memory-mapped)."""
-    try:
-        if path.suffix.lower() == ".npy":
-            X = np.load(path, mmap_mode="r", allow_pickle=False)
-        else:
-            with np.load(path, allow_pickle=False) as archive:
-                if "X" not in archive.files:
-                    raise DataError(f"{path}: no array 'X' (it has {', '.join(archive.files) or 'none'})")
-                X = archive["X"]
-    except DataError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path}: not a readable numpy file ({error})") from None
+    """X of an .npz (read whole, within the memory limit: a zip member cannot be mapped) or a
+    .npy (memory-mapped); either after checking its header against its data."""
+    if path.suffix.lower() == ".npy":
+        X = map_npy(path)
+    else:
+        X = read_npz(path, ["X"], required=["X"], expected=" with an array X")["X"]
     if X.ndim < 1 or X.dtype.kind not in "biuf":
         raise DataError(f"{path}: X must be numbers of shape (N, ...), got {X.dtype} of shape {X.shape}")
     return X
 
 
 def _csv_examples(net: CompiledNetwork, path: Path, chunk: int) -> Iterator[np.ndarray]:
-    delim, header, ncol = csv_layout(path)
+    delim, header, ncol = layout(path)
     columns = _feature_columns(net, path, header, ncol)
     for batch, lines in _csv_rows(path, delim, header, ncol, columns, chunk):
-        yield _numbers(batch, lines, path, header, columns)
+        yield _numbers(batch, lines, path, header, columns, net.dtype)
 
 
 def _csv_rows(path: Path, delim: str | None, header: list[str] | None, ncol: int, columns: list[int],
               chunk: int) -> Iterator[tuple[list[list[str]], list[int]]]:
     """The cells of `columns` of every data row, and the rows' line numbers, `chunk` rows at a time."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        rows = csv.reader(handle, delimiter=delim) if delim else (line.split() for line in handle)
-        batch: list[list[str]] = []
-        lines: list[int] = []
-        for lineno, row in enumerate(rows, 1):
-            if (lineno == 1 and header is not None) or not row or (len(row) == 1 and not row[0].strip()):
-                continue  # the header, blank lines
-            if len(row) != ncol:
-                raise DataError(f"{path}: line {lineno} has {len(row)} fields, expected {ncol}")
-            batch.append([row[j] for j in columns])
-            lines.append(lineno)
-            if len(batch) == chunk:
-                yield batch, lines
-                batch, lines = [], []
-        if batch:
+    batch: list[list[str]] = []
+    lines: list[int] = []
+    for lineno, row in data_records(path, delim, header):
+        if len(row) != ncol:
+            raise DataError(f"{path}: line {lineno} has {len(row)} fields, expected {ncol}")
+        batch.append([row[j] for j in columns])
+        lines.append(lineno)
+        if len(batch) == chunk:
             yield batch, lines
+            batch, lines = [], []
+    if batch:
+        yield batch, lines
 
 
 def read_labelled_csv(net: CompiledNetwork, path: str | Path,
                       label_column: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Every row of a CSV file as raw features X: (N, D) float64 (the model's feature columns,
-    by name as in `read_examples`) and labels y as the network's label declares them: class
-    indices (N,) int64 (text labels by the model's class names) or float targets (N, *shape).
-    The label column: `label_column`, else the model's, else the first named label, y or
-    target. DataError naming the file, line and column for anything it cannot read."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    by name as in `read_examples`, each finite in its dtype) and labels y as the network's
+    label declares them: class indices (N,) int64 (text labels by the model's class names) or
+    float targets (N, *shape). The label column: `label_column`, else the model's, else the
+    first named label, y or target. DataError naming the file, line and column for anything
+    it cannot read."""
+    path = regular_file(path)
     label = next(iter(net.graph.labels.values()), None)
     if label is None:
         raise DataError(f"{path}: the network has no label to score against")
-    delim, header, ncol = csv_layout(path)
+    delim, header, ncol = layout(path)
     record = net.preprocessing
     wanted = label_column or (record.label_column if record is not None else None)
     names = header or []
+    has = f" (the file has: {quoted_list(names)})" if header else " (the file has no header row)"
     if wanted is not None and wanted not in names:
-        raise DataError(f"{path}: no label column {wanted!r}{did_you_mean(wanted, names)}"
-                        + (f" (the file has: {', '.join(names)})" if header else " (the file has no header row)")
+        raise DataError(f"{path}: no label column {quoted(wanted)}{did_you_mean(wanted, names)}{has}"
                         + ("" if label_column else "; name it with --label-column"))
     at = names.index(wanted) if wanted is not None else next(
         (i for i, c in enumerate(names) if c.lower() in LABEL_NAMES), None)
     if at is None:
-        raise DataError(f"{path}: no label column named {'/'.join(LABEL_NAMES)}"
-                        + (f" (the file has: {', '.join(names)})" if header else " (the file has no header row)")
-                        + "; name it with --label-column")
-    columns = [j for j in _feature_columns(net, path, header, ncol, label_index=at)]
+        raise DataError(f"{path}: no label column named {'/'.join(LABEL_NAMES)}{has}; name it with --label-column")
+    columns = _feature_columns(net, path, header, ncol, label_index=at)
     features, labels = [], []
     for batch, lines in _csv_rows(path, delim, header, ncol, columns + [at], 4 * CHUNK):
-        features.append(_numbers([row[:-1] for row in batch], lines, path, header, columns))
+        features.append(_numbers([row[:-1] for row in batch], lines, path, header, columns, net.dtype))
         labels += [(row[-1].strip(), lineno) for row, lineno in zip(batch, lines)]
     if not labels:
         raise DataError(f"{path}: no data rows")
-    return np.concatenate(features), _label_values(labels, label, net.class_names, path, names[at] if header
-                                                   else str(at + 1))
+    return np.concatenate(features), _label_values(labels, label, net.class_names, path,
+                                                   column_name(header, at))
 
 
 def _label_values(cells: list[tuple[str, int]], label: Any, class_names: tuple[str, ...] | None, path: Path,
@@ -151,21 +146,18 @@ def _label_values(cells: list[tuple[str, int]], label: Any, class_names: tuple[s
         index = {name: i for i, name in enumerate(class_names)}
         for text, lineno in cells:
             if text not in index:
-                raise DataError(f"{path}: line {lineno}, column {column!r}: label {text!r} is not one of the "
-                                f"model's classes ({', '.join(class_names[:10])}"
-                                f"{', ...' if len(class_names) > 10 else ''})")
+                raise DataError(f"{path}: line {lineno}, {column}: label {quoted(text)} is not one of the "
+                                f"model's classes ({quoted_list(class_names)})")
         return np.fromiter((index[text] for text, _ in cells), np.int64, len(cells))
     values = np.empty(len(cells), np.float64)
     for i, (text, lineno) in enumerate(cells):
-        try:
-            values[i] = float(text)
-        except ValueError:
-            values[i] = math.nan
-        whole = label.kind != "classes" or (values[i] == round(values[i]) and 0 <= values[i] < label.classes)
-        if not math.isfinite(values[i]) or not whole:
+        value = float(text) if is_number(text) else float("nan")
+        whole = label.kind != "classes" or (value == round(value) and 0 <= value < label.classes)
+        if not np.isfinite(value) or not whole:
             expected = (f"a class index in 0..{label.classes - 1}" if label.kind == "classes"
                         else "a finite number")
-            raise DataError(f"{path}: line {lineno}, column {column!r}: label {text!r} is not {expected}")
+            raise DataError(f"{path}: line {lineno}, {column}: label {quoted(text)} is not {expected}")
+        values[i] = value
     if label.kind == "classes":
         return values.astype(np.int64)
     return values.reshape(len(cells), *label.shape)
@@ -180,11 +172,11 @@ def _feature_columns(net: CompiledNetwork, path: Path, header: list[str] | None,
     names = record.feature_names if record is not None else None
     if names is not None:
         if header is None:
-            raise DataError(f"{path}: no header row; the model reads the columns {', '.join(names)} by name")
+            raise DataError(f"{path}: no header row; the model reads the columns {quoted_list(names)} by name")
         missing = [n for n in names if n not in header]
         if missing:
-            raise DataError(f"{path}: no column {missing[0]!r} (the model's features: {', '.join(names)}; "
-                            f"the file has: {', '.join(header)})")
+            raise DataError(f"{path}: no column {quoted(missing[0])} (the model's features: {quoted_list(names)}; "
+                            f"the file has: {quoted_list(header)}){did_you_mean(missing[0], header)}")
         return [header.index(n) for n in names]
     if label_index is not None:
         return [j for j in range(ncol) if j != label_index]
@@ -194,25 +186,18 @@ def _feature_columns(net: CompiledNetwork, path: Path, header: list[str] | None,
 
 
 def _numbers(batch: list[list[str]], lines: list[int], path: Path, header: list[str] | None,
-             columns: list[int]) -> np.ndarray:
-    """Rows of number strings as float64 (n, D); DataError naming the first cell that is not a finite number."""
-    try:
-        X = np.array(batch, dtype=np.float64)
-    except ValueError:
-        X = None
-    if X is not None and np.isfinite(X).all():
+             columns: list[int], dtype: np.dtype) -> np.ndarray:
+    """Rows of number cells as float64 (n, D), each finite in `dtype`; DataError naming the
+    line and column of the first cell that is not, and quoting it."""
+    X = to_numbers(batch)
+    position = None if X is None else first_nonfinite(X, dtype)
+    if X is not None and position is None:
         return X
-    for i, row in enumerate(batch):
-        for j, cell in enumerate(row):
-            try:
-                ok = math.isfinite(float(cell))
-            except ValueError:
-                ok = False
-            if not ok:
-                column = header[columns[j]] if header else str(columns[j] + 1)
-                raise DataError(f"{path}: line {lines[i]}, column {column!r}: {cell.strip()!r} is not a "
-                                "finite number")
-    raise DataError(f"{path}: unreadable rows from line {lines[0]}")  # not reached
+    i, j = position if position is not None else next(
+        (i, j) for i, row in enumerate(batch) for j, cell in enumerate(row) if not is_number(cell))
+    cell = batch[i][j]
+    problem = not_a_number(cell) if X is None else nonfinite_problem(X[i, j], dtype)
+    raise DataError(f"{path}: line {lines[i]}, {column_name(header, columns[j])}: {quoted(cell.strip())} {problem}")
 
 
 # ----------------------------------------------------------------------------- output

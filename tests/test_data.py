@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import gzip
-import struct
 from pathlib import Path
 from typing import Iterator
 
@@ -22,49 +20,12 @@ from graphnet import DataError
 from graphnet import data
 from graphnet.data import KEYS, batches, list_datasets, load, read_idx
 
-CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
-         np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
-FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-         "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+from data_files import FILES, file_of, idx_bytes, make_idx, write  # tests/ helpers
+
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def idx_bytes(a: np.ndarray, *, code: int | None = None, ndim: int | None = None) -> bytes:
-    """An IDX file's bytes: magic 00 00 <code> <ndim>, big-endian uint32 dims, big-endian data."""
-    a = np.asarray(a)
-    code = CODES[a.dtype] if code is None else code
-    nd = a.ndim if ndim is None else ndim
-    header = struct.pack(">HBB", 0, code, nd) + struct.pack(f">{a.ndim}I", *a.shape)
-    return header + a.astype(a.dtype.newbyteorder(">")).tobytes()
-
-
-def write(path: Path, payload: bytes, gz: bool) -> Path:
-    if gz:
-        path = path.with_name(path.name + ".gz")
-        payload = gzip.compress(payload)
-    path.write_bytes(payload)
-    return path
-
-
-def make_idx(folder: Path, *, gz: bool = False, n_train: int = 20, n_test: int = 10,
-             shape: tuple[int, ...] = (4, 3), seed: int = 0, **override: bytes) -> dict[str, np.ndarray]:
-    """Write a tiny MNIST-like IDX folder; `override` replaces a file's bytes by role."""
-    rng = np.random.default_rng(seed)
-    arrays = {"train_images": rng.integers(0, 256, (n_train, *shape), dtype=np.uint8),
-              "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
-              "test_images": rng.integers(0, 256, (n_test, *shape), dtype=np.uint8),
-              "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8)}
-    folder.mkdir(parents=True, exist_ok=True)
-    for role, a in arrays.items():
-        write(folder / FILES[role], override.get(role, idx_bytes(a)), gz)
-    return arrays
-
-
-def file_of(folder: Path, role: str) -> Path:
-    return next(p for p in folder.iterdir() if p.name.startswith(FILES[role]))
-
 
 def ids_npz(path: Path, n_train: int = 50, n_test: int = 10, **extra: np.ndarray | None) -> Path:
     """An npz whose feature 0 is the example's id, so splits can be traced; `extra` overrides arrays."""
@@ -231,7 +192,7 @@ def test_npz_object_array_refused_without_unpickling(tmp_path):
 
 
 @pytest.mark.parametrize("arrays, match", [
-    ({"y_test": None}, r"missing array\(s\) y_test; it has X_test, X_train, y_train"),
+    ({"y_test": None}, r"missing array\(s\) y_test; it has 'X_test', 'X_train', 'y_train'"),
     ({"y_val": np.zeros(2, int)}, "missing.*X_val"),
     ({"y_train": np.arange(49) % 3}, "50 examples but y_train has 49"),
     ({"y_train": np.eye(3)[np.arange(50) % 3]}, "1-D class indices.*one-hot"),
@@ -250,7 +211,7 @@ def test_npz_nan_in_features(tmp_path):
     X = np.zeros((50, 2))
     X[7, 1] = np.nan
     p = ids_npz(tmp_path / "nan.npz", X_train=X)
-    with raises_naming(p, r"nan in example 7, feature 1"):
+    with raises_naming(p, r"X_train\[7, 1\]: nan is not a finite number"):
         load(p)
     X[7, 1] = np.inf
     ids_npz(p, X_test=np.full((10, 2), -np.inf))
@@ -303,7 +264,7 @@ def test_csv_label_column_by_name_and_test_file_columns_must_match(tmp_path):
     train, test = tmp_path / "a.csv", tmp_path / "b.csv"
     train.write_text("x1,cls,x2\n1,0,2\n3,1,4\n5,0,6\n7,1,8\n")
     test.write_text("x1,cls,x3\n1,0,2\n")
-    with raises_naming(train, "no label column named label/y/target.*x1, cls, x2"):
+    with raises_naming(train, "no label column named label/y/target.*'x1', 'cls', 'x2'"):
         load(train)
     with raises_naming(train, "no column named 'klass'"):
         load(train, label_column="klass")
@@ -315,11 +276,11 @@ def test_csv_label_column_by_name_and_test_file_columns_must_match(tmp_path):
 
 
 @pytest.mark.parametrize("body, match", [
-    ("label,a\n0,1\n1,nan\n", r"nan in data row 2, column 'a'"),
-    ("label,a\n0,1\n1,inf\n", r"inf in data row 2"),
-    ("label,a\n0,1\n1,abc\n", r"line 3, field 2: cannot parse 'abc'"),
+    ("label,a\n0,1\n1,nan\n", r"line 3, column 'a': 'nan' is not a finite number"),
+    ("label,a\n0,1\n1,inf\n", r"line 3, column 'a': 'inf' is not a finite number"),
+    ("label,a\n0,1\n1,abc\n", r"line 3, column 'a': 'abc' is text: categorical \(text\) features are not supported yet"),
     ("label,a\n0,1\n1\n", r"line 3 has 1 fields, expected 2"),
-    ("label,a\n0,1\n1,\n", r"line 3, field 2"),
+    ("label,a\n0,1\n1,\n", r"line 3, column 'a': '' is empty"),
     ("label,a\n0,1\n1.5,2\n", r"whole numbers"),
     ("label,a\n", r"no data rows"),
     ("\n", r"empty"),
@@ -379,9 +340,9 @@ def test_npz_wider_targets_are_reshaped_or_refused(tmp_path):
 
 
 @pytest.mark.parametrize("y_train, match", [
-    (np.r_[np.zeros(49), np.nan], r"y_train: target 49 is nan"),
+    (np.r_[np.zeros(49), np.nan], r"y_train\[49\]: target nan is not a finite number"),
     (np.array(["a"] * 50), r"y_train: targets must be numbers"),
-    (np.r_[np.zeros(49), 1e300], r"target 49 is inf as float32"),
+    (np.r_[np.zeros(49), 1e300], r"y_train\[49\]: target 1e\+300 does not fit in float32"),
 ])
 def test_bad_targets_are_located(tmp_path, y_train, match):
     p = ids_npz(tmp_path / "bad.npz", y_train=y_train)
@@ -409,7 +370,7 @@ def test_prepare_data_converts_an_in_memory_dict():
     assert d["X_val"].shape == (0, 2, 2) and d["y_val"].shape == (0, 1)
     classes = data.prepare_data({**raw, "y_train": np.arange(8) % 3, "y_test": np.array([0, 1, 2])})
     assert classes["y_train"].dtype == np.int64
-    with pytest.raises(DataError, match=r"homework: y_train: labels must be whole numbers"):
+    with pytest.raises(DataError, match=r"homework: y_train\[0\]: label -0.159\d*: class labels must be whole numbers"):
         data.prepare_data(raw, name="homework")
     with pytest.raises(DataError, match=r"homework: missing y_val"):
         data.prepare_data({**raw, "X_val": raw["X_test"]}, name="homework")
@@ -633,7 +594,7 @@ def test_label_image_count_mismatch(tmp_path):
 
 def test_labels_out_of_range(tmp_path):
     make_idx(tmp_path / "d", test_labels=idx_bytes(np.array([0] * 9 + [10], np.uint8)))
-    with raises_naming(file_of(tmp_path / "d", "test_labels"), r"label 9 is 10, out of range 0..9"):
+    with raises_naming(file_of(tmp_path / "d", "test_labels"), r"labels\[9\]: label 10: out of range 0..9"):
         load(tmp_path / "d")
     assert load(tmp_path / "d", classes=11)["y_test"].max() == 10  # e.g. EMNIST: say how many classes
 
@@ -642,7 +603,7 @@ def test_nan_in_float_idx_features(tmp_path):
     X = np.zeros((20, 4, 3), np.float32)
     X[3, 2, 1] = np.nan
     make_idx(tmp_path / "d", train_images=idx_bytes(X))
-    with raises_naming(file_of(tmp_path / "d", "train_images"), r"nan in example 3, feature \(2, 1\)"):
+    with raises_naming(file_of(tmp_path / "d", "train_images"), r"images\[3, 2, 1\]: nan is not a finite number"):
         load(tmp_path / "d")
 
 
@@ -756,7 +717,7 @@ def test_csv_text_labels_of_a_test_file_use_the_training_names(tmp_path):
     d, info = data.load_with_info(train, label_column="kind", test_file=test)
     np.testing.assert_array_equal(d["y_test"], [2, 0])
     unknown = write_text_labels(tmp_path / "unknown.csv", [("cat", 0.0, 0.0), ("yak", 1.0, 1.0)])
-    with pytest.raises(DataError, match=r"unknown\.csv: label column 'kind': line 3: label 'yak' is not a class"):
+    with pytest.raises(DataError, match=r"unknown\.csv: label column 'kind', line 3: label 'yak' is not a class"):
         load(train, label_column="kind", test_file=unknown)
 
 
@@ -779,5 +740,5 @@ def test_csv_class_names_given_map_the_labels(tmp_path):
 
 def test_csv_text_labels_with_a_bad_feature_name_its_line_and_field(tmp_path):
     csv = write_text_labels(tmp_path / "pets.csv", TEXT_ROWS[:3] + [("cat", "x1", 2.0)])  # type: ignore[list-item]
-    with pytest.raises(DataError, match=r"pets\.csv: line 5, field 2: cannot parse 'x1' as a number"):
+    with pytest.raises(DataError, match=r"pets\.csv: line 5, column 'a': 'x1' is text: categorical"):
         load(csv, label_column="kind")

@@ -29,8 +29,9 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from ..errors import DataError, suggestions
+from ..errors import DataError, quoted_list, suggestions
 from ._checks import check_count, check_example_shape, check_features, check_seed, prepare_labels
+from .files import file_kind, regular_file
 from .idx import IDX_FILES, find_idx_file, load_idx, read_idx
 from .splits import normalize_splits, split_off, split_size
 from .synthetic import SYNTHETIC, blobs, spiral
@@ -100,8 +101,11 @@ def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[str, Any]:
                        and not s.startswith((".", "~")) and Path(s).suffix.lower() not in _SUFFIXES)
     if not looks_like_name:
         p = Path(s).expanduser()
-        if not p.exists():
+        what = file_kind(p)
+        if what == "missing":
             raise DataError(f"{p}: no such file or folder")
+        if what not in (None, "a folder"):
+            raise DataError(f"{p}: is {what}, not a data file or folder")
         kind = _kind(p)
         if kind is None:
             raise DataError(f"{p}: unsupported data file; expected a folder of IDX files, a .npz or a .csv file")
@@ -266,7 +270,7 @@ def load_with_info(name_or_path: str | os.PathLike[str], *, val_size: int | floa
         Xt, yt, Xs, ys = split_off(X, y, split_size(test_size, len(X), "test_size",
                                                     round(DEFAULT_TEST_FRACTION * len(X))), test_rng)
     elif kind == "idx":
-        Xt, yt, Xs, ys = load_idx(src, classes)
+        Xt, yt, Xs, ys = load_idx(src, classes, out_dtype)
     elif kind == "npz":
         Xt, yt, Xv, yv, Xs, ys = load_npz(src, classes, target_shape, out_dtype)
     else:
@@ -277,14 +281,12 @@ def load_with_info(name_or_path: str | os.PathLike[str], *, val_size: int | floa
             Xt, yt, Xs, ys = split_off(X, y, split_size(test_size, len(X), "test_size",
                                                         round(DEFAULT_TEST_FRACTION * len(X))), test_rng)
         else:
-            tp = Path(test_file).expanduser()
-            if not tp.is_file():
-                raise DataError(f"{tp}: no such test file")
+            tp = regular_file(Path(test_file).expanduser(), "test file")
             Xs, ys, theader, _, test_names = read_csv(tp, col, classes, target_shape, out_dtype, class_names)
             if class_names is None and test_names is not None:
                 raise DataError(f"{tp}: labels are text but {src}'s are numbers")
             if header is not None and theader is not None and header != theader:
-                raise DataError(f"{tp}: columns {theader} differ from {src}'s {header}")
+                raise DataError(f"{tp}: columns {quoted_list(theader)} differ from {src}'s {quoted_list(header)}")
             check_example_shape(X, Xs, str(src), str(tp))
             Xt, yt = X, y
     if len(Xt) == 0:
@@ -396,7 +398,7 @@ def prepare_data(data: Mapping[str, Any], *, classes: int | None = None,
             X_train, y_train = out["X_train"], out["y_train"]
             out["X_val"], out["y_val"] = X_train[:0], y_train[:0]
             continue
-        X = check_features(data[f"X_{split}"], f"{name}: X_{split}")
+        X = check_features(data[f"X_{split}"], name, f"X_{split}", dtype)
         y = prepare_labels(data[f"y_{split}"], f"{name}: y_{split}", classes=classes,
                            target_shape=None if target_shape is None else tuple(target_shape), dtype=dtype)
         check_count(len(X), len(y), f"{name}: X_{split}", f"y_{split}")

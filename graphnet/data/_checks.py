@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import DataError
+from ..features import check_finite, first_nonfinite, nonfinite_problem, number_text
 
 
 def check_seed(seed: Any) -> int:
@@ -28,31 +29,48 @@ def check_positive(name: str, value: Any, source: str, *, integer: bool = True) 
         raise DataError(f"{source}: option {name} must be {kind}, got {value!r}")
 
 
-def check_labels(y: np.ndarray, where: str, classes: int | None) -> np.ndarray:
-    """Validated labels as int64 (N,): whole, non-negative, below `classes` if given."""
+Locate = Callable[[tuple[int, ...]], tuple[str, str]]
+"""Where a label is and how it is written: index -> (place, value as written); for an array
+("[3]", "2.5"), for a CSV file (", line 7", "'2.50'")."""
+
+MAX_CLASS_INDEX = 2**31 - 1  # a class index beyond this is a mistake, not a class
+
+
+def array_places(y: np.ndarray) -> Locate:
+    """`Locate` for labels held in an array: its index, and the stored value (2.5, not np.float64(2.5))."""
+    return lambda index: (f"[{', '.join(map(str, index))}]", number_text(y[index]))
+
+
+def check_labels(y: np.ndarray, where: str, classes: int | None, at: Locate | None = None) -> np.ndarray:
+    """Validated labels as int64 (N,): whole, in 0..classes-1 (`classes` given) or 0..2**31-1.
+    A DataError names `where`, the place of the first bad label and its value (`at`: how to
+    say them, default the array index and stored value)."""
     y = np.asarray(y)
     if y.ndim != 1:
         hint = " (one-hot? store the argmax)" if y.ndim == 2 else ""
         raise DataError(f"{where}: labels must be 1-D class indices, got shape {y.shape}{hint}")
-    if y.dtype.kind == "f":
-        bad = ~np.isfinite(y) | (y != np.round(y))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise DataError(f"{where}: labels must be whole numbers; label {i} is {y[i]!r}")
-    elif y.dtype.kind not in "biu":
+    if y.dtype.kind not in "biuf":
         raise DataError(f"{where}: labels must be integers, got dtype {y.dtype}")
-    if y.size:
-        i = int(np.argmin(y))
-        if y[i] < 0:
-            raise DataError(f"{where}: label {i} is {y[i]}, labels must be >= 0")
-        i = int(np.argmax(y))
-        if classes is not None and y[i] >= classes:
-            raise DataError(f"{where}: label {i} is {y[i]}, out of range 0..{classes - 1} ({classes} classes)")
+    at = at or array_places(y)
+    with np.errstate(invalid="ignore"):
+        bad = (~np.isfinite(y) | (y != np.round(y))) if y.dtype.kind == "f" else np.zeros(len(y), bool)
+    if bad.any():
+        place, text = at((int(np.argmax(bad)),))
+        raise DataError(f"{where}{place}: label {text}: class labels must be whole numbers 0, 1, ...")
+    top = MAX_CLASS_INDEX if classes is None else classes - 1
+    with np.errstate(invalid="ignore"):
+        bad = (y < 0) | (y > top)
+    if bad.any():
+        i = int(np.argmax(bad))
+        place, text = at((i,))
+        problem = ("labels must be >= 0" if y[i] < 0 else f"out of range 0..{top} ({classes} classes)"
+                   if classes is not None else f"too large for a class index (at most {top})")
+        raise DataError(f"{where}{place}: label {text}: {problem}")
     return y.astype(np.int64)
 
 
-def check_targets(y: np.ndarray, where: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """Validated float targets as `dtype` (N, *shape), finite.
+def check_targets(y: np.ndarray, where: str, shape: tuple[int, ...], dtype: Any, at: Locate | None = None) -> np.ndarray:
+    """Validated float targets as `dtype` (N, *shape), finite in `dtype` (`at`: as in `check_labels`).
 
     Accepted: (N, *shape); (N,) when `shape` holds one value; (N, k) rows
     of k = prod(shape) values.
@@ -67,39 +85,34 @@ def check_targets(y: np.ndarray, where: str, shape: tuple[int, ...], dtype: Any)
                            or per_example == (size,)):
         raise DataError(f"{where}: targets have shape {y.shape}, but the label declares shape {list(shape)} "
                         f"per example: expected ({len(y) if y.ndim else 'N'}, {', '.join(map(str, shape))})")
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported as a non-finite target below
-        targets = np.ascontiguousarray(y.reshape(len(y), *shape), dtype=dtype)
-    bad = ~np.isfinite(targets)
-    if bad.any():
-        position = np.unravel_index(int(np.argmax(bad)), targets.shape)
-        raise DataError(f"{where}: target {int(position[0])} is {targets[position]} as {targets.dtype}: "
-                        f"targets must be finite")
-    return targets
+    position = first_nonfinite(y, dtype)
+    if position is not None:
+        place, text = (at or array_places(y))(position)
+        raise DataError(f"{where}{place}: target {text} {nonfinite_problem(y[position], dtype, 'targets')}")
+    return np.ascontiguousarray(y.reshape(len(y), *shape), dtype=dtype)
 
 
 def prepare_labels(y: np.ndarray, where: str, *, classes: int | None = None,
-                   target_shape: tuple[int, ...] | None = None, dtype: Any = "float32") -> np.ndarray:
+                   target_shape: tuple[int, ...] | None = None, dtype: Any = "float32",
+                   at: Locate | None = None) -> np.ndarray:
     """Labels as a network's label declares them: float targets `dtype` (N, *target_shape)
     when `target_shape` is given, else int64 class indices (N,) below `classes` if given.
-    DataError naming `where` when they do not fit."""
+    DataError naming `where` and the place (`at`, as in `check_labels`) when they do not fit."""
     if target_shape is None:
-        return check_labels(y, where, classes)
-    return check_targets(y, where, tuple(target_shape), dtype)
+        return check_labels(y, where, classes, at)
+    return check_targets(y, where, tuple(target_shape), dtype, at)
 
 
-def check_features(X: np.ndarray, where: str) -> np.ndarray:
-    """Check X is numeric, at least (N, D), and finite; returns it unchanged."""
+def check_features(X: np.ndarray, source: str, name: str, dtype: Any) -> np.ndarray:
+    """Check features X (`name` in `source`) are numeric, at least (N, D), and finite once
+    converted to `dtype` (a DataError names `source` and `name`[i, j]); returns X unchanged."""
     X = np.asarray(X)
     if X.dtype.kind not in "biuf":
-        raise DataError(f"{where}: features must be numeric, got dtype {X.dtype}")
+        raise DataError(f"{source}: {name}: features must be numeric, got dtype {X.dtype}")
     if X.ndim < 2:
-        raise DataError(f"{where}: features must have shape (N, ...) with at least one feature axis, got {X.shape}")
-    if X.dtype.kind == "f":
-        bad = ~np.isfinite(X)
-        if bad.any():
-            pos = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), X.shape))
-            feature = pos[1] if len(pos) == 2 else pos[1:]
-            raise DataError(f"{where}: {X[pos]} in example {pos[0]}, feature {feature}: features must be finite")
+        raise DataError(f"{source}: {name}: features must have shape (N, ...) with at least one feature axis, "
+                        f"got {X.shape}")
+    check_finite(X, dtype, source, name)
     return X
 
 

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import warnings
-import zipfile
-import zlib
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..errors import DataError
-from ._checks import check_count, check_example_shape, check_features, prepare_labels
+from ..errors import DataError, did_you_mean, quoted, quoted_list, shorten
+from ..features import first_nonfinite, nonfinite_problem
+from ._checks import Locate, check_count, check_example_shape, check_features, prepare_labels
+from .csvtext import QUOTE, column_name, data_record, first_problem, is_number, layout, to_numbers, unquote
+from .files import regular_file
+from .npyfile import read_npz
 
-__all__ = ["KEYS", "LABEL_NAMES", "CsvTable", "csv_layout", "load_npz", "read_csv"]
+__all__ = ["KEYS", "LABEL_NAMES", "CsvTable", "load_npz", "read_csv"]
 
 KEYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
 LABEL_NAMES = ("label", "y", "target")
@@ -22,22 +24,23 @@ def load_npz(path: Path, classes: int | None, target_shape: tuple[int, ...] | No
              dtype: Any = np.float64) -> tuple[np.ndarray | None, ...]:
     """(X_train, y_train, X_val, y_val, X_test, y_test) from an .npz, without unpickling.
 
-    X_* keep their stored dtype and shape (N, ...); y_* are int64 (N,), or
-    `dtype` targets (N, *target_shape) when `target_shape` is given.
-    X_val/y_val are None when the archive has neither.
+    X_* keep their stored dtype and shape (N, ...), checked finite as `dtype`; y_* are
+    int64 (N,), or `dtype` targets (N, *target_shape) when `target_shape` is given.
+    X_val/y_val are None when the archive has neither. The arrays' declared sizes are
+    checked against the memory limit (graphnet.limits) before they are read.
     """
-    try:
-        with open(path, "rb") as f:  # our own handle: np.load leaks its own when the zip is corrupt
-            arrays = _read_npz(path, f)
-    except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror or e}") from e
+    required = ["X_train", "y_train", "X_test", "y_test"]
+    arrays = read_npz(path, KEYS, required=required, expected=f" with {', '.join(KEYS)}")
+    if ("X_val" in arrays) != ("y_val" in arrays):
+        raise DataError(f"{path}: missing array(s) {'X_val' if 'y_val' in arrays else 'y_val'}; it has "
+                        f"{', '.join(sorted(arrays))}")
     out: list[np.ndarray | None] = []
     for split in ("train", "val", "test"):
-        X, y = arrays[f"X_{split}"], arrays[f"y_{split}"]
+        X, y = arrays.get(f"X_{split}"), arrays.get(f"y_{split}")
         if X is None or y is None:
             out += [None, None]
             continue
-        X = check_features(X, f"{path}: X_{split}")
+        X = check_features(X, str(path), f"X_{split}", dtype)
         y = prepare_labels(y, f"{path}: y_{split}", classes=classes, target_shape=target_shape, dtype=dtype)
         check_count(len(X), len(y), f"{path}: X_{split}", f"y_{split}")
         out += [X, y]
@@ -47,101 +50,55 @@ def load_npz(path: Path, classes: int | None, target_shape: tuple[int, ...] | No
     return tuple(out)
 
 
-def _read_npz(path: Path, f: BinaryIO) -> dict[str, np.ndarray | None]:
-    """The six arrays of an open .npz (None where absent), without unpickling anything."""
-    try:
-        z = np.load(f, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: not a readable .npz file ({e})") from e
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise DataError(f"{path}: is a single .npy array, expected an .npz archive with {', '.join(KEYS)}")
-    with z:
-        have = set(z.files)
-        need = ["X_train", "y_train", "X_test", "y_test"]
-        if ("X_val" in have) != ("y_val" in have):
-            need += ["X_val", "y_val"]
-        missing = [k for k in need if k not in have]
-        if missing:
-            present = ", ".join(sorted(have)) or "none"
-            raise DataError(f"{path}: missing array(s) {', '.join(missing)}; it has {present}")
-        arrays: dict[str, np.ndarray | None] = {k: None for k in KEYS}
-        for key in KEYS:
-            if key not in have:
-                continue
-            try:
-                arrays[key] = z[key]
-            except ValueError as e:
-                if "allow_pickle" in str(e):
-                    raise DataError(f"{path}: array {key!r} is an object array (pickled Python objects); "
-                                    f"refused without unpickling -- store numeric arrays") from None
-                raise DataError(f"{path}: array {key!r} is corrupt ({e})") from e
-            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-                raise DataError(f"{path}: array {key!r} is corrupt ({e})") from e
-    return arrays
-
-
 # ----------------------------------------------------------------------------- CSV
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
 
 def read_csv(path: Path, label_column: str | int | None, classes: int | None,
              target_shape: tuple[int, ...] | None = None, dtype: Any = np.float64,
              class_names: tuple[str, ...] | None = None) -> CsvTable:
-    """One CSV file as X (N, D) float64, y, its header (or None), the label column's index
-    and the class names (None for numeric labels).
+    """One CSV file as X (N, D) float64 (finite as `dtype`), y, its header (or None), the
+    label column's index and the class names (None for numeric labels).
 
     y is int64 class indices (N,), or with `target_shape` (which must hold
     one value: a CSV has one label column) `dtype` targets (N, *target_shape).
     Class labels may be numbers (the class indices themselves) or strings
     (class names): string labels map to indices by `class_names` when given
     (the training file's; a label not among them is a DataError naming the
-    row), else by the sorted set of this file's labels.
+    line), else by the sorted set of this file's labels.
 
-    The delimiter is the first of `,` TAB `;` found in the first line (else
-    whitespace); the first line is a header unless every cell is a number.
+    The dialect (delimiter, quotes, what a number is) is graphnet.data.csvtext's;
+    the first line is a header unless every cell is a number.
     `label_column` is a header name or a 0-based index; by default the first
-    column named label, y or target (any case).
+    column named label, y or target (any case). Errors name the file, the line
+    and the column, and quote the cell as written.
     """
-    delim, header, ncol = csv_layout(path)
+    delim, header, ncol = layout(path)
     col = _label_index(path, header, ncol, label_column)
     if ncol < 2:
         raise DataError(f"{path}: only one column; need a label column and at least one feature column")
     if target_shape is not None and int(np.prod(target_shape)) != 1:
         raise DataError(f"{path}: the label declares targets of shape {list(target_shape)}, but a CSV file has "
                         f"one label column (one value per example); use an .npz for wider targets")
-    skip = 1 if header else 0
-    names = header or [str(i) for i in range(ncol)]
-    feature_names = names[:col] + names[col + 1:]
-    where = f"{path}: label column {names[col]!r}"
-    numbers = None if class_names is not None else _read_table(path, delim, skip, ncol, np.float64, None, quiet=True)
+    where = f"{path}: label {column_name(header, col)}"
+    numbers = None if class_names is not None else _read_table(path, delim, header, ncol, np.float64, None, quiet=True)
     if numbers is not None:
         X, labels = np.delete(numbers, col, axis=1), numbers[:, col]
     else:
-        cells = _read_table(path, delim, skip, ncol, str, col)
-        labels = np.char.strip(np.char.strip(cells[:, col]), '"')
-        try:
-            X = np.delete(cells, col, axis=1).astype(np.float64)
-        except ValueError:
-            raise DataError(f"{path}: {_csv_problem(path, delim, ncol, skip, col)}") from None
-        if target_shape is not None or (class_names is None and all(map(_is_number, set(labels.tolist())))):
-            labels = _numbers(labels, path, skip)
-    bad = ~np.isfinite(X)
-    if bad.any():
-        i, j = np.unravel_index(int(np.argmax(bad)), X.shape)
-        raise DataError(f"{path}: {X[i, j]} in data row {i + 1}, column {feature_names[j]!r}: features must be finite")
+        cells = _read_table(path, delim, header, ncol, str, col)
+        labels = np.array([unquote(label) for label in cells[:, col].tolist()], dtype=str)
+        X = to_numbers(np.delete(cells, col, axis=1))
+        if X is None:
+            raise DataError(f"{path}: {first_problem(path, delim, ncol, header, col)}")
+        if target_shape is not None or class_names is None:
+            labels = _number_labels(labels, where, target_shape is not None, _places(path, delim, header, col))
+    _check_features(X, dtype, path, delim, header, col)
+    at = _places(path, delim, header, col)
     if labels.dtype.kind == "f":
-        y = prepare_labels(labels, where, classes=classes, target_shape=target_shape, dtype=dtype)
+        y = prepare_labels(labels, where, classes=classes, target_shape=target_shape, dtype=dtype, at=at)
         return CsvTable(X, y, header, col, None)
     names_used = class_names if class_names is not None else tuple(sorted(set(labels.tolist())))
-    y = _class_indices(labels, names_used, where, skip)
+    y = _class_indices(labels, names_used, where, at)
     if classes is not None and len(names_used) != classes:
-        raise DataError(f"{where}: {len(names_used)} class names ({_short_list(names_used)}) but {classes} classes "
+        raise DataError(f"{where}: {len(names_used)} class names ({quoted_list(names_used)}) but {classes} classes "
                         f"are declared")
     return CsvTable(X, y, header, col, names_used)
 
@@ -157,35 +114,21 @@ class CsvTable(NamedTuple):
     class_names: tuple[str, ...] | None
 
 
-def csv_layout(path: Path) -> tuple[str | None, list[str] | None, int]:
-    """(delimiter, header or None, column count) of a CSV file, from its first line."""
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            first = f.readline()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read: {e}") from e
-    if not first.strip():
-        raise DataError(f"{path}: empty first line; expected a header or a data row")
-    delim = next((d for d in (",", "\t", ";") if d in first), None)
-    cells = [c.strip().strip('"').strip() for c in first.split(delim)]
-    header = cells if not all(_is_number(c) for c in cells) else None
-    return delim, header, len(cells)
-
-
 def _label_index(path: Path, header: list[str] | None, ncol: int, label_column: str | int | None) -> int:
     """The 0-based index of the label column (DataError naming the file when there is none)."""
     if label_column is None:
         lower = [c.lower() for c in header or []]
         col = next((i for i, c in enumerate(lower) if c in LABEL_NAMES), None)
         if col is None:
-            cols = f"columns: {', '.join(header)}" if header else "no header row"
+            cols = f"columns: {quoted_list(header)}" if header else "no header row"
             raise DataError(f"{path}: no label column named {'/'.join(LABEL_NAMES)} ({cols}); "
                             f"pass label_column= (a name or a 0-based index; graphnet train --label-column)")
         return col
     if isinstance(label_column, str):
         if header is None or label_column not in header:
-            raise DataError(f"{path}: no column named {label_column!r}"
-                            + (f"; columns: {', '.join(header)}" if header else " (the file has no header row)"))
+            columns = f"columns: {quoted_list(header)}" if header else "the file has no header row"
+            raise DataError(f"{path}: no column named {quoted(label_column)} ({columns})"
+                            + (did_you_mean(label_column, header) if header else ""))
         return header.index(label_column)
     if (isinstance(label_column, (int, np.integer)) and not isinstance(label_column, bool)
             and -ncol <= label_column < ncol):
@@ -193,19 +136,19 @@ def _label_index(path: Path, header: list[str] | None, ncol: int, label_column: 
     raise DataError(f"{path}: label_column={label_column!r} is neither a column name nor an index in 0..{ncol - 1}")
 
 
-def _read_table(path: Path, delim: str | None, skip: int, ncol: int, kind: Any, label: int | None,
+def _read_table(path: Path, delim: str | None, header: list[str] | None, ncol: int, kind: Any, label: int | None,
                 quiet: bool = False) -> np.ndarray | None:
     """Every data row, (N, ncol) of `kind` (float64 or str). A row that does not parse is a
     DataError naming its line (the `label` column may hold text), or None when `quiet`."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "input contained no data": reported below
-            data = np.loadtxt(path, delimiter=delim, skiprows=skip, ndmin=2, dtype=kind,
-                              encoding="utf-8-sig", quotechar='"')
+            data = np.loadtxt(regular_file(path), delimiter=delim, skiprows=0 if header is None else 1, ndmin=2,
+                              dtype=kind, encoding="utf-8-sig", quotechar=QUOTE, comments=None)
     except (ValueError, OSError, UnicodeDecodeError) as e:
         if quiet and isinstance(e, ValueError):
             return None
-        raise DataError(f"{path}: {_csv_problem(path, delim, ncol, skip, label) or e}") from None
+        raise DataError(f"{path}: {first_problem(path, delim, ncol, header, label) or shorten(str(e))}") from None
     if data.shape[0] == 0:
         raise DataError(f"{path}: no data rows")
     if data.shape[1] != ncol:
@@ -213,42 +156,50 @@ def _read_table(path: Path, delim: str | None, skip: int, ncol: int, kind: Any, 
     return data
 
 
-def _numbers(labels: np.ndarray, path: Path, skip: int) -> np.ndarray:
-    """Numeric label strings as float64 (N,); DataError naming the first that is not a number."""
-    try:
-        return labels.astype(np.float64)
-    except ValueError:
-        i = next(i for i, s in enumerate(labels.tolist()) if not _is_number(s))
-        raise DataError(f"{path}: line {i + 1 + skip}: label {str(labels[i])!r} is not a number "
-                        "(the label declares numeric targets, or the training file's labels were numbers)") from None
+def _places(path: Path, delim: str | None, header: list[str] | None, col: int) -> Locate:
+    """`Locate` for the cells of column `col`: their line and their text as written (the
+    file is read again up to that row, only when an error is reported)."""
+    def at(index: tuple[int, ...]) -> tuple[str, str]:
+        line, cells = data_record(path, delim, header, index[0])
+        return f", line {line}", quoted(cells[col].strip())
+    return at
 
 
-def _class_indices(labels: np.ndarray, class_names: tuple[str, ...], where: str, skip: int) -> np.ndarray:
+def _check_features(X: np.ndarray, dtype: Any, path: Path, delim: str | None, header: list[str] | None,
+                    col: int) -> None:
+    """DataError naming the line and column of the first feature that is not finite as `dtype`
+    (X: the rows without the label column `col`)."""
+    position = first_nonfinite(X, dtype)
+    if position is not None:
+        i, j = position
+        column = j if j < col else j + 1
+        line, cells = data_record(path, delim, header, i)
+        raise DataError(f"{path}: line {line}, {column_name(header, column)}: "
+                        f"{quoted(cells[column].strip())} {nonfinite_problem(X[i, j], dtype)}")
+
+
+def _number_labels(labels: np.ndarray, where: str, required: bool, at: Locate) -> np.ndarray:
+    """Label cells (N,) as float64 when they are all numbers; text labels (none of them a
+    number) as they are unless numbers are `required`; DataError naming the first that is
+    not a number when some are (or all must be)."""
+    names = set(labels.tolist())
+    numbers = {name for name in names if is_number(name)}
+    if len(numbers) == len(names):
+        return to_numbers(labels)  # type: ignore[return-value]
+    if not required and not numbers:
+        return labels
+    place, text = at((next(i for i, s in enumerate(labels.tolist()) if s not in numbers),))
+    reason = ("the label declares numeric targets" if required
+              else "the other labels are numbers (class indices); a label is a number or a class name, not both")
+    raise DataError(f"{where}{place}: label {text} is not a number: {reason}")
+
+
+def _class_indices(labels: np.ndarray, class_names: tuple[str, ...], where: str, at: Locate) -> np.ndarray:
     """String labels (N,) as int64 indices into `class_names`; DataError naming an unknown one."""
     index = {name: i for i, name in enumerate(class_names)}
-    unknown = [i for i, s in enumerate(labels.tolist()) if s not in index]
-    if unknown:
-        i = unknown[0]
-        raise DataError(f"{where}: line {i + 1 + skip}: label {str(labels[i])!r} is not a class of the training data "
-                        f"({_short_list(class_names)})")
+    unknown = next((i for i, s in enumerate(labels.tolist()) if s not in index), None)
+    if unknown is not None:
+        place, text = at((unknown,))
+        raise DataError(f"{where}{place}: label {text} is not a class of the training data "
+                        f"({quoted_list(class_names)})")
     return np.fromiter((index[s] for s in labels.tolist()), np.int64, len(labels))
-
-
-def _short_list(names: tuple[str, ...], limit: int = 10) -> str:
-    shown = ", ".join(map(repr, names[:limit]))
-    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
-
-
-def _csv_problem(path: Path, delim: str | None, ncol: int, skip: int, label: int | None = None) -> str | None:
-    """The first unparsable line, found by a slow exact pass (only after loadtxt failed)."""
-    with open(path, encoding="utf-8-sig") as f:
-        for lineno, line in enumerate(f, 1):
-            if lineno <= skip or not line.strip() or line.lstrip().startswith("#"):
-                continue
-            cells = [c.strip().strip('"').strip() for c in line.split(delim)]
-            if len(cells) != ncol:
-                return f"line {lineno} has {len(cells)} fields, expected {ncol}"
-            for j, c in enumerate(cells):
-                if j != label and not _is_number(c):
-                    return f"line {lineno}, field {j + 1}: cannot parse {c!r} as a number"
-    return None

@@ -38,6 +38,8 @@ def load_data_with_info(spec: DataSpec, seed: int, dtype: str, input_shape: tupl
         options["class_names"] = class_names  # other files have numeric labels
     if label is not None and label.kind == "float":
         options["target_shape"] = label.shape
+    if label is not None and label.kind == "classes" and arrays is None and data_module.source_path(spec.name):
+        options.setdefault("classes", label.classes)  # a file's reader names the line of a label out of range
     if arrays is not None:
         classes = label.classes if label is not None and label.kind == "classes" else None
         data, info = data_module.from_arrays(arrays, val_size=spec.val_size, normalize=normalize or spec.normalize,
