@@ -432,6 +432,17 @@ def test_resume_into_another_out_folder_is_refused(spiral_run, tmp_path, capsys)
     assert not (tmp_path / "elsewhere").exists() and (spiral_run / "history.json").read_bytes() == before
 
 
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]])
+def test_a_run_file_given_with_resume_is_refused(spiral_run, capsys, workers):
+    before = (spiral_run / "history.json").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "specs/binary_mlp.json", "--resume", str(spiral_run), "--epochs", "101", *workers]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line == (f"graphnet train: the run file specs/binary_mlp.json and --resume {spiral_run} cannot go "
+                    "together: a resumed run continues with its own run.json (give one or the other)")
+    assert (spiral_run / "history.json").read_bytes() == before
+
+
 def test_eval_of_a_run_without_a_checkpoint_says_so(tmp_path, capsys):
     """A kill during epoch 1 leaves run.json (and perhaps checkpoint/network.json) but no weights."""
     out = tmp_path / "run"
