@@ -560,7 +560,9 @@ def test_an_existing_run_folder_is_refused_unless_overwrite(tmp_path):
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(gn.RunFolderError) as info:
         gn.train(make_run(epochs=1), out=out, log=None, progress=False)
-    assert str(info.value) == f"{out}: run folder exists (use --resume to continue it or --overwrite to replace it)"
+    # said in the caller's terms: Python keyword arguments here, flags on the command line (test_cli_train)
+    assert str(info.value) == (f"{out}: run folder exists (pass resume={str(out)!r} to continue it or "
+                               "overwrite=True to replace it)")
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
     (out / "checkpoint" / "mine.txt").write_text("also mine")
