@@ -73,6 +73,14 @@ class RunFolderError(GraphnetError):
     asked), another trainer holds it, or it has no checkpoint yet; the message names it."""
 
 
+class BackendError(GraphnetError, ValueError):
+    """A kernel backend can't be used: its name is unknown (or see NumbaMissingError)."""
+
+
+class NumbaMissingError(BackendError, ImportError):
+    """The numba backend was asked for, and numba is not installed."""
+
+
 class PlanError(GraphnetError, ValueError):
     """An input does not match what a compiled plan expects (dtype, shape, layout)."""
 

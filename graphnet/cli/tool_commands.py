@@ -27,6 +27,12 @@ def _sweep(args: argparse.Namespace) -> int:
 @command("bench")
 def _bench(args: argparse.Namespace) -> int:
     from ..blas import blas_info
+    from ..errors import NumbaMissingError
+    from ..kernels import HAVE_NUMBA
+
+    if not HAVE_NUMBA:
+        raise NumbaMissingError("it times the numba kernels against their NumPy twins and needs numba, "
+                           "which is not installed (pip install numba)")
     from ..kernel_bench import format_table, run_kernel_bench
 
     print(blas_info(args.dtype))
