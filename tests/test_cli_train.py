@@ -401,6 +401,24 @@ def test_bench_prints_both_tables_and_writes_the_step_rows(monkeypatch, tmp_path
     assert asked == {"quick": False}
 
 
+def test_bench_says_when_other_processes_kept_the_machine_busy(monkeypatch, capsys):
+    import graphnet.kernel_bench as kernel_bench
+    import graphnet.machine_load as machine_load
+    import graphnet.step_bench as step_bench
+    from graphnet.contention import CpuTimes
+
+    samples = iter([CpuTimes(0, 0, 0), CpuTimes(150, 200, 50),   # kernels: others took 1 of 2 cores' ticks
+                    CpuTimes(150, 200, 50), CpuTimes(160, 400, 60)])  # steps: others took nothing
+    monkeypatch.setattr(machine_load, "sample_cpu_times", lambda cpus: next(samples))
+    monkeypatch.setattr(kernel_bench, "run_kernel_bench", lambda quick, dtype: [])
+    monkeypatch.setattr(step_bench, "run_step_bench", lambda quick: [])
+    assert main(["bench"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [warning] = [line for line in lines if line.startswith("warning:")]
+    assert warning.startswith("warning: the machine was busy: other processes kept ") and "not reliable" in warning
+    assert lines[-1].startswith("machine load while measuring: other processes kept 0.00 of ")
+
+
 # ---- run folders: existing, interrupted early, moved between directories, unwritable -------------
 
 
