@@ -1,6 +1,7 @@
 """The README's commands are the ones CI runs and the ones that set up a fresh machine."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from graphnet.cli import main
 from graphnet.data import DEBIAN_PACKAGES
 from graphnet.distributed import find_mpiexec
-from extras import HAVE_MPI4PY  # tests/ helper
+from extras import HAVE_MPI4PY  # tests/ helpers
+from task_data import named_classes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,3 +150,59 @@ def test_the_benchmark_reproduce_block_is_commands_a_user_can_paste():
 def test_what_the_readmes_commands_leave_in_the_checkout_is_ignored_by_git(left_behind):
     done = subprocess.run(["git", "check-ignore", "--no-index", "-q", left_behind], cwd=ROOT, timeout=60)
     assert done.returncode == 0, f"{left_behind} is not in .gitignore"
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _python_block(heading: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(heading)
+    return next(body for language, body in _code_blocks(readme[start:]) if language == "python")
+
+
+@pytest.mark.slow  # ~5 s: a process that imports graphnet, reads Fashion-MNIST and trains the spiral
+@pytest.mark.skipif(not FASHION.is_dir() and not os.environ.get("GRAPHNET_DATA"),
+                    reason="needs Fashion-MNIST (Debian package dataset-fashion-mnist, or $GRAPHNET_DATA)")
+def test_the_from_python_block_runs_as_written(tmp_path):
+    (tmp_path / "specs").symlink_to(ROOT / "specs")  # "in the repository's folder", without writing into it
+    script = tmp_path / "from_python.py"
+    script.write_text(_python_block("### From Python") + "\nprint('ran to the end', result.metrics['test_accuracy'])\n")
+    environment = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))}
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=environment, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "ran to the end" in done.stdout.splitlines()[-1]
+    assert (tmp_path / "ckpt" / "weights.npz").is_file() and (tmp_path / "runs" / "spiral" / "metrics.json").is_file()
+
+
+def test_the_deploy_section_runs_as_written(tmp_path, monkeypatch, capsys):
+    readme = (ROOT / "README.md").read_text()
+    section = _section(readme, "Deploy: predict, export, import")
+    blocks = _code_blocks(section[:section.index("**ONNX.**")])
+    [run_file] = [json.loads(body) for language, body in blocks if language == "json"]
+    [commands] = [body for language, body in blocks if language == "" and "graphnet train" in body]
+    header = "sepal_length,sepal_width,petal_length,petal_width,species"
+    assert header in section and "\"options\": {\"label_column\": \"species\"}" in section
+    # flowers.csv as the text describes it, and new.csv with the feature columns in another order
+    X, names = named_classes(150)
+    monkeypatch.chdir(tmp_path)
+    rows = [",".join([*map(repr, map(float, x)), name]) for x, name in zip(X, names)]
+    Path(run_file["train"]["data"]["name"]).write_text(header + "\n" + "\n".join(rows) + "\n")
+    Path("flowers.json").write_text(json.dumps(run_file))
+    columns = header.split(",")[:4]
+    order = [3, 0, 2, 1]
+    Path("new.csv").write_text(",".join(columns[j] for j in order) + "\n"
+                               + "\n".join(",".join(repr(float(x[j])) for j in order) for x in X[:20]) + "\n")
+    for line in commands.splitlines():
+        argv = line.split("#")[0].split()
+        assert argv[0] == "graphnet"
+        capsys.readouterr()
+        assert main(argv[1:]) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        if "--proba" in argv:
+            assert out.splitlines()[0] == "prediction,p_setosa,p_versicolor,p_virginica"
+        if argv[1] == "eval":
+            assert "setosa" in out and "accuracy" in out
+    predicted = Path("predictions.csv").read_text().splitlines()
+    assert predicted[0] == "prediction" and predicted[1:] == list(names[:20])
