@@ -46,8 +46,6 @@ class NetworkStats:
     replans: list[str] = field(default_factory=list)  # the reason of every capacity growth
 
 
-
-
 class CompiledNetwork:
     """A network compiled for the CPU: parameters in one flat buffer, plans per mode."""
 

@@ -32,7 +32,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     if not HAVE_NUMBA:
         raise NumbaMissingError("it times the numba kernels against their NumPy twins and needs numba, "
-                           "which is not installed (pip install numba)")
+                                "which is not installed (pip install numba)")
     from ..kernel_bench import format_table, run_kernel_bench
     from ..machine_load import LoadMeter
 
