@@ -1,6 +1,6 @@
 """A busy machine: step and inference time with one core taken by another process.
 
-    python bench/busy.py [--rounds 9] [--phases 2] [--json bench/results/busy.json]
+    python bench/busy.py [--rounds 9] [--phases 2] [--results DIR]   # writes DIR/busy.json
 
 A hog process (a single-threaded numpy loop, OPENBLAS_NUM_THREADS=1) takes one
 core during the "busy" phases and is stopped during the "quiet" ones; the
@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import inference_latency  # noqa: E402
 from procbench import SETTLE_SECONDS, ContenderSkipped, Workers  # noqa: E402
-from report import write_report  # noqa: E402
+from report import add_results_option, write_report  # noqa: E402
 
 BATCHES = (1, 32, 256)
 HOG_SOURCE = """
@@ -179,11 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=9, help="rounds per case and phase")
     parser.add_argument("--phases", type=int, default=2, help="quiet/busy phase pairs")
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "busy.json")
+    add_results_option(parser)
     args = parser.parse_args(argv)
     results = run_benchmark(args.rounds, args.phases, args.contenders)
     print_table(results)
-    write_report(args.json, results)
+    write_report(args.results / "busy.json", results)
     return 0
 
 

@@ -1,6 +1,6 @@
 """A training loop that another process interrupts: the step time before, during and after.
 
-    python bench/busy_training.py [--seconds 6] [--size M] [--json bench/results/busy_training.json]
+    python bench/busy_training.py [--seconds 6] [--size M] [--results DIR]   # writes DIR/busy_training.json
 
 Each contender trains (Adam steps of the step benchmark's S, M or L network)
 in its own process, one after the other, for --seconds; a hog process (a
@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).parent))
 from busy import Hog  # noqa: E402
-from report import write_report  # noqa: E402
+from report import add_results_option, write_report  # noqa: E402
 
 THIRDS = ("before", "during", "after")
 
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="training time per contender")
     parser.add_argument("--size", default="M", choices=("S", "M", "L"))
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "busy_training.json")
+    add_results_option(parser)
     parser.add_argument("--child", choices=list(CONTENDERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:18s} before {outcome['before_us']:9.1f} us  during x{outcome.get('during_vs_before', 0):6.2f}"
               f"  after x{outcome.get('after_vs_before', 0):5.2f}  threads {outcome['threads']}", flush=True)
         time.sleep(0.5)
-    write_report(args.json, results)
+    write_report(args.results / "busy_training.json", results)
     return 0
 
 

@@ -5,13 +5,12 @@
 Runs a fresh Python process with an empty numba cache folder (first process:
 every kernel compiles), then again with the same folder (second process: the
 kernels load from numba's cache). Prints medians of the repeats and writes
-bench/results/cold_start.json.
+cold_start.json in --results DIR (default bench-results/).
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import statistics
 import subprocess
@@ -19,6 +18,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # `import report` also when run from elsewhere
+
+from report import add_results_option, write_report  # noqa: E402
 
 CHILD = r"""
 import time, sys
@@ -51,6 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="specs/fashion_mlp.json")
     parser.add_argument("--repeats", type=int, default=3)
+    add_results_option(parser)
     args = parser.parse_args()
     first, second = [], []
     for _ in range(args.repeats):
@@ -70,9 +74,7 @@ def main() -> None:
     print(f"  first process (empty numba cache): {result['first_process_s']:.2f} s")
     print(f"  second process (cache warm):       {result['second_process_s']:.2f} s")
     print(f"  scipy installed (numba imports it): {result['scipy_installed']}")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "cold_start.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_report(args.results / "cold_start.json", result)
 
 
 if __name__ == "__main__":

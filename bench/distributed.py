@@ -2,7 +2,7 @@
 time against gradient bytes; the numbers behind docs/scaling.md.
 
     python bench/distributed.py                    # quick: size S, allreduce up to 4 MB
-    python bench/distributed.py --full --json bench/results/distributed.json
+    python bench/distributed.py --full          # writes bench-results/distributed.json (--results DIR)
     python bench/distributed.py --scaling-table bench/results/distributed.json   # docs/scaling.md's table
 
 Configurations, each in its own process(es), on the MLPs S/M/L of graphnet.step_bench at
@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # graphnet from this checkout when run as a script
 
 from graphnet.step_bench import LEARNING_RATE, SIZES, make_problem  # noqa: E402
-from report import write_report  # noqa: E402
+from report import add_results_option, write_report  # noqa: E402
 
 BATCH_FACTORS = (1, 4)
 ALLREDUCE_BYTES_FULL = [4 << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20, 100 << 20]
@@ -260,7 +260,7 @@ def scaling_table(report: dict[str, Any], ranks: tuple[int, ...] = (2, 4, 8),
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="sizes S, M, L; allreduce up to 100 MB; more rounds")
-    parser.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    add_results_option(parser)
     parser.add_argument("--scaling-table", metavar="JSON", help="print the scaling model's table from a report")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sizes", nargs="+", default=["S"], help=argparse.SUPPRESS)
@@ -284,8 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     report = run_bench(args.full)
     print(format_report(report))
-    if args.json:
-        write_report(args.json, report)
+    write_report(args.results / "distributed.json", report)
     return 0
 
 

@@ -3,7 +3,7 @@ ONNX Runtime, PyTorch eager and numpy's GEMMs alone, same weights, each in its
 own process, interleaved.
 
     python bench/inference_latency.py [--batches 1 32 256] [--rounds 21] [--threads 2] [--seconds 0.05]
-                                      [--json bench/results/inference_latency.json]
+                                      [--results DIR]   # writes DIR/inference_latency.json
 
 Contenders (missing libraries are skipped with the reason):
 - graphnet: `net.forward(X)` as shipped (the hot path; graphnet.ops.affine picks the
@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from procbench import SETTLE_SECONDS, ContenderSkipped, Workers, summarize  # noqa: E402
-from report import write_report  # noqa: E402
+from report import add_results_option, write_report  # noqa: E402
 
 DIMS = (784, 512, 256, 10)
 DEFAULT_BATCHES = (1, 32, 256)
@@ -257,11 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=SAMPLE_SECONDS, help="length of one timing sample")
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "inference_latency.json")
+    add_results_option(parser)
     args = parser.parse_args(argv)
     results = run_benchmark(args.batches, args.rounds, args.threads, args.contenders, seconds=args.seconds)
     print_table(results)
-    write_report(args.json, results)
+    write_report(args.results / "inference_latency.json", results)
     return 0
 
 

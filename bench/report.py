@@ -1,11 +1,24 @@
-"""Writing a benchmark script's results: one JSON file, written atomically."""
+"""Writing a benchmark script's results: one JSON file, written atomically, in the folder
+the user chose with --results (by default bench-results/ in the current folder, never the
+tracked bench/results/ the README's tables come from unless asked for)."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 from graphnet.fileio import write_text_atomic
+
+DEFAULT_RESULTS = Path("bench-results")
+TRACKED_RESULTS = Path(__file__).parent / "results"
+
+
+def add_results_option(parser: argparse.ArgumentParser) -> None:
+    """--results DIR: the folder the script writes its results in."""
+    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, metavar="DIR",
+                        help=f"folder to write the results in (default: {DEFAULT_RESULTS}/ in the current folder; "
+                             "--results bench/results replaces the files the README's tables come from)")
 
 
 def write_report(path: str | Path, data: Any) -> None:

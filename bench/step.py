@@ -1,10 +1,10 @@
 """One training step, graphnet against the BLAS floor and its peers (tuned and
 student NumPy, PyTorch eager, JAX jit): the README's step table.
 
-    python bench/step.py                                     # quick: sizes S and M
-    python bench/step.py --full --json bench/results/step.json   # the README table
-    python bench/step.py --rules --full --json bench/results/step_rules.json
-        # every update rule, inside backward vs the separate pass (~10 min)
+    python bench/step.py                   # quick: sizes S and M
+    python bench/step.py --full            # the README table; writes bench-results/step.json
+    python bench/step.py --rules --full    # every update rule, inside backward vs the separate
+                                           # pass (~10 min); writes bench-results/step_rules.json
 
 Every contender runs in its own process, samples interleaved (see
 graphnet.step_bench.time_isolated). Peers that are not installed are listed
@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).parent))  # `import peers` also when run f
 from peers import CONTENDERS  # noqa: E402
 
 from graphnet.blas import blas_info  # noqa: E402
+from graphnet.machine_load import LoadMeter  # noqa: E402
 from graphnet.step_bench import SIZES, format_step_table, run_rule_bench, run_step_bench  # noqa: E402
-from report import write_report  # noqa: E402
+from report import add_results_option, write_report  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -31,20 +32,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), help="only these sizes")
     parser.add_argument("--rules", action="store_true",
                         help="time graphnet's update rules (in backward and separate) instead of the peers")
-    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON (bench/results/step.json)")
+    add_results_option(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print(blas_info())
+    meter = LoadMeter()
     if args.rules:
         rows = run_rule_bench(quick=not args.full, sizes=args.sizes)
     else:
         rows = run_step_bench(quick=not args.full, sizes=args.sizes, contenders=CONTENDERS)
     print(format_step_table(rows))
-    if args.json:
-        write_report(args.json, rows)
+    print(meter.report())
+    write_report(args.results / ("step_rules.json" if args.rules else "step.json"), rows)
     return 0
 
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import pytest
 
 import busy_training as script
+from report import TRACKED_RESULTS
 
 
-def test_each_contender_reports_its_thirds(tmp_path, capsys):
-    out = tmp_path / "busy_training.json"
-    assert script.main(["--seconds", "1.5", "--size", "S", "--contenders", "graphnet", "graphnet_1thread",
-                        "--json", str(out)]) == 0
+def test_each_contender_reports_its_thirds(tmp_path, capsys, monkeypatch):
+    tracked = TRACKED_RESULTS / "busy_training.json"
+    before = tracked.read_bytes() if tracked.exists() else None
+    monkeypatch.chdir(tmp_path)  # by default the results go to bench-results/ here, not to the tracked file
+    assert script.main(["--seconds", "1.5", "--size", "S", "--contenders", "graphnet", "graphnet_1thread"]) == 0
+    assert (tracked.read_bytes() if tracked.exists() else None) == before
     import json
 
-    results = json.loads(out.read_text())
+    results = json.loads((tmp_path / "bench-results" / "busy_training.json").read_text())
     for name in ("graphnet", "graphnet_1thread"):
         run = results["runs"][name]
         assert run["steps"] > 3 and run["before_us"] > 0

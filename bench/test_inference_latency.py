@@ -43,10 +43,10 @@ def test_a_contender_that_disagrees_stops_the_benchmark():
         script.check_outputs(FakeWorkers({"graphnet": good, "ort": good * 1.01}), "b2")
 
 
-def test_the_script_writes_its_json(tmp_path, capsys):
-    target = tmp_path / "latency.json"
+def test_the_script_writes_its_json_in_the_results_folder(tmp_path, capsys):
+    target = tmp_path / "mine" / "inference_latency.json"
     assert script.main(["--batches", "2", "--rounds", "1", "--threads", "1",
-                        "--contenders", "graphnet", "numpy_gemms", "--json", str(target)]) == 0
+                        "--contenders", "graphnet", "numpy_gemms", "--results", str(tmp_path / "mine")]) == 0
     written = json.loads(target.read_text())
     assert list(written["cases"]) == ["b2"] and set(written["cases"]["b2"]["summary"]) == {"graphnet", "numpy_gemms"}
     assert f"wrote {target}" in capsys.readouterr().out

@@ -57,7 +57,7 @@ def test_the_script_times_every_peer_and_writes_the_rows(monkeypatch, tmp_path, 
 
     monkeypatch.setattr(step_script, "run_step_bench", fake_run_step_bench)
     target = tmp_path / "step.json"
-    assert step_script.main(["--full", "--sizes", "S", "--json", str(target)]) == 0
+    assert step_script.main(["--full", "--sizes", "S", "--results", str(tmp_path)]) == 0
     assert asked == {"quick": False, "sizes": ["S"], "contenders": CONTENDERS}
     out = capsys.readouterr().out
     assert out.startswith("BLAS: ") and "tuned_numpy" in out and "1.70" in out and f"wrote {target}" in out

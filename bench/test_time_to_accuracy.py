@@ -32,7 +32,7 @@ RUN = {
 def test_each_contender_trains_in_its_own_process(tmp_path, capsys):
     run_file = tmp_path / "run.json"
     run_file.write_text(json.dumps(RUN))
-    assert script.main(["--run", str(run_file), "--out", str(tmp_path)]) == 0
+    assert script.main(["--run", str(run_file), "--results", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "time_to_accuracy.json").read_text())
     assert set(results["runs"]) | set(results["skipped"]) == set(script.CONTENDERS)
     assert "graphnet" in results["runs"]

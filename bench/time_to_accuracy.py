@@ -14,7 +14,7 @@ an .npz), same optimizer and per-iteration learning rate, same batch size,
 epochs and data order (one permutation per epoch from a shared seed). Only
 the training loop is timed; test accuracy is measured after every epoch,
 untimed. A contender whose library is missing is skipped with the reason.
-Writes bench/results/time_to_accuracy.json and .png.
+Writes time_to_accuracy.json and .png in --results DIR (default bench-results/).
 """
 from __future__ import annotations
 
@@ -30,10 +30,13 @@ from typing import Iterator
 
 import numpy as np
 
-import graphnet as gn
-from graphnet.fileio import write_npz_atomic, write_text_atomic
-from graphnet.schedules import learning_rate_at
-from graphnet.training import load_data
+sys.path.insert(0, str(Path(__file__).parent))  # `import report` also when run from elsewhere
+
+import graphnet as gn  # noqa: E402
+from graphnet.fileio import write_npz_atomic  # noqa: E402
+from graphnet.schedules import learning_rate_at  # noqa: E402
+from graphnet.training import load_data  # noqa: E402
+from report import add_results_option, write_report  # noqa: E402
 
 #: Idle time before each turn: a thread pool spins for a while after its work (OpenBLAS
 #: ~0.1 s here), and the contender whose turn comes must not share the cores with it.
@@ -358,8 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--skip-torch", action="store_true", help="the same as leaving torch_eager out")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
-                        help="folder for time_to_accuracy.json and .png")
+    add_results_option(parser)
     parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--initial", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -378,9 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: skipped, {reason}")
     for name, records in results["runs"].items():
         print(summary_line(name, records))
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.out / "time_to_accuracy.json", json.dumps(results, indent=2) + "\n")
-    plot(results, args.out / "time_to_accuracy.png")
+    write_report(args.results / "time_to_accuracy.json", results)
+    plot(results, args.results / "time_to_accuracy.png")
     return 0
 
 

@@ -12,8 +12,8 @@ __version__ = "0.1.0"
 
 from .builder import sequential
 from .checkpoint import load_checkpoint
-from .errors import (CheckpointError, DataError, GraphnetError, NonFiniteError, PlanError, RunFolderError,
-                     SpecError, SpecWarning)
+from .errors import (BackendError, CheckpointError, DataError, GraphnetError, NonFiniteError, NumbaMissingError,
+                     PlanError, RunFolderError, SpecError, SpecWarning)
 from .interop.onnx_import import from_onnx
 from .network import CompiledNetwork, compile
 from .optimizer import Optimizer
@@ -23,12 +23,14 @@ from .training import TrainResult, train
 
 __all__ = [
     "__version__",
+    "BackendError",
     "CheckpointError",
     "CompiledNetwork",
     "DataError",
     "GraphnetError",
     "NetworkSpec",
     "NonFiniteError",
+    "NumbaMissingError",
     "Optimizer",
     "PlanError",
     "RunFolderError",

@@ -77,10 +77,23 @@ def parse_proc_stat(text: str, cpus: Sequence[int]) -> tuple[int, int]:
     return busy, total
 
 
+def _fields_after_name(text: str) -> list[str]:
+    """The fields of a /proc/<pid>/stat text after the process name (which may hold spaces and
+    parentheses): field 3 of proc(5), counted from 1, is the first."""
+    return text[text.rindex(")") + 2:].split()
+
+
 def parse_own_ticks(text: str) -> int:
-    """utime + stime of /proc/self/stat's text (the process name may hold spaces and parentheses)."""
-    fields = text[text.rindex(")") + 2:].split()
+    """utime + stime of /proc/self/stat's text."""
+    fields = _fields_after_name(text)
     return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5), counted from 1
+
+
+def parse_process_ticks(text: str) -> tuple[int, int]:
+    """(parent pid, utime + stime + cutime + cstime) of a /proc/<pid>/stat text: the CPU ticks
+    of the process and of the children it has waited for."""
+    fields = _fields_after_name(text)
+    return int(fields[1]), sum(int(field) for field in fields[11:15])  # fields 4 and 14-17
 
 
 def read_cpu_times(cpus: Sequence[int]) -> CpuTimes | None:

@@ -152,7 +152,9 @@ def failure_message(error: BaseException) -> str:
         return "interrupted"
     if isinstance(error, OSError) and error.filename is not None:
         return f"{error.filename}: {error.strerror or error}"
-    if isinstance(error, (GraphnetError, OSError)):
+    if isinstance(error, GraphnetError):
+        return error.command_line_message()
+    if isinstance(error, OSError):
         return str(error)
     return f"internal error: {type(error).__name__}: {error}"
 

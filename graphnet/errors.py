@@ -14,7 +14,18 @@ SYNONYMS = {
 
 
 class GraphnetError(Exception):
-    """Base class of graphnet's own errors."""
+    """Base class of graphnet's own errors.
+
+    `cli`: the message as the command line words it, when it differs (flags such as
+    `--overwrite` where the message names the keyword arguments of the Python API)."""
+
+    def __init__(self, *args: object, cli: str | None = None) -> None:
+        super().__init__(*args)
+        self.cli = cli
+
+    def command_line_message(self) -> str:
+        """The message for a `graphnet` command's error line."""
+        return str(self) if self.cli is None else self.cli
 
 
 class SpecError(GraphnetError, ValueError):
@@ -60,6 +71,14 @@ class CheckpointError(GraphnetError, ValueError):
 class RunFolderError(GraphnetError):
     """A run folder can't be used as asked: it exists (and neither resume nor overwrite was
     asked), another trainer holds it, or it has no checkpoint yet; the message names it."""
+
+
+class BackendError(GraphnetError, ValueError):
+    """A kernel backend can't be used: its name is unknown (or see NumbaMissingError)."""
+
+
+class NumbaMissingError(BackendError, ImportError):
+    """The numba backend was asked for, and numba is not installed."""
 
 
 class PlanError(GraphnetError, ValueError):

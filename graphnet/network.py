@@ -21,6 +21,7 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
+from .backends import kernel_backend
 from .compiler import PlanKind, build_plan, check_memory, plan_graph
 from .compiler.updates import UpdateRule
 from .errors import PlanError
@@ -46,12 +47,6 @@ class NetworkStats:
     replans: list[str] = field(default_factory=list)  # the reason of every capacity growth
 
 
-def _kernels(backend: str):
-    from .kernels import get_backend
-
-    return get_backend(backend)
-
-
 class CompiledNetwork:
     """A network compiled for the CPU: parameters in one flat buffer, plans per mode."""
 
@@ -66,7 +61,7 @@ class CompiledNetwork:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype.name}")
-        self.kernels = _kernels(backend)
+        self.kernels = kernel_backend(backend)
         self.backend = self.kernels.name
         self.seed = seed
         self.capacity = batch_size

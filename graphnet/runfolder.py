@@ -33,7 +33,9 @@ def refuse_existing(out: Path, overwrite: bool = False) -> None:
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"{out}: exists and is not a folder")
     if not overwrite and out.is_dir() and any(entry.name != LOCK_FILE for entry in out.iterdir()):
-        raise RunFolderError(f"{out}: run folder exists (use --resume to continue it or --overwrite to replace it)")
+        raise RunFolderError(f"{out}: run folder exists (pass resume={str(out)!r} to continue it or overwrite=True "
+                             "to replace it)",
+                             cli=f"{out}: run folder exists (use --resume to continue it or --overwrite to replace it)")
 
 
 def clear_run_files(out: Path) -> None:

@@ -401,6 +401,24 @@ def test_bench_prints_both_tables_and_writes_the_step_rows(monkeypatch, tmp_path
     assert asked == {"quick": False}
 
 
+def test_bench_says_when_other_processes_kept_the_machine_busy(monkeypatch, capsys):
+    import graphnet.kernel_bench as kernel_bench
+    import graphnet.machine_load as machine_load
+    import graphnet.step_bench as step_bench
+    from graphnet.contention import CpuTimes
+
+    samples = iter([CpuTimes(0, 0, 0), CpuTimes(150, 200, 50),   # kernels: others took 1 of 2 cores' ticks
+                    CpuTimes(150, 200, 50), CpuTimes(160, 400, 60)])  # steps: others took nothing
+    monkeypatch.setattr(machine_load, "sample_cpu_times", lambda cpus: next(samples))
+    monkeypatch.setattr(kernel_bench, "run_kernel_bench", lambda quick, dtype: [])
+    monkeypatch.setattr(step_bench, "run_step_bench", lambda quick: [])
+    assert main(["bench"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [warning] = [line for line in lines if line.startswith("warning:")]
+    assert warning.startswith("warning: the machine was busy: other processes kept ") and "not reliable" in warning
+    assert lines[-1].startswith("machine load while measuring: other processes kept 0.00 of ")
+
+
 # ---- run folders: existing, interrupted early, moved between directories, unwritable -------------
 
 
@@ -430,6 +448,17 @@ def test_resume_into_another_out_folder_is_refused(spiral_run, tmp_path, capsys)
     assert main(["train", "--resume", str(spiral_run), "--out", str(tmp_path / "elsewhere"), "--epochs", "101"]) == 1
     assert "differs from --resume" in capsys.readouterr().err
     assert not (tmp_path / "elsewhere").exists() and (spiral_run / "history.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]])
+def test_a_run_file_given_with_resume_is_refused(spiral_run, capsys, workers):
+    before = (spiral_run / "history.json").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "specs/binary_mlp.json", "--resume", str(spiral_run), "--epochs", "101", *workers]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line == (f"graphnet train: the run file specs/binary_mlp.json and --resume {spiral_run} cannot go "
+                    "together: a resumed run continues with its own run.json (give one or the other)")
+    assert (spiral_run / "history.json").read_bytes() == before
 
 
 def test_eval_of_a_run_without_a_checkpoint_says_so(tmp_path, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 
 import socket
@@ -559,7 +560,9 @@ def test_an_existing_run_folder_is_refused_unless_overwrite(tmp_path):
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(gn.RunFolderError) as info:
         gn.train(make_run(epochs=1), out=out, log=None, progress=False)
-    assert str(info.value) == f"{out}: run folder exists (use --resume to continue it or --overwrite to replace it)"
+    # said in the caller's terms: Python keyword arguments here, flags on the command line (test_cli_train)
+    assert str(info.value) == (f"{out}: run folder exists (pass resume={str(out)!r} to continue it or "
+                               "overwrite=True to replace it)")
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
     (out / "checkpoint" / "mine.txt").write_text("also mine")
@@ -696,6 +699,24 @@ def test_a_diverging_loss_is_warned_about_once(tmp_path):
     again = gn.train(None, resume=tmp_path, epochs=4, log=lines.append, progress=False)
     assert not [line for line in lines if line.startswith("warning:")]
     assert again.metrics["warnings"] == result.metrics["warnings"]
+
+
+def test_the_divergence_warning_quotes_the_rate_that_was_set_and_its_schedule():
+    # the cosine schedule has moved the rate by the end of the epoch: the user set 1e6
+    lines: list[str] = []
+    run = make_run(epochs=3, optimizer={"rule": "adam", "learning_rate": 1e6},
+                   schedule={"kind": "cosine", "min_lr": 1e-4})
+    gn.train(run, log=lines.append, progress=False)
+    [warned] = [line for line in lines if line.startswith("warning:")]
+    assert re.search(r"\(it was set to 1e\+06, with the cosine schedule; \S+ at the end of epoch \d+\)$", warned), warned
+
+
+def test_the_divergence_warning_names_no_schedule_for_a_constant_rate():
+    lines: list[str] = []
+    run = make_run(epochs=3, optimizer={"rule": "adam", "learning_rate": 1e6}, schedule={"kind": "constant"})
+    gn.train(run, log=lines.append, progress=False)
+    [warned] = [line for line in lines if line.startswith("warning:")]
+    assert warned.endswith("try a lower learning rate (it was set to 1e+06)"), warned
 
 
 def test_healthy_training_has_no_warnings(reference):

@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"graphnet {args.command}: {line}", file=sys.stderr)
         return 1
     except GraphnetError as error:
-        print(f"graphnet {args.command}: {error}", file=sys.stderr)
+        print(f"graphnet {args.command}: {error.command_line_message()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"graphnet {args.command}: interrupted", file=sys.stderr)

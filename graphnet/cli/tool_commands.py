@@ -27,17 +27,28 @@ def _sweep(args: argparse.Namespace) -> int:
 @command("bench")
 def _bench(args: argparse.Namespace) -> int:
     from ..blas import blas_info
+    from ..errors import NumbaMissingError
+    from ..kernels import HAVE_NUMBA
+
+    if not HAVE_NUMBA:
+        raise NumbaMissingError("it times the numba kernels against their NumPy twins and needs numba, "
+                                "which is not installed (pip install numba)")
     from ..kernel_bench import format_table, run_kernel_bench
+    from ..machine_load import LoadMeter
 
     print(blas_info(args.dtype))
+    meter = LoadMeter()
     rows = run_kernel_bench(quick=not args.full, dtype=args.dtype)
     print(format_table(rows))
+    print(meter.report())
     if not args.kernels_only:
         from ..step_bench import format_step_table, run_step_bench
 
+        meter = LoadMeter()
         step_rows = run_step_bench(quick=not args.full)
         print()
         print(format_step_table(step_rows))
+        print(meter.report())
         if args.json:
             import json
 

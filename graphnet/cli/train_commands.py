@@ -14,6 +14,9 @@ def _train(args: argparse.Namespace) -> int:
     from ..distributed import current_world, quiet_unless_root
     from ..training import train
 
+    if args.resume is not None and args.file is not None:
+        raise SpecError(f"the run file {args.file} and --resume {args.resume} cannot go together: a resumed "
+                        "run continues with its own run.json (give one or the other)")
     if args.workers is not None and args.workers > 1:
         return _launch_workers(args)
     with quiet_unless_root(current_world()):

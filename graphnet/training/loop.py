@@ -213,7 +213,7 @@ class EpochLoop:
         history = self.result.history
         history.append(record)
         self.say(epoch_line(record, settings.epochs))
-        warning = divergence_warning(history, self.first_step_loss, self.result.warnings)
+        warning = divergence_warning(history, self.first_step_loss, self.result.warnings, settings)
         if warning:
             self.result.warnings.append(warning)
             self.say(f"warning: {warning}")

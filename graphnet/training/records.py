@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..network import CompiledNetwork
+from ..spec import TrainSpec
 from ..tasks import Task, evaluate, mean_loss
 
 DIVERGENCE_FACTOR = 100  # an epoch's loss this many times the starting loss: diverging
@@ -88,9 +89,10 @@ def epoch_line(record: AnyEpochRecord, epochs: int) -> str:
 
 
 def divergence_warning(history: list[AnyEpochRecord], first_step_loss: float | None,
-                       given: list[str]) -> str | None:
+                       given: list[str], settings: TrainSpec) -> str | None:
     """A warning when the last epoch's loss is over DIVERGENCE_FACTOR times the starting loss
-    (the first step's, else the first epoch's); None otherwise, or if one was given already."""
+    (the first step's, else the first epoch's), quoting the learning rate `settings` set (and
+    its schedule, if any); None otherwise, or if one was given already."""
     if any(text.startswith("the training loss diverged") for text in given):
         return None
     start = first_step_loss if first_step_loss is not None else history[0].train_loss
@@ -99,7 +101,17 @@ def divergence_warning(history: list[AnyEpochRecord], first_step_loss: float | N
         return None
     return (f"the training loss diverged: epoch {last.epoch} loss {last.train_loss:.3g} is over "
             f"{DIVERGENCE_FACTOR}x its starting value {start:.3g}; try a lower learning rate "
-            f"(it was {last.learning_rate:.3g})")
+            f"(it was set to {settings.optimizer.learning_rate:.3g}{_schedule_note(settings, last)})")
+
+
+def _schedule_note(settings: TrainSpec, last: AnyEpochRecord) -> str:
+    """`, with a cosine schedule (... at the end of epoch 3)` when a schedule moves the rate; else ``."""
+    schedule = settings.schedule
+    if schedule.kind == "constant" and not schedule.warmup_epochs:
+        return ""
+    warmup = f" after {schedule.warmup_epochs:g} warmup epochs" if schedule.warmup_epochs else ""
+    return (f", with the {schedule.kind} schedule{warmup}; {last.learning_rate:.3g} at the end of "
+            f"epoch {last.epoch}")
 
 
 def final_metrics(result: TrainResult, dataset: dict[str, np.ndarray], wall: float) -> dict[str, Any]:
