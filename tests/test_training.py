@@ -112,11 +112,15 @@ def reference(tmp_path_factory) -> gn.TrainResult:
 
 def test_run_folder_contents(reference):
     out = reference.out
-    assert sorted(p.name for p in out.iterdir()) == sorted(["checkpoint", "history.json", "metrics.json", "run.json"]
-                                                          + (["learning_curve.png"] if HAVE_MATPLOTLIB else []))
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["checkpoint", "history.json", "history.jsonl", "metrics.json", "run.json", "run_id.txt"]
+        + (["learning_curve.png"] if HAVE_MATPLOTLIB else []))
     assert gn.parse_run((out / "run.json").read_text()) == make_run()
     history = json.loads((out / "history.json").read_text())
     assert history == [asdict(r) for r in reference.history] and len(history) == 6
+    assert [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()] == history
+    run_id = (out / "run_id.txt").read_text().strip()
+    assert len(run_id) == 16 and read_checkpoint(out / "checkpoint")[2]["run"]["id"] == run_id
     assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5, 6]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics == reference.metrics
@@ -131,12 +135,15 @@ def test_run_folder_contents(reference):
     assert not [p for p in out.rglob("*.tmp")]
 
 
-def test_the_checkpoint_meta_keeps_its_format(reference):
-    """Old checkpoints resume: the meta's keys, and its position's, are as graphnet always wrote them."""
+def test_the_checkpoint_meta_counts_the_history_instead_of_holding_it(reference):
+    """The position keeps the keys graphnet always wrote; the history is counted, not embedded."""
     meta = read_checkpoint(reference.out / "checkpoint")[2]
-    assert {"position", "history", "elapsed", "warnings"} <= set(meta)
+    assert {"position", "history_records", "elapsed", "warnings", "run"} <= set(meta) and "history" not in meta
+    assert meta["history_records"] == 6
     assert list(meta["position"]) == ["epoch", "iteration", "data_rng", "loss_sum"]
     assert training.ResumePosition.from_meta(meta["position"]).to_meta() == meta["position"]
+    assert meta["run"] == {"id": (reference.out / "run_id.txt").read_text().strip(), "seed": 5, "batch_size": BATCH,
+                           "examples": SPIRAL_TRAIN, "labels_crc32": meta["run"]["labels_crc32"]}
 
 
 def test_the_resume_position_reads_an_older_checkpoint_and_refuses_garbage():
@@ -232,6 +239,7 @@ def test_ctrl_c_mid_epoch_then_resume_reproduces_the_run(tmp_path, monkeypatch, 
     assert (meta["position"]["epoch"], meta["position"]["iteration"]) == (stop_epoch, stop_iteration)
     assert meta["optimizer"]["t"] == stop_epoch * PER_EPOCH + stop_iteration
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["interrupted"] is True
+    assert json.loads((tmp_path / "run" / "history.json").read_text()) == [asdict(r) for r in first.history]
 
     resumed = gn.train(None, resume=tmp_path / "run", log=lines.append, progress=False)
     assert not resumed.interrupted
@@ -298,7 +306,8 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_again(tmp_pat
     with the saved settings, and ends where an uninterrupted run ends."""
     gn.train(make_run(), out=tmp_path / "run", log=None, progress=False)
     for name in ("checkpoint/weights.npz", "history.json", "metrics.json", "learning_curve.png"):
-        (tmp_path / "run" / name).unlink()  # network.json stays: a kill between the two checkpoint files
+        (tmp_path / "run" / name).unlink(missing_ok=True)  # network.json stays: a kill between the two checkpoint files
+    (tmp_path / "run" / "history.jsonl").write_text("")  # no epoch ended
     lines: list[str] = []
     resumed = gn.train(None, resume=tmp_path / "run", log=lines.append, progress=False)
     assert lines[0] == (f"{tmp_path / 'run'} has no checkpoint yet (training was interrupted before the first "
@@ -722,7 +731,7 @@ def test_on_epoch_sees_each_record_after_its_checkpoint(tmp_path):
 
     def on_epoch(record):
         meta = read_checkpoint(out / "checkpoint")[2]
-        seen.append((record, meta["position"]["epoch"], len(json.loads((out / "history.json").read_text()))))
+        seen.append((record, meta["position"]["epoch"], len((out / "history.jsonl").read_text().splitlines())))
 
     result = gn.train(make_run(epochs=3), out=out, log=None, on_epoch=on_epoch)
     assert [record for record, _, _ in seen] == result.history

@@ -16,8 +16,8 @@ from ..distributed import current_world
 from ..errors import CheckpointError, SpecError
 from ..network import CompiledNetwork, compile
 from ..optimizer import Optimizer
-from ..runfolder import (clear_run_files, interrupted_before_first_epoch, refuse_existing, with_absolute_data,
-                         write_history, write_metrics, write_run_spec)
+from ..runfolder import (clear_run_files, has_checkpoint, holds_untrained_run, interrupted_before_first_epoch,
+                         refuse_existing, remove_folder_if_empty, with_absolute_data, write_metrics, write_run_spec)
 from ..runlock import run_lock
 from ..spec import NetworkSpec, RunSpec, load, parse_run
 from .dataset import attach_data_info, check_labels, load_run_data_with_info
@@ -51,7 +51,9 @@ def train(run: RunSpec | str | Path, *, out: str | Path | None = None, data: str
     """Train a run spec (or a run file path); see graphnet.training for the run folder.
 
     out: the run folder to write; RunFolderError if it holds anything, unless `overwrite`
-        (which removes the files graphnet writes there, and no others).
+        (which removes the files graphnet writes there, and no others) or all it holds is a run
+        that never trained (which this one replaces). If training fails before its first
+        checkpoint, what it wrote there is removed (and the folder, if it made it).
     data: a data set name or path replacing the run's, or in-memory data: a dict with X_train,
         y_train and optionally X_val, y_val, X_test, y_test (the homework's dict; X_*: (N, ...)
         raw features, y_*: labels). Without X_val the validation split is taken as for files.
@@ -192,14 +194,31 @@ def _start(run: RunSpec, out: Path | None, resume: bool, backend: str | None, ov
         say(f"{out} has no checkpoint yet (training was interrupted before the first epoch finished): "
             "starting again from epoch 1 with its run.json settings")
     elif out is not None:
+        created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
+        if created:
+            hold.callback(remove_folder_if_empty, out)  # runs after the lock is released
         hold.enter_context(run_lock(out, say))
         if overwrite:
+            clear_run_files(out)
+        elif holds_untrained_run(out):
+            say(f"{out}: replacing the run it holds, which never trained (no checkpoint)")
             clear_run_files(out)
         else:
             refuse_existing(out)
         write_run_spec(out, run)
+        hold.push(_forget_if_untrained(out))  # runs under the lock
     return _Start(net, make_optimizer(net), SavedTraining(ResumePosition(), [], 0.0, []), False)
+
+
+def _forget_if_untrained(out: Path) -> Callable[..., bool]:
+    """An exit callback: when training fails before the run's first checkpoint, remove the
+    files it wrote in `out`, so that a run that never trained does not block its own rerun."""
+    def on_exit(exc_type: Any, exc: Any, traceback: Any) -> bool:
+        if exc_type is not None and not has_checkpoint(out):
+            clear_run_files(out)
+        return False
+    return on_exit
 
 
 def _check_same_network(network: NetworkSpec, trained: NetworkSpec, out: Path) -> None:
@@ -215,12 +234,11 @@ def _check_same_network(network: NetworkSpec, trained: NetworkSpec, out: Path) -
 
 def finish(result: TrainResult, dataset: dict[str, np.ndarray], started: float,
            say: Callable[[str], None]) -> TrainResult:
-    """`result` with its final metrics; the run folder's history, metrics and learning curve
-    written; the test score said (unless interrupted)."""
+    """`result` with its final metrics; the run folder's metrics and learning curve written
+    (history.json was, when the epoch loop was left); the test score said (unless interrupted)."""
     wall = time.perf_counter() - started
     metrics = result.metrics = final_metrics(result, dataset, wall)
     if result.out is not None:
-        write_history(result.out, result.history)
         write_metrics(result.out, metrics)
         note = plot_learning_curve(result.history, result.out / "learning_curve.png")
         if note:
