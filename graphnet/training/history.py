@@ -20,12 +20,11 @@ resume is refused.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import CheckpointError
-from ..fileio import write_bytes_atomic
+from ..fileio import append_bytes_synced, truncate_synced, write_bytes_atomic
 from ..runfolder import HISTORY_LOG
 from .records import AnyEpochRecord, record_from_dict
 
@@ -89,13 +88,8 @@ class HistoryLog:
         if end is None or not self.path.is_file():
             write_bytes_atomic(self.path, b"".join(_line(record) for record in records))
         elif self.path.stat().st_size != end:
-            with open(self.path, "r+b") as handle:
-                handle.truncate(end)
-                os.fsync(handle.fileno())
+            truncate_synced(self.path, end)
 
     def append(self, record: AnyEpochRecord) -> None:
         """Add one record as a line and fsync it: the same cost at every epoch."""
-        with open(self.path, "ab") as handle:
-            handle.write(_line(record))
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_bytes_synced(self.path, _line(record))

@@ -96,7 +96,7 @@ class EpochLoop:
         self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
         self.identity: RunIdentity | None = None
         self.log: HistoryLog | None = None
-        self.result = TrainResult(net, self._history(saved), out=out, warnings=saved.warnings)
+        self.result = TrainResult(net, self._open_records(saved), out=out, warnings=saved.warnings)
         self.first_step_loss: float | None = None
         X_train, y_train = dataset["X_train"], dataset["y_train"]
         self.data_rng = self._shuffling_generator(len(X_train))
@@ -107,9 +107,9 @@ class EpochLoop:
         self.y_batch = np.empty((self.settings.batch_size, *y_train.shape[1:]), y_train.dtype)
         self.started = time.perf_counter() - saved.elapsed
 
-    def _history(self, saved: SavedTraining) -> list[AnyEpochRecord]:
-        """The history to continue; in a run folder, once the checkpoint is known to be this
-        run's, the run id file and the history log are made ready for this run's epochs."""
+    def _open_records(self, saved: SavedTraining) -> list[AnyEpochRecord]:
+        """The history to continue. In a run folder: CheckpointError unless the saved state is
+        this run's; then the run id file and the history log are made ready for its epochs."""
         if self.out is None:
             return list(saved.history or [])
         folder_id = read_run_id(self.out)

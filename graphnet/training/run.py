@@ -1,6 +1,7 @@
 """`train`: a run spec (or a run folder to resume) set up, trained by the epoch loop, and finished."""
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from contextlib import ExitStack
@@ -216,7 +217,8 @@ def _forget_if_untrained(out: Path) -> Callable[..., bool]:
     files it wrote in `out`, so that a run that never trained does not block its own rerun."""
     def on_exit(exc_type: Any, exc: Any, traceback: Any) -> bool:
         if exc_type is not None and not has_checkpoint(out):
-            clear_run_files(out)
+            with contextlib.suppress(OSError):  # the error that ended training is the one to report
+                clear_run_files(out)
         return False
     return on_exit
 
