@@ -3,9 +3,11 @@
     checkpoint/
       network.json   the NetworkSpec (canonical JSON)
       weights.npz    param/<name>, state/<name>, optim/<slot>, preprocessing/{shift,scale},
-                     and `meta` (a JSON string): dtype, the network's sha256 (see `spec_hash`),
-                     optimizer rule/hyperparameters/step, generator states, training position
-                     and history, the input preprocessing's description and the class names
+                     and `meta` (JSON text as UTF-8 bytes, a uint8 array): dtype, the network's
+                     sha256 (see `spec_hash`), optimizer rule/hyperparameters/step, generator
+                     states, what training adds (graphnet.training.position: the position, a
+                     count of epoch records, the run's identity), the input preprocessing's
+                     description and the class names
 
 Each file is written atomically (temporary file, fsync, rename), so a crash
 at any moment leaves the previous checkpoint or the new one, never a torn
@@ -14,7 +16,9 @@ name, shape and dtype against the spec, that every value is finite (saving
 refuses non-finite values too), and that network.json is the network the
 weights were saved with (its hash; checkpoints written before the hash was
 stored load without this check). Checkpoints written before the preprocessing
-and class names were saved load with none (`net.preprocessing is None`).
+and class names were saved load with none (`net.preprocessing is None`); those
+whose meta is a numpy unicode string (4 bytes a character, as graphnet wrote it
+before) load too.
 """
 from __future__ import annotations
 
@@ -123,7 +127,7 @@ def save_checkpoint(folder: str | Path, net: CompiledNetwork, optimizer: Any = N
     if bad:
         raise CheckpointError(f"{folder}: refusing to save a checkpoint that holds non-finite values: "
                               f"{'; '.join(bad)}")
-    arrays["meta"] = np.array(json.dumps(info))
+    arrays["meta"] = meta_array(info)
     spec_text = net.spec.to_json() + "\n"
     spec_path = folder / SPEC_FILE
     remove_stale_temporaries(folder, [SPEC_FILE, ARRAYS_FILE])
@@ -131,6 +135,23 @@ def save_checkpoint(folder: str | Path, net: CompiledNetwork, optimizer: Any = N
         write_text_atomic(spec_path, spec_text)
     write_npz_atomic(folder / ARRAYS_FILE, arrays)
     return folder
+
+
+def meta_array(meta: dict[str, Any]) -> np.ndarray:
+    """`meta` as the npz member "meta": its JSON text as UTF-8 bytes, shape (bytes,) uint8."""
+    return np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+
+
+def meta_from_array(array: np.ndarray) -> Any:
+    """The JSON value in an npz "meta" member: UTF-8 bytes (uint8, 1-d) or, as written by an
+    older graphnet, a numpy unicode string (0-d); ValueError for anything else."""
+    if array.dtype == np.uint8 and array.ndim == 1:
+        text = array.tobytes().decode("utf-8")
+    elif array.dtype.kind == "U" and array.ndim == 0:
+        text = str(array)
+    else:
+        raise ValueError(f"a {array.dtype} array of shape {array.shape}, not JSON text")
+    return json.loads(text)
 
 
 def save(net: CompiledNetwork, folder: str | Path) -> None:
@@ -168,7 +189,7 @@ def read_checkpoint(folder: str | Path) -> tuple[NetworkSpec, dict[str, np.ndarr
     if "meta" not in arrays:
         raise CheckpointError(f"{arrays_path}: no 'meta' entry (not a graphnet checkpoint)")
     try:
-        meta = json.loads(str(arrays.pop("meta")))
+        meta = meta_from_array(arrays.pop("meta"))
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{arrays_path}: unreadable meta: {error}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -272,7 +293,7 @@ def load_checkpoint(folder: str | Path, *, batch_size: int = 128, backend: str |
 
 def restore(folder: str | Path, *, batch_size: int = 128, backend: str | None = None,
             make_optimizer: Callable[[CompiledNetwork], Any] | None = None) -> tuple[CompiledNetwork, dict[str, Any], Any]:
-    """The checkpoint's network, its meta (training position, history) and, with
+    """The checkpoint's network, its meta (with the training state, if any) and, with
     `make_optimizer`, an optimizer for the network with its saved state loaded."""
     folder = Path(folder)
     spec, arrays, meta = read_checkpoint(folder)

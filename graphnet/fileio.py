@@ -117,6 +117,31 @@ def write_npz_atomic(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None
     write_bytes_atomic(path, buffer.getvalue())
 
 
+def append_bytes_synced(path: str | Path, data: bytes) -> None:
+    """Append `data` to `path` (created if missing) in one write, then fsync it: an append-only
+    log's record is on disk when this returns. An OSError names `path`."""
+    path = Path(path)
+    try:
+        with open(path, "ab") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        raise _naming(error, path) from None
+
+
+def truncate_synced(path: str | Path, size: int) -> None:
+    """Cut `path` to its first `size` bytes and fsync it (an append-only log's unwanted tail).
+    An OSError names `path`."""
+    path = Path(path)
+    try:
+        with open(path, "r+b") as handle:
+            handle.truncate(size)
+            os.fsync(handle.fileno())
+    except OSError as error:
+        raise _naming(error, path) from None
+
+
 def process_alive(pid: int) -> bool:
     """True if a process with this id exists on this machine (it may belong to another user)."""
     if pid <= 0:

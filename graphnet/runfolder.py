@@ -1,13 +1,19 @@
 """What a run folder holds, and the checks made before training writes into one.
 
     runs/spiral/
-      run.json  history.json  metrics.json  learning_curve.png  checkpoint/
-      .lock     while a trainer holds the folder (graphnet.runlock)
+      run.json       the run spec as trained: every train setting, defaults included
+      run_id.txt     the run's random id, also in every checkpoint (graphnet.training.identity)
+      history.jsonl  one epoch record a line, appended at each epoch end (graphnet.training.history)
+      history.json   the whole history as one JSON array, written when training stops
+      metrics.json  learning_curve.png  checkpoint/
+      .lock          while a trainer holds the folder (graphnet.runlock)
 
 A fresh run refuses a folder that already holds something, unless asked to
-overwrite it; overwriting removes only the files graphnet writes, so a user's
-own files in the folder survive. The data path stored in `run.json` is
-absolute, so `graphnet eval` and `--resume` work from any directory.
+overwrite it, or unless all it holds is a run that never trained (no
+checkpoint: a run killed before its first epoch ended), which the fresh run
+replaces. Overwriting removes only the files graphnet writes, so a user's own
+files in the folder survive. The data path stored in `run.json` is absolute,
+so `graphnet eval` and `--resume` work from any directory.
 """
 from __future__ import annotations
 
@@ -22,25 +28,43 @@ from .fileio import remove_stale_temporaries, write_text_atomic
 from .runlock import LOCK_FILE
 from .spec import RunSpec, parse_run
 
-RUN_FILES = ("run.json", "history.json", "metrics.json", "learning_curve.png")
+HISTORY_LOG = "history.jsonl"
+RUN_ID_FILE = "run_id.txt"
+RUN_FILES = ("run.json", RUN_ID_FILE, HISTORY_LOG, "history.json", "metrics.json", "learning_curve.png")
 CHECKPOINT_FOLDER = "checkpoint"
 CHECKPOINT_FILES = ("network.json", "weights.npz")
 
 
 def refuse_existing(out: Path, overwrite: bool = False) -> None:
     """RunFolderError if `out` is not a folder, or (unless `overwrite`) is one holding
-    anything besides a lock file."""
+    anything besides a lock file and a run that never trained (see `holds_untrained_run`)."""
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"{out}: exists and is not a folder")
-    if not overwrite and out.is_dir() and any(entry.name != LOCK_FILE for entry in out.iterdir()):
+    if not overwrite and out.is_dir() and any(entry.name != LOCK_FILE for entry in out.iterdir()) \
+            and not holds_untrained_run(out):
         raise RunFolderError(f"{out}: run folder exists (pass resume={str(out)!r} to continue it or overwrite=True "
                              "to replace it)",
                              cli=f"{out}: run folder exists (use --resume to continue it or --overwrite to replace it)")
 
 
+def holds_untrained_run(out: Path) -> bool:
+    """True when `out` holds a run that never trained (see `interrupted_before_first_epoch`)
+    and nothing but graphnet's files: a fresh run may take its place, as nothing is lost."""
+    if not interrupted_before_first_epoch(out):
+        return False
+    for folder, names in ((out, RUN_FILES + (LOCK_FILE, CHECKPOINT_FOLDER)), (out / CHECKPOINT_FOLDER, CHECKPOINT_FILES)):
+        if folder.is_dir() and not all(_is_graphnets(entry.name, names) for entry in folder.iterdir()):
+            return False
+    return True
+
+
+def _is_graphnets(name: str, names: tuple[str, ...]) -> bool:
+    """`name` is one of `names`, or a temporary file of one (fileio's `.<name>.<pid>.<random>.tmp`)."""
+    return name in names or any(name.startswith(f".{known}.") and name.endswith(".tmp") for known in names)
+
+
 def clear_run_files(out: Path) -> None:
-    """Remove what graphnet wrote in `out` (run.json, history.json, metrics.json,
-    learning_curve.png, checkpoint/); any other file stays."""
+    """Remove what graphnet wrote in `out` (RUN_FILES and checkpoint/); any other file stays."""
     checkpoint = out / CHECKPOINT_FOLDER
     for folder, names in ((out, RUN_FILES), (checkpoint, CHECKPOINT_FILES)):
         for name in names:
@@ -51,9 +75,32 @@ def clear_run_files(out: Path) -> None:
         checkpoint.rmdir()
 
 
+def remove_folder_if_empty(out: Path) -> None:
+    """Remove the folder `out` if it is empty (a run folder a failed fresh run had created)."""
+    try:
+        out.rmdir()
+    except OSError:  # not empty, or gone
+        pass
+
+
 def write_run_spec(out: Path, run: RunSpec) -> None:
-    """Write `run.json`: the run spec as trained."""
-    write_text_atomic(out / "run.json", run.to_json() + "\n")
+    """Write `run.json`: the run spec as trained (see RunSpec.as_trained_json)."""
+    write_text_atomic(out / "run.json", run.as_trained_json() + "\n")
+
+
+def read_run_id(out: Path) -> str | None:
+    """The run id in `out`'s run_id.txt, or None when there is none (a folder written before
+    run ids, or never trained)."""
+    try:
+        text = (out / RUN_ID_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text or None
+
+
+def write_run_id(out: Path, run_id: str) -> None:
+    """Write `run_id.txt`: the id of the run this folder holds."""
+    write_text_atomic(out / RUN_ID_FILE, run_id + "\n")
 
 
 def write_history(out: Path, history: Sequence[Any]) -> None:
@@ -78,8 +125,16 @@ def has_checkpoint(out: Path) -> bool:
 
 def interrupted_before_first_epoch(out: Path) -> bool:
     """True for a run folder whose training was killed before its first checkpoint: run.json
-    is there, no checkpoint and no epoch in history.json."""
+    is there, no checkpoint and no epoch in history.json or history.jsonl (epochs there
+    without a checkpoint mean a lost checkpoint, not a run that never trained)."""
     if not (out / "run.json").is_file() or has_checkpoint(out):
+        return False
+    try:
+        if (out / HISTORY_LOG).stat().st_size > 0:
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError:
         return False
     try:
         history = json.loads((out / "history.json").read_text(encoding="utf-8"))

@@ -12,7 +12,8 @@ import pytest
 
 import graphnet as gn
 import graphnet.checkpoint as checkpoint_module
-from graphnet.checkpoint import ARRAYS_FILE, SPEC_FILE, load_checkpoint, read_checkpoint, restore, save_checkpoint
+from graphnet.checkpoint import (ARRAYS_FILE, SPEC_FILE, load_checkpoint, meta_array, meta_from_array, read_checkpoint,
+                                 restore, save_checkpoint)
 
 from package_source import PACKAGE, imported_modules  # tests/ helper
 
@@ -120,6 +121,25 @@ def test_meta_is_plain_json_and_arrays_are_named(checkpoint):
         assert all(npz[key].dtype != object for key in npz.files)
 
 
+def test_the_meta_is_stored_as_utf8_bytes_one_byte_a_character(checkpoint):
+    """Not as a numpy unicode string (4 bytes a character, as graphnet wrote it before)."""
+    stored = read_arrays(checkpoint)["meta"]
+    assert stored.dtype == np.uint8 and stored.ndim == 1
+    assert json.loads(stored.tobytes().decode("utf-8")) == read_checkpoint(checkpoint)[2]
+    assert stored.nbytes == len(json.dumps(read_checkpoint(checkpoint)[2]))
+
+
+def test_a_checkpoint_whose_meta_is_a_unicode_string_still_loads(checkpoint):
+    """The meta as graphnet wrote it before: np.array(json_text), a 0-d unicode array."""
+    net, _ = trained()
+    arrays = read_arrays(checkpoint)
+    meta = meta_from_array(arrays["meta"])
+    write_arrays(checkpoint, {**arrays, "meta": np.array(json.dumps(meta))})
+    assert read_checkpoint(checkpoint)[2] == meta
+    restored, _, optimizer = restore(checkpoint, make_optimizer=make_optimizer("adam"))
+    assert np.array_equal(restored.store.values, net.store.values) and optimizer.t == 5
+
+
 def test_saving_again_replaces_and_cleans_stale_temporaries(checkpoint):
     stale = checkpoint / f".{ARRAYS_FILE}.killed.tmp"
     stale.write_bytes(b"half a zip")  # what a SIGKILL during a write leaves
@@ -146,9 +166,9 @@ def write_arrays(folder: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def with_meta(arrays, **changes):
-    meta = json.loads(str(arrays["meta"]))
+    meta = meta_from_array(arrays["meta"])
     meta.update(changes)
-    return {**arrays, "meta": np.array(json.dumps(meta))}
+    return {**arrays, "meta": meta_array(meta)}
 
 
 def _drop(arrays, key):
@@ -171,7 +191,9 @@ TAMPERING = {
                      ["refused", "array 'param/fc1.b' holds Python objects", "never loads"]),
     "no meta": (lambda a: _drop(a, "meta"), ["no 'meta'"]),
     "meta not json": (lambda a: {**a, "meta": np.array("{not json")}, ["unreadable meta"]),
-    "meta a number": (lambda a: {**a, "meta": np.array(3.5)}, ["format"]),
+    "meta a number": (lambda a: {**a, "meta": np.array(3.5)}, ["unreadable meta", "float64", "not JSON text"]),
+    "meta json not an object": (lambda a: {**a, "meta": meta_array(3.5)}, ["unknown checkpoint format 3.5"]),
+    "meta bytes not utf-8": (lambda a: {**a, "meta": np.frombuffer(b"{\xff}", np.uint8)}, ["unreadable meta"]),
     "meta future format": (lambda a: with_meta(a, format=99), ["unknown checkpoint format 99"]),
     "meta bad dtype": (lambda a: with_meta(a, dtype="float16"), ["unsupported dtype 'float16'"]),
     "meta bad seed": (lambda a: with_meta(a, seed="zero"), ["seed"]),
@@ -200,7 +222,7 @@ OPTIMIZER_TAMPERING = {
     "slot extra": (lambda a: {**a, "optim/velocity": a["optim/m"]}, ["unexpected 'optim/velocity'"]),
     "state not an object": (lambda a: with_meta(a, optimizer=[1, 2]), ["optimizer state"]),
     "step missing": (lambda a: with_meta(a, optimizer={"rule": "adam", "hyperparameters": {}}), ["missing 't'"]),
-    "other rule": (lambda a: with_meta(a, optimizer={**json.loads(str(a["meta"]))["optimizer"], "rule": "sgd"}),
+    "other rule": (lambda a: with_meta(a, optimizer={**meta_from_array(a["meta"])["optimizer"], "rule": "sgd"}),
                    ["'sgd'"]),
 }
 
@@ -356,9 +378,9 @@ def test_cosmetic_edits_and_reformatting_keep_the_hash(checkpoint):
 
 def test_a_checkpoint_without_a_hash_still_loads(checkpoint):
     arrays = read_arrays(checkpoint)
-    meta = json.loads(str(arrays["meta"]))
+    meta = meta_from_array(arrays["meta"])
     del meta["network_sha256"]
-    write_arrays(checkpoint, {**arrays, "meta": np.array(json.dumps(meta))})
+    write_arrays(checkpoint, {**arrays, "meta": meta_array(meta)})
     edited = json.loads((checkpoint / SPEC_FILE).read_text())
     edited["nodes"][2]["op"] = "tanh"
     (checkpoint / SPEC_FILE).write_text(json.dumps(edited))

@@ -57,13 +57,15 @@ def spiral_run(tmp_path_factory) -> Path:
 
 def test_train_writes_the_run_folder(spiral_run):
     assert sorted(p.name for p in spiral_run.iterdir()) == sorted(
-        ["checkpoint", "history.json", "metrics.json", "run.json"] + (["learning_curve.png"] if HAVE_MATPLOTLIB else []))
+        ["checkpoint", "history.json", "history.jsonl", "metrics.json", "run.json", "run_id.txt"]
+        + (["learning_curve.png"] if HAVE_MATPLOTLIB else []))
     assert sorted(p.name for p in (spiral_run / "checkpoint").iterdir()) == ["network.json", ARRAYS_FILE]
     metrics = json.loads((spiral_run / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.9, metrics
     assert metrics["epochs"] == 100 and metrics["interrupted"] is False
     assert len(json.loads((spiral_run / "history.json").read_text())) == 100
-    assert gn.parse_run((spiral_run / "run.json").read_text()) == gn.load("specs/spiral_mlp.json")
+    as_shipped = gn.load("specs/spiral_mlp.json")
+    assert gn.parse_run((spiral_run / "run.json").read_text()) == as_shipped.model_copy(update={"schema_ref": None})
 
 
 def test_eval_prints_accuracy_and_confusion_matrix(spiral_run, capsys):
@@ -466,7 +468,8 @@ def test_eval_of_a_run_without_a_checkpoint_says_so(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "specs/spiral_mlp.json", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
     for name in ("checkpoint/weights.npz", "history.json", "metrics.json", "learning_curve.png"):
-        (out / name).unlink()
+        (out / name).unlink(missing_ok=True)
+    (out / "history.jsonl").write_text("")  # no epoch ended
     capsys.readouterr()
     assert main(["eval", str(out)]) == 1
     assert capsys.readouterr().err.strip() == (f"graphnet eval: {out}: no checkpoint yet (training was "
@@ -509,7 +512,7 @@ def test_unusable_out_paths_exit_1_naming_the_path(tmp_path, where, capsys):
 
 
 @pytest.mark.parametrize("file,errno_name", [("run.json", "EROFS"), ("checkpoint/weights.npz", "ENOSPC"),
-                                             ("history.json", "EACCES")])
+                                             ("history.json", "EACCES"), ("history.jsonl", "ENOSPC")])
 def test_disk_errors_exit_1_naming_the_file_being_written(tmp_path, monkeypatch, capsys, file, errno_name):
     """A read-only file system, a full disk, no permission (simulated: tests run as root)."""
     import errno
@@ -605,3 +608,38 @@ def test_eval_confusion_matrix_is_headed_by_class_names(tmp_path, capsys):
     assert out[2].split() == ["setosa", "versicolor", "virginica"]
     assert [line.split()[0] for line in out[3:6]] == ["setosa", "versicolor", "virginica"]
     assert float(out[0].split("accuracy ")[1].split("%")[0]) > 90
+
+
+@pytest.mark.parametrize("failure", ["labels out of range", "loss not finite"])
+def test_a_run_that_never_trained_does_not_block_the_same_command(tmp_path, failure):
+    """A failure after the run folder was made, before the first checkpoint: the same command
+    again fails the same way (not with "run folder exists"), and leaves no folder behind."""
+    if failure == "labels out of range":
+        X = np.random.default_rng(0).standard_normal((60, 4))
+        data = write_csv(tmp_path / "five.csv", X, np.arange(60) % 5, label="label", integer=True)
+        run = classifier_run(str(data), epochs=2)  # 3 classes
+    else:
+        run = json.loads((ROOT / "specs" / "spiral_mlp.json").read_text())
+        run["train"].update(optimizer={"rule": "sgd", "learning_rate": 1e6}, epochs=2)
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    command = ("train", str(tmp_path / "run.json"), "--out", str(tmp_path / "out"), "--no-progress")
+    first, again = graphnet(*command), graphnet(*command)
+    assert first.returncode == again.returncode == 1
+    assert one_error_line(again.stderr) == one_error_line(first.stderr)
+    assert ("out of range 0..2 (3 classes)" if failure == "labels out of range" else "loss is nan") in first.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_eval_and_resume_read_a_run_json_written_by_an_older_graphnet(tmp_path, capsys):
+    """Defaults left out and a "$schema" reference to a schema.json the folder never had."""
+    out = tmp_path / "run"
+    assert main(["train", "specs/spiral_mlp.json", "--epochs", "2", "--out", str(out), "--no-progress"]) == 0
+    old = json.loads(gn.parse_run((out / "run.json").read_text()).to_json())
+    (out / "run.json").write_text(json.dumps({"$schema": "./schema.json", **old}, indent=2))
+    assert "seed" not in old["train"] and "schedule" not in old["train"]
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    assert main(["train", "--resume", str(out), "--epochs", "3", "--no-progress"]) == 0
+    written = json.loads((out / "run.json").read_text())  # the extension is saved in the new form
+    assert "$schema" not in written and written["train"]["epochs"] == 3 and written["train"]["seed"] == 0

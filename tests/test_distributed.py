@@ -19,6 +19,7 @@ import pytest
 
 import graphnet as gn
 from graphnet import distributed
+from graphnet.checkpoint import read_checkpoint
 from graphnet.cli import main
 from graphnet.distributed import (RankFailed, World, check_mpi_available, find_mpiexec, launch_command,
                                   launch_environment, launched_by_mpi, quiet_unless_root)
@@ -234,7 +235,7 @@ def test_sigterm_to_the_launcher_stops_every_rank_with_a_checkpoint(tmp_path):
     process = graphnet_on_two_ranks("train", str(run), "--out", "r", "--no-progress", cwd=tmp_path, wait=False)
     try:
         deadline = time.monotonic() + RUN_TIMEOUT
-        while not (tmp_path / "r" / "history.json").exists() and time.monotonic() < deadline:
+        while not (tmp_path / "r" / "checkpoint" / "weights.npz").exists() and time.monotonic() < deadline:
             assert process.poll() is None, process.communicate()
             time.sleep(0.2)
         process.send_signal(signal.SIGTERM)
@@ -246,7 +247,7 @@ def test_sigterm_to_the_launcher_stops_every_rank_with_a_checkpoint(tmp_path):
     assert process.returncode == 130, err
     assert "checkpoint saved, resume with: graphnet train --resume r" in out
     assert error_lines(err) == []
-    meta = json.loads(str(np.load(tmp_path / "r" / "checkpoint" / "weights.npz")["meta"]))
+    meta = read_checkpoint(tmp_path / "r" / "checkpoint")[2]
     assert meta["position"]["epoch"] >= 1
     assert not (tmp_path / "r" / ".lock").exists()
 

@@ -315,3 +315,29 @@ def test_every_npz_is_written_through_one_helper():
     writers = [path.relative_to(PACKAGE).as_posix() for path in package_files()
                if {"np.savez", "np.savez_compressed", "numpy.savez"} & called_names(path)]
     assert writers == ["fileio.py"]
+
+
+def test_append_bytes_synced_appends_and_fsyncs(tmp_path, monkeypatch):
+    synced = []
+    real = fileio.os.fsync
+    monkeypatch.setattr(fileio.os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")),
+                                                        real(fd)))
+    fileio.append_bytes_synced(tmp_path / "log", b"one\n")
+    fileio.append_bytes_synced(tmp_path / "log", b"two\n")
+    assert (tmp_path / "log").read_bytes() == b"one\ntwo\n"
+    if Path("/proc/self/fd").is_dir():
+        assert synced == [str(tmp_path / "log")] * 2
+    fileio.truncate_synced(tmp_path / "log", 4)
+    assert (tmp_path / "log").read_bytes() == b"one\n"
+
+
+def test_append_and_truncate_name_the_file_on_an_os_error(tmp_path, monkeypatch):
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(fileio.os, "fsync", full)
+    for call in (lambda: fileio.append_bytes_synced(tmp_path / "log", b"x\n"),
+                 lambda: fileio.truncate_synced(tmp_path / "log", 0)):
+        with pytest.raises(OSError) as info:
+            call()
+        assert info.value.filename == str(tmp_path / "log") and info.value.errno == errno.ENOSPC

@@ -213,8 +213,8 @@ def test_sigkill_during_training_then_resume_loses_nothing(run_file, reference, 
 def test_ctrl_c_saves_exits_130_and_resume_continues_the_same_trajectory(run_file, reference, tmp_path, signum):
     """Ctrl-C, or the SIGTERM a scheduler sends: the same checkpoint, note and exit code."""
     out = tmp_path / "run"
-    # once history.json exists, training (and its Ctrl-C handler) is under way
-    child, stdout, stderr = ctrl_c_when(out / "history.json", run_file, out, signum)
+    # once the first checkpoint exists, training (and its Ctrl-C handler) is under way
+    child, stdout, stderr = ctrl_c_when(out / "checkpoint" / ARRAYS_FILE, run_file, out, signum)
     assert child.returncode == 130, (stdout, stderr)
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     notes = [line for line in stdout.splitlines() if line.startswith("interrupted at epoch")]

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 import graphnet as gn
-from graphnet.runfolder import (RUN_FILES, clear_run_files, interrupted_before_first_epoch, refuse_existing,
-                                with_absolute_data, write_history, write_metrics, write_run_spec)
+from graphnet.runfolder import (RUN_FILES, clear_run_files, holds_untrained_run, interrupted_before_first_epoch,
+                                read_run_id, refuse_existing, remove_folder_if_empty, with_absolute_data,
+                                write_history, write_metrics, write_run_id, write_run_spec)
+from graphnet.spec import TrainSpec
 from graphnet.training import EpochRecord
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
@@ -36,8 +38,8 @@ def test_refuse_existing(tmp_path):
 
 
 def test_clear_run_files_keeps_everything_else(tmp_path):
-    graphnets = ["run.json", "history.json", "metrics.json", "learning_curve.png", "checkpoint/network.json",
-                 "checkpoint/weights.npz", "checkpoint/.weights.npz.999999999.abcd1234.tmp"]
+    graphnets = ["run.json", "run_id.txt", "history.jsonl", "history.json", "metrics.json", "learning_curve.png",
+                 "checkpoint/network.json", "checkpoint/weights.npz", "checkpoint/.weights.npz.999999999.abcd1234.tmp"]
     users = ["notes.txt", "checkpoint/extra.npz", "plots/curve.png"]
     for name in graphnets + users:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +64,8 @@ def test_checkpoint_folder_goes_when_emptied(tmp_path):
     ({"run.json": "{}"}, True),
     ({"run.json": "{}", "history.json": "[]", "checkpoint/network.json": "{}"}, True),
     ({"run.json": "{}", "history.json": "[{}]"}, False),  # epochs were done: a lost checkpoint
+    ({"run.json": "{}", "history.jsonl": ""}, True),
+    ({"run.json": "{}", "history.jsonl": "{}\n"}, False),  # an epoch was recorded: a lost checkpoint
     ({"run.json": "{}", "checkpoint/weights.npz": ""}, False),
     ({}, False),
 ])
@@ -99,3 +103,88 @@ def test_the_run_folder_writers_write_what_graphnet_reads_back(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"test_accuracy": 0.5, "warnings": []}
     assert {p.name for p in tmp_path.iterdir()} <= set(RUN_FILES)
     assert not interrupted_before_first_epoch(tmp_path)  # history.json has an epoch
+
+
+def untrained(folder: Path, **extra: str) -> Path:
+    """What a run killed during its first epoch leaves, and the files `extra` (name: text)."""
+    files = {"run.json": "{}", "run_id.txt": "0123456789abcdef\n", "history.jsonl": "", "checkpoint/network.json": "{}",
+             ".lock": "1 host", **extra}
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({}, True),
+    ({".run.json.999999999.abcd1234.tmp": "x", "checkpoint/.weights.npz.999999999.ab.tmp": "x"}, True),
+    ({"notes.txt": "mine"}, False),  # a user's file: not only graphnet's
+    ({"checkpoint/mine.npz": "x"}, False),
+    ({"checkpoint/weights.npz": "x"}, False),  # it trained
+    ({"history.jsonl": "{}\n"}, False),
+    ({"history.json": "[{}]"}, False),
+])
+def test_a_folder_holding_only_a_run_that_never_trained_may_be_taken_over(tmp_path, extra, expected):
+    untrained(tmp_path, **extra)
+    assert holds_untrained_run(tmp_path) is expected
+    if expected:
+        refuse_existing(tmp_path)
+    else:
+        with pytest.raises(gn.RunFolderError, match="run folder exists"):
+            refuse_existing(tmp_path)
+
+
+def test_a_folder_without_run_json_is_not_an_untrained_run(tmp_path):
+    assert not holds_untrained_run(tmp_path)
+    (tmp_path / "history.jsonl").write_text("")
+    assert not holds_untrained_run(tmp_path)
+
+
+def test_the_run_id_file(tmp_path):
+    assert read_run_id(tmp_path) is None
+    write_run_id(tmp_path, "0123456789abcdef")
+    assert (tmp_path / "run_id.txt").read_text() == "0123456789abcdef\n"
+    assert read_run_id(tmp_path) == "0123456789abcdef"
+    (tmp_path / "run_id.txt").write_bytes(b"\xff\xfe")
+    assert read_run_id(tmp_path) is None
+    (tmp_path / "run_id.txt").write_text("  \n")
+    assert read_run_id(tmp_path) is None
+
+
+def test_remove_folder_if_empty(tmp_path):
+    (tmp_path / "empty").mkdir()
+    remove_folder_if_empty(tmp_path / "empty")
+    assert not (tmp_path / "empty").exists()
+    remove_folder_if_empty(tmp_path / "empty")  # gone: no error
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("")
+    remove_folder_if_empty(tmp_path / "full")
+    assert (tmp_path / "full" / "x").exists()
+
+
+def test_run_json_holds_every_train_setting_and_no_schema_reference(tmp_path):
+    """Defaults (optimizer, batch size, seed, ...) included, so the file says what was used; no
+    "$schema": "./schema.json", as a run folder has no schema.json."""
+    document = json.loads((SPECS / "spiral_mlp.json").read_text())
+    assert "$schema" in document
+    document["train"] = {"data": "spiral"}  # every setting left at its default
+    run = gn.parse_run(document)
+    write_run_spec(tmp_path, run)
+    written = json.loads((tmp_path / "run.json").read_text())
+    assert "$schema" not in written and "$schema" not in written["network"]
+    assert written["train"] == {"data": "spiral", "optimizer": {"rule": "adam", "learning_rate": 0.001, "beta1": 0.9,
+                                                                "beta2": 0.999, "epsilon": 1e-08},
+                                "schedule": {"kind": "constant", "warmup_epochs": 0.0}, "epochs": 10,
+                                "batch_size": 128, "seed": 0, "clip_norm": None, "dtype": "float32",
+                                "backend": None, "eval_batch_size": 1000, "init_from": None}
+    assert set(written["train"]) == set(TrainSpec.model_fields)
+    assert written["schema_version"] == 1
+    assert gn.parse_run((tmp_path / "run.json").read_text()) == run.model_copy(update={"schema_ref": None})
+
+
+def test_a_data_spec_in_run_json_has_every_field(tmp_path):
+    run = spiral_run({"name": "spiral", "val_size": 0.2})
+    write_run_spec(tmp_path, run)
+    assert json.loads((tmp_path / "run.json").read_text())["train"]["data"] == {
+        "name": "spiral", "val_size": 0.2, "normalize": "auto", "options": {}}
+    assert gn.parse_run((tmp_path / "run.json").read_text()) == run

@@ -1031,3 +1031,14 @@ def test_a_bare_name_loads_the_zoo_spec_from_any_folder(tmp_path, monkeypatch) -
     (tmp_path / "fashion_mlp.json").write_text("{}")  # a file of that name wins over the zoo
     with pytest.raises(SpecError, match="missing required field"):
         load("fashion_mlp.json")
+
+
+@pytest.mark.parametrize("path", [p for p in ZOO if '"train"' in p.read_text()], ids=lambda p: p.name)
+def test_as_trained_json_spells_out_every_train_setting_and_parses_back(path):
+    run = graphnet.load(str(path))
+    document = json.loads(run.as_trained_json())
+    assert set(document) == {"schema_version", "network", "train"}  # no "$schema"
+    assert set(document["train"]) == set(type(run.train).model_fields)
+    assert set(document["train"]["optimizer"]) == set(type(run.train.optimizer).model_fields)
+    assert set(document["train"]["schedule"]) == set(type(run.train.schedule).model_fields)
+    assert graphnet.parse_run(run.as_trained_json()) == run.model_copy(update={"schema_ref": None})

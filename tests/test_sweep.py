@@ -404,7 +404,7 @@ def test_ctrl_c_stops_the_workers_and_the_same_command_resumes(optuna, tmp_path)
     sweep = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)
     try:
-        wait_for(lambda: all((out / f"trial-{n}" / "history.json").is_file() for n in (0, 1)))
+        wait_for(lambda: all((out / f"trial-{n}" / "checkpoint" / "weights.npz").is_file() for n in (0, 1)))
         os.killpg(sweep.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
         stdout, stderr = sweep.communicate(timeout=120)
     finally:
@@ -454,7 +454,7 @@ def test_ctrl_c_in_a_one_job_sweep_stops_its_trial_with_a_checkpoint(optuna, tmp
     source = write(tmp_path / "sweep.json", sweep_doc(run=spiral_run(epochs=2000)))
 
     def press_ctrl_c() -> None:
-        wait_for(lambda: (out / "trial-0" / "history.json").is_file())
+        wait_for(lambda: (out / "trial-0" / "checkpoint" / "weights.npz").is_file())
         os.kill(os.getpid(), signal.SIGINT)
 
     presser = threading.Thread(target=press_ctrl_c)
@@ -475,7 +475,7 @@ def test_sigterm_to_the_sweep_alone_stops_its_workers(optuna, tmp_path):
                               "--out", str(out)], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        wait_for(lambda: all((out / f"trial-{n}" / "history.json").is_file() for n in (0, 1)))
+        wait_for(lambda: all((out / f"trial-{n}" / "checkpoint" / "weights.npz").is_file() for n in (0, 1)))
         sweep.send_signal(signal.SIGTERM)  # a scheduler's stop, to the parent process only
         stdout, stderr = sweep.communicate(timeout=120)
     finally:

@@ -113,11 +113,15 @@ def reference(tmp_path_factory) -> gn.TrainResult:
 
 def test_run_folder_contents(reference):
     out = reference.out
-    assert sorted(p.name for p in out.iterdir()) == sorted(["checkpoint", "history.json", "metrics.json", "run.json"]
-                                                          + (["learning_curve.png"] if HAVE_MATPLOTLIB else []))
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["checkpoint", "history.json", "history.jsonl", "metrics.json", "run.json", "run_id.txt"]
+        + (["learning_curve.png"] if HAVE_MATPLOTLIB else []))
     assert gn.parse_run((out / "run.json").read_text()) == make_run()
     history = json.loads((out / "history.json").read_text())
     assert history == [asdict(r) for r in reference.history] and len(history) == 6
+    assert [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()] == history
+    run_id = (out / "run_id.txt").read_text().strip()
+    assert len(run_id) == 16 and read_checkpoint(out / "checkpoint")[2]["run"]["id"] == run_id
     assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5, 6]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics == reference.metrics
@@ -132,12 +136,15 @@ def test_run_folder_contents(reference):
     assert not [p for p in out.rglob("*.tmp")]
 
 
-def test_the_checkpoint_meta_keeps_its_format(reference):
-    """Old checkpoints resume: the meta's keys, and its position's, are as graphnet always wrote them."""
+def test_the_checkpoint_meta_counts_the_history_instead_of_holding_it(reference):
+    """The position keeps the keys graphnet always wrote; the history is counted, not embedded."""
     meta = read_checkpoint(reference.out / "checkpoint")[2]
-    assert {"position", "history", "elapsed", "warnings"} <= set(meta)
+    assert {"position", "history_records", "elapsed", "warnings", "run"} <= set(meta) and "history" not in meta
+    assert meta["history_records"] == 6
     assert list(meta["position"]) == ["epoch", "iteration", "data_rng", "loss_sum"]
     assert training.ResumePosition.from_meta(meta["position"]).to_meta() == meta["position"]
+    assert meta["run"] == {"id": (reference.out / "run_id.txt").read_text().strip(), "seed": 5, "batch_size": BATCH,
+                           "examples": SPIRAL_TRAIN, "labels_crc32": meta["run"]["labels_crc32"]}
 
 
 def test_the_resume_position_reads_an_older_checkpoint_and_refuses_garbage():
@@ -233,6 +240,7 @@ def test_ctrl_c_mid_epoch_then_resume_reproduces_the_run(tmp_path, monkeypatch, 
     assert (meta["position"]["epoch"], meta["position"]["iteration"]) == (stop_epoch, stop_iteration)
     assert meta["optimizer"]["t"] == stop_epoch * PER_EPOCH + stop_iteration
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["interrupted"] is True
+    assert json.loads((tmp_path / "run" / "history.json").read_text()) == [asdict(r) for r in first.history]
 
     resumed = gn.train(None, resume=tmp_path / "run", log=lines.append, progress=False)
     assert not resumed.interrupted
@@ -299,7 +307,8 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_again(tmp_pat
     with the saved settings, and ends where an uninterrupted run ends."""
     gn.train(make_run(), out=tmp_path / "run", log=None, progress=False)
     for name in ("checkpoint/weights.npz", "history.json", "metrics.json", "learning_curve.png"):
-        (tmp_path / "run" / name).unlink()  # network.json stays: a kill between the two checkpoint files
+        (tmp_path / "run" / name).unlink(missing_ok=True)  # network.json stays: a kill between the two checkpoint files
+    (tmp_path / "run" / "history.jsonl").write_text("")  # no epoch ended
     lines: list[str] = []
     resumed = gn.train(None, resume=tmp_path / "run", log=lines.append, progress=False)
     assert lines[0] == (f"{tmp_path / 'run'} has no checkpoint yet (training was interrupted before the first "
@@ -743,7 +752,7 @@ def test_on_epoch_sees_each_record_after_its_checkpoint(tmp_path):
 
     def on_epoch(record):
         meta = read_checkpoint(out / "checkpoint")[2]
-        seen.append((record, meta["position"]["epoch"], len(json.loads((out / "history.json").read_text()))))
+        seen.append((record, meta["position"]["epoch"], len((out / "history.jsonl").read_text().splitlines())))
 
     result = gn.train(make_run(epochs=3), out=out, log=None, on_epoch=on_epoch)
     assert [record for record, _, _ in seen] == result.history
@@ -838,3 +847,237 @@ def test_resuming_an_in_memory_run_needs_the_data_again(tmp_path):
     assert str(tmp_path / "run") in str(error.value)
     resumed = gn.train(None, resume=tmp_path / "run", epochs=3, data=arrays, log=None, progress=False)
     assert len(resumed.history) == 3
+
+
+# ---- bookkeeping: what an epoch end writes does not grow with the epochs ---------------------------
+
+
+def log_records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+
+
+def test_the_bytes_an_epoch_end_writes_do_not_grow_with_the_epochs(tmp_path, monkeypatch):
+    """Every atomic write (checkpoint, history.json, run.json) is counted: between two epoch
+    ends the same bytes are written at epoch 2 and at epoch 12 (the meta counts the history,
+    history.json is written when the loop is left)."""
+    import graphnet.fileio as fileio
+
+    written = [0]
+    real = fileio.write_bytes_atomic
+
+    def counting(path, data):
+        written[0] += len(data)
+        return real(path, data)
+
+    monkeypatch.setattr(fileio, "write_bytes_atomic", counting)
+    marks: list[int] = []
+    gn.train(make_run(epochs=12), out=tmp_path / "run", log=None, progress=False,
+             on_epoch=lambda record: marks.append(written[0]))
+    per_epoch = np.diff(marks)
+    assert per_epoch.max() - per_epoch.min() < 128, per_epoch
+    lines = (tmp_path / "run" / "history.jsonl").read_bytes().splitlines()
+    assert len(lines) == 12 and max(map(len, lines)) - min(map(len, lines)) < 32  # one record a line
+
+
+def interrupted_run(out: Path, monkeypatch, epoch: int = 3) -> gn.TrainResult:
+    """make_run() stopped by a Ctrl-C in epoch `epoch` (0-based): `epoch` epochs in its history."""
+    interrupt_at(monkeypatch, epoch, 2)
+    result = gn.train(make_run(), out=out, log=None, progress=False)
+    monkeypatch.undo()
+    assert result.interrupted and len(result.history) == epoch
+    return result
+
+
+def test_resume_cuts_a_torn_line_and_a_record_no_checkpoint_counts(tmp_path, monkeypatch, reference):
+    """A crash after an epoch's record was appended, before its checkpoint (a complete line too
+    many), or in the middle of an append (a torn line): the resume cuts both."""
+    out = tmp_path / "run"
+    interrupted_run(out, monkeypatch)
+    with open(out / "history.jsonl", "a") as log:
+        log.write(json.dumps({**log_records(out)[-1], "epoch": 4}) + "\n" + '{"epoch": 5, "train_lo')
+    resumed = gn.train(None, resume=out, log=None, progress=False)
+    assert_same_outcome(reference, resumed)
+    assert log_records(out) == [asdict(r) for r in resumed.history]
+    assert json.loads((out / "history.json").read_text()) == [asdict(r) for r in resumed.history]
+
+
+def test_a_lost_history_log_is_taken_from_history_json_or_refused(tmp_path, monkeypatch, reference):
+    out = tmp_path / "run"
+    interrupted_run(out, monkeypatch)
+    (out / "history.jsonl").unlink()  # history.json, written at the interrupt, holds the 3 epochs
+    assert_same_outcome(reference, gn.train(None, resume=out, log=None, progress=False))
+    assert len(log_records(out)) == 6
+
+    out = tmp_path / "lost"
+    interrupted_run(out, monkeypatch)
+    (out / "history.jsonl").write_text((out / "history.jsonl").read_text().split("\n", 1)[0] + "\n")
+    (out / "history.json").unlink()
+    before = files_of(out)
+    with pytest.raises(gn.CheckpointError) as info:
+        gn.train(None, resume=out, log=None, progress=False)
+    assert str(info.value) == (f"{out / 'history.jsonl'}: holds 1 complete epoch records, but "
+                               f"{out / 'checkpoint' / ARRAYS_FILE} was saved after 3 (the log was cut or removed, "
+                               "and history.json does not hold them either)")
+    assert files_of(out) == before
+
+
+def test_a_damaged_line_of_the_history_log_is_refused_naming_it(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    interrupted_run(out, monkeypatch)
+    lines = (out / "history.jsonl").read_text().splitlines()
+    lines[1] = lines[1][:20]
+    (out / "history.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(gn.CheckpointError, match=r"history.jsonl: line 2 is not an epoch record \("):
+        gn.train(None, resume=out, log=None, progress=False)
+
+
+def test_a_checkpoint_that_holds_the_history_in_its_meta_still_resumes(tmp_path, monkeypatch, reference):
+    """As graphnet wrote checkpoints before: the whole history in a unicode-string meta, no run
+    identity, no history log and no run_id.txt in the folder."""
+    out = tmp_path / "run"
+    interrupted_run(out, monkeypatch, epoch=2)
+    spec, arrays, meta = read_checkpoint(out / "checkpoint")
+    meta["history"] = json.loads((out / "history.json").read_text())
+    del meta["history_records"], meta["run"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(out / "checkpoint" / ARRAYS_FILE, **arrays)
+    for name in ("history.jsonl", "run_id.txt", "history.json"):
+        (out / name).unlink()
+    resumed = gn.train(None, resume=out, log=None, progress=False)
+    assert_same_outcome(reference, resumed)
+    assert log_records(out) == [asdict(r) for r in resumed.history]
+    assert read_checkpoint(out / "checkpoint")[2]["run"]["id"] == (out / "run_id.txt").read_text().strip()
+
+
+# ---- a checkpoint belongs to its run ------------------------------------------------------------------
+
+
+def with_train(run: gn.RunSpec, **train) -> gn.RunSpec:
+    document = json.loads(run.model_dump_json())
+    document["train"].update(train)
+    return gn.parse_run(document)
+
+
+def test_resume_refuses_the_checkpoint_of_another_run_naming_what_differs(tmp_path):
+    """weights.npz copied from a run of the same spec with another seed: refused, and the run
+    folder is left as it was (its history is not replaced by the other run's)."""
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    gn.train(make_run(epochs=2), out=mine, log=None, progress=False)
+    gn.train(with_train(make_run(epochs=3), seed=6), out=other, log=None, progress=False)
+    metas = {folder: read_checkpoint(folder / "checkpoint")[2] for folder in (mine, other)}
+    (mine / "checkpoint" / ARRAYS_FILE).write_bytes((other / "checkpoint" / ARRAYS_FILE).read_bytes())
+    before = files_of(mine)
+    with pytest.raises(gn.CheckpointError) as info:
+        gn.train(None, resume=mine, epochs=4, log=None, progress=False)
+    crc = {folder: meta["run"]["labels_crc32"] for folder, meta in metas.items()}
+    assert crc[mine] != crc[other]  # the seed also draws the validation split
+    mine_id, other_id = ((folder / "run_id.txt").read_text().strip() for folder in (mine, other))
+    assert str(info.value) == (
+        f"{mine / 'checkpoint' / ARRAYS_FILE}: not a checkpoint of the run in {mine}: it has run id {other_id} "
+        f"(run_id.txt: {mine_id}); seed 6 (run.json: 5); training data of {SPIRAL_TRAIN} examples with labels "
+        f"CRC-32 {crc[other]} (the data now: {SPIRAL_TRAIN} examples, CRC-32 {crc[mine]}); resuming would "
+        f"continue another run's trajectory and replace this run's history: resume the run folder it comes "
+        f"from (or restore this run's data and settings), or train this run anew")
+    assert files_of(mine) == before
+
+
+def test_a_run_of_the_same_settings_is_told_apart_by_its_run_id(tmp_path):
+    mine, twin = tmp_path / "mine", tmp_path / "twin"
+    for folder in (mine, twin):
+        gn.train(make_run(epochs=1), out=folder, log=None, progress=False)
+    (mine / "checkpoint" / ARRAYS_FILE).write_bytes((twin / "checkpoint" / ARRAYS_FILE).read_bytes())
+    with pytest.raises(gn.CheckpointError) as info:
+        gn.train(None, resume=mine, epochs=2, log=None, progress=False)
+    assert f"it has run id {(twin / 'run_id.txt').read_text().strip()} (run_id.txt: " in str(info.value)
+    assert "seed" not in str(info.value)
+
+
+def test_resume_refuses_a_run_json_whose_batch_size_was_edited(tmp_path):
+    gn.train(make_run(epochs=1), out=tmp_path, log=None, progress=False)
+    run = json.loads((tmp_path / "run.json").read_text())
+    run["train"]["batch_size"] = 16
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    with pytest.raises(gn.CheckpointError, match=r"it has batch size 32 \(run.json: 16\); resuming would"):
+        gn.train(None, resume=tmp_path, epochs=2, log=None, progress=False)
+
+
+def test_resume_on_other_training_data_is_refused(tmp_path):
+    arrays = _arrays()
+    gn.train(_array_run(epochs=1), out=tmp_path / "run", data=arrays, log=None, progress=False)
+    fewer = {key: value[:200] if key.endswith("_train") else value for key, value in arrays.items()}
+    with pytest.raises(gn.CheckpointError) as info:
+        gn.train(None, resume=tmp_path / "run", epochs=2, data=fewer, log=None, progress=False)
+    crc = read_checkpoint(tmp_path / "run" / "checkpoint")[2]["run"]["labels_crc32"]
+    # the validation split is taken from X_train: 216 of 240 rows train, 180 of 200
+    assert f"it has training data of 216 examples with labels CRC-32 {crc} (the data now: 180 examples, " \
+        in str(info.value)
+    shuffled = {**arrays, "y_train": arrays["y_train"][::-1]}  # the same size, other labels
+    with pytest.raises(gn.CheckpointError, match="training data of 216 examples"):
+        gn.train(None, resume=tmp_path / "run", epochs=2, data=shuffled, log=None, progress=False)
+    assert len(gn.train(None, resume=tmp_path / "run", epochs=2, data=arrays, log=None, progress=False).history) == 2
+
+
+def test_a_folder_without_its_run_id_file_adopts_the_checkpoints(tmp_path):
+    gn.train(make_run(epochs=1), out=tmp_path, log=None, progress=False)
+    saved = (tmp_path / "run_id.txt").read_text()
+    (tmp_path / "run_id.txt").unlink()
+    assert len(gn.train(None, resume=tmp_path, epochs=2, log=None, progress=False).history) == 2
+    assert (tmp_path / "run_id.txt").read_text() == saved
+
+
+# ---- a run that never trained does not block its rerun ----------------------------------------------
+
+
+def test_labels_out_of_range_leave_no_run_folder_and_the_rerun_says_the_same(tmp_path):
+    X = np.random.default_rng(0).standard_normal((100, 2))
+    data = write_npz(tmp_path / "five.npz", X, np.arange(100) % 5, test=20)  # the network has 3 classes
+    run = with_train(make_run(epochs=1), data=str(data))
+    out = tmp_path / "runs" / "run"
+    for _ in range(2):  # the same command again: the same error, not "run folder exists"
+        with pytest.raises(gn.DataError, match=r"five.npz: y_train\[3\]: label 3: out of range 0..2 \(3 classes\)"):
+            gn.train(run, out=out, log=None, progress=False)
+        assert not out.exists()
+    out.mkdir(parents=True)  # a folder the user made is kept, empty
+    with pytest.raises(gn.DataError):
+        gn.train(run, out=out, log=None, progress=False)
+    assert out.is_dir() and list(out.iterdir()) == []
+
+
+def test_a_loss_that_is_not_finite_before_the_first_checkpoint_leaves_nothing(tmp_path):
+    out = tmp_path / "run"
+    for _ in range(2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(gn.NonFiniteError, match="no checkpoint was written yet"):
+                gn.train(sgd_spiral(1e6, 2), out=out, log=None, progress=False)
+        assert not out.exists()
+    assert len(gn.train(sgd_spiral(0.1, 1), out=out, log=None, progress=False).history) == 1
+
+
+def test_a_fresh_run_takes_over_a_folder_whose_run_never_trained(tmp_path):
+    """What a SIGKILL during epoch 1 leaves (run.json, run_id.txt, an empty log, network.json):
+    the same command again trains, saying so."""
+    out = tmp_path / "run"
+    gn.train(make_run(epochs=1), out=out, log=None, progress=False)
+    for name in ("checkpoint/weights.npz", "history.json", "metrics.json", "learning_curve.png"):
+        (out / name).unlink(missing_ok=True)
+    (out / "history.jsonl").write_text("")
+    lines: list[str] = []
+    result = gn.train(make_run(epochs=2), out=out, log=lines.append, progress=False)
+    assert lines[0] == f"{out}: replacing the run it holds, which never trained (no checkpoint)"
+    assert len(result.history) == 2 and gn.parse_run((out / "run.json").read_text()).train.epochs == 2
+
+
+@pytest.mark.parametrize("change", [{"history_records": -1}, {"history_records": "2"}, {"history_records": True},
+                                    {"history": 3}, {"history": [{"epoch": 1}]}, {"run": "x"},
+                                    {"run": {"id": 5}}, {"run": {"batch_size": "32"}}],
+                         ids=lambda change: json.dumps(change))
+def test_resume_with_a_garbage_training_meta_is_a_checkpoint_error(tmp_path, change):
+    gn.train(make_run(epochs=1), out=tmp_path, log=None, progress=False)
+    spec, arrays, meta = read_checkpoint(tmp_path / "checkpoint")
+    arrays["meta"] = np.array(json.dumps({**meta, **change}))
+    np.savez(tmp_path / "checkpoint" / ARRAYS_FILE, **arrays)
+    with pytest.raises(gn.CheckpointError) as info:
+        gn.train(None, resume=tmp_path, epochs=2, log=None, progress=False)
+    assert str(info.value).startswith(f"{tmp_path / 'checkpoint' / ARRAYS_FILE}: the training state in its meta "
+                                      "is unusable: ")

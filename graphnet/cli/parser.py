@@ -81,13 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--out", metavar="RUN", help="run folder (default runs/<name>-<time>); it must not exist "
-                   "or be empty, unless --overwrite")
+                   "or be empty (or hold only a run that never trained), unless --overwrite")
     existing = p.add_mutually_exclusive_group()
     existing.add_argument("--resume", metavar="RUN",
                           help="continue an interrupted run folder (with --epochs: extend it)")
     existing.add_argument("--overwrite", action="store_true",
-                          help="replace the run in the --out folder: removes run.json, history.json, metrics.json, "
-                               "learning_curve.png and checkpoint/ there; other files are kept")
+                          help="replace the run in the --out folder: removes run.json, run_id.txt, history.jsonl, "
+                               "history.json, metrics.json, learning_curve.png and checkpoint/ there; other files "
+                               "are kept")
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--workers", type=positive_int, metavar="N",

@@ -2,6 +2,7 @@
 (`DataSpec`), the optimizers (tagged by `rule`) and the schedules (tagged by `kind`)."""
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, model_serializer
@@ -138,4 +139,17 @@ class RunSpec(SpecModel):
     train: TrainSpec
 
     def to_json(self, indent: int | None = 2) -> str:
+        """Canonical JSON: defaults omitted, so it reads like a hand-written run file."""
         return self.model_dump_json(indent=indent, exclude_defaults=True, exclude_none=True)
+
+    def as_trained_json(self, indent: int | None = 2) -> str:
+        """A run folder's run.json: the network as in `to_json`, and every train setting,
+        defaults and unset (null) ones included, so the file says what was used. No "$schema"
+        (a run folder has no schema.json); it parses back to this run spec, less the $schema."""
+        document = {
+            "schema_version": self.schema_version,
+            "network": self.network.model_dump(mode="json", exclude_defaults=True, exclude_none=True,
+                                               exclude={"schema_ref"}),
+            "train": self.train.model_dump(mode="json"),
+        }
+        return json.dumps(document, indent=indent)

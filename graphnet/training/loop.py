@@ -2,10 +2,15 @@
 
 A resumed loop follows the trajectory of an uninterrupted one: it restores the
 shuffling generator at the saved epoch and continues from the saved iteration
-with the saved partial loss sum.
+with the saved partial loss sum. It first checks that the checkpoint belongs to
+the run (graphnet.training.identity). Each epoch end appends the epoch's record
+to the run folder's log, then writes the checkpoint: a cost that does not grow
+with the epochs (graphnet.training.history); history.json is written when the
+loop is left.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -21,13 +26,15 @@ from ..errors import CheckpointError, NonFiniteError
 from ..network import CompiledNetwork
 from ..optimizer import Optimizer
 from ..plan import min_batch
-from ..runfolder import write_history, write_run_spec
+from ..runfolder import read_run_id, write_history, write_run_id, write_run_spec
 from ..schedules import learning_rate_at
 from ..spec import RunSpec
 from ..tasks import evaluate, task_of
+from .history import HistoryLog, read_history
+from .identity import RunIdentity, check_same_run, identity_of, new_run_id
 from .position import ResumePosition, SavedTraining, training_meta
-from .records import (EpochRecord, RegressionEpochRecord, TrainResult, divergence_warning, epoch_line,
-                      epoch_record)
+from .records import (AnyEpochRecord, EpochRecord, RegressionEpochRecord, TrainResult, divergence_warning,
+                      epoch_line, epoch_record)
 
 TRAIN_ACCURACY_SAMPLES = 5000  # train accuracy is measured on a fixed subset of this size
 
@@ -71,7 +78,8 @@ class EpochLoop:
     """The epochs of one run, from a saved position to `run.train.epochs`.
 
     dataset: the seed's dict (X_train (N, ...), y_train (N, ...), X_val, ...); out: the run
-    folder (None: no checkpoints or files); saved: the state to continue from.
+    folder (None: no checkpoints or files); saved: the state to continue from (CheckpointError
+    when it is a checkpoint of another run, or its history is lost).
     """
 
     def __init__(self, run: RunSpec, net: CompiledNetwork, optimizer: Optimizer, dataset: dict[str, np.ndarray],
@@ -86,7 +94,9 @@ class EpochLoop:
         self.good_checkpoint = good_checkpoint
         self.on_epoch = on_epoch
         self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
-        self.result = TrainResult(net, saved.history, out=out, warnings=saved.warnings)
+        self.identity: RunIdentity | None = None
+        self.log: HistoryLog | None = None
+        self.result = TrainResult(net, self._open_records(saved), out=out, warnings=saved.warnings)
         self.first_step_loss: float | None = None
         X_train, y_train = dataset["X_train"], dataset["y_train"]
         self.data_rng = self._shuffling_generator(len(X_train))
@@ -96,6 +106,24 @@ class EpochLoop:
         self.X_batch = np.empty((self.settings.batch_size, *X_train.shape[1:]), X_train.dtype)
         self.y_batch = np.empty((self.settings.batch_size, *y_train.shape[1:]), y_train.dtype)
         self.started = time.perf_counter() - saved.elapsed
+
+    def _open_records(self, saved: SavedTraining) -> list[AnyEpochRecord]:
+        """The history to continue. In a run folder: CheckpointError unless the saved state is
+        this run's; then the run id file and the history log are made ready for its epochs."""
+        if self.out is None:
+            return list(saved.history or [])
+        folder_id = read_run_id(self.out)
+        saved_id = saved.identity.run_id if saved.identity is not None else None
+        self.identity = identity_of(folder_id or saved_id or new_run_id(), self.settings, self.dataset["y_train"])
+        weights = self.out / "checkpoint" / "weights.npz"
+        if saved.identity is not None:
+            check_same_run(saved.identity, self.identity, weights, self.out)
+        history, end = ((saved.history, None) if saved.history is not None
+                        else read_history(self.out, saved.history_records, weights))
+        if folder_id is None:
+            write_run_id(self.out, self.identity.run_id)  # type: ignore[arg-type]
+        self.log = HistoryLog(self.out, history, end)
+        return history
 
     def _shuffling_generator(self, examples: int) -> np.random.Generator:
         data_rng = np.random.default_rng([self.settings.seed, 1])
@@ -120,11 +148,27 @@ class EpochLoop:
         # Overflow in a step is reported by NonFiniteError (naming the step and node), not as
         # numpy RuntimeWarnings on stderr.
         with _StopFlag() as flag, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            self._epochs(flag)
+        return self.result
+
+    def _epochs(self, flag: Any) -> None:
+        """The remaining epochs, stopping when `flag.stop` is seen; history.json is written however
+        they end (an error while writing it does not hide the one that ended them)."""
+        try:
             for epoch in range(self.position.epoch, self.settings.epochs):
                 if not self._epoch(epoch, flag):
                     self.result.interrupted = True
                     break
-        return self.result
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self._write_history()
+            raise
+        self._write_history()
+
+    def _write_history(self) -> None:
+        """history.json: the whole history, in a run folder (once per run: see graphnet.training.history)."""
+        if self.log is not None:
+            write_history(self.out, self.result.history)  # type: ignore[arg-type]
 
     def _epoch(self, epoch: int, flag: _StopFlag) -> bool:
         """One epoch from the saved position; False when stopped (after saving a checkpoint)."""
@@ -196,7 +240,7 @@ class EpochLoop:
         return loss
 
     def _end_epoch(self, epoch: int, loss_sum: float, epoch_start: float) -> None:
-        """Record the epoch, warn if the loss diverges, checkpoint and write history.json."""
+        """Record the epoch (in the history log first), warn if the loss diverges, checkpoint."""
         settings, dataset, net = self.settings, self.dataset, self.net
         record = epoch_record(
             task_of(net.graph),
@@ -218,12 +262,13 @@ class EpochLoop:
             self.result.warnings.append(warning)
             self.say(f"warning: {warning}")
         self.position = ResumePosition(epoch + 1, 0, None, 0.0)
+        if self.log is not None:  # before the checkpoint that counts it: a crash between leaves a line to cut
+            self.log.append(record)
         # The shuffling generator's state goes with the checkpoint: a resume at this
         # epoch boundary must draw the next epoch's order, not the first epoch's again.
         self._checkpoint(ResumePosition(epoch + 1, 0, generator_state(self.data_rng), 0.0))
         if self.out is not None:
             self.good_checkpoint = self.out / "checkpoint"
-            write_history(self.out, history)
         if self.on_epoch is not None:
             self.on_epoch(record)
 
@@ -231,8 +276,8 @@ class EpochLoop:
         """Save the network, optimizer and `position` in the run folder (none without one)."""
         if self.out is None:
             return
-        meta = training_meta(position, self.result.history, time.perf_counter() - self.started,
-                             self.result.warnings)
+        meta = training_meta(position, len(self.result.history), time.perf_counter() - self.started,
+                             self.result.warnings, self.identity)
         save_checkpoint(self.out / "checkpoint", self.net, self.optimizer, meta)
         if self.unsaved_overrides and (position.epoch, position.iteration) != self.resumed_at:
             write_run_spec(self.out, self.run_spec)  # run.json describes the checkpoint

@@ -88,10 +88,7 @@ class DataParallelLoop(EpochLoop):
         """Train the remaining epochs on every rank; interrupted as agreed by all ranks."""
         with _StopSignals() as flag, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             self.local_signals = flag
-            for epoch in range(self.position.epoch, self.settings.epochs):
-                if not self._epoch(epoch, self.agreed):  # type: ignore[arg-type]
-                    self.result.interrupted = True
-                    break
+            self._epochs(self.agreed)
         return self.result
 
     def _step(self, epoch: int, iteration: int, order: np.ndarray) -> float:

@@ -1,9 +1,15 @@
 """Where a training run stands, as saved in its checkpoint's meta and read back to resume.
 
-The checkpoint meta holds (JSON, keys as written since the first graphnet):
+The checkpoint meta holds (JSON):
 
     {"position": {"epoch": 2, "iteration": 3, "data_rng": {...} | null, "loss_sum": 1.25},
-     "history": [<epoch record>, ...], "elapsed": 12.5, "warnings": ["..."]}
+     "history_records": 2, "elapsed": 12.5, "warnings": ["..."], "run": {...}}
+
+Its size does not grow with the epochs: the epoch records are in the run folder's
+log (graphnet.training.history), of which the meta counts those that belong to
+the checkpoint; "run" is the run's identity (graphnet.training.identity).
+Checkpoints written before held the whole history instead ("history": [<epoch
+record>, ...]) and no "run"; they still resume.
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError
+from .identity import RunIdentity
 from .records import AnyEpochRecord, record_from_dict
 
 
@@ -50,31 +57,42 @@ class ResumePosition:
 
 @dataclass
 class SavedTraining:
-    """The training state in a checkpoint's meta: position, history, elapsed seconds, warnings."""
+    """The training state to start from: position, history, elapsed seconds, warnings.
+
+    history: the epoch records, or None when they are in the run folder's log
+    (`history_records` of them); identity: the run a checkpoint belongs to (None: a fresh start).
+    """
 
     position: ResumePosition
-    history: list[AnyEpochRecord]
+    history: list[AnyEpochRecord] | None
     elapsed: float
     warnings: list[str]
+    history_records: int = 0
+    identity: RunIdentity | None = None
 
 
-def training_meta(position: ResumePosition, history: list[AnyEpochRecord], elapsed: float,
-                  warnings: list[str]) -> dict[str, Any]:
+def training_meta(position: ResumePosition, history_records: int, elapsed: float, warnings: list[str],
+                  identity: RunIdentity | None) -> dict[str, Any]:
     """The meta a checkpoint carries for a resume (see the module docstring)."""
-    return {"position": position.to_meta(),
-            "history": [asdict(record) for record in history],
-            "elapsed": elapsed,
-            "warnings": warnings}
+    meta: dict[str, Any] = {"position": position.to_meta(), "history_records": history_records,
+                            "elapsed": elapsed, "warnings": warnings}
+    if identity is not None:
+        meta["run"] = identity.to_meta()
+    return meta
 
 
 def saved_training(meta: dict[str, Any], source: Path) -> SavedTraining:
     """The training state saved in a checkpoint's meta; CheckpointError naming `source` if unusable."""
     try:
         position = ResumePosition.from_meta(meta.get("position"))
-        history = [record_from_dict(record) for record in meta.get("history", [])]
+        history = [record_from_dict(record) for record in meta["history"]] if "history" in meta else None
+        count = len(history) if history is not None else meta.get("history_records", 0)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"'history_records' is {count!r}")
         elapsed = float(meta.get("elapsed", 0.0))
+        identity = RunIdentity.from_meta(meta)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{source}: the training state in its meta is unusable: {error}") from None
     saved_warnings = meta.get("warnings")
     warnings = [w for w in saved_warnings if isinstance(w, str)] if isinstance(saved_warnings, list) else []
-    return SavedTraining(position, history, elapsed, warnings)
+    return SavedTraining(position, history, elapsed, warnings, count, identity)

@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..distributed import current_world
-from ..runfolder import write_history, write_metrics
+from ..runfolder import write_metrics
 from ..spec import RunSpec
 from .loop import EpochLoop
 from .plot import plot_learning_curve
@@ -28,7 +28,9 @@ def train(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | Pa
     graphnet.training for the run folder.
 
     out: the run folder to write; RunFolderError if it holds anything, unless `overwrite`
-        (which removes the files graphnet writes there, and no others).
+        (which removes the files graphnet writes there, and no others) or all it holds is a run
+        that never trained (which this one replaces). If training fails before its first
+        checkpoint, what it wrote there is removed (and the folder, if it made it).
     data: a data set name or path replacing the run's, or in-memory data: a dict with X_train,
         y_train and optionally X_val, y_val, X_test, y_test (the homework's dict; X_*: (N, ...)
         raw features, y_*: labels). Without X_val the validation split is taken as for files.
@@ -63,12 +65,11 @@ def train(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | Pa
 
 def finish(result: TrainResult, dataset: dict[str, np.ndarray], started: float,
            say: Callable[[str], None]) -> TrainResult:
-    """`result` with its final metrics; the run folder's history, metrics and learning curve
-    written; the test score said (unless interrupted)."""
+    """`result` with its final metrics; the run folder's metrics and learning curve written
+    (history.json was, when the epoch loop was left); the test score said (unless interrupted)."""
     wall = time.perf_counter() - started
     metrics = result.metrics = final_metrics(result, dataset, wall)
     if result.out is not None:
-        write_history(result.out, result.history)
         write_metrics(result.out, metrics)
         note = plot_learning_curve(result.history, result.out / "learning_curve.png")
         if note:

@@ -14,6 +14,7 @@ behind. Only a `writer` (the one process, or MPI rank 0) locks and writes the fo
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -28,8 +29,8 @@ from ..errors import CheckpointError, SpecError
 from ..model_record import ModelRecord
 from ..network import CompiledNetwork, compile
 from ..optimizer import Optimizer
-from ..runfolder import (clear_run_files, interrupted_before_first_epoch, refuse_existing, with_absolute_data,
-                         write_run_spec)
+from ..runfolder import (clear_run_files, has_checkpoint, holds_untrained_run, interrupted_before_first_epoch,
+                         refuse_existing, remove_folder_if_empty, with_absolute_data, write_run_spec)
 from ..runlock import run_lock
 from ..spec import NetworkSpec, RunSpec, load, parse_run
 from .dataset import check_labels, load_run_data
@@ -121,15 +122,35 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
 
 
 def _create_run_folder(out: Path, run: RunSpec, overwrite: bool, hold: ExitStack, say: Callable[[str], None]) -> None:
-    """Create and lock the new run folder `out` (cleared with `overwrite`, else refused if it
-    holds anything) and write its run.json."""
+    """Create and lock the new run folder `out` (cleared with `overwrite` or when all it holds
+    is a run that never trained, else refused if it holds anything) and write its run.json.
+    If training fails before its first checkpoint, `hold` removes what the run wrote (and the
+    folder, if it was made here), so that a run that never trained does not block its rerun."""
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    if created:
+        hold.callback(remove_folder_if_empty, out)  # runs after the lock is released
     hold.enter_context(run_lock(out, say))
     if overwrite:
+        clear_run_files(out)
+    elif holds_untrained_run(out):
+        say(f"{out}: replacing the run it holds, which never trained (no checkpoint)")
         clear_run_files(out)
     else:
         refuse_existing(out)
     write_run_spec(out, run)
+    hold.push(_forget_if_untrained(out))  # runs under the lock
+
+
+def _forget_if_untrained(out: Path) -> Callable[..., bool]:
+    """An exit callback: when training fails before the run's first checkpoint, remove the
+    files it wrote in `out`."""
+    def on_exit(exc_type: Any, exc: Any, traceback: Any) -> bool:
+        if exc_type is not None and not has_checkpoint(out):
+            with contextlib.suppress(OSError):  # the error that ended training is the one to report
+                clear_run_files(out)
+        return False
+    return on_exit
 
 
 def resumed_run(out: Path, hold: ExitStack | None, say: Callable[[str], None]) -> RunSpec:
