@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import prod
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from ..errors import GraphnetError
+from .onnx_tensors import node_where
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,7 @@ class Importer:
     def run(self, rules: Mapping[str, Rule]) -> None:
         """Apply `rules[op_type]` to every node; an op type without a rule is an error."""
         graph = self.model.graph
+        self.check_one_writer_per_value()
         initializers = {t.name: t for t in graph.initializer}
         for name, tensor in initializers.items():
             self.values[name] = Const(self.onnx.numpy_helper.to_array(tensor))
@@ -143,7 +144,7 @@ class Importer:
                 self.values[value_info.name] = Val(value_info.name, self.input_shape(value_info))
                 self.raw_inputs.add(value_info.name)
         for index, node in enumerate(graph.node):
-            where = f"node '{node.name or f'#{index}'}'"
+            where = node_where(node, index)
             standard = node.domain in ("", "ai.onnx")
             rule = rules.get(node.op_type) if standard else None
             if rule is None:
@@ -151,6 +152,24 @@ class Importer:
                 raise self.error(where, f"op type {op_type} is not supported "
                                  f"(supported: {', '.join(sorted(rules))})")
             rule(self, node, where)
+
+    def check_one_writer_per_value(self) -> None:
+        """GraphnetError naming both writers when two nodes (or a node and a graph input or
+        initializer, or two initializers) write one value: ONNX values have one producer."""
+        graph = self.model.graph
+        writers = {value_info.name: f"graph input '{value_info.name}'" for value_info in graph.input}
+        for tensor in graph.initializer:  # (an initializer may also be listed as a graph input)
+            where = f"initializer '{tensor.name}'"
+            if writers.get(tensor.name, "").startswith("initializer"):
+                raise self.error(where, "is given twice: an ONNX value has one producer")
+            writers[tensor.name] = where
+        for index, node in enumerate(graph.node):
+            where = node_where(node, index)
+            for name in filter(None, node.output):
+                if name in writers:
+                    raise self.error(where, f"writes '{name}', already written by {writers[name]}: an ONNX value "
+                                     "has one producer")
+                writers[name] = where
 
     def input_shape(self, value_info: Any) -> tuple[int, ...]:
         """The per-example shape of a graph input (the dims after the batch dim)."""
@@ -196,13 +215,3 @@ def _node_name_hint(name: str) -> str:
     if name.startswith("node_"):
         name = name[len("node_"):]
     return name
-
-
-def load_model(onnx: Any, path: Path) -> Any:
-    """The ONNX ModelProto in `path` (GraphnetError naming the file if missing or unreadable)."""
-    if not path.is_file():
-        raise GraphnetError(f"{path}: no such file")
-    try:
-        return onnx.load(str(path))
-    except Exception as error:  # protobuf's DecodeError and friends
-        raise GraphnetError(f"{path}: not an ONNX model ({type(error).__name__}: {error})") from None

@@ -186,6 +186,9 @@ def _transpose(imp: Importer, node: Any, where: str) -> None:
     found = imp.operand(node, 0, where)
     perm = attributes(imp.onnx, node).get("perm")
     if isinstance(found, Const):
+        if perm is not None and sorted(perm) != list(range(found.array.ndim)):
+            raise imp.error(where, f"Transpose perm {list(perm)} is not an order of the {found.array.ndim} axes of "
+                            f"'{node.input[0]}'")
         imp.values[node.output[0]] = Const(np.transpose(found.array, perm))
         return
     value = imp.vector(node, 0, where)
