@@ -14,6 +14,7 @@ from ..checkpoint import restore, spec_difference
 from ..data import IN_MEMORY
 from ..distributed import current_world
 from ..errors import CheckpointError, SpecError
+from ..fileio import make_folder
 from ..network import CompiledNetwork, compile
 from ..optimizer import Optimizer
 from ..runfolder import (clear_run_files, interrupted_before_first_epoch, refuse_existing, with_absolute_data,
@@ -192,7 +193,7 @@ def _start(run: RunSpec, out: Path | None, resume: bool, backend: str | None, ov
         say(f"{out} has no checkpoint yet (training was interrupted before the first epoch finished): "
             "starting again from epoch 1 with its run.json settings")
     elif out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
         hold.enter_context(run_lock(out, say))
         if overwrite:
             clear_run_files(out)
