@@ -238,6 +238,7 @@ def test_an_output_never_replaces_what_is_not_a_regular_file(output, node, conte
         shutil.rmtree(target)
         shutil.copytree(context.run, target)  # a run to resume, through the link
     before = kind_of(path) if node != "stdout" else None
+    listing = sorted(tmp_path.iterdir())
     drain = Drain(path) if node == "fifo" and output.kind != "database" else None
     try:
         code, out, err = run(output, context, "-" if node == "stdout" else str(path), capsysbinary)
@@ -254,6 +255,7 @@ def test_an_output_never_replaces_what_is_not_a_regular_file(output, node, conte
         assert code == 1, err
         assert err.count("\n") == 1 and "internal error" not in err, err
         assert str(path) in err or str(target) in err or os.path.realpath(path) in err, err
+        assert sorted(tmp_path.iterdir()) == listing  # nothing made beside it (a journal, a temporary)
         if node == "link-to-file":
             assert target.read_bytes() == b"the user's own file\n"
         elif node == "link-to-folder":

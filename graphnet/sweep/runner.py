@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 
 from ..console import line_printer
 from ..errors import GraphnetError
-from ..fileio import make_folder
+from ..fileio import make_folder, output_target
 from .report import (BEST_FILE, PLOT_FILE, RESULTS_FILE, TrialRow, best_document, best_row, format_table,
                      plot_sweep, trial_rows, write_best_json, write_results_csv)
 from .space import Distribution, Sweep, epoch_metric, load_sweep
@@ -90,6 +90,16 @@ def shown_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL sqlalchemy can parse: opening it reports that
         return url
+
+
+def check_sqlite_file(url: str) -> None:
+    """SweepError when a sqlite:/// URL names a device or FIFO (SQLite would write a journal
+    beside it); an OSError naming the path for a folder."""
+    if not url.startswith("sqlite:///"):
+        return
+    path = url[len("sqlite:///"):].partition("?")[0]
+    if path and path != ":memory:" and output_target(path).how == "stream":
+        raise SweepError(f"storage {shown_url(url)}: {path} is a device or FIFO, not a database file")
 
 
 def open_storage(optuna: Any, url: str) -> Any:
@@ -297,6 +307,7 @@ def run_sweep(source: str | Path | Mapping[str, Any], *, trials: int, out: str |
     sweep = load_sweep(dict(source) if isinstance(source, Mapping) else source)
     out = make_folder(Path(out).resolve())  # trial folders are named absolute in the study, results.csv, best.json
     url = storage or default_storage(out)
+    check_sqlite_file(url)
     name = sweep.spec.study_name or (Path(sweep.source).stem if sweep.source else "sweep")
     study = open_study(optuna, sweep, open_storage(optuna, url), url, name, out)
     done = counted_trials(study)
