@@ -85,6 +85,8 @@ class Importer:
         found = self.operand(node, slot, where)
         if isinstance(found, Transposed):
             raise self.error(found.where, "a transposed value may only feed a Gemm with transA=1")
+        if found is None:
+            raise self.error(where, f"{node.op_type} has no input {slot}")
         if not isinstance(found, Val):
             raise self.error(where, f"input {slot} ('{node.input[slot]}') must be computed from the graph's "
                              "inputs, not a constant")
@@ -151,7 +153,22 @@ class Importer:
                 op_type = node.op_type if standard else f"{node.domain}.{node.op_type}"
                 raise self.error(where, f"op type {op_type} is not supported "
                                  f"(supported: {', '.join(sorted(rules))})")
+            self.check_node_form(node, where)
             rule(self, node, where)
+
+    def check_node_form(self, node: Any, where: str) -> None:
+        """GraphnetError for a node without an output, without inputs (but a Constant), or with
+        an attribute of another type than ONNX gives it (a STRING alpha, a FLOAT axis)."""
+        if not node.output or not node.output[0]:
+            raise self.error(where, f"{node.op_type} has no output")
+        if node.op_type != "Constant" and not any(node.input):
+            raise self.error(where, f"{node.op_type} has no input")
+        kinds = self.onnx.AttributeProto.AttributeType
+        for attribute in node.attribute:
+            expected = ATTRIBUTE_TYPES.get(attribute.name)
+            if expected is not None and kinds.Name(attribute.type) != expected:
+                raise self.error(where, f"attribute '{attribute.name}' has type {kinds.Name(attribute.type)}; "
+                                 f"{node.op_type}'s {attribute.name} has type {expected}")
 
     def check_one_writer_per_value(self) -> None:
         """GraphnetError naming both writers when two nodes (or a node and a graph input or
@@ -194,6 +211,12 @@ class Importer:
 Rule = Callable[[Importer, Any, str], None]  # an ONNX node -> graphnet node(s) or a fold
 
 FLOAT_TYPES = {1: np.dtype(np.float32), 11: np.dtype(np.float64)}  # TensorProto.FLOAT, DOUBLE
+
+# the AttributeProto type of each attribute the rules read (the ONNX operators' definitions)
+ATTRIBUTE_TYPES = {"alpha": "FLOAT", "beta": "FLOAT", "epsilon": "FLOAT", "momentum": "FLOAT", "axis": "INT",
+                   "transA": "INT", "transB": "INT", "training_mode": "INT", "allowzero": "INT", "perm": "INTS",
+                   "value": "TENSOR", "value_float": "FLOAT", "value_floats": "FLOATS", "value_int": "INT",
+                   "value_ints": "INTS"}
 
 
 def attributes(onnx: Any, node: Any) -> dict[str, Any]:
