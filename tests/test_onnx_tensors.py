@@ -100,6 +100,8 @@ HOSTILE: dict[str, tuple[Callable[[Path], Path], str]] = {
     "a-node-writes-an-input": (lambda f: model(f, [helper.make_node("Relu", ["x"], ["x"], name="r")] + gemm(),
                                                [numpy_helper.from_array(W, "W")]),
                                "node 'r': writes 'x', already written by graph input 'x'"),
+    "integer-weights": (lambda f: model(f, tensors=[numpy_helper.from_array(W.view(np.int32), "W")]),
+                        "node 'fc': the weight B ('W') holds int32 values; the graph's values are floating point"),
     "attribute-of-another-type": (lambda f: model(f, [helper.make_node("Gemm", ["x", "W"], ["y"], name="g",
                                                                        alpha="2")], [numpy_helper.from_array(W, "W")]),
                                   "node 'g': attribute 'alpha' has type STRING; Gemm's alpha has type FLOAT"),

@@ -109,6 +109,19 @@ class Importer:
                              "not a value computed from the inputs")
         return found.array
 
+    def weight(self, node: Any, slot: int, where: str, what: str) -> np.ndarray | None:
+        """A constant holding parameters (a weight, a bias, a scale): see `floating`."""
+        array = self.constant(node, slot, where, what)
+        return None if array is None else self.floating(array, where, f"{what} ('{node.input[slot]}')")
+
+    def floating(self, array: np.ndarray, where: str, what: str) -> np.ndarray:
+        """`array` when it holds floating-point numbers, as the graph's values do; GraphnetError
+        otherwise (integer weights would be read as numbers they were never meant to be)."""
+        if array.dtype.kind != "f":
+            raise self.error(where, f"{what} holds {array.dtype} values; the graph's values are floating "
+                             "point, and so must its weights be")
+        return array
+
     def add(self, onnx_node: Any, where: str, op: str, inputs: list[Val], **extra: Any) -> None:
         """Record a graphnet node producing the ONNX node's first output."""
         output = onnx_node.output[0]
