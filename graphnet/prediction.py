@@ -1,6 +1,6 @@
 """`graphnet predict`: a trained model's predictions for a file of raw examples, streamed.
 
-    with open_text_atomic("pred.csv") as out:
+    with open_output("pred.csv", text=True) as out:       # graphnet.fileio
         write_predictions(net, read_examples(net, "new.csv"), out, proba=True)
 
 Inputs (raw features, as in training; the model's preprocessing applies):
@@ -226,15 +226,27 @@ def prediction_header(net: CompiledNetwork, proba: bool) -> list[str]:
 def write_predictions(net: CompiledNetwork, examples: Iterator[np.ndarray], out: TextIO,
                       proba: bool = False) -> int:
     """Write the header and one row per example to `out`; returns the number of examples.
-    `examples` yields raw (n, *raw shape) chunks (see `read_examples`)."""
+    `examples` yields raw (n, *raw shape) chunks (see `read_examples`). Nothing is written
+    before the first chunk has been read and predicted: an input refused at its layout or
+    first rows leaves `out` (stdout, a pipe) empty."""
+    rows = _prediction_rows(net, examples, proba)
+    first = next(rows, [])
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(prediction_header(net, proba))
+    writer.writerows(first)
+    total = len(first)
+    for cells in rows:
+        writer.writerows(cells)
+        total += len(cells)
+    return total
+
+
+def _prediction_rows(net: CompiledNetwork, examples: Iterator[np.ndarray], proba: bool) -> Iterator[list[list[str]]]:
+    """The output rows (text cells) of each chunk of raw examples."""
     first = net.graph.outputs[0]
     task = output_task(net.graph, first)
-    header = prediction_header(net, proba)
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
     digits = ".9g" if net.dtype == np.float32 else ".17g"
     names = np.asarray(net.class_names) if net.class_names is not None and task in (None, "classification") else None
-    total = 0
     for raw in examples:
         if len(raw) == 0:
             continue
@@ -244,9 +256,7 @@ def write_predictions(net: CompiledNetwork, examples: Iterator[np.ndarray], out:
         if proba:
             p = probabilities(scores, net.graph, first)
             cells = [row + _cells(prow, 1, digits)[0] for row, prow in zip(cells, p.reshape(len(raw), -1))]
-        writer.writerows(cells)
-        total += len(raw)
-    return total
+        yield cells
 
 
 def _cells(values: np.ndarray, n: int, digits: str) -> list[list[str]]:

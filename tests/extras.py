@@ -4,3 +4,5 @@ from importlib.util import find_spec
 HAVE_MATPLOTLIB = find_spec("matplotlib") is not None  # graphnet[plot]
 HAVE_TQDM = find_spec("tqdm") is not None  # graphnet[progress]
 HAVE_MPI4PY = find_spec("mpi4py") is not None  # graphnet[mpi]
+HAVE_ONNX = find_spec("onnx") is not None  # graphnet[onnx]
+HAVE_OPTUNA = find_spec("optuna") is not None  # graphnet[sweep]

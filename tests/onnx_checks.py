@@ -34,3 +34,23 @@ def forward_dict(net: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarra
 def random_inputs(net: Any, n: int, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {name: rng.normal(0, 1.5, (n, *value.shape)).astype(net.dtype) for name, value in net.graph.inputs.items()}
+
+
+def write_model(path: Path, nodes: list, inputs: dict[str, list], outputs: list[str],
+                initializers: dict[str, np.ndarray] | None = None, opset: int = 17,
+                elem_type: int | None = None, batch: str | int = "batch", tensors: list | None = None,
+                metadata: dict[str, str] | None = None) -> Path:
+    """A hand-built model (onnx.helper): `inputs` {name: dims after the batch}, outputs of unknown
+    shape, `initializers` from arrays, `tensors` as TensorProtos made by hand, `metadata` props."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    elem_type = TensorProto.FLOAT if elem_type is None else elem_type
+    graph = helper.make_graph(
+        nodes, "handmade",
+        [helper.make_tensor_value_info(name, elem_type, [batch, *dims]) for name, dims in inputs.items()],
+        [helper.make_tensor_value_info(name, elem_type, None) for name in outputs],
+        [numpy_helper.from_array(array, name) for name, array in (initializers or {}).items()] + list(tensors or []))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+    helper.set_model_props(model, metadata or {})
+    path.write_bytes(model.SerializeToString())
+    return path

@@ -643,3 +643,24 @@ def test_eval_and_resume_read_a_run_json_written_by_an_older_graphnet(tmp_path, 
     assert main(["train", "--resume", str(out), "--epochs", "3", "--no-progress"]) == 0
     written = json.loads((out / "run.json").read_text())  # the extension is saved in the new form
     assert "$schema" not in written and written["train"]["epochs"] == 3 and written["train"]["seed"] == 0
+
+
+def test_a_closed_stdout_does_not_stop_training(tmp_path):
+    """`graphnet train SPEC | head -1`: the reader goes after one line; training goes on to its last
+    epoch and writes metrics.json, stderr says once that the lines stop."""
+    out = tmp_path / "run"
+    train = subprocess.Popen([sys.executable, "-m", "graphnet", "train", "specs/spiral_mlp.json", "--epochs", "300",
+                              "--out", str(out), "--no-progress"], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    try:
+        first = train.stdout.readline()
+        train.stdout.close()  # a real pipe, closed by its reader
+        stderr = train.stderr.read().decode()
+        assert train.wait(timeout=120) == 0, stderr
+    finally:
+        if train.poll() is None:
+            train.kill()
+    assert first.startswith(b"epoch   1/300 ")
+    assert stderr == "graphnet train: stdout was closed; going on without printing\n"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 300 and metrics["interrupted"] is False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import threading
 from pathlib import Path
@@ -341,3 +342,133 @@ def test_append_and_truncate_name_the_file_on_an_os_error(tmp_path, monkeypatch)
         with pytest.raises(OSError) as info:
             call()
         assert info.value.filename == str(tmp_path / "log") and info.value.errno == errno.ENOSPC
+
+
+# ---- what a path names decides how it is written (output_target, open_output) ------------------
+
+
+WRITE_CALLS = ("write_text", "write_bytes", "onnx.save", "onnx.save_model", "np.save", "np.savez",
+               "np.savez_compressed", "np.savetxt", "tofile", "os.replace", "os.rename", "tempfile.mkstemp",
+               "tempfile.NamedTemporaryFile")
+# modules that may open files for writing themselves, and why
+OWN_WRITERS = {"fileio.py": "the one checked helper",
+               "runlock.py": "the run folder's lock file, made with O_CREAT|O_EXCL: a lock, not an output",
+               "console.py": "points stdout at the null device once its reader has gone"}
+
+
+def _writes(path: Path) -> list[str]:
+    """The calls in `path` that write a file: named writers, an open() given a writing mode,
+    os.open given writing flags."""
+    import ast
+
+    found = [name for name in called_names(path) if name.endswith(WRITE_CALLS)]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call) or not ast.unparse(node.func).endswith("open"):
+            continue
+        arguments = node.args + [keyword.value for keyword in node.keywords]
+        modes = [a.value for a in arguments if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        if any(re.fullmatch(r"[rbt]*[wax+][rbtwax+]*", mode) for mode in modes) or \
+                re.search(r"O_WRONLY|O_RDWR|O_CREAT", " ".join(ast.unparse(a) for a in arguments)):
+            found.append(ast.unparse(node))
+    return found
+
+
+def test_every_file_is_written_through_one_helper():
+    """predict --out, export, schema -o, bench --json, import, run folders, checkpoints, sweep
+    results: every writer goes through graphnet.fileio (open_output and the write_* helpers)."""
+    writers = {path.relative_to(PACKAGE).as_posix(): _writes(path) for path in package_files()}
+    assert {name: calls for name, calls in writers.items() if calls and name not in OWN_WRITERS} == {}
+    assert all(writers[name] for name in OWN_WRITERS)  # the list names no module that stopped writing
+
+
+def test_a_regular_or_missing_file_is_replaced_and_a_device_or_fifo_streamed(tmp_path):
+    (tmp_path / "file").write_text("x")
+    os.mkfifo(tmp_path / "fifo")
+    assert fileio.output_target(tmp_path / "file").how == "replace"
+    assert fileio.output_target(tmp_path / "missing" / "file").how == "replace"
+    assert fileio.output_target(tmp_path / "fifo").how == "stream"
+    assert fileio.output_target("/dev/null").how == "stream"
+    assert fileio.output_target("-").how == "stdout"
+
+
+def test_a_symlink_is_followed_to_its_target(tmp_path):
+    (tmp_path / "users").write_text("old")
+    os.symlink(tmp_path / "users", tmp_path / "link")
+    os.symlink("nowhere/new", tmp_path / "dangling")  # relative to the link's folder
+    assert fileio.output_target(tmp_path / "link").path == tmp_path / "users"
+    write_text_atomic(tmp_path / "link", "new")
+    write_text_atomic(tmp_path / "dangling", "made")
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "users").read_text() == "new"
+    assert (tmp_path / "dangling").is_symlink() and (tmp_path / "nowhere" / "new").read_text() == "made"
+    assert leftovers(tmp_path) == []
+
+
+def test_a_folder_a_socket_or_a_symlink_loop_is_refused_naming_the_path(tmp_path):
+    import socket
+
+    (tmp_path / "folder").mkdir()
+    os.symlink(tmp_path / "loop", tmp_path / "loop")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "sock"))
+    try:
+        for name, kind in (("folder", IsADirectoryError), ("sock", OSError), ("loop", OSError)):
+            with pytest.raises(kind) as info:
+                write_text_atomic(tmp_path / name, "x")
+            assert info.value.filename == str(tmp_path / name)
+        assert stat.S_ISSOCK(os.lstat(tmp_path / "sock").st_mode) and (tmp_path / "loop").is_symlink()
+    finally:
+        server.close()
+
+
+def test_a_fifo_is_written_in_place_by_its_reader(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    with fileio.open_output(fifo, text=True) as out:
+        out.write("héllo\n")
+        out.write("world\n")
+    reader.join(10)
+    assert received == ["héllo\nworld\n".encode("utf-8")]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_dash_is_standard_output(capsysbinary):
+    write_bytes_atomic("-", b"\x00bytes\n")
+    with fileio.open_output("-", text=True) as out:
+        out.write("text\n")
+    assert capsysbinary.readouterr().out == b"\x00bytes\ntext\n"
+
+
+def test_make_folder_follows_links_and_refuses_what_is_not_a_folder(tmp_path):
+    os.symlink(tmp_path / "target", tmp_path / "dangling")
+    assert fileio.make_folder(tmp_path / "dangling") == tmp_path / "dangling"
+    assert (tmp_path / "target").is_dir() and (tmp_path / "dangling").is_symlink()
+    (tmp_path / "file").write_text("mine")
+    os.mkfifo(tmp_path / "fifo")
+    for name in ("file", "fifo"):
+        with pytest.raises(NotADirectoryError, match="exists and is not a folder") as info:
+            fileio.make_folder(tmp_path / name)
+        assert info.value.filename == str(tmp_path / name)
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX process ids")
+def test_a_write_removes_what_dead_writers_left_for_its_target(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".pred.csv.{dead.pid}.abcd1234.tmp"
+    other = tmp_path / f".other.csv.{dead.pid}.abcd1234.tmp"
+    mine = tmp_path / f".pred.csv.{os.getpid()}.efgh5678.tmp"
+    for path in (stale, other, mine):
+        path.write_text("partial")
+    write_text_atomic(tmp_path / "pred.csv", "done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, mine.name, "pred.csv"])
+    # without target names: every graphnet temporary of a dead writer, and nothing else
+    (tmp_path / ".notes.tmp").write_text("someone else's")
+    assert fileio.remove_stale_temporaries(tmp_path) == [other]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".notes.tmp", mine.name, "pred.csv"])

@@ -21,7 +21,7 @@ from graphnet.interop.onnx_export import export_onnx
 from graphnet.interop.onnx_import import read_onnx
 
 import strategies  # tests/ helpers, on sys.path via conftest.py
-from onnx_checks import assert_close, forward_dict, random_inputs, run_ort
+from onnx_checks import assert_close, forward_dict, random_inputs, run_ort, write_model
 from zoo import ZOO, randomize, zoo_network
 
 FIXTURES = Path(__file__).parent / "data" / "onnx"
@@ -36,20 +36,6 @@ RNG = np.random.default_rng(7)
 
 def weights(*shape: int) -> np.ndarray:
     return RNG.normal(0, 0.7, shape).astype(np.float32)
-
-
-def write_model(path: Path, nodes: list, inputs: dict[str, list], outputs: list[str],
-                initializers: dict[str, np.ndarray] | None = None, opset: int = 17,
-                elem_type: int = TensorProto.FLOAT, batch: str | int = "batch") -> Path:
-    """A hand-built model: `inputs` {name: dims after the batch}, outputs of unknown shape."""
-    graph = helper.make_graph(
-        nodes, "handmade",
-        [helper.make_tensor_value_info(name, elem_type, [batch, *dims]) for name, dims in inputs.items()],
-        [helper.make_tensor_value_info(name, elem_type, None) for name in outputs],
-        [numpy_helper.from_array(array, name) for name, array in (initializers or {}).items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
-    path.write_bytes(model.SerializeToString())
-    return path
 
 
 def check_like_ort(path: Path, batch: int = 5, rtol: float = 1e-5) -> gn.CompiledNetwork:

@@ -5,7 +5,11 @@ import csv
 import gzip
 import io
 import json
+import os
 import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +100,47 @@ def test_predict_input_errors_are_one_line_naming_the_file(flowers, tmp_path, ca
     with pytest.raises(SystemExit) as usage:
         main(["predict", str(flowers)])  # --data is required
     assert usage.value.code == 2
+
+
+@pytest.mark.parametrize("name, content", [
+    ("layout.csv", "f0,f1,f2\n1,2,3\n"),  # a feature column missing
+    ("rows.csv", "f0,f1,f2,f3\n1,2,x,4\n"),  # the first row not numbers
+    ("shape.npy", None),  # 3 features for a model of 4
+])
+def test_predict_to_stdout_writes_nothing_before_the_input_is_checked(flowers, tmp_path, capsys, name, content):
+    data = tmp_path / name
+    if content is None:
+        np.save(data, np.zeros((5, 3)))
+    else:
+        data.write_text(content)
+    assert main(["predict", str(flowers), "--data", str(data)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # not even the header
+    assert captured.err.count("\n") == 1 and name in captured.err, captured.err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+def test_the_temporary_of_a_killed_predict_is_removed_by_the_next_one(flowers, tmp_path, capsys):
+    big = tmp_path / "big.npy"
+    np.save(big, np.random.default_rng(0).standard_normal((400_000, 4)))
+    folder = tmp_path / "predictions"
+    folder.mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "graphnet", "predict", str(flowers), "--data", str(big),
+                                "--batch-size", "7", "--out", str(folder / "killed.csv")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(folder.glob(".killed.csv.*.tmp")) and time.monotonic() < deadline:
+            assert process.poll() is None, "predict ended before it was killed"
+            time.sleep(0.01)
+    finally:
+        process.kill()
+        process.wait()
+    [temporary] = list(folder.glob(".killed.csv.*.tmp"))  # a SIGKILL leaves it behind
+    data, _, _ = new_raw_csv(tmp_path / "new.csv", n=5)
+    assert main(["predict", str(flowers), "--data", str(data), "--out", str(folder / "next.csv")]) == 0
+    assert not temporary.exists() and not (folder / "killed.csv").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["next.csv"]
 
 
 def image_model(folder: Path) -> gn.CompiledNetwork:

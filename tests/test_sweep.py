@@ -396,6 +396,28 @@ def wait_for(condition, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
+def test_a_closed_stdout_does_not_stop_the_sweep(optuna, tmp_path):
+    """`graphnet sweep ... | head -1` with two worker processes: every trial still runs and the
+    results are written; stderr says once that the lines stop."""
+    out = tmp_path / "sweep"
+    source = write(tmp_path / "sweep.json", sweep_doc(run=spiral_run(epochs=3)))
+    sweep = subprocess.Popen([sys.executable, "-m", "graphnet", "sweep", str(source), "--trials", "2", "--jobs", "2",
+                              "--out", str(out)], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = sweep.stdout.readline()
+        sweep.stdout.close()  # a real pipe, closed by its reader
+        stderr = sweep.stderr.read().decode()
+        assert sweep.wait(timeout=240) == 0, stderr
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert first.startswith(b"study 'sweep' in ")
+    assert stderr == "graphnet sweep: stdout was closed; going on without printing\n"
+    with open(out / "results.csv", newline="") as handle:
+        assert [row["state"] for row in csv.DictReader(handle)] == ["complete", "complete"]
+
+
 def test_ctrl_c_stops_the_workers_and_the_same_command_resumes(optuna, tmp_path):
     out = tmp_path / "sweep"
     source = write(tmp_path / "sweep.json", sweep_doc(run=spiral_run(epochs=2000)))

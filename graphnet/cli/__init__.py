@@ -15,6 +15,7 @@ import sys
 import warnings
 from typing import Callable, Sequence
 
+from ..console import silence_stdout
 from ..errors import GraphnetError, SpecError, SpecWarning
 from . import deploy_commands, spec_commands, tool_commands, train_commands  # noqa: F401  (they register)
 from .parser import build_parser
@@ -76,8 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"graphnet {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader stopped reading (`graphnet predict ... | head`): not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+    except BrokenPipeError as error:
+        if error.filename is not None:  # a FIFO named as an output, whose reader went away
+            print(f"graphnet {args.command}: {_os_error_line(error)}", file=sys.stderr)
+            return 1
+        silence_stdout()  # stdout's reader stopped reading (`graphnet predict ... | head`): not an error
         return 0
     except OSError as error:  # disk full, read-only file system, a path under a regular file, ...
         print(f"graphnet {args.command}: {_os_error_line(error)}", file=sys.stderr)

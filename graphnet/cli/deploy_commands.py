@@ -12,7 +12,8 @@ from .registry import command
 def _predict(args: argparse.Namespace) -> int:
     """Predictions of a run's (or checkpoint's) model for a file of raw examples, streamed."""
     from ..checkpoint import load_checkpoint
-    from ..fileio import open_text_atomic
+    from ..errors import DataError
+    from ..fileio import STDOUT, open_output, output_target, remove_stale_temporaries
     from ..prediction import prediction_header, read_examples, write_predictions
     from ..runfolder import has_checkpoint, no_checkpoint_yet
 
@@ -22,18 +23,25 @@ def _predict(args: argparse.Namespace) -> int:
     net = load_checkpoint(run_folder, batch_size=args.batch_size, backend=args.backend)
     prediction_header(net, args.proba)  # a bad --proba fails before anything is read or written
     examples = read_examples(net, args.data, chunk=args.batch_size)
-    if args.out is None:
-        write_predictions(net, examples, sys.stdout, proba=args.proba)
-        return 0
-    with open_text_atomic(args.out) as out:
-        count = write_predictions(net, examples, out, proba=args.proba)
-    print(f"wrote {count} predictions to {args.out}", file=sys.stderr)
+    target = output_target(args.out or STDOUT)
+    if target.how == "replace":  # what predictions killed while writing into this folder left behind
+        remove_stale_temporaries(target.path.parent)
+    try:
+        with open_output(target.given, text=True) as out:
+            count = write_predictions(net, examples, out, proba=args.proba)
+    except DataError as error:  # the model's own checks of the examples (shape, values) name no file
+        if Path(args.data).name in str(error):
+            raise
+        raise DataError(f"{args.data}: {error}") from None
+    if target.how != "stdout":
+        print(f"wrote {count} predictions to {args.out}", file=sys.stderr)
     return 0
 
 
 @command("export")
 def _export(args: argparse.Namespace) -> int:
     from ..checkpoint import load_checkpoint
+    from ..fileio import STDOUT
     from ..interop import require_onnx
     from ..interop.onnx_export import export_onnx
 
@@ -41,7 +49,7 @@ def _export(args: argparse.Namespace) -> int:
     net = load_checkpoint(args.run, batch_size=1)
     export_onnx(net, args.out, opset=args.opset)
     print(f"wrote {args.out} (ONNX opset {args.opset}; inputs: {', '.join(net.graph.inputs)}; "
-          f"outputs: {', '.join(net.graph.outputs)})")
+          f"outputs: {', '.join(net.graph.outputs)})", file=sys.stderr if args.out == STDOUT else sys.stdout)
     return 0
 
 

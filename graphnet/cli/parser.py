@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="one line per valid file")
 
     p = sub.add_parser("schema", help="print or write the JSON Schema of spec files")
-    p.add_argument("-o", "--out", metavar="PATH", help="write here (atomically) instead of stdout")
+    p.add_argument("-o", "--out", metavar="PATH", help="write here instead of stdout (a file atomically; a device, FIFO or - as written)")
 
     p = sub.add_parser("compile", help="compile a spec and print its plan (or --dot: Graphviz)")
     p.add_argument("file", metavar="FILE")
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--proba adds p_<class> columns. Streams in batches.")
     p.add_argument("run", metavar="RUN", help="run folder (or checkpoint folder)")
     p.add_argument("--data", metavar="FILE", required=True, help="the examples: .csv, .npz/.npy or IDX images")
-    p.add_argument("--out", metavar="PRED.csv", help="write here (atomically); default: stdout")
+    p.add_argument("--out", metavar="PRED.csv", help="write here (a file atomically; a device, FIFO or - as written); default: stdout")
     p.add_argument("--proba", action="store_true", help="add one probability column per class (p_<class>)")
     p.add_argument("--batch-size", type=positive_int, default=4096, help="examples per batch (default 4096)")
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)

@@ -45,14 +45,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 @command("schema")
 def _schema(args: argparse.Namespace) -> int:
-    from ..fileio import write_text_atomic
+    from ..fileio import STDOUT, write_text_atomic
     from ..spec import schema_text
 
-    text = schema_text()
-    if args.out in (None, "-"):
-        sys.stdout.write(text)
-    else:
-        write_text_atomic(args.out, text)
+    write_text_atomic(args.out or STDOUT, schema_text())
+    if args.out not in (None, STDOUT):
         print(f"wrote {args.out}")
     return 0
 

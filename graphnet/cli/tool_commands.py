@@ -27,6 +27,7 @@ def _sweep(args: argparse.Namespace) -> int:
 @command("bench")
 def _bench(args: argparse.Namespace) -> int:
     from ..blas import blas_info
+    from ..console import line_printer
     from ..errors import NumbaMissingError
     from ..kernels import HAVE_NUMBA
 
@@ -36,24 +37,26 @@ def _bench(args: argparse.Namespace) -> int:
     from ..kernel_bench import format_table, run_kernel_bench
     from ..machine_load import LoadMeter
 
-    print(blas_info(args.dtype))
+    say = line_printer("graphnet bench")  # a closed stdout does not stop the measurement or --json
+    say(blas_info(args.dtype))
     meter = LoadMeter()
     rows = run_kernel_bench(quick=not args.full, dtype=args.dtype)
-    print(format_table(rows))
-    print(meter.report())
+    say(format_table(rows))
+    say(meter.report())
     if not args.kernels_only:
         from ..step_bench import format_step_table, run_step_bench
 
         meter = LoadMeter()
         step_rows = run_step_bench(quick=not args.full)
-        print()
-        print(format_step_table(step_rows))
-        print(meter.report())
+        say("")
+        say(format_step_table(step_rows))
+        say(meter.report())
         if args.json:
             import json
 
-            from ..fileio import write_text_atomic
+            from ..fileio import STDOUT, write_text_atomic
 
             write_text_atomic(args.json, json.dumps(step_rows, indent=2) + "\n")
-            print(f"\nwrote {args.json}")
+            if args.json != STDOUT:
+                say(f"\nwrote {args.json}")
     return 0

@@ -26,7 +26,10 @@ def _train(args: argparse.Namespace) -> int:
 def _train_here(args: argparse.Namespace, train: Callable[..., Any]) -> int:
     from datetime import datetime
 
+    from ..console import line_printer
     from ..distributed import current_world
+
+    say = line_printer("graphnet train")  # a closed stdout (`| head -2`) does not stop training
 
     if args.resume:
         if args.data is not None or args.batch_size is not None or args.label_column is not None:
@@ -36,7 +39,7 @@ def _train_here(args: argparse.Namespace, train: Callable[..., Any]) -> int:
             raise SpecError(f"--out {args.out} differs from --resume {args.resume}: a resumed run stays in "
                             "its own folder (copy the folder first to continue it elsewhere)")
         result = train(None, resume=args.resume, epochs=args.epochs, learning_rate=args.lr,  # type: ignore[arg-type]
-                       backend=args.backend, progress=None if not args.no_progress else False)
+                       backend=args.backend, progress=None if not args.no_progress else False, log=say)
     else:
         if args.file is None:
             raise SpecError("give a run file (graphnet train specs/fashion_mlp.json) or --resume RUN")
@@ -47,9 +50,9 @@ def _train_here(args: argparse.Namespace, train: Callable[..., Any]) -> int:
         run = _with_label_column(args.file, args.label_column) if args.label_column else args.file
         result = train(run, out=out, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
                        learning_rate=args.lr, backend=args.backend,
-                       progress=None if not args.no_progress else False, overwrite=args.overwrite)
+                       progress=None if not args.no_progress else False, overwrite=args.overwrite, log=say)
     if result.out is not None and current_world().is_root:
-        print(f"run folder: {result.out}")
+        say(f"run folder: {result.out}")
     return 130 if result.interrupted else 0
 
 

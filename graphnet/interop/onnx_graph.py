@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import prod
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from ..errors import GraphnetError
+from .onnx_tensors import node_where
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,8 @@ class Importer:
         found = self.operand(node, slot, where)
         if isinstance(found, Transposed):
             raise self.error(found.where, "a transposed value may only feed a Gemm with transA=1")
+        if found is None:
+            raise self.error(where, f"{node.op_type} has no input {slot}")
         if not isinstance(found, Val):
             raise self.error(where, f"input {slot} ('{node.input[slot]}') must be computed from the graph's "
                              "inputs, not a constant")
@@ -106,6 +108,19 @@ class Importer:
             raise self.error(where, f"{what} ('{node.input[slot]}') must be a constant (an initializer), "
                              "not a value computed from the inputs")
         return found.array
+
+    def weight(self, node: Any, slot: int, where: str, what: str) -> np.ndarray | None:
+        """A constant holding parameters (a weight, a bias, a scale): see `floating`."""
+        array = self.constant(node, slot, where, what)
+        return None if array is None else self.floating(array, where, f"{what} ('{node.input[slot]}')")
+
+    def floating(self, array: np.ndarray, where: str, what: str) -> np.ndarray:
+        """`array` when it holds floating-point numbers, as the graph's values do; GraphnetError
+        otherwise (integer weights would be read as numbers they were never meant to be)."""
+        if array.dtype.kind != "f":
+            raise self.error(where, f"{what} holds {array.dtype} values; the graph's values are floating "
+                             "point, and so must its weights be")
+        return array
 
     def add(self, onnx_node: Any, where: str, op: str, inputs: list[Val], **extra: Any) -> None:
         """Record a graphnet node producing the ONNX node's first output."""
@@ -135,6 +150,7 @@ class Importer:
     def run(self, rules: Mapping[str, Rule]) -> None:
         """Apply `rules[op_type]` to every node; an op type without a rule is an error."""
         graph = self.model.graph
+        self.check_one_writer_per_value()
         initializers = {t.name: t for t in graph.initializer}
         for name, tensor in initializers.items():
             self.values[name] = Const(self.onnx.numpy_helper.to_array(tensor))
@@ -143,14 +159,47 @@ class Importer:
                 self.values[value_info.name] = Val(value_info.name, self.input_shape(value_info))
                 self.raw_inputs.add(value_info.name)
         for index, node in enumerate(graph.node):
-            where = f"node '{node.name or f'#{index}'}'"
+            where = node_where(node, index)
             standard = node.domain in ("", "ai.onnx")
             rule = rules.get(node.op_type) if standard else None
             if rule is None:
                 op_type = node.op_type if standard else f"{node.domain}.{node.op_type}"
                 raise self.error(where, f"op type {op_type} is not supported "
                                  f"(supported: {', '.join(sorted(rules))})")
+            self.check_node_form(node, where)
             rule(self, node, where)
+
+    def check_node_form(self, node: Any, where: str) -> None:
+        """GraphnetError for a node without an output, without inputs (but a Constant), or with
+        an attribute of another type than ONNX gives it (a STRING alpha, a FLOAT axis)."""
+        if not node.output or not node.output[0]:
+            raise self.error(where, f"{node.op_type} has no output")
+        if node.op_type != "Constant" and not any(node.input):
+            raise self.error(where, f"{node.op_type} has no input")
+        kinds = self.onnx.AttributeProto.AttributeType
+        for attribute in node.attribute:
+            expected = ATTRIBUTE_TYPES.get(attribute.name)
+            if expected is not None and kinds.Name(attribute.type) != expected:
+                raise self.error(where, f"attribute '{attribute.name}' has type {kinds.Name(attribute.type)}; "
+                                 f"{node.op_type}'s {attribute.name} has type {expected}")
+
+    def check_one_writer_per_value(self) -> None:
+        """GraphnetError naming both writers when two nodes (or a node and a graph input or
+        initializer, or two initializers) write one value: ONNX values have one producer."""
+        graph = self.model.graph
+        writers = {value_info.name: f"graph input '{value_info.name}'" for value_info in graph.input}
+        for tensor in graph.initializer:  # (an initializer may also be listed as a graph input)
+            where = f"initializer '{tensor.name}'"
+            if writers.get(tensor.name, "").startswith("initializer"):
+                raise self.error(where, "is given twice: an ONNX value has one producer")
+            writers[tensor.name] = where
+        for index, node in enumerate(graph.node):
+            where = node_where(node, index)
+            for name in filter(None, node.output):
+                if name in writers:
+                    raise self.error(where, f"writes '{name}', already written by {writers[name]}: an ONNX value "
+                                     "has one producer")
+                writers[name] = where
 
     def input_shape(self, value_info: Any) -> tuple[int, ...]:
         """The per-example shape of a graph input (the dims after the batch dim)."""
@@ -176,6 +225,12 @@ Rule = Callable[[Importer, Any, str], None]  # an ONNX node -> graphnet node(s) 
 
 FLOAT_TYPES = {1: np.dtype(np.float32), 11: np.dtype(np.float64)}  # TensorProto.FLOAT, DOUBLE
 
+# the AttributeProto type of each attribute the rules read (the ONNX operators' definitions)
+ATTRIBUTE_TYPES = {"alpha": "FLOAT", "beta": "FLOAT", "epsilon": "FLOAT", "momentum": "FLOAT", "axis": "INT",
+                   "transA": "INT", "transB": "INT", "training_mode": "INT", "allowzero": "INT", "perm": "INTS",
+                   "value": "TENSOR", "value_float": "FLOAT", "value_floats": "FLOATS", "value_int": "INT",
+                   "value_ints": "INTS"}
+
 
 def attributes(onnx: Any, node: Any) -> dict[str, Any]:
     """An ONNX node's attributes by name, as Python values."""
@@ -196,13 +251,3 @@ def _node_name_hint(name: str) -> str:
     if name.startswith("node_"):
         name = name[len("node_"):]
     return name
-
-
-def load_model(onnx: Any, path: Path) -> Any:
-    """The ONNX ModelProto in `path` (GraphnetError naming the file if missing or unreadable)."""
-    if not path.is_file():
-        raise GraphnetError(f"{path}: no such file")
-    try:
-        return onnx.load(str(path))
-    except Exception as error:  # protobuf's DecodeError and friends
-        raise GraphnetError(f"{path}: not an ONNX model ({type(error).__name__}: {error})") from None

@@ -31,7 +31,8 @@ import numpy as np
 
 from ..errors import GraphnetError, SpecError, SpecWarning
 from . import require_onnx
-from .onnx_graph import FLOAT_TYPES, Const, Importer, Pending, Transposed, Val, load_model
+from .onnx_graph import FLOAT_TYPES, Const, Importer, Pending, Transposed, Val
+from .onnx_tensors import load_model
 from .onnx_export import CLASS_NAMES_PROP, FEATURES_PROP
 from .onnx_rules import IMPORTERS
 from .onnx_spec import AFFINE_ACTIVATIONS, MAX_ID, identifier, spec_document
@@ -141,6 +142,8 @@ def _json_prop(props: dict[str, str], key: str, source: str) -> Any:
         return json.loads(props[key])
     except ValueError:
         raise GraphnetError(f"{source}: metadata {key} is not JSON") from None
+    except RecursionError:
+        raise GraphnetError(f"{source}: metadata {key} is nested too deeply to read") from None
 
 
 def from_onnx(path: str | Path, batch_size: int = 128, dtype: Any = None, backend: str | None = None,

@@ -55,7 +55,7 @@ def _gemm(imp: Importer, node: Any, where: str) -> None:
         a = a.value
     else:
         a = imp.vector(node, 0, where)
-    B = imp.constant(node, 1, where, "the weight B")
+    B = imp.weight(node, 1, where, "the weight B")
     if B is None or B.ndim != 2:
         raise imp.error(where, "Gemm needs a 2-D constant weight B")
     W = B.T if attrs.get("transB", 0) else B
@@ -63,7 +63,7 @@ def _gemm(imp: Importer, node: Any, where: str) -> None:
         W = W * np.asarray(alpha, W.dtype)
     _check_fan_in(imp, node, where, a, W)
     arrays = {"W": np.ascontiguousarray(W)}
-    C = imp.constant(node, 2, where, "the bias C")
+    C = imp.weight(node, 2, where, "the bias C")
     if C is not None:
         b = bias_vector(imp, where, C, W.shape[1])
         arrays["b"] = b * np.asarray(beta, b.dtype) if beta != 1.0 else b
@@ -80,7 +80,7 @@ def _check_fan_in(imp: Importer, node: Any, where: str, a: Val, W: np.ndarray) -
 def _matmul(imp: Importer, node: Any, where: str) -> None:
     """X @ W with W a 2-D constant: an affine without bias (a following Add of a constant becomes its bias)."""
     a = imp.vector(node, 0, where)
-    W = imp.constant(node, 1, where, "the right operand")
+    W = imp.weight(node, 1, where, "the right operand")
     if W is None or W.ndim != 2:
         raise imp.error(where, "MatMul needs a 2-D constant right operand")
     _check_fan_in(imp, node, where, a, W)
@@ -95,7 +95,8 @@ def _add(imp: Importer, node: Any, where: str) -> None:
     elif isinstance(left, Const) or isinstance(right, Const):
         slot = 0 if isinstance(right, Const) else 1
         value = imp.vector(node, slot, where)
-        bias = (right if slot == 0 else left).array  # type: ignore[union-attr]
+        bias = imp.floating((right if slot == 0 else left).array, where,  # type: ignore[union-attr]
+                            f"the constant '{node.input[1 - slot]}'")
         imp.add(node, where, "bias_add", [value], arrays={"b": bias})
     else:
         imp.add(node, where, "add", [imp.value(node, 0, where), imp.value(node, 1, where)])
@@ -186,6 +187,9 @@ def _transpose(imp: Importer, node: Any, where: str) -> None:
     found = imp.operand(node, 0, where)
     perm = attributes(imp.onnx, node).get("perm")
     if isinstance(found, Const):
+        if perm is not None and sorted(perm) != list(range(found.array.ndim)):
+            raise imp.error(where, f"Transpose perm {list(perm)} is not an order of the {found.array.ndim} axes of "
+                            f"'{node.input[0]}'")
         imp.values[node.output[0]] = Const(np.transpose(found.array, perm))
         return
     value = imp.vector(node, 0, where)
@@ -202,7 +206,7 @@ def _batchnorm(imp: Importer, node: Any, where: str) -> None:
     names = ("gamma", "beta", "running_mean", "running_var")
     arrays = {}
     for slot, name in enumerate(names, start=1):
-        array = imp.constant(node, slot, where, name)
+        array = imp.weight(node, slot, where, name)
         if array is None or array.shape != value.shape:
             raise imp.error(where, f"BatchNormalization's {name} must be a constant of shape {value.shape}")
         arrays[name] = array
@@ -216,8 +220,8 @@ def _layernorm(imp: Importer, node: Any, where: str) -> None:
     value = imp.vector(node, 0, where)
     if attrs.get("axis", -1) not in (1, -1):
         raise imp.error(where, f"LayerNormalization over axis {attrs['axis']} is not supported (only -1)")
-    gamma = imp.constant(node, 1, where, "the scale")
-    beta = imp.constant(node, 2, where, "the bias")
+    gamma = imp.weight(node, 1, where, "the scale")
+    beta = imp.weight(node, 2, where, "the bias")
     if beta is None and gamma is not None:
         beta = np.zeros_like(gamma)
     for name, array in (("scale", gamma), ("bias", beta)):
@@ -248,7 +252,7 @@ def _preprocessing_step(imp: Importer, node: Any, where: str, part: str) -> None
         raise imp.error(where, f"op type {op} is supported only as input preprocessing: a graph input "
                         f"{'minus' if op == 'Sub' else 'divided by'} a constant, read by nothing else")
     entry = state if state is not None else imp.preprocessing.setdefault(x.key, {})
-    entry[part], entry["at"] = c.array, node.output[0]
+    entry[part], entry["at"] = imp.floating(c.array, where, f"the constant '{node.input[1]}'"), node.output[0]
     imp.values[node.output[0]] = x
 
 

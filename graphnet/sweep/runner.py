@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..console import line_printer
 from ..errors import GraphnetError
+from ..fileio import make_folder, output_target
 from .report import (BEST_FILE, PLOT_FILE, RESULTS_FILE, TrialRow, best_document, best_row, format_table,
                      plot_sweep, trial_rows, write_best_json, write_results_csv)
 from .space import Distribution, Sweep, epoch_metric, load_sweep
@@ -88,6 +90,16 @@ def shown_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL sqlalchemy can parse: opening it reports that
         return url
+
+
+def check_sqlite_file(url: str) -> None:
+    """SweepError when a sqlite:/// URL names a device or FIFO (SQLite would write a journal
+    beside it); an OSError naming the path for a folder."""
+    if not url.startswith("sqlite:///"):
+        return
+    path = url[len("sqlite:///"):].partition("?")[0]
+    if path and path != ":memory:" and output_target(path).how == "stream":
+        raise SweepError(f"storage {shown_url(url)}: {path} is a device or FIFO, not a database file")
 
 
 def open_storage(optuna: Any, url: str) -> Any:
@@ -260,8 +272,7 @@ def work(plan: WorkerPlan, log: Callable[[str], None]) -> None:
                    callbacks=[stop_at_target], gc_after_trial=False)
 
 
-def _say(text: str) -> None:
-    print(text, flush=True)
+_say = line_printer("graphnet sweep")  # a closed stdout (`| head`) does not stop the sweep
 
 
 def worker_main(plan: WorkerPlan) -> None:
@@ -272,7 +283,7 @@ def worker_main(plan: WorkerPlan) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, raise_interrupt)
     try:
-        work(plan, _say)
+        work(plan, line_printer("graphnet sweep", notice=False))  # the parent says it once
     except KeyboardInterrupt:
         sys.exit(130)
     except GraphnetError as error:
@@ -294,9 +305,9 @@ def run_sweep(source: str | Path | Mapping[str, Any], *, trials: int, out: str |
     results.csv, best.json and sweep.png in `out` and print the results table."""
     optuna = import_optuna()
     sweep = load_sweep(dict(source) if isinstance(source, Mapping) else source)
-    out = Path(out).resolve()  # trial folders are named absolute in the study, results.csv and best.json
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(Path(out).resolve())  # trial folders are named absolute in the study, results.csv, best.json
     url = storage or default_storage(out)
+    check_sqlite_file(url)
     name = sweep.spec.study_name or (Path(sweep.source).stem if sweep.source else "sweep")
     study = open_study(optuna, sweep, open_storage(optuna, url), url, name, out)
     done = counted_trials(study)

@@ -26,6 +26,7 @@ import numpy as np
 from ..checkpoint import restore, spec_difference
 from ..data import IN_MEMORY
 from ..errors import CheckpointError, SpecError
+from ..fileio import make_folder
 from ..model_record import ModelRecord
 from ..network import CompiledNetwork, compile
 from ..optimizer import Optimizer
@@ -127,7 +128,7 @@ def _create_run_folder(out: Path, run: RunSpec, overwrite: bool, hold: ExitStack
     If training fails before its first checkpoint, `hold` removes what the run wrote (and the
     folder, if it was made here), so that a run that never trained does not block its rerun."""
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     if created:
         hold.callback(remove_folder_if_empty, out)  # runs after the lock is released
     hold.enter_context(run_lock(out, say))
