@@ -206,3 +206,8 @@ def test_the_deploy_section_runs_as_written(tmp_path, monkeypatch, capsys):
             assert "setosa" in out and "accuracy" in out
     predicted = Path("predictions.csv").read_text().splitlines()
     assert predicted[0] == "prediction" and predicted[1:] == list(names[:20])
+    [python] = [body for language, body in _code_blocks(section[:section.index("**ONNX.**")]) if language == "python"]
+    namespace: dict = {}
+    exec(compile(python, "README.md (Deploy)", "exec"), namespace)  # runs as written, in the folder above
+    assert list(namespace["net"].predict(namespace["X_raw"][:20])) == list(names[:20])
+    assert namespace["result"].net.class_names == ("setosa", "versicolor", "virginica")
