@@ -12,8 +12,9 @@ __version__ = "0.1.0"
 
 from .builder import sequential
 from .checkpoint import load_checkpoint
-from .errors import (CheckpointError, DataError, GraphnetError, NonFiniteError, PlanError, RunFolderError,
-                     SpecError, SpecWarning)
+from .config import config_context, get_config, set_config
+from .errors import (CheckpointError, ConfigError, DataError, GraphnetError, NonFiniteError, PlanError,
+                     RunFolderError, SpecError, SpecWarning)
 from .interop.onnx_import import from_onnx
 from .network import CompiledNetwork, compile
 from .optimizer import Optimizer
@@ -25,6 +26,7 @@ __all__ = [
     "__version__",
     "CheckpointError",
     "CompiledNetwork",
+    "ConfigError",
     "DataError",
     "GraphnetError",
     "NetworkSpec",
@@ -38,7 +40,9 @@ __all__ = [
     "TrainResult",
     "TrainSpec",
     "compile",
+    "config_context",
     "from_onnx",
+    "get_config",
     "get_threads",
     "load",
     "load_checkpoint",
@@ -46,6 +50,7 @@ __all__ = [
     "parse_network",
     "parse_run",
     "sequential",
+    "set_config",
     "set_threads",
     "train",
 ]
