@@ -81,9 +81,9 @@ class CompiledNetwork:
         if target is None:
             target = resolve_target(_kernels(backend), wanted)
         elif wanted != target.dtype or backend not in (None, target.backend):
-            raise ValueError(f"dtype {wanted.name} and backend {backend} disagree with the target "
-                             f"({target.dtype.name}, {target.backend})")
-        self.target: Target = target
+            given = f"dtype {wanted.name}" if wanted != target.dtype else f"backend {backend}"
+            raise ValueError(f"{given} disagrees with the target ({target.dtype.name}, {target.backend} kernels)")
+        self._target = target
         self.dtype, self.backend = target.dtype, target.backend
         self.seed = seed
         self.capacity = batch_size
@@ -110,9 +110,14 @@ class CompiledNetwork:
         self.class_names: tuple[str, ...] | None = None
 
     @property
+    def target(self) -> Target:
+        """What the network was compiled for (graphnet.target): fixed for its lifetime."""
+        return self._target
+
+    @property
     def kernels(self) -> Any:
         """The kernel backend the network runs (its target's)."""
-        return self.target.kernels
+        return self._target.kernels
 
     # ---- plans ------------------------------------------------------------------------------
 
@@ -130,7 +135,7 @@ class CompiledNetwork:
             log.info("graphnet: compiling a larger plan (%s)", reason)
             self.stats.replans.append(reason)
         spec = PlanSpec(kind, capacity, fuse=self.fuse_ops, share_memory=self.share_memory, poison=self.debug_poison)
-        plan = build_plan(self.graph, spec, self.target, store=self.store, rng=self.dropout_rng)
+        plan = build_plan(self.graph, spec, self._target, store=self.store, rng=self.dropout_rng)
         self.stats.plans_compiled += 1
         self.stats.plans.append((kind.name, capacity))
         self._plans[(kind.name, capacity)] = plan

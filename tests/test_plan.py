@@ -140,18 +140,17 @@ def test_poison_fills_dead_buffers_with_nan_and_keeps_outputs():
 def test_poison_exposes_a_buffer_freed_too_early():
     """What poison mode is for (MXNet #16553): a liveness bug gives NaN, not silently wrong numbers."""
     spec = mlp((8, 8))
-    net = gn.compile(spec, batch_size=4, dtype="float64", debug_poison=True)
     inputs, labels = reference.random_batch(spec, 4)
-    plan = net.plan("train")
-    assert np.isfinite(net.step(inputs, labels))
-    # Pretend the planner thought the first hidden activation died right after it was written.
-    key = ("value", "affine1")
-    buffer = plan.memory.buffers[key]
+    honest, wrong = (gn.compile(spec, batch_size=4, dtype="float64", debug_poison=True) for _ in range(2))
+    assert np.isfinite(honest.step(inputs, labels))
+    assert all(np.isfinite(honest.grads[k]).all() for k in honest.grads)
+    # Pretend the planner thought the first hidden activation died right after it was written
+    # (before the plan's first run binds its steps).
+    buffer = wrong.plan("train").memory.buffers[("value", "affine1")]
     assert buffer.last > buffer.first + 1  # read again later (by the next layer and by backward)
     buffer.last = buffer.first
-    plan._bindings.clear()
-    net.step(inputs, labels)
-    assert not all(np.isfinite(net.grads[k]).all() for k in net.grads)
+    wrong.step(inputs, labels)
+    assert not all(np.isfinite(wrong.grads[k]).all() for k in wrong.grads)
 
 
 # ---- binding per batch size ------------------------------------------------------------------

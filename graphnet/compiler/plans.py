@@ -18,7 +18,7 @@ from .. import limits
 from ..errors import PlanError
 from ..graph import Graph
 from ..lowering import SGD_LEARNING_RATE, FusionDecision, Ref, Step
-from ..parameters import ParameterStore, span_name
+from ..parameters import ParameterStore
 from ..plan import Plan
 from ..target import Target
 from .autodiff import Schedule, ancestors, lower
