@@ -9,7 +9,7 @@ Configurations, each in its own process(es), on the MLPs S/M/L of graphnet.step_
 their batch and at 4x it (the batch is the global batch):
 - `1 process, 1 thread` and `1 process, 2 threads`: gn.Optimizer("sgd").step, the fused
   single-process step that `graphnet train` runs;
-- `2 ranks, 1 thread each`: what `graphnet train --workers 2` runs per step: train_step on
+- `2 ranks, 1 thread each`: what `graphnet train --workers 2` runs per step: net.step on
   half the batch, one Allreduce of the flat gradient buffer, the SGD update.
 The allreduce is also timed alone (in place, float32, SUM), from 4 KB to ~100 MB.
 """
@@ -102,7 +102,7 @@ def measure(sizes: list[str], allreduce_bytes: list[int], rounds: int, min_sampl
                 grads = net.store.grads
 
                 def step() -> None:
-                    net.train_step(Xl, yl)
+                    net.step(Xl, yl)
                     net.kernels.scale_inplace(grads, share)
                     world.sum_into(grads)
                     optimizer.apply()

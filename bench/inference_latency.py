@@ -8,8 +8,8 @@ own process, interleaved.
 Contenders (missing libraries are skipped with the reason):
 - graphnet: `net.forward(X)` as shipped (the hot path; graphnet.ops.affine picks the
   kernels: on a BLAS set up for 2+ threads, the GEMM for every layer);
-- graphnet_threads: as graphnet, with graphnet.ops.affine.PACKED_PARALLEL on (the
-  packed kernel split over the caller and graphnet's helper thread up to PACKED_MAX_ROWS rows);
+- graphnet_threads: as graphnet, with gn.set_config(packed_parallel=True) (the packed
+  kernel split over the caller and graphnet's helper thread up to packed_max_rows rows);
 - graphnet_gemm: the hot path with the small-batch and packed kernels off (BLAS at every size);
 - graphnet_general: the path before the hot path existed (checks, plan
   lookup and binding on every call) with BLAS at every size;
@@ -75,14 +75,12 @@ def graphnet_net(config: dict, weights: list[np.ndarray]) -> Any:
 
 def _graphnet(config: dict, general: bool, small_batch: bool, threaded: bool = False) -> dict:
     import graphnet as gn
-    import graphnet.ops.affine as affine_op
 
     if config.get("threads"):
         gn.set_threads(config["threads"])
     if not small_batch:
-        affine_op.SMALL_BATCH_ROWS = 0
-        affine_op.PACKED_MAX_ROWS = 0
-    affine_op.PACKED_PARALLEL = threaded
+        gn.set_config(small_batch_rows=0, packed_max_rows=0)
+    settings = gn.set_config(packed_parallel=threaded)
     weights, batches = problem(config)
     net = graphnet_net(config, weights)
     forward = net._forward_general if general else net.forward
@@ -91,8 +89,8 @@ def _graphnet(config: dict, general: bool, small_batch: bool, threaded: bool = F
 
     return {"calls": calls, "outputs": calls,
             "info": {"blas": str(blas_info()), "threads": gn.get_threads(),
-                     "small_batch_rows": affine_op.SMALL_BATCH_ROWS,
-                     "packed_max_rows": affine_op.PACKED_MAX_ROWS, "packed_parallel": threaded}}
+                     "small_batch_rows": settings.small_batch_rows,
+                     "packed_max_rows": settings.packed_max_rows, "packed_parallel": threaded}}
 
 
 def _bound(fn: Callable[[Any], Any], X: Any) -> Callable[[], Any]:

@@ -12,8 +12,9 @@ __version__ = "0.1.0"
 
 from .builder import sequential
 from .checkpoint import load_checkpoint
-from .errors import (BackendError, CheckpointError, DataError, GraphnetError, NonFiniteError, NumbaMissingError,
-                     PlanError, RunFolderError, SpecError, SpecWarning)
+from .config import config_context, get_config, set_config
+from .errors import (BackendError, CheckpointError, ConfigError, DataError, GraphnetError, NonFiniteError,
+                     NumbaMissingError, PlanError, RunFolderError, SpecError, SpecWarning)
 from .interop.onnx_import import from_onnx
 from .network import CompiledNetwork, compile
 from .optimizer import Optimizer
@@ -26,6 +27,7 @@ __all__ = [
     "BackendError",
     "CheckpointError",
     "CompiledNetwork",
+    "ConfigError",
     "DataError",
     "GraphnetError",
     "NetworkSpec",
@@ -40,7 +42,9 @@ __all__ = [
     "TrainResult",
     "TrainSpec",
     "compile",
+    "config_context",
     "from_onnx",
+    "get_config",
     "get_threads",
     "load",
     "load_checkpoint",
@@ -48,6 +52,7 @@ __all__ = [
     "parse_network",
     "parse_run",
     "sequential",
+    "set_config",
     "set_threads",
     "train",
 ]

@@ -13,8 +13,10 @@ same cores) and checks it against `np.matmul` before anyone uses it.
     update = AtBUpdate(gemm)          # the same, for repeated calls on the same arrays
     update = at_b_update(np.float32)  # the same, raising ValueError when there is no GEMM
 
-Ops do not import this module: the compiler hands `at_b_update` to them through
-the lowering context (`ctx.at_b_update()`, see graphnet.lowering).
+Neither ops nor the compiler import this module: `gn.compile` puts the GEMM into the
+network's Target (graphnet.config.resolve_target), and the compiler hands a fresh
+`Gemm.at_b_update()` to an op through the lowering context (`ctx.at_b_update()`,
+see graphnet.lowering).
 
 The libraries are those `threadpoolctl` reports as loaded (it reads the
 loader's own lists, on Linux, macOS and Windows alike). `gemm_status()` says
@@ -57,6 +59,10 @@ class Gemm:
     def update_at_b(self, A: np.ndarray, B: np.ndarray, C: np.ndarray, alpha: float, beta: float) -> None:
         """C = beta * C + alpha * A.T @ B in place. A: (K, M), B: (K, N), C: (M, N), all C-contiguous."""
         AtBUpdate(self)(A, B, C, alpha, beta)
+
+    def at_b_update(self) -> "AtBUpdate":
+        """A fresh `AtBUpdate` on this GEMM (the kernel one SGD-in-backward step calls)."""
+        return AtBUpdate(self)
 
 
 class AtBUpdate:
@@ -218,7 +224,7 @@ def at_b_update(dtype: Any) -> AtBUpdate:
     gemm = find_gemm(dtype)
     if gemm is None:
         raise ValueError(f"no {np.dtype(dtype).name} GEMM for an update in backward: {gemm_status(dtype)}")
-    return AtBUpdate(gemm)
+    return gemm.at_b_update()
 
 
 def gemm_status(dtype: Any = np.float32) -> str:

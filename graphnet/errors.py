@@ -85,6 +85,10 @@ class PlanError(GraphnetError, ValueError):
     """An input does not match what a compiled plan expects (dtype, shape, layout)."""
 
 
+class ConfigError(GraphnetError, ValueError):
+    """A setting of `gn.set_config` / `gn.config_context` is unknown or out of range; names it."""
+
+
 class NonFiniteError(GraphnetError, FloatingPointError):
     """Training produced a NaN or infinite value; names the step and the first bad node."""
 

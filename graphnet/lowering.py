@@ -27,6 +27,8 @@ RefKind = Literal[
     "param_grad",  # its gradient view into the flat gradient buffer
     "state",  # persistent non-trainable arrays (batchnorm running stats)
     "fixed",  # per-node scratch whose size does not depend on the batch
+    "param_span",  # adjacent parameters as one 1-D view of the flat buffer, named "first..last"
+    "grad_span",  # their gradients, the same span of the flat gradient buffer
 ]
 
 BATCH_KINDS = frozenset({"input", "label", "value", "grad", "saved"})
@@ -50,6 +52,8 @@ class Ref:
         if self.kind == "param_grad":  # fc1.W -> fc1.dW
             node, _, local = self.name.rpartition(".")
             return f"{node}.d{local}"
+        if self.kind in ("param_span", "grad_span"):  # [fc1.W..fc2.W], d[fc1.W..fc2.W]
+            return f"{'d' if self.kind == 'grad_span' else ''}[{self.name}]"
         prefix = {"grad": "d", "saved": "~"}.get(self.kind, "")
         return f"{prefix}{self.name}"
 
@@ -101,8 +105,9 @@ class LowerContext(Protocol):
     """What an op's hooks may ask the compiler for (see `graphnet.compiler`)."""
 
     mode: Literal["train", "eval"]
-    kernels: Any  # the kernel backend: attributes named as in graphnet.kernels.KERNEL_NAMES
-    dtype: Any  # numpy dtype of float buffers
+    target: Any  # the graphnet.target.Target compiled for: kernel switches, BLAS threads, ...
+    kernels: Any  # the kernel backend (target.kernels): attributes named as in graphnet.kernels.KERNEL_NAMES
+    dtype: Any  # numpy dtype of float buffers (target.dtype)
     rng: Any  # numpy Generator for dropout masks
     inputs: list[Any]  # graphnet.ops.base.Value of each input, per example
     output: Any  # the node's output Value
@@ -121,8 +126,8 @@ class LowerContext(Protocol):
         inside its backward step (it must then update the param instead of writing
         its gradient, after every read of the old value); otherwise None."""
     def at_b_update(self) -> Callable[..., None]:
-        """A GEMM kernel `(A, B, C, alpha, beta)`: C = beta * C + alpha * A.T @ B in
-        place, for the update `update_in_backward` offered. A: (K, M), B: (K, N),
+        """A GEMM kernel `(A, B, C, alpha, beta)` on the target's GEMM: C = beta * C + alpha * A.T @ B
+        in place, for the update `update_in_backward` offered. A: (K, M), B: (K, N),
         C: (M, N), C-contiguous arrays of the plan's dtype; leading-row views of
         the batch buffers are fine. Each call returns a kernel of its own (it
         keeps the arrays of its last call), so an op asks once per step."""

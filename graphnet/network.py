@@ -4,17 +4,19 @@
     scores = net.forward(X)            # eval mode: dropout off, batchnorm running stats
     loss, grads = net.loss(X, y)       # train mode; the homework Solver's contract
     scores = net.loss(X)               # no labels: scores (eval mode), as in the homework
+    loss = net.step(X, y, 0.1)         # one training step: forward, backward, an SGD update
     net.save("ckpt/")                  # defined in graphnet.checkpoint (which imports this module)
 
-The compiler (`graphnet.compiler.build_plan`) builds the plans; this runtime
-asks for them lazily per (kind, capacity) and caches them. A batch larger than
-the capacity compiles a bigger plan (logged, counted in `net.stats`); smaller
-batches run on views of the same buffers.
+The network's Target (graphnet.target: backend, dtype, BLAS threads, kernel
+switches, GEMM) is resolved once, here, from the arguments and the settings in
+effect (graphnet.config). The compiler (`graphnet.compiler.build_plan`) builds
+the plans on it; this runtime asks for them lazily per (kind, capacity) and
+caches them. A batch larger than the capacity compiles a bigger plan (logged,
+counted in `net.stats`); smaller batches run on views of the same buffers.
 """
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -22,8 +24,8 @@ from typing import Any, Literal, Mapping
 import numpy as np
 
 from .backends import kernel_backend
-from .compiler import PlanKind, build_plan, check_memory, plan_graph
-from .compiler.updates import UpdateRule
+from .compiler import PLAN_KINDS, PlanKind, PlanSpec, UpdateRule, build_plan, check_memory, plan_graph, plan_kind
+from .config import resolve_target
 from .errors import PlanError
 from .fast_forward import FastForward, bind_fast_forward
 from .features import check_raw_inputs
@@ -33,6 +35,7 @@ from .parameters import ArrayView, ParameterStore
 from .plan import Plan, debug_poison_default
 from .preprocessing import Preprocessing
 from .spec import NetworkSpec, RunSpec, load
+from .target import Target
 from .tasks import output_task, predictions, probabilities
 from .threads import apply_default_threads_once
 
@@ -44,25 +47,40 @@ class NetworkStats:
     """Counters a user (or a test) can read to see what the runtime did."""
 
     plans_compiled: int = 0
+    plans: list[tuple[str, int]] = field(default_factory=list)  # (kind, capacity) of every plan compiled
+    fast_forwards: int = 0  # input shapes bound for forward's hot path (graphnet.fast_forward)
     replans: list[str] = field(default_factory=list)  # the reason of every capacity growth
 
 
 class CompiledNetwork:
-    """A network compiled for the CPU: parameters in one flat buffer, plans per mode."""
+    """A network compiled for the CPU: parameters in one flat buffer, plans per mode.
 
-    def __init__(self, spec: NetworkSpec, *, batch_size: int = 128, dtype: Any = "float32",
+    `target`: compile for this graphnet.target.Target instead of the one resolved from
+    `backend`, `dtype` (default float32) and the settings in effect (graphnet.config);
+    `backend` and `dtype`, when given too, must agree with it."""
+
+    def __init__(self, spec: NetworkSpec, *, batch_size: int = 128, dtype: Any = None,
                  backend: str | None = None, seed: int | None = 0, fuse: bool = True,
-                 share_memory: bool = True, debug_poison: bool | None = None, max_bytes: int | None = None):
+                 share_memory: bool = True, debug_poison: bool | None = None, max_bytes: int | None = None,
+                 target: Target | None = None):
         spec = network_spec(spec)
         apply_default_threads_once()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.spec = spec
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype.name}")
-        self.kernels = kernel_backend(backend)
-        self.backend = self.kernels.name
+        if dtype is not None:
+            wanted = np.dtype(dtype)
+        else:
+            wanted = np.dtype(np.float32) if target is None else target.dtype
+        if wanted not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {wanted.name}")
+        if target is None:
+            target = resolve_target(kernel_backend(backend), wanted)
+        elif wanted != target.dtype or backend not in (None, target.backend):
+            given = f"dtype {wanted.name}" if wanted != target.dtype else f"backend {backend}"
+            raise ValueError(f"{given} disagrees with the target ({target.dtype.name}, {target.backend} kernels)")
+        self._target = target
+        self.dtype, self.backend = target.dtype, target.backend
         self.seed = seed
         self.capacity = batch_size
         self.fuse_ops, self.share_memory = fuse, share_memory
@@ -75,12 +93,10 @@ class CompiledNetwork:
         self.store.initialize(self.rng)
         self.dropout_rng = np.random.default_rng(self.rng.integers(2**63))
         self.stats = NetworkStats()
-        self._plans: dict[tuple[PlanKind, int], Plan] = {}
+        self._plans: dict[tuple[str, int], Plan] = {}
         self._fast_forwards: dict[tuple[tuple[int, ...], str | None], FastForward] = {}  # see forward()
-        self._hot_plans: dict[PlanKind, Plan] = {}  # the last train / train_sgd plan, for the hot path
-        # the train_sgd plan the segments were cut for, and (values, grads) of what it leaves to sgd_update
-        self._sgd_rest: tuple[Plan | None, list[tuple[np.ndarray, np.ndarray]]] = (None, [])
-        self._unmaterialized: frozenset[str] = frozenset()  # weight gradients the last sgd_step did not write
+        self._hot_plans: dict[str, Plan] = {}  # the last plan of each training kind, for the hot path
+        self._unwritten_grads: frozenset[str] = frozenset()  # weight gradients the last step did not write
         self._params = ArrayView(self.store.names(), self.store.user_view, "parameter")
         self._grads = ArrayView(self.store.names(), self._grad_view, "gradient")
         self._state = ArrayView(list(self.store.state_slots), self.store.state_view, "state array")
@@ -89,28 +105,36 @@ class CompiledNetwork:
         self.preprocessing: Preprocessing | None = None
         self.class_names: tuple[str, ...] | None = None
 
+    @property
+    def target(self) -> Target:
+        """What the network was compiled for (graphnet.target): fixed for its lifetime."""
+        return self._target
+
+    @property
+    def kernels(self) -> Any:
+        """The kernel backend the network runs (its target's)."""
+        return self._target.kernels
+
     # ---- plans ------------------------------------------------------------------------------
 
-    def plan(self, kind: PlanKind = "train", batch_size: int | None = None) -> Plan:
-        """The plan of `kind` able to run `batch_size` examples (compiled on first use)."""
+    def plan(self, kind: PlanKind | str = "train", batch_size: int | None = None) -> Plan:
+        """The plan of `kind` (a graphnet.compiler.PLAN_KINDS name or record) able to run
+        `batch_size` examples (compiled on first use); PlanError for an unknown kind."""
+        kind = plan_kind(kind)
         n = batch_size or self.capacity
         capacity = max(n, self.capacity)
-        for (k, cap), plan in self._plans.items():
-            if k == kind and cap >= n:
+        for (name, cap), plan in self._plans.items():
+            if name == kind.name and cap >= n:
                 return plan
         if n > self.capacity:
             reason = f"{kind} plan: batch of {n} exceeds capacity {self.capacity}"
             log.info("graphnet: compiling a larger plan (%s)", reason)
             self.stats.replans.append(reason)
-        plan = self._compile_plan(kind, capacity)
-        self._plans[(kind, capacity)] = plan
-        return plan
-
-    def _compile_plan(self, kind: PlanKind, capacity: int) -> Plan:
-        plan = build_plan(self.graph, kind, capacity, store=self.store, kernels=self.kernels, dtype=self.dtype,
-                          rng=self.dropout_rng, fuse_ops=self.fuse_ops, share_memory=self.share_memory,
-                          poison=self.debug_poison)
+        spec = PlanSpec(kind, capacity, fuse=self.fuse_ops, share_memory=self.share_memory, poison=self.debug_poison)
+        plan = build_plan(self.graph, spec, self._target, store=self.store, rng=self.dropout_rng)
         self.stats.plans_compiled += 1
+        self.stats.plans.append((kind.name, capacity))
+        self._plans[(kind.name, capacity)] = plan
         return plan
 
     # ---- running ----------------------------------------------------------------------------
@@ -167,6 +191,7 @@ class CompiledNetwork:
         fast = bind_fast_forward(plan, shape[0], names, single=len(names) == 1)
         if fast is not None:
             self._fast_forwards[(shape, output)] = fast
+            self.stats.fast_forwards += 1
 
     def _output_names(self, output: str | None) -> list[str]:
         if output is None:
@@ -236,77 +261,54 @@ class CompiledNetwork:
         Without labels: the scores of the first output (eval mode), as the homework models do."""
         if y is None:
             return self.forward(X, output=self.graph.outputs[0])
-        loss = self.train_step(X, y)
+        loss = self.step(X, y)
         grads = self.store.grads.copy()
         return loss, {name: grads[slot.start:slot.stop].reshape(slot.shape) for name, slot in self.store.slots.items()}
 
-    def train_step(self, X: Any, y: Any) -> float:
-        """Forward and backward in train mode; gradients land in `self.grads` (no allocation)."""
-        plan, inputs, labels = self._hot_plan("train", X, y)
-        self._unmaterialized = frozenset()
-        return plan.run(inputs, labels)
+    def step(self, X: Any, y: Any, update: float | UpdateRule | None = None) -> float:
+        """One training step on a batch: forward and backward in train mode, then `update`;
+        returns the loss before the update. Allocation-free once the batch size was seen.
 
-    def _hot_plan(self, kind: PlanKind, X: Any, y: Any) -> tuple[Plan, dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """The cached plan of `kind` for this batch (a bigger one when it outgrows it), and the batch by name."""
+        - None: no update; the gradients land in `net.grads` (l2 term included).
+        - a learning rate (float): plain SGD, params -= rate * grads. Each weight whose op
+          can (affine) is updated inside its backward GEMM, W = W - rate * X.T @ dY, so its
+          gradient is never written (`net.grads` refuses it until a step writes it again);
+          the other parameters are updated after backward, from their gradients.
+        - an UpdateRule (graphnet.compiler.UpdateRule: a kernel, its state buffers, this
+          step's hyperparameters; what gn.Optimizer passes): each parameter is updated right
+          after the backward step that writes its gradient, while that gradient is still in
+          cache; the gradients stay readable in `net.grads` (l2 term included).
+
+        On a non-finite loss nothing after forward runs: no gradient is written, nothing is
+        updated, the running statistics are restored, and the loss is returned.
+        PlanError for a malformed batch or an `update` of none of these kinds.
+        """
+        if update is None:
+            kind = _TRAIN
+        elif update.__class__ is not float and isinstance(update, UpdateRule):
+            kind = _TRAIN_UPDATE
+        else:
+            kind = _TRAIN_SGD
         inputs = X if X.__class__ is dict else self._inputs(X)
         labels = y if y.__class__ is dict else self._labels(y)
         n = _rows(inputs)
-        plan = self._hot_plans.get(kind)
+        plan = self._hot_plans.get(kind.name)
         if plan is None or n > plan.capacity:
-            plan = self._hot_plans[kind] = self.plan(kind, n)
-        return plan, inputs, labels
-
-    def sgd_step(self, X: Any, y: Any, learning_rate: float) -> float:
-        """Forward, backward and a plain SGD update (params -= learning_rate * grads);
-        returns the loss before the update. Allocation-free.
-
-        Weights whose op can (affine) are updated inside their backward GEMM,
-        W = W - learning_rate * X.T @ dY, so their gradients are never written
-        (`net.grads` refuses to show them until the next `train_step`); the other
-        parameters are updated from their gradients after backward. On a
-        non-finite loss nothing is updated and the loss is returned.
-        """
-        plan, inputs, labels = self._hot_plan("train_sgd", X, y)
-        cut_for, rest = self._sgd_rest
-        if plan is not cut_for:
-            rest = [(self.store.values[s], self.store.grads[s])
-                    for s in self.store.segments(exclude=plan.schedule.updated_params)]
-            self._sgd_rest = (plan, rest)
-        if plan.learning_rate_cell is not None:
-            plan.learning_rate_cell[0] = learning_rate
-        self._unmaterialized = plan.schedule.updated_params
-        loss = plan.run(inputs, labels)
-        if math.isfinite(loss):
-            update = self.kernels.sgd_update
-            for values, grads in rest:
-                update(values, grads, learning_rate)
-        return loss
-
-    def update_step(self, X: Any, y: Any, rule: UpdateRule) -> float:
-        """Forward, backward and a stateful update (a `graphnet.compiler.updates.UpdateRule`,
-        with `rule.args` set for this step); returns the loss before the update. Allocation-free.
-
-        Each parameter is updated right after the backward step that writes its gradient,
-        while that gradient is still in cache; gradients stay readable in `net.grads`
-        (with the l2 term added, as after `train_step`). On a non-finite loss backward
-        does not run: nothing is updated and the loss is returned.
-        """
-        plan, inputs, labels = self._hot_plan("train_update", X, y)
-        plan.param_updates.install(rule)
-        self._unmaterialized = frozenset()
-        return plan.run(inputs, labels)
+            plan = self._hot_plans[kind.name] = self.plan(kind, n)
+        self._unwritten_grads = plan.unwritten_grads
+        return plan.run(inputs, labels, update)
 
     def _grad_view(self, name: str) -> np.ndarray:
-        if name in self._unmaterialized:
+        if name in self._unwritten_grads:
             raise PlanError(f"the gradient of '{name}' was not computed: the last step was an SGD step "
-                            "that updated it inside backward; call net.train_step(X, y) or net.loss(X, y) "
+                            "that updated it inside backward; call net.step(X, y) or net.loss(X, y) "
                             "for gradients (or use Optimizer(..., fuse_update=False))")
         return self.store.grad_view(name)
 
     def check_grads_materialized(self) -> None:
-        """PlanError if the last step left some weight gradients unwritten (see sgd_step)."""
-        if self._unmaterialized:
-            self._grad_view(sorted(self._unmaterialized)[0])
+        """PlanError if the last step left some weight gradients unwritten (an SGD step, see `step`)."""
+        if self._unwritten_grads:
+            self._grad_view(sorted(self._unwritten_grads)[0])
 
     def evaluate_loss(self, X: Any, y: Any, mode: Literal["eval", "train"] = "eval") -> float:
         """The loss without gradients, in eval mode (dropout off, running stats) or train mode."""
@@ -367,16 +369,19 @@ class CompiledNetwork:
                 raise ValueError(f"'{name}' has shape {target.shape}, got {value.shape}")
             np.copyto(target, value, casting="same_kind")
 
-    def fusion_decisions(self, kind: PlanKind = "train") -> list[FusionDecision]:
+    def fusion_decisions(self, kind: PlanKind | str = "train") -> list[FusionDecision]:
         """The fusions that fired (or did not, and why) in a plan of `kind`."""
         return plan_graph(self.graph, kind, self.fuse_ops).decisions
 
-    def describe(self, kind: PlanKind = "train") -> str:
+    def describe(self, kind: PlanKind | str = "train") -> str:
         return self.plan(kind).describe()
 
     def __repr__(self) -> str:
         return (f"CompiledNetwork('{self.graph.name}', {self.num_params:,} params, {self.dtype.name}, "
                 f"backend={self.backend}, capacity={self.capacity})")
+
+
+_TRAIN, _TRAIN_SGD, _TRAIN_UPDATE = PLAN_KINDS["train"], PLAN_KINDS["train_sgd"], PLAN_KINDS["train_update"]
 
 
 def network_spec(spec: Any) -> NetworkSpec:
@@ -417,8 +422,8 @@ def _rows(inputs: Mapping[str, Any]) -> int:
     return 1
 
 
-def compile(spec: NetworkSpec | RunSpec | Mapping[str, Any] | str | Path, batch_size: int = 128, dtype: Any = "float32",
+def compile(spec: NetworkSpec | RunSpec | Mapping[str, Any] | str | Path, batch_size: int = 128, dtype: Any = None,
             backend: str | None = None, seed: int | None = 0, **options: Any) -> CompiledNetwork:
     """Compile a network spec for the CPU (see CompiledNetwork): a NetworkSpec or RunSpec,
-    a spec document (dict) or a spec file path."""
+    a spec document (dict) or a spec file path; `dtype` float32 (the default) or float64."""
     return CompiledNetwork(spec, batch_size=batch_size, dtype=dtype, backend=backend, seed=seed, **options)

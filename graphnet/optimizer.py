@@ -8,15 +8,16 @@ momentum and nesterov (momentum), rmsprop (decay_rate, epsilon), adam and
 adamw (beta1, beta2, epsilon; adamw: weight_decay). Optional clipping of the
 gradient to a global L2 norm.
 
-Plain SGD without clipping runs as `net.sgd_step`: each affine weight is
-updated inside its backward GEMM (W -= lr * X.T @ dY), so its gradient is never
-written to memory. The other rules without clipping run as `net.update_step`:
-each parameter is updated right after the backward step that writes its
-gradient, while the gradient is still in cache (gradients stay readable in
-`net.grads`); this computes what the separate update computes. Clipping needs
-the global norm of all gradients before any update, so it keeps the separate
-pass: forward and backward, then one kernel over the flat buffers.
-`fuse_update=False` keeps the two apart for every rule.
+Each step is one `net.step` (graphnet.network). Plain SGD without clipping
+passes the learning rate: each affine weight is updated inside its backward
+GEMM (W -= lr * X.T @ dY), so its gradient is never written to memory. The
+other rules without clipping pass their UpdateRule: each parameter is updated
+right after the backward step that writes its gradient, while the gradient is
+still in cache (gradients stay readable in `net.grads`); this computes what the
+separate update computes. Clipping needs the global norm of all gradients
+before any update, so it keeps the separate pass: `net.step(X, y)` (forward
+and backward), then one kernel over the flat buffers. `fuse_update=False`
+keeps the two apart for every rule.
 
 On a non-finite loss backward does not run and nothing changes (parameters,
 state buffers, t, running statistics). A finite loss with non-finite
@@ -105,15 +106,15 @@ class Optimizer:
     def step_or_skip(self, X: Any, y: Any) -> float:
         """`step`, except that a non-finite loss is returned, not raised; nothing changed then."""
         if not self.fuse_update:
-            loss = self.net.train_step(X, y)
+            loss = self.net.step(X, y)
             if math.isfinite(loss):
                 self.apply()
             return loss
         if self.rule == "sgd":
-            loss = self.net.sgd_step(X, y, self.hyperparameters["learning_rate"])
+            loss = self.net.step(X, y, self.hyperparameters["learning_rate"])
         else:
             self._in_backward.args = self._kernel_args(self.t + 1)
-            loss = self.net.update_step(X, y, self._in_backward)
+            loss = self.net.step(X, y, self._in_backward)
         if math.isfinite(loss):
             self.t += 1
         return loss

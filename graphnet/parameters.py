@@ -112,6 +112,12 @@ class ParameterStore:
                 result.append(slice(slot.start, slot.stop))
         return result
 
+    def span(self, name: str) -> slice:
+        """Where the span `name` ("first..last" of adjacent parameters, or one name, see
+        `span_name`) lives in the flat buffers."""
+        first, _, last = name.partition("..")
+        return slice(self.slots[first].start, self.slots[last or first].stop)
+
     def regularized(self) -> tuple[np.ndarray, np.ndarray]:
         """The l2-penalized weights and their gradients, as two flat views."""
         return self.values[: self.regularized_size], self.grads[: self.regularized_size]
@@ -124,6 +130,12 @@ class ParameterStore:
     def reset_state(self) -> None:
         for name, decl in self.state_decls.items():
             self.state_view(name).fill(decl.fill)
+
+
+def span_name(names: list[str]) -> str:
+    """The name of a span of adjacent parameters (`names`, in buffer order): "first..last",
+    or the name itself for one parameter (see ParameterStore.span)."""
+    return names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
 
 
 class ArrayView(MutableMapping[str, np.ndarray]):

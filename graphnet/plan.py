@@ -22,7 +22,8 @@ from .lowering import PARAMS_VERSION, PLANNED_KINDS, SGD_LEARNING_RATE, FusionDe
 from .parameters import ParameterStore
 
 if TYPE_CHECKING:  # the compiler builds plans: at run time this module does not import it
-    from .compiler import MemoryPlan, Schedule
+    from .compiler import MemoryPlan, PlanKind, Schedule
+    from .compiler.updates import RuleSlot
 
 BoundStep = tuple[Callable[..., Any], list[Any], bool]
 
@@ -42,7 +43,8 @@ def debug_poison_default() -> bool:
 
 
 class Plan:
-    """Forward (and in train mode backward) steps over preallocated buffers."""
+    """Forward (and in train mode backward) steps over preallocated buffers; built by
+    graphnet.compiler.build_plan, for one plan kind (graphnet.compiler.kinds)."""
 
     def __init__(
         self,
@@ -50,17 +52,19 @@ class Plan:
         memory: MemoryPlan,
         store: ParameterStore,
         *,
+        kind: PlanKind,
         capacity: int,
         dtype: np.dtype,
         backend: str,
         fusions: list[FusionDecision],
         extra_steps: list[Step],
         poison: bool = False,
+        updates: RuleSlot | None = None,
     ):
-        """`schedule.updated_params` non-empty makes this an SGD plan: its backward
-        steps update those parameters, with the rate in `learning_rate_cell`, so
-        `run` skips the backward steps when the loss is not finite."""
-        self.schedule, self.memory, self.store = schedule, memory, store
+        """A kind with an update ("sgd": the rate each run is given goes to the steps through
+        SGD_LEARNING_RATE; "rule": the rule goes into `updates`) changes the parameters after
+        forward, so `run` skips everything after forward when the loss is not finite."""
+        self.schedule, self.memory, self.store, self.kind = schedule, memory, store, kind
         self.graph, self.mode = schedule.graph, schedule.mode
         self.capacity, self.dtype, self.backend = capacity, np.dtype(dtype), backend
         self.fusions, self.poison = fusions, poison
@@ -74,9 +78,11 @@ class Plan:
         self.input_shapes = {name: tuple(value.shape) for name, value in self.graph.inputs.items()}
         self.label_values = dict(self.graph.labels) if schedule.loss else {}
         self.bound_counts = 0  # how many batch sizes were bound (for tests and stats)
-        self.updates_params = bool(schedule.updated_params)
-        self.param_updates: Any = None  # a train_update plan's graphnet.compiler.updates.ParamUpdates
-        self.learning_rate_cell: np.ndarray | None = self._fixed.get(SGD_LEARNING_RATE.name)
+        self.updates_params = kind.update != "none"
+        self._updates = updates
+        self._learning_rate = self._fixed.get(SGD_LEARNING_RATE.name)
+        # the weight gradients this plan never writes (each weight updated inside its backward GEMM)
+        self.unwritten_grads: frozenset[str] = schedule.updated_params if kind.update == "sgd" else frozenset()
         if PARAMS_VERSION.name in self._fixed:
             self._fixed[PARAMS_VERSION.name] = store.version
         # A train-mode forward writes the running statistics: they are saved here before a
@@ -87,10 +93,15 @@ class Plan:
 
     # ---- binding ----------------------------------------------------------------------------
 
-    def _planned_view(self, ref: Ref, n: int) -> np.ndarray:
-        buffer = self.memory.buffers[(ref.kind, ref.name)]
+    def buffer_view(self, kind: str, name: str, n: int) -> np.ndarray:
+        """Planned buffer (kind, name) of `self.memory.buffers` for a batch of n, (n, elements per
+        example), as the steps see it: what the last run left there (NaN once dead, in debug mode)."""
+        buffer = self.memory.buffers[(kind, name)]
         start = buffer.offset * self.capacity
-        return self._arena[start:start + n * buffer.size].reshape((n, *ref.shape))
+        return self._arena[start:start + n * buffer.size].reshape((n, buffer.size))
+
+    def _planned_view(self, ref: Ref, n: int) -> np.ndarray:
+        return self.buffer_view(ref.kind, ref.name, n).reshape((n, *ref.shape))
 
     def _resolve(self, ref: Ref, n: int) -> np.ndarray:
         if ref.kind in PLANNED_KINDS:
@@ -103,6 +114,10 @@ class Plan:
             return self.store.state_view(ref.name)
         if ref.kind == "fixed":
             return self._fixed[ref.name]
+        if ref.kind == "param_span":
+            return self.store.values[self.store.span(ref.name)]
+        if ref.kind == "grad_span":
+            return self.store.grads[self.store.span(ref.name)]
         raise AssertionError(f"unresolvable ref {ref}")
 
     def bind(self, n: int) -> Binding:
@@ -269,12 +284,19 @@ class Plan:
         return binding
 
     def run(self, inputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None = None,
-            *, checked_n: int | None = None) -> float:
+            update: Any = None, *, checked_n: int | None = None) -> float:
         """Run every step on the batch; returns the loss (0.0 when the plan has none).
 
+        `update` is what the kind's update needs: the learning rate (a float) for an
+        "sgd" plan, a graphnet.compiler.updates.UpdateRule for a "rule" plan, None
+        otherwise (PlanError for anything else).
         All or nothing for the persistent state: when the loss is not finite, or a
         step raises, the running statistics are restored to their values before the run.
         """
+        if update.__class__ is float and self._learning_rate is not None:  # an SGD step: the hot path
+            self._learning_rate[0] = update
+        elif update is not None or self.updates_params:
+            self._take_update(update)
         if checked_n is not None:
             n = checked_n
         else:
@@ -299,6 +321,18 @@ class Plan:
         if not math.isfinite(loss):
             np.copyto(self.store.state, backup)
         return loss
+
+    def _take_update(self, update: Any) -> None:
+        """Hand this run's update to the steps (see `run`), or PlanError naming what was expected."""
+        kind = self.kind.update
+        if kind == "sgd" and isinstance(update, (int, float, np.integer, np.floating)) and not isinstance(update, bool):
+            if self._learning_rate is not None:  # else no parameters to update
+                self._learning_rate[0] = update
+        elif kind == "rule" and callable(getattr(update, "kernel", None)):
+            self._updates.install(update)  # type: ignore[union-attr]
+        else:
+            expected = {"sgd": "a learning rate", "rule": "an UpdateRule", "none": "no update"}[kind]
+            raise PlanError(f"a {self.kind.name} plan runs with {expected}, got {update!r}")
 
     def _run_binding(self, binding: Binding, labels: Mapping[str, np.ndarray] | None, n: int) -> float:
         steps, forward_count = binding.steps, binding.forward_count

@@ -127,7 +127,7 @@ def update_only_step(problem: Problem, rule: str = "adam") -> Callable[[], Any]:
 
     net = _compile_problem(problem)
     optimizer = gn.Optimizer(net, rule, learning_rate=LEARNING_RATE, fuse_update=False)
-    net.train_step(problem.X, problem.y)
+    net.step(problem.X, problem.y)
     apply = optimizer.apply
 
     def update() -> None:

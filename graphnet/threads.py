@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
@@ -39,13 +40,25 @@ import numpy as np
 from .errors import GraphnetError
 
 ENV_VAR = "GRAPHNET_THREADS"
+# What a user sets to size the BLAS's own pool: an MPI rank keeps the count they give it.
+BLAS_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 log = logging.getLogger("graphnet")
 
-_applied: list[int | None] = []  # the count set in this process ([None]: the BLAS default kept)
-_blas_default: list[int] = []  # numpy's BLAS thread count before graphnet changed it
-_controllers: list[list] = []  # threadpoolctl's controllers of the loaded BLAS libraries, found once
-_current: list[int] = []  # the BLAS thread count graphnet found or last set (read by blas_threads_now)
-_explicit: list[int] = []  # the count set_threads(n) chose (empty: the adaptive default)
+
+@dataclass
+class ThreadState:
+    """graphnet's record of numpy's BLAS thread pool in this process. `STATE` is the one
+    record; the functions of this module own it (nothing else writes it)."""
+
+    libraries: list | None = None  # threadpoolctl's controllers of the loaded BLAS libraries, found once
+    blas_default: int = 1  # numpy's BLAS thread count before graphnet changed it (once libraries is set)
+    current: int | None = None  # the count graphnet found or last set (read by blas_threads_now)
+    explicit: int | None = None  # the count set_threads(n) chose (None: the adaptive default)
+    settled: bool = False  # the process's count was decided (first compile, set_threads, set_rank_threads)
+    settled_count: int | None = None  # what it was decided to (None: the BLAS default kept, governor on)
+
+
+STATE = ThreadState()
 
 
 def set_threads(count: int | str) -> int:
@@ -53,10 +66,9 @@ def set_threads(count: int | str) -> int:
     adaptive default (see above); returns the count threadpoolctl then reports for numpy's
     BLAS. ValueError for anything else than an integer >= 1 or "auto"."""
     if count == "auto":
-        _applied[:] = [None]
-        _explicit.clear()
+        STATE.settled, STATE.settled_count, STATE.explicit = True, None, None
         if _blas_controllers():
-            _limit_blas(_blas_default[0])  # all threads again; the governor takes away what others use
+            _limit_blas(STATE.blas_default)  # all threads again; the governor takes away what others use
         _start_governor()
         return get_threads()
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
@@ -65,21 +77,37 @@ def set_threads(count: int | str) -> int:
 
     contention.stop()  # an explicit choice: the governor does not change it
     _limit_blas(int(count))
-    _applied[:] = [int(count)]  # the default is not applied after it
-    _explicit[:] = [int(count)]
+    STATE.settled, STATE.settled_count, STATE.explicit = True, int(count), int(count)  # no default after it
     return get_threads()
 
 
+def set_rank_threads(environ: Mapping[str, str] | None = None) -> int:
+    """An MPI rank's BLAS threads, chosen once by the rank setup (graphnet.training.parallel),
+    before its network is compiled: the count set_threads chose already (`graphnet --threads`);
+    else $GRAPHNET_THREADS when it is a count; else, when the user sized the BLAS pool
+    ($OMP_NUM_THREADS, $OPENBLAS_NUM_THREADS, $MKL_NUM_THREADS), the count the BLAS took from
+    it; else one (N ranks on N cores, not N x cores threads: a BLAS thread that shares its core
+    stalls every GEMM, bench/busy.py). Set as set_threads(n) sets it, so plans and the
+    (stopped) governor see it. Returns the count."""
+    environ = os.environ if environ is None else environ
+    count = STATE.explicit if STATE.explicit is not None else threads_from_env(environ)
+    if count is None:
+        chosen = any(environ.get(name, "").strip() for name in BLAS_ENV_VARS)
+        count = _library_threads(_blas_controllers()) if chosen else 1
+    set_threads(count)
+    return count
+
+
 def _blas_controllers() -> list:
-    if not _controllers:
+    if STATE.libraries is None:
         from threadpoolctl import ThreadpoolController
 
         np.matmul(np.ones((2, 2)), np.ones((2, 2)))  # make sure numpy has loaded its BLAS
         libraries = ThreadpoolController().select(user_api="blas").lib_controllers
-        _blas_default.append(_library_threads(libraries))
-        _controllers.append(libraries)
-        _current[:] = [_blas_default[0]]
-    return _controllers[0]
+        STATE.blas_default = _library_threads(libraries)
+        STATE.libraries = libraries
+        STATE.current = STATE.blas_default
+    return STATE.libraries
 
 
 def _library_threads(libraries: list) -> int:
@@ -90,7 +118,7 @@ def _library_threads(libraries: list) -> int:
 def _limit_blas(count: int) -> None:
     for library in _blas_controllers():
         library.set_num_threads(count)
-    _current[:] = [count]
+    STATE.current = count
 
 
 def _start_governor() -> None:
@@ -99,7 +127,7 @@ def _start_governor() -> None:
 
     if not _blas_controllers():
         return
-    ceiling = _blas_default[0]
+    ceiling = STATE.blas_default
     current = blas_threads_now()  # graphnet's record of the count (asking threadpoolctl costs ~2 ms)
     if contention.start(ceiling, min(current, ceiling), _limit_blas) is None and current != ceiling:
         _limit_blas(ceiling)
@@ -117,20 +145,20 @@ def planned_threads() -> int:
     count chosen explicitly (set_threads, $GRAPHNET_THREADS, --threads), else the BLAS's own
     default. Plans pick load-independent kernels by it, so that a network computes the same
     bits however busy the machine was when the plan was built."""
-    if _explicit:
-        return _explicit[0]
-    if not _blas_default:
-        _blas_controllers()
-    return _blas_default[0] if _blas_default else 1
+    if STATE.explicit is not None:
+        return STATE.explicit
+    _blas_controllers()
+    return STATE.blas_default
 
 
 def blas_threads_now() -> int:
     """The BLAS thread count as graphnet last set it (set_threads, the default, the contention
     governor) or found it, without asking the library: cheap enough for every kernel call.
     A count set behind graphnet's back (threadpoolctl directly) is not seen."""
-    if not _current:
-        _current[:] = [_library_threads(_blas_controllers())]
-    return _current[0]
+    current = STATE.current
+    if current is None:
+        current = STATE.current = _library_threads(_blas_controllers())
+    return current
 
 
 def threads_from_env(environ: Mapping[str, str] | None = None) -> int | None:
@@ -178,8 +206,8 @@ def apply_default_threads_once() -> int | None:
     cores when the load average says other processes keep cores busy, and the contention
     governor from then on. Returns the count set, or None (the BLAS default kept for now);
     GraphnetError when the variable is malformed."""
-    if _applied:
-        return _applied[0]
+    if STATE.settled:
+        return STATE.settled_count
     count = threads_from_env()
     if count is not None:
         set_threads(count)
@@ -187,12 +215,11 @@ def apply_default_threads_once() -> int | None:
     load = _load_average()
     cores = available_cores()
     auto = cores if load is None else auto_threads(cores, load)
+    STATE.settled, STATE.settled_count = True, None
     if auto < cores and _blas_controllers():
         log.info("graphnet: load average %.2f on %d cores: BLAS on %d thread(s) "
                  "(set %s to choose)", load, cores, auto, ENV_VAR)
         _limit_blas(auto)
-        _applied.append(auto)
-    else:
-        _applied.append(None)
+        STATE.settled_count = auto
     _start_governor()
-    return _applied[0]
+    return STATE.settled_count

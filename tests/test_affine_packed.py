@@ -2,6 +2,7 @@
 step that runs it on a copy of W transposed once (graphnet.ops.affine.packed_affine)."""
 from __future__ import annotations
 
+import dataclasses
 import types
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 import graphnet as gn
 import graphnet.ops.affine as affine_op
-import graphnet.threads as threads_module
+from graphnet.config import resolve_target
 from graphnet.kernels import KERNEL_NAMES, available_backends, get_backend
 from graphnet.optimizer import Optimizer
 
@@ -20,12 +21,19 @@ PACKED = ("affine_packed_forward", "affine_packed_forward_columns")
 needs_numba = pytest.mark.skipif("numba" not in available_backends(), reason="numba is not installed")
 
 
-def mlp(backend: str = "numba", batch_size: int = 16, dtype: str = "float32", seed: int = 3) -> gn.CompiledNetwork:
+def mlp(backend: str = "numba", batch_size: int = 16, dtype: str = "float32", seed: int = 3, threads: int = 1,
+        live_threads: int | None = None, kernels: types.SimpleNamespace | None = None) -> gn.CompiledNetwork:
+    """The test MLP, compiled with the settings in effect on a target set up for `threads` BLAS
+    threads (the count at each call: `live_threads`, default the same), running `kernels` (default
+    the backend's)."""
     layers = [{"op": "affine", "units": 37, "activation": "relu"},
               {"op": "affine", "units": 19, "activation": "tanh"},
               {"op": "affine", "units": 5}]
     spec = gn.sequential(layers, input_shape=[23], classes=5, name="mlp")
-    return gn.compile(spec, batch_size=batch_size, dtype=dtype, backend=backend, seed=seed)
+    live = threads if live_threads is None else live_threads
+    target = dataclasses.replace(resolve_target(kernels or get_backend(backend), np.dtype(dtype)), threads=threads,
+                                 live_threads=lambda: live)
+    return gn.compile(spec, batch_size=batch_size, seed=seed, target=target)
 
 
 def batch(n: int, seed: int = 0) -> np.ndarray:
@@ -41,14 +49,11 @@ def reference(net: gn.CompiledNetwork, X: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture
-def packed_from_two_rows(monkeypatch):
+def packed_from_two_rows():
     """Inference runs affine_small_forward at one row, affine_packed_forward from 2 to 8 rows
-    (as in a process set up for one BLAS thread, where the serial packed kernel runs)."""
-    monkeypatch.setattr(threads_module, "planned_threads", lambda: 1)
-    monkeypatch.setattr(affine_op, "SMALL_BATCH_ROWS", 1)
-    monkeypatch.setattr(affine_op, "SMALL_WORK", 0)
-    monkeypatch.setattr(affine_op, "PACKED_MAX_ROWS", 8)
-    monkeypatch.setattr(affine_op, "PACKED_SERIAL_WORK", 10**9)
+    (on mlp()'s default target, set up for one BLAS thread, where the serial packed kernel runs)."""
+    with gn.config_context(small_batch_rows=1, small_work=0, packed_max_rows=8, packed_serial_work=10**9):
+        yield
 
 
 # ---- the kernel -----------------------------------------------------------------------------
@@ -95,31 +100,16 @@ def spying_backend(name: str, calls: list[tuple[str, int]]) -> types.SimpleNames
     return kernels
 
 
-@pytest.fixture
-def blas_threads(monkeypatch):
-    """Sets the BLAS thread count the packed step sees (graphnet.threads.blas_threads_now at a
-    call, planned_threads when the plan is built)."""
-    def set_count(count: int) -> None:
-        monkeypatch.setattr(threads_module, "blas_threads_now", lambda: count)
-        monkeypatch.setattr(threads_module, "planned_threads", lambda: count)
-
-    return set_count
-
-
 @needs_numba
 @pytest.mark.parametrize("parallel, threads, packed", [(True, 2, "affine_packed_forward_columns"),
                                                        (True, 1, "affine_packed_forward"),
                                                        (False, 1, "affine_packed_forward"),
                                                        (False, 2, None)])
 def test_inference_runs_the_packed_kernel_between_the_small_kernel_and_the_gemm(
-        packed_from_two_rows, monkeypatch, blas_threads, parallel, threads, packed):
-    monkeypatch.setattr(affine_op, "PACKED_PARALLEL", parallel)
-    monkeypatch.setattr(affine_op, "PACKED_PARALLEL_WORK", 0)
-    monkeypatch.setattr(affine_op, "HELPER_LAG_WORK", 0)
-    blas_threads(threads)
+        packed_from_two_rows, parallel, threads, packed):
     calls: list[tuple[str, int]] = []
-    net = mlp()
-    net.kernels = spying_backend("numba", calls)
+    with gn.config_context(packed_parallel=parallel, packed_parallel_work=0, helper_lag_work=0):
+        net = mlp(threads=threads, kernels=spying_backend("numba", calls))
     for n in (1, 2, 5, 8, 16):
         X = batch(n, seed=n)
         np.testing.assert_allclose(net.forward(X), reference(net, X), rtol=1e-4, atol=1e-5)
@@ -132,23 +122,19 @@ def test_inference_runs_the_packed_kernel_between_the_small_kernel_and_the_gemm(
     assert ("affine_packed_forward up to 8" in net.describe("infer")) == (packed is not None)
 
 
-def test_the_helper_thread_gets_less_than_half_by_its_lag(monkeypatch):
-    monkeypatch.setattr(affine_op, "HELPER_LAG_WORK", 1000)
-    assert affine_op._helper_split(512, 4000) == 320  # (work - lag) / 2: 3/8 of the 128 blocks
-    assert affine_op._helper_split(512, 1000) == 512  # no more work than the lag: no helper
-    monkeypatch.setattr(affine_op, "HELPER_LAG_WORK", 0)
-    assert affine_op._helper_split(512, 4000) == 256  # no lag: half the columns
-    assert affine_op._helper_split(10, 4000) == 8  # whole blocks of 4 columns: 1 of 3 here
-    assert affine_op._helper_split(4, 4000) == 4  # a single block: no helper
+def test_the_helper_thread_gets_less_than_half_by_its_lag():
+    assert affine_op.helper_split(512, 4000, lag=1000) == 320  # (work - lag) / 2: 3/8 of the 128 blocks
+    assert affine_op.helper_split(512, 1000, lag=1000) == 512  # no more work than the lag: no helper
+    assert affine_op.helper_split(512, 4000, lag=0) == 256  # no lag: half the columns
+    assert affine_op.helper_split(10, 4000, lag=0) == 8  # whole blocks of 4 columns: 1 of 3 here
+    assert affine_op.helper_split(4, 4000, lag=0) == 4  # a single block: no helper
 
 
 @needs_numba
-def test_serial_packed_kernel_only_on_layers_of_little_work(packed_from_two_rows, monkeypatch, blas_threads):
-    blas_threads(1)
-    monkeypatch.setattr(affine_op, "PACKED_SERIAL_WORK", 4 * 19 * 5)  # the 19x5 layer up to 4 rows
+def test_serial_packed_kernel_only_on_layers_of_little_work(packed_from_two_rows):
     calls: list[tuple[str, int]] = []
-    net = mlp()
-    net.kernels = spying_backend("numba", calls)
+    with gn.config_context(packed_serial_work=4 * 19 * 5):  # the 19x5 layer up to 4 rows
+        net = mlp(threads=1, kernels=spying_backend("numba", calls))
     for n in (2, 4, 5):
         X = batch(n, seed=n)
         np.testing.assert_allclose(net.forward(X), reference(net, X), rtol=1e-4, atol=1e-5)
@@ -157,8 +143,7 @@ def test_serial_packed_kernel_only_on_layers_of_little_work(packed_from_two_rows
 
 def test_the_numpy_backend_keeps_the_gemm(packed_from_two_rows):
     calls: list[tuple[str, int]] = []
-    net = mlp("numpy")
-    net.kernels = spying_backend("numpy", calls)
+    net = mlp("numpy", kernels=spying_backend("numpy", calls))
     X = batch(5)
     np.testing.assert_allclose(net.forward(X), reference(net, X), rtol=1e-4, atol=1e-5)
     assert calls == []
@@ -167,21 +152,17 @@ def test_the_numpy_backend_keeps_the_gemm(packed_from_two_rows):
 @needs_numba
 def test_training_never_runs_the_packed_kernel(packed_from_two_rows):
     calls: list[tuple[str, int]] = []
-    net = mlp()
-    net.kernels = spying_backend("numba", calls)
-    net.train_step(batch(5), np.array([0, 1, 2, 3, 4]))
+    net = mlp(kernels=spying_backend("numba", calls))
+    net.step(batch(5), np.array([0, 1, 2, 3, 4]))
     net.evaluate_loss(batch(5), np.array([0, 1, 2, 3, 4]), mode="train")
     assert calls == []
 
 
 @needs_numba
 @pytest.mark.parametrize("parallel", [False, True])
-def test_packed_inference_allocates_only_its_result(packed_from_two_rows, monkeypatch, blas_threads, parallel):
-    monkeypatch.setattr(affine_op, "PACKED_PARALLEL", parallel)
-    monkeypatch.setattr(affine_op, "PACKED_PARALLEL_WORK", 0)
-    monkeypatch.setattr(affine_op, "HELPER_LAG_WORK", 0)
-    blas_threads(2)
-    net = mlp()
+def test_packed_inference_allocates_only_its_result(packed_from_two_rows, parallel):
+    with gn.config_context(packed_parallel=parallel, packed_parallel_work=0, helper_lag_work=0):
+        net = mlp(threads=2)
     X = batch(5)
     net.forward(X)  # binds the hot path and packs the weights
     net.forward(X)
@@ -208,7 +189,7 @@ def load_state_dict(net, rng):
 
 
 def sgd_step(net, rng):
-    net.sgd_step(batch(16, seed=9), np.arange(16) % 5, 0.5)
+    net.step(batch(16, seed=9), np.arange(16) % 5, 0.5)
 
 
 def optimizer_step(net, rng):
@@ -237,7 +218,7 @@ def test_inference_after_a_weight_change_matches_a_fresh_compile(packed_from_two
 def test_an_optimizer_update_of_gradients_taken_before_inference_is_seen(packed_from_two_rows):
     net = mlp()
     X = batch(5)
-    net.train_step(batch(16, seed=9), np.arange(16) % 5)
+    net.step(batch(16, seed=9), np.arange(16) % 5)
     before = net.forward(X)
     Optimizer(net, "sgd", learning_rate=0.5).apply()
     after = net.forward(X)
@@ -277,18 +258,13 @@ def test_a_view_kept_and_written_after_inference_is_seen(packed_from_two_rows, g
 
 @needs_numba
 @pytest.mark.parametrize("parallel, expected", [(False, []), (True, ["affine_packed_forward"] * 3)])
-def test_the_governors_passing_count_does_not_change_the_kernels(packed_from_two_rows, monkeypatch, parallel,
-                                                                 expected):
+def test_the_governors_passing_count_does_not_change_the_kernels(packed_from_two_rows, parallel, expected):
     """A governor that lowers the BLAS to 1 thread for a while must not switch inference to other
     kernels (other rounding): the plan's choice follows the count the process is set up for, and
     the 2-thread split's rows stay on the packed kernel (the split computes the same bits)."""
-    monkeypatch.setattr(affine_op, "PACKED_PARALLEL", parallel)
-    monkeypatch.setattr(affine_op, "PACKED_PARALLEL_WORK", 0)
-    monkeypatch.setattr(threads_module, "planned_threads", lambda: 2)
-    monkeypatch.setattr(threads_module, "blas_threads_now", lambda: 1)
     calls: list[tuple[str, int]] = []
-    net = mlp()
-    net.kernels = spying_backend("numba", calls)
+    with gn.config_context(packed_parallel=parallel, packed_parallel_work=0):
+        net = mlp(threads=2, live_threads=1, kernels=spying_backend("numba", calls))
     X = batch(5)
     np.testing.assert_allclose(net.forward(X), reference(net, X), rtol=1e-4, atol=1e-5)
     assert [name for name, _ in calls if name.startswith("affine_packed")] == expected

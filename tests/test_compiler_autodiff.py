@@ -11,6 +11,7 @@ from graphnet.compiler import fuse, lower, plan_memory
 from graphnet.graph import build_graph
 from graphnet.kernels import get_backend
 from graphnet.lowering import Ref
+from graphnet.target import Target
 
 import reference  # tests/ helpers, on sys.path via conftest.py
 from compiler_specs import affine, network, node, residual_spec
@@ -20,7 +21,7 @@ def lowered(spec, mode="train", *, with_loss=True, with_backward=True, fused=Tru
     graph = build_graph(spec)
     if fused:
         graph = fuse(graph).graph
-    return lower(graph, mode, get_backend("numpy"), np.dtype(np.float64), np.random.default_rng(0),
+    return lower(graph, mode, Target(get_backend("numpy"), np.dtype(np.float64)), np.random.default_rng(0),
                  with_loss=with_loss, with_backward=with_backward)
 
 
@@ -68,7 +69,7 @@ def test_nodes_no_target_needs_are_pruned_and_their_gradients_zeroed():
     inputs, labels = reference.random_batch(spec, 4)
     net.grads["unused.W"][...] = 7.0
     net.grads["unused.b"][...] = 7.0
-    net.train_step(inputs, labels)
+    net.step(inputs, labels)
     assert not net.grads["unused.W"].any() and not net.grads["unused.b"].any()
     assert net.grads["fc.W"].any()
 

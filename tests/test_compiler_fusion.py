@@ -151,5 +151,5 @@ def test_a_softmax_output_still_fuses_with_its_cross_entropy_for_training():
     assert "softmax_forward" in [s.kernel for s in net.plan("infer").steps]
     inputs, labels = reference.random_batch(spec, 4)
     values, loss, _ = reference.run_reference(spec, dict(net.params), dict(net.state), inputs, labels, mode="train")
-    np.testing.assert_allclose(net.train_step(inputs, labels), loss, rtol=1e-10)
+    np.testing.assert_allclose(net.step(inputs, labels), loss, rtol=1e-10)
     np.testing.assert_allclose(net.forward(inputs), values["p"], rtol=1e-12, atol=1e-14)

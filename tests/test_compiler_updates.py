@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 import graphnet as gn
 from optimizer_checks import assert_nan_step_changes_nothing  # tests/ helper
+from graphnet import PlanError
+from graphnet.compiler import UpdateRule, lower
+from graphnet.compiler.updates import insert_update_steps
+from graphnet.graph import build_graph
+from graphnet.kernels import get_backend
 from graphnet.optimizer import RULES
+from graphnet.parameters import ParameterStore
+from graphnet.target import Target
 
 import reference  # tests/ helpers, on sys.path via conftest.py
 import strategies
@@ -66,8 +73,13 @@ def test_update_in_backward_equals_the_separate_update_on_every_zoo_network(path
         assert fused_opt.step(inputs, labels) == pytest.approx(plain_opt.step(inputs, labels), rel=1e-12)
         assert_same(fused, plain, exact=backend == "numpy")
         assert_same_slots(fused_opt, plain_opt, exact=backend == "numpy")
-    assert set(fused._hot_plans) == {"train_update"} and set(plain._hot_plans) == {"train"}
+    assert kinds_compiled(fused) == {"train_update"} and kinds_compiled(plain) == {"train"}
     assert fused_opt.t == plain_opt.t == 3
+
+
+def kinds_compiled(net):
+    """The plan kinds `net` compiled so far."""
+    return {kind for kind, _ in net.stats.plans}
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
@@ -134,6 +146,31 @@ def test_parameters_backward_does_not_reach_are_updated_after_their_gradients_ar
     assert "update 2 parameters backward does not reach" in fused.describe("train_update")
 
 
+def test_the_update_pass_returns_new_steps_and_leaves_what_it_was_given_unchanged():
+    graph = build_graph(zoo_network(SPECS / "two_layer_net.json"))
+    store, kernels = ParameterStore(graph, np.float32), get_backend("numpy")
+    schedule = lower(graph, "train", Target(kernels, np.dtype(np.float32)), np.random.default_rng(0),
+                     with_loss=True, with_backward=True)
+    steps, extra = list(schedule.steps), []
+    updated, updated_extra, _ = insert_update_steps(schedule, extra, store, kernels, 0.0)
+    assert schedule.steps == steps and extra == []
+    assert len(updated.steps) == len(steps) + 2 and updated.n_forward == schedule.n_forward
+    with pytest.raises(AttributeError):  # a Schedule is frozen: no pass changes one it handed out
+        schedule.steps = []  # type: ignore[misc]
+
+
+def test_a_rule_plan_refuses_to_run_without_a_rule_and_a_rule_of_the_wrong_shape():
+    spec = zoo_network(SPECS / "two_layer_net.json")
+    net = gn.compile(spec, batch_size=8, seed=0)
+    inputs, labels = reference.random_batch(spec, 8, seed=3, dtype=np.float32)
+    plan = net.plan("train_update")
+    with pytest.raises(PlanError, match="a train_update plan runs with an UpdateRule, got None"):
+        plan.run(inputs, labels)
+    wrong = UpdateRule(net.kernels.adam_update, (np.zeros(3, np.float32),) * 2, (1e-3, 0.9, 0.999, 1e-8, 1))
+    with pytest.raises(PlanError, match=r"optimizer state of shape \(3,\) float32, expected"):
+        net.step(inputs, labels, wrong)
+
+
 def test_each_parameter_is_updated_right_after_its_last_backward_step():
     net = gn.compile(zoo_network(SPECS / "fc_bn_dropout.json"), batch_size=8)
     plan = net.plan("train_update")
@@ -154,7 +191,7 @@ def test_a_non_finite_loss_changes_nothing_in_the_update_in_backward(rule, backe
     opt = gn.Optimizer(net, rule, learning_rate=0.01)
     inputs, labels = reference.random_batch(spec, 8, seed=1, dtype=np.float32)
     opt.step(inputs, labels)
-    assert opt.fuse_update and "train_update" in net._hot_plans
+    assert opt.fuse_update and "train_update" in kinds_compiled(net)
     assert_nan_step_changes_nothing(opt, lambda: inputs["x"].__setitem__((1, 2), np.nan), inputs, labels)
 
 
@@ -192,7 +229,7 @@ def test_clipping_keeps_the_separate_update_pass():
     opt = gn.Optimizer(net, "adam", learning_rate=0.01, clip_norm=0.1)
     inputs, labels = reference.random_batch(spec, 8, seed=3, dtype=np.float32)
     opt.step(inputs, labels)
-    assert not opt.fuse_update and set(net._hot_plans) == {"train"}
+    assert not opt.fuse_update and kinds_compiled(net) == {"train"}
     assert opt.last_grad_norm > 0.1
 
 

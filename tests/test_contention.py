@@ -1,6 +1,7 @@
 """graphnet.contention: the governor that sets the BLAS threads from the other processes' CPU use."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -151,7 +152,8 @@ def test_a_stopped_governor_changes_nothing(monkeypatch):
 
 def test_every_plan_run_ticks_the_governor(monkeypatch):
     ticks = []
-    monkeypatch.setattr(threads, "_applied", [None])  # the default is applied: compile starts no governor
+    monkeypatch.setattr(threads, "STATE", dataclasses.replace(threads.STATE, settled=True, settled_count=None))
+    # the default was applied: compile starts no governor
     monkeypatch.setattr(contention, "_governor", [type("Counter", (), {"tick": lambda self: ticks.append(1)})()])
     net = gn.compile(gn.sequential([{"op": "affine", "units": 3}], input_shape=[4], classes=3), batch_size=4)
     X = np.ones((4, 4), np.float32)
@@ -169,9 +171,8 @@ def test_a_busy_process_takes_a_blas_thread_away(monkeypatch):
     """A real process spinning on one core: the governor, ticked by real forward passes, leaves
     that core to it. Asserts the decision, never a time."""
     monkeypatch.setattr(contention, "_governor", [])
-    monkeypatch.setattr(threads, "_applied", [])
-    monkeypatch.setattr(threads, "_explicit", [])
-    monkeypatch.setattr(threads, "_current", list(threads._current))
+    monkeypatch.setattr(threads, "STATE", dataclasses.replace(threads.STATE, explicit=None, settled=False,
+                                                              settled_count=None))
     monkeypatch.delenv(threads.ENV_VAR, raising=False)
     cores = len(os.sched_getaffinity(0))
     from threadpoolctl import threadpool_limits

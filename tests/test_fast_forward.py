@@ -6,8 +6,9 @@ import types
 import numpy as np
 import pytest
 
+import dataclasses
+
 import graphnet as gn
-import graphnet.ops.affine as affine_op
 from graphnet.errors import PlanError
 from graphnet.kernels import KERNEL_NAMES, available_backends, get_backend
 
@@ -17,12 +18,16 @@ from .allocations import counting_numpy_allocations
 BACKENDS = available_backends()
 
 
-def mlp(backend: str, batch_size: int = 16, dtype: str = "float32") -> gn.CompiledNetwork:
+def mlp(backend: str, batch_size: int = 16, dtype: str = "float32", kernels=None) -> gn.CompiledNetwork:
+    """The test MLP, compiled with the settings in effect (running `kernels` when given)."""
     layers = [{"op": "affine", "units": 37, "activation": "relu"},
               {"op": "affine", "units": 19, "activation": "tanh"},
               {"op": "affine", "units": 5}]
     spec = gn.sequential(layers, input_shape=[23], classes=5, name="mlp")
-    return gn.compile(spec, batch_size=batch_size, dtype=dtype, backend=backend, seed=3)
+    net = gn.compile(spec, batch_size=batch_size, dtype=dtype, backend=backend, seed=3)
+    if kernels is None:
+        return net
+    return gn.compile(spec, batch_size=batch_size, seed=3, target=dataclasses.replace(net.target, kernels=kernels))
 
 
 def batch(n: int, dtype: str = "float32", seed: int = 0) -> np.ndarray:
@@ -44,18 +49,23 @@ def test_the_hot_path_gives_the_general_paths_bits(backend, n):
     X = batch(n)
     general = twin._forward_general(X)
     assert net.forward(X).tobytes() == general.tobytes()  # binds the hot path
-    assert (X.shape, None) in net._fast_forwards
+    assert net.stats.fast_forwards == 1
     assert net.forward(X).tobytes() == general.tobytes()  # runs it
+    assert net.stats.fast_forwards == 1
     np.testing.assert_allclose(general, reference(net, X), rtol=1e-4, atol=1e-5)
 
 
-def test_the_second_call_of_a_shape_skips_the_general_path(monkeypatch):
+def test_the_second_call_of_a_shape_skips_the_general_path():
+    """The general path binds the hot path for every input it runs as given: a call that took it
+    again would bind a second one."""
     net = mlp("numpy")
     X = batch(3)
     net.forward(X)
-    monkeypatch.setattr(net, "_forward_general", lambda *a, **k: pytest.fail("took the general path"))
     net.forward(batch(3, seed=1))
     net.forward(X, output=None)
+    assert net.stats.fast_forwards == 1
+    net.forward(batch(4))
+    assert net.stats.fast_forwards == 2
 
 
 def test_hot_path_results_are_fresh_arrays_and_follow_new_weights():
@@ -92,7 +102,7 @@ def test_an_input_of_several_dimensions_per_example_is_flattened_on_the_hot_path
     expected = twin._forward_general(X)
     for _ in range(2):
         np.testing.assert_array_equal(net.forward(X), expected)
-    assert (X.shape, None) in net._fast_forwards
+    assert net.stats.fast_forwards == 1
 
 
 BAD_INPUTS = {
@@ -121,7 +131,7 @@ def test_a_bound_hot_path_does_not_change_what_other_inputs_get(case):
     warm.forward(X)
     value = BAD_INPUTS[case](X)
     assert outcome(warm, value) == outcome(fresh, value)
-    assert len(warm._fast_forwards) == 1  # only arrays taken as given are bound
+    assert warm.stats.fast_forwards == 1  # only arrays taken as given are bound
 
 
 def test_a_batch_above_the_capacity_or_in_chunks_is_not_bound():
@@ -129,7 +139,9 @@ def test_a_batch_above_the_capacity_or_in_chunks_is_not_bound():
     X = batch(9)
     np.testing.assert_allclose(net.forward(X, batch_size=3), net.forward(X), rtol=1e-6)
     net.forward(X[:3], batch_size=3)
-    assert all(shape[0] <= net.plan("infer").capacity for shape, _ in net._fast_forwards)
+    assert net.stats.fast_forwards == 0
+    net.forward(X[:3])
+    assert net.stats.fast_forwards == 1
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -165,30 +177,41 @@ def spying_backend(name: str, calls: list[int]) -> types.SimpleNamespace:
     (1, 3 * 19 * 5, [1, 1, 1, 2, 3]),  # the 19x5 layer up to three rows, the others at one
     (0, 10**9, []),  # off
 ])
-def test_inference_runs_the_small_batch_kernel_on_small_work(backend, monkeypatch, rows, work, expected):
-    monkeypatch.setattr(affine_op, "SMALL_BATCH_ROWS", rows)
-    monkeypatch.setattr(affine_op, "SMALL_WORK", work)
+def test_inference_runs_the_small_batch_kernel_on_small_work(backend, rows, work, expected):
     calls: list[int] = []
-    net = mlp(backend)
-    net.kernels = spying_backend(backend, calls)
+    with gn.config_context(small_batch_rows=rows, small_work=work):
+        net = mlp(backend, kernels=spying_backend(backend, calls))
     for n in (1, 2, 3, 4, 16):
         X = batch(n, seed=n)
         np.testing.assert_allclose(net.forward(X), reference(net, X), rtol=1e-4, atol=1e-5)
     assert calls == expected
 
 
-def test_the_plan_says_where_the_small_batch_kernel_runs(monkeypatch):
+def test_the_plan_says_where_the_small_batch_kernel_runs():
     assert "affine_small_forward" not in mlp("numpy").describe("infer")  # off by default
-    monkeypatch.setattr(affine_op, "SMALL_BATCH_ROWS", 1)
-    assert "affine_small_forward up to" in mlp("numpy").describe("infer")
+    with gn.config_context(small_batch_rows=1):
+        net = mlp("numpy")
+    assert "affine_small_forward up to" in net.describe("infer")  # the settings it was compiled with
+
+
+def test_set_config_reaches_networks_compiled_after_it():
+    before = gn.get_config()
+    try:
+        assert gn.set_config(small_batch_rows=1).small_batch_rows == 1
+        assert "affine_small_forward up to" in mlp("numpy").describe("infer")
+        with gn.config_context(small_batch_rows=0):
+            assert "affine_small_forward" not in mlp("numpy").describe("infer")
+    finally:
+        gn.set_config(**dataclasses.asdict(before))
+    assert gn.get_config() == before
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_training_never_runs_the_small_batch_kernel(backend):
     calls: list[int] = []
-    net = mlp(backend)
-    net.kernels = spying_backend(backend, calls)
-    net.train_step(batch(1), np.array([2]))
+    with gn.config_context(small_batch_rows=1):
+        net = mlp(backend, kernels=spying_backend(backend, calls))
+    net.step(batch(1), np.array([2]))
     net.evaluate_loss(batch(1), np.array([2]), mode="train")
     assert calls == []
 

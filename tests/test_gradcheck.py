@@ -56,7 +56,7 @@ def test_zoo_loss_matches_reference(path):
     rng = np.random.default_rng()
     rng.bit_generator.state = net.dropout_rng.bit_generator.state
     _, train_loss, _ = reference.run_reference(spec, params, state, inputs, labels, mode="train", rng=rng)
-    np.testing.assert_allclose(net.train_step(inputs, labels), train_loss, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(net.step(inputs, labels), train_loss, rtol=1e-10, atol=1e-12)
 
 
 # ---- random DAGs against central differences of the reference ---------------------------------
@@ -105,15 +105,15 @@ def _small_net(**options):
 
 
 def gradients_off_by_one_percent(net, monkeypatch) -> None:
-    """Make `net.train_step` report every gradient 1% too large (a wrong backward)."""
-    honest = net.train_step
+    """Make `net.step` report every gradient 1% too large (a wrong backward)."""
+    honest = net.step
 
     def off_by_one_percent(X, y):
         loss = honest(X, y)
         net.store.grads[:] *= 1.01
         return loss
 
-    monkeypatch.setattr(net, "train_step", off_by_one_percent)
+    monkeypatch.setattr(net, "step", off_by_one_percent)
 
 
 def test_gradcheck_detects_a_wrong_gradient(monkeypatch):

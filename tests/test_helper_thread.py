@@ -134,12 +134,9 @@ FORWARD = textwrap.dedent("""
     import os, sys, threading
     import numpy as np
     import graphnet as gn
-    import graphnet.ops.affine as affine_op
     from graphnet.helper_thread import THREAD_NAME, helper_started, helper_thread
 
-    affine_op.PACKED_PARALLEL = True
-    affine_op.PACKED_PARALLEL_WORK = 0
-    affine_op.HELPER_LAG_WORK = 0
+    gn.set_config(packed_parallel=True, packed_parallel_work=0, helper_lag_work=0)
     spec = gn.sequential([{"op": "affine", "units": 64, "activation": "relu"}, {"op": "affine", "units": 8}],
                          input_shape=[48], classes=8, name="mlp")
     net = gn.compile(spec, batch_size=32, dtype="float32", backend="numba", seed=1)

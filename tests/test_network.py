@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import graphnet as gn
 from graphnet import PlanError
+from graphnet.compiler import UpdateRule
 
 
 import reference  # tests/ helpers, on sys.path via conftest.py
@@ -106,10 +107,57 @@ def test_forward_rejects_an_unknown_output():
 
 
 def test_there_is_no_mode_flag_that_does_nothing():
-    """The mode is the plan's (forward: eval, loss/train_step: train); a PyTorch-style
+    """The mode is the plan's (forward: eval, loss/step: train); a PyTorch-style
     net.train() / net.eval() that set an unread flag would mislead, so there is none."""
     net = gn.compile(gn.sequential([{"op": "affine", "units": 3}], input_shape=[4], classes=3), batch_size=2)
     for name in ("train", "eval", "training"):
+        assert not hasattr(net, name), name
+
+
+# ---- one step entry point ----------------------------------------------------------------------
+
+
+def test_one_step_entry_point_with_each_kind_of_update():
+    """net.step(X, y, update): None writes the gradients, a rate runs SGD (weights inside their
+    backward GEMM, when there is a GEMM), an UpdateRule its kernel; the same result as gradients
+    then the separate update."""
+    spec = gn.sequential([{"op": "affine", "units": 5, "activation": "relu"}, {"op": "affine", "units": 3}],
+                         input_shape=[4], classes=3)
+    nets = [gn.compile(spec, batch_size=6, dtype="float64", seed=0) for _ in range(3)]
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
+    plain, sgd, ruled = nets
+    loss = plain.step(X, y)
+    grads = {name: plain.grads[name].copy() for name in plain.grads}
+    expected = {name: plain.params[name] - 0.1 * grads[name] for name in plain.params}
+    assert sgd.step(X, y, 0.1) == loss
+    velocity = np.zeros_like(ruled.store.values)
+    assert ruled.step(X, y, UpdateRule(ruled.kernels.momentum_update, (velocity,), (0.1, 0.0))) == loss
+    for name in plain.params:
+        np.testing.assert_allclose(sgd.params[name], expected[name], rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(ruled.params[name], expected[name], rtol=1e-12, err_msg=name)
+        np.testing.assert_array_equal(ruled.grads[name], grads[name])  # a rule leaves the gradients readable
+    in_gemm = sgd.plan("train_sgd").unwritten_grads
+    assert in_gemm == (frozenset({"affine1.W", "affine2.W"}) if sgd.target.gemm is not None else frozenset())
+    for name in in_gemm:
+        with pytest.raises(PlanError, match=f"the gradient of '{name}' was not computed"):
+            sgd.grads[name]
+    sgd.step(X, y)  # a step without update writes every gradient again
+    assert all(np.isfinite(sgd.grads[name]).all() for name in sgd.grads)
+
+
+@pytest.mark.parametrize("update", ["0.1", [0.1], True, object()])
+def test_a_step_refuses_an_update_of_no_known_kind(update):
+    net = gn.compile(gn.sequential([{"op": "affine", "units": 3}], input_shape=[4], classes=3), batch_size=2)
+    params = net.store.values.copy()
+    with pytest.raises(PlanError, match="a train_sgd plan runs with a learning rate, got"):
+        net.step(np.ones((2, 4), np.float32), np.zeros(2, np.int64), update)
+    np.testing.assert_array_equal(net.store.values, params)
+
+
+def test_there_is_one_step_entry_point():
+    net = gn.compile(gn.sequential([{"op": "affine", "units": 3}], input_shape=[4], classes=3), batch_size=2)
+    for name in ("train_step", "sgd_step", "update_step"):
         assert not hasattr(net, name), name
 
 
@@ -461,15 +509,15 @@ def test_a_nan_batch_changes_no_running_statistic(rule, backend):
     assert np.isfinite(opt.step(X, y))
 
 
-def test_train_step_on_a_nan_batch_restores_the_running_statistics():
+def test_a_step_on_a_nan_batch_restores_the_running_statistics():
     spec, X, y = bn_batch()
     net = gn.compile(spec, batch_size=8, dtype="float64", seed=0)
     X = X.astype(np.float64)
-    net.train_step(X, y)
+    net.step(X, y)
     state = {k: net.state[k].copy() for k in net.state}
     X[0, 0] = np.inf
     with np.errstate(all="ignore"):
-        assert not np.isfinite(net.train_step(X, y))
+        assert not np.isfinite(net.step(X, y))
         assert net.first_nonfinite(X, y) == "input 'x'"
         assert not np.isfinite(net.evaluate_loss(X, y, mode="train"))
     for name in net.state:
@@ -480,7 +528,7 @@ def test_a_successful_step_still_updates_the_running_statistics():
     spec, X, y = bn_batch()
     net = gn.compile(spec, batch_size=8, dtype="float32", seed=0)
     before = net.store.state.copy()
-    net.train_step(X, y)
+    net.step(X, y)
     assert not np.array_equal(net.store.state, before)
 
 
@@ -491,7 +539,7 @@ def test_a_step_refused_for_its_labels_changes_no_running_statistic():
     y = y.copy()
     y[2] = 10  # the loss kernel refuses it after the batchnorms ran
     with pytest.raises(PlanError, match=r"values must be in \[0, 10\)"):
-        net.train_step(X, y)
+        net.step(X, y)
     np.testing.assert_array_equal(net.store.state, before)
 
 
@@ -565,10 +613,10 @@ def test_training_batchnorm_on_one_example_is_refused_naming_the_node():
     net = gn.compile(spec, batch_size=8)
     X, y = np.ones((1, 2), np.float32), np.zeros(1, np.int64)
     message = r"batchnorm 'bn1': training needs more than 1 example per batch \(got 1\)"
-    for call in (lambda: net.train_step(X, y), lambda: net.sgd_step(X, y, 0.1),
+    for call in (lambda: net.step(X, y), lambda: net.step(X, y, 0.1),
                  lambda: net.evaluate_loss(X, y, mode="train")):
         with pytest.raises(PlanError, match=message):
             call()
     assert net.forward(X).shape == (1, 3)  # eval mode uses the running statistics
     assert np.isfinite(net.evaluate_loss(X, y))
-    assert np.isfinite(net.train_step(np.ones((2, 2), np.float32), np.zeros(2, np.int64)))
+    assert np.isfinite(net.step(np.ones((2, 2), np.float32), np.zeros(2, np.int64)))

@@ -107,7 +107,7 @@ def test_forward_and_loss_match_reference(op, name, doc, fuse, backend):
     rng = np.random.default_rng()
     rng.bit_generator.state = net.dropout_rng.bit_generator.state
     _, train_loss, new_state = reference.run_reference(spec, params, state, inputs, labels, mode="train", rng=rng)
-    np.testing.assert_allclose(net.train_step(inputs, labels), train_loss, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(net.step(inputs, labels), train_loss, rtol=1e-10, atol=1e-12)
     for key, value in new_state.items():
         np.testing.assert_allclose(net.state[key], value, rtol=1e-10, atol=1e-12, err_msg=key)
     # the dropout generator advanced exactly as far as the reference drew from it

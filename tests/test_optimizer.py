@@ -370,7 +370,7 @@ def test_after_a_fused_step_weight_gradients_are_refused_not_stale():
     assert np.isfinite(net.grads["affine1.b"]).all()  # biases still get gradients
     with pytest.raises(gn.PlanError, match="not computed"):
         opt.apply()  # would apply stale weight gradients
-    net.train_step(X, y)
+    net.step(X, y)
     loss, grads = net.loss(X, y)
     np.testing.assert_array_equal(net.grads["affine1.W"], grads["affine1.W"])
     opt.apply()

@@ -103,20 +103,35 @@ def test_poison_mode_from_the_environment(monkeypatch):
     assert gn.compile(spec, batch_size=4, debug_poison=True).plan("train").poison
 
 
+def dead_buffers(plan):
+    """The planned buffers whose storage no step reads after some step of the plan, and whose
+    bytes no buffer first written after that step reuses: NaN at the end of a poisoned run."""
+    death = {}
+    for buffer in plan.memory.buffers.values():
+        death[buffer.storage] = max(death.get(buffer.storage, -1), buffer.last)
+    buffers = plan.memory.buffers.values()
+    return [key for key, b in plan.memory.buffers.items() if death[b.storage] < len(plan.schedule.steps)
+            and not any(o.first > death[b.storage] and o.offset < b.offset + b.size and b.offset < o.offset + o.size
+                        for o in buffers)]
+
+
 def test_poison_fills_dead_buffers_with_nan_and_keeps_outputs():
     spec = mlp((8, 8, 8))
     net = gn.compile(spec, batch_size=4, dtype="float64", debug_poison=True)
     inputs, labels = reference.random_batch(spec, 4)
-    loss = net.train_step(inputs, labels)
+    loss = net.step(inputs, labels)
     assert np.isfinite(loss)
     plan = net.plan("train")
-    arena = plan._arena
-    assert np.isnan(arena).any(), "poison mode left no freed buffer poisoned"
+    assert dead_buffers(plan), "this plan frees no buffer before its end"
+    for kind, name in dead_buffers(plan):
+        assert np.isnan(plan.buffer_view(kind, name, 4)).all(), f"{kind} {name} was not poisoned"
     assert all(np.isfinite(net.grads[k]).all() for k in net.grads)
     # every network output of the inference plan survives its run (kept alive, never poisoned)
     scores = net.forward(inputs)
     infer = net.plan("infer")
-    assert np.isnan(infer._arena).any() or len(infer.steps) <= 2
+    assert dead_buffers(infer) or len(infer.steps) <= 2
+    for kind, name in dead_buffers(infer):
+        assert np.isnan(infer.buffer_view(kind, name, 4)).all(), f"{kind} {name} was not poisoned"
     for name in spec.outputs:
         assert np.isfinite(infer.output(name, 4)).all()
     assert np.isfinite(scores).all()
@@ -125,18 +140,17 @@ def test_poison_fills_dead_buffers_with_nan_and_keeps_outputs():
 def test_poison_exposes_a_buffer_freed_too_early():
     """What poison mode is for (MXNet #16553): a liveness bug gives NaN, not silently wrong numbers."""
     spec = mlp((8, 8))
-    net = gn.compile(spec, batch_size=4, dtype="float64", debug_poison=True)
     inputs, labels = reference.random_batch(spec, 4)
-    plan = net.plan("train")
-    assert np.isfinite(net.train_step(inputs, labels))
-    # Pretend the planner thought the first hidden activation died right after it was written.
-    key = ("value", "affine1")
-    buffer = plan.memory.buffers[key]
+    honest, wrong = (gn.compile(spec, batch_size=4, dtype="float64", debug_poison=True) for _ in range(2))
+    assert np.isfinite(honest.step(inputs, labels))
+    assert all(np.isfinite(honest.grads[k]).all() for k in honest.grads)
+    # Pretend the planner thought the first hidden activation died right after it was written
+    # (before the plan's first run binds its steps).
+    buffer = wrong.plan("train").memory.buffers[("value", "affine1")]
     assert buffer.last > buffer.first + 1  # read again later (by the next layer and by backward)
     buffer.last = buffer.first
-    plan._bindings.clear()
-    net.train_step(inputs, labels)
-    assert not all(np.isfinite(net.grads[k]).all() for k in net.grads)
+    wrong.step(inputs, labels)
+    assert not all(np.isfinite(wrong.grads[k]).all() for k in wrong.grads)
 
 
 # ---- binding per batch size ------------------------------------------------------------------
@@ -146,14 +160,14 @@ def test_partial_batch_reuses_the_plan_and_binds_once_per_size():
     spec = mlp()
     net = gn.compile(spec, batch_size=8, dtype="float32", seed=0)
     inputs, labels = reference.random_batch(spec, 8, dtype=np.float32)
-    net.train_step(inputs, labels)
+    net.step(inputs, labels)
     plan = net.plan("train")
     compiled, bound = net.stats.plans_compiled, plan.bound_counts
     assert bound == 1
     for n in (5, 5, 3, 5, 3, 8, 1, 1):
         part_x = {k: np.ascontiguousarray(v[:n]) for k, v in inputs.items()}
         part_y = {k: np.ascontiguousarray(v[:n]) for k, v in labels.items()}
-        net.train_step(part_x, part_y)
+        net.step(part_x, part_y)
     assert net.stats.plans_compiled == compiled
     assert net.plan("train") is plan
     assert plan.bound_counts == bound + 3  # 5, 3 and 1 (8 was bound already)
@@ -179,10 +193,10 @@ def test_larger_batch_compiles_a_bigger_plan_and_records_why(caplog):
     inputs, labels = reference.random_batch(spec, 10, dtype=np.float32)
     small_x = {k: np.ascontiguousarray(v[:4]) for k, v in inputs.items()}
     small_y = {k: np.ascontiguousarray(v[:4]) for k, v in labels.items()}
-    net.train_step(small_x, small_y)
+    net.step(small_x, small_y)
     assert net.stats.plans_compiled == 1 and net.stats.replans == []
     with caplog.at_level("INFO", logger="graphnet"):
-        net.train_step(inputs, labels)
+        net.step(inputs, labels)
     assert net.stats.plans_compiled == 2
     assert len(net.stats.replans) == 1
     reason = net.stats.replans[0]
@@ -191,8 +205,8 @@ def test_larger_batch_compiles_a_bigger_plan_and_records_why(caplog):
     big = net.plan("train", 10)
     assert big.capacity == 10
     # the same large batch again, and small batches: no more plans
-    net.train_step(inputs, labels)
-    net.train_step(small_x, small_y)
+    net.step(inputs, labels)
+    net.step(small_x, small_y)
     assert net.stats.plans_compiled == 2 and len(net.stats.replans) == 1
 
 
@@ -213,13 +227,11 @@ def test_planned_views_are_aligned():
         net = gn.compile(spec, batch_size=3, dtype=dtype)
         plan = net.plan("train")
         for n in (3, 1):
-            binding = plan.bind(n)
-            for _, args, _ in binding.steps:
-                for array in args:
-                    if isinstance(array, np.ndarray) and np.shares_memory(array, plan._arena):
-                        assert array.ctypes.data % 64 == 0
-                        assert array.flags.c_contiguous
-                        assert array.shape[0] == n
+            for kind, name in plan.memory.buffers:
+                array = plan.buffer_view(kind, name, n)
+                assert array.ctypes.data % 64 == 0
+                assert array.flags.c_contiguous
+                assert array.shape[0] == n
 
 
 # ---- input checks ----------------------------------------------------------------------------
@@ -248,7 +260,7 @@ def good_batch(n=3):
 
 def test_good_batch_runs(checked_net):
     inputs, labels = good_batch()
-    assert np.isfinite(checked_net.train_step(inputs, labels))
+    assert np.isfinite(checked_net.step(inputs, labels))
     assert checked_net.forward(inputs).shape == (3, 3)
 
 
@@ -278,7 +290,7 @@ def test_bad_batches_raise_plan_errors(checked_net, mutate, pattern):
     inputs, labels = good_batch()
     mutate(inputs, labels)
     params = checked_net.store.values.copy()
-    for call in (lambda: checked_net.train_step(inputs, labels),
+    for call in (lambda: checked_net.step(inputs, labels),
                  lambda: checked_net.evaluate_loss(inputs, labels),
                  lambda: checked_net.plan("train").run(inputs, labels)):
         with pytest.raises(PlanError, match=pattern):
@@ -290,12 +302,12 @@ def test_bad_batches_raise_plan_errors(checked_net, mutate, pattern):
 
 
 def test_non_arrays_and_missing_inputs_raise_plan_errors():
-    """Bug found by these tests: train_step/evaluate_loss/forward read X.shape before the
+    """Bug found by these tests: step/evaluate_loss/forward read X.shape before the
     plan checked X, so a list gave AttributeError, {} StopIteration, a scalar IndexError."""
     net = gn.compile(mlp(), batch_size=4, dtype="float32")
     y = np.zeros(2, np.int64)
     calls = {
-        "train_step": lambda X: net.train_step(X, y),
+        "step": lambda X: net.step(X, y),
         "evaluate_loss": lambda X: net.evaluate_loss(X, y),
         "first_nonfinite": lambda X: net.first_nonfinite(X, y),
         "forward": lambda X: net.forward(X),
@@ -325,12 +337,12 @@ def test_float_targets_are_checked():
     spec = gn.sequential([{"op": "affine", "units": 2}], input_shape=[3], loss="mse")
     net = gn.compile(spec, batch_size=4, dtype="float32")
     X = np.zeros((3, 3), np.float32)
-    assert net.train_step(X, np.zeros((3, 2), np.float32)) == 0.0
-    assert net.train_step(X, np.zeros((3, 2))) == 0.0  # float64 targets are converted
+    assert net.step(X, np.zeros((3, 2), np.float32)) == 0.0
+    assert net.step(X, np.zeros((3, 2))) == 0.0  # float64 targets are converted
     with pytest.raises(PlanError, match=r"'y'.*\(3, 2\).*\(3, 5\)"):
-        net.train_step(X, np.zeros((3, 5), np.float32))
+        net.step(X, np.zeros((3, 5), np.float32))
     with pytest.raises(PlanError, match=r"'y'"):
-        net.train_step(X, np.zeros((2, 2), np.float32))
+        net.step(X, np.zeros((2, 2), np.float32))
 
 
 # ---- first_nonfinite ---------------------------------------------------------------------------
@@ -437,7 +449,7 @@ def test_class_labels_of_any_integer_dtype_are_accepted(checked_net, dtype):
     inputs, labels = good_batch()
     expected = checked_net.evaluate_loss(inputs, labels)
     assert checked_net.evaluate_loss(inputs, {"y": labels["y"].astype(dtype)}) == expected
-    assert np.isfinite(checked_net.train_step(inputs, {"y": labels["y"].astype(dtype)}))
+    assert np.isfinite(checked_net.step(inputs, {"y": labels["y"].astype(dtype)}))
 
 
 def test_float64_values_beyond_float32_are_refused_not_made_infinite(checked_net):

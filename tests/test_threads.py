@@ -2,6 +2,7 @@
 `graphnet --threads`, or chosen from the load average."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -18,9 +19,8 @@ from graphnet.errors import GraphnetError
 @pytest.fixture
 def fresh_threads(monkeypatch):
     """No choice made yet in this process; BLAS limits (and graphnet's record of them) restored afterwards."""
-    monkeypatch.setattr(threads, "_applied", [])
-    monkeypatch.setattr(threads, "_explicit", [])
-    monkeypatch.setattr(threads, "_current", list(threads._current))
+    monkeypatch.setattr(threads, "STATE", dataclasses.replace(threads.STATE, explicit=None, settled=False,
+                                                              settled_count=None))
     monkeypatch.setattr(contention, "_governor", [])
     monkeypatch.delenv(threads.ENV_VAR, raising=False)
     with threadpool_limits(limits=None):  # restores the limits on exit
@@ -118,7 +118,7 @@ def test_cli_threads_option_and_env(tmp_path):
 
 def test_planned_threads_is_the_explicit_count_else_the_blas_default(fresh_threads):
     threads.apply_default_threads_once()
-    default = threads._blas_default[0]
+    default = threads.STATE.blas_default
     assert threads.planned_threads() == default
     threads._limit_blas(1)  # what the governor does on a busy machine
     assert threads.planned_threads() == default and threads.blas_threads_now() == 1
@@ -126,3 +126,30 @@ def test_planned_threads_is_the_explicit_count_else_the_blas_default(fresh_threa
     assert threads.planned_threads() == 1
     gn.set_threads("auto")
     assert threads.planned_threads() == default
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({}, 1),  # one BLAS thread per rank
+    ({"GRAPHNET_THREADS": "2"}, 2),  # the user's choice
+    ({"OPENBLAS_NUM_THREADS": "2"}, "blas"),  # the user sized the BLAS pool: the count it took stays
+])
+def test_an_mpi_rank_sets_its_threads_once_and_graphnet_knows_it(fresh_threads, environ, expected):
+    """One call from the rank setup sets the count as set_threads does: plans are built for it,
+    the governor does not move it, and the first compile's default does not replace it."""
+    want = threads._library_threads(threads._blas_controllers()) if expected == "blas" else expected
+    assert threads.set_rank_threads(environ) == want
+    assert numpys_blas_threads() == want == threads.planned_threads() == threads.blas_threads_now()
+    assert contention.governor_status() is None or not contention.governor_status().active
+    assert threads.apply_default_threads_once() == want
+    net = gn.compile(gn.sequential([{"op": "affine", "units": 2}], input_shape=[3], classes=2), backend="numpy")
+    assert net.target.threads == want
+
+
+def test_an_mpi_rank_keeps_a_count_chosen_on_the_command_line(fresh_threads):
+    gn.set_threads(2)  # graphnet --threads 2 train ... --workers 2 passes --threads to every rank
+    assert threads.set_rank_threads({}) == 2 == numpys_blas_threads() == threads.planned_threads()
+
+
+def test_an_mpi_rank_refuses_a_malformed_thread_count(fresh_threads):
+    with pytest.raises(GraphnetError, match=r"\$GRAPHNET_THREADS must be an integer >= 1 or 'auto', got 'x'"):
+        threads.set_rank_threads({"GRAPHNET_THREADS": "x"})

@@ -13,25 +13,32 @@
    from its first to its last step; `merge_inplace` lets a declared in-place
    pair share storage when the input dies at that step; storage whose
    lifetimes don't overlap is shared.
-4. `plans`: `build_plan` runs the passes for a network and a plan kind (train,
-   train_sgd, train_update, train_loss, eval_loss, infer), adds the steps no op owns
-   (unreached gradients, the l2 term) and binds it all into a `graphnet.plan.Plan`
-   over the parameter store.
-5. `updates`: `insert_update_steps` (train_update plans): a stateful rule's update
+4. `plans`: `build_plan(graph, spec, target, store=, rng=)` runs the passes for a
+   plan spec (a kind from `kinds`, a capacity) on a Target (graphnet.target), adds
+   the steps no op owns (unreached gradients, the l2 term, the SGD update after
+   backward) and returns a finished `graphnet.plan.Plan` over the parameter store.
+   It reads no process state.
+5. `updates`: `insert_update_steps` (plans of update "rule"): a stateful rule's update
    of each parameter right after the backward step that last uses it.
+
+`kinds`: the plan kinds (infer, eval_loss, train_loss, train, train_sgd,
+train_update), one `PlanKind` record each, from one table.
 """
 from __future__ import annotations
 
 from ..lowering import SGD_LEARNING_RATE
-from .autodiff import Mode, Schedule, ancestors, lower
+from .autodiff import Schedule, ancestors, lower
 from .fusion import Fused, fuse, fuse_epilogues, fuse_into_consumers
+from .kinds import PLAN_KINDS, Mode, PlanKind, PlanSpec, plan_kind
 from .memory import ALIGN, PLANNED_KINDS, Buffer, InplaceMerges, MemoryPlan, merge_inplace, plan_memory
-from .plans import (PlanGraph, PlanKind, build_plan, check_memory, plan_graph, regularization_steps,
+from .plans import (PlanGraph, build_plan, check_memory, plan_graph, regularization_steps, sgd_after_backward_steps,
                     sgd_in_backward_offer, sgd_update_decisions)
+from .updates import UpdateRule
 
 __all__ = [
     "ALIGN",
     "PLANNED_KINDS",
+    "PLAN_KINDS",
     "SGD_LEARNING_RATE",
     "Buffer",
     "Fused",
@@ -40,7 +47,9 @@ __all__ = [
     "Mode",
     "PlanGraph",
     "PlanKind",
+    "PlanSpec",
     "Schedule",
+    "UpdateRule",
     "ancestors",
     "build_plan",
     "check_memory",
@@ -50,8 +59,10 @@ __all__ = [
     "lower",
     "merge_inplace",
     "plan_graph",
+    "plan_kind",
     "plan_memory",
     "regularization_steps",
+    "sgd_after_backward_steps",
     "sgd_in_backward_offer",
     "sgd_update_decisions",
 ]

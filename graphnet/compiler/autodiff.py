@@ -8,17 +8,16 @@ of `graphnet.lowering` (Ref, Step, LowerContext).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from ..blas import at_b_update
 from ..graph import Graph, GraphNode, upstream
 from ..lowering import ALIAS, SGD_LEARNING_RATE, Ref, Step
+from ..target import Target
+from .kinds import Mode
 
-Mode = Literal["train", "eval"]
 
-
-@dataclass
+@dataclass(frozen=True)
 class Schedule:
     """The lowered plan before memory planning."""
 
@@ -29,7 +28,7 @@ class Schedule:
     outputs: dict[str, Ref]  # network output name -> its ref
     loss: str | None  # the loss node, when the plan computes a loss
     backward: bool
-    written_param_grads: set[str] = field(default_factory=set)
+    written_param_grads: frozenset[str] = frozenset()  # parameters whose gradient a backward step writes
     updated_params: frozenset[str] = frozenset()  # parameters the backward steps update with SGD
 
 
@@ -55,7 +54,8 @@ class _Context:
 
     def __init__(self, lowerer: "_Lowerer", node: GraphNode):
         self._lowerer, self._node = lowerer, node
-        self.mode, self.kernels, self.dtype, self.rng = lowerer.mode, lowerer.kernels, lowerer.dtype, lowerer.rng
+        self.mode, self.target, self.rng = lowerer.mode, lowerer.target, lowerer.rng
+        self.kernels, self.dtype = lowerer.target.kernels, lowerer.target.dtype
         self.inputs, self.output = list(node.input_values), node.value
 
     def x(self, k: int, shape: tuple[int, ...] | None = None) -> Ref:
@@ -92,7 +92,10 @@ class _Context:
         return SGD_LEARNING_RATE
 
     def at_b_update(self) -> Callable[..., None]:
-        return at_b_update(self.dtype)
+        gemm = self.target.gemm
+        if gemm is None:
+            raise ValueError(f"no {self.dtype.name} GEMM for an update in backward: {self.target.gemm_status}")
+        return gemm.at_b_update()
 
     def saved(self, name: str, shape: tuple[int, ...]) -> Ref:
         return Ref("saved", f"{self._node.id}.{name}", tuple(shape))
@@ -102,8 +105,8 @@ class _Context:
 
 
 class _Lowerer:
-    def __init__(self, graph: Graph, mode: Mode, kernels: Any, dtype: Any, rng: Any):
-        self.graph, self.mode, self.kernels, self.dtype, self.rng = graph, mode, kernels, dtype, rng
+    def __init__(self, graph: Graph, mode: Mode, target: Target, rng: Any):
+        self.graph, self.mode, self.target, self.kernels, self.rng = graph, mode, target, target.kernels, rng
         self.aliases: dict[str, str] = {}  # view node id -> the value it views
         self.param_shapes = {p.name: p.shape for p in graph.params}
         self.state_shapes = {s.name: s.shape for s in graph.state}
@@ -157,9 +160,10 @@ class _Lowerer:
                     seen[source] = seen.get(source, 0) + 1
 
 
-def lower(graph: Graph, mode: Mode, kernels: Any, dtype: Any, rng: Any, *,
+def lower(graph: Graph, mode: Mode, target: Target, rng: Any, *,
           with_loss: bool, with_backward: bool, update_in_backward: frozenset[str] = frozenset()) -> Schedule:
-    """Graph -> Schedule of forward steps in `mode`, then (with_backward) backward steps.
+    """Graph -> Schedule of forward steps in `mode`, then (with_backward) backward steps, each
+    op's hooks running on `target` (its kernels, dtype, switches) and drawing from `rng`.
 
     `with_loss` includes the loss node (an eval plan can report the loss too);
     `with_backward` needs train mode and a loss. `update_in_backward` names the
@@ -172,7 +176,7 @@ def lower(graph: Graph, mode: Mode, kernels: Any, dtype: Any, rng: Any, *,
     targets = list(graph.outputs) + ([graph.loss] if with_loss and graph.loss else [])
     needed = ancestors(graph, targets)
     nodes = [node for node in graph.nodes if node.id in needed]
-    lowerer = _Lowerer(graph, mode, kernels, dtype, rng)
+    lowerer = _Lowerer(graph, mode, target, rng)
     lowerer.update_in_backward = update_in_backward if with_backward else frozenset()
     loss_node = graph.node(graph.loss) if with_backward else None
     if loss_node is not None:
@@ -198,4 +202,4 @@ def lower(graph: Graph, mode: Mode, kernels: Any, dtype: Any, rng: Any, *,
             lowerer.pending_adds = []
     outputs = {name: lowerer.value_ref(name, graph.values[name].shape) for name in graph.outputs}
     return Schedule(graph, mode, steps, n_forward, outputs, graph.loss if with_loss else None,
-                    with_backward, lowerer.written_param_grads, frozenset(lowerer.updated_params))
+                    with_backward, frozenset(lowerer.written_param_grads), frozenset(lowerer.updated_params))

@@ -1,34 +1,31 @@
-"""Building a Plan for a network and a plan kind: the passes in order, plus the
-steps no op owns (zeroing unreached gradients, the l2 term) and the decision
-which weights a plain SGD step updates inside backward.
+"""Building a Plan: `build_plan(graph, spec, target, store=, rng=)` runs the passes for
+the plan's kind (graphnet.compiler.kinds) and adds the steps no op owns (zeroing
+unreached gradients, the l2 term, the parameter updates).
 
-The runtime (`graphnet.network.CompiledNetwork`) caches the plans; this module
-decides what goes into them.
+It reads no process state: what depends on the machine or the user's settings
+arrives in the Target (graphnet.target). The runtime
+(`graphnet.network.CompiledNetwork`) resolves the target once and caches the
+plans; this module decides what goes into them.
 """
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import limits
 from ..errors import PlanError
 from ..graph import Graph
-from ..lowering import FusionDecision, Step
+from ..lowering import SGD_LEARNING_RATE, FusionDecision, Ref, Step
 from ..parameters import ParameterStore
 from ..plan import Plan
+from ..target import Target
 from .autodiff import Schedule, ancestors, lower
 from .fusion import fuse
+from .kinds import PlanKind, PlanSpec, plan_kind
 from .memory import plan_memory
-from .updates import insert_update_steps
-
-# train: train-mode forward + loss + backward; train_sgd: the same, with the SGD update of
-# the weights done inside backward (see CompiledNetwork.sgd_step); train_loss: train-mode
-# forward + loss (no backward); eval_loss: eval-mode forward + loss; infer: eval-mode
-# forward to the outputs; train_update: train with each parameter updated by a stateful
-# rule right after its last backward step (see graphnet.compiler.updates).
-PlanKind = Literal["train", "train_sgd", "train_loss", "eval_loss", "infer", "train_update"]
+from .updates import insert_update_steps, span_refs
 
 
 class PlanGraph(NamedTuple):
@@ -41,15 +38,15 @@ class PlanGraph(NamedTuple):
     renamed: dict[str, str]
 
 
-def plan_graph(graph: Graph, kind: PlanKind, fuse_ops: bool = True) -> PlanGraph:
+def plan_graph(graph: Graph, kind: PlanKind | str, fuse_ops: bool = True) -> PlanGraph:
     """The (fused) graph a plan of `kind` computes.
 
-    Only an inference plan returns the outputs. The others compute the loss, so
+    Only a plan that runs to the outputs returns them. The others compute the loss, so
     they neither keep outputs alive nor let them block a fusion (a softmax that
     is the network's output still fuses with its cross_entropy for training).
     """
     source = graph
-    if kind != "infer":
+    if plan_kind(kind).has_loss:
         # What the loss does not need still runs where it has running statistics
         # feeding an output: a batchnorm on an output branch learns its statistics.
         feeding = ancestors(graph, list(graph.outputs))
@@ -59,38 +56,35 @@ def plan_graph(graph: Graph, kind: PlanKind, fuse_ops: bool = True) -> PlanGraph
     return PlanGraph(source, fused, decisions, renamed)
 
 
-def build_plan(graph: Graph, kind: PlanKind, capacity: int, *, store: ParameterStore, kernels: Any,
-               dtype: np.dtype, rng: np.random.Generator, fuse_ops: bool = True, share_memory: bool = True,
-               poison: bool = False) -> Plan:
-    """A plan of `kind` for batches of up to `capacity` examples, over the parameters in
-    `store`, running `kernels` (a backend) in `dtype`; `rng` draws the dropout masks.
-    PlanError when the kind needs a loss the network does not have."""
-    if kind != "infer" and graph.loss is None:
+def build_plan(graph: Graph, spec: PlanSpec, target: Target, *, store: ParameterStore,
+               rng: np.random.Generator) -> Plan:
+    """The plan `spec` asks for (its kind, for batches of up to `spec.capacity` examples), over
+    the parameters in `store`, running `target`'s kernels in its dtype; `rng` draws the
+    dropout masks. PlanError when the kind needs a loss the network does not have."""
+    kind = spec.kind
+    if kind.has_loss and graph.loss is None:
         raise PlanError(f"network '{graph.name}' has no loss: it can only run forward()")
-    source, fused, decisions, renamed = plan_graph(graph, kind, fuse_ops)
-    mode = "train" if kind.startswith("train") else "eval"
-    offered, refusal = sgd_in_backward_offer(graph, store, dtype) if kind == "train_sgd" else (frozenset(), "")
-    schedule = lower(fused, mode, kernels, dtype, rng,
-                     with_loss=kind != "infer", with_backward=kind in ("train", "train_sgd", "train_update"),
-                     update_in_backward=offered)
-    if kind == "train_sgd":
-        decisions = decisions + sgd_update_decisions(store.names(), schedule.updated_params, refusal)
+    source, fused, decisions, renamed = plan_graph(graph, kind, spec.fuse)
+    offered, refusal = sgd_in_backward_offer(graph, store, target) if kind.update == "sgd" else (frozenset(), "")
+    lowered = lower(fused, kind.mode, target, rng, with_loss=kind.has_loss, with_backward=kind.backward,
+                    update_in_backward=offered)
+    if kind.update == "sgd":
+        decisions = decisions + sgd_update_decisions(store.names(), lowered.updated_params, refusal)
     # A value folded into another node carries that node's id in the fused graph:
     # serve it under the output name the spec gave it.
-    schedule.outputs = {name: schedule.outputs[renamed.get(name, name)] for name in source.outputs}
-    extra = regularization_steps(graph, schedule, store, kernels, with_l2=kind != "train_update") \
-        if kind != "infer" else []
+    schedule = replace(lowered, outputs={name: lowered.outputs[renamed.get(name, name)] for name in source.outputs})
+    extra = regularization_steps(graph, schedule, store, target.kernels, with_l2=kind.update != "rule") \
+        if kind.has_loss else []
     updates = None
-    if kind == "train_update":
-        extra, updates = insert_update_steps(schedule, extra, store, kernels, graph.l2)
+    if kind.update == "sgd":
+        extra += sgd_after_backward_steps(schedule, store, target.kernels)
+    elif kind.update == "rule":
+        schedule, extra, updates = insert_update_steps(schedule, extra, store, target.kernels, graph.l2)
     keep = {("value", ref.name) for ref in schedule.outputs.values() if ref.kind == "value"} \
-        if kind == "infer" else set()
-    memory = plan_memory(schedule.steps, keep, share=share_memory)
-    plan = Plan(schedule, memory, store, capacity=capacity, dtype=dtype, backend=kernels.name,
-                fusions=decisions, extra_steps=extra, poison=poison)
-    if updates is not None:
-        plan.param_updates, plan.updates_params = updates, True
-    return plan
+        if not kind.has_loss else set()
+    memory = plan_memory(schedule.steps, keep, share=spec.share_memory)
+    return Plan(schedule, memory, store, kind=kind, capacity=spec.capacity, dtype=target.dtype,
+                backend=target.backend, fusions=decisions, extra_steps=extra, poison=spec.poison, updates=updates)
 
 
 def regularization_steps(graph: Graph, schedule: Schedule, store: ParameterStore, kernels: Any,
@@ -101,37 +95,60 @@ def regularization_steps(graph: Graph, schedule: Schedule, store: ParameterStore
         unwritten = [name for name in store.names()
                      if name not in schedule.written_param_grads and name not in schedule.updated_params]
         if unwritten:
-            views = [store.grad_view(name) for name in unwritten]
+            refs = tuple(Ref("param_grad", name, store.slots[name].shape) for name in unwritten)
 
-            def zero_unreached_grads() -> None:
+            def zero_unreached_grads(*views: np.ndarray) -> None:
                 for view in views:
                     view.fill(0)
 
-            steps.append(Step("(params)", f"zero {len(views)} unreached gradients", zero_unreached_grads, ()))
+            steps.append(Step("(params)", f"zero {len(refs)} unreached gradients", zero_unreached_grads, refs,
+                              writes=frozenset(range(len(refs)))))
     l2 = graph.l2
     if with_l2 and l2 and store.regularized_size:
-        W, dW = store.regularized()
+        weights = [name for name in store.names() if store.decls[name].regularized]
+        W, dW = span_refs(store, weights)
         if schedule.backward:
             l2_penalty = kernels.l2_penalty
 
-            def l2_term() -> float:
+            def l2_term(W: np.ndarray, dW: np.ndarray) -> float:
                 return l2_penalty(W, dW, l2)
+
+            steps.append(Step("(l2)", "l2_penalty", l2_term, (W, dW), writes=frozenset({1}), returns_loss=True))
         else:
             sum_squares = kernels.sum_squares
 
-            def l2_term() -> float:
+            def l2_loss(W: np.ndarray) -> float:
                 return 0.5 * l2 * sum_squares(W)
 
-        steps.append(Step("(l2)", "l2_penalty", l2_term, (), returns_loss=True))
+            steps.append(Step("(l2)", "l2_penalty", l2_loss, (W,), returns_loss=True))
     return steps
 
 
-def sgd_in_backward_offer(graph: Graph, store: ParameterStore, dtype: np.dtype) -> tuple[frozenset[str], str]:
-    """The parameters a train_sgd plan may update inside backward, or why none."""
-    from ..blas import find_gemm, gemm_status
+def sgd_after_backward_steps(schedule: Schedule, store: ParameterStore, kernels: Any) -> list[Step]:
+    """A train_sgd plan's last step: params -= rate * grads for the parameters no backward step
+    updated inside its GEMM (rate: SGD_LEARNING_RATE, set by each run); none when all were."""
+    spans: list[Ref] = []
+    for segment in store.segments(exclude=schedule.updated_params):
+        names = [name for name in store.names() if segment.start <= store.slots[name].start < segment.stop]
+        spans.extend(span_refs(store, names))
+    if not spans:
+        return []
+    sgd_update = kernels.sgd_update
 
-    if find_gemm(dtype) is None:
-        return frozenset(), gemm_status(dtype)
+    def sgd_after_backward(rate: np.ndarray, *arrays: np.ndarray) -> None:
+        learning_rate = float(rate[0])
+        for i in range(0, len(arrays), 2):
+            sgd_update(arrays[i], arrays[i + 1], learning_rate)
+
+    label = f"sgd_update ({len(spans) // 2} span{'s' if len(spans) > 2 else ''})"
+    return [Step("(params)", label, sgd_after_backward, (SGD_LEARNING_RATE, *spans),
+                 writes=frozenset(range(1, len(spans) + 1, 2)))]
+
+
+def sgd_in_backward_offer(graph: Graph, store: ParameterStore, target: Target) -> tuple[frozenset[str], str]:
+    """The parameters a train_sgd plan may update inside backward, or why none."""
+    if target.gemm is None:
+        return frozenset(), target.gemm_status
     if graph.l2:
         return frozenset(), "the l2 term reads the weights after backward"
     return frozenset(store.names()), ""

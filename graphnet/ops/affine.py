@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ..kernels.codes import ACTIVATION_CODES
 from ..lowering import PARAMS_VERSION, LowerContext, Step
+from ..target import KernelSwitches, Target
 from .base import (
     MAX_UNITS,
     Activation,
@@ -56,11 +57,12 @@ def forward(node: Affine, ctx: LowerContext) -> list[Step]:
     if node.bias:
         bias_act = ctx.kernels.bias_act_forward
         label = f"matmul+bias_act[{node.activation or 'identity'}]"
-        rows = small_batch_rows(fan_in, node.units)
+        target = ctx.target
+        rows = small_batch_rows(target.switches, fan_in, node.units)
         work = fan_in * node.units
-        if ctx.mode == "eval" and packed_rows(ctx.kernels, work) > rows:
-            return [Step(node.id, f"{label} ({packed_label(ctx.kernels, rows, work)})",
-                         packed_affine(ctx.kernels, act, alpha, rows, work),
+        if ctx.mode == "eval" and packed_rows(target, work) > rows:
+            return [Step(node.id, f"{label} ({packed_label(target, rows, work)})",
+                         packed_affine(target, act, alpha, rows, work),
                          (X, W, ctx.param("b"), Y, ctx.fixed("W_packed", (node.units, fan_in)), PARAMS_VERSION),
                          writes=frozenset({3, 4}))]
         if ctx.mode == "eval" and rows:
@@ -88,25 +90,25 @@ def forward(node: Affine, ctx: LowerContext) -> list[Step]:
     return [Step(node.id, f"matmul+act[{node.activation}]", affine_act, (X, W, Y), writes=frozenset({2}))]
 
 
-#: In eval mode an affine layer can run affine_small_forward (one pass over W, bias
-#: and activation fused) on batches of at most SMALL_BATCH_ROWS rows, and on
-#: batches whose multiply-adds (rows * fan_in * units) stay within SMALL_WORK;
-#: larger ones run a BLAS GEMM + the epilogue kernel. Alone, the kernel matches a
-#: 1-row sgemv on 784x512 (23 us against 22, both bound by reading W) and halves
-#: the 256x10 layer (0.8 us against 1.7). In the whole M network it does not pay:
-#: with all affine layers on the GEMM, a batch-1 forward took 0.89x the time on 2
-#: BLAS threads and 1.0x on 1 thread (one process, interleaved, 50 ms samples). So
-#: it is off by default (SMALL_BATCH_ROWS = 0 turns both rules off); a user can
-#: set SMALL_BATCH_ROWS = 1 before compiling to have it.
-SMALL_BATCH_ROWS = 0
-SMALL_WORK = 32768
+# The eval-mode kernel choice reads the target's KernelSwitches (graphnet.target; set with
+# gn.set_config / gn.config_context) and its BLAS threads. What the defaults rest on:
+#
+# small_batch_rows, small_work: affine_small_forward (one pass over W, bias and activation
+# fused) on batches of at most small_batch_rows rows, and on batches whose multiply-adds
+# (rows * fan_in * units) stay within small_work; larger ones run a BLAS GEMM + the
+# epilogue kernel. Alone, the kernel matches a 1-row sgemv on 784x512 (23 us against 22,
+# both bound by reading W) and halves the 256x10 layer (0.8 us against 1.7). In the whole
+# M network it does not pay: with all affine layers on the GEMM, a batch-1 forward took
+# 0.89x the time on 2 BLAS threads and 1.0x on 1 thread (one process, interleaved, 50 ms
+# samples). So it is off by default (small_batch_rows = 0 turns both rules off);
+# gn.set_config(small_batch_rows=1) before compiling turns it on.
 
 
-def small_batch_rows(fan_in: int, units: int) -> int:
+def small_batch_rows(switches: KernelSwitches, fan_in: int, units: int) -> int:
     """The most rows an eval-mode affine (fan_in -> units) runs with affine_small_forward."""
-    if SMALL_BATCH_ROWS < 1:
+    if switches.small_batch_rows < 1:
         return 0
-    return max(SMALL_BATCH_ROWS, SMALL_WORK // max(fan_in * units, 1))
+    return max(switches.small_batch_rows, switches.small_work // max(fan_in * units, 1))
 
 
 def small_batch_affine(kernels, act: int, alpha: float, rows: int):  # noqa: ANN001, ANN201
@@ -124,87 +126,82 @@ def small_batch_affine(kernels, act: int, alpha: float, rows: int):  # noqa: ANN
     return affine_bias_act
 
 
-#: Above affine_small_forward's rows, an eval-mode affine layer (numba backend) can run
-#: affine_packed_forward on a copy of W transposed once (re-packed when
-#: ParameterStore.version moved), bias and activation fused: serially on layers of at
-#: most PACKED_SERIAL_WORK multiply-adds (rows * fan_in * units), in a process set up for
-#: one BLAS thread (threads.planned_threads: gn.set_threads(1), GRAPHNET_THREADS=1, MPI
-#: ranks, a BLAS of one thread; not the governor's passing count, so results do not
-#: depend on the load); and, when PACKED_PARALLEL is set, split over two threads
-#: (affine_packed_forward_columns on each half of the columns, graphnet.helper_thread) up
-#: to PACKED_MAX_ROWS rows from PACKED_PARALLEL_WORK multiply-adds on, on the calls where
-#: numpy's BLAS has two threads or more (the split's rows run serially otherwise). Larger
-#: batches run a BLAS GEMM + the epilogue. Measured on 2 cores against 2-thread OpenBLAS +
-#: the epilogue kernel, medians: serial, 256x10 at 32 rows 2.9 us against 3.8, at 64 rows
-#: 5.6 against 6.3, but 784x512 at 32 rows 262 us against 172; split, 784x512 at 32 rows
-#: ~180 us, at 256 rows ~1190 against 2080 serially. In the whole M network on 2 BLAS
-#: threads, all layers on the GEMM took 0.89x the time at batch 1 and 0.95x at batch 32
-#: (hence serial only on a 1-thread BLAS, where the packed 256x10 layer took batch 1 to
-#: 0.95x of the GEMM path). PACKED_PARALLEL is off by default: on the M network
-#: (bench/inference_latency.py, 50 ms samples) it wins at batch 256 (1.17x ONNX Runtime
-#: against 1.25x for the GEMM path) but not at batch 32 (1.39x against 1.30x). The numpy
-#: backend keeps the GEMM. PACKED_MAX_ROWS = 0 turns the packed kernel off.
-PACKED_MAX_ROWS = 256
-PACKED_SERIAL_WORK = 1 << 17
-PACKED_PARALLEL = False
-PACKED_PARALLEL_WORK = 1 << 18
-#: The helper thread starts its half ~20-30 us after the caller (a wake-up through a
-#: lock, then the GIL to enter its kernel; measured on 2 vCPUs), about this many
-#: multiply-adds of the packed kernel: its half is smaller by as much, so that it
-#: usually finishes first and the caller does not sleep waiting for it.
-HELPER_LAG_WORK = 1 << 21
+# packed_max_rows, packed_serial_work, packed_parallel, packed_parallel_work: above
+# affine_small_forward's rows, an eval-mode affine layer (numba backend) can run
+# affine_packed_forward on a copy of W transposed once (re-packed when
+# ParameterStore.version moved), bias and activation fused: serially on layers of at
+# most packed_serial_work multiply-adds (rows * fan_in * units), on a target set up for
+# one BLAS thread (Target.threads: gn.set_threads(1), GRAPHNET_THREADS=1, MPI ranks, a
+# BLAS of one thread; not the governor's passing count, so results do not depend on the
+# load); and, when packed_parallel is set, split over two threads
+# (affine_packed_forward_columns on each half of the columns, Target.helper) up to
+# packed_max_rows rows from packed_parallel_work multiply-adds on, on the calls where
+# numpy's BLAS has two threads or more (Target.live_threads; the split's rows run
+# serially otherwise). Larger batches run a BLAS GEMM + the epilogue. Measured on 2
+# cores against 2-thread OpenBLAS + the epilogue kernel, medians: serial, 256x10 at 32
+# rows 2.9 us against 3.8, at 64 rows 5.6 against 6.3, but 784x512 at 32 rows 262 us
+# against 172; split, 784x512 at 32 rows ~180 us, at 256 rows ~1190 against 2080
+# serially. In the whole M network on 2 BLAS threads, all layers on the GEMM took 0.89x
+# the time at batch 1 and 0.95x at batch 32 (hence serial only on a 1-thread BLAS, where
+# the packed 256x10 layer took batch 1 to 0.95x of the GEMM path). packed_parallel is off
+# by default: on the M network (bench/inference_latency.py, 50 ms samples) it wins at
+# batch 256 (1.17x ONNX Runtime against 1.25x for the GEMM path) but not at batch 32
+# (1.39x against 1.30x). The numpy backend keeps the GEMM. packed_max_rows = 0 turns the
+# packed kernel off.
+#
+# helper_lag_work: the helper thread starts its half ~20-30 us after the caller (a
+# wake-up through a lock, then the GIL to enter its kernel; measured on 2 vCPUs), about
+# this many multiply-adds of the packed kernel: its half is smaller by as much, so that
+# it usually finishes first and the caller does not sleep waiting for it.
 
 
-def packed_rows(kernels, work_per_row: int) -> int:  # noqa: ANN001
+def packed_rows(target: Target, work_per_row: int) -> int:
     """The most rows an eval-mode affine layer of `work_per_row` multiply-adds per row
-    (fan_in * units) runs with the packed kernel on `kernels` (0: never)."""
-    from ..threads import planned_threads
-
-    if getattr(kernels, "name", None) != "numba":
+    (fan_in * units) runs with the packed kernel on `target` (0: never)."""
+    if target.backend != "numba":
         return 0
-    if PACKED_PARALLEL:
-        return PACKED_MAX_ROWS
-    if planned_threads() > 1:  # a multi-thread BLAS GEMM beats one core (measured above)
+    if target.switches.packed_parallel:
+        return target.switches.packed_max_rows
+    if target.threads > 1:  # a multi-thread BLAS GEMM beats one core (measured above)
         return 0
-    return _serial_rows(work_per_row)
+    return _serial_rows(target.switches, work_per_row)
 
 
-def _serial_rows(work_per_row: int) -> int:
-    return min(PACKED_MAX_ROWS, PACKED_SERIAL_WORK // max(work_per_row, 1))
+def _serial_rows(switches: KernelSwitches, work_per_row: int) -> int:
+    return min(switches.packed_max_rows, switches.packed_serial_work // max(work_per_row, 1))
 
 
-def packed_label(kernels, small_rows: int, work_per_row: int) -> str:  # noqa: ANN001
+def packed_label(target: Target, small_rows: int, work_per_row: int) -> str:
     """How the eval-mode affine step picks its kernel, for plan.describe()."""
     text = f"affine_small_forward up to {small_rows} rows, " if small_rows else ""
-    text += f"affine_packed_forward up to {packed_rows(kernels, work_per_row)} rows on a 1-thread BLAS"
-    if PACKED_PARALLEL:
-        text += f", on 2 threads from {_parallel_rows(work_per_row)} while BLAS has 2+"
+    text += f"affine_packed_forward up to {packed_rows(target, work_per_row)} rows on a 1-thread BLAS"
+    if target.switches.packed_parallel:
+        text += f", on 2 threads from {_parallel_rows(target.switches, work_per_row)} while BLAS has 2+"
     return text
 
 
-def _parallel_rows(work_per_row: int) -> int:
-    return -(-PACKED_PARALLEL_WORK // max(work_per_row, 1))
+def _parallel_rows(switches: KernelSwitches, work_per_row: int) -> int:
+    return -(-switches.packed_parallel_work // max(work_per_row, 1))
 
 
-def packed_affine(kernels, act: int, alpha: float, small_rows: int, work_per_row: int):  # noqa: ANN001, ANN201
+def packed_affine(target: Target, act: int, alpha: float, small_rows: int, work_per_row: int):  # noqa: ANN201
     """The eval-mode affine step (X, W, b, Y, WT, version): Y = act(X @ W + b) with
     affine_small_forward up to `small_rows` rows, the packed kernel on WT (W transposed,
     refreshed when version[0] moved) where packed_rows() says (on two threads where
-    PACKED_PARALLEL says so and the BLAS has 2+ threads at the call), and the GEMM +
+    `packed_parallel` says so and the BLAS has 2+ threads at the call), and the GEMM +
     epilogue otherwise. X: (N, D), W: (D, H), WT: (H, D), Y: (N, H)."""
-    from ..helper_thread import helper_thread
-    from ..threads import blas_threads_now, planned_threads
-
+    kernels, switches, live_threads, helper = target.kernels, target.switches, target.live_threads, target.helper
     small, bias_act, matmul = kernels.affine_small_forward, kernels.bias_act_forward, np.matmul
     serial, columns = kernels.affine_packed_forward, kernels.affine_packed_forward_columns
-    serial_rows = _serial_rows(work_per_row)
-    max_rows = packed_rows(kernels, work_per_row)
-    parallel_rows = _parallel_rows(work_per_row) if PACKED_PARALLEL else max_rows + 1
+    serial_rows = _serial_rows(switches, work_per_row)
+    max_rows = packed_rows(target, work_per_row)
+    parallel_rows = _parallel_rows(switches, work_per_row) if switches.packed_parallel else max_rows + 1
+    lag = switches.helper_lag_work
     packed_version = [-1]  # the parameters' version WT was packed at
     # Below the split's rows a multi-thread BLAS GEMM beats one core; decided once per plan from
     # the count the process is set up for (not the governor's count of the moment), so results
     # do not depend on how busy the machine was.
-    gemm_unless_split = planned_threads() > 1
+    gemm_unless_split = target.threads > 1
 
     def affine_packed_bias_act(X, W, b, Y, WT, version):
         n = X.shape[0]
@@ -212,7 +209,7 @@ def packed_affine(kernels, act: int, alpha: float, small_rows: int, work_per_row
             small(X, W, b, act, alpha, Y)
             return
         packed_split = parallel_rows <= n <= max_rows  # the split's rows: packed, on 1 or 2 threads (same bits)
-        split = packed_split and blas_threads_now() > 1
+        split = packed_split and helper is not None and live_threads() > 1
         if not packed_split and (n > serial_rows or gemm_unless_split):
             matmul(X, W, out=Y)
             bias_act(Y, b, act, alpha)
@@ -221,20 +218,20 @@ def packed_affine(kernels, act: int, alpha: float, small_rows: int, work_per_row
             np.copyto(WT, W.T)
             packed_version[0] = int(version[0])
         h = WT.shape[0]
-        mid = _helper_split(h, n * work_per_row) if split else h
+        mid = helper_split(h, n * work_per_row, lag) if split else h
         if mid < h:
-            helper_thread().run(columns, (X, WT, b, act, alpha, Y, 0, mid), (X, WT, b, act, alpha, Y, mid, h))
+            helper().run(columns, (X, WT, b, act, alpha, Y, 0, mid), (X, WT, b, act, alpha, Y, mid, h))  # type: ignore[misc]
         else:
             serial(X, WT, b, act, alpha, Y)
 
     return affine_packed_bias_act
 
 
-def _helper_split(units: int, work: int) -> int:
+def helper_split(units: int, work: int, lag: int) -> int:
     """The first of the `units` columns the helper thread computes (a multiple of 4; `units`:
-    none): a share of the blocks of 4 columns HELPER_LAG_WORK smaller than half the `work`."""
+    none): a share of the blocks of 4 columns `lag` multiply-adds smaller than half the `work`."""
     blocks = (units + 3) // 4
-    helper_blocks = int(blocks * max(0.0, 0.5 - HELPER_LAG_WORK / (2 * max(work, 1))))
+    helper_blocks = int(blocks * max(0.0, 0.5 - lag / (2 * max(work, 1))))
     return 4 * (blocks - helper_blocks) if helper_blocks else units
 
 

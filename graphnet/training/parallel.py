@@ -25,18 +25,17 @@ line and aborts the MPI job, so no rank waits forever.
 from __future__ import annotations
 
 import math
-import os
 import signal
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ..distributed import RankFailed, World
 from ..errors import NonFiniteError
 from ..spec import RunSpec
+from ..threads import set_rank_threads
 from .loop import EpochLoop, _checkpoint_note, _StopFlag
 from .position import ResumePosition
 from .records import TrainResult
@@ -110,7 +109,7 @@ class DataParallelLoop(EpochLoop):
         self._schedule(epoch, iteration)
         grads = self.net.store.grads
         if m:
-            loss = self.net.train_step(self.X_batch[:m], self.y_batch[:m])
+            loss = self.net.step(self.X_batch[:m], self.y_batch[:m])
             self.net.kernels.scale_inplace(grads, share)
         else:  # a last batch smaller than the number of ranks
             loss = 0.0
@@ -165,10 +164,9 @@ def train_parallel(world: World, run: RunSpec | str | Path | None, *, out: str |
     world.watch_stop_signal()
     say = (log or (lambda text: None)) if world.is_root else (lambda text: None)
     with ExitStack() as hold:
-        if not any(name in os.environ for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")):
-            hold.enter_context(threadpool_limits(1))  # one BLAS thread per rank, unless the user chose
 
         def set_up_rank() -> DataParallelLoop:  # an agreed point: a failure on any rank stops every rank
+            set_rank_threads()  # one BLAS thread per rank, unless the user chose (graphnet.threads)
             setup = set_up(run, out=out, data=data, epochs=epochs, batch_size=batch_size,
                            learning_rate=learning_rate, resume=resume, backend=backend, overwrite=overwrite,
                            hold=hold, say=say, writer=world.is_root)
