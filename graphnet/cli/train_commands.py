@@ -24,6 +24,7 @@ def _train_here(args: argparse.Namespace, train: Callable[..., Any]) -> int:
     from datetime import datetime
 
     from ..distributed import current_world
+    from ..interrupts import interrupted_exit_code
 
     if args.resume:
         if args.data is not None or args.batch_size is not None or args.label_column is not None:
@@ -47,7 +48,7 @@ def _train_here(args: argparse.Namespace, train: Callable[..., Any]) -> int:
                        progress=None if not args.no_progress else False, overwrite=args.overwrite)
     if result.out is not None and current_world().is_root:
         print(f"run folder: {result.out}")
-    return 130 if result.interrupted else 0
+    return interrupted_exit_code() if result.interrupted else 0
 
 
 def _with_label_column(path: str, column: str):
