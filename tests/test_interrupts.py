@@ -134,3 +134,40 @@ def test_a_watcher_of_another_process_stops_this_one_when_it_ends(tmp_path):
                 process.kill()
             process.wait()
     assert marker.read_text() == "stopped"
+
+
+# `graphnet ARGS`, with a SIGTERM arriving while predictions are written (the moment a
+# scheduler's stop may come); a signal the test would otherwise have to time.
+TERMINATED_WHILE_WRITING = textwrap.dedent("""
+    import signal, sys
+    import graphnet.prediction as prediction
+    from graphnet.cli import main
+
+    real = prediction.write_predictions
+
+    def write_predictions(*args, **kwargs):
+        signal.raise_signal(signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    prediction.write_predictions = write_predictions
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_sigterm_stops_any_command_with_143_and_leaves_no_temporary(tmp_path):
+    """Not only train and sweep: predict (every command) exits 128 + 15, cleaning up after itself."""
+    import numpy as np
+
+    import graphnet as gn
+
+    run = gn.load(str(ROOT / "specs" / "spiral_mlp.json"))
+    gn.train(run, out=tmp_path / "run", epochs=1, log=None, progress=False)
+    np.savez(tmp_path / "x.npz", X=np.zeros((5, 2), np.float32))
+    out = tmp_path / "predictions" / "p.csv"
+    out.parent.mkdir()
+    done = subprocess.run([sys.executable, "-c", TERMINATED_WHILE_WRITING, "predict", str(tmp_path / "run"),
+                           "--data", str(tmp_path / "x.npz"), "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 143, done.stderr  # it was killed by the signal: no cleanup, no message
+    assert done.stderr == "graphnet predict: terminated (SIGTERM)\n"
+    assert list(out.parent.iterdir()) == []  # neither the output nor its temporary file
