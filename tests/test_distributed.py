@@ -346,8 +346,8 @@ def test_a_rank_killed_is_named_with_its_signal(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
         kill_all(tree)
+        process.communicate()
     assert process.returncode == 1, err
     [line] = error_lines(err)
     assert re.fullmatch(rf"graphnet train: rank 1 \(process {victim} on \S+\) was killed by signal 9 \(SIGKILL\); "
@@ -362,10 +362,11 @@ def test_mpiexec_and_the_ranks_die_with_a_sigkilled_launcher(tmp_path):
     try:
         assert len(tree) >= 3
         process.kill()
-        process.communicate()
+        process.wait()  # not communicate(): orphaned ranks would hold its pipes open
         assert still_running(tree, timeout=60) == [], "mpiexec or a rank outlived the launcher"
     finally:
         kill_all(tree)
+        process.communicate()
     load = gn.load_checkpoint(tmp_path / "r" / "checkpoint")  # what was saved stays usable
     assert load.spec.name == "spiral_mlp"
 

@@ -66,10 +66,11 @@ def test_the_workers_of_a_sigkilled_sweep_stop_and_the_rerun_reaches_the_total(o
     try:
         assert len(workers) >= 2
         sweep.kill()
-        sweep.communicate()
+        sweep.wait()  # not communicate(): orphaned workers would hold its pipes open
         assert still_running(workers, timeout=60) == [], "workers outlived the sweep"
     finally:
         kill_all(workers)
+        sweep.communicate()
     study = study_of(optuna, out)
     # the workers got SIGTERM: each stopped its trial with a checkpoint, as on Ctrl-C
     assert [trial.user_attrs.get("interrupted") for trial in study.trials] == [True, True]
