@@ -15,8 +15,9 @@ the ranks on SIGINT and SIGTERM), and mpiexec's own banners are left out, except
 what they say of a rank that died (which rank, which signal). mpiexec runs in a
 session of its own (a terminal's Ctrl-C reaches the launcher alone), so it and the
 ranks must be told when the launcher dies, SIGKILL included: on Linux the kernel
-sends mpiexec SIGTERM (prctl PR_SET_PDEATHSIG), and on every system each rank
-watches the launcher's process id ($GRAPHNET_LAUNCHER_PID) and stops when it is gone.
+sends mpiexec SIGTERM (prctl PR_SET_PDEATHSIG), and on every system each rank on
+the launcher's machine watches its process id ($GRAPHNET_LAUNCHER_PID) and stops
+when it is gone.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ import numpy as np
 
 from .errors import GraphnetError
 from .interrupts import interrupted_exit_code, note_stop, prepare_parent_death_signal, watch_process
+from .runlock import host_name
 
 T = TypeVar("T")
 
@@ -50,7 +52,7 @@ ROOT_VARIABLES = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
 # too, or graphnet's own default would set the BLAS pool back to the cores it sees free.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
                     "GRAPHNET_THREADS")
-LAUNCHER_PID_VARIABLE = "GRAPHNET_LAUNCHER_PID"  # the ranks stop when this process is gone
+LAUNCHER_PID_VARIABLE = "GRAPHNET_LAUNCHER_PID"  # "<pid> <host>": the ranks on that host stop when it is gone
 
 
 class RankFailed(GraphnetError):
@@ -152,12 +154,14 @@ class World:
     def _request_stop(self, signum: int, frame: Any) -> None:
         self.stop_requested = True
 
-    def watch_launcher(self, environ: dict[str, str] | os._Environ = os.environ) -> None:
-        """On ranks started by `graphnet train --workers`: SIGTERM this rank (a stop, as on
-        Ctrl-C) once the launcher's process is gone, so that no rank outlives a killed launcher."""
-        pid = environ.get(LAUNCHER_PID_VARIABLE, "")
-        if self.size > 1 and pid.isdigit():
-            watch_process(int(pid), signal.SIGTERM)
+    def watch_launcher(self, environ: dict[str, str] | os._Environ = os.environ) -> threading.Thread | None:
+        """On ranks started by `graphnet train --workers` on the launcher's machine: SIGTERM this
+        rank (a stop, as on Ctrl-C) once the launcher's process is gone, so that no rank outlives
+        a killed launcher. The watching thread, or None (not such a rank)."""
+        pid, _, host = environ.get(LAUNCHER_PID_VARIABLE, "").partition(" ")
+        if self.size > 1 and pid.isdigit() and host == host_name():
+            return watch_process(int(pid), signal.SIGTERM)
+        return None
 
 
 def failure_message(error: BaseException) -> str:
@@ -261,7 +265,7 @@ def launch_environment(base: dict[str, str] | os._Environ = os.environ) -> dict[
     environment = dict(base)
     for name in THREAD_VARIABLES:
         environment.setdefault(name, "1")
-    environment[LAUNCHER_PID_VARIABLE] = str(os.getpid())
+    environment[LAUNCHER_PID_VARIABLE] = f"{os.getpid()} {host_name()}"
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         environment.update(ROOT_VARIABLES)
     return environment

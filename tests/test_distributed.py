@@ -25,6 +25,7 @@ from graphnet.distributed import (LAUNCHER_PID_VARIABLE, RankFailed, World, chec
                                   launch_command, launch_environment, launched_by_mpi, launcher_outcome,
                                   quiet_unless_root)
 from graphnet.interrupts import forget_stop, note_stop
+from graphnet.runlock import host_name
 from graphnet.errors import GraphnetError, NonFiniteError
 from graphnet.training.parallel import rank_bounds, rank_dropout_generator
 
@@ -188,8 +189,14 @@ def test_the_launcher_says_how_the_ranks_ended(code, requests, banners, printed,
     forget_stop()
 
 
-def test_the_ranks_learn_the_launchers_process_id():
-    assert launch_environment({"PATH": "/bin"})[LAUNCHER_PID_VARIABLE] == str(os.getpid())
+def test_the_ranks_watch_the_launcher_only_on_its_machine():
+    variable = launch_environment({"PATH": "/bin"})[LAUNCHER_PID_VARIABLE]
+    assert variable == f"{os.getpid()} {host_name()}"
+    assert World(rank=1, size=2).watch_launcher({LAUNCHER_PID_VARIABLE: f"{os.getpid()} elsewhere"}) is None
+    assert World(rank=0, size=1).watch_launcher({LAUNCHER_PID_VARIABLE: variable}) is None  # not a rank of many
+    assert World(rank=1, size=2).watch_launcher({}) is None  # started by mpiexec by hand
+    watcher = World(rank=1, size=2).watch_launcher({LAUNCHER_PID_VARIABLE: variable})  # this process: alive
+    assert watcher is not None and watcher.daemon and watcher.is_alive()
 
 
 def test_peers_exit_silently_with_the_failing_ranks_code(capsys):
