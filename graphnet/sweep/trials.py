@@ -84,7 +84,7 @@ def recover_lost_trials(optuna: Any, study: Any, log: Callable[[str], None]) -> 
 def clean_run_folder(folder: Path, log: Callable[[str], None]) -> None:
     """Remove a dead trainer's leftovers in `folder`: its stale lock and temporary files, and
     the folder itself if it holds no checkpoint (nothing was trained). A live lock (another
-    process at work) leaves the folder as it is."""
+    process at work) or a folder this process may not change is left as it is."""
     if not folder.is_dir():
         return
     try:
@@ -94,7 +94,7 @@ def clean_run_folder(folder: Path, log: Callable[[str], None]) -> None:
             else:
                 remove_stale_temporaries(folder, list(RUN_FILES))
                 remove_stale_temporaries(folder / CHECKPOINT_FOLDER, list(CHECKPOINT_FILES))
-    except RunFolderError:  # held by a live process, here or on another machine
+    except (RunFolderError, OSError):  # held by a live process (here or elsewhere), or not ours to change
         return
     if not has_checkpoint(folder):
         try:
