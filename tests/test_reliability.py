@@ -6,8 +6,8 @@
   continues from it.
 - `graphnet train` is SIGKILLed at random moments during training, then resumed:
   the final run equals an uninterrupted one.
-- `graphnet train` gets SIGINT (Ctrl-C): exit code 130, a checkpoint, a message telling
-  how to resume; the resumed run equals an uninterrupted one.
+- `graphnet train` gets SIGINT (Ctrl-C) or SIGTERM: exit code 130 or 143 (128 + the signal),
+  a checkpoint, a message telling how to resume; the resumed run equals an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -211,11 +211,12 @@ def test_sigkill_during_training_then_resume_loses_nothing(run_file, reference, 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_saves_exits_130_and_resume_continues_the_same_trajectory(run_file, reference, tmp_path, signum):
-    """Ctrl-C, or the SIGTERM a scheduler sends: the same checkpoint, note and exit code."""
+    """Ctrl-C, or the SIGTERM a scheduler sends: the same checkpoint and note; exit 128 + the
+    signal (130, 143), as shells and supervisors expect."""
     out = tmp_path / "run"
     # once the first checkpoint exists, training (and its Ctrl-C handler) is under way
     child, stdout, stderr = ctrl_c_when(out / "checkpoint" / ARRAYS_FILE, run_file, out, signum)
-    assert child.returncode == 130, (stdout, stderr)
+    assert child.returncode == 128 + signum, (stdout, stderr)
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     notes = [line for line in stdout.splitlines() if line.startswith("interrupted at epoch")]
     assert len(notes) == 1, stdout

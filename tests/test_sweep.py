@@ -22,33 +22,8 @@ from graphnet.sweep.report import best_so_far, format_table, short_names, trial_
 from graphnet.sweep.runner import counted_trials
 from graphnet.sweep.workers import quotas
 from graphnet.sweep.space import epoch_metric, format_path, metric_names, parse_path
-
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))}
-NEEDS_OPTUNA = "the [sweep] extra (optuna) is not installed: pip install 'graphnet[sweep]'"
-
-
-def spiral_run(epochs: int = 20, units: int = 64) -> dict:
-    """The zoo's spiral run, shortened: 20 epochs reach 90% validation accuracy at rates of 1e-2 and up."""
-    run = json.loads((ROOT / "specs" / "spiral_mlp.json").read_text())
-    run.pop("$schema")
-    run["network"]["nodes"][0]["units"] = units
-    run["train"]["epochs"] = epochs
-    return run
-
-
-def sweep_doc(**changes) -> dict:
-    doc = {"run": spiral_run(),
-           "space": {"train.optimizer.learning_rate": {"log_uniform": [2e-2, 1e-1]},
-                     "network.nodes[0].units": {"choice": [32, 64, 128]}},
-           "metric": "val_accuracy", "direction": "maximize", "seed": 3}
-    doc.update(changes)
-    return doc
-
-
-def write(path: Path, doc: dict) -> Path:
-    path.write_text(json.dumps(doc, indent=2))
-    return path
+from sweep_cases import (ENV, NEEDS_OPTUNA, ROOT, optuna, spiral_run, start_sweep, study_of, sweep_cli,  # noqa: F401
+                         sweep_doc, wait_for, write)
 
 
 def problems(tmp_path: Path, doc: dict) -> list[str]:
@@ -111,10 +86,27 @@ def test_paths_reach_settings_left_at_their_defaults(tmp_path):
     ({"choice": [[16, 32]]}, "choice: values are numbers, strings, booleans or null, got [16, 32]"),
     ({"choice": [16, 16]}, "choice: a value is listed twice"),
     ({"choice": []}, "list should have at least 1 item"),
+    # Optuna would shrink a step larger than the range silently, to one value
+    ({"uniform": [0.0, 0.1], "step": 0.5}, "uniform: 'step' 0.5 is larger than the range [0, 0.1]: 0 would be "
+                                           "the only value"),
+    ({"int": [8, 16], "step": 32}, "int: 'step' 32 is larger than the range [8, 16]: 8 would be the only value"),
+    # the width overflows: every trial failed with "internal error: OverflowError"
+    ({"uniform": [-1e308, 1e308]}, "uniform: the range [-1e+308, 1e+308] is too wide to draw from (its width "
+                                   "overflows a float)"),
+    # and a step this fine failed every trial with "internal error: InvalidOperation"
+    ({"uniform": [0.0, 1.0], "step": 1e-308}, "uniform: 'step' 1e-308 cuts [0, 1] into more than 1e+15 values"),
 ])
 def test_a_bad_distribution_is_refused_with_its_location(tmp_path, distribution, expected):
     lines = problems(tmp_path, sweep_doc(space={"network.l2": distribution}))
     assert any('space."network.l2"' in line and expected in line for line in lines), lines
+
+
+def test_a_range_too_wide_is_one_located_line_from_the_cli(tmp_path):
+    source = write(tmp_path / "wide.json", sweep_doc(space={"network.l2": {"uniform": [-1e308, 1e308]}}))
+    done = sweep_cli(str(source), "--trials", "1", "--out", str(tmp_path / "out"))
+    assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith(f'graphnet sweep: {source}: space."network.l2": uniform: the range')
+    assert not (tmp_path / "out").exists()  # refused before anything ran
 
 
 def test_int_bounds_must_be_integers(tmp_path):
@@ -224,20 +216,6 @@ def test_columns_are_named_by_the_last_key_unless_two_share_it():
 # ---- sweeps on Optuna ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def optuna():
-    return pytest.importorskip("optuna", reason=NEEDS_OPTUNA)
-
-
-def sweep_cli(*args: str, timeout: float = 240, **popen) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "graphnet", "sweep", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=ENV, timeout=timeout, **popen)
-
-
-def study_of(optuna, out: Path, name: str = "sweep"):
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}")
-
-
 def test_six_trials_in_two_jobs_find_a_spiral_run_above_90_percent(optuna, tmp_path, capsys):
     out = tmp_path / "sweep"
     code = main(["sweep", str(write(tmp_path / "sweep.json", sweep_doc())), "--trials", "6", "--jobs", "2",
@@ -332,6 +310,20 @@ def test_pruning_stops_a_trial_below_the_median(optuna, tmp_path):
     assert all(row.state == "complete" for row in again.rows)
 
 
+def test_pruning_waits_for_each_trials_own_warm_up(optuna, tmp_path):
+    """With train.epochs swept, a trial is judged from epoch epochs // 5 of its own run: the base
+    run's 60 epochs gave a 10-epoch trial a warm-up of 12, so it was never pruned."""
+    space = {"train.optimizer.learning_rate": {"choice": [0.05, 1e-6]}, "train.epochs": {"choice": [10, 60]}}
+    doc = sweep_doc(run=spiral_run(epochs=60), space=space)
+    out = tmp_path / "sweep"
+    good = {"train.optimizer.learning_rate": 0.05, "train.epochs": 10}
+    enqueue(optuna, out, "sweep", good, good, {**good, "train.optimizer.learning_rate": 1e-6})
+    result = run_sweep(write(tmp_path / "sweep.json", doc), trials=3, out=out, prune=True, log=lambda text: None)
+    assert [row.state for row in result.rows] == ["complete", "complete", "pruned"]
+    epochs = len(json.loads((out / "trial-2" / "history.json").read_text()))
+    assert result.rows[2].note == f"pruned at epoch {epochs}" and 2 <= epochs < 10
+
+
 def test_another_storage_url_holds_the_study(optuna, tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     out = tmp_path / "sweep"
@@ -387,13 +379,6 @@ def test_without_optuna_the_command_says_how_to_install_it(tmp_path, monkeypatch
                  "--out", str(tmp_path / "out")])
     assert code == 1
     assert capsys.readouterr().err == "graphnet sweep: graphnet sweep needs Optuna: pip install 'graphnet[sweep]'\n"
-
-
-def wait_for(condition, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -488,20 +473,3 @@ def test_ctrl_c_in_a_one_job_sweep_stops_its_trial_with_a_checkpoint(optuna, tmp
     assert "interrupted: 0 of 2 trials done; run the same command again to resume" in lines
     assert not (out / "trial-0" / ".lock").exists()
     assert gn.load_checkpoint(out / "trial-0").spec.name == "spiral_mlp"
-
-
-def test_sigterm_to_the_sweep_alone_stops_its_workers(optuna, tmp_path):
-    out = tmp_path / "sweep"
-    source = write(tmp_path / "sweep.json", sweep_doc(run=spiral_run(epochs=2000)))
-    sweep = subprocess.Popen([sys.executable, "-m", "graphnet", "sweep", str(source), "--trials", "2", "--jobs", "2",
-                              "--out", str(out)], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        wait_for(lambda: all((out / f"trial-{n}" / "checkpoint" / "weights.npz").is_file() for n in (0, 1)))
-        sweep.send_signal(signal.SIGTERM)  # a scheduler's stop, to the parent process only
-        stdout, stderr = sweep.communicate(timeout=120)
-    finally:
-        if sweep.poll() is None:
-            os.killpg(sweep.pid, signal.SIGKILL)
-    assert sweep.returncode == 130 and stderr == "", stderr
-    assert [trial.user_attrs.get("interrupted") for trial in study_of(optuna, out).trials] == [True, True]

@@ -4,9 +4,18 @@ import, sweep, bench.
 One module per group of subcommands (`spec_commands`, `train_commands`,
 `deploy_commands`, `tool_commands`), each registering its handlers in
 `registry.COMMANDS`; `parser.build_parser` declares the arguments; `main` runs a
-handler and turns every error into one line and an exit code: 0 done, 1 a user
-error (spec, data, run folder, file system), 2 a usage error, 3 an internal
-error, 130 interrupted.
+handler and turns every error into one line and an exit code:
+
+    0    done
+    1    a user error (spec, data, run folder, file system, storage), or an MPI rank that died
+    2    a usage error (arguments)
+    3    an internal error (a bug: GRAPHNET_DEBUG=1 shows the traceback)
+    130  stopped by Ctrl-C (SIGINT): 128 + 2
+    143  stopped by SIGTERM (what schedulers and supervisors send): 128 + 15
+
+Every command, train (in one process or with --workers), sweep and predict included,
+stops on SIGINT and SIGTERM with the code above, also when it was started with SIGINT
+ignored (`graphnet train ... &` in a script): see graphnet.interrupts.
 """
 from __future__ import annotations
 
@@ -17,6 +26,7 @@ from typing import Callable, Sequence
 
 from ..console import silence_stdout
 from ..errors import GraphnetError, SpecError, SpecWarning
+from ..interrupts import forget_stop, interrupted_exit_code, stop_message, stop_signals_interrupt
 from . import deploy_commands, spec_commands, tool_commands, train_commands  # noqa: F401  (they register)
 from .parser import build_parser
 from .registry import COMMANDS
@@ -62,8 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    forget_stop()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), stop_signals_interrupt():
             warnings.showwarning = _warning_line(args.command)
             _set_threads(args.threads)
             return COMMANDS[args.command](args)
@@ -75,8 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"graphnet {args.command}: {error.command_line_message()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"graphnet {args.command}: interrupted", file=sys.stderr)
-        return 130
+        print(stop_message(args.command), file=sys.stderr)
+        return interrupted_exit_code()
     except BrokenPipeError as error:
         if error.filename is not None:  # a FIFO named as an output, whose reader went away
             print(f"graphnet {args.command}: {_os_error_line(error)}", file=sys.stderr)

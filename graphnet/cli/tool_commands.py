@@ -10,13 +10,14 @@ from .registry import command
 
 @command("sweep")
 def _sweep(args: argparse.Namespace) -> int:
+    from ..interrupts import interrupted_exit_code
     from ..sweep import run_sweep
 
     out = args.out or str(Path("sweeps") / Path(args.file).stem)
     result = run_sweep(args.file, trials=args.trials, jobs=args.jobs, out=out, storage=args.storage,
                        prune=args.prune)
     if result.interrupted:
-        return 130
+        return interrupted_exit_code()
     if result.best is None:
         print(f"graphnet sweep: no trial completed (see the notes in {Path(out) / 'results.csv'})",
               file=sys.stderr)

@@ -28,6 +28,7 @@ def _train_here(args: argparse.Namespace, train: Callable[..., Any]) -> int:
 
     from ..console import line_printer
     from ..distributed import current_world
+    from ..interrupts import interrupted_exit_code
 
     say = line_printer("graphnet train")  # a closed stdout (`| head -2`) does not stop training
 
@@ -53,7 +54,7 @@ def _train_here(args: argparse.Namespace, train: Callable[..., Any]) -> int:
                        progress=None if not args.no_progress else False, overwrite=args.overwrite, log=say)
     if result.out is not None and current_world().is_root:
         say(f"run folder: {result.out}")
-    return 130 if result.interrupted else 0
+    return interrupted_exit_code() if result.interrupted else 0
 
 
 def _with_label_column(path: str, column: str):

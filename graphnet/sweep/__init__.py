@@ -4,8 +4,10 @@
     result = run_sweep("sweep.json", trials=20, jobs=2, out="sweeps/spiral")
     result.best.run          # the best trial's run folder
 
-`space` reads and checks SWEEP.json (no Optuna needed), `runner` runs the study,
-`report` writes results.csv, best.json and sweep.png.
+`space` reads and checks SWEEP.json (no Optuna needed), `storage` checks and opens
+the study's storage, `runner` runs the study, `workers` its worker processes, `trials`
+says which trials count and recovers those whose worker died, `report` writes
+results.csv, best.json and sweep.png.
 """
 from __future__ import annotations
 

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..fileio import write_bytes_atomic, write_text_atomic
+from .trials import is_lost
 
 RESULTS_FILE, BEST_FILE, PLOT_FILE = "results.csv", "best.json", "sweep.png"
 
 
 @dataclass
 class TrialRow:
-    """One trial: number, state (complete, pruned, failed, interrupted, running), parameters
+    """One trial: number, state (complete, pruned, failed, interrupted, lost, running), parameters
     {path: value}, the metric's value (pruned: the last one reported), seconds, run folder, and a
     note (why it failed, or the epoch it was pruned at)."""
 
@@ -45,8 +46,9 @@ def _row(trial: Any) -> TrialRow:
     note = attrs.get("error", "")
     if state == "failed" and attrs.get("interrupted"):
         state, note = "interrupted", "interrupted (does not count; re-running the sweep resumes)"
-    elif state == "failed" and not note:
-        note = "its worker stopped without a result (killed?)"
+    elif is_lost(trial):
+        state, note = "lost", "its worker stopped without a result (killed?); does not count: re-running the " \
+                              "sweep replaces it"
     if state == "pruned" and "pruned_at" in attrs:
         note = f"pruned at epoch {attrs['pruned_at']}"
     return TrialRow(trial.number, state, dict(trial.params), trial.value if state != "failed" else None,

@@ -4,7 +4,9 @@
 
 The study lives in storage (SQLite `DIR/study.db` by default, or any Optuna RDB URL),
 so running the same command again resumes it: `trials` is the total the study should
-reach, counting complete, pruned and failed trials (not those cut short by Ctrl-C).
+reach, counting complete, pruned and failed trials (not those cut short by Ctrl-C or
+SIGTERM, nor those whose worker was killed: see graphnet.sweep.trials, which also
+recovers them at the start of a run).
 Each trial trains the run with its sampled values into `DIR/trial-<number>/`. A trial
 whose run is refused or whose training fails is marked failed, with the message, and
 the sweep goes on.
@@ -12,29 +14,27 @@ the sweep goes on.
 from __future__ import annotations
 
 import math
+import os
 import random
 import signal
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..console import line_printer
 from ..errors import GraphnetError
-from ..fileio import make_folder, output_target
+from ..fileio import make_folder, remove_stale_temporaries
+from ..interrupts import die_with_parent, interrupted_exit_code, raise_interrupt, stop_signals_interrupt
 from .report import (BEST_FILE, PLOT_FILE, RESULTS_FILE, TrialRow, best_document, best_row, format_table,
                      plot_sweep, trial_rows, write_best_json, write_results_csv)
 from .space import Distribution, Sweep, epoch_metric, load_sweep
-from .workers import quotas, raise_interrupt, run_workers, sigterm_interrupts
+from .storage import (NEEDS_OPTUNA, SweepError, check_sqlite_file, default_storage, import_optuna, open_storage,
+                      open_sweep_study, shown_url)
+from .trials import WORKER_ATTR, counted_trials, recover_lost_trials, worker_label
+from .workers import quotas, run_workers
 
-NEEDS_OPTUNA = "graphnet sweep needs Optuna: pip install 'graphnet[sweep]'"
-STUDY_FILE = "study.db"
-HEARTBEAT_SECONDS = 10  # a trial whose worker is killed is marked failed after a few missed beats
-
-
-class SweepError(GraphnetError):
-    """A sweep can't run as asked: no Optuna, an unusable storage, a study of another sweep."""
+__all__ = ["NEEDS_OPTUNA", "SweepError", "SweepResult", "counted_trials", "run_sweep"]
 
 
 class TrialFailed(Exception):
@@ -66,92 +66,7 @@ class WorkerPlan:
     prune: bool
     sampler_seed: int | None
     startup_trials: int
-
-
-def import_optuna() -> Any:
-    try:
-        import optuna
-    except ImportError:
-        raise SweepError(NEEDS_OPTUNA) from None
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # graphnet prints one line per trial itself
-    return optuna
-
-
-def default_storage(out: Path) -> str:
-    """The SQLite URL of DIR/study.db (absolute, so workers in any folder find it)."""
-    return f"sqlite:///{(out / STUDY_FILE).resolve()}"
-
-
-def shown_url(url: str) -> str:
-    """A storage URL with its password masked, for messages."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL sqlalchemy can parse: opening it reports that
-        return url
-
-
-def check_sqlite_file(url: str) -> None:
-    """SweepError when a sqlite:/// URL names a device or FIFO (SQLite would write a journal
-    beside it); an OSError naming the path for a folder."""
-    if not url.startswith("sqlite:///"):
-        return
-    path = url[len("sqlite:///"):].partition("?")[0]
-    if path and path != ":memory:" and output_target(path).how == "stream":
-        raise SweepError(f"storage {shown_url(url)}: {path} is a device or FIFO, not a database file")
-
-
-def open_storage(optuna: Any, url: str) -> Any:
-    """An Optuna RDB storage (SQLite waits for a busy database instead of failing); SweepError
-    naming the URL if it can't be opened."""
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                              heartbeat_interval=HEARTBEAT_SECONDS)
-    except Exception as error:  # sqlalchemy's and the database drivers' errors, a missing driver
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise SweepError(f"storage {shown_url(url)}: {reason}") from None
-
-
-def counted_trials(study: Any) -> int:
-    """Trials that count toward the target: complete, pruned and failed, not those interrupted."""
-    from optuna.trial import TrialState
-
-    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return sum(1 for trial in study.get_trials(deepcopy=False, states=states)
-               if not trial.user_attrs.get("interrupted"))
-
-
-def _sweep_signature(sweep: Sweep) -> dict[str, Any]:
-    """What a resumed study must share with the SWEEP.json that continues it."""
-    return {"space": {path: dist.model_dump(by_alias=True, exclude_defaults=True)
-                      for path, dist in sweep.spec.space.items()},
-            "metric": sweep.spec.metric, "direction": sweep.direction}
-
-
-def open_study(optuna: Any, sweep: Sweep, storage: Any, url: str, name: str, out: Path) -> Any:
-    """The study `name` in `storage`, created if new. SweepError if it was made by another
-    sweep, or if a new study would reuse `out`'s trial folders."""
-    signature = _sweep_signature(sweep)
-    exists = name in optuna.study.get_all_study_names(storage)
-    if not exists:
-        stale = sorted(path.name for path in out.glob("trial-*"))
-        if stale:
-            raise SweepError(f"{out}: holds trial folders ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}) "
-                             f"but storage {shown_url(url)} has no study '{name}': give a new --out, or the "
-                             f"--storage that holds their study")
-    study = optuna.create_study(study_name=name, storage=storage, direction=sweep.direction, load_if_exists=True)
-    saved = study.user_attrs.get("sweep")
-    if saved is None:
-        study.set_user_attr("sweep", signature)
-    elif saved != signature:
-        differs = ", ".join(key for key in signature if saved.get(key) != signature[key])
-        raise SweepError(f"study '{name}' in {shown_url(url)} was made by a sweep with another {differs}: "
-                         f"set a new \"study_name\" in the sweep file, or give a new --out")
-    return study
+    parent: int  # the sweep's process id: the worker dies with it
 
 
 def suggest(trial: Any, path: str, distribution: Distribution) -> Any:
@@ -185,6 +100,7 @@ class Objective:
     def __call__(self, trial: Any) -> float:
         params: dict[str, Any] = {}
         folder = self.out / f"trial-{trial.number}"
+        trial.set_user_attr(WORKER_ATTR, worker_label())  # a rerun tells a killed worker's trial by it
         trial.set_user_attr("run", str(folder))
         started = time.perf_counter()
         try:
@@ -219,18 +135,20 @@ class Objective:
         from ..training import train
 
         run = self.sweep.run_with(params)
-        on_epoch = self._reporter(trial) if self.prune else None
+        on_epoch = self._reporter(trial, run.train.epochs) if self.prune else None
         return train(run, out=folder, log=None, progress=False, on_epoch=on_epoch)
 
-    def _reporter(self, trial: Any) -> Callable[[Any], None]:
-        name = epoch_metric(self.sweep.spec.metric)
+    def _reporter(self, trial: Any, epochs: int) -> Callable[[Any], None]:
+        """Report each epoch's metric; from epoch `warmup_epochs(epochs)` of this trial's own run
+        on, ask the pruner whether to stop."""
+        name, warmup = epoch_metric(self.sweep.spec.metric), warmup_epochs(epochs)
 
         def report(record: Any) -> None:
             value = getattr(record, name, None)
             if value is None or not math.isfinite(value):
                 return
             trial.report(value, record.epoch)
-            if trial.should_prune():
+            if record.epoch >= warmup and trial.should_prune():
                 trial.set_user_attr("pruned_at", record.epoch)
                 raise self.optuna.TrialPruned(f"pruned at epoch {record.epoch} ({name} {value:.4g})")
 
@@ -247,12 +165,19 @@ def _params_text(params: Mapping[str, Any]) -> str:
                     for path, value in params.items())
 
 
-def make_pruner(optuna: Any, prune: bool, startup_trials: int, epochs: int) -> Any:
-    """The median pruner, or none. It prunes once `startup_trials` trials have finished, from
-    epoch max(1, epochs // 5) on: early epochs are too noisy to judge a run by."""
+def warmup_epochs(epochs: int) -> int:
+    """The first epoch at which a trial of `epochs` epochs may be pruned: max(1, epochs // 5).
+    Early epochs are too noisy to judge a run by; each trial counts from its own epochs
+    (when `train.epochs` is swept, a 20-epoch trial may be pruned from epoch 4 on)."""
+    return max(1, epochs // 5)
+
+
+def make_pruner(optuna: Any, prune: bool, startup_trials: int) -> Any:
+    """The median pruner, or none. It prunes once `startup_trials` trials have finished; the
+    warm-up is each trial's own (Objective asks it only from `warmup_epochs` on)."""
     if not prune:
         return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=max(1, epochs // 5))
+    return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0)
 
 
 def work(plan: WorkerPlan, log: Callable[[str], None]) -> None:
@@ -262,7 +187,7 @@ def work(plan: WorkerPlan, log: Callable[[str], None]) -> None:
     storage = open_storage(optuna, plan.storage)
     study = optuna.load_study(study_name=plan.study_name, storage=storage,
                               sampler=optuna.samplers.TPESampler(seed=plan.sampler_seed),
-                              pruner=make_pruner(optuna, plan.prune, plan.startup_trials, sweep.run.train.epochs))
+                              pruner=make_pruner(optuna, plan.prune, plan.startup_trials))
 
     def stop_at_target(study: Any, trial: Any) -> None:
         if counted_trials(study) >= plan.target:
@@ -276,16 +201,20 @@ _say = line_printer("graphnet sweep")  # a closed stdout (`| head`) does not sto
 
 
 def worker_main(plan: WorkerPlan) -> None:
-    """A worker process: SIGTERM stops it as Ctrl-C does; exit 130 when interrupted. It starts
-    with Ctrl-C ignored (see graphnet.sweep.workers), so that one during start-up prints no traceback."""
+    """A worker process: Ctrl-C and SIGTERM stop its trial as in `graphnet train` (exit 130, or
+    143 after SIGTERM). It starts with Ctrl-C ignored (see graphnet.sweep.workers), so that one
+    during start-up prints no traceback, and dies with the sweep: SIGTERM when the sweep's
+    process is gone, even SIGKILLed (graphnet.interrupts.die_with_parent: prctl on Linux, a
+    watcher thread elsewhere)."""
     import sys
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, raise_interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, raise_interrupt)
     try:
+        die_with_parent(plan.parent, signal.SIGTERM)
         work(plan, line_printer("graphnet sweep", notice=False))  # the parent says it once
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(interrupted_exit_code())
     except GraphnetError as error:
         print(f"graphnet sweep: {error}", file=sys.stderr, flush=True)
         sys.exit(1)
@@ -309,7 +238,9 @@ def run_sweep(source: str | Path | Mapping[str, Any], *, trials: int, out: str |
     url = storage or default_storage(out)
     check_sqlite_file(url)
     name = sweep.spec.study_name or (Path(sweep.source).stem if sweep.source else "sweep")
-    study = open_study(optuna, sweep, open_storage(optuna, url), url, name, out)
+    study = open_sweep_study(optuna, sweep, url, name, out)
+    remove_stale_temporaries(out, [RESULTS_FILE, BEST_FILE, PLOT_FILE])
+    recover_lost_trials(optuna, study, log)
     done = counted_trials(study)
     shares = quotas(trials - done, jobs)
     interrupted = False
@@ -320,9 +251,9 @@ def run_sweep(source: str | Path | Mapping[str, Any], *, trials: int, out: str |
             f"in {len(shares)} process{'es' if len(shares) > 1 else ''}")
         plans = [WorkerPlan(str(source) if not isinstance(source, Mapping) else dict(source), url, name, trials,
                             share, str(out), prune, _sampler_seed(sweep.spec.seed, done, i),
-                            min(5, max(2, trials // 4)))
+                            min(5, max(2, trials // 4)), os.getpid())
                  for i, share in enumerate(shares)]
-        with sigterm_interrupts():
+        with stop_signals_interrupt():  # SIGINT too, even if ignored at start (a sweep started with &)
             try:
                 if len(plans) == 1:
                     work(plans[0], log)
@@ -330,6 +261,7 @@ def run_sweep(source: str | Path | Mapping[str, Any], *, trials: int, out: str |
                     interrupted = run_workers(worker_main, plans, log)
             except KeyboardInterrupt:
                 interrupted = True
+        recover_lost_trials(optuna, study, log)  # a worker killed meanwhile: its trial is lost, not running
     return report(study, sweep, out, name, trials, interrupted, log)
 
 

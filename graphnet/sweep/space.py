@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ KINDS = ("log_uniform", "uniform", "int", "choice")
 Pair = Annotated[list[float], Field(min_length=2, max_length=2)]
 IntPair = Annotated[list[int], Field(min_length=2, max_length=2)]
 PathPart = str | int
+MAX_STEPS = 1e15  # values of a uniform range with a step: finer than float precision can tell apart
 _PART = re.compile(r"([^.\[\]]+)((?:\[\d+\])*)")
 
 
@@ -64,6 +66,15 @@ class Distribution(SpecModel):
                 raise ValueError(f"{kind}: the low end must be below the high end, got [{lo:g}, {hi:g}]")
             if (kind == "log_uniform" or self.log) and lo <= 0:
                 raise ValueError(f"{kind}: a log scale needs a low end above 0, got {lo:g}")
+            if kind == "uniform" and not math.isfinite(hi - lo):
+                raise ValueError(f"uniform: the range [{lo:g}, {hi:g}] is too wide to draw from (its width "
+                                 "overflows a float): narrow it, or use log_uniform for positive values")
+            if self.step is not None and self.step > hi - lo:
+                raise ValueError(f"{kind}: 'step' {self.step:g} is larger than the range [{lo:g}, {hi:g}]: "
+                                 f"{lo:g} would be the only value")
+            if kind == "uniform" and self.step is not None and (hi - lo) / self.step > MAX_STEPS:
+                raise ValueError(f"uniform: 'step' {self.step:g} cuts [{lo:g}, {hi:g}] into more than {MAX_STEPS:g} "
+                                 "values: give a larger step, or none")
         if self.step is not None and kind not in ("uniform", "int"):
             raise ValueError(f"'step' goes with uniform or int, not {kind}")
         if self.step is not None and kind == "int" and self.step != int(self.step):

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..checkpoint import generator_state, restore_generator, save_checkpoint
 from ..errors import CheckpointError, NonFiniteError
+from ..interrupts import note_stop
 from ..network import CompiledNetwork
 from ..optimizer import Optimizer
 from ..plan import min_batch
@@ -41,7 +42,9 @@ TRAIN_ACCURACY_SAMPLES = 5000  # train accuracy is measured on a fixed subset of
 
 class _StopFlag:
     """Turns Ctrl-C (SIGINT) and SIGTERM (what schedulers send) into a flag checked between
-    steps, so a step is never half done."""
+    steps, so a step is never half done; a second one raises KeyboardInterrupt at once. Installed
+    even if SIGINT was ignored at start (see graphnet.interrupts); the signal is noted for the
+    exit code."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -55,6 +58,7 @@ class _StopFlag:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        note_stop(signum)
         if self.stop:  # a second Ctrl-C stops at once
             raise KeyboardInterrupt
         self.stop = True

@@ -162,6 +162,7 @@ def train_parallel(world: World, run: RunSpec | str | Path | None, *, out: str |
     """`graphnet.training.train` on rank `world.rank` of an MPI world (see the module docstring);
     the result on rank 0 carries the history and metrics, the others' only the network."""
     world.watch_stop_signal()
+    world.watch_launcher()
     say = (log or (lambda text: None)) if world.is_root else (lambda text: None)
     with ExitStack() as hold:
 
