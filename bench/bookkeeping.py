@@ -33,8 +33,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # graphnet from this checkout when run as a script
 
-import graphnet as gn  # noqa: E402
 from report import write_report  # noqa: E402
+
+import graphnet as gn  # noqa: E402
 
 EXAMPLES = 64
 

@@ -11,7 +11,7 @@ bench/inference_latency.py on: the M network's inference at batch 1, 32 and
 at batch 128. Reported per phase kind: median microseconds per call, and the
 slowdown busy / quiet per contender and case.
 
-Contenders: graphnet with its default thread count (graphnet.threads: chosen
+Contenders: graphnet with its default thread count (graphnet.runtime.threads: chosen
 from the load average when the worker starts, i.e. in a quiet phase);
 graphnet_2threads and graphnet_1thread (gn.set_threads); ort and torch_eager
 at 2 threads, ort_1thread and torch_1thread.
@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-
 
 sys.path.insert(0, str(Path(__file__).parent))
 import inference_latency  # noqa: E402
@@ -52,14 +51,15 @@ def _with_step(inference: dict, step: Callable[[], Any] | None) -> dict:
 
 
 def _graphnet_step() -> Callable[[], Any]:
-    from graphnet.step_bench import graphnet_step, make_problem
+    from graphnet.benchmarks.step import graphnet_step, make_problem
 
     return graphnet_step(make_problem("M"), backend="numba")
 
 
 def _torch_step() -> Callable[[], Any]:
-    from graphnet.step_bench import make_problem
     from peers import torch_step
+
+    from graphnet.benchmarks.step import make_problem
 
     return torch_step(make_problem("M"))
 

@@ -10,7 +10,7 @@ thirds as multiples of the first: the slowdown while the hog runs, and whether
 the speed comes back after it stops.
 
 Contenders: graphnet with its default thread count (the contention governor:
-graphnet.contention), graphnet_2threads and graphnet_1thread (gn.set_threads,
+graphnet.runtime.contention), graphnet_2threads and graphnet_1thread (gn.set_threads,
 which turns the governor off), and torch_eager (torch.set_num_threads(2),
 torch.optim.Adam) when PyTorch is installed.
 """
@@ -37,7 +37,8 @@ Built = tuple[Callable[[], Any], Callable[[], int]]  # a step, and the thread co
 
 def graphnet_step(size: str, threads: int | None) -> Built:
     import graphnet as gn
-    from graphnet.step_bench import graphnet_step as build, make_problem
+    from graphnet.benchmarks.step import graphnet_step as build
+    from graphnet.benchmarks.step import make_problem
 
     if threads:
         gn.set_threads(threads)
@@ -47,9 +48,9 @@ def graphnet_step(size: str, threads: int | None) -> Built:
 
 def torch_step(size: str, threads: int | None) -> Built:
     import torch
-
-    from graphnet.step_bench import make_problem
     from peers import torch_step as build
+
+    from graphnet.benchmarks.step import make_problem
 
     step = build(make_problem(size), rule="adam")
     torch.set_num_threads(threads or 2)

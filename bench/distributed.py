@@ -5,7 +5,7 @@ time against gradient bytes; the numbers behind docs/scaling.md.
     python bench/distributed.py --full          # writes bench-results/distributed.json (--results DIR)
     python bench/distributed.py --scaling-table bench/results/distributed.json   # docs/scaling.md's table
 
-Configurations, each in its own process(es), on the MLPs S/M/L of graphnet.step_bench at
+Configurations, each in its own process(es), on the MLPs S/M/L of graphnet.benchmarks.step at
 their batch and at 4x it (the batch is the global batch):
 - `1 process, 1 thread` and `1 process, 2 threads`: gn.Optimizer("sgd").step, the fused
   single-process step that `graphnet train` runs;
@@ -30,8 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # graphnet from this checkout when run as a script
 
-from graphnet.step_bench import LEARNING_RATE, SIZES, make_problem  # noqa: E402
 from report import add_results_option, write_report  # noqa: E402
+
+from graphnet.benchmarks.step import LEARNING_RATE, SIZES, make_problem  # noqa: E402
 
 BATCH_FACTORS = (1, 4)
 ALLREDUCE_BYTES_FULL = [4 << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20, 100 << 20]
@@ -82,7 +83,7 @@ def _network(size: str, batch: int, capacity: int):
 def measure(sizes: list[str], allreduce_bytes: list[int], rounds: int, min_sample: float) -> dict[str, Any]:
     """This process's (or, under MPI, this rank's) step rows and allreduce rows."""
     import graphnet as gn
-    from graphnet.distributed import current_world
+    from graphnet.training.distributed import current_world
     from graphnet.training.parallel import rank_bounds
 
     world = current_world()
@@ -134,7 +135,7 @@ def _max_over_ranks(world: Any, value: float) -> float:
 
 def run_configuration(name: str, ranks: int, threads: int, worker_args: list[str]) -> dict[str, Any] | str:
     """The worker's measurements for `ranks` processes of `threads` BLAS threads; a string when it can't run."""
-    from graphnet.distributed import find_mpiexec, launch_environment
+    from graphnet.training.distributed import find_mpiexec, launch_environment
 
     environment = {**launch_environment(), **{v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                                          "MKL_NUM_THREADS", "GRAPHNET_THREADS")}}
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         result = measure(args.sizes, args.bytes, args.rounds, args.min_sample)
-        from graphnet.distributed import current_world
+        from graphnet.training.distributed import current_world
         if current_world().is_root:
             print(json.dumps(result))
         return 0

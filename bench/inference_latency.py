@@ -36,7 +36,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-
 sys.path.insert(0, str(Path(__file__).parent))
 from procbench import SETTLE_SECONDS, ContenderSkipped, Workers, summarize  # noqa: E402
 from report import add_results_option, write_report  # noqa: E402
@@ -85,7 +84,7 @@ def _graphnet(config: dict, general: bool, small_batch: bool, threaded: bool = F
     net = graphnet_net(config, weights)
     forward = net._forward_general if general else net.forward
     calls = {case: _bound(forward, X) for case, X in batches.items()}
-    from graphnet.blas import blas_info
+    from graphnet.runtime.blas import blas_info
 
     return {"calls": calls, "outputs": calls,
             "info": {"blas": str(blas_info()), "threads": gn.get_threads(),

@@ -1,5 +1,5 @@
 """The peers graphnet's training step is compared against in the README, beside
-graphnet's own contenders (`graphnet.step_bench.CONTENDERS`: the BLAS floor and
+graphnet's own contenders (`graphnet.benchmarks.step.CONTENDERS`: the BLAS floor and
 the compiled plan on each backend).
 
 - `tuned_numpy`: the same math in NumPy with every array preallocated (`out=`).
@@ -7,7 +7,7 @@ the compiled plan on each backend).
   every other contender's update is checked against (bench/test_peers.py).
 - `torch_eager`, `jax_jit`: optional peers, skipped with a reason when absent.
 
-Each builder takes a `graphnet.step_bench.Problem` and returns a zero-argument
+Each builder takes a `graphnet.benchmarks.step.Problem` and returns a zero-argument
 step with `step.weights()`. `python bench/step.py` times them all.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from graphnet.step_bench import CONTENDERS as GRAPHNET_CONTENDERS
-from graphnet.step_bench import LEARNING_RATE, Contender, Problem
+from graphnet.benchmarks.step import CONTENDERS as GRAPHNET_CONTENDERS
+from graphnet.benchmarks.step import LEARNING_RATE, Contender, Problem
 
 
 def student_numpy_step(problem: Problem) -> Callable[[], Any]:

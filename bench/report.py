@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from graphnet.fileio import write_text_atomic
+from graphnet.system.fileio import write_text_atomic
 
 DEFAULT_RESULTS = Path("bench-results")
 TRACKED_RESULTS = Path(__file__).parent / "results"

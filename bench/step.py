@@ -7,7 +7,7 @@ student NumPy, PyTorch eager, JAX jit): the README's step table.
                                            # pass (~10 min); writes bench-results/step_rules.json
 
 Every contender runs in its own process, samples interleaved (see
-graphnet.step_bench.time_isolated). Peers that are not installed are listed
+graphnet.benchmarks.step.time_isolated). Peers that are not installed are listed
 as skipped. `graphnet bench` measures graphnet's own contenders only.
 """
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))  # `import peers` also when run from elsewhere
 
 from peers import CONTENDERS  # noqa: E402
-
-from graphnet.blas import blas_info  # noqa: E402
-from graphnet.machine_load import LoadMeter  # noqa: E402
-from graphnet.step_bench import SIZES, format_step_table, run_rule_bench, run_step_bench  # noqa: E402
 from report import add_results_option, write_report  # noqa: E402
+
+from graphnet.benchmarks.machine_load import LoadMeter  # noqa: E402
+from graphnet.benchmarks.step import SIZES, format_step_table, run_rule_bench, run_step_bench  # noqa: E402
+from graphnet.runtime.blas import blas_info  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -2,9 +2,8 @@
 run; times are not tested)."""
 from __future__ import annotations
 
-import pytest
-
 import busy_training as script
+import pytest
 from report import TRACKED_RESULTS
 
 

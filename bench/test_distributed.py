@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from graphnet.distributed import find_mpiexec
+from graphnet.training.distributed import find_mpiexec
 
 _spec = importlib.util.spec_from_file_location("bench_distributed", Path(__file__).with_name("distributed.py"))
 bench = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]

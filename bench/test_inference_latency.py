@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
+import inference_latency as script
 import numpy as np
 import pytest
-
-import inference_latency as script
 
 
 def test_every_contender_agrees_with_graphnet_and_gets_a_row(tmp_path):

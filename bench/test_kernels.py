@@ -3,7 +3,7 @@
 Not part of CI. Run: ``pytest bench/test_kernels.py`` (add ``--benchmark-columns=median``
 to taste). Each (kernel, size) is one benchmark group, so numba and its
 baseline appear side by side. ``graphnet bench`` measures the same pairs
-interleaved in one process (graphnet.kernel_bench).
+interleaved in one process (graphnet.benchmarks.kernels).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import functools
 
 import pytest
 
-from graphnet.kernel_bench import BenchCase, bench_cases
+from graphnet.benchmarks.kernels import BenchCase, bench_cases
 
 
 @functools.lru_cache(maxsize=1)

@@ -4,14 +4,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
-
 import peers
+import pytest
 import step as step_script
 from peers import CONTENDERS
 
-import graphnet.step_bench as step_bench
-from graphnet.step_bench import build_contenders, make_problem
+import graphnet.benchmarks.step as step_bench
+from graphnet.benchmarks.step import build_contenders, make_problem
 
 COMPARED = [name for name in CONTENDERS if name != "blas_floor"]
 

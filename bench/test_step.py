@@ -10,10 +10,9 @@ its own process (less sensitive to load drift), come from
 from __future__ import annotations
 
 import pytest
-
 from peers import CONTENDERS
 
-from graphnet.step_bench import SIZES, build_contenders, make_problem
+from graphnet.benchmarks.step import SIZES, build_contenders, make_problem
 
 
 @pytest.mark.parametrize("contender", list(CONTENDERS))

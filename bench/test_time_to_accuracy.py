@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 import time_to_accuracy as script
 
 RUN = {

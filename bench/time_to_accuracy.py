@@ -32,11 +32,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))  # `import report` also when run from elsewhere
 
-import graphnet as gn  # noqa: E402
-from graphnet.fileio import write_npz_atomic  # noqa: E402
-from graphnet.schedules import learning_rate_at  # noqa: E402
-from graphnet.training import load_data  # noqa: E402
 from report import add_results_option, write_report  # noqa: E402
+
+import graphnet as gn  # noqa: E402
+from graphnet.system.fileio import write_npz_atomic  # noqa: E402
+from graphnet.training import load_data  # noqa: E402
+from graphnet.training.schedules import learning_rate_at  # noqa: E402
 
 #: Idle time before each turn: a thread pool spins for a while after its work (OpenBLAS
 #: ~0.1 s here), and the contender whose turn comes must not share the cores with it.

@@ -10,16 +10,27 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .builder import sequential
-from .checkpoint import load_checkpoint
-from .config import config_context, get_config, set_config
-from .errors import (BackendError, CheckpointError, ConfigError, DataError, GraphnetError, NonFiniteError,
-                     NumbaMissingError, PlanError, RunFolderError, SpecError, SpecWarning)
+from .errors import (
+                     BackendError,
+                     CheckpointError,
+                     ConfigError,
+                     DataError,
+                     GraphnetError,
+                     NonFiniteError,
+                     NumbaMissingError,
+                     PlanError,
+                     RunFolderError,
+                     SpecError,
+                     SpecWarning,
+)
 from .interop.onnx_import import from_onnx
-from .network import CompiledNetwork, compile
-from .optimizer import Optimizer
+from .model.checkpoint import load_checkpoint
+from .runtime.config import config_context, get_config, set_config
+from .runtime.network import CompiledNetwork, compile
+from .runtime.optimizer import Optimizer
+from .runtime.threads import get_threads, set_threads
 from .spec import NetworkSpec, RunSpec, TrainSpec, load, parse, parse_network, parse_run
-from .threads import get_threads, set_threads
+from .spec.builder import sequential
 from .training import TrainResult, train
 
 __all__ = [

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from graphnet.fileio import process_alive
+from graphnet.system.fileio import process_alive
 
 HAVE_PROC = Path("/proc/self/stat").is_file()
 NEEDS_PROC = "reads the process tree from Linux's /proc"

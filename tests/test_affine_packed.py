@@ -7,12 +7,12 @@ import types
 
 import numpy as np
 import pytest
+from graphnet.kernels import KERNEL_NAMES, available_backends, get_backend
 
 import graphnet as gn
 import graphnet.ops.affine as affine_op
-from graphnet.config import resolve_target
-from graphnet.kernels import KERNEL_NAMES, available_backends, get_backend
-from graphnet.optimizer import Optimizer
+from graphnet.runtime.config import resolve_target
+from graphnet.runtime.optimizer import Optimizer
 
 from .affine_twins import assert_affine_twins_agree
 from .allocations import counting_numpy_allocations

@@ -1,4 +1,4 @@
-"""graphnet.backends: the kernel backend asked for, or graphnet's own error saying what to use instead."""
+"""graphnet.runtime.backends: the kernel backend asked for, or graphnet's own error saying what to use instead."""
 from __future__ import annotations
 
 import os
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import graphnet as gn
-from graphnet.backends import kernel_backend
 from graphnet.errors import BackendError
+from graphnet.runtime.backends import kernel_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 # `graphnet ARGS` in a process where `import numba` fails, as on a machine without numba

@@ -1,4 +1,4 @@
-"""A caller's arrays as a plan takes them (graphnet.batch_checks): numeric arrays
+"""A caller's arrays as a plan takes them (graphnet.compiler.batch_checks): numeric arrays
 converted to the plan's dtype, class labels to int64, everything else refused
 with a message saying what the array holds."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from graphnet import PlanError
-from graphnet.batch_checks import as_class_labels, as_dtype, check_labels
+from graphnet.compiler.batch_checks import as_class_labels, as_dtype, check_labels
 from graphnet.ops.base import Value
 
 F32 = np.dtype(np.float32)

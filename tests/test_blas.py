@@ -1,4 +1,4 @@
-"""graphnet.blas: numpy's own cblas GEMM with alpha and beta, found, checked and
+"""graphnet.runtime.blas: numpy's own cblas GEMM with alpha and beta, found, checked and
 refusing arrays it cannot take."""
 from __future__ import annotations
 
@@ -9,11 +9,18 @@ import sys
 import numpy as np
 import pytest
 
-import graphnet.blas as blas
-from graphnet.blas import (AtBUpdate, _loaded_libraries, at_b_update, blas_candidates, blas_info, find_gemm,
-                           gemm_status)
+import graphnet.runtime.blas as blas
+from graphnet.runtime.blas import (
+    AtBUpdate,
+    _loaded_libraries,
+    at_b_update,
+    blas_candidates,
+    blas_info,
+    find_gemm,
+    gemm_status,
+)
 
-# graphnet.blas finds numpy's BLAS library through threadpoolctl; where it finds
+# graphnet.runtime.blas finds numpy's BLAS library through threadpoolctl; where it finds
 # none with a cblas GEMM, SGD takes the separate update pass.
 pytestmark = pytest.mark.skipif(find_gemm(np.float32) is None, reason=f"no cblas GEMM: {gemm_status()}")
 
@@ -80,7 +87,7 @@ def test_other_dtypes_have_no_gemm():
 
 
 def test_the_environment_can_turn_it_off():
-    code = ("import numpy as np; from graphnet.blas import find_gemm, gemm_status; "
+    code = ("import numpy as np; from graphnet.runtime.blas import find_gemm, gemm_status; "
             "assert find_gemm(np.float32) is None; print(gemm_status())")
     env = dict(os.environ, GRAPHNET_NO_CBLAS="1")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)

@@ -1,18 +1,18 @@
-"""graphnet.builder.sequential, and building NetworkSpec directly from node models in Python."""
+"""graphnet.spec.builder.sequential, and building NetworkSpec directly from node models in Python."""
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
 from graphnet import SpecError
-from graphnet.builder import sequential
-from graphnet.graph import build_graph
+from graphnet.compiler.graph import build_graph
 from graphnet.ops.activations import Relu
 from graphnet.ops.affine import Affine
 from graphnet.ops.dropout import Dropout
 from graphnet.ops.losses import SoftmaxCrossEntropy
 from graphnet.ops.structure import Add
 from graphnet.spec import InputSpec, LabelSpec, NetworkSpec, parse
+from graphnet.spec.builder import sequential
 
 
 def spec_error(fn, *args, **kwargs) -> SpecError:

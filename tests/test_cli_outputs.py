@@ -1,5 +1,5 @@
 """Every output option of every command, written onto a character device, a FIFO, symlinks and
-`-`: nothing that is not a regular file is ever replaced by one (graphnet.fileio.open_output).
+`-`: nothing that is not a regular file is ever replaced by one (graphnet.system.fileio.open_output).
 
 A file output writes through a device or FIFO in place, follows a symlink to its target (a
 dangling one gets its target made) and writes `-` to stdout; a folder output follows a symlink
@@ -24,9 +24,9 @@ from typing import Callable
 
 import numpy as np
 import pytest
+from extras import HAVE_ONNX, HAVE_OPTUNA  # tests/ helper
 
 from graphnet.cli import build_parser, main
-from extras import HAVE_ONNX, HAVE_OPTUNA  # tests/ helper
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -201,8 +201,8 @@ def context(tmp_path_factory) -> Context:
 @pytest.fixture
 def quick_bench(monkeypatch):
     """`graphnet bench` measuring nothing: these tests are about where --json goes."""
-    import graphnet.kernel_bench as kernel_bench
-    import graphnet.step_bench as step_bench
+    import graphnet.benchmarks.kernels as kernel_bench
+    import graphnet.benchmarks.step as step_bench
 
     monkeypatch.setattr(kernel_bench, "run_kernel_bench", lambda **kwargs: [])
     monkeypatch.setattr(kernel_bench, "format_table", lambda rows: "(kernels)")

@@ -11,14 +11,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import HAVE_MATPLOTLIB
+from task_data import (  # tests/ helpers
+    classifier_run,
+    linear_data,
+    named_classes,
+    separable_blobs,
+    task_run,
+    write_csv,
+    write_named_csv,
+    write_npz,
+)
 
 import graphnet as gn
-from graphnet.checkpoint import ARRAYS_FILE, read_checkpoint
 from graphnet.cli import main
-from extras import HAVE_MATPLOTLIB
-
-from task_data import (classifier_run, linear_data, named_classes, separable_blobs, task_run, write_csv,  # tests/ helpers
-                       write_named_csv, write_npz)
+from graphnet.model.checkpoint import ARRAYS_FILE, read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = sorted(glob.glob(str(ROOT / "specs" / "*.json")))
@@ -380,8 +387,8 @@ def test_a_batch_size_below_one_is_a_usage_error(argv, capsys):
 
 def test_bench_prints_both_tables_and_writes_the_step_rows(monkeypatch, tmp_path, capsys):
     """The bench plumbing, with the measurements stubbed out (timing is not a test)."""
-    import graphnet.kernel_bench as kernel_bench
-    import graphnet.step_bench as step_bench
+    import graphnet.benchmarks.kernels as kernel_bench
+    import graphnet.benchmarks.step as step_bench
 
     rows = [{"size": "S", "contender": "blas_floor", "us": 100.0, "ratio": 1.0},
             {"size": "S", "contender": "graphnet_numba", "us": 125.0, "ratio": 1.25},
@@ -404,10 +411,10 @@ def test_bench_prints_both_tables_and_writes_the_step_rows(monkeypatch, tmp_path
 
 
 def test_bench_says_when_other_processes_kept_the_machine_busy(monkeypatch, capsys):
-    import graphnet.kernel_bench as kernel_bench
-    import graphnet.machine_load as machine_load
-    import graphnet.step_bench as step_bench
-    from graphnet.contention import CpuTimes
+    import graphnet.benchmarks.kernels as kernel_bench
+    import graphnet.benchmarks.machine_load as machine_load
+    import graphnet.benchmarks.step as step_bench
+    from graphnet.runtime.contention import CpuTimes
 
     samples = iter([CpuTimes(0, 0, 0), CpuTimes(150, 200, 50),   # kernels: others took 1 of 2 cores' ticks
                     CpuTimes(150, 200, 50), CpuTimes(160, 400, 60)])  # steps: others took nothing
@@ -517,7 +524,7 @@ def test_disk_errors_exit_1_naming_the_file_being_written(tmp_path, monkeypatch,
     """A read-only file system, a full disk, no permission (simulated: tests run as root)."""
     import errno
 
-    import graphnet.fileio as fileio
+    import graphnet.system.fileio as fileio
 
     code = getattr(errno, errno_name)
     real = fileio.os.fsync

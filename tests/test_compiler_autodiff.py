@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference  # tests/ helpers, on sys.path via conftest.py
+from compiler_specs import affine, network, node, residual_spec
+from graphnet.kernels import get_backend
 
 import graphnet as gn
 from graphnet.compiler import fuse, lower, plan_memory
-from graphnet.graph import build_graph
-from graphnet.kernels import get_backend
-from graphnet.lowering import Ref
-from graphnet.target import Target
-
-import reference  # tests/ helpers, on sys.path via conftest.py
-from compiler_specs import affine, network, node, residual_spec
+from graphnet.compiler.graph import build_graph
+from graphnet.ops.lowering import Ref
+from graphnet.ops.target import Target
 
 
 def lowered(spec, mode="train", *, with_loss=True, with_backward=True, fused=True):

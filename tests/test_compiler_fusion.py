@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference  # tests/ helpers, on sys.path via conftest.py
+from compiler_specs import affine, network, node
 
 import graphnet as gn
 from graphnet.compiler import fuse, fuse_epilogues, fuse_into_consumers
-from graphnet.graph import build_graph
-
-import reference  # tests/ helpers, on sys.path via conftest.py
-from compiler_specs import affine, network, node
+from graphnet.compiler.graph import build_graph
 
 
 def test_affine_relu_fuses_and_keeps_ids_and_parameter_names():
@@ -61,7 +60,7 @@ def test_affine_activation_not_fused_says_why(nodes, outputs, reason):
 def test_a_fusion_decision_holds_rule_nodes_fired_and_reason_only():
     from dataclasses import fields
 
-    from graphnet.lowering import FusionDecision
+    from graphnet.ops.lowering import FusionDecision
 
     assert [f.name for f in fields(FusionDecision)] == ["rule", "nodes", "fired", "reason"]
 

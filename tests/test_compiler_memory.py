@@ -5,14 +5,13 @@ memory of real networks and of random DAGs.
 from __future__ import annotations
 
 import pytest
+import strategies  # tests/ helpers, on sys.path via conftest.py
+from compiler_specs import affine, network, node, residual_spec
 from hypothesis import HealthCheck, given, settings
 
 import graphnet as gn
 from graphnet.compiler import ALIGN, PLANNED_KINDS, Buffer, merge_inplace, plan_memory
-from graphnet.lowering import Ref, Step
-
-import strategies  # tests/ helpers, on sys.path via conftest.py
-from compiler_specs import affine, network, node, residual_spec
+from graphnet.ops.lowering import Ref, Step
 
 LINE = ALIGN // 4  # elements per alignment unit (offsets are in elements per example)
 

@@ -7,18 +7,25 @@ import dataclasses
 
 import numpy as np
 import pytest
+import reference  # tests/ helpers, on sys.path via conftest.py
+from compiler_specs import affine, network, node
+from graphnet.kernels import get_backend
 
 import graphnet as gn
 from graphnet import PlanError
-from graphnet.compiler import (PLAN_KINDS, PlanSpec, build_plan, check_memory, plan_graph, plan_kind,
-                               regularization_steps, sgd_update_decisions)
-from graphnet.graph import build_graph
-from graphnet.kernels import get_backend
-from graphnet.parameters import ParameterStore
-from graphnet.target import KernelSwitches, Target
-
-import reference  # tests/ helpers, on sys.path via conftest.py
-from compiler_specs import affine, network, node
+from graphnet.compiler import (
+    PLAN_KINDS,
+    PlanSpec,
+    build_plan,
+    check_memory,
+    plan_graph,
+    plan_kind,
+    regularization_steps,
+    sgd_update_decisions,
+)
+from graphnet.compiler.graph import build_graph
+from graphnet.compiler.parameters import ParameterStore
+from graphnet.ops.target import KernelSwitches, Target
 
 F64 = np.dtype(np.float64)
 

@@ -7,24 +7,23 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-import graphnet as gn
-from optimizer_checks import assert_nan_step_changes_nothing  # tests/ helper
-from graphnet import PlanError
-from graphnet.compiler import UpdateRule, lower
-from graphnet.compiler.updates import insert_update_steps
-from graphnet.graph import build_graph
-from graphnet.kernels import get_backend
-from graphnet.optimizer import RULES
-from graphnet.parameters import ParameterStore
-from graphnet.target import Target
-
 import reference  # tests/ helpers, on sys.path via conftest.py
 import strategies
 from allocations import counting_numpy_allocations
+from graphnet.kernels import get_backend
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from optimizer_checks import assert_nan_step_changes_nothing  # tests/ helper
 from zoo import SPECS, ZOO, randomize, zoo_network
+
+import graphnet as gn
+from graphnet import PlanError
+from graphnet.compiler import UpdateRule, lower
+from graphnet.compiler.graph import build_graph
+from graphnet.compiler.parameters import ParameterStore
+from graphnet.compiler.updates import insert_update_steps
+from graphnet.ops.target import Target
+from graphnet.runtime.optimizer import RULES
 
 STATEFUL = [rule for rule in RULES if rule != "sgd"]
 HYPER = {"momentum": {}, "nesterov": {}, "rmsprop": {}, "adam": {}, "adamw": {"weight_decay": 0.1}}

@@ -1,4 +1,4 @@
-"""graphnet.config: the settings networks are compiled with (gn.set_config, gn.config_context)
+"""graphnet.runtime.config: the settings networks are compiled with (gn.set_config, gn.config_context)
 and the Target gn.compile resolves from them."""
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import threading
 
 import numpy as np
 import pytest
+from graphnet.kernels import get_backend
 
 import graphnet as gn
-from graphnet.config import resolve_target
-from graphnet.kernels import get_backend
-from graphnet.target import KernelSwitches
+from graphnet.ops.target import KernelSwitches
+from graphnet.runtime.config import resolve_target
 
 
 @pytest.fixture
@@ -89,8 +89,8 @@ def test_compile_resolves_the_target_once_from_the_settings_in_effect():
 
 
 def test_resolve_target_takes_the_gemm_and_the_threads_the_process_is_set_up_for():
-    from graphnet.blas import find_gemm
-    from graphnet.threads import planned_threads
+    from graphnet.runtime.blas import find_gemm
+    from graphnet.runtime.threads import planned_threads
 
     target = resolve_target(get_backend("numpy"), np.float32)
     assert target.gemm is find_gemm(np.float32) and target.threads == planned_threads()

@@ -1,4 +1,4 @@
-"""graphnet.contention: the governor that sets the BLAS threads from the other processes' CPU use."""
+"""graphnet.runtime.contention: the governor that sets the BLAS threads from the other processes' CPU use."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import graphnet as gn
-from graphnet import contention, threads
-from graphnet.contention import CpuTimes, Governor
+from graphnet.runtime import contention, threads
+from graphnet.runtime.contention import CpuTimes, Governor
 
 PROC_STAT = """cpu  300 0 100 500 10 0 5 20 0 0
 cpu0 100 0 50 300 5 0 0 10 0 0

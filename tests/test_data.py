@@ -12,15 +12,13 @@ from typing import Iterator
 
 import numpy as np
 import pytest
+from data_files import FILES, file_of, idx_bytes, make_idx, write  # tests/ helpers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graphnet
-from graphnet import DataError
-from graphnet import data
+from graphnet import DataError, data
 from graphnet.data import KEYS, batches, list_datasets, load, read_idx
-
-from data_files import FILES, file_of, idx_bytes, make_idx, write  # tests/ helpers
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 

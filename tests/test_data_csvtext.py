@@ -6,13 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_files import saved_model  # tests/ helper
 
 from graphnet import DataError
 from graphnet.cli import main
 from graphnet.data import load, load_with_info
 from graphnet.data.csvtext import FIELD_LIMIT, is_number
-
-from data_files import saved_model  # tests/ helper
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from data_files import saved_model  # tests/ helper
 
 from graphnet import DataError
 from graphnet.cli import main
 from graphnet.data import load
-
-from data_files import saved_model  # tests/ helper
 
 
 def make(kind: str, folder: Path) -> tuple[Path, str | None]:

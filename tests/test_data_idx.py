@@ -6,14 +6,14 @@ import gzip
 import os
 import struct
 import tracemalloc
+
 import numpy as np
 import pytest
+from data_files import idx_bytes  # tests/ helper
 
 from graphnet import DataError
 from graphnet.data import read_idx
-from graphnet.limits import ENV_VAR
-
-from data_files import idx_bytes  # tests/ helper
+from graphnet.system.limits import ENV_VAR
 
 ZEROS = 16 << 20  # 16 MB of zeros: about 16 kB gzip-compressed
 

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_files import saved_model  # tests/ helper
 
 from graphnet import DataError
 from graphnet.cli import main
 from graphnet.data import load
-from graphnet.limits import ENV_VAR
-
-from data_files import saved_model  # tests/ helper
+from graphnet.system.limits import ENV_VAR
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

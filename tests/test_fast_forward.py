@@ -1,16 +1,15 @@
-"""net.forward's hot path (graphnet.fast_forward) and the small-batch affine kernel it runs."""
+"""net.forward's hot path (graphnet.runtime.fast_forward) and the small-batch affine kernel it runs."""
 from __future__ import annotations
 
+import dataclasses
 import types
 
 import numpy as np
 import pytest
-
-import dataclasses
+from graphnet.kernels import KERNEL_NAMES, available_backends, get_backend
 
 import graphnet as gn
 from graphnet.errors import PlanError
-from graphnet.kernels import KERNEL_NAMES, available_backends, get_backend
 
 from .affine_twins import assert_affine_twins_agree
 from .allocations import counting_numpy_allocations

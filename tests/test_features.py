@@ -1,4 +1,4 @@
-"""graphnet.features: one check of raw features, finite once converted to the model's dtype,
+"""graphnet.data.features: one check of raw features, finite once converted to the model's dtype,
 used by every reader (CSV, .npz, .npy, IDX; training and predict) and by net.predict."""
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_files import idx_bytes, saved_model  # tests/ helpers
 
 from graphnet import DataError
 from graphnet.cli import main
 from graphnet.data import load
-from graphnet.features import check_finite, first_nonfinite, number_text
-
-from data_files import idx_bytes, saved_model  # tests/ helpers
+from graphnet.data.features import check_finite, first_nonfinite, number_text
 
 ROW, COLUMN = 5, 1  # where each table case puts its bad value (0-based), in 8 examples of 3 features
 BAD = {  # the value as a CSV writes it -> what is wrong with it in float32
@@ -120,7 +119,7 @@ def test_float64_models_and_readers_take_what_fits_in_float64(tmp_path):
 
 
 def test_first_nonfinite_finds_the_first_value_in_c_order_across_chunks(monkeypatch):
-    import graphnet.features as features
+    import graphnet.data.features as features
 
     monkeypatch.setattr(features, "CHUNK_VALUES", 10)  # 10 values at a time: several chunks of rows
     X = np.zeros((40, 3, 2))

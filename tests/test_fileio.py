@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import graphnet.fileio as fileio
-from graphnet.fileio import fsync_folder, write_bytes_atomic, write_npz_atomic, write_text_atomic
-
 from package_source import PACKAGE, called_names, package_files  # tests/ helper
+
+import graphnet.system.fileio as fileio
+from graphnet.system.fileio import fsync_folder, write_bytes_atomic, write_npz_atomic, write_text_atomic
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -315,7 +314,7 @@ def test_every_npz_is_written_through_one_helper():
     """Checkpoints and the Solver write their .npz archives with write_npz_atomic."""
     writers = [path.relative_to(PACKAGE).as_posix() for path in package_files()
                if {"np.savez", "np.savez_compressed", "numpy.savez"} & called_names(path)]
-    assert writers == ["fileio.py"]
+    assert writers == ["system/fileio.py"]
 
 
 def test_append_bytes_synced_appends_and_fsyncs(tmp_path, monkeypatch):
@@ -351,9 +350,9 @@ WRITE_CALLS = ("write_text", "write_bytes", "onnx.save", "onnx.save_model", "np.
                "np.savez_compressed", "np.savetxt", "tofile", "os.replace", "os.rename", "tempfile.mkstemp",
                "tempfile.NamedTemporaryFile")
 # modules that may open files for writing themselves, and why
-OWN_WRITERS = {"fileio.py": "the one checked helper",
-               "runlock.py": "the run folder's lock file, made with O_CREAT|O_EXCL: a lock, not an output",
-               "console.py": "points stdout at the null device once its reader has gone"}
+OWN_WRITERS = {"system/fileio.py": "the one checked helper",
+               "runs/lock.py": "the run folder's lock file, made with O_CREAT|O_EXCL: a lock, not an output",
+               "system/console.py": "points stdout at the null device once its reader has gone"}
 
 
 def _writes(path: Path) -> list[str]:
@@ -375,7 +374,7 @@ def _writes(path: Path) -> list[str]:
 
 def test_every_file_is_written_through_one_helper():
     """predict --out, export, schema -o, bench --json, import, run folders, checkpoints, sweep
-    results: every writer goes through graphnet.fileio (open_output and the write_* helpers)."""
+    results: every writer goes through graphnet.system.fileio (open_output and the write_* helpers)."""
     writers = {path.relative_to(PACKAGE).as_posix(): _writes(path) for path in package_files()}
     assert {name: calls for name, calls in writers.items() if calls and name not in OWN_WRITERS} == {}
     assert all(writers[name] for name in OWN_WRITERS)  # the list names no module that stopped writing

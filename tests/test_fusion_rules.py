@@ -1,4 +1,4 @@
-"""graphnet.fusion_rules: the fusion table is derived from the op registry, and every
+"""graphnet.compiler.fusion_rules: the fusion table is derived from the op registry, and every
 rule it holds can fire (its ops exist, an epilogue's fields fit its producer)."""
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from dataclasses import replace
 from typing import Any, get_args
 
 import pytest
+from graphnet.kernels.codes import ACTIVATION_CODES
 
 import graphnet as gn
 from graphnet.compiler import fuse
-from graphnet.fusion_rules import FUSION_RULES, FusionRule
-from graphnet.graph import build_graph
-from graphnet.kernels.codes import ACTIVATION_CODES
+from graphnet.compiler.fusion_rules import FUSION_RULES, FusionRule
+from graphnet.compiler.graph import build_graph
 from graphnet.ops import OPS, NodeModel
 from graphnet.ops.examples import affine, node
 

@@ -1,25 +1,24 @@
 """Gradients: every zoo spec passes a float64 gradcheck; on random DAGs the
 compiled gradients match central differences of the NumPy reference
 interpreter (an oracle that shares no code with graphnet); and
-`graphnet.gradcheck` itself detects wrong gradients and leaves the network
+`graphnet.model.gradcheck` itself detects wrong gradients and leaves the network
 as it found it.
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-import graphnet as gn
-import graphnet.gradcheck as gradcheck
-from graphnet.gradcheck import check_gradients, redundant_biases, relative_error
-from graphnet.gradient_check import central_difference
-
-
 import reference  # tests/ helpers, on sys.path via conftest.py
 import strategies
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from zoo import ZOO, randomize, zoo_network
+
+import graphnet as gn
+import graphnet.model.gradcheck as gradcheck
+from graphnet.gradient_check import central_difference
+from graphnet.model.gradcheck import check_gradients, redundant_biases, relative_error
+
 GRAD_TOL = 1e-6
 
 

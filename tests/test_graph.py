@@ -1,4 +1,4 @@
-"""graphnet.graph: a valid spec for every registered op (table-driven over OPS),
+"""graphnet.compiler.graph: a valid spec for every registered op (table-driven over OPS),
 topological order, consumers, parameter and state declarations, the printed
 table, and a long chain.
 """
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from graphnet.graph import build_graph, describe_graph
+from graphnet.compiler.graph import build_graph, describe_graph
 from graphnet.ops import OPS
 from graphnet.spec import NetworkSpec, RunSpec, load, parse_network
 

@@ -1,4 +1,4 @@
-"""graphnet.helper_thread: a kernel call split between the caller and a helper thread, the
+"""graphnet.runtime.helper_thread: a kernel call split between the caller and a helper thread, the
 caller taking the second half back when the helper is late; and the packed affine step
 that uses it (graphnet.ops.affine)."""
 from __future__ import annotations
@@ -11,9 +11,9 @@ import threading
 
 import numpy as np
 import pytest
-
-from graphnet.helper_thread import THREAD_NAME, HelperThread, helper_thread
 from graphnet.kernels import available_backends, get_backend
+
+from graphnet.runtime.helper_thread import THREAD_NAME, HelperThread, helper_thread
 
 needs_numba = pytest.mark.skipif("numba" not in available_backends(), reason="numba is not installed")
 
@@ -134,7 +134,7 @@ FORWARD = textwrap.dedent("""
     import os, sys, threading
     import numpy as np
     import graphnet as gn
-    from graphnet.helper_thread import THREAD_NAME, helper_started, helper_thread
+    from graphnet.runtime.helper_thread import THREAD_NAME, helper_started, helper_thread
 
     gn.set_config(packed_parallel=True, packed_parallel_work=0, helper_lag_work=0)
     spec = gn.sequential([{"op": "affine", "units": 64, "activation": "relu"}, {"op": "affine", "units": 8}],

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx_checks import assert_close
 
 import graphnet as gn
 from graphnet.cli import main
-from onnx_checks import assert_close
 
 pytest.importorskip("onnx")
 

@@ -1,4 +1,4 @@
-"""graphnet.interrupts: exit codes of a stop signal, handlers installed even when SIGINT was
+"""graphnet.system.interrupts: exit codes of a stop signal, handlers installed even when SIGINT was
 ignored at start, and children that die with their parent (prctl on Linux, a watcher thread
 elsewhere)."""
 from __future__ import annotations
@@ -12,10 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
-
-from graphnet.interrupts import (forget_stop, interrupted_exit_code, is_interrupted_exit, note_stop,
-                                 stop_message, stop_signals_interrupt)
 from processes import HAVE_PROC, NEEDS_PROC, kill_all, still_running
+
+from graphnet.system.interrupts import (
+    forget_stop,
+    interrupted_exit_code,
+    is_interrupted_exit,
+    note_stop,
+    stop_message,
+    stop_signals_interrupt,
+)
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +74,7 @@ PARENT = textwrap.dedent("""
 CHILD = textwrap.dedent("""
     import os, signal, sys, time
     from pathlib import Path
-    from graphnet import interrupts
+    from graphnet.system import interrupts
 
     def stopped(signum, frame):
         Path(sys.argv[2]).write_text("stopped")
@@ -117,7 +123,7 @@ def test_a_watcher_of_another_process_stops_this_one_when_it_ends(tmp_path):
     script = textwrap.dedent(f"""
         import signal, sys, time
         from pathlib import Path
-        from graphnet import interrupts
+        from graphnet.system import interrupts
         signal.signal(signal.SIGTERM, lambda *a: (Path({str(marker)!r}).write_text("stopped"), sys.exit(0)))
         interrupts.watch_process({other.pid}, poll_seconds=0.05)
         print("watching", flush=True)
@@ -140,7 +146,7 @@ def test_a_watcher_of_another_process_stops_this_one_when_it_ends(tmp_path):
 # scheduler's stop may come); a signal the test would otherwise have to time.
 TERMINATED_WHILE_WRITING = textwrap.dedent("""
     import signal, sys
-    import graphnet.prediction as prediction
+    import graphnet.model.prediction as prediction
     from graphnet.cli import main
 
     real = prediction.write_predictions

@@ -1,10 +1,10 @@
-"""graphnet.limits: byte counts, parsed and printed; declared sizes checked against the limit."""
+"""graphnet.system.limits: byte counts, parsed and printed; declared sizes checked against the limit."""
 from __future__ import annotations
 
 import pytest
 
 from graphnet import DataError
-from graphnet.limits import ENV_VAR, check_declared_size, format_bytes, parse_bytes
+from graphnet.system.limits import ENV_VAR, check_declared_size, format_bytes, parse_bytes
 
 
 @pytest.mark.parametrize("count, text", [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 kB"), (3 << 20, "3.0 MB"),

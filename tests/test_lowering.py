@@ -1,4 +1,4 @@
-"""graphnet.lowering: ops get what they run from the lowering context, not by import."""
+"""graphnet.ops.lowering: ops get what they run from the lowering context, not by import."""
 from __future__ import annotations
 
 import ast
@@ -67,7 +67,7 @@ def test_the_sgd_gemm_reaches_the_affine_op_through_the_context():
 
 
 def test_no_op_reads_the_thread_settings_or_the_helper_thread():
-    """What an op picks depends on the target it is handed (graphnet.target), not on process state."""
+    """What an op picks depends on the target it is handed (graphnet.ops.target), not on process state."""
     offenders = {path.name: sorted(m for m in imported_modules(path)
                                    if m.rsplit(".", 1)[-1] in ("threads", "helper_thread", "contention", "config"))
                  for path in OPS_FOLDER.glob("*.py")}

@@ -1,4 +1,4 @@
-"""graphnet.machine_load: how many cores other processes kept busy while something was measured."""
+"""graphnet.benchmarks.machine_load: how many cores other processes kept busy while something was measured."""
 from __future__ import annotations
 
 import os
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from graphnet.contention import CpuTimes
-from graphnet.machine_load import BUSY_CORES, LoadMeter, tree_ticks
+from graphnet.benchmarks.machine_load import BUSY_CORES, LoadMeter, tree_ticks
+from graphnet.runtime.contention import CpuTimes
 
 HAVE_PROC = Path("/proc/self/stat").is_file()
 CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []

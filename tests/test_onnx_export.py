@@ -7,17 +7,16 @@ import sys
 
 import numpy as np
 import pytest
+import strategies  # tests/ helpers, on sys.path via conftest.py
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from onnx_checks import assert_close, forward_dict, random_inputs, run_ort
+from zoo import ZOO, randomize, zoo_network
 
 import graphnet as gn
 from graphnet.cli import main
 from graphnet.interop.onnx_export import ONNX_EXPORTERS, export_onnx, onnx_model
 from graphnet.ops import OPS
-
-import strategies  # tests/ helpers, on sys.path via conftest.py
-from onnx_checks import assert_close, forward_dict, random_inputs, run_ort
-from zoo import ZOO, randomize, zoo_network
 
 CAPACITY = 8
 BATCHES = (1, 5, 37)  # below, and above, the compiled capacity

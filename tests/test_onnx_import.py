@@ -13,16 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import strategies  # tests/ helpers, on sys.path via conftest.py
 from hypothesis import HealthCheck, given, settings
+from onnx_checks import assert_close, forward_dict, random_inputs, run_ort, write_model
+from zoo import ZOO, randomize, zoo_network
 
 import graphnet as gn
 from graphnet.cli import main
 from graphnet.interop.onnx_export import export_onnx
 from graphnet.interop.onnx_import import read_onnx
-
-import strategies  # tests/ helpers, on sys.path via conftest.py
-from onnx_checks import assert_close, forward_dict, random_inputs, run_ort, write_model
-from zoo import ZOO, randomize, zoo_network
 
 FIXTURES = Path(__file__).parent / "data" / "onnx"
 TORCH_MODELS = sorted(FIXTURES.glob("*.onnx"))

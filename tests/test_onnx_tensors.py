@@ -9,11 +9,11 @@ from typing import Callable
 
 import numpy as np
 import pytest
+from onnx_checks import write_model
+from task_data import linear_data, task_run, write_npz  # tests/ helpers
 
 import graphnet as gn
 from graphnet.cli import main
-from onnx_checks import write_model
-from task_data import linear_data, task_run, write_npz  # tests/ helpers
 
 onnx = pytest.importorskip("onnx", reason="the onnx package is in the [onnx] extra: pip install 'graphnet[onnx]'")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference  # tests/ helpers, on sys.path via conftest.py
+from graphnet.kernels import BACKEND_NAMES
+from zoo import randomize
 
 import graphnet as gn
-from graphnet.gradcheck import check_gradients
-from graphnet.kernels import BACKEND_NAMES
+from graphnet.model.gradcheck import check_gradients
 from graphnet.ops import OPS
-
-
-import reference  # tests/ helpers, on sys.path via conftest.py
-from zoo import randomize
 
 GRAD_TOL = 1e-6
 BACKENDS = BACKEND_NAMES  # numba is a dependency: its absence fails here, not skips
@@ -58,8 +56,9 @@ def test_one_set_of_activation_codes():
     """The kernels' codes are the only ones: ops use them, affine accepts exactly their names."""
     from typing import get_args
 
-    import graphnet.ops as ops
     from graphnet.kernels import codes
+
+    import graphnet.ops as ops
     from graphnet.ops.affine import Affine
 
     assert ops.ACTIVATION_CODES is codes.ACTIVATION_CODES

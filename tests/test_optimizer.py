@@ -9,15 +9,13 @@ import tracemalloc
 
 import numpy as np
 import pytest
-
-import graphnet as gn
-from optimizer_checks import assert_nan_step_changes_nothing  # tests/ helper
-from graphnet import NonFiniteError, SpecError
-
-
 import reference  # tests/ helpers, on sys.path via conftest.py
 from allocations import counting_numpy_allocations
+from optimizer_checks import assert_nan_step_changes_nothing  # tests/ helper
 from zoo import SPECS, ZOO, randomize, zoo_network
+
+import graphnet as gn
+from graphnet import NonFiniteError, SpecError
 
 
 def tiny_net(dtype="float64", backend="numba", seed=0, l2=1e-2):
@@ -78,7 +76,7 @@ RULES = {
 
 
 def test_every_rule_is_tested():
-    from graphnet.optimizer import RULES as IMPLEMENTED
+    from graphnet.runtime.optimizer import RULES as IMPLEMENTED
 
     assert set(RULES) == set(IMPLEMENTED)
 

@@ -3,7 +3,6 @@ ships only those, so every subpackage must be listed."""
 from __future__ import annotations
 
 import tomllib
-
 from package_source import PACKAGE, ROOT, module_name  # tests/ helper
 
 

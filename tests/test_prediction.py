@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from task_data import SPECIES, classifier_run, named_classes, task_run, write_csv, write_named_csv  # tests/ helpers
 
 import graphnet as gn
 from graphnet.cli import main
-from graphnet.prediction import read_examples
-from graphnet.preprocessing import Preprocessing
-
-from task_data import SPECIES, classifier_run, named_classes, task_run, write_csv, write_named_csv  # tests/ helpers
+from graphnet.data.preprocessing import Preprocessing
+from graphnet.model.prediction import read_examples
 
 
 @pytest.fixture(scope="module")

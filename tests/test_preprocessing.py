@@ -6,16 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from task_data import SPECIES, classifier_run, named_classes, write_named_csv  # tests/ helpers
 
 import graphnet as gn
-from graphnet.checkpoint import ARRAYS_FILE, read_checkpoint
-from graphnet.model_record import CLASS_NAMES_KEY, PREPROCESSING_KEY
 from graphnet.data import load_with_info
+from graphnet.data.preprocessing import Preprocessing
 from graphnet.errors import CheckpointError, DataError
-from graphnet.fileio import write_npz_atomic
-from graphnet.preprocessing import Preprocessing
-
-from task_data import SPECIES, classifier_run, named_classes, write_named_csv  # tests/ helpers
+from graphnet.model.checkpoint import ARRAYS_FILE, read_checkpoint
+from graphnet.model.record import CLASS_NAMES_KEY, PREPROCESSING_KEY
+from graphnet.system.fileio import write_npz_atomic
 
 
 def train_named(folder: Path, normalize: str = "standardize", epochs: int = 15) -> gn.training.TrainResult:

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from extras import HAVE_MPI4PY  # tests/ helpers
+from task_data import named_classes
 
 from graphnet.cli import main
 from graphnet.data import DEBIAN_PACKAGES
-from graphnet.distributed import find_mpiexec
-from extras import HAVE_MPI4PY  # tests/ helpers
-from task_data import named_classes
+from graphnet.training.distributed import find_mpiexec
 
 ROOT = Path(__file__).resolve().parent.parent
 

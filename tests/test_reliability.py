@@ -25,8 +25,7 @@ import numpy as np
 import pytest
 
 import graphnet as gn
-from graphnet.checkpoint import (ARRAYS_FILE, SPEC_FILE, load_checkpoint, read_checkpoint, restore,
-                                 save_checkpoint)
+from graphnet.model.checkpoint import ARRAYS_FILE, SPEC_FILE, load_checkpoint, read_checkpoint, restore, save_checkpoint
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 

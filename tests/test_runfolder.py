@@ -8,9 +8,20 @@ from pathlib import Path
 import pytest
 
 import graphnet as gn
-from graphnet.runfolder import (RUN_FILES, clear_run_files, holds_untrained_run, interrupted_before_first_epoch,
-                                read_run_id, refuse_existing, remove_folder_if_empty, with_absolute_data,
-                                write_history, write_metrics, write_run_id, write_run_spec)
+from graphnet.runs.folder import (
+    RUN_FILES,
+    clear_run_files,
+    holds_untrained_run,
+    interrupted_before_first_epoch,
+    read_run_id,
+    refuse_existing,
+    remove_folder_if_empty,
+    with_absolute_data,
+    write_history,
+    write_metrics,
+    write_run_id,
+    write_run_spec,
+)
 from graphnet.spec import TrainSpec
 from graphnet.training import EpochRecord
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from graphnet.errors import RunFolderError
-from graphnet.runlock import LOCK_FILE, RunFolderInUse, run_lock
+from graphnet.runs.lock import LOCK_FILE, RunFolderInUse, run_lock
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX process ids")
 

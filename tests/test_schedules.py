@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 import graphnet as gn
 import graphnet.training.loop as training_loop
-from graphnet.schedules import learning_rate_at
 from graphnet.spec import Constant, Cosine, Exponential, StepDecay
+from graphnet.training.schedules import learning_rate_at
 
 BASE = 0.1
 SPECS = Path(__file__).resolve().parents[1] / "specs"

@@ -3,7 +3,7 @@
 The data are raw features on very different scales (standardized inside the model),
 text class labels (class names inside the model) and a label column among the feature
 columns (feature columns, by name, inside the model). A route that drops any part of the
-model record (graphnet.model_record) serves different predictions than it reports in
+model record (graphnet.model.record) serves different predictions than it reports in
 metrics.json, or a different record than one process trains: a new route or a new piece
 of model state fails here until every path carries it.
 """
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import HAVE_MPI4PY
+from task_data import SPECIES, named_classes, write_named_csv
 
 import graphnet as gn
-from extras import HAVE_MPI4PY
 from graphnet.cli import main
-from graphnet.distributed import find_mpiexec
-from graphnet.model_record import ModelRecord
-from task_data import SPECIES, named_classes, write_named_csv
+from graphnet.model.record import ModelRecord
+from graphnet.training.distributed import find_mpiexec
 
 HAVE_ONNX = all(__import__("importlib").util.find_spec(name) for name in ("onnx", "onnxruntime"))
 HAVE_OPTUNA = __import__("importlib").util.find_spec("optuna") is not None

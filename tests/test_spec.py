@@ -531,7 +531,7 @@ def test_load_bad_json_file_names_file_line_and_column(tmp_path: Path):
 
 
 def _built_specs() -> list[NetworkSpec]:
-    from graphnet.builder import sequential
+    from graphnet.spec.builder import sequential
 
     return [
         sequential([{"op": "affine", "units": 8, "activation": "relu", "init": "he_normal"},
@@ -939,7 +939,7 @@ def test_random_valid_networks_validate_and_round_trip(case):
 
 # file -> (the location of the first problem, or None where JSON decoding gives none; a message part)
 CORPUS_EXPECTED: dict[str, tuple[str | None, str]] = {
-    "bad_billion_units.json": ("nodes[0].units", "over the limit of"),  # memory estimate (graphnet.limits)
+    "bad_billion_units.json": ("nodes[0].units", "over the limit of"),  # memory estimate (graphnet.system.limits)
     "bad_comments.json": ("line 1, column 1", "Expecting value"),
     "bad_control_char.json": ("line 2, column 14", "control character"),
     "bad_cycle3.json": ("nodes[0].inputs[1]", "cycle: c -> a -> b -> c"),

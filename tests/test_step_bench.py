@@ -1,4 +1,4 @@
-"""graphnet.step_bench: graphnet's own step contenders (the peers are in bench/)."""
+"""graphnet.benchmarks.step: graphnet's own step contenders (the peers are in bench/)."""
 from __future__ import annotations
 
 import ast
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import graphnet
-import graphnet.step_bench as step_bench
-from graphnet.step_bench import CONTENDERS, build_contenders, make_problem, run_step_bench
+import graphnet.benchmarks.step as step_bench
+from graphnet.benchmarks.step import CONTENDERS, build_contenders, make_problem, run_step_bench
 
 GRAPHNET_STEPS = [name for name in CONTENDERS if name != "blas_floor"]
 

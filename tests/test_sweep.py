@@ -13,17 +13,28 @@ import time
 from pathlib import Path
 
 import pytest
+from extras import HAVE_MATPLOTLIB
+from sweep_cases import (  # noqa: F401
+    ENV,
+    NEEDS_OPTUNA,
+    ROOT,
+    optuna,
+    spiral_run,
+    start_sweep,
+    study_of,
+    sweep_cli,
+    sweep_doc,
+    wait_for,
+    write,
+)
 
 import graphnet as gn
-from extras import HAVE_MATPLOTLIB
 from graphnet.cli import main
 from graphnet.sweep import SweepError, load_sweep, run_sweep
 from graphnet.sweep.report import best_so_far, format_table, short_names, trial_rows
 from graphnet.sweep.runner import counted_trials
-from graphnet.sweep.workers import quotas
 from graphnet.sweep.space import epoch_metric, format_path, metric_names, parse_path
-from sweep_cases import (ENV, NEEDS_OPTUNA, ROOT, optuna, spiral_run, start_sweep, study_of, sweep_cli,  # noqa: F401
-                         sweep_doc, wait_for, write)
+from graphnet.sweep.workers import quotas
 
 
 def problems(tmp_path: Path, doc: dict) -> list[str]:

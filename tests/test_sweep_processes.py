@@ -9,10 +9,10 @@ import signal
 import subprocess
 
 import pytest
-
-from graphnet.sweep.runner import counted_trials
 from processes import HAVE_PROC, NEEDS_PROC, descendants, kill_all, still_running
 from sweep_cases import optuna, spiral_run, start_sweep, study_of, sweep_cli, sweep_doc, wait_for, write  # noqa: F401
+
+from graphnet.sweep.runner import counted_trials
 
 pytestmark = [pytest.mark.skipif(os.name != "posix", reason="POSIX signals"), pytest.mark.slow]
 

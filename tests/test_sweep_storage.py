@@ -8,9 +8,9 @@ import sys
 import textwrap
 
 import pytest
+from sweep_cases import ENV, ROOT, optuna, sweep_doc, write  # noqa: F401
 
 from graphnet.cli import main
-from sweep_cases import ENV, ROOT, optuna, sweep_doc, write  # noqa: F401
 
 
 def tables(path) -> list[str]:

@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
+from sweep_cases import optuna  # noqa: F401
 
-from graphnet.runlock import host_name
+from graphnet.runs.lock import host_name
 from graphnet.sweep.report import trial_rows
 from graphnet.sweep.trials import WORKER_ATTR, counted_trials, is_lost, recover_lost_trials, worker_gone, worker_label
-from sweep_cases import optuna  # noqa: F401
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
-"""graphnet.tasks: the task read from a network's loss, predictions and the metrics of each task."""
+"""graphnet.ops.tasks: the task read from a network's loss, predictions and the metrics of each task."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import graphnet as gn
-from graphnet.graph import build_graph
-from graphnet.tasks import (
+from graphnet.compiler.graph import build_graph
+from graphnet.ops.tasks import (
     accuracy,
     binary_accuracy,
     output_task,

@@ -1,4 +1,4 @@
-"""graphnet.threads: the BLAS thread count, set by gn.set_threads, $GRAPHNET_THREADS,
+"""graphnet.runtime.threads: the BLAS thread count, set by gn.set_threads, $GRAPHNET_THREADS,
 `graphnet --threads`, or chosen from the load average."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import graphnet as gn
-from graphnet import contention, threads
-from graphnet.blas import blas_info
 from graphnet.errors import GraphnetError
+from graphnet.runtime import contention, threads
+from graphnet.runtime.blas import blas_info
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import math
 import os
 import re
 import signal
-
 import socket
 import subprocess
 import sys
@@ -17,15 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import HAVE_MATPLOTLIB, HAVE_TQDM
+from task_data import linear_data, separable_blobs, task_run, write_csv, write_npz  # tests/ helpers
 
 import graphnet as gn
 import graphnet.training as training
 import graphnet.training.loop as training_loop
-from extras import HAVE_MATPLOTLIB, HAVE_TQDM
-from graphnet.checkpoint import ARRAYS_FILE, load_checkpoint, read_checkpoint
 from graphnet.data import spiral
-
-from task_data import linear_data, separable_blobs, task_run, write_csv, write_npz  # tests/ helpers
+from graphnet.model.checkpoint import ARRAYS_FILE, load_checkpoint, read_checkpoint
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -887,7 +885,7 @@ def test_the_bytes_an_epoch_end_writes_do_not_grow_with_the_epochs(tmp_path, mon
     """Every atomic write (checkpoint, history.json, run.json) is counted: between two epoch
     ends the same bytes are written at epoch 2 and at epoch 12 (the meta counts the history,
     history.json is written when the loop is left)."""
-    import graphnet.fileio as fileio
+    import graphnet.system.fileio as fileio
 
     written = [0]
     real = fileio.write_bytes_atomic

@@ -1,12 +1,12 @@
-"""Graph-level checks (graphnet.validation): names, references, arity, labels,
+"""Graph-level checks (graphnet.spec.validation): names, references, arity, labels,
 cycles, shapes, loss and outputs. Each error kind is checked for its JSON
 location and for what its message says.
 """
 from __future__ import annotations
 
 import copy
-import warnings
 import time
+import warnings
 from typing import Any
 
 import pytest

@@ -15,7 +15,7 @@ handler and turns every error into one line and an exit code:
 
 Every command, train (in one process or with --workers), sweep and predict included,
 stops on SIGINT and SIGTERM with the code above, also when it was started with SIGINT
-ignored (`graphnet train ... &` in a script): see graphnet.interrupts.
+ignored (`graphnet train ... &` in a script): see graphnet.system.interrupts.
 """
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ import sys
 import warnings
 from typing import Callable, Sequence
 
-from ..console import silence_stdout
 from ..errors import GraphnetError, SpecError, SpecWarning
-from ..interrupts import forget_stop, interrupted_exit_code, stop_message, stop_signals_interrupt
+from ..system.console import silence_stdout
+from ..system.interrupts import forget_stop, interrupted_exit_code, stop_message, stop_signals_interrupt
 from . import deploy_commands, spec_commands, tool_commands, train_commands  # noqa: F401  (they register)
 from .parser import build_parser
 from .registry import COMMANDS
@@ -59,7 +59,7 @@ def _warning_line(command: str) -> Callable[..., None]:
 
 def _set_threads(count: int | None) -> None:
     """--threads, else $GRAPHNET_THREADS (GraphnetError when it is malformed), else the BLAS default."""
-    from ..threads import set_threads, threads_from_env
+    from ..runtime.threads import set_threads, threads_from_env
 
     count = count or threads_from_env()
     if count is not None:

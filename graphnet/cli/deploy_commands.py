@@ -11,11 +11,11 @@ from .registry import command
 @command("predict")
 def _predict(args: argparse.Namespace) -> int:
     """Predictions of a run's (or checkpoint's) model for a file of raw examples, streamed."""
-    from ..checkpoint import load_checkpoint
     from ..errors import DataError
-    from ..fileio import STDOUT, open_output, output_target, remove_stale_temporaries
-    from ..prediction import prediction_header, read_examples, write_predictions
-    from ..runfolder import has_checkpoint, no_checkpoint_yet
+    from ..model.checkpoint import load_checkpoint
+    from ..model.prediction import prediction_header, read_examples, write_predictions
+    from ..runs.folder import has_checkpoint, no_checkpoint_yet
+    from ..system.fileio import STDOUT, open_output, output_target, remove_stale_temporaries
 
     run_folder = Path(args.run)
     if (run_folder / "run.json").is_file() and not has_checkpoint(run_folder):
@@ -40,10 +40,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 @command("export")
 def _export(args: argparse.Namespace) -> int:
-    from ..checkpoint import load_checkpoint
-    from ..fileio import STDOUT
     from ..interop import require_onnx
     from ..interop.onnx_export import export_onnx
+    from ..model.checkpoint import load_checkpoint
+    from ..system.fileio import STDOUT
 
     require_onnx("graphnet export")
     net = load_checkpoint(args.run, batch_size=1)

@@ -19,7 +19,7 @@ def _network_of(path: str):
 
 @command("validate")
 def _validate(args: argparse.Namespace) -> int:
-    from ..graph import build_graph, describe_graph
+    from ..compiler.graph import build_graph, describe_graph
 
     failed = 0
     for path in _spec_files(args.files):
@@ -45,8 +45,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 @command("schema")
 def _schema(args: argparse.Namespace) -> int:
-    from ..fileio import STDOUT, write_text_atomic
     from ..spec import schema_text
+    from ..system.fileio import STDOUT, write_text_atomic
 
     write_text_atomic(args.out or STDOUT, schema_text())
     if args.out not in (None, STDOUT):
@@ -56,8 +56,8 @@ def _schema(args: argparse.Namespace) -> int:
 
 @command("compile")
 def _compile(args: argparse.Namespace) -> int:
-    from ..describe import graph_to_dot
-    from ..network import compile
+    from ..compiler.describe import graph_to_dot
+    from ..runtime.network import compile
 
     network = _network_of(args.file)
     net = compile(network, batch_size=args.batch, dtype=args.dtype, backend=args.backend, fuse=not args.no_fuse)
@@ -116,8 +116,8 @@ def _gradcheck(args: argparse.Namespace) -> int:
 def _gradcheck_file(path: str, args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..gradcheck import check_gradients
-    from ..network import compile
+    from ..model.gradcheck import check_gradients
+    from ..runtime.network import compile
 
     network = _network_of(path)
     if network.loss is None:

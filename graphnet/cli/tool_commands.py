@@ -10,8 +10,8 @@ from .registry import command
 
 @command("sweep")
 def _sweep(args: argparse.Namespace) -> int:
-    from ..interrupts import interrupted_exit_code
     from ..sweep import run_sweep
+    from ..system.interrupts import interrupted_exit_code
 
     out = args.out or str(Path("sweeps") / Path(args.file).stem)
     result = run_sweep(args.file, trials=args.trials, jobs=args.jobs, out=out, storage=args.storage,
@@ -27,16 +27,16 @@ def _sweep(args: argparse.Namespace) -> int:
 
 @command("bench")
 def _bench(args: argparse.Namespace) -> int:
-    from ..blas import blas_info
-    from ..console import line_printer
     from ..errors import NumbaMissingError
     from ..kernels import HAVE_NUMBA
+    from ..runtime.blas import blas_info
+    from ..system.console import line_printer
 
     if not HAVE_NUMBA:
         raise NumbaMissingError("it times the numba kernels against their NumPy twins and needs numba, "
                                 "which is not installed (pip install numba)")
-    from ..kernel_bench import format_table, run_kernel_bench
-    from ..machine_load import LoadMeter
+    from ..benchmarks.kernels import format_table, run_kernel_bench
+    from ..benchmarks.machine_load import LoadMeter
 
     say = line_printer("graphnet bench")  # a closed stdout does not stop the measurement or --json
     say(blas_info(args.dtype))
@@ -45,7 +45,7 @@ def _bench(args: argparse.Namespace) -> int:
     say(format_table(rows))
     say(meter.report())
     if not args.kernels_only:
-        from ..step_bench import format_step_table, run_step_bench
+        from ..benchmarks.step import format_step_table, run_step_bench
 
         meter = LoadMeter()
         step_rows = run_step_bench(quick=not args.full)
@@ -55,7 +55,7 @@ def _bench(args: argparse.Namespace) -> int:
         if args.json:
             import json
 
-            from ..fileio import STDOUT, write_text_atomic
+            from ..system.fileio import STDOUT, write_text_atomic
 
             write_text_atomic(args.json, json.dumps(step_rows, indent=2) + "\n")
             if args.json != STDOUT:

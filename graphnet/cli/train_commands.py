@@ -11,8 +11,8 @@ from .registry import command
 
 @command("train")
 def _train(args: argparse.Namespace) -> int:
-    from ..distributed import current_world, quiet_unless_root
     from ..training import train
+    from ..training.distributed import current_world, quiet_unless_root
 
     if args.resume is not None and args.file is not None:
         raise SpecError(f"the run file {args.file} and --resume {args.resume} cannot go together: a resumed "
@@ -26,9 +26,9 @@ def _train(args: argparse.Namespace) -> int:
 def _train_here(args: argparse.Namespace, train: Callable[..., Any]) -> int:
     from datetime import datetime
 
-    from ..console import line_printer
-    from ..distributed import current_world
-    from ..interrupts import interrupted_exit_code
+    from ..system.console import line_printer
+    from ..system.interrupts import interrupted_exit_code
+    from ..training.distributed import current_world
 
     say = line_printer("graphnet train")  # a closed stdout (`| head -2`) does not stop training
 
@@ -74,10 +74,10 @@ def _with_label_column(path: str, column: str):
 
 
 def _launch_workers(args: argparse.Namespace) -> int:
-    """`graphnet train ... --workers N`: the same command on N MPI ranks (see graphnet.distributed.launch)."""
+    """`graphnet train ... --workers N`: the same command on N MPI ranks (see graphnet.training.distributed.launch)."""
     from datetime import datetime
 
-    from ..distributed import launch
+    from ..training.distributed import launch
 
     if args.resume is None and args.file is not None and args.out is None:  # one default folder for all ranks
         args.out = str(Path("runs") / f"{Path(args.file).stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
@@ -97,9 +97,9 @@ def _eval(args: argparse.Namespace) -> int:
     folder, and every file in it is replaced atomically, so reading is safe."""
     import numpy as np
 
-    from ..checkpoint import load_checkpoint
-    from ..runfolder import has_checkpoint, no_checkpoint_yet
-    from ..tasks import binary_accuracy, evaluate, mean_loss, output_task, predictions, task_of
+    from ..model.checkpoint import load_checkpoint
+    from ..ops.tasks import binary_accuracy, evaluate, mean_loss, output_task, predictions, task_of
+    from ..runs.folder import has_checkpoint, no_checkpoint_yet
 
     run_folder = Path(args.run)
     if (run_folder / "run.json").is_file() and not has_checkpoint(run_folder):
@@ -137,7 +137,7 @@ def _eval_data(args: argparse.Namespace, net: Any, run_folder: Path) -> tuple[An
     given with --data (columns by name, the model's preprocessing), else the --split split
     (default test) of the run's data set or of the data set named by --data."""
     from ..data import IN_MEMORY
-    from ..prediction import CSV_SUFFIXES, read_labelled_csv
+    from ..model.prediction import CSV_SUFFIXES, read_labelled_csv
     from ..spec import DataSpec, parse_run
     from ..training.dataset import load_data_with_info
 

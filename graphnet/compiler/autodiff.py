@@ -4,16 +4,16 @@ Each op's forward hook, in topological order, then (train mode) each backward
 hook in reverse order. Gradients of values read by several nodes are
 accumulated; only values on a path from a parameter to the loss get
 gradients; nodes no target needs are dropped. The hooks speak the vocabulary
-of `graphnet.lowering` (Ref, Step, LowerContext).
+of `graphnet.ops.lowering` (Ref, Step, LowerContext).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from ..graph import Graph, GraphNode, upstream
-from ..lowering import ALIAS, SGD_LEARNING_RATE, Ref, Step
-from ..target import Target
+from ..ops.lowering import ALIAS, SGD_LEARNING_RATE, Ref, Step
+from ..ops.target import Target
+from .graph import Graph, GraphNode, upstream
 from .kinds import Mode
 
 

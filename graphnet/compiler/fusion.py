@@ -1,4 +1,4 @@
-"""Pass 1, fusion: Graph -> Graph, driven by the fusion table (`graphnet.fusion_rules`).
+"""Pass 1, fusion: Graph -> Graph, driven by the fusion table (`graphnet.compiler.fusion_rules`).
 
 `fuse_epilogues` folds a consumer into its producer as an epilogue (affine ->
 relu); `fuse_into_consumers` replaces a producer -> consumer pair by the
@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from ..fusion_rules import FUSION_RULES, FusionRule
-from ..graph import Graph, GraphNode
-from ..lowering import FusionDecision
 from ..ops import OPS, NodeModel
+from ..ops.lowering import FusionDecision
+from .fusion_rules import FUSION_RULES, FusionRule
+from .graph import Graph, GraphNode
 
 
 class Fused(NamedTuple):

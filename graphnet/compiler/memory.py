@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from math import prod
 from typing import NamedTuple
 
-from ..lowering import PLANNED_KINDS, Ref, Step
+from ..ops.lowering import PLANNED_KINDS, Ref, Step
 
 ALIGN = 64  # bytes: every buffer starts on a cache line
 

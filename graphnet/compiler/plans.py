@@ -3,8 +3,8 @@ the plan's kind (graphnet.compiler.kinds) and adds the steps no op owns (zeroing
 unreached gradients, the l2 term, the parameter updates).
 
 It reads no process state: what depends on the machine or the user's settings
-arrives in the Target (graphnet.target). The runtime
-(`graphnet.network.CompiledNetwork`) resolves the target once and caches the
+arrives in the Target (graphnet.ops.target). The runtime
+(`graphnet.runtime.network.CompiledNetwork`) resolves the target once and caches the
 plans; this module decides what goes into them.
 """
 from __future__ import annotations
@@ -14,17 +14,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import limits
 from ..errors import PlanError
-from ..graph import Graph
-from ..lowering import SGD_LEARNING_RATE, FusionDecision, Ref, Step
-from ..parameters import ParameterStore
-from ..plan import Plan
-from ..target import Target
+from ..ops.lowering import SGD_LEARNING_RATE, FusionDecision, Ref, Step
+from ..ops.target import Target
+from ..system import limits
 from .autodiff import Schedule, ancestors, lower
 from .fusion import fuse
+from .graph import Graph
 from .kinds import PlanKind, PlanSpec, plan_kind
 from .memory import plan_memory
+from .parameters import ParameterStore
+from .plan import Plan
 from .updates import insert_update_steps, span_refs
 
 
@@ -169,7 +169,7 @@ def sgd_update_decisions(names: list[str], updated: frozenset[str], refusal: str
 def check_memory(graph: Graph, dtype: np.dtype, capacity: int, limit: int | None = None) -> None:
     """PlanError, before anything is allocated, when parameters, gradients and an
     unplanned bound on the activation buffers (values and gradients at this
-    capacity) would exceed the memory limit (`max_bytes=`, or graphnet.limits)."""
+    capacity) would exceed the memory limit (`max_bytes=`, or graphnet.system.limits)."""
     itemsize = np.dtype(dtype).itemsize
     parameters = 2 * graph.num_params * itemsize
     activations = 2 * capacity * sum(node.value.size for node in graph.nodes) * itemsize

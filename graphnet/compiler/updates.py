@@ -25,9 +25,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import PlanError
-from ..lowering import Ref, Step
-from ..parameters import ParameterStore, span_name
+from ..ops.lowering import Ref, Step
 from .autodiff import Schedule
+from .parameters import ParameterStore, span_name
 
 
 @dataclass
@@ -43,7 +43,7 @@ class UpdateRule:
 
 class RuleSlot:
     """The rule a train_update plan's update steps apply: `install`ed by each run
-    (graphnet.plan.Plan.run); `states[k][i]` are the rule's state buffers cut to span i of
+    (graphnet.compiler.plan.Plan.run); `states[k][i]` are the rule's state buffers cut to span i of
     update step k (`spans[k][i]`, a slice of the flat buffers)."""
 
     def __init__(self, store: ParameterStore, spans: list[list[slice]]):

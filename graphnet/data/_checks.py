@@ -7,7 +7,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import DataError
-from ..features import check_finite, first_nonfinite, nonfinite_problem, number_text
+from .features import check_finite, first_nonfinite, nonfinite_problem, number_text
 
 
 def check_seed(seed: Any) -> int:

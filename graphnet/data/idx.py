@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import DataError, shorten
-from ..limits import check_declared_size
+from ..system.limits import check_declared_size
 from ._checks import check_count, check_example_shape, check_features, check_labels
 from .files import regular_file
 
@@ -61,7 +61,7 @@ def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None, limit: in
     dimensions; then one big-endian uint32 per dimension, then the data. The
     data size must match the header exactly. `ndim`, if given, is required.
     The header is read first: a declared size over the memory limit (`limit`,
-    default graphnet.limits) is refused before any data is read, and the data
+    default graphnet.system.limits) is refused before any data is read, and the data
     is streamed into one array of exactly that size (trailing bytes are found
     by reading one more byte, not the rest). Returns a native-endian array.
     """

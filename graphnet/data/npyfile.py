@@ -1,6 +1,6 @@
 """NumPy files (.npy, .npz) read without trusting them: nothing unpickled, and each array's
 header (shape, dtype) checked against the size of its data and against the memory limit
-(graphnet.limits) before any of the data is read."""
+(graphnet.system.limits) before any of the data is read."""
 from __future__ import annotations
 
 import math
@@ -13,7 +13,7 @@ from typing import BinaryIO, Iterable, NamedTuple
 import numpy as np
 
 from ..errors import DataError, quoted, quoted_list, shorten
-from ..limits import check_declared_size, format_bytes
+from ..system.limits import check_declared_size, format_bytes
 
 NPY_MAGIC = b"\x93NUMPY"
 _READ_HEADER = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
@@ -73,7 +73,7 @@ def read_npz(path: Path, keys: Iterable[str], *, required: Iterable[str] = (), e
              limit: int | None = None) -> dict[str, np.ndarray]:
     """The arrays `keys` that an .npz archive holds (all of `required` must be there), read
     without unpickling once every header has been checked and their data sizes together
-    are within the memory limit (`limit`, default graphnet.limits). `expected` says what
+    are within the memory limit (`limit`, default graphnet.system.limits). `expected` says what
     the archive should hold, for the message about a single .npy file."""
     try:
         with open(path, "rb") as handle:

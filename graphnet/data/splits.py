@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..preprocessing import normalize_in_place
+from .preprocessing import normalize_in_place
 
 
 def split_size(size: Any, n: int, what: str, default: int) -> int:

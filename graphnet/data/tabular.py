@@ -8,9 +8,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import DataError, did_you_mean, quoted, quoted_list, shorten
-from ..features import first_nonfinite, nonfinite_problem
 from ._checks import Locate, check_count, check_example_shape, check_features, prepare_labels
 from .csvtext import QUOTE, column_name, data_record, first_problem, is_number, layout, to_numbers, unquote
+from .features import first_nonfinite, nonfinite_problem
 from .files import regular_file
 from .npyfile import read_npz
 
@@ -27,7 +27,7 @@ def load_npz(path: Path, classes: int | None, target_shape: tuple[int, ...] | No
     X_* keep their stored dtype and shape (N, ...), checked finite as `dtype`; y_* are
     int64 (N,), or `dtype` targets (N, *target_shape) when `target_shape` is given.
     X_val/y_val are None when the archive has neither. The arrays' declared sizes are
-    checked against the memory limit (graphnet.limits) before they are read.
+    checked against the memory limit (graphnet.system.limits) before they are read.
     """
     required = ["X_train", "y_train", "X_test", "y_test"]
     arrays = read_npz(path, KEYS, required=required, expected=f" with {', '.join(KEYS)}")

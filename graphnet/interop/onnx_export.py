@@ -16,7 +16,6 @@ Each op of the spec language maps to ONNX nodes through one entry of
 from __future__ import annotations
 
 import json
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -25,13 +24,13 @@ import numpy as np
 
 from .. import __version__
 from ..compiler import ancestors
+from ..compiler.graph import GraphNode
 from ..errors import GraphnetError, did_you_mean
-from ..fileio import write_bytes_atomic
-from ..graph import GraphNode
+from ..system.fileio import write_bytes_atomic
 from . import require_onnx
 
 if TYPE_CHECKING:
-    from ..network import CompiledNetwork
+    from ..runtime.network import CompiledNetwork
 
 MIN_OPSET = 17
 BATCH_DIM = "N"
@@ -42,7 +41,7 @@ ACTIVATION_OPS = {"relu": "Relu", "leaky_relu": "LeakyRelu", "sigmoid": "Sigmoid
 
 # Model metadata keys (ModelProto.metadata_props), read back by graphnet.interop.onnx_import.
 CLASS_NAMES_PROP = "graphnet.class_names"
-FEATURES_PROP = "graphnet.features"
+FEATURES_PROP = "graphnet.data.features"
 
 # What `preprocessing=` takes per input name: (mean, std), each broadcastable to the input's shape.
 Standardization = tuple[Any, Any]

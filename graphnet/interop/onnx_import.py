@@ -31,15 +31,15 @@ import numpy as np
 
 from ..errors import GraphnetError, SpecError, SpecWarning
 from . import require_onnx
-from .onnx_graph import FLOAT_TYPES, Const, Importer, Pending, Transposed, Val
-from .onnx_tensors import load_model
 from .onnx_export import CLASS_NAMES_PROP, FEATURES_PROP
+from .onnx_graph import FLOAT_TYPES, Const, Importer, Pending, Transposed, Val
 from .onnx_rules import IMPORTERS
 from .onnx_spec import AFFINE_ACTIVATIONS, MAX_ID, identifier, spec_document
+from .onnx_tensors import load_model
 
 if TYPE_CHECKING:
-    from ..network import CompiledNetwork
-    from ..preprocessing import Preprocessing
+    from ..data.preprocessing import Preprocessing
+    from ..runtime.network import CompiledNetwork
     from ..spec import NetworkSpec
 
 __all__ = ["AFFINE_ACTIVATIONS", "FLOAT_TYPES", "IMPORTERS", "MAX_ID", "Const", "ImportedModel", "Importer",
@@ -62,7 +62,7 @@ class ImportedModel:
 
 def read_onnx(path: str | Path) -> ImportedModel:
     """The network spec and arrays of an ONNX model (GraphnetError naming the node if unsupported)."""
-    from ..checkpoint import nonfinite_arrays
+    from ..model.checkpoint import nonfinite_arrays
     from ..spec import parse_network
 
     onnx = require_onnx("ONNX import")
@@ -91,7 +91,7 @@ def read_onnx(path: str | Path) -> ImportedModel:
 def _preprocessing(imp: Importer, spec: "NetworkSpec", renamed: dict[str, str], props: dict[str, str],
                    source: str) -> "Preprocessing | None":
     """The Sub/Div steps the importer found on a graph input, as a Preprocessing record."""
-    from ..preprocessing import Preprocessing
+    from ..data.preprocessing import Preprocessing
 
     if not imp.preprocessing:
         return None
@@ -153,7 +153,7 @@ def from_onnx(path: str | Path, batch_size: int = 128, dtype: Any = None, backen
     `dtype` defaults to the model's (float -> float32, double -> float64); the
     network has no loss: `forward` and `predict` work, training needs a loss added.
     """
-    from ..network import compile
+    from ..runtime.network import compile
 
     imported = read_onnx(path)
     net = compile(imported.spec, batch_size=batch_size, dtype=dtype or imported.dtype, backend=backend, seed=seed)
@@ -164,7 +164,7 @@ def from_onnx(path: str | Path, batch_size: int = 128, dtype: Any = None, backen
 
 def import_onnx(path: str | Path, folder: str | Path, dtype: Any = None) -> Path:
     """Write the ONNX model at `path` as a checkpoint folder (network.json + weights.npz)."""
-    from ..checkpoint import save_checkpoint
+    from ..model.checkpoint import save_checkpoint
 
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):

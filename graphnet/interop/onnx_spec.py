@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..graph import upstream
+from ..compiler.graph import upstream
 from .onnx_graph import Importer, Pending, Val
 from .onnx_rules import bias_vector
-
 
 AFFINE_ACTIVATIONS = {"relu", "leaky_relu", "sigmoid", "tanh"}
 MAX_ID = 64

@@ -8,7 +8,7 @@ them; the initializers and the tensors of node attributes (Constant's `value`) a
 then checked: a type graphnet can hold (no STRING, no COMPLEX), non-negative dims,
 embedded data of the length the dims declare, external data of that length
 (read only up to it, as ONNX Runtime does, from inside the model's folder), and
-the total within `graphnet.limits.max_bytes()`. Each refusal is a GraphnetError
+the total within `graphnet.system.limits.max_bytes()`. Each refusal is a GraphnetError
 naming the file and the tensor.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import GraphnetError
-from ..limits import ENV_VAR, format_bytes, max_bytes
+from ..system.limits import ENV_VAR, format_bytes, max_bytes
 
 # TensorProto data types an initializer or constant may have: real numbers and booleans
 _SUPPORTED = ("FLOAT", "DOUBLE", "FLOAT16", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",

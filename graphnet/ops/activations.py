@@ -12,9 +12,9 @@ import numpy as np
 from pydantic import Field
 
 from ..kernels.codes import ACTIVATION_CODES
-from ..lowering import ALIAS, LowerContext, Step
 from .base import NodeModel, OpRecord, Reference, ReferenceContext, Value, feature_vector, same_shape
 from .examples import OpExample, affine, example, node
+from .lowering import ALIAS, LowerContext, Step
 
 
 class Relu(NodeModel):

@@ -7,8 +7,6 @@ import numpy as np
 from pydantic import Field
 
 from ..kernels.codes import ACTIVATION_CODES
-from ..lowering import PARAMS_VERSION, LowerContext, Step
-from ..target import KernelSwitches, Target
 from .base import (
     MAX_UNITS,
     Activation,
@@ -20,6 +18,8 @@ from .base import (
     Value,
 )
 from .examples import OpExample, affine, example
+from .lowering import PARAMS_VERSION, LowerContext, Step
+from .target import KernelSwitches, Target
 
 
 class Affine(NodeModel):
@@ -90,7 +90,7 @@ def forward(node: Affine, ctx: LowerContext) -> list[Step]:
     return [Step(node.id, f"matmul+act[{node.activation}]", affine_act, (X, W, Y), writes=frozenset({2}))]
 
 
-# The eval-mode kernel choice reads the target's KernelSwitches (graphnet.target; set with
+# The eval-mode kernel choice reads the target's KernelSwitches (graphnet.ops.target; set with
 # gn.set_config / gn.config_context) and its BLAS threads. What the defaults rest on:
 #
 # small_batch_rows, small_work: affine_small_forward (one pass over W, bias and activation

@@ -6,7 +6,7 @@ inputs, which parameters it declares, how it runs forward and backward (for
 the compiler), its plain-NumPy reference forward and its example networks
 (for the table-driven tests). The spec parser, graph builder, lowering, memory
 planner and plan printer read this table and know no op by name; the fusion
-rules (`graphnet.fusion_rules`) name the producer/consumer pairs they rewrite.
+rules (`graphnet.compiler.fusion_rules`) name the producer/consumer pairs they rewrite.
 """
 from __future__ import annotations
 
@@ -20,19 +20,18 @@ from pydantic import Field, model_serializer
 from ..kernels.codes import ACTIVATION_CODES
 from ..specmodel import NodeId, SpecModel
 
-
 if TYPE_CHECKING:
-    from ..lowering import LowerContext, Step
     from .examples import OpExample
+    from .lowering import LowerContext, Step
 
 Shape = tuple[int, ...]
 
-# Sizes are bounded by what a machine could hold (graphnet.limits), not by a fixed cap;
+# Sizes are bounded by what a machine could hold (graphnet.system.limits), not by a fixed cap;
 # this bound only keeps index arithmetic in int32 range.
 MAX_UNITS = (1 << 31) - 1
 MAX_DIM = 1 << 24
 
-# Initializers a spec may name (graphnet.init implements them, plus "ones").
+# Initializers a spec may name (graphnet.ops.initializers implements them, plus "ones").
 Initializer = Literal["xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "normal", "zeros"]
 INITIALIZERS: tuple[str, ...] = Initializer.__args__  # type: ignore[attr-defined]
 
@@ -150,11 +149,11 @@ class OpRecord:
     - `is_loss`: a loss op takes (scores, labels) and produces a scalar.
     - `label_kind`: for losses, "classes" (int labels) or "float" (targets).
     - `forward(node, ctx)` / `backward(node, ctx)`: the compiler's hooks (see
-      `graphnet.lowering`): steps over symbolic refs, or ALIAS for view ops.
+      `graphnet.ops.lowering`): steps over symbolic refs, or ALIAS for view ops.
       A loss computes its gradient in its forward step; its backward is empty.
     - `activation_code`: for an elementwise activation an affine can run as its
       epilogue, the kernels' code (`graphnet.kernels.codes`); the fusion table
-      (`graphnet.fusion_rules`) fuses `affine -> op` for every op that has one.
+      (`graphnet.compiler.fusion_rules`) fuses `affine -> op` for every op that has one.
     - `reference(node, xs, ctx)`: the op's math in plain float64 NumPy, straight
       from its definition (no kernels, no in-place tricks); the tests' reference
       interpreter (`tests/reference.py`) checks compiled plans against it.

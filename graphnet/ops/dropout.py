@@ -10,9 +10,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ..lowering import ALIAS, LowerContext, Step
 from .base import NodeModel, OpRecord, ReferenceContext, same_shape
 from .examples import affine, example, node
+from .lowering import ALIAS, LowerContext, Step
 
 
 class Dropout(NodeModel):

@@ -11,9 +11,9 @@ from typing import Literal
 
 import numpy as np
 
-from ..lowering import LowerContext, Step
 from .base import NodeModel, OpRecord, Reference, ReferenceContext, ShapeError, Value
 from .examples import OpExample, affine, example
+from .lowering import LowerContext, Step
 
 
 class SoftmaxCrossEntropy(NodeModel):

@@ -12,9 +12,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ..lowering import LowerContext, Step
 from .base import NodeModel, OpRecord, ParamDecl, ReferenceContext, StateDecl, Value, feature_vector
 from .examples import affine, example, node
+from .lowering import LowerContext, Step
 
 
 class BatchNorm(NodeModel):

@@ -6,9 +6,9 @@ from typing import Literal
 
 import numpy as np
 
-from ..lowering import ALIAS, LowerContext, Step
 from .base import NodeModel, OpRecord, ReferenceContext, ShapeError, Value
 from .examples import affine, example, node
+from .lowering import ALIAS, LowerContext, Step
 
 
 class Flatten(NodeModel):

@@ -8,7 +8,7 @@
 
 A network spec is checked completely when it is constructed, from JSON or
 from Python: field types and ranges, references, arity, labels, cycles and
-per-example shapes (`graphnet.validation`). Every problem becomes a
+per-example shapes (`graphnet.spec.validation`). Every problem becomes a
 `SpecError` whose lines name the JSON location, e.g. `nodes[3].inputs[0]`
 (`graphnet.specmodel` locates pydantic's errors).
 """
@@ -16,10 +16,36 @@ from __future__ import annotations
 
 from ..specmodel import SpecModel, spec_error_from
 from .network import SCHEMA_VERSION, InputSpec, LabelSpec, NetworkSpec, Node, SchemaVersion
-from .reading import (SCHEMA_FILE, format_location, load, parse, parse_json, parse_network, parse_run,
-                      read_spec_text, upgrade, zoo_specs)
-from .run import (OPTIMIZERS, Adam, AdamW, Constant, Cosine, DataSpec, Exponential, Momentum, Nesterov,
-                  OptimizerSpec, RmsProp, RunSpec, ScheduleSpec, Sgd, StepDecay, TrainSpec)
+from .reading import (
+                      SCHEMA_FILE,
+                      format_location,
+                      load,
+                      parse,
+                      parse_json,
+                      parse_network,
+                      parse_run,
+                      read_spec_text,
+                      upgrade,
+                      zoo_specs,
+)
+from .run import (
+                      OPTIMIZERS,
+                      Adam,
+                      AdamW,
+                      Constant,
+                      Cosine,
+                      DataSpec,
+                      Exponential,
+                      Momentum,
+                      Nesterov,
+                      OptimizerSpec,
+                      RmsProp,
+                      RunSpec,
+                      ScheduleSpec,
+                      Sgd,
+                      StepDecay,
+                      TrainSpec,
+)
 from .schema import json_schema, schema_text
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 A NetworkSpec is checked completely when it is constructed, from JSON or from
 Python: field types and ranges here, then references, arity, labels, cycles and
-per-example shapes (`graphnet.validation`).
+per-example shapes (`graphnet.spec.validation`).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 from ..ops import OPS, NodeModel, Value
 from ..ops.base import MAX_DIM
 from ..specmodel import NodeId, SpecModel
-from ..validation import check_network
+from .validation import check_network
 
 SCHEMA_VERSION = 1
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..fileio import write_bytes_atomic, write_text_atomic
+from ..system.fileio import write_bytes_atomic, write_text_atomic
 from .trials import is_lost
 
 RESULTS_FILE, BEST_FILE, PLOT_FILE = "results.csv", "best.json", "sweep.png"

@@ -22,15 +22,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..console import line_printer
 from ..errors import GraphnetError
-from ..fileio import make_folder, remove_stale_temporaries
-from ..interrupts import die_with_parent, interrupted_exit_code, raise_interrupt, stop_signals_interrupt
-from .report import (BEST_FILE, PLOT_FILE, RESULTS_FILE, TrialRow, best_document, best_row, format_table,
-                     plot_sweep, trial_rows, write_best_json, write_results_csv)
+from ..system.console import line_printer
+from ..system.fileio import make_folder, remove_stale_temporaries
+from ..system.interrupts import die_with_parent, interrupted_exit_code, raise_interrupt, stop_signals_interrupt
+from .report import (
+    BEST_FILE,
+    PLOT_FILE,
+    RESULTS_FILE,
+    TrialRow,
+    best_document,
+    best_row,
+    format_table,
+    plot_sweep,
+    trial_rows,
+    write_best_json,
+    write_results_csv,
+)
 from .space import Distribution, Sweep, epoch_metric, load_sweep
-from .storage import (NEEDS_OPTUNA, SweepError, check_sqlite_file, default_storage, import_optuna, open_storage,
-                      open_sweep_study, shown_url)
+from .storage import (
+    NEEDS_OPTUNA,
+    SweepError,
+    check_sqlite_file,
+    default_storage,
+    import_optuna,
+    open_storage,
+    open_sweep_study,
+    shown_url,
+)
 from .trials import WORKER_ATTR, counted_trials, recover_lost_trials, worker_label
 from .workers import quotas, run_workers
 
@@ -204,7 +223,7 @@ def worker_main(plan: WorkerPlan) -> None:
     """A worker process: Ctrl-C and SIGTERM stop its trial as in `graphnet train` (exit 130, or
     143 after SIGTERM). It starts with Ctrl-C ignored (see graphnet.sweep.workers), so that one
     during start-up prints no traceback, and dies with the sweep: SIGTERM when the sweep's
-    process is gone, even SIGKILLed (graphnet.interrupts.die_with_parent: prctl on Linux, a
+    process is gone, even SIGKILLed (graphnet.system.interrupts.die_with_parent: prctl on Linux, a
     watcher thread elsewhere)."""
     import sys
 

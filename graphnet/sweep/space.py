@@ -30,8 +30,8 @@ from pydantic import Field, ValidationError, model_validator
 
 from ..errors import SpecError, did_you_mean
 from ..ops.base import SpecModel
+from ..ops.tasks import Task, task_of
 from ..spec import RunSpec, load, parse_json, parse_run, read_spec_text
-from ..tasks import Task, task_of
 
 KINDS = ("log_uniform", "uniform", "int", "choice")
 Pair = Annotated[list[float], Field(min_length=2, max_length=2)]

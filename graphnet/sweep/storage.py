@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import GraphnetError
-from ..fileio import output_target
-from ..runlock import folder_lock
+from ..runs.lock import folder_lock
+from ..system.fileio import output_target
 from .space import Sweep
 
 NEEDS_OPTUNA = "graphnet sweep needs Optuna: pip install 'graphnet[sweep]'"

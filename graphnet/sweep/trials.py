@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import RunFolderError
-from ..fileio import process_alive, remove_stale_temporaries
-from ..runfolder import CHECKPOINT_FILES, CHECKPOINT_FOLDER, RUN_FILES, clear_run_files, has_checkpoint
-from ..runlock import host_name, run_lock
+from ..runs.folder import CHECKPOINT_FILES, CHECKPOINT_FOLDER, RUN_FILES, clear_run_files, has_checkpoint
+from ..runs.lock import host_name, run_lock
+from ..system.fileio import process_alive, remove_stale_temporaries
 
 WORKER_ATTR = "worker"
 

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ..interrupts import is_interrupted_exit, stopped_by
+from ..system.interrupts import is_interrupted_exit, stopped_by
 
 
 def quotas(remaining: int, jobs: int) -> list[int]:

@@ -12,16 +12,16 @@ continues from the checkpoint, once it is known to be this run's, and
 reproduces the trajectory of an uninterrupted run: the data order, dropout
 masks, optimizer state and schedule position are all restored.
 
-A trainer holds its run folder's lock (graphnet.runlock) while it runs; a
+A trainer holds its run folder's lock (graphnet.runs.lock) while it runs; a
 fresh run refuses a folder that holds something unless `overwrite=True`
-(see graphnet.runfolder).
+(see graphnet.runs.folder).
 
 Modules: `run` (train: set up, then finish), `loop` (the epoch loop), `position`
 (the resume position saved in a checkpoint), `history` (the append-only history
 log), `identity` (which run a checkpoint belongs to), `records` (epoch records
 and final metrics), `dataset` (the run's data), `plot` (the learning curve),
 `parallel` (the same on several MPI ranks: graphnet train --workers N); the
-run-folder files are named and written by graphnet.runfolder.
+run-folder files are named and written by graphnet.runs.folder.
 """
 from __future__ import annotations
 

@@ -7,14 +7,14 @@ from typing import Any, Mapping
 import numpy as np
 
 from .. import data as data_module
-from ..errors import DataError, SpecError
 from ..data import DataInfo
-from ..model_record import ModelRecord
-from ..network import CompiledNetwork
-from ..preprocessing import Preprocessing
+from ..data.preprocessing import Preprocessing
+from ..errors import DataError, SpecError
+from ..model.record import ModelRecord
 from ..ops import Value
+from ..ops.tasks import evaluate, task_of
+from ..runtime.network import CompiledNetwork
 from ..spec import DataSpec, NetworkSpec, RunSpec
-from ..tasks import evaluate, task_of
 
 
 def load_data(spec: DataSpec, seed: int, dtype: str, input_shape: tuple[int, ...],

@@ -24,8 +24,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import CheckpointError
-from ..fileio import append_bytes_synced, truncate_synced, write_bytes_atomic
-from ..runfolder import HISTORY_LOG
+from ..runs.folder import HISTORY_LOG
+from ..system.fileio import append_bytes_synced, truncate_synced, write_bytes_atomic
 from .records import AnyEpochRecord, record_from_dict
 
 

@@ -9,8 +9,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import CheckpointError
-from ..model_record import ModelRecord
-from ..network import CompiledNetwork
+from ..model.record import ModelRecord
+from ..runtime.network import CompiledNetwork
 from ..spec import NetworkSpec, RunSpec, parse_run
 
 
@@ -38,7 +38,7 @@ def read_initial_model(path: str | Path, network: NetworkSpec) -> InitialModel:
     """The arrays and model record of a checkpoint folder, a run folder or an .onnx model
     (needs the `onnx` extra), the record fitted to `network`'s one input; CheckpointError
     naming `path` if there are no arrays or the record does not fit."""
-    from ..checkpoint import checkpoint_folder, read_checkpoint
+    from ..model.checkpoint import checkpoint_folder, read_checkpoint
 
     source = Path(path).expanduser()
     if source.suffix.lower() == ".onnx" and source.is_file():

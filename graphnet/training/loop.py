@@ -21,21 +21,28 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..checkpoint import generator_state, restore_generator, save_checkpoint
+from ..compiler.plan import min_batch
 from ..errors import CheckpointError, NonFiniteError
-from ..interrupts import note_stop
-from ..network import CompiledNetwork
-from ..optimizer import Optimizer
-from ..plan import min_batch
-from ..runfolder import read_run_id, write_history, write_run_id, write_run_spec
-from ..schedules import learning_rate_at
+from ..model.checkpoint import generator_state, restore_generator, save_checkpoint
+from ..ops.tasks import evaluate, task_of
+from ..runs.folder import read_run_id, write_history, write_run_id, write_run_spec
+from ..runtime.network import CompiledNetwork
+from ..runtime.optimizer import Optimizer
 from ..spec import RunSpec
-from ..tasks import evaluate, task_of
+from ..system.interrupts import note_stop
 from .history import HistoryLog, read_history
 from .identity import RunIdentity, check_same_run, identity_of, new_run_id
 from .position import ResumePosition, SavedTraining, training_meta
-from .records import (AnyEpochRecord, EpochRecord, RegressionEpochRecord, TrainResult, divergence_warning,
-                      epoch_line, epoch_record)
+from .records import (
+    AnyEpochRecord,
+    EpochRecord,
+    RegressionEpochRecord,
+    TrainResult,
+    divergence_warning,
+    epoch_line,
+    epoch_record,
+)
+from .schedules import learning_rate_at
 
 TRAIN_ACCURACY_SAMPLES = 5000  # train accuracy is measured on a fixed subset of this size
 
@@ -43,7 +50,7 @@ TRAIN_ACCURACY_SAMPLES = 5000  # train accuracy is measured on a fixed subset of
 class _StopFlag:
     """Turns Ctrl-C (SIGINT) and SIGTERM (what schedulers send) into a flag checked between
     steps, so a step is never half done; a second one raises KeyboardInterrupt at once. Installed
-    even if SIGINT was ignored at start (see graphnet.interrupts); the signal is noted for the
+    even if SIGINT was ignored at start (see graphnet.system.interrupts); the signal is noted for the
     exit code."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)

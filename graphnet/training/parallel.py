@@ -1,4 +1,4 @@
-"""Data-parallel training: `train` on every rank of an MPI world (see graphnet.distributed).
+"""Data-parallel training: `train` on every rank of an MPI world (see graphnet.training.distributed).
 
 Each global batch of `batch_size` examples (the same shuffled order on every rank,
 from the run seed) is split as evenly as possible: rank r takes rows
@@ -32,10 +32,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..distributed import RankFailed, World
 from ..errors import NonFiniteError
+from ..runtime.threads import set_rank_threads
 from ..spec import RunSpec
-from ..threads import set_rank_threads
+from .distributed import RankFailed, World
 from .loop import EpochLoop, _checkpoint_note, _StopFlag
 from .position import ResumePosition
 from .records import TrainResult
@@ -167,7 +167,7 @@ def train_parallel(world: World, run: RunSpec | str | Path | None, *, out: str |
     with ExitStack() as hold:
 
         def set_up_rank() -> DataParallelLoop:  # an agreed point: a failure on any rank stops every rank
-            set_rank_threads()  # one BLAS thread per rank, unless the user chose (graphnet.threads)
+            set_rank_threads()  # one BLAS thread per rank, unless the user chose (graphnet.runtime.threads)
             setup = set_up(run, out=out, data=data, epochs=epochs, batch_size=batch_size,
                            learning_rate=learning_rate, resume=resume, backend=backend, overwrite=overwrite,
                            hold=hold, say=say, writer=world.is_root)

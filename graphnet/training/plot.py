@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from ..fileio import write_bytes_atomic
+from ..system.fileio import write_bytes_atomic
 from .records import AnyEpochRecord, RegressionEpochRecord
 
 NO_MATPLOTLIB = "learning_curve.png skipped: matplotlib is not installed (pip install 'graphnet[plot]')"

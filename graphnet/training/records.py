@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ..network import CompiledNetwork
+from ..ops.tasks import Task, evaluate, mean_loss
+from ..runtime.network import CompiledNetwork
 from ..spec import TrainSpec
-from ..tasks import Task, evaluate, mean_loss
 
 DIVERGENCE_FACTOR = 100  # an epoch's loss this many times the starting loss: diverging
 

@@ -8,9 +8,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..distributed import current_world
-from ..runfolder import write_metrics
+from ..runs.folder import write_metrics
 from ..spec import RunSpec
+from .distributed import current_world
 from .loop import EpochLoop
 from .plot import plot_learning_curve
 from .records import EpochRecord, RegressionEpochRecord, TrainResult, final_metrics

@@ -7,7 +7,7 @@
 resolves the run spec (a file, a resumed folder's run.json, overrides), reads what
 the model starts from (a checkpoint to resume, an `init_from` source), loads the data
 as the network's inputs, makes the network and optimizer, and attaches ONE model
-record (graphnet.model_record) -- the preprocessing fitted on the training split or
+record (graphnet.model.record) -- the preprocessing fitted on the training split or
 kept from the model started from, and the class names -- before anything trains. The
 run folder is created last, so a run refused for its data or labels leaves nothing
 behind. Only a `writer` (the one process, or MPI rank 0) locks and writes the folder.
@@ -23,17 +23,25 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..checkpoint import restore, spec_difference
 from ..data import IN_MEMORY
 from ..errors import CheckpointError, SpecError
-from ..fileio import make_folder
-from ..model_record import ModelRecord
-from ..network import CompiledNetwork, compile
-from ..optimizer import Optimizer
-from ..runfolder import (clear_run_files, has_checkpoint, holds_untrained_run, interrupted_before_first_epoch,
-                         refuse_existing, remove_folder_if_empty, with_absolute_data, write_run_spec)
-from ..runlock import run_lock
+from ..model.checkpoint import restore, spec_difference
+from ..model.record import ModelRecord
+from ..runs.folder import (
+    clear_run_files,
+    has_checkpoint,
+    holds_untrained_run,
+    interrupted_before_first_epoch,
+    refuse_existing,
+    remove_folder_if_empty,
+    with_absolute_data,
+    write_run_spec,
+)
+from ..runs.lock import run_lock
+from ..runtime.network import CompiledNetwork, compile
+from ..runtime.optimizer import Optimizer
 from ..spec import NetworkSpec, RunSpec, load, parse_run
+from ..system.fileio import make_folder
 from .dataset import check_labels, load_run_data
 from .init_from import InitialModel, copy_initial_weights, read_initial_model, with_absolute_init_from
 from .position import ResumePosition, SavedTraining, saved_training

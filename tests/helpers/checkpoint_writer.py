@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 import graphnet as gn
-from graphnet.checkpoint import restore, save_checkpoint
+from graphnet.model.checkpoint import restore, save_checkpoint
 
 SPEC = {
     "name": "crash_mlp",

@@ -5,9 +5,7 @@ import copy
 
 import numpy as np
 import pytest
-
 from allocations import NumpyAllocationCounter, numpy_allocation_counter  # tests/ helper, on sys.path via conftest.py
-
 from graphnet.kernels import available_backends, get_backend
 
 BACKENDS = available_backends()

@@ -7,10 +7,9 @@ import subprocess
 import sys
 import textwrap
 
+import graphnet.kernels as K
 import numpy as np
 import pytest
-
-import graphnet.kernels as K
 from graphnet.kernels import HAVE_NUMBA, KERNEL_NAMES, available_backends, get_backend
 
 needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")

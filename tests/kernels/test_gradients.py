@@ -14,10 +14,10 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-
-from graphnet.gradient_check import eval_numerical_gradient
 from graphnet.kernels import ACTIVATION_CODES, KERNEL_NAMES, KernelBackend
 from graphnet.kernels.examples import EXAMPLES, example_args
+
+from graphnet.gradient_check import eval_numerical_gradient
 
 H = 1e-6
 MAX_REL_ERROR = 1e-6

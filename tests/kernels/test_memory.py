@@ -6,7 +6,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-
 from graphnet.kernels import HAVE_NUMBA, KERNEL_NAMES, KernelBackend
 from graphnet.kernels.examples import EXAMPLES, example_args
 

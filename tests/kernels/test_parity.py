@@ -10,7 +10,6 @@ import copy
 
 import numpy as np
 import pytest
-
 from graphnet.kernels import KERNEL_NAMES, available_backends, get_backend
 from graphnet.kernels.codes import ACTIVATION_CODES
 from graphnet.kernels.examples import EXAMPLES, example_args

@@ -5,10 +5,9 @@ import threading
 
 import numpy as np
 import pytest
+from graphnet.kernels import HAVE_NUMBA, get_backend
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from graphnet.kernels import HAVE_NUMBA, get_backend
 
 backends = [get_backend("numpy")] + ([get_backend("numba")] if HAVE_NUMBA else [])
 shapes = st.tuples(st.integers(1, 17), st.integers(1, 33))

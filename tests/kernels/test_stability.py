@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from graphnet.kernels import HAVE_NUMBA, SIGMOID, TANH, KernelBackend
 
 BIG = 1e4

@@ -1,0 +1,92 @@
+"""What a network is compiled for: one frozen `Target`, resolved once by `gn.compile`.
+
+The compiler (`graphnet.compiler.build_plan`) and the ops' lowering hooks read
+everything that depends on the machine or on the user's settings from the
+target they are handed, never from process state: the kernel backend, the
+dtype, the BLAS thread count the process is set up for, the switches that pick
+the affine inference kernels (`KernelSwitches`, set with `gn.set_config` /
+`gn.config_context`, see graphnet.runtime.config), and numpy's GEMM for the SGD update
+inside backward. So a plan is a function of (graph, plan spec, target), and a
+test builds the target it needs:
+
+    target = dataclasses.replace(net.target, threads=1)   # as on a 1-thread BLAS
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class KernelSwitches:
+    """The thresholds and switches that pick the eval-mode affine kernels (what each
+    measured, and why the defaults are what they are: graphnet/ops/affine.py).
+
+    - small_batch_rows: affine_small_forward (W read once for the batch) up to this many
+      rows, and up to `small_work` multiply-adds (rows * fan_in * units); 0: never.
+    - packed_max_rows: affine_packed_forward (a copy of W transposed once) up to this many
+      rows; 0: never. On a 1-thread BLAS it runs serially on layers of at most
+      `packed_serial_work` multiply-adds.
+    - packed_parallel: split the packed kernel over two threads (graphnet.runtime.helper_thread)
+      from `packed_parallel_work` multiply-adds on, while the BLAS has 2+ threads.
+    - helper_lag_work: how many multiply-adds less than half the helper thread takes
+      (it starts that much later than the caller).
+    """
+
+    small_batch_rows: int = 0
+    small_work: int = 32768
+    packed_max_rows: int = 256
+    packed_serial_work: int = 1 << 17
+    packed_parallel: bool = False
+    packed_parallel_work: int = 1 << 18
+    helper_lag_work: int = 1 << 21
+
+    def __post_init__(self) -> None:
+        """ConfigError naming the first setting that is not of its kind."""
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.type == "bool":
+                if not isinstance(value, (bool, np.bool_)):
+                    raise ConfigError(f"{field.name} must be True or False, got {value!r}")
+            elif isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ConfigError(f"{field.name} must be an integer >= 0, got {value!r}")
+
+
+def _one_thread() -> int:
+    return 1
+
+
+@dataclass(frozen=True)
+class Target:
+    """The machine and settings a network is compiled for (see the module docstring).
+
+    - kernels: the kernel backend (attributes named as in graphnet.kernels.KERNEL_NAMES).
+    - dtype: the float dtype of every buffer.
+    - threads: the BLAS threads the process is set up for (graphnet.runtime.threads.planned_threads),
+      not the contention governor's count of the moment: kernels picked by it do not depend
+      on how busy the machine was when the plan was built.
+    - switches: the affine inference kernel switches (KernelSwitches).
+    - gemm: numpy's cblas GEMM for `dtype` (graphnet.runtime.blas.Gemm), or None, `gemm_status`
+      saying why; the SGD update inside backward needs it.
+    - live_threads: the BLAS thread count at a call (graphnet.runtime.threads.blas_threads_now):
+      the packed kernel's two-thread split runs only while it is 2+.
+    - helper: the process's helper thread (graphnet.runtime.helper_thread.helper_thread).
+    """
+
+    kernels: Any
+    dtype: np.dtype
+    threads: int = 1
+    switches: KernelSwitches = KernelSwitches()
+    gemm: Any = None
+    gemm_status: str = "no GEMM given"
+    live_threads: Callable[[], int] = _one_thread
+    helper: Callable[[], Any] | None = None
+
+    @property
+    def backend(self) -> str:
+        """The kernel backend's name ("numba" or "numpy")."""
+        return str(getattr(self.kernels, "name", ""))

@@ -1,0 +1,162 @@
+"""What a network is trained for, read from its loss, and the metrics that fit it.
+
+| task             | loss ops                                      | labels               | metrics      |
+|------------------|-----------------------------------------------|----------------------|--------------|
+| "classification" | softmax_cross_entropy, cross_entropy, svm     | class indices (N,)   | accuracy     |
+| "binary"         | sigmoid_binary_cross_entropy                  | 0/1 targets (N, *s)  | accuracy     |
+| "regression"     | mse                                           | float targets (N, *s)| RMSE, R²     |
+
+Binary predictions are 1 where sigmoid(logit) > 0.5, i.e. where the logit is > 0.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import GraphnetError
+from . import OPS
+
+Task = Literal["classification", "binary", "regression"]
+BINARY_LOSSES = frozenset({"sigmoid_binary_cross_entropy"})
+
+
+def task_of_loss(op: str) -> Task:
+    """The task a loss op trains for: class labels -> classification, sigmoid BCE -> binary, else regression."""
+    if op in BINARY_LOSSES:
+        return "binary"
+    return "classification" if OPS[op].label_kind == "classes" else "regression"
+
+
+def task_of(network: Any) -> Task | None:
+    """The task of a network (a NetworkSpec or a Graph) from its loss node; None without a loss."""
+    if network.loss is None:
+        return None
+    return task_of_loss(network.node(network.loss).op)
+
+
+def output_task(network: Any, output: str) -> Task | None:
+    """The task of `output`: that of the loss node reading it as its scores, else None."""
+    if network.loss is None:
+        return None
+    loss = network.node(network.loss)
+    return task_of_loss(loss.op) if loss.inputs[0] == output else None
+
+
+# ---- predictions and metrics ---------------------------------------------------------------
+
+
+def predictions(scores: np.ndarray, task: Task | None) -> np.ndarray:
+    """What a network predicts from its scores: (N, *shape) -> classification (and no task):
+    argmax class indices (N,) int64; binary: 0/1 int64, (N,) for one logit per example,
+    else (N, *shape); regression: the scores themselves."""
+    if task == "regression":
+        return scores
+    if task == "binary":
+        labels = (scores > 0).astype(np.int64)
+        return labels[:, 0] if labels.ndim == 2 and labels.shape[1] == 1 else labels
+    return scores.argmax(axis=-1)
+
+
+def is_probability_output(network: Any, output: str) -> bool:
+    """True when `output` already holds probabilities: a softmax node (or an affine with a
+    fused softmax), or the input of a cross_entropy loss."""
+    if network.loss is not None:
+        loss = network.node(network.loss)
+        if loss.op == "cross_entropy" and loss.inputs[0] == output:
+            return True
+    if output not in {node.id for node in network.nodes}:
+        return False
+    node = network.node(output)
+    return node.op == "softmax" or getattr(node.spec, "activation", None) == "softmax"
+
+
+def probabilities(scores: np.ndarray, network: Any, output: str) -> np.ndarray:
+    """Class probabilities from the scores (N, *shape) of `output`: classification (and no
+    loss): softmax over the last axis, (N, C) -- unless the output is a softmax already;
+    binary: for one logit per example (N, 2), the columns p(0) and p(1) (as scikit-learn's
+    predict_proba and `graphnet predict --proba`'s p_0, p_1), else the sigmoid of each logit
+    (N, *shape).
+    Regression has none: GraphnetError."""
+    task = output_task(network, output)
+    if task == "regression":
+        raise GraphnetError(f"'{output}' is a regression output (mse loss): it has values, not class "
+                            "probabilities; use predict")
+    scores = np.asarray(scores)
+    if task == "binary":
+        p = 0.5 * (1.0 + np.tanh(0.5 * scores))  # the sigmoid, stable for any logit
+        return np.concatenate([1.0 - p, p], axis=1) if p.ndim == 2 and p.shape[1] == 1 else p
+    if is_probability_output(network, output):
+        return scores
+    shifted = scores - scores.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def accuracy(predicted: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of predicted class indices (N,) equal to labels y (N,)."""
+    return float((np.asarray(predicted) == np.asarray(y)).mean())
+
+
+def binary_accuracy(predicted: np.ndarray, targets: np.ndarray) -> float:
+    """Fraction of 0/1 predictions (N,) or (N, *shape) equal to targets of the same size
+    (targets count as 1 above 0.5), over all elements."""
+    predicted = np.asarray(predicted).reshape(len(predicted), -1)
+    truth = (np.asarray(targets).reshape(len(targets), -1) > 0.5)
+    return float((predicted == truth).mean())
+
+
+def rmse(predicted: np.ndarray, targets: np.ndarray) -> float:
+    """Root mean squared error over all elements of predicted and targets, both (N, *shape)."""
+    difference = np.asarray(predicted, np.float64) - np.asarray(targets, np.float64).reshape(np.shape(predicted))
+    return float(np.sqrt(np.mean(difference ** 2)))
+
+
+def r2(predicted: np.ndarray, targets: np.ndarray) -> float:
+    """Coefficient of determination 1 - SS_res / SS_tot of predicted vs targets (N, *shape),
+    per output value and averaged over them (scikit-learn's default); an output with
+    constant targets scores 1 if predicted exactly, else 0."""
+    p = np.asarray(predicted, np.float64).reshape(len(predicted), -1)
+    t = np.asarray(targets, np.float64).reshape(p.shape)
+    residual = ((t - p) ** 2).sum(axis=0)
+    total = ((t - t.mean(axis=0)) ** 2).sum(axis=0)
+    constant = total == 0
+    scores = np.where(constant, np.where(residual == 0, 1.0, 0.0), 1.0 - residual / np.where(constant, 1.0, total))
+    return float(scores.mean())
+
+
+def metric_names(task: Task | None) -> tuple[str, ...]:
+    """The metrics `score` reports for a task."""
+    return ("rmse", "r2") if task == "regression" else ("accuracy",)
+
+
+def score(task: Task | None, predicted: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The metrics that fit `task`, from predictions (see `predictions`) and labels or targets."""
+    if task == "regression":
+        return {"rmse": rmse(predicted, y), "r2": r2(predicted, y)}
+    if task == "binary":
+        return {"accuracy": binary_accuracy(predicted, y)}
+    return {"accuracy": accuracy(predicted, y)}
+
+
+def evaluate(net: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict[str, float | None]:
+    """The task's metrics of a CompiledNetwork on network inputs X (N, ...) (already
+    preprocessed) and y (class indices or targets), in eval mode; None for each on an empty split."""
+    task = task_of(net.graph)
+    if len(X) == 0:
+        return {name: None for name in metric_names(task)}
+    first = net.graph.outputs[0]
+    predicted = predictions(net.forward(X, output=first, batch_size=batch_size), output_task(net.graph, first))
+    return dict(score(task, predicted, y))
+
+
+def mean_loss(net: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float | None:
+    """The eval-mode loss (l2 term included) averaged over all of X (N, ...), run in
+    batches of `batch_size`; None for an empty split."""
+    if len(X) == 0:
+        return None
+    total = 0.0
+    for start in range(0, len(X), batch_size):
+        stop = min(start + batch_size, len(X))
+        total += net.evaluate_loss(X[start:stop], y[start:stop]) * (stop - start)
+    return total / len(X)
