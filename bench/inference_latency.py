@@ -13,7 +13,7 @@ Contenders (missing libraries are skipped with the reason):
 - graphnet_gemm: the hot path with the small-batch and packed kernels off (BLAS at every size);
 - graphnet_general: the path before the hot path existed (checks, plan
   lookup and binding on every call) with BLAS at every size;
-- ort: ONNX Runtime on `net.to_onnx()`, intra_op_num_threads = --threads,
+- ort: ONNX Runtime on `gn.export_onnx(net, ...)`, intra_op_num_threads = --threads,
   sequential execution;
 - torch_eager: torch.inference_mode, torch.set_num_threads(--threads);
 - numpy_gemms: only the three `np.matmul(..., out=)` calls (no bias, no activation).
@@ -120,7 +120,9 @@ def ort_contender(config: dict) -> dict:
     weights, batches = problem(config)
     net = graphnet_net(config, weights)
     path = Path(tempfile.mkdtemp(prefix="graphnet-bench-")) / "m.onnx"
-    net.to_onnx(path)
+    from graphnet.interop.onnx_export import export_onnx
+
+    export_onnx(net, path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = config.get("threads") or 2
     options.inter_op_num_threads = 1

@@ -1,7 +1,9 @@
 """The numba import guard and the decorators every numba kernel uses.
 
-Kernels import numba only through this module, so the package imports fine
-without numba; a numba kernel called without numba raises ImportError.
+Kernels import numba through this module (its guard and decorators), so the
+package imports fine without numba; a numba kernel called without numba raises
+ImportError. `_jitmath.py` alone also reaches, behind the same guard, numba's
+extension API and llvmlite (numba's code generator) for its float32 intrinsics.
 
 Cache keys: numba's ``cache=True`` only notices edits of the file that defines
 a kernel, not of the helpers it calls from other files (``_jitmath.py``) or of

@@ -14,13 +14,12 @@ import graphnet as gn
 from graphnet.model.checkpoint import (
     ARRAYS_FILE,
     SPEC_FILE,
-    load_checkpoint,
     meta_array,
     meta_from_array,
     read_checkpoint,
-    restore,
     save_checkpoint,
 )
+from graphnet.model.restore import load_checkpoint, restore
 
 BN_DROPOUT = {
     "name": "bn_dropout",

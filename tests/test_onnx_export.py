@@ -200,9 +200,9 @@ def test_without_onnx_export_names_the_extra(monkeypatch, tmp_path, capsys):
     assert not (tmp_path / "m.onnx").exists()
 
 
-def test_the_network_method_writes_the_same_model(onnx, tmp_path):
+def test_gn_export_onnx_is_the_exporter(onnx, tmp_path):
     net = gn.compile(gn.load("spiral_mlp").network, batch_size=8, seed=3)
-    written = net.to_onnx(tmp_path / "method.onnx")
+    written = gn.export_onnx(net, tmp_path / "top.onnx")
     export_onnx(net, tmp_path / "function.onnx")
-    assert written == tmp_path / "method.onnx"
+    assert written == tmp_path / "top.onnx"
     assert onnx.load(written).SerializeToString() == onnx.load(tmp_path / "function.onnx").SerializeToString()

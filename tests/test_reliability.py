@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 import graphnet as gn
-from graphnet.model.checkpoint import ARRAYS_FILE, SPEC_FILE, load_checkpoint, read_checkpoint, restore, save_checkpoint
+from graphnet.model.checkpoint import ARRAYS_FILE, SPEC_FILE, read_checkpoint, save_checkpoint
+from graphnet.model.restore import load_checkpoint, restore
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 

@@ -13,7 +13,7 @@ from graphnet.errors import DataError
 from graphnet.layers import affine_backward, affine_forward, softmax_loss
 from graphnet.models import FullyConnectedNet
 from graphnet.optim import sgd, sgd_momentum
-from graphnet.solver import Solver, load_checkpoint
+from graphnet.solver import Solver, load_solver_checkpoint
 
 
 class LinearSoftmax:
@@ -232,7 +232,7 @@ def test_histories_and_checkpoints_are_npz_without_pickle(tmp_path, capsys):
     assert 'Saving checkpoint to "' in capsys.readouterr().out
     files = sorted(os.path.basename(f) for f in glob.glob(str(tmp_path / "*")))
     assert files == ["run_epoch_0.npz", "run_epoch_1.npz", "run_epoch_2.npz"]  # no temporary leftovers
-    checkpoint = load_checkpoint(name + "_epoch_2.npz")
+    checkpoint = load_solver_checkpoint(name + "_epoch_2.npz")
     assert checkpoint["epoch"] == 2 and checkpoint["update_rule"] == "sgd"
     assert checkpoint["optim_config"] == {"learning_rate": 0.1}
     assert checkpoint["num_val_samples"] is None and checkpoint["num_train_samples"] == 1000

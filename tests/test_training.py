@@ -23,7 +23,8 @@ import graphnet as gn
 import graphnet.training as training
 import graphnet.training.loop as training_loop
 from graphnet.data import spiral
-from graphnet.model.checkpoint import ARRAYS_FILE, load_checkpoint, read_checkpoint
+from graphnet.model.checkpoint import ARRAYS_FILE, read_checkpoint
+from graphnet.model.restore import load_checkpoint
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 FASHION = Path("/usr/share/datasets/fashion-mnist")

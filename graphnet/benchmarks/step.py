@@ -4,7 +4,7 @@ shared and noisy, so only ratios from the same run mean anything).
 
 Contenders (same initial weights, same batch):
 - `blas_floor`: only the step's GEMMs, into preallocated outputs: the floor.
-- `graphnet_numba`, `graphnet_numpy`: gn.Optimizer("sgd").step on the compiled plan
+- `graphnet_numba`, `graphnet_numpy`: Optimizer("sgd").step on the compiled plan
   (the weights' SGD update fused into their backward GEMMs).
 - `graphnet_unfused`: the same with `fuse_update=False`: gradients written, then
   one SGD kernel over the flat buffers.
@@ -31,6 +31,10 @@ from functools import partial
 from typing import Any, Callable, Iterator
 
 import numpy as np
+
+from ..runtime.network import Network
+from ..runtime.optimizer import Optimizer
+from ..spec.builder import sequential
 
 SIZES: dict[str, tuple[tuple[int, ...], int]] = {
     "S": ((784, 100, 10), 64),
@@ -66,11 +70,9 @@ def make_problem(size: str, seed: int = 0) -> Problem:
 
 def graphnet_step(problem: Problem, backend: str, fuse_update: bool = True, rule: str = "sgd",
                   clip_norm: float | None = None) -> Callable[[], Any]:
-    import graphnet as gn
-
     net = _compile_problem(problem, backend)
     weights = _named_weights(problem)
-    optimizer = gn.Optimizer(net, rule, learning_rate=LEARNING_RATE, fuse_update=fuse_update, clip_norm=clip_norm)
+    optimizer = Optimizer(net, rule, learning_rate=LEARNING_RATE, fuse_update=fuse_update, clip_norm=clip_norm)
     X, y = problem.X, problem.y
     sgd_step = optimizer.step
 
@@ -87,12 +89,10 @@ def _named_weights(problem: Problem) -> dict[str, np.ndarray]:
 
 def _compile_problem(problem: Problem, backend: str = "numba") -> Any:
     """The problem's MLP (ReLU hidden layers, softmax cross-entropy), compiled, with its weights."""
-    import graphnet as gn
-
     layers = [{"op": "affine", "units": units, "activation": "relu"} for units in problem.dims[1:-1]]
     layers.append({"op": "affine", "units": problem.dims[-1]})
-    spec = gn.sequential(layers, input_shape=[problem.dims[0]], classes=problem.dims[-1], name="mlp")
-    net = gn.compile(spec, batch_size=problem.batch, dtype="float32", backend=backend)
+    spec = sequential(layers, input_shape=[problem.dims[0]], classes=problem.dims[-1], name="mlp")
+    net = Network(spec, batch_size=problem.batch, dtype="float32", backend=backend)
     for name, value in _named_weights(problem).items():
         net.params[name] = value
     return net
@@ -123,10 +123,9 @@ def update_only_step(problem: Problem, rule: str = "adam") -> Callable[[], Any]:
     """Only `rule`'s update kernel over the flat buffers of the problem's network (gradients
     written once beforehand): what a stateful rule adds to a step at the least, the same
     work in a separate pass or inside backward."""
-    import graphnet as gn
 
     net = _compile_problem(problem)
-    optimizer = gn.Optimizer(net, rule, learning_rate=LEARNING_RATE, fuse_update=False)
+    optimizer = Optimizer(net, rule, learning_rate=LEARNING_RATE, fuse_update=False)
     net.step(problem.X, problem.y)
     apply = optimizer.apply
 

@@ -12,8 +12,8 @@ from .registry import command
 def _predict(args: argparse.Namespace) -> int:
     """Predictions of a run's (or checkpoint's) model for a file of raw examples, streamed."""
     from ..errors import DataError
-    from ..model.checkpoint import load_checkpoint
     from ..model.prediction import prediction_header, read_examples, write_predictions
+    from ..model.restore import load_checkpoint
     from ..runs.folder import has_checkpoint, no_checkpoint_yet
     from ..system.fileio import STDOUT, open_output, output_target, remove_stale_temporaries
 
@@ -42,7 +42,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from ..interop import require_onnx
     from ..interop.onnx_export import export_onnx
-    from ..model.checkpoint import load_checkpoint
+    from ..model.restore import load_checkpoint
     from ..system.fileio import STDOUT
 
     require_onnx("graphnet export")

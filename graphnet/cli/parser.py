@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import __version__
+from ..version import __version__
 
 
 def positive_int(text: str) -> int:

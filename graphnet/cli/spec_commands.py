@@ -57,7 +57,7 @@ def _schema(args: argparse.Namespace) -> int:
 @command("compile")
 def _compile(args: argparse.Namespace) -> int:
     from ..compiler.describe import graph_to_dot
-    from ..runtime.network import compile
+    from ..model.compiled import compile
 
     network = _network_of(args.file)
     net = compile(network, batch_size=args.batch, dtype=args.dtype, backend=args.backend, fuse=not args.no_fuse)
@@ -116,8 +116,8 @@ def _gradcheck(args: argparse.Namespace) -> int:
 def _gradcheck_file(path: str, args: argparse.Namespace) -> int:
     import numpy as np
 
+    from ..model.compiled import compile
     from ..model.gradcheck import check_gradients
-    from ..runtime.network import compile
 
     network = _network_of(path)
     if network.loss is None:

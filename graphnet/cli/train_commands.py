@@ -97,7 +97,7 @@ def _eval(args: argparse.Namespace) -> int:
     folder, and every file in it is replaced atomically, so reading is safe."""
     import numpy as np
 
-    from ..model.checkpoint import load_checkpoint
+    from ..model.restore import load_checkpoint
     from ..ops.tasks import binary_accuracy, evaluate, mean_loss, output_task, predictions, task_of
     from ..runs.folder import has_checkpoint, no_checkpoint_yet
 

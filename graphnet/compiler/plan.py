@@ -17,7 +17,6 @@ import numpy as np
 
 from ..errors import PlanError, did_you_mean
 from ..ops.lowering import PARAMS_VERSION, PLANNED_KINDS, SGD_LEARNING_RATE, FusionDecision, Ref, Step
-from ..runtime.contention import tick as contention_tick
 from .batch_checks import INT64, as_class_labels, as_dtype, check_labels
 from .parameters import ParameterStore
 
@@ -60,14 +59,16 @@ class Plan:
         extra_steps: list[Step],
         poison: bool = False,
         updates: RuleSlot | None = None,
+        tick: Callable[[], None] = lambda: None,
     ):
         """A kind with an update ("sgd": the rate each run is given goes to the steps through
         SGD_LEARNING_RATE; "rule": the rule goes into `updates`) changes the parameters after
-        forward, so `run` skips everything after forward when the loss is not finite."""
+        forward, so `run` skips everything after forward when the loss is not finite. `tick` is
+        called once per run (the target's: the contention governor of graphnet.runtime)."""
         self.schedule, self.memory, self.store, self.kind = schedule, memory, store, kind
         self.graph, self.mode = schedule.graph, schedule.mode
         self.capacity, self.dtype, self.backend = capacity, np.dtype(dtype), backend
-        self.fusions, self.poison = fusions, poison
+        self.fusions, self.poison, self.tick = fusions, poison, tick
         self.steps: list[Step] = schedule.steps + extra_steps
         self._arena = _aligned_zeros(memory.arena_size * capacity, self.dtype)
         self._fixed = {
@@ -336,14 +337,15 @@ class Plan:
 
     def _run_binding(self, binding: Binding, labels: Mapping[str, np.ndarray] | None, n: int) -> float:
         steps, forward_count = binding.steps, binding.forward_count
+        self.tick()
         try:
             if not self.updates_params:
-                return _run_steps(steps, 0, len(steps))
+                return run_steps(steps, 0, len(steps))
             # the backward steps update parameters: run them only when the loss is finite
-            loss = _run_steps(steps, 0, forward_count)
+            loss = run_steps(steps, 0, forward_count)
             if not math.isfinite(loss):
                 return loss
-            return loss + _run_steps(steps, forward_count, len(steps))
+            return loss + run_steps(steps, forward_count, len(steps))
         except ValueError as error:  # the loss kernels refuse labels outside [0, classes)
             self._diagnose_label_range(labels, n, error)
             raise
@@ -422,9 +424,8 @@ def min_batch(graph: Any, mode: str) -> tuple[int, str | None]:
     return (fewest, node) if fewest > 1 else (1, None)
 
 
-def _run_steps(steps: list[BoundStep], start: int, stop: int) -> float:
+def run_steps(steps: list[BoundStep], start: int, stop: int) -> float:
     """Call steps[start:stop] in order; the sum of what the loss steps return."""
-    contention_tick()  # fewer BLAS threads while other processes take cores (graphnet.runtime.contention)
     loss = 0.0
     for t in range(start, stop):
         fn, args, returns_loss = steps[t]

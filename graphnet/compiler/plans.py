@@ -84,7 +84,8 @@ def build_plan(graph: Graph, spec: PlanSpec, target: Target, *, store: Parameter
         if not kind.has_loss else set()
     memory = plan_memory(schedule.steps, keep, share=spec.share_memory)
     return Plan(schedule, memory, store, kind=kind, capacity=spec.capacity, dtype=target.dtype,
-                backend=target.backend, fusions=decisions, extra_steps=extra, poison=spec.poison, updates=updates)
+                backend=target.backend, fusions=decisions, extra_steps=extra, poison=spec.poison, updates=updates,
+                tick=target.tick)
 
 
 def regularization_steps(graph: Graph, schedule: Schedule, store: ParameterStore, kernels: Any,

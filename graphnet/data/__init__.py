@@ -30,14 +30,14 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from ..errors import DataError, quoted_list, suggestions
-from ._checks import check_count, check_example_shape, check_features, check_seed, prepare_labels
+from ._checks import check_count, check_example_shape, check_features, check_seed, check_targets, prepare_labels
 from .files import file_kind, regular_file
 from .idx import IDX_FILES, find_idx_file, load_idx, read_idx
 from .splits import normalize_splits, split_off, split_size
 from .synthetic import SYNTHETIC, blobs, spiral
 from .tabular import KEYS, load_npz, read_csv
 
-__all__ = ["KEYS", "DEBIAN_PACKAGES", "IN_MEMORY", "DataInfo", "from_arrays", "load", "source_kind", "load_with_info", "list_datasets", "batches", "read_idx", "spiral", "blobs", "prepare_labels",
+__all__ = ["KEYS", "DEBIAN_PACKAGES", "IN_MEMORY", "DataInfo", "from_arrays", "load", "source_kind", "load_with_info", "list_datasets", "batches", "read_idx", "spiral", "blobs", "prepare_labels", "check_targets",
            "prepare_data"]
 
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")

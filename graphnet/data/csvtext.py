@@ -17,7 +17,7 @@ from typing import Iterator, TextIO
 
 import numpy as np
 
-from ..errors import DataError, quoted, quoted_list, shorten
+from ..errors import DataError, quoted, shorten
 from .files import regular_file
 
 DELIMITERS = (",", "\t", ";")

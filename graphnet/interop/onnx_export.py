@@ -1,6 +1,6 @@
 """ONNX export of a compiled network's inference graph.
 
-    export_onnx(net, "model.onnx")            # net.to_onnx("model.onnx") delegates here
+    export_onnx(net, "model.onnx")            # also gn.export_onnx
 
 The exported graph computes what `net.forward` computes: dropout is gone,
 batchnorm uses the running statistics, losses are left out (outputs only).
@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
-from .. import __version__
 from ..compiler import ancestors
 from ..compiler.graph import GraphNode
 from ..errors import GraphnetError, did_you_mean
 from ..system.fileio import write_bytes_atomic
+from ..version import __version__
 from . import require_onnx
 
 if TYPE_CHECKING:
-    from ..runtime.network import CompiledNetwork
+    from ..model.compiled import CompiledNetwork
 
 MIN_OPSET = 17
 BATCH_DIM = "N"

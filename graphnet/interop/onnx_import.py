@@ -39,7 +39,7 @@ from .onnx_tensors import load_model
 
 if TYPE_CHECKING:
     from ..data.preprocessing import Preprocessing
-    from ..runtime.network import CompiledNetwork
+    from ..model.compiled import CompiledNetwork
     from ..spec import NetworkSpec
 
 __all__ = ["AFFINE_ACTIVATIONS", "FLOAT_TYPES", "IMPORTERS", "MAX_ID", "Const", "ImportedModel", "Importer",
@@ -153,7 +153,7 @@ def from_onnx(path: str | Path, batch_size: int = 128, dtype: Any = None, backen
     `dtype` defaults to the model's (float -> float32, double -> float64); the
     network has no loss: `forward` and `predict` work, training needs a loss added.
     """
-    from ..runtime.network import compile
+    from ..model.compiled import compile
 
     imported = read_onnx(path)
     net = compile(imported.spec, batch_size=batch_size, dtype=dtype or imported.dtype, backend=backend, seed=seed)

@@ -27,16 +27,17 @@ import json
 import logging
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..data.preprocessing import ARRAY_PREFIX as PREPROCESSING_PREFIX
 from ..errors import CheckpointError, SpecError
-from ..runtime.network import CompiledNetwork, compile
 from ..spec import NetworkSpec, parse_network
 from ..system.fileio import remove_stale_temporaries, write_npz_atomic, write_text_atomic
 from .record import ModelRecord
+
+if TYPE_CHECKING:
+    from .compiled import CompiledNetwork
 
 FORMAT = 1
 SPEC_FILE = "network.json"
@@ -154,18 +155,6 @@ def meta_from_array(array: np.ndarray) -> Any:
     return json.loads(text)
 
 
-def save(net: CompiledNetwork, folder: str | Path) -> None:
-    """Write `net` to a checkpoint folder (network.json + weights.npz); bound as `net.save(folder)`.
-
-    The method lives here rather than in graphnet.runtime.network so that checkpoints depend on
-    the network and not the reverse; importing graphnet binds it.
-    """
-    save_checkpoint(folder, net)
-
-
-CompiledNetwork.save = save
-
-
 def read_checkpoint(folder: str | Path) -> tuple[NetworkSpec, dict[str, np.ndarray], dict[str, Any]]:
     """The spec, the arrays and the meta of a checkpoint folder (CheckpointError if unusable)."""
     folder = Path(folder)
@@ -258,23 +247,6 @@ def check_spec_hash(spec: NetworkSpec, meta: dict[str, Any], folder: Path) -> No
             f"(was {SPEC_FILE} edited? restore the network it was saved with, or train the edited one anew)")
 
 
-def _check_arrays(net: CompiledNetwork, arrays: dict[str, np.ndarray], source: Path) -> None:
-    expected: dict[str, tuple[int, ...]] = {f"param/{n}": net.store.slots[n].shape for n in net.store.names()}
-    expected.update({f"state/{n}": net.store.state_slots[n].shape for n in net.store.state_slots})
-    present = {key for key in arrays if not key.startswith(("optim/", PREPROCESSING_PREFIX))}
-    problems = [f"missing '{key}'" for key in sorted(set(expected) - present)]
-    problems += [f"unexpected '{key}'" for key in sorted(present - set(expected))]
-    for key, shape in expected.items():
-        if key in arrays:
-            array = arrays[key]
-            if array.shape != shape:
-                problems.append(f"'{key}' has shape {array.shape}, the spec says {shape}")
-            elif array.dtype != net.dtype:
-                problems.append(f"'{key}' has dtype {array.dtype}, the checkpoint says {net.dtype}")
-    if problems:
-        raise CheckpointError(f"{source}: does not match its network spec: {'; '.join(problems)}")
-
-
 def checkpoint_folder(folder: str | Path) -> Path:
     """The checkpoint folder of `folder`: itself, or the `checkpoint/` inside a run folder."""
     folder = Path(folder)
@@ -282,74 +254,3 @@ def checkpoint_folder(folder: str | Path) -> Path:
     if not (folder / SPEC_FILE).is_file() and inside.is_dir():
         return inside
     return folder
-
-
-def load_checkpoint(folder: str | Path, *, batch_size: int = 128, backend: str | None = None) -> CompiledNetwork:
-    """Compile the checkpoint's network and load its arrays; `folder` is a checkpoint
-    folder or a run folder written by `graphnet train` (its `checkpoint/` is read)."""
-    net, _, _ = restore(checkpoint_folder(folder), batch_size=batch_size, backend=backend)
-    return net
-
-
-def restore(folder: str | Path, *, batch_size: int = 128, backend: str | None = None,
-            make_optimizer: Callable[[CompiledNetwork], Any] | None = None) -> tuple[CompiledNetwork, dict[str, Any], Any]:
-    """The checkpoint's network, its meta (with the training state, if any) and, with
-    `make_optimizer`, an optimizer for the network with its saved state loaded."""
-    folder = Path(folder)
-    spec, arrays, meta = read_checkpoint(folder)
-    dtype = meta.get("dtype", "float32")
-    if dtype not in ("float32", "float64"):
-        raise CheckpointError(f"{folder / ARRAYS_FILE}: unsupported dtype {dtype!r}")
-    seed = meta.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise CheckpointError(f"{folder / ARRAYS_FILE}: meta 'seed' is {seed!r}, not a non-negative integer")
-    net = compile(spec, batch_size=batch_size, dtype=dtype, backend=backend, seed=seed)
-    _check_arrays(net, arrays, folder / ARRAYS_FILE)
-    check_spec_hash(spec, meta, folder)
-    for name in net.store.names():
-        net.store.view(name)[...] = arrays[f"param/{name}"]
-    for name in net.store.state_slots:
-        net.store.state_view(name)[...] = arrays[f"state/{name}"]
-    try:
-        label = next(iter(net.graph.labels.values()), None)
-        ModelRecord.from_saved(meta, arrays).check_fits(net.graph.inputs, label).attach(net)
-    except ValueError as error:
-        raise CheckpointError(f"{folder / ARRAYS_FILE}: {error}") from None
-    if "dropout_rng" in meta:
-        try:
-            restore_generator(net.dropout_rng, meta["dropout_rng"])
-        except (TypeError, ValueError, KeyError) as error:
-            raise CheckpointError(f"{folder / ARRAYS_FILE}: meta 'dropout_rng' is not a generator state: "
-                                  f"{error}") from None
-    optimizer = None
-    if make_optimizer is not None:
-        optimizer = make_optimizer(net)
-        load_optimizer_state(optimizer, arrays, meta, folder)
-    return net, meta, optimizer
-
-
-def load_optimizer_state(optimizer: Any, arrays: dict[str, np.ndarray], meta: dict[str, Any], folder: Path) -> None:
-    source = folder / ARRAYS_FILE
-    state = meta.get("optimizer")
-    if state is None:
-        raise CheckpointError(f"{source}: the checkpoint has no optimizer state")
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{source}: optimizer state in meta is {state!r}, not an object")
-    slots = {key.removeprefix("optim/"): value for key, value in arrays.items() if key.startswith("optim/")}
-    expected = getattr(optimizer, "slots", None)
-    if isinstance(expected, dict):
-        problems = [f"missing 'optim/{name}'" for name in sorted(set(expected) - set(slots))]
-        problems += [f"unexpected 'optim/{name}'" for name in sorted(set(slots) - set(expected))]
-        for name in sorted(set(expected) & set(slots)):
-            want, got = expected[name], slots[name]
-            if got.shape != want.shape:
-                problems.append(f"'optim/{name}' has shape {got.shape}, the optimizer needs {want.shape}")
-            elif got.dtype != want.dtype:
-                problems.append(f"'optim/{name}' has dtype {got.dtype}, the optimizer needs {want.dtype}")
-        if problems:
-            raise CheckpointError(f"{source}: optimizer state does not fit: {'; '.join(problems)}")
-    try:
-        optimizer.load_state_dict({**state, "slots": slots})
-    except (KeyError, ValueError, TypeError) as error:
-        detail = f"missing {error}" if isinstance(error, KeyError) else str(error)
-        raise CheckpointError(f"{source}: optimizer state does not fit: {detail}") from None

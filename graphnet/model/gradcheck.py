@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
 from ..compiler.graph import Graph
-from ..homework.cs231n.gradient_check import central_difference
-from ..runtime.network import CompiledNetwork
+from .compiled import CompiledNetwork
 
 NOISE_FACTOR = 1e3  # the default atol, in units of one central difference's rounding error
 
@@ -62,6 +62,28 @@ def redundant_biases(graph: Graph) -> list[str]:
                          f"subtracts the batch mean: it has no effect and its gradient is 0 "
                          f"(set \"bias\": false on '{node.id}')")
     return notes
+
+
+def central_difference(f: Callable[[np.ndarray], Any], x: np.ndarray, ix: tuple[int, ...] | int,
+                       h: float = 1e-5) -> Any:
+    """(f(x + h e_ix) - f(x - h e_ix)) / 2h, perturbing x in place at index `ix` and restoring it.
+
+    f returns one value (the result is a float) or an array (the result is a float64 array of
+    its shape; each value is copied, so f may return a view of a buffer it reuses).
+    """
+    old = x[ix]
+    x[ix] = old + h
+    plus = _value(f(x))
+    x[ix] = old - h
+    minus = _value(f(x))
+    x[ix] = old
+    return (plus - minus) / (2 * h)
+
+
+def _value(value: Any) -> Any:
+    """A float for a single value, else a float64 copy of the array."""
+    array = np.array(value, dtype=np.float64, copy=True)
+    return array.item() if array.size == 1 else array
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:

@@ -40,7 +40,7 @@ from ..data.npyfile import map_npy, read_npz
 from ..data.tabular import LABEL_NAMES
 from ..errors import DataError, did_you_mean, quoted, quoted_list
 from ..ops.tasks import output_task, predictions, probabilities
-from ..runtime.network import CompiledNetwork
+from .compiled import CompiledNetwork
 
 CHUNK = 4096
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")

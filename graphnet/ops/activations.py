@@ -161,3 +161,6 @@ SOFTMAX = OpRecord(name="softmax", model=Softmax, infer_shape=_softmax_shape,
                        "feeds-mse": example(affine("fc", "x", 5), node("p", "softmax", "fc"), affine("fc2", "p", 3),
                                             node("q", "softmax", "fc2"), head_from="q", loss="mse"),
                    })
+
+#: The elementwise activations by name: an affine's fused `activation` (and its reference) is one of these.
+ELEMENTWISE = {record.name: record for record in (RELU, LEAKY_RELU, SIGMOID, TANH, IDENTITY)}

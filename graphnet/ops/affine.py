@@ -7,6 +7,7 @@ import numpy as np
 from pydantic import Field
 
 from ..kernels.codes import ACTIVATION_CODES
+from .activations import ELEMENTWISE
 from .base import (
     MAX_UNITS,
     Activation,
@@ -289,12 +290,10 @@ def backward(node: Affine, ctx: LowerContext) -> list[Step]:
 
 def reference(node: Affine, xs: list[np.ndarray], ctx: ReferenceContext) -> np.ndarray:
     """act(X @ W + b) with X: (N, ...) flattened to (N, D); the activation is its op's own reference."""
-    from . import OPS  # the registry imports this module
-
     z = xs[0].reshape(len(xs[0]), -1) @ ctx.params["W"]
     if node.bias:
         z = z + ctx.params["b"]
-    return OPS[node.activation or "identity"].reference(node, [z], ctx)
+    return ELEMENTWISE[node.activation or "identity"].reference(node, [z], ctx)
 
 
 def _examples() -> dict[str, OpExample]:

@@ -60,6 +60,10 @@ def _one_thread() -> int:
     return 1
 
 
+def _no_tick() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Target:
     """The machine and settings a network is compiled for (see the module docstring).
@@ -75,6 +79,8 @@ class Target:
     - live_threads: the BLAS thread count at a call (graphnet.runtime.threads.blas_threads_now):
       the packed kernel's two-thread split runs only while it is 2+.
     - helper: the process's helper thread (graphnet.runtime.helper_thread.helper_thread).
+    - tick: called once per plan run (graphnet.runtime.contention.tick, the governor that
+      takes BLAS threads away while other processes keep cores busy); a no-op by default.
     """
 
     kernels: Any
@@ -85,6 +91,7 @@ class Target:
     gemm_status: str = "no GEMM given"
     live_threads: Callable[[], int] = _one_thread
     helper: Callable[[], Any] | None = None
+    tick: Callable[[], None] = _no_tick
 
     @property
     def backend(self) -> str:

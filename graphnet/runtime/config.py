@@ -70,10 +70,11 @@ def resolve_target(kernels: Any, dtype: Any) -> Target:
     """The Target of a network compiled now on `kernels` (a backend) in `dtype`: the settings in
     effect here, the BLAS threads the process is set up for, numpy's GEMM for `dtype`."""
     from .blas import find_gemm, gemm_status
+    from .contention import tick as contention_tick
     from .helper_thread import helper_thread
     from .threads import blas_threads_now, planned_threads
 
     dtype = np.dtype(dtype)
     return Target(kernels=kernels, dtype=dtype, threads=planned_threads(), switches=get_config(),
                   gemm=find_gemm(dtype), gemm_status=gemm_status(dtype), live_threads=blas_threads_now,
-                  helper=helper_thread)
+                  helper=helper_thread, tick=contention_tick)

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..compiler.plan import Plan, _run_steps
+from ..compiler.plan import Plan, run_steps
 from ..ops.lowering import PLANNED_KINDS
 
 FastForward = Callable[[np.ndarray], "np.ndarray | dict[str, np.ndarray]"]
@@ -34,7 +34,7 @@ def bind_fast_forward(plan: Plan, n: int, names: list[str], single: bool) -> Fas
     slots = [(args, j, None if ref.shape == input_shape else (n, *ref.shape)) for args, j, ref in binding.patches]
     steps, count = binding.steps, len(binding.steps)
     views = [plan.output(name, n) for name in names]
-    store = plan.store
+    store, tick = plan.store, plan.tick
     shared = store.shared  # the live parameter views of users (see ParameterStore.user_view)
 
     def fast_forward(X: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
@@ -42,7 +42,8 @@ def bind_fast_forward(plan: Plan, n: int, names: list[str], single: bool) -> Fas
             store.touch_if_shared()
         for args, j, shape in slots:
             args[j] = X if shape is None else X.reshape(shape)
-        _run_steps(steps, 0, count)
+        tick()
+        run_steps(steps, 0, count)
         if single:
             return views[0].copy()
         return {name: view.copy() for name, view in zip(names, views)}

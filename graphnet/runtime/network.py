@@ -1,11 +1,12 @@
-"""CompiledNetwork: a spec compiled into plans over one set of parameters.
+"""Network: a spec compiled into plans over one set of parameters, the runtime of
+graphnet.model.compiled.CompiledNetwork (which adds the model record, predictions on raw
+inputs and saving).
 
-    net = gn.compile(spec, batch_size=128, dtype="float32", backend="numba", seed=0)
+    net = Network(spec, batch_size=128, dtype="float32", backend="numba", seed=0)
     scores = net.forward(X)            # eval mode: dropout off, batchnorm running stats
     loss, grads = net.loss(X, y)       # train mode; the homework Solver's contract
     scores = net.loss(X)               # no labels: scores (eval mode), as in the homework
     loss = net.step(X, y, 0.1)         # one training step: forward, backward, an SGD update
-    net.save("ckpt/")                  # defined in graphnet.model.checkpoint (which imports this module)
 
 The network's Target (graphnet.ops.target: backend, dtype, BLAS threads, kernel
 switches, GEMM) is resolved once, here, from the arguments and the settings in
@@ -27,12 +28,9 @@ from ..compiler import PLAN_KINDS, PlanKind, PlanSpec, UpdateRule, build_plan, c
 from ..compiler.graph import Graph, build_graph
 from ..compiler.parameters import ArrayView, ParameterStore
 from ..compiler.plan import Plan, debug_poison_default
-from ..data.features import check_raw_inputs
-from ..data.preprocessing import Preprocessing
 from ..errors import PlanError
 from ..ops.lowering import FusionDecision
 from ..ops.target import Target
-from ..ops.tasks import output_task, predictions, probabilities
 from ..spec import NetworkSpec, RunSpec, load
 from .backends import kernel_backend
 from .config import resolve_target
@@ -52,7 +50,7 @@ class NetworkStats:
     replans: list[str] = field(default_factory=list)  # the reason of every capacity growth
 
 
-class CompiledNetwork:
+class Network:
     """A network compiled for the CPU: parameters in one flat buffer, plans per mode.
 
     `target`: compile for this graphnet.ops.target.Target instead of the one resolved from
@@ -100,10 +98,6 @@ class CompiledNetwork:
         self._params = ArrayView(self.store.names(), self.store.user_view, "parameter")
         self._grads = ArrayView(self.store.names(), self._grad_view, "gradient")
         self._state = ArrayView(list(self.store.state_slots), self.store.state_view, "state array")
-        # what raw features go through before the network (graphnet.data.preprocessing), and the names
-        # of the classes; set by training, saved and restored with the checkpoint
-        self.preprocessing: Preprocessing | None = None
-        self.class_names: tuple[str, ...] | None = None
 
     @property
     def target(self) -> Target:
@@ -199,62 +193,6 @@ class CompiledNetwork:
         if output not in self.graph.outputs:
             raise PlanError(f"'{output}' is not an output (outputs: {', '.join(self.graph.outputs)})")
         return [output]
-
-    def predict(self, X: Any, batch_size: int | None = None) -> np.ndarray:
-        """Predictions of the first output for RAW features X: (N, *raw shape), run through
-        `self.preprocessing` first when the network has one (see graphnet.data.preprocessing;
-        `forward` takes network inputs). By the loss op that reads the output (graphnet.ops.tasks):
-
-        - classification (softmax_cross_entropy, cross_entropy, svm) and no loss:
-          class indices (N,) int64, the argmax over the last axis -- or, when the network
-          knows its class names (`self.class_names`, e.g. text labels of a CSV), those
-          names (N,) (a str array), as `graphnet predict` prints them;
-        - binary (sigmoid_binary_cross_entropy): 0/1 int64, 1 where sigmoid(logit) > 0.5,
-          (N,) for one logit per example, else (N, *output shape);
-        - regression (mse): the output values (N, *output shape).
-
-        A value of X that is not finite in the network's dtype (NaN, inf, or 1e39 for
-        float32) is a DataError naming it (``X[i, j]``), as `graphnet predict` refuses it.
-        """
-        check_raw_inputs(X, self.dtype, "predict")
-        first = self.graph.outputs[0]
-        task = output_task(self.graph, first)
-        predicted = predictions(self.forward(self.prepare(X), output=first, batch_size=batch_size), task)
-        if self.class_names is not None and task in (None, "classification"):
-            return np.asarray(self.class_names)[predicted]
-        return predicted
-
-    def predict_proba(self, X: Any, batch_size: int | None = None) -> np.ndarray:
-        """Probabilities for RAW features X (preprocessed as in `predict`): classification:
-        (N, C), a softmax over the first output's scores (not applied twice when the output
-        is a softmax already), columns in the order of `self.class_names`; binary: (N, 2),
-        p(0) and p(1), for one logit per example, else the sigmoid of each logit (N, k).
-        GraphnetError for a regression output; a DataError for a value that is not finite,
-        as in `predict`."""
-        check_raw_inputs(X, self.dtype, "predict_proba")
-        first = self.graph.outputs[0]
-        return probabilities(self.forward(self.prepare(X), output=first, batch_size=batch_size), self.graph, first)
-
-    def prepare(self, X: Any) -> Any:
-        """Raw features -> network inputs: `self.preprocessing` applied to its input (a new
-        array), or X unchanged when the network has none."""
-        if self.preprocessing is None:
-            return X
-        name = self.preprocessing.input
-        inputs = self._inputs(X)
-        if name not in inputs:
-            raise PlanError(f"no features for input '{name}' (got {', '.join(map(str, inputs))})")
-        inputs[name] = self.preprocessing.apply(inputs[name], self.graph.inputs[name].shape, self.dtype)
-        return inputs if isinstance(X, Mapping) else inputs[name]
-
-    def to_onnx(self, path: str | Path, preprocessing: Mapping[str, tuple[Any, Any]] | None = None,
-                opset: int = 17) -> Path:
-        """Write the inference graph as an ONNX model (graphnet.interop.onnx_export; needs the
-        `onnx` extra). By default it applies `self.preprocessing` first, so it takes raw
-        features as `predict` does; `preprocessing={}` leaves it out. Returns the path written."""
-        from ..interop.onnx_export import export_onnx
-
-        return export_onnx(self, path, preprocessing=preprocessing, opset=opset)
 
     def loss(self, X: Any, y: Any = None):
         """With labels: (loss, grads) in train mode, grads a fresh dict of arrays.
@@ -377,7 +315,7 @@ class CompiledNetwork:
         return self.plan(kind).describe()
 
     def __repr__(self) -> str:
-        return (f"CompiledNetwork('{self.graph.name}', {self.num_params:,} params, {self.dtype.name}, "
+        return (f"{type(self).__name__}('{self.graph.name}', {self.num_params:,} params, {self.dtype.name}, "
                 f"backend={self.backend}, capacity={self.capacity})")
 
 
@@ -420,10 +358,3 @@ def _rows(inputs: Mapping[str, Any]) -> int:
         if isinstance(X, np.ndarray) and X.ndim >= 1:
             return X.shape[0]
     return 1
-
-
-def compile(spec: NetworkSpec | RunSpec | Mapping[str, Any] | str | Path, batch_size: int = 128, dtype: Any = None,
-            backend: str | None = None, seed: int | None = 0, **options: Any) -> CompiledNetwork:
-    """Compile a network spec for the CPU (see CompiledNetwork): a NetworkSpec or RunSpec,
-    a spec document (dict) or a spec file path; `dtype` float32 (the default) or float64."""
-    return CompiledNetwork(spec, batch_size=batch_size, dtype=dtype, backend=backend, seed=seed, **options)

@@ -34,7 +34,7 @@ import numpy as np
 from ..compiler.updates import UpdateRule
 from ..errors import NonFiniteError, SpecError, did_you_mean
 from ..spec import OPTIMIZERS
-from .network import CompiledNetwork
+from .network import Network
 
 # rule -> (kernel, state buffers, hyperparameters passed after the state, in order)
 RULES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
@@ -59,7 +59,7 @@ def optimizer_settings(rule: str, hyperparameters: dict[str, Any]):
 class Optimizer:
     """Updates `net`'s parameters in place with one kernel call per step."""
 
-    def __init__(self, net: CompiledNetwork, rule: str = "adam", *, clip_norm: float | None = None,
+    def __init__(self, net: Network, rule: str = "adam", *, clip_norm: float | None = None,
                  fuse_update: bool = True, **hyperparameters: Any):
         self.net = net
         self.settings = optimizer_settings(rule, hyperparameters)

@@ -10,10 +10,10 @@ from .. import data as data_module
 from ..data import DataInfo
 from ..data.preprocessing import Preprocessing
 from ..errors import DataError, SpecError
+from ..model.compiled import CompiledNetwork
 from ..model.record import ModelRecord
 from ..ops import Value
 from ..ops.tasks import evaluate, task_of
-from ..runtime.network import CompiledNetwork
 from ..spec import DataSpec, NetworkSpec, RunSpec
 
 

@@ -9,8 +9,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import CheckpointError
+from ..model.compiled import CompiledNetwork
 from ..model.record import ModelRecord
-from ..runtime.network import CompiledNetwork
 from ..spec import NetworkSpec, RunSpec, parse_run
 
 

@@ -24,9 +24,9 @@ import numpy as np
 from ..compiler.plan import min_batch
 from ..errors import CheckpointError, NonFiniteError
 from ..model.checkpoint import generator_state, restore_generator, save_checkpoint
+from ..model.compiled import CompiledNetwork
 from ..ops.tasks import evaluate, task_of
 from ..runs.folder import read_run_id, write_history, write_run_id, write_run_spec
-from ..runtime.network import CompiledNetwork
 from ..runtime.optimizer import Optimizer
 from ..spec import RunSpec
 from ..system.interrupts import note_stop
@@ -47,7 +47,7 @@ from .schedules import learning_rate_at
 TRAIN_ACCURACY_SAMPLES = 5000  # train accuracy is measured on a fixed subset of this size
 
 
-class _StopFlag:
+class StopFlag:
     """Turns Ctrl-C (SIGINT) and SIGTERM (what schedulers send) into a flag checked between
     steps, so a step is never half done; a second one raises KeyboardInterrupt at once. Installed
     even if SIGINT was ignored at start (see graphnet.system.interrupts); the signal is noted for the
@@ -59,7 +59,7 @@ class _StopFlag:
         self.stop = False
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "_StopFlag":
+    def __enter__(self) -> "StopFlag":
         if threading.current_thread() is threading.main_thread():
             self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
         return self
@@ -158,7 +158,7 @@ class EpochLoop:
         """Train the remaining epochs; the result is marked interrupted after a Ctrl-C or SIGTERM."""
         # Overflow in a step is reported by NonFiniteError (naming the step and node), not as
         # numpy RuntimeWarnings on stderr.
-        with _StopFlag() as flag, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with StopFlag() as flag, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             self._epochs(flag)
         return self.result
 
@@ -181,7 +181,7 @@ class EpochLoop:
         if self.log is not None:
             write_history(self.out, self.result.history)  # type: ignore[arg-type]
 
-    def _epoch(self, epoch: int, flag: _StopFlag) -> bool:
+    def _epoch(self, epoch: int, flag: StopFlag) -> bool:
         """One epoch from the saved position; False when stopped (after saving a checkpoint)."""
         epoch_start = time.perf_counter()
         self._restore_shuffling(epoch)
@@ -243,7 +243,7 @@ class EpochLoop:
         try:
             loss = self.optimizer.step(self.X_batch[:n], self.y_batch[:n])
         except NonFiniteError as error:
-            note = "" if self.out is None else _checkpoint_note(self.good_checkpoint, self.out / "checkpoint")
+            note = "" if self.out is None else checkpoint_note(self.good_checkpoint, self.out / "checkpoint")
             raise NonFiniteError(f"epoch {epoch + 1}, iteration {iteration + 1} of {self.per_epoch}: "
                                  f"{error}{note}") from None
         if self.first_step_loss is None and epoch == iteration == 0:
@@ -295,7 +295,7 @@ class EpochLoop:
             self.unsaved_overrides = False
 
 
-def _checkpoint_note(good: Path | None, folder: Path) -> str:
+def checkpoint_note(good: Path | None, folder: Path) -> str:
     """The end of a NonFiniteError's message: the checkpoint to go back to, if this run has a good one."""
     if good is not None:
         return f"; the last good checkpoint is {good}"

@@ -36,10 +36,10 @@ from ..errors import NonFiniteError
 from ..runtime.threads import set_rank_threads
 from ..spec import RunSpec
 from .distributed import RankFailed, World
-from .loop import EpochLoop, _checkpoint_note, _StopFlag
+from .finish import finish
+from .loop import EpochLoop, StopFlag, checkpoint_note
 from .position import ResumePosition
 from .records import TrainResult
-from .run import finish
 from .setup import set_up
 
 DROPOUT_STREAM = 3  # default_rng([seed, DROPOUT_STREAM, rank]): the per-rank dropout generator
@@ -66,7 +66,7 @@ class _AgreedStop:
         self.stop = False
 
 
-class _StopSignals(_StopFlag):
+class _StopSignals(StopFlag):
     """Ctrl-C, SIGTERM and SIGUSR1 (what mpiexec forwards) as a flag checked between steps."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
@@ -80,7 +80,7 @@ class DataParallelLoop(EpochLoop):
         self.world = world
         self.stats = np.zeros(3, np.float64)  # weighted loss, non-finite ranks, stop requests
         self.agreed = _AgreedStop()
-        self.local_signals: _StopFlag | None = None
+        self.local_signals: StopFlag | None = None
         self.resumed = False  # from a checkpoint (set by _set_up)
 
     def run(self) -> TrainResult:
@@ -140,7 +140,7 @@ class DataParallelLoop(EpochLoop):
             mine = NonFiniteError(f"loss is {loss} at step {self.optimizer.t + 1}{where}")
         rank, message, _ = self.world.first_failure(mine)  # type: ignore[misc]
         who = f"rank {rank}: " if self.world.size > 1 else ""
-        note = "" if self.out is None else _checkpoint_note(self.good_checkpoint, self.out / "checkpoint")
+        note = "" if self.out is None else checkpoint_note(self.good_checkpoint, self.out / "checkpoint")
         raise NonFiniteError(f"epoch {epoch + 1}, iteration {iteration + 1} of {self.per_epoch}: "
                              f"{who}{message}{note}")
 

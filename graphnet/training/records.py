@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..model.compiled import CompiledNetwork
 from ..ops.tasks import Task, evaluate, mean_loss
-from ..runtime.network import CompiledNetwork
 from ..spec import TrainSpec
 
 DIVERGENCE_FACTOR = 100  # an epoch's loss this many times the starting loss: diverging

@@ -1,19 +1,15 @@
 """`train`: a run spec (or a run folder to resume) set up, trained by the epoch loop, and finished."""
 from __future__ import annotations
 
-import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import numpy as np
-
-from ..runs.folder import write_metrics
 from ..spec import RunSpec
 from .distributed import current_world
+from .finish import finish
 from .loop import EpochLoop
-from .plot import plot_learning_curve
-from .records import EpochRecord, RegressionEpochRecord, TrainResult, final_metrics
+from .records import EpochRecord, RegressionEpochRecord, TrainResult
 from .setup import set_up
 
 
@@ -61,21 +57,3 @@ def train(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | Pa
         if setup.resumed:
             loop.announce_resume()
         return finish(loop.run(), setup.dataset, loop.started, say)
-
-
-def finish(result: TrainResult, dataset: dict[str, np.ndarray], started: float,
-           say: Callable[[str], None]) -> TrainResult:
-    """`result` with its final metrics; the run folder's metrics and learning curve written
-    (history.json was, when the epoch loop was left); the test score said (unless interrupted)."""
-    wall = time.perf_counter() - started
-    metrics = result.metrics = final_metrics(result, dataset, wall)
-    if result.out is not None:
-        write_metrics(result.out, metrics)
-        note = plot_learning_curve(result.history, result.out / "learning_curve.png")
-        if note:
-            say(note)
-    if not result.interrupted and metrics.get("test_accuracy") is not None:
-        say(f"test accuracy {100 * metrics['test_accuracy']:.2f}%  ({wall:.1f} s)")
-    elif not result.interrupted and metrics.get("test_rmse") is not None:
-        say(f"test RMSE {metrics['test_rmse']:.4g}  R2 {metrics['test_r2']:.4f}  ({wall:.1f} s)")
-    return result

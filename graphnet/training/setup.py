@@ -25,8 +25,10 @@ import numpy as np
 
 from ..data import IN_MEMORY
 from ..errors import CheckpointError, SpecError
-from ..model.checkpoint import restore, spec_difference
+from ..model.checkpoint import spec_difference
+from ..model.compiled import CompiledNetwork, compile
 from ..model.record import ModelRecord
+from ..model.restore import restore
 from ..runs.folder import (
     clear_run_files,
     has_checkpoint,
@@ -38,7 +40,6 @@ from ..runs.folder import (
     write_run_spec,
 )
 from ..runs.lock import run_lock
-from ..runtime.network import CompiledNetwork, compile
 from ..runtime.optimizer import Optimizer
 from ..spec import NetworkSpec, RunSpec, load, parse_run
 from ..system.fileio import make_folder

@@ -14,7 +14,8 @@ import sys
 import numpy as np
 
 import graphnet as gn
-from graphnet.model.checkpoint import restore, save_checkpoint
+from graphnet.model.checkpoint import save_checkpoint
+from graphnet.model.restore import restore
 
 SPEC = {
     "name": "crash_mlp",

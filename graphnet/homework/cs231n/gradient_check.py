@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ...model.gradcheck import central_difference
+
 __all__ = [
     "central_difference",
     "eval_numerical_gradient",
@@ -27,28 +29,6 @@ def rel_error(x: Any, y: Any) -> float:
     if x.size == 0:
         return 0.0
     return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
-
-
-def central_difference(f: Callable[[np.ndarray], Any], x: np.ndarray, ix: tuple[int, ...] | int,
-                       h: float = 1e-5) -> Any:
-    """(f(x + h e_ix) - f(x - h e_ix)) / 2h, perturbing x in place at index `ix` and restoring it.
-
-    f returns one value (the result is a float) or an array (the result is a float64 array of
-    its shape; each value is copied, so f may return a view of a buffer it reuses).
-    """
-    old = x[ix]
-    x[ix] = old + h
-    plus = _value(f(x))
-    x[ix] = old - h
-    minus = _value(f(x))
-    x[ix] = old
-    return (plus - minus) / (2 * h)
-
-
-def _value(value: Any) -> Any:
-    """A float for a single value, else a float64 copy of the array."""
-    array = np.array(value, dtype=np.float64, copy=True)
-    return array.item() if array.size == 1 else array
 
 
 def eval_numerical_gradient(

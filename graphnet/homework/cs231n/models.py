@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ...runtime.network import CompiledNetwork, compile
+from ...model.compiled import CompiledNetwork, compile
 from ...spec import NetworkSpec
 from ...spec.builder import sequential
 from .layers import as_labels

@@ -48,7 +48,7 @@ Fixed homework defects:
   the first check always records; swapping them back in at the end copies;
 - check_accuracy subsamples without replacement and keeps the short last batch;
 - checkpoints are ``<checkpoint_name>_epoch_<e>.npz`` files without pickle,
-  written atomically (see `load_checkpoint`).
+  written atomically (see `load_solver_checkpoint`).
 
 Batches and subsamples are drawn from NumPy's global random state, so
 ``np.random.seed(...)`` makes a run repeatable, as in the homework.
@@ -63,17 +63,17 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ...compiler.plan import min_batch
-from ...data._checks import check_targets
+from ...data import check_targets
 from ...errors import NonFiniteError
+from ...model.compiled import CompiledNetwork
 from ...ops.tasks import predictions as task_predictions
 from ...ops.tasks import score, task_of
-from ...runtime.network import CompiledNetwork
 from ...runtime.optimizer import Optimizer
 from ...system.fileio import write_npz_atomic
 from ...training import batches_per_epoch
 from . import optim
 
-__all__ = ["Solver", "load_checkpoint"]
+__all__ = ["Solver", "load_solver_checkpoint"]
 
 _DEFAULTS: dict[str, Any] = {
     "update_rule": "sgd",
@@ -395,7 +395,7 @@ def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in config.items()}
 
 
-def load_checkpoint(filename: str) -> dict[str, Any]:
+def load_solver_checkpoint(filename: str) -> dict[str, Any]:
     """Read a Solver checkpoint (no pickle): {'params': {name: array}, 'update_rule', 'optim_config',
     'lr_decay', 'batch_size', 'num_train_samples', 'num_val_samples', 'epoch', and the histories as lists}."""
     with open(filename, "rb") as handle, np.load(handle, allow_pickle=False) as npz:

@@ -191,7 +191,7 @@ class NeuralNetwork:
 
         input_shape defaults to the first layer's n_in (known after a forward).
         """
-        from ...runtime.network import compile as compile_network
+        from ...model.compiled import compile as compile_network
 
         net = compile_network(self.to_spec(input_shape), **options)
         net.params = self.spec_params()
