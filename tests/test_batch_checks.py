@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from graphnet import PlanError
-from graphnet.compiler.batch_checks import as_class_labels, as_dtype, check_labels
+from graphnet.compiler.batch_checks import as_class_labels, as_dtype, check_batch_labels
 from graphnet.ops.base import Value
 
 F32 = np.dtype(np.float32)
@@ -55,5 +55,5 @@ def test_class_labels_of_any_integer_dtype_become_int64_and_floats_are_refused()
 ])
 def test_labels_that_do_not_fit_the_loss_are_named_with_what_was_expected(y, value, message):
     with pytest.raises(PlanError) as error:
-        check_labels("y", y, value, 2, F32)
+        check_batch_labels("y", y, value, 2, F32)
     assert message in str(error.value)

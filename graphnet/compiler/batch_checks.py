@@ -53,7 +53,7 @@ def _kind_name(dtype: np.dtype) -> str:
             "m": "time deltas", "V": "raw records", "b": "booleans"}.get(dtype.kind, dtype.kind)
 
 
-def check_labels(name: str, y: Any, value: Value, n: int, dtype: np.dtype) -> None:
+def check_batch_labels(name: str, y: Any, value: Value, n: int, dtype: np.dtype) -> None:
     """PlanError saying how labels `y` (for label `value`, batch of n) differ from what the loss reads:
     class labels: int64 (n,); targets: `dtype` (n, *value.shape); C-contiguous."""
     if not isinstance(y, np.ndarray):

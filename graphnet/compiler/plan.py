@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import PlanError, did_you_mean
 from ..ops.lowering import PARAMS_VERSION, PLANNED_KINDS, SGD_LEARNING_RATE, FusionDecision, Ref, Step
-from .batch_checks import INT64, as_class_labels, as_dtype, check_labels
+from .batch_checks import INT64, as_class_labels, as_dtype, check_batch_labels
 from .parameters import ParameterStore
 
 if TYPE_CHECKING:  # the compiler builds plans: at run time this module does not import it
@@ -198,7 +198,7 @@ class Plan:
                 continue  # the loss kernels check the label range as they read it
             if y is None:
                 raise PlanError(f"missing labels '{name}'")
-            check_labels(name, y, value, n, dtype)
+            check_batch_labels(name, y, value, n, dtype)
         return n
 
     def _refuse_small_batch(self, n: int) -> None:

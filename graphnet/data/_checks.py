@@ -41,7 +41,7 @@ def array_places(y: np.ndarray) -> Locate:
     return lambda index: (f"[{', '.join(map(str, index))}]", number_text(y[index]))
 
 
-def check_labels(y: np.ndarray, where: str, classes: int | None, at: Locate | None = None) -> np.ndarray:
+def check_class_labels(y: np.ndarray, where: str, classes: int | None, at: Locate | None = None) -> np.ndarray:
     """Validated labels as int64 (N,): whole, in 0..classes-1 (`classes` given) or 0..2**31-1.
     A DataError names `where`, the place of the first bad label and its value (`at`: how to
     say them, default the array index and stored value)."""
@@ -70,7 +70,7 @@ def check_labels(y: np.ndarray, where: str, classes: int | None, at: Locate | No
 
 
 def check_targets(y: np.ndarray, where: str, shape: tuple[int, ...], dtype: Any, at: Locate | None = None) -> np.ndarray:
-    """Validated float targets as `dtype` (N, *shape), finite in `dtype` (`at`: as in `check_labels`).
+    """Validated float targets as `dtype` (N, *shape), finite in `dtype` (`at`: as in `check_class_labels`).
 
     Accepted: (N, *shape); (N,) when `shape` holds one value; (N, k) rows
     of k = prod(shape) values.
@@ -97,9 +97,9 @@ def prepare_labels(y: np.ndarray, where: str, *, classes: int | None = None,
                    at: Locate | None = None) -> np.ndarray:
     """Labels as a network's label declares them: float targets `dtype` (N, *target_shape)
     when `target_shape` is given, else int64 class indices (N,) below `classes` if given.
-    DataError naming `where` and the place (`at`, as in `check_labels`) when they do not fit."""
+    DataError naming `where` and the place (`at`, as in `check_class_labels`) when they do not fit."""
     if target_shape is None:
-        return check_labels(y, where, classes, at)
+        return check_class_labels(y, where, classes, at)
     return check_targets(y, where, tuple(target_shape), dtype, at)
 
 

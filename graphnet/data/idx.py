@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import DataError, shorten
 from ..system.limits import check_declared_size
-from ._checks import check_count, check_example_shape, check_features, check_labels
+from ._checks import check_class_labels, check_count, check_example_shape, check_features
 from .files import regular_file
 
 __all__ = ["read_idx", "load_idx", "find_idx_file", "IDX_FILES", "IDX_CLASSES"]
@@ -163,7 +163,7 @@ def load_idx(folder: Path, classes: int | None, dtype: Any = np.float32) -> tupl
     for split in ("train", "test"):
         xp, yp = paths[f"{split}_images"], paths[f"{split}_labels"]
         X = check_features(read_idx(xp, ndim=3), str(xp), "images", dtype)
-        y = check_labels(read_idx(yp, ndim=1), f"{yp}: labels", classes)
+        y = check_class_labels(read_idx(yp, ndim=1), f"{yp}: labels", classes)
         check_count(len(X), len(y), str(xp), str(yp))
         out += [X, y]
     check_example_shape(out[0], out[2], str(paths["train_images"]), str(paths["test_images"]))

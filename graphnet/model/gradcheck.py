@@ -86,7 +86,7 @@ def _value(value: Any) -> Any:
     return array.item() if array.size == 1 else array
 
 
-def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+def norm_relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     """||a - n|| / (||a|| + ||n||) (0 when both are 0).
 
     Norm-wise rather than entry-wise: an entry whose gradient is ~1e-9 has a
@@ -139,7 +139,7 @@ def check_gradients(net: CompiledNetwork, X, y, *, h: float = 1e-5, entries: int
         analytic = analytic_param[flat]
         differences = np.abs(analytic - numeric)
         worst = int(np.argmax(differences))
-        results.append(ParamCheck(name, len(flat), relative_error(analytic, numeric),
+        results.append(ParamCheck(name, len(flat), norm_relative_error(analytic, numeric),
                                   tuple(int(i) for i in np.unravel_index(int(flat[worst]), slot.shape)),
                                   float(analytic[worst]), float(numeric[worst]),
                                   float(differences[worst]), atol))

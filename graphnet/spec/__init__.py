@@ -15,7 +15,7 @@ per-example shapes (`graphnet.spec.validation`). Every problem becomes a
 from __future__ import annotations
 
 from ..specmodel import SpecModel, spec_error_from
-from .network import SCHEMA_VERSION, InputSpec, LabelSpec, NetworkSpec, Node, SchemaVersion
+from .network_spec import SCHEMA_VERSION, InputSpec, LabelSpec, NetworkSpec, Node, SchemaVersion
 from .reading import (
                       SCHEMA_FILE,
                       format_location,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import SpecError, did_you_mean
 from ..specmodel import json_location, one_line, spec_error_from
-from .network import SCHEMA_VERSION, NetworkSpec
+from .network_spec import SCHEMA_VERSION, NetworkSpec
 from .run import RunSpec
 
 SCHEMA_FILE = "schema.json"

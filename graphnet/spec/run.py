@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, model_serializer
 
 from ..specmodel import SpecModel
-from .network import SCHEMA_VERSION, NetworkSpec, SchemaVersion
+from .network_spec import SCHEMA_VERSION, NetworkSpec, SchemaVersion
 
 
 class DataSpec(SpecModel):

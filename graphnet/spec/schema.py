@@ -7,7 +7,7 @@ from typing import Any, Union
 from pydantic import TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema
 
-from .network import NetworkSpec
+from .network_spec import NetworkSpec
 from .run import RunSpec
 
 

@@ -25,7 +25,7 @@ run-folder files are named and written by graphnet.runs.folder.
 """
 from __future__ import annotations
 
-from .dataset import accuracy, label_of, load_data
+from .dataset import label_of, load_data, network_accuracy
 from .loop import TRAIN_ACCURACY_SAMPLES, EpochLoop, batches_per_epoch
 from .plot import plot_learning_curve
 from .position import ResumePosition
@@ -34,6 +34,6 @@ from .run import train
 
 __all__ = [
     "DIVERGENCE_FACTOR", "TRAIN_ACCURACY_SAMPLES", "EpochLoop", "EpochRecord", "RegressionEpochRecord",
-    "ResumePosition", "TrainResult", "accuracy", "batches_per_epoch", "divergence_warning", "label_of",
+    "ResumePosition", "TrainResult", "network_accuracy", "batches_per_epoch", "divergence_warning", "label_of",
     "load_data", "plot_learning_curve", "train",
 ]

@@ -129,7 +129,7 @@ def _kept_column_order(kept: Preprocessing, info: DataInfo, name: str, source: s
     return [info.feature_names.index(column) for column in kept.feature_names]
 
 
-def accuracy(net: CompiledNetwork, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float | None:
+def network_accuracy(net: CompiledNetwork, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float | None:
     """Fraction of correct predictions (eval mode; see `net.predict`), or None for an empty split."""
     if len(X) == 0:
         return None
@@ -141,7 +141,7 @@ def label_of(network: NetworkSpec) -> Value | None:
     return network.value(next(iter(network.labels))) if network.labels else None
 
 
-def check_labels(net: CompiledNetwork, data: dict[str, np.ndarray], name: str) -> None:
+def check_split_labels(net: CompiledNetwork, data: dict[str, np.ndarray], name: str) -> None:
     """DataError when a split's labels fall outside what the network declares (class indices
     below `classes`; targets in [0, 1] for a binary loss); `name` is the data set's."""
     label = next(iter(net.graph.labels.values()), None)

@@ -43,7 +43,7 @@ from ..runs.lock import run_lock
 from ..runtime.optimizer import Optimizer
 from ..spec import NetworkSpec, RunSpec, load, parse_run
 from ..system.fileio import make_folder
-from .dataset import check_labels, load_run_data
+from .dataset import check_split_labels, load_run_data
 from .init_from import InitialModel, copy_initial_weights, read_initial_model, with_absolute_init_from
 from .position import ResumePosition, SavedTraining, saved_training
 
@@ -118,7 +118,7 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
         optimizer = make_optimizer(net)
         saved = SavedTraining(ResumePosition(), [], 0.0, [])
     record.attach(net)
-    check_labels(net, dataset, settings.data_spec().name)
+    check_split_labels(net, dataset, settings.data_spec().name)
     if restart:
         say(f"{folder} has no checkpoint yet (training was interrupted before the first epoch finished): "
             "starting again from epoch 1 with its run.json settings")

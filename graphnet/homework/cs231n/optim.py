@@ -27,7 +27,7 @@ from .layers import as_float, float_dtype
 __all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "UPDATE_RULES", "DEFAULTS", "FUSED_RULES"]
 
 Config = dict[str, Any]
-UpdateRule = Callable[[np.ndarray, np.ndarray, "Config | None"], "tuple[np.ndarray, Config]"]
+UpdateFunction = Callable[[np.ndarray, np.ndarray, "Config | None"], "tuple[np.ndarray, Config]"]
 
 #: Hyperparameters of each rule with the CS231n defaults.
 DEFAULTS: dict[str, dict[str, float]] = {
@@ -107,4 +107,4 @@ def adam(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[n
 
 
 #: Name -> update rule, for the Solver's `update_rule="adam"`.
-UPDATE_RULES: dict[str, UpdateRule] = {"sgd": sgd, "sgd_momentum": sgd_momentum, "rmsprop": rmsprop, "adam": adam}
+UPDATE_RULES: dict[str, UpdateFunction] = {"sgd": sgd, "sgd_momentum": sgd_momentum, "rmsprop": rmsprop, "adam": adam}
