@@ -1,13 +1,9 @@
-"""Makes the helper modules in tests/ importable (`import reference`, `import zoo`):
-tests/ is not a package, and pytest runs with --import-mode=importlib."""
-import sys
-from pathlib import Path
+"""Session settings for the whole suite. The helpers live in the package tests._support
+(`from tests._support.zoo import ...`), importable because pyproject's pytest settings put
+the checkout's root on sys.path (`pythonpath`)."""
+import os
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import os  # noqa: E402
-
-from hypothesis import settings  # noqa: E402
+from hypothesis import settings
 
 # Local runs draw fresh examples each time (that is how the property tests keep finding
 # bugs); CI sets HYPOTHESIS_PROFILE=ci so that a green commit stays green on a re-run.

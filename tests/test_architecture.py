@@ -9,7 +9,8 @@ import sys
 from collections import defaultdict
 
 import pytest
-from package_source import KERNELS, PACKAGE, ROOT, Import, imports_of, module_name, package_files
+
+from tests._support.package_source import KERNELS, PACKAGE, ROOT, Import, imports_of, module_name, package_files
 
 # Lowest first: a module may import modules of its own layer and of the layers below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests._support.paths import ROOT
+
 PATH_PATTERN = re.compile(r"`((?:graphnet|kernels|tests|specs|bench|docs)/[\w/.<>-]*)`")
 
 

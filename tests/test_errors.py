@@ -1,9 +1,10 @@
 """graphnet.errors: the one "did you mean" helper every message uses, and the one way a message quotes user text."""
 from __future__ import annotations
 
-from package_source import PACKAGE, imported_modules, package_files  # tests/ helper
 
 from graphnet.errors import QUOTE_LIMIT, did_you_mean, quoted, quoted_list, shorten, suggestions
+
+from tests._support.package_source import PACKAGE, imported_modules, package_files
 
 
 def test_suggestions_prefer_a_case_insensitive_match_then_a_synonym():

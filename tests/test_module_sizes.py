@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from package_source import PACKAGE, ROOT  # tests/ helper
+from tests._support.package_source import PACKAGE, ROOT
 
 MAX_LINES = 450
 

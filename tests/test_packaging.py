@@ -3,7 +3,8 @@ ships only those, so every subpackage must be listed."""
 from __future__ import annotations
 
 import tomllib
-from package_source import PACKAGE, ROOT, module_name  # tests/ helper
+
+from tests._support.package_source import PACKAGE, ROOT, module_name
 
 
 def test_every_subpackage_is_in_the_package_list():

@@ -9,14 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from extras import HAVE_MPI4PY  # tests/ helpers
-from task_data import named_classes
 
 from graphnet.cli import main
 from graphnet.data import DEBIAN_PACKAGES
 from graphnet.training.distributed import find_mpiexec
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests._support.extras import HAVE_MPI4PY
+from tests._support.paths import ROOT
+from tests._support.task_data import named_classes
 
 
 def _code_blocks(text: str) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ from graphnet import SpecError
 from graphnet.ops.base import NodeModel
 from graphnet.specmodel import SpecModel, json_location, model_at
 
-PACKAGE = Path(__file__).resolve().parents[1] / "graphnet"
+from tests._support.package_source import PACKAGE
 
 
 class Cat(SpecModel):

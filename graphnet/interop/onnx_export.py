@@ -156,7 +156,7 @@ def _loss_not_exported(ctx: ExportContext, node: GraphNode) -> None:
     raise GraphnetError(f"node '{node.id}': the loss {node.op} is not part of the inference graph")
 
 
-# One entry per op of the registry (tests/test_onnx_export.py checks that none is missing).
+# One entry per op of the registry (tests/interop/test_onnx_export.py checks that none is missing).
 ONNX_EXPORTERS: dict[str, Exporter] = {
     "affine": _export_affine,
     "relu": _export_activation,

@@ -13,7 +13,7 @@ sweep trial, a resume, `init_from`, `gn.train(data=...)`) ends by attaching one
 record to the network, and every serving path reads it back: `net.predict`,
 `graphnet predict` and `eval`, the ONNX export (Sub/Div and metadata), the
 checkpoint (`saved` / `from_saved`). A new piece of model state is a new field
-here; tests/test_seams.py crosses every route with every serving path.
+here; tests/model/test_seams.py crosses every route with every serving path.
 """
 from __future__ import annotations
 

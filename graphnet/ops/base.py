@@ -156,7 +156,7 @@ class OpRecord:
       (`graphnet.compiler.fusion_rules`) fuses `affine -> op` for every op that has one.
     - `reference(node, xs, ctx)`: the op's math in plain float64 NumPy, straight
       from its definition (no kernels, no in-place tricks); the tests' reference
-      interpreter (`tests/reference.py`) checks compiled plans against it.
+      interpreter (`tests/_support/reference.py`) checks compiled plans against it.
     - `examples`: small networks containing the op, by case name
       (`graphnet.ops.examples.OpExample`); the table-driven tests run each one.
     - `min_train_batch`: the fewest examples a train-mode batch may have

@@ -5,8 +5,9 @@ import copy
 
 import numpy as np
 import pytest
-from allocations import NumpyAllocationCounter, numpy_allocation_counter  # tests/ helper, on sys.path via conftest.py
 from graphnet.kernels import available_backends, get_backend
+
+from tests._support.allocations import NumpyAllocationCounter, numpy_allocation_counter
 
 BACKENDS = available_backends()
 DTYPES = (np.float32, np.float64)

