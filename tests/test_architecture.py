@@ -1,10 +1,9 @@
 """The layering docs/architecture.md draws, checked over every module of the package:
 function-local imports included, no import upward, no cycle between modules, no private
-name taken from another module, the kernels on numpy and numba alone, and `import
-graphnet` light."""
+name taken from another module, the kernels on numpy and numba alone. That `import graphnet` stays
+light (a fresh interpreter): tests/system/test_architecture.py."""
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections import defaultdict
 
@@ -162,17 +161,6 @@ def test_the_package_root_holds_a_few_modules():
     root = sorted(path.stem for path in PACKAGE.glob("*.py"))
     reexports = {"layers", "layer_utils", "optim", "solver", "models", "gradient_check"}
     assert len([name for name in root if name not in reexports]) <= ROOT_MODULES_AT_MOST, root
-
-
-def test_import_graphnet_loads_submodules_on_first_use():
-    """`import graphnet` is the package and its foundation; a name of `graphnet` loads its module then."""
-    code = ("import sys, graphnet; before = {m for m in sys.modules if m.startswith('graphnet')}; "
-            "graphnet.train; after = {m for m in sys.modules if m.startswith('graphnet')}; "
-            "print(len(before), 'graphnet.training' in before, 'graphnet.training' in after)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT / "tests",
-                          timeout=120)
-    count, training_before, training_after = done.stdout.split()
-    assert int(count) <= 10 and training_before == "False" and training_after == "True", done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("importer, imported", [

@@ -1,10 +1,14 @@
-"""Shared test helpers: small regression and binary data files, and run specs that train on them."""
+"""Shared test helpers: small regression and binary data files, run specs that train on them, and
+a classifier trained on named classes."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from graphnet.cli import main
 
 WEIGHTS = np.array([1.5, -2.0, 0.5])  # the linear regression target: X @ WEIGHTS + 0.3 + noise
 
@@ -102,3 +106,24 @@ def classifier_run(data: str, features: int = 4, classes: int = 3, epochs: int =
                   "optimizer": {"rule": "adam", "learning_rate": 1e-2}, "epochs": epochs, "batch_size": 32,
                   "seed": 0},
     }
+
+
+def trained_flowers(folder: Path) -> Path:
+    """A run folder trained (`graphnet train`, in this process) on a CSV of named_classes with text
+    labels and standardized features."""
+    X, names = named_classes(300)
+    csv_path = write_named_csv(folder / "flowers.csv", X, names)
+    run = folder / "run.json"
+    run.write_text(json.dumps(classifier_run(str(csv_path), epochs=15)))
+    assert main(["train", str(run), "--out", str(folder / "run"), "--no-progress", "--label-column", "species"]) == 0
+    return folder / "run"
+
+
+def new_raw_csv(path: Path, n: int = 50, seed: int = 7) -> tuple[Path, np.ndarray, np.ndarray]:
+    """New raw examples of named_classes in a CSV whose columns are in another order, with an extra
+    column and the label: (the file, X, names)."""
+    X, names = named_classes(n, seed=seed)
+    header = "f3,note,f1,species,f0,f2"
+    lines = [f"{x[3]!r},hello,{x[1]!r},{name},{x[0]!r},{x[2]!r}" for x, name in zip(X.tolist(), names)]
+    path.write_text(header + "\n" + "\n".join(lines) + "\n")
+    return path, X, names

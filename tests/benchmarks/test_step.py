@@ -62,13 +62,6 @@ def test_run_step_bench_reports_ratios_to_the_floor(monkeypatch):
     assert by_name["jax_jit"]["ratio"] is None and by_name["jax_jit"]["skipped"] == "not installed (jax)"
 
 
-def test_an_isolated_contender_is_built_in_its_own_process_from_the_table_given():
-    """The worker gets the builder itself, so a table from outside the package (bench/peers.py) works."""
-    medians, skipped = step_bench.time_isolated("S", ["floor"], rounds=1, min_sample=1e-4, settle=0.0,
-                                                contenders={"floor": step_bench.blas_floor_step})
-    assert skipped == {} and list(medians) == ["floor"] and medians["floor"] > 0
-
-
 def test_the_package_imports_no_peer_framework():
     """torch and JAX are peers to measure against (bench/), never graphnet dependencies."""
     package = Path(graphnet.__file__).parent

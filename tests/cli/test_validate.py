@@ -1,12 +1,8 @@
-"""The `graphnet validate` and `graphnet schema` commands, in process (main([...]))
-and as real processes (`python -m graphnet`, the `graphnet` console script)."""
+"""The `graphnet validate` and `graphnet schema` commands, in process (main([...])); as real
+processes (`python -m graphnet`, the `graphnet` console script): tests/system/cli/test_validate.py."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,22 +11,10 @@ import graphnet
 from graphnet.cli import main
 from graphnet.spec import schema_text
 
-from tests._support.paths import ROOT, SPECS, SPEC_CORPUS
+from tests._support.paths import ROOT, SPEC_CORPUS
+from tests._support.spec_files import bad_spec
 
 ZOO = sorted(p for p in (ROOT / "specs").glob("*.json") if p.name != "schema.json")
-
-
-def bad_spec(folder: Path, name: str = "bad.json") -> Path:
-    """A spec with three problems: an unknown field, a wrong output, a negative l2."""
-    doc = {
-        "inputs": {"x": {"shape": [4]}},
-        "nodes": [{"id": "fc1", "op": "affine", "inputs": ["x"], "units": 3, "activaton": "relu"}],
-        "outputs": ["fc1"],
-        "l2": -1,
-    }
-    path = folder / name
-    path.write_text(json.dumps(doc, indent=2))
-    return path
 
 
 def graph_error_spec(folder: Path) -> Path:
@@ -222,45 +206,3 @@ def test_unknown_command(capsys):
         main(["valdate"])
     assert info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
-
-
-# ---- real processes -------------------------------------------------------------------------------
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("GRAPHNET_DEBUG", None)
-    return env
-
-
-def test_python_dash_m_graphnet(tmp_path: Path):
-    bad = bad_spec(tmp_path)
-    good = ROOT / "specs" / "two_layer_net.json"
-    result = subprocess.run([sys.executable, "-m", "graphnet", "validate", str(good), str(bad)],
-                            capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=120)
-    assert result.returncode == 1
-    assert f"{good}: valid network 'two_layer_net'" in result.stdout
-    assert "79,510 parameters" in result.stdout
-    lines = result.stderr.splitlines()
-    assert len(lines) == 2 and all(line.startswith(f"{bad}: ") for line in lines)
-    assert "Traceback" not in result.stderr
-
-
-def test_console_script():
-    exe = shutil.which("graphnet")
-    if exe is None:
-        pytest.skip("the graphnet console script is not on PATH (pip install -e .)")
-    result = subprocess.run([exe, "--version"], capture_output=True, text=True, env=_env(), timeout=120)
-    assert result.returncode == 0
-    assert result.stdout.strip() == f"graphnet {graphnet.__version__}"
-    result = subprocess.run([exe, "validate", "-q", str(ROOT / "specs" / "spiral_mlp.json")],
-                            capture_output=True, text=True, env=_env(), timeout=120)
-    assert result.returncode == 0 and result.stdout.strip().endswith("spiral_mlp.json: valid")
-
-
-def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
-    """`graphnet ... | head -1`: the closed pipe ends the command quietly, exit 0."""
-    specs = " ".join(str(p) for p in sorted(SPECS.glob("*_mlp.json")))
-    command = f"{sys.executable} -m graphnet validate {specs} | head -c 10"
-    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -5,11 +5,7 @@ import csv
 import gzip
 import io
 import json
-import os
 import struct
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,33 +16,18 @@ from graphnet.cli import main
 from graphnet.data.preprocessing import Preprocessing
 from graphnet.model.prediction import read_examples
 
-from tests._support.task_data import SPECIES, classifier_run, named_classes, task_run, write_csv, write_named_csv
+from tests._support.task_data import SPECIES, new_raw_csv, task_run, trained_flowers, write_csv
 
 
 @pytest.fixture(scope="module")
 def flowers(tmp_path_factory) -> Path:
     """A run folder trained via the CLI on a CSV with text labels and standardized features."""
-    folder = tmp_path_factory.mktemp("flowers")
-    X, names = named_classes(300)
-    csv_path = write_named_csv(folder / "flowers.csv", X, names)
-    run = folder / "run.json"
-    run.write_text(json.dumps(classifier_run(str(csv_path), epochs=15)))
-    assert main(["train", str(run), "--out", str(folder / "run"), "--no-progress", "--label-column", "species"]) == 0
-    return folder / "run"
+    return trained_flowers(tmp_path_factory.mktemp("flowers"))
 
 
 def read_rows(path: Path) -> list[list[str]]:
     with open(path, newline="") as handle:
         return list(csv.reader(handle))
-
-
-def new_raw_csv(path: Path, n: int = 50, seed: int = 7) -> tuple[Path, np.ndarray, np.ndarray]:
-    """New raw examples in a CSV whose columns are in another order, with an extra column and the label."""
-    X, names = named_classes(n, seed=seed)
-    header = "f3,note,f1,species,f0,f2"
-    lines = [f"{x[3]!r},hello,{x[1]!r},{name},{x[0]!r},{x[2]!r}" for x, name in zip(X.tolist(), names)]
-    path.write_text(header + "\n" + "\n".join(lines) + "\n")
-    return path, X, names
 
 
 def test_predict_gives_the_class_names_of_new_raw_features(flowers, tmp_path, capsys):
@@ -117,30 +98,6 @@ def test_predict_to_stdout_writes_nothing_before_the_input_is_checked(flowers, t
     captured = capsys.readouterr()
     assert captured.out == ""  # not even the header
     assert captured.err.count("\n") == 1 and name in captured.err, captured.err
-
-
-@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
-def test_the_temporary_of_a_killed_predict_is_removed_by_the_next_one(flowers, tmp_path, capsys):
-    big = tmp_path / "big.npy"
-    np.save(big, np.random.default_rng(0).standard_normal((400_000, 4)))
-    folder = tmp_path / "predictions"
-    folder.mkdir()
-    process = subprocess.Popen([sys.executable, "-m", "graphnet", "predict", str(flowers), "--data", str(big),
-                                "--batch-size", "7", "--out", str(folder / "killed.csv")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while not list(folder.glob(".killed.csv.*.tmp")) and time.monotonic() < deadline:
-            assert process.poll() is None, "predict ended before it was killed"
-            time.sleep(0.01)
-    finally:
-        process.kill()
-        process.wait()
-    [temporary] = list(folder.glob(".killed.csv.*.tmp"))  # a SIGKILL leaves it behind
-    data, _, _ = new_raw_csv(tmp_path / "new.csv", n=5)
-    assert main(["predict", str(flowers), "--data", str(data), "--out", str(folder / "next.csv")]) == 0
-    assert not temporary.exists() and not (folder / "killed.csv").exists()
-    assert sorted(p.name for p in folder.iterdir()) == ["next.csv"]
 
 
 def image_model(folder: Path) -> gn.CompiledNetwork:

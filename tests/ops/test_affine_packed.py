@@ -7,7 +7,7 @@ import types
 
 import numpy as np
 import pytest
-from graphnet.kernels import KERNEL_NAMES, available_backends, get_backend
+from graphnet.kernels import KERNEL_NAMES, get_backend
 
 import graphnet as gn
 import graphnet.ops.affine as affine_op
@@ -16,9 +16,9 @@ from graphnet.runtime.optimizer import Optimizer
 
 from tests._support.affine_twins import assert_affine_twins_agree
 from tests._support.allocations import counting_numpy_allocations
+from tests._support.extras import needs_numba
 
 PACKED = ("affine_packed_forward", "affine_packed_forward_columns")
-needs_numba = pytest.mark.skipif("numba" not in available_backends(), reason="numba is not installed")
 
 
 def mlp(backend: str = "numba", batch_size: int = 16, dtype: str = "float32", seed: int = 3, threads: int = 1,

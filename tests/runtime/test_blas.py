@@ -3,8 +3,6 @@ refusing arrays it cannot take."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -84,15 +82,6 @@ def test_arrays_it_cannot_take_are_refused_before_blas_sees_them(case):
 def test_other_dtypes_have_no_gemm():
     assert find_gemm(np.int64) is None
     assert find_gemm(np.float16) is None
-
-
-def test_the_environment_can_turn_it_off():
-    code = ("import numpy as np; from graphnet.runtime.blas import find_gemm, gemm_status; "
-            "assert find_gemm(np.float32) is None; print(gemm_status())")
-    env = dict(os.environ, GRAPHNET_NO_CBLAS="1")
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "disabled by $GRAPHNET_NO_CBLAS" in result.stdout
 
 
 def test_a_reused_update_follows_new_arrays_and_batch_sizes():

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -99,23 +97,6 @@ def test_auto_threads(cores, load, expected):
     assert threads.auto_threads(cores, load) == expected
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    return subprocess.run([sys.executable, "-m", "graphnet", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
-
-
-def test_cli_threads_option_and_env(tmp_path):
-    done = run_cli("--threads", "0", "schema")
-    assert done.returncode == 2 and "--threads: must be at least 1, got 0" in done.stderr
-    done = run_cli("schema", "-o", str(tmp_path / "s.json"), env={"GRAPHNET_THREADS": "many"})
-    assert done.returncode == 1
-    assert done.stderr.strip() == "graphnet schema: $GRAPHNET_THREADS must be an integer >= 1 or 'auto', got 'many'"
-    done = run_cli("--threads", "1", "schema", "-o", str(tmp_path / "s.json"))
-    assert done.returncode == 0, done.stderr
-
-
 def test_planned_threads_is_the_explicit_count_else_the_blas_default(fresh_threads):
     threads.apply_default_threads_once()
     default = threads.STATE.blas_default
@@ -153,3 +134,4 @@ def test_an_mpi_rank_keeps_a_count_chosen_on_the_command_line(fresh_threads):
 def test_an_mpi_rank_refuses_a_malformed_thread_count(fresh_threads):
     with pytest.raises(GraphnetError, match=r"\$GRAPHNET_THREADS must be an integer >= 1 or 'auto', got 'x'"):
         threads.set_rank_threads({"GRAPHNET_THREADS": "x"})
+

@@ -1,14 +1,10 @@
-"""gn.train end to end: run folders, exact resume (epoch boundary and mid-epoch Ctrl-C),
-overrides, non-finite losses, and a short Fashion-MNIST run."""
+"""gn.train end to end: run folders, exact resume at an epoch boundary, overrides, non-finite
+losses, and a short Fashion-MNIST run. Ctrl-C and other processes: tests/system/training/test_training.py."""
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import warnings
 from dataclasses import asdict
@@ -19,93 +15,17 @@ import pytest
 
 import graphnet as gn
 import graphnet.training as training
-import graphnet.training.loop as training_loop
 from graphnet.data import spiral
 from graphnet.model.checkpoint import ARRAYS_FILE, read_checkpoint
 from graphnet.model.restore import load_checkpoint
 
 from tests._support.extras import HAVE_MATPLOTLIB, HAVE_TQDM
-from tests._support.paths import ROOT, SPECS
+from tests._support.paths import SPECS
+from tests._support.resume_runs import BATCH, SPIRAL_TRAIN, assert_same_outcome, comparable, files_of, make_run
+from tests._support.resume_runs import reference  # noqa: F401 (a fixture)
 from tests._support.task_data import linear_data, separable_blobs, task_run, write_csv, write_npz
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-SPIRAL_TRAIN, BATCH = 216, 32  # spiral with val_size 0.1: 216 training examples
-PER_EPOCH = math.ceil(SPIRAL_TRAIN / BATCH)  # 7 iterations, the last one short (24)
-
-BN_DROPOUT = {
-    "name": "bn_dropout",
-    "inputs": {"x": {"shape": [2]}},
-    "labels": {"y": {"classes": 3}},
-    "nodes": [
-        {"id": "fc1", "op": "affine", "inputs": ["x"], "units": 32, "init": "he_normal"},
-        {"id": "bn1", "op": "batchnorm", "inputs": ["fc1"]},
-        {"id": "h", "op": "relu", "inputs": ["bn1"]},
-        {"id": "drop", "op": "dropout", "inputs": ["h"], "rate": 0.2},
-        {"id": "fc2", "op": "affine", "inputs": ["drop"], "units": 3},
-        {"id": "loss", "op": "softmax_cross_entropy", "inputs": ["fc2", "y"]},
-    ],
-    "outputs": ["fc2"],
-    "loss": "loss",
-    "l2": 1e-4,
-}
-
-
-def make_run(epochs=6, schedule=None, optimizer=None, network=None) -> gn.RunSpec:
-    """Dropout masks, batchnorm statistics, Adam moments and a schedule that depends on the
-    total: every piece of state a resume has to restore."""
-    return gn.parse_run({
-        "network": network or BN_DROPOUT,
-        "train": {"data": {"name": "spiral", "val_size": 0.1},
-                  "optimizer": optimizer or {"rule": "adam", "learning_rate": 1e-2},
-                  "schedule": schedule or {"kind": "cosine", "min_lr": 1e-4, "warmup_epochs": 1},
-                  "epochs": epochs, "batch_size": BATCH, "seed": 5},
-    })
-
-
-def comparable(history) -> list[dict]:
-    """Epoch records without the wall-clock field: everything else must match exactly."""
-    return [{k: v for k, v in asdict(r).items() if k != "seconds"} for r in history]
-
-
-def saved_arrays(folder: Path) -> dict[str, np.ndarray]:
-    return read_checkpoint(folder / "checkpoint")[1]
-
-
-def assert_same_outcome(a: gn.TrainResult, b: gn.TrainResult) -> None:
-    assert comparable(a.history) == comparable(b.history)  # exact floats
-    assert np.array_equal(a.net.store.values, b.net.store.values)
-    assert np.array_equal(a.net.store.state, b.net.store.state)
-    assert a.metrics["test_accuracy"] == b.metrics["test_accuracy"]
-    if a.out is not None and b.out is not None:
-        arrays_a, arrays_b = saved_arrays(a.out), saved_arrays(b.out)
-        assert set(arrays_a) == set(arrays_b)
-        for key in arrays_a:  # params, batchnorm state and optimizer slots
-            assert np.array_equal(arrays_a[key], arrays_b[key]), key
-        meta_a, meta_b = read_checkpoint(a.out / "checkpoint")[2], read_checkpoint(b.out / "checkpoint")[2]
-        assert meta_a["optimizer"] == meta_b["optimizer"]  # rule, hyperparameters, step count
-        assert meta_a["dropout_rng"] == meta_b["dropout_rng"]
-        assert meta_a["position"] == meta_b["position"]
-
-
-def interrupt_at(monkeypatch, epoch: int, iteration: int, times: int = 1) -> None:
-    """Simulate Ctrl-C while iteration `iteration` of epoch `epoch` (0-based) is being set up:
-    the real SIGINT handler runs, exactly as for a key press at that moment."""
-    target = epoch + iteration / PER_EPOCH  # the same expression training evaluates
-    real = training_loop.learning_rate_at
-
-    def spy(schedule, base_lr, at, total_epochs, iterations_per_epoch=1):
-        if at == target:
-            for _ in range(times):
-                signal.raise_signal(signal.SIGINT)
-        return real(schedule, base_lr, at, total_epochs, iterations_per_epoch)
-
-    monkeypatch.setattr(training_loop, "learning_rate_at", spy)
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> gn.TrainResult:
-    """The uninterrupted 6-epoch run every resumed run must reproduce."""
-    return gn.train(make_run(), out=tmp_path_factory.mktemp("reference") / "run", log=None, progress=False)
 
 
 # ---- the run folder -------------------------------------------------------------------------
@@ -153,23 +73,6 @@ def test_the_resume_position_reads_an_older_checkpoint_and_refuses_garbage():
     assert training.ResumePosition.from_meta({"epoch": 4, "iteration": 0}) == training.ResumePosition(4, 0, None, 0.0)
     with pytest.raises(ValueError, match="position 'iteration' is -1"):
         training.ResumePosition.from_meta({"epoch": 1, "iteration": -1})
-
-
-@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="the learning curve needs matplotlib (graphnet[plot])")
-def test_the_learning_curve_leaves_matplotlib_as_it_found_it(tmp_path):
-    """No pyplot and no process-wide backend switch: a user's backend stays theirs."""
-    code = ("import pathlib, sys, matplotlib\n"
-            "matplotlib.use('svg')\n"
-            "import graphnet.training as training\n"
-            "history = [training.EpochRecord(epoch=e, train_loss=1.0 / e, train_accuracy=0.5, val_loss=None,\n"
-            "                                val_accuracy=0.4, learning_rate=0.1, seconds=0.1) for e in (1, 2)]\n"
-            "assert training.plot_learning_curve(history, pathlib.Path(sys.argv[1])) is None\n"
-            "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)\n")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "curve.png")], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["svg", "False"]
-    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_training_learns_spiral():
@@ -220,89 +123,6 @@ def test_resume_from_a_checkpoint_without_the_shuffle_state(tmp_path, reference)
     np.savez(tmp_path / "part" / "checkpoint" / ARRAYS_FILE, **arrays)
     resumed = gn.train(None, resume=tmp_path / "part", epochs=6, log=None, progress=False)
     assert_same_outcome(full, resumed)
-
-
-@pytest.mark.parametrize("epoch,iteration", [(0, 0), (0, 3), (2, 0), (3, 5), (4, PER_EPOCH - 1)],
-                         ids=lambda v: str(v))
-def test_ctrl_c_mid_epoch_then_resume_reproduces_the_run(tmp_path, monkeypatch, reference, epoch, iteration):
-    lines: list[str] = []
-    interrupt_at(monkeypatch, epoch, iteration)
-    first = gn.train(make_run(), out=tmp_path / "run", log=lines.append, progress=False)
-    monkeypatch.undo()
-    assert first.interrupted and first.metrics["interrupted"] is True
-    # the flag is seen before the next step: the step in progress is completed
-    stop_epoch, stop_iteration = (epoch, iteration + 1) if iteration + 1 < PER_EPOCH else (epoch + 1, 0)
-    assert len(first.history) == stop_epoch
-    note = [line for line in lines if line.startswith("interrupted")]
-    assert note == [f"interrupted at epoch {stop_epoch + 1}, before iteration {stop_iteration + 1} of {PER_EPOCH}; "
-                    f"checkpoint saved, resume with: graphnet train --resume {tmp_path / 'run'}"]
-    meta = read_checkpoint(tmp_path / "run" / "checkpoint")[2]
-    assert (meta["position"]["epoch"], meta["position"]["iteration"]) == (stop_epoch, stop_iteration)
-    assert meta["optimizer"]["t"] == stop_epoch * PER_EPOCH + stop_iteration
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["interrupted"] is True
-    assert json.loads((tmp_path / "run" / "history.json").read_text()) == [asdict(r) for r in first.history]
-
-    resumed = gn.train(None, resume=tmp_path / "run", log=lines.append, progress=False)
-    assert not resumed.interrupted
-    assert f"resuming {tmp_path / 'run'} at epoch {stop_epoch + 1}, iteration {stop_iteration + 1} of {PER_EPOCH}" \
-        in lines
-    assert_same_outcome(reference, resumed)
-    assert json.loads((tmp_path / "run" / "history.json").read_text()) == [asdict(r) for r in resumed.history]
-
-
-def test_interrupted_twice_then_resumed_twice(tmp_path, monkeypatch, reference):
-    interrupt_at(monkeypatch, 1, 2)
-    assert gn.train(make_run(), out=tmp_path / "run", log=None, progress=False).interrupted
-    interrupt_at(monkeypatch, 3, 6)
-    assert gn.train(None, resume=tmp_path / "run", log=None, progress=False).interrupted
-    monkeypatch.undo()
-    assert_same_outcome(reference, gn.train(None, resume=tmp_path / "run", log=None, progress=False))
-
-
-def test_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
-    found = signal.getsignal(signal.SIGINT)
-    run = make_run(epochs=4)
-    interrupt_at(monkeypatch, 2, 3, times=2)
-    with pytest.raises(KeyboardInterrupt):
-        gn.train(run, out=tmp_path / "run", log=None, progress=False)
-    monkeypatch.undo()
-    meta = read_checkpoint(tmp_path / "run" / "checkpoint")[2]
-    assert (meta["position"]["epoch"], meta["position"]["iteration"]) == (2, 0)  # the epoch-2 checkpoint
-    # and the handler found before training is back (Python's KeyboardInterrupt, or SIG_IGN
-    # when pytest itself was started in the background)
-    assert signal.getsignal(signal.SIGINT) is found
-    full = gn.train(run, log=None, progress=False)
-    assert_same_outcome(full, gn.train(None, resume=tmp_path / "run", log=None, progress=False))
-
-
-def test_sigint_stops_training_started_with_sigint_ignored(tmp_path, monkeypatch):
-    """`graphnet train ... &` in a script starts with SIGINT ignored; a later `kill -INT` must
-    still stop it with a checkpoint, and the ignored state comes back after training."""
-    found = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        interrupt_at(monkeypatch, 1, 2)
-        result = gn.train(make_run(epochs=3), out=tmp_path / "run", log=None, progress=False)
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    finally:
-        signal.signal(signal.SIGINT, found)
-    assert result.interrupted and read_checkpoint(tmp_path / "run" / "checkpoint")[2]["position"]["epoch"] == 1
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
-def test_the_signal_tests_pass_when_pytest_runs_in_the_background():
-    """`pytest &` from a script inherits SIGINT ignored: the Ctrl-C tests must pass there too."""
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "ctrl_c"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    assert done.returncode == 0, done.stdout[-3000:]
-    assert " passed" in done.stdout and "deselected" in done.stdout
-
-
-def test_ctrl_c_without_a_run_folder(monkeypatch):
-    interrupt_at(monkeypatch, 1, 1)
-    result = gn.train(make_run(epochs=3), log=None, progress=False)
-    assert result.interrupted and len(result.history) == 1 and result.out is None
 
 
 def test_resume_after_completion_changes_nothing(reference, tmp_path):
@@ -616,48 +436,6 @@ def test_an_empty_folder_is_fine_and_a_file_is_not_a_folder(tmp_path):
         gn.train(make_run(epochs=1), out=tmp_path / "file", log=None, progress=False)
 
 
-@pytest.fixture
-def other_process():
-    """A live process other than this one (it holds a run folder's lock in the tests)."""
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield child
-    child.kill()
-    child.wait()
-
-
-def files_of(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
-
-
-@pytest.mark.skipif(os.name != "posix", reason="POSIX process ids")
-@pytest.mark.parametrize("how", ["fresh", "resume", "overwrite"])
-def test_train_refuses_a_run_folder_another_process_holds(tmp_path, other_process, how):
-    out = tmp_path / "run"
-    if how == "fresh":
-        out.mkdir()
-    else:
-        gn.train(make_run(epochs=1), out=out, log=None, progress=False)
-    before = files_of(out)
-    (out / ".lock").write_text(f"{other_process.pid} {socket.gethostname()}\n")
-    with pytest.raises(gn.RunFolderError) as info:
-        if how == "resume":
-            gn.train(None, resume=out, epochs=2, log=None, progress=False)
-        else:
-            gn.train(make_run(epochs=2), out=out, overwrite=how == "overwrite", log=None, progress=False)
-    assert str(info.value) == f"{out}: in use by process {other_process.pid} (lock file {out / '.lock'})"
-    assert files_of(out) == before
-    other_process.kill()
-    other_process.wait()
-    notes: list[str] = []  # the owner is gone: its lock is stale and taken over
-    if how == "resume":
-        gn.train(None, resume=out, epochs=2, log=notes.append, progress=False)
-    else:
-        gn.train(make_run(epochs=2), out=out, overwrite=how == "overwrite", log=notes.append, progress=False)
-    assert f"{out}: taking over the stale lock of process {other_process.pid}, which is gone" in notes
-    assert len(json.loads((out / "history.json").read_text())) == 2
-    assert not (out / ".lock").exists()
-
-
 # ---- overrides of a resume are saved once they have worked ----------------------------------------
 
 
@@ -673,16 +451,6 @@ def test_a_failed_override_is_not_saved_for_the_next_resume(tmp_path):
     assert len(result.history) == 3
     settings = gn.parse_run((tmp_path / "run.json").read_text()).train
     assert (settings.epochs, settings.optimizer.learning_rate) == (3, 0.1)
-
-
-def test_an_override_interrupted_mid_epoch_is_saved_with_its_checkpoint(tmp_path, monkeypatch):
-    """The checkpoint holds steps trained under the override: run.json must say so (a plain
-    resume continues to the extended number of epochs)."""
-    gn.train(make_run(epochs=2), out=tmp_path, log=None, progress=False)
-    interrupt_at(monkeypatch, 3, 2)
-    assert gn.train(None, resume=tmp_path, epochs=6, log=None, progress=False).interrupted
-    monkeypatch.undo()
-    assert gn.parse_run((tmp_path / "run.json").read_text()).train.epochs == 6
 
 
 # ---- the data path is stored absolute ---------------------------------------------------------------
@@ -875,13 +643,6 @@ def test_resuming_an_in_memory_run_needs_the_data_again(tmp_path):
     assert len(resumed.history) == 3
 
 
-# ---- bookkeeping: what an epoch end writes does not grow with the epochs ---------------------------
-
-
-def log_records(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-
-
 def test_the_bytes_an_epoch_end_writes_do_not_grow_with_the_epochs(tmp_path, monkeypatch):
     """Every atomic write (checkpoint, history.json, run.json) is counted: between two epoch
     ends the same bytes are written at epoch 2 and at epoch 12 (the meta counts the history,
@@ -903,76 +664,6 @@ def test_the_bytes_an_epoch_end_writes_do_not_grow_with_the_epochs(tmp_path, mon
     assert per_epoch.max() - per_epoch.min() < 128, per_epoch
     lines = (tmp_path / "run" / "history.jsonl").read_bytes().splitlines()
     assert len(lines) == 12 and max(map(len, lines)) - min(map(len, lines)) < 32  # one record a line
-
-
-def interrupted_run(out: Path, monkeypatch, epoch: int = 3) -> gn.TrainResult:
-    """make_run() stopped by a Ctrl-C in epoch `epoch` (0-based): `epoch` epochs in its history."""
-    interrupt_at(monkeypatch, epoch, 2)
-    result = gn.train(make_run(), out=out, log=None, progress=False)
-    monkeypatch.undo()
-    assert result.interrupted and len(result.history) == epoch
-    return result
-
-
-def test_resume_cuts_a_torn_line_and_a_record_no_checkpoint_counts(tmp_path, monkeypatch, reference):
-    """A crash after an epoch's record was appended, before its checkpoint (a complete line too
-    many), or in the middle of an append (a torn line): the resume cuts both."""
-    out = tmp_path / "run"
-    interrupted_run(out, monkeypatch)
-    with open(out / "history.jsonl", "a") as log:
-        log.write(json.dumps({**log_records(out)[-1], "epoch": 4}) + "\n" + '{"epoch": 5, "train_lo')
-    resumed = gn.train(None, resume=out, log=None, progress=False)
-    assert_same_outcome(reference, resumed)
-    assert log_records(out) == [asdict(r) for r in resumed.history]
-    assert json.loads((out / "history.json").read_text()) == [asdict(r) for r in resumed.history]
-
-
-def test_a_lost_history_log_is_taken_from_history_json_or_refused(tmp_path, monkeypatch, reference):
-    out = tmp_path / "run"
-    interrupted_run(out, monkeypatch)
-    (out / "history.jsonl").unlink()  # history.json, written at the interrupt, holds the 3 epochs
-    assert_same_outcome(reference, gn.train(None, resume=out, log=None, progress=False))
-    assert len(log_records(out)) == 6
-
-    out = tmp_path / "lost"
-    interrupted_run(out, monkeypatch)
-    (out / "history.jsonl").write_text((out / "history.jsonl").read_text().split("\n", 1)[0] + "\n")
-    (out / "history.json").unlink()
-    before = files_of(out)
-    with pytest.raises(gn.CheckpointError) as info:
-        gn.train(None, resume=out, log=None, progress=False)
-    assert str(info.value) == (f"{out / 'history.jsonl'}: holds 1 complete epoch records, but "
-                               f"{out / 'checkpoint' / ARRAYS_FILE} was saved after 3 (the log was cut or removed, "
-                               "and history.json does not hold them either)")
-    assert files_of(out) == before
-
-
-def test_a_damaged_line_of_the_history_log_is_refused_naming_it(tmp_path, monkeypatch):
-    out = tmp_path / "run"
-    interrupted_run(out, monkeypatch)
-    lines = (out / "history.jsonl").read_text().splitlines()
-    lines[1] = lines[1][:20]
-    (out / "history.jsonl").write_text("\n".join(lines) + "\n")
-    with pytest.raises(gn.CheckpointError, match=r"history.jsonl: line 2 is not an epoch record \("):
-        gn.train(None, resume=out, log=None, progress=False)
-
-
-def test_a_checkpoint_that_holds_the_history_in_its_meta_still_resumes(tmp_path, monkeypatch, reference):
-    """As graphnet wrote checkpoints before: the whole history in a unicode-string meta, no run
-    identity, no history log and no run_id.txt in the folder."""
-    out = tmp_path / "run"
-    interrupted_run(out, monkeypatch, epoch=2)
-    spec, arrays, meta = read_checkpoint(out / "checkpoint")
-    meta["history"] = json.loads((out / "history.json").read_text())
-    del meta["history_records"], meta["run"]
-    arrays["meta"] = np.array(json.dumps(meta))
-    np.savez(out / "checkpoint" / ARRAYS_FILE, **arrays)
-    for name in ("history.jsonl", "run_id.txt", "history.json"):
-        (out / name).unlink()
-    resumed = gn.train(None, resume=out, log=None, progress=False)
-    assert_same_outcome(reference, resumed)
-    assert log_records(out) == [asdict(r) for r in resumed.history]
-    assert read_checkpoint(out / "checkpoint")[2]["run"]["id"] == (out / "run_id.txt").read_text().strip()
 
 
 # ---- a checkpoint belongs to its run ------------------------------------------------------------------

@@ -13,7 +13,8 @@ import pytest
 from graphnet.sweep.runner import counted_trials
 
 from tests._support.processes import HAVE_PROC, NEEDS_PROC, descendants, kill_all, still_running
-from tests._support.sweep_cases import optuna, spiral_run, start_sweep, study_of, sweep_cli, sweep_doc, wait_for, write  # noqa: F401
+from tests._support.sweep_cases import spiral_run, start_sweep, study_of, sweep_cli, sweep_doc, wait_for, write
+from tests._support.sweep_cases import optuna  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.skipif(os.name != "posix", reason="POSIX signals"), pytest.mark.slow]
 
