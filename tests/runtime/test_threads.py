@@ -117,7 +117,10 @@ def test_planned_threads_is_the_explicit_count_else_the_blas_default(fresh_threa
 def test_an_mpi_rank_sets_its_threads_once_and_graphnet_knows_it(fresh_threads, environ, expected):
     """One call from the rank setup sets the count as set_threads does: plans are built for it,
     the governor does not move it, and the first compile's default does not replace it."""
-    want = threads._library_threads(threads._blas_controllers()) if expected == "blas" else expected
+    want = expected
+    if expected == "blas":  # as if OPENBLAS_NUM_THREADS=2 had sized numpy's pool when it loaded
+        threadpool_limits(2)  # undone by fresh_threads
+        want = numpys_blas_threads()
     assert threads.set_rank_threads(environ) == want
     assert numpys_blas_threads() == want == threads.planned_threads() == threads.blas_threads_now()
     assert contention.governor_status() is None or not contention.governor_status().active
@@ -135,3 +138,8 @@ def test_an_mpi_rank_refuses_a_malformed_thread_count(fresh_threads):
     with pytest.raises(GraphnetError, match=r"\$GRAPHNET_THREADS must be an integer >= 1 or 'auto', got 'x'"):
         threads.set_rank_threads({"GRAPHNET_THREADS": "x"})
 
+
+def test_the_test_session_runs_blas_on_a_fixed_count(pinned_blas_threads):
+    """tests/conftest.py pins the count for the session: no governor moves it, whatever the load."""
+    assert gn.get_threads() == numpys_blas_threads() == threads.planned_threads() == pinned_blas_threads
+    assert contention.governor_status() is None or not contention.governor_status().active
