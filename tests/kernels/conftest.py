@@ -1,8 +1,6 @@
 """Shared fixtures for the kernel tests."""
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 from graphnet.kernels import available_backends, get_backend
@@ -23,11 +21,6 @@ def backend(request: pytest.FixtureRequest):  # noqa: ANN201
 def dtype(request: pytest.FixtureRequest) -> np.dtype:
     """float32 and float64."""
     return np.dtype(request.param)
-
-
-def clone(args: tuple) -> list:
-    """A deep copy of kernel arguments (arrays copied, scalars kept)."""
-    return [copy.deepcopy(a) for a in args]
 
 
 @pytest.fixture(scope="session")
