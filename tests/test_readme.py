@@ -64,6 +64,7 @@ def test_the_benchmark_reproduce_block_is_commands_a_user_can_paste():
     assert "bench/results" not in block
 
 
+@pytest.mark.slow
 def test_the_deploy_section_runs_as_written(tmp_path, monkeypatch, capsys):
     readme = (ROOT / "README.md").read_text()
     deploy = section(readme, "Deploy: predict, export, import")

@@ -729,6 +729,7 @@ def _parse_only_spec_errors(doc: Any) -> None:
     assert isinstance(result, (NetworkSpec, RunSpec))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(doc=st.dictionaries(keys, json_values, max_size=8) | json_values)
 def test_random_json_values_give_only_spec_errors(doc):
@@ -736,6 +737,7 @@ def test_random_json_values_give_only_spec_errors(doc):
     _parse_only_spec_errors(json.dumps(doc))  # NaN / Infinity literals appear here
 
 
+@pytest.mark.slow
 @FUZZ
 @given(doc=network_like | st.fixed_dictionaries({"network": network_like, "train": json_values}))
 def test_random_network_shaped_documents_give_only_spec_errors(doc):

@@ -201,6 +201,7 @@ def test_columns_are_named_by_the_last_key_unless_two_share_it():
         "network.nodes[1].units": "network.nodes[1].units"}
 
 
+@pytest.mark.slow
 def test_a_sweep_resumes_to_the_total_asked_for(optuna, tmp_path):
     source = write(tmp_path / "sweep.json", sweep_doc(run=spiral_run(epochs=3)))
     out = tmp_path / "sweep"
@@ -222,6 +223,7 @@ def enqueue(optuna, out: Path, name: str, *params: dict) -> None:
         study.enqueue_trial(values)
 
 
+@pytest.mark.slow
 def test_a_crashed_trial_is_marked_failed_and_the_sweep_goes_on(optuna, tmp_path):
     space = {"train.optimizer.learning_rate": {"log_uniform": [2e-2, 1e-1]},
              "network.nodes[0].units": {"choice": [0, 32, 64]}}
@@ -252,6 +254,7 @@ def test_a_diverging_trial_fails_with_the_training_error(optuna, tmp_path):
     assert result.best is None and not (out / "best.json").exists()
 
 
+@pytest.mark.slow
 def test_pruning_stops_a_trial_below_the_median(optuna, tmp_path):
     doc = sweep_doc(space={"train.optimizer.learning_rate": {"choice": [0.05, 1e-6]}})
     out = tmp_path / "sweep"
@@ -269,6 +272,7 @@ def test_pruning_stops_a_trial_below_the_median(optuna, tmp_path):
     assert all(row.state == "complete" for row in again.rows)
 
 
+@pytest.mark.slow
 def test_pruning_waits_for_each_trials_own_warm_up(optuna, tmp_path):
     """With train.epochs swept, a trial is judged from epoch epochs // 5 of its own run: the base
     run's 60 epochs gave a 10-epoch trial a warm-up of 12, so it was never pruned."""
@@ -311,6 +315,7 @@ def test_without_optuna_the_command_says_how_to_install_it(tmp_path, monkeypatch
     assert capsys.readouterr().err == "graphnet sweep: graphnet sweep needs Optuna: pip install 'graphnet[sweep]'\n"
 
 
+@pytest.mark.slow
 def test_the_table_lists_each_trial(optuna, tmp_path):
     out = tmp_path / "sweep"
     result = run_sweep(write(tmp_path / "sweep.json", sweep_doc(run=spiral_run(epochs=2))), trials=2,

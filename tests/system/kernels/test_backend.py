@@ -72,6 +72,7 @@ def test_numpy_backend_works_without_numba() -> None:
     assert out.strip().endswith("OK")
 
 
+@pytest.mark.slow
 @needs_numba
 def test_building_the_numba_backend_compiles_nothing_and_warmup_compiles_all() -> None:
     out = run_python(
@@ -90,6 +91,7 @@ def test_building_the_numba_backend_compiles_nothing_and_warmup_compiles_all() -
     assert out.startswith("OK")
 
 
+@pytest.mark.slow
 @needs_x86_avx
 def test_hot_float32_kernels_are_vectorized(tmp_path: object) -> None:
     """Packed SIMD instructions in the machine code (a fresh cache: cached code can't be inspected)."""

@@ -35,6 +35,7 @@ def test_an_unknown_backend_in_the_environment_is_a_user_error_of_the_cli(tmp_pa
                            "numba, numpy\n")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["train", "gradcheck"])
 def test_without_numba_the_cli_says_what_to_use_instead(command, tmp_path):
     def args(out: str) -> list[str]:

@@ -54,6 +54,7 @@ def run_forward(threads: str, *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 @needs_numba
 def test_one_blas_thread_starts_no_helper_thread():
     assert run_forward("1").split() == ["threads", "1", "helper", "False", "named", "False", "ok", "True"]

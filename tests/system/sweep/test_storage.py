@@ -25,6 +25,7 @@ OPENER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sweeps_started_at_once_on_a_new_sqlite_file_all_open_it(optuna, tmp_path):
     """Creating Optuna's tables in a new SQLite file is not atomic: without a lock, one of two
     sweeps started together failed with "table study_directions already exists"."""

@@ -34,6 +34,7 @@ def test_a_range_too_wide_is_one_located_line_from_the_cli(tmp_path):
 # ---- sweeps on Optuna ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_six_trials_in_two_jobs_find_a_spiral_run_above_90_percent(optuna, tmp_path, capsys):
     out = tmp_path / "sweep"
     code = main(["sweep", str(write(tmp_path / "sweep.json", sweep_doc())), "--trials", "6", "--jobs", "2",
@@ -60,6 +61,7 @@ def test_six_trials_in_two_jobs_find_a_spiral_run_above_90_percent(optuna, tmp_p
     assert (out / "sweep.png").is_file() == HAVE_MATPLOTLIB
 
 
+@pytest.mark.slow
 def test_another_storage_url_holds_the_study(optuna, tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     out = tmp_path / "sweep"
@@ -71,6 +73,7 @@ def test_another_storage_url_holds_the_study(optuna, tmp_path):
     assert f"study 'sweep' in {url}" in done.stdout
 
 
+@pytest.mark.slow
 def test_cli_exit_codes(optuna, tmp_path):
     bad = sweep_cli(str(write(tmp_path / "bad.json", sweep_doc(metric="accuracy"))), "--trials", "2")
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
@@ -111,6 +114,7 @@ def test_a_closed_stdout_does_not_stop_the_sweep(optuna, tmp_path):
         assert [row["state"] for row in csv.DictReader(handle)] == ["complete", "complete"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_workers_and_the_same_command_resumes(optuna, tmp_path):
     out = tmp_path / "sweep"
     source = write(tmp_path / "sweep.json", sweep_doc(run=spiral_run(epochs=2000)))

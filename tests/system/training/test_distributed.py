@@ -89,6 +89,7 @@ def sgd_runs(tmp_path_factory):
     return folder, run, done
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_two_ranks_of_sgd_give_the_single_process_weights(sgd_runs):
     folder, _, done = sgd_runs
@@ -100,6 +101,7 @@ def test_two_ranks_of_sgd_give_the_single_process_weights(sgd_runs):
     assert sorted(p.name for p in (folder / "two").iterdir()) == sorted(p.name for p in (folder / "one").iterdir())
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_resuming_a_two_rank_run_continues_its_trajectory(sgd_runs):
     folder, run, _ = sgd_runs
@@ -112,6 +114,7 @@ def test_resuming_a_two_rank_run_continues_its_trajectory(sgd_runs):
     assert_same_weights(folder / "two", folder / "resumed", rtol=1e-6)
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_two_ranks_of_adam_train_spiral_as_well_as_one(tmp_path):
     run = spiral_run(tmp_path, "adam", epochs=40)
@@ -148,6 +151,7 @@ def rank_process(launcher: int, rank: int) -> int:
     raise AssertionError(f"no rank {rank} under process {launcher}")
 
 
+@pytest.mark.slow
 @needs_mpi
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_stop_signal_to_the_launcher_stops_every_rank_with_a_checkpoint(tmp_path, signum):
@@ -167,6 +171,7 @@ def test_a_stop_signal_to_the_launcher_stops_every_rank_with_a_checkpoint(tmp_pa
     assert not (tmp_path / "r" / ".lock").exists()
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_a_second_ctrl_c_stops_the_ranks_at_once_with_one_line(tmp_path):
     process = start_long_run(tmp_path)
@@ -184,6 +189,7 @@ def test_a_second_ctrl_c_stops_the_ranks_at_once_with_one_line(tmp_path):
                                 "(the last checkpoint saved stays)"]
 
 
+@pytest.mark.slow
 @needs_mpi
 @pytest.mark.skipif(not HAVE_PROC, reason=NEEDS_PROC)
 def test_a_rank_killed_is_named_with_its_signal(tmp_path):
@@ -204,6 +210,7 @@ def test_a_rank_killed_is_named_with_its_signal(tmp_path):
                         "the other ranks were stopped", line), line
 
 
+@pytest.mark.slow
 @needs_mpi
 @pytest.mark.skipif(not HAVE_PROC, reason=NEEDS_PROC)
 def test_mpiexec_and_the_ranks_die_with_a_sigkilled_launcher(tmp_path):
@@ -221,6 +228,7 @@ def test_mpiexec_and_the_ranks_die_with_a_sigkilled_launcher(tmp_path):
     assert load.spec.name == "spiral_mlp"
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_a_locked_run_folder_stops_every_rank_with_one_line(tmp_path):
     run = spiral_run(tmp_path, "short", epochs=1)
@@ -237,6 +245,7 @@ def test_a_locked_run_folder_stops_every_rank_with_one_line(tmp_path):
     assert error_lines(locked.stderr) == [f"graphnet train: r: in use by process {holder.pid} (lock file r/.lock)"]
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_a_nonfinite_loss_stops_every_rank_with_the_message(tmp_path):
     run = spiral_run(tmp_path, "huge", epochs=3)
@@ -247,6 +256,7 @@ def test_a_nonfinite_loss_stops_every_rank_with_the_message(tmp_path):
     assert lines[0].startswith("graphnet train: epoch 1, iteration")
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_a_missing_data_file_is_one_line(tmp_path):
     run = spiral_run(tmp_path, "nodata", data={"name": str(tmp_path / "missing.npz")})

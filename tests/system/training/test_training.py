@@ -43,6 +43,7 @@ def interrupt_at(monkeypatch, epoch: int, iteration: int, times: int = 1) -> Non
     monkeypatch.setattr(training_loop, "learning_rate_at", spy)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="the learning curve needs matplotlib (graphnet[plot])")
 def test_the_learning_curve_leaves_matplotlib_as_it_found_it(tmp_path):
     """No pyplot and no process-wide backend switch: a user's backend stays theirs."""
