@@ -3,7 +3,6 @@ as a child process, the study a sweep folder holds."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -11,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests._support.commands import ENV
 from tests._support.paths import ROOT
 
-ENV = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))}
 NEEDS_OPTUNA = "the [sweep] extra (optuna) is not installed: pip install 'graphnet[sweep]'"
 
 

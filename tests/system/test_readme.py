@@ -13,6 +13,7 @@ import pytest
 from graphnet.training.distributed import find_mpiexec
 
 from tests._support.extras import HAVE_MPI4PY
+from tests._support.commands import ENV
 from tests._support.paths import ROOT
 from tests._support.readme import code_blocks, mpi_block, readme_command
 
@@ -81,8 +82,7 @@ def test_the_from_python_block_runs_as_written(tmp_path):
     (tmp_path / "specs").symlink_to(ROOT / "specs")  # "in the repository's folder", without writing into it
     script = tmp_path / "from_python.py"
     script.write_text(_python_block("### From Python") + "\nprint('ran to the end', result.metrics['test_accuracy'])\n")
-    environment = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))}
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=environment, capture_output=True,
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=ENV, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "ran to the end" in done.stdout.splitlines()[-1]

@@ -28,12 +28,12 @@ import graphnet as gn
 from graphnet.model.checkpoint import ARRAYS_FILE, SPEC_FILE, read_checkpoint, save_checkpoint
 from graphnet.model.restore import load_checkpoint, restore
 
+from tests._support.commands import ENV as CHILD_ENV
 from tests._support.paths import ROOT, SUPPORT
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 
-ENV = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache")),
-       "PYTHONUNBUFFERED": "1"}
+ENV = {**CHILD_ENV, "PYTHONUNBUFFERED": "1"}
 KILLS = 20
 MAX_KILLS = 100  # kills beyond KILLS go on only until one has landed inside a write
 TRAIN_EPOCHS = 40
