@@ -1,7 +1,6 @@
 """graphnet.errors: the one "did you mean" helper every message uses, and the one way a message quotes user text."""
 from __future__ import annotations
 
-
 from graphnet.errors import QUOTE_LIMIT, did_you_mean, quoted, quoted_list, shorten, suggestions
 
 from tests._support.package_source import PACKAGE, imported_modules, package_files

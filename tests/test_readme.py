@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 
 from graphnet.cli import main
 from graphnet.data import DEBIAN_PACKAGES

@@ -2,7 +2,6 @@
 numba-free install, warm-up, vectorization): tests/system/kernels/test_backend.py."""
 from __future__ import annotations
 
-
 import graphnet.kernels as K
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """graphnet.runtime.backends: the kernel backend asked for, or graphnet's own error saying what to use instead."""
 from __future__ import annotations
 
-
 import pytest
 
 import graphnet as gn

@@ -2,7 +2,6 @@
 as lost, their run folders cleaned up): tests/system/sweep/test_trials.py."""
 from __future__ import annotations
 
-
 from graphnet.sweep.report import trial_rows
 from graphnet.sweep.trials import counted_trials
 

@@ -1,7 +1,6 @@
 """graphnet.benchmarks.step: a contender built and timed in a process of its own."""
 from __future__ import annotations
 
-
 import graphnet.benchmarks.step as step_bench
 
 

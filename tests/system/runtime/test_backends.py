@@ -7,7 +7,6 @@ import sys
 
 import pytest
 
-
 from tests._support.paths import ROOT
 
 

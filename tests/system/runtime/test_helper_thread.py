@@ -8,7 +8,6 @@ import textwrap
 
 import pytest
 
-
 from tests._support.extras import needs_numba
 
 

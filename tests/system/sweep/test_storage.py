@@ -5,10 +5,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 
 from tests._support.sweep_cases import ENV, ROOT, sweep_doc, write
 from tests._support.sweep_cases import optuna  # noqa: F401 (a fixture)
-
 
 # Opens the sweep's study as `run_sweep` does, once the file `go` appears.
 OPENER = textwrap.dedent("""
