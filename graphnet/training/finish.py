@@ -5,19 +5,19 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-import numpy as np
-
 from ..runs.folder import write_metrics
+from .loop import EpochLoop
 from .plot import plot_learning_curve
 from .records import TrainResult, final_metrics
 
 
-def finish(result: TrainResult, dataset: dict[str, np.ndarray], started: float,
-           say: Callable[[str], None]) -> TrainResult:
-    """`result` with its final metrics; the run folder's metrics and learning curve written
-    (history.json was, when the epoch loop was left); the test score said (unless interrupted)."""
-    wall = time.perf_counter() - started
-    metrics = result.metrics = final_metrics(result, dataset, wall)
+def finish(result: TrainResult, loop: EpochLoop, say: Callable[[str], None]) -> TrainResult:
+    """`result` (of `loop`) with its final metrics, those of the model it serves; the run
+    folder's metrics and learning curve written (history.json was, when the epoch loop was
+    left); the test score said (unless interrupted)."""
+    wall = time.perf_counter() - loop.started
+    metrics = result.metrics = final_metrics(result, loop.dataset, wall, (loop.X_sub, loop.y_sub),
+                                             loop.settings.eval_batch_size, result.served)
     if result.out is not None:
         write_metrics(result.out, metrics)
         note = plot_learning_curve(result.history, result.out / "learning_curve.png")

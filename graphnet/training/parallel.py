@@ -144,6 +144,14 @@ class DataParallelLoop(EpochLoop):
         raise NonFiniteError(f"epoch {epoch + 1}, iteration {iteration + 1} of {self.per_epoch}: "
                              f"{who}{message}{note}")
 
+    def _stops_early(self, epoch: int) -> bool:
+        """Rank 0's early stopping verdict (it alone evaluates), heard by every rank."""
+        if self.stopper is None:
+            return False
+        verdict = np.array([1.0 if self.world.is_root and super()._stops_early(epoch) else 0.0])
+        self.world.broadcast_into(verdict)
+        return bool(verdict[0])
+
     def _end_epoch(self, epoch: int, loss_sum: float, epoch_start: float) -> None:
         """Rank 0 records, evaluates and checkpoints; every rank hears if that failed."""
         def end() -> None:
@@ -185,7 +193,7 @@ def train_parallel(world: World, run: RunSpec | str | Path | None, *, out: str |
         result = world.agree(loop.run)
         if not world.is_root:
             return result
-        return finish(result, loop.dataset, loop.started, say)
+        return finish(result, loop, say)
 
 
 def _same_start_everywhere(world: World, loop: DataParallelLoop, resume: bool) -> None:

@@ -56,4 +56,4 @@ def train(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | Pa
                          good_checkpoint=setup.good_checkpoint, on_epoch=on_epoch)
         if setup.resumed:
             loop.announce_resume()
-        return finish(loop.run(), setup.dataset, loop.started, say)
+        return finish(loop.run(), loop, say)

@@ -28,7 +28,8 @@ from ..errors import CheckpointError, SpecError
 from ..model.checkpoint import spec_difference
 from ..model.compiled import CompiledNetwork, compile
 from ..model.record import ModelRecord
-from ..model.restore import restore
+from ..model.restore import restore_training
+from ..ops.tasks import task_of
 from ..runs.folder import (
     clear_run_files,
     has_checkpoint,
@@ -44,6 +45,7 @@ from ..runtime.optimizer import Optimizer
 from ..spec import NetworkSpec, RunSpec, load, parse_run
 from ..system.fileio import make_folder
 from .dataset import check_split_labels, load_run_data
+from .early_stopping import check_early_stopping
 from .init_from import InitialModel, copy_initial_weights, read_initial_model, with_absolute_init_from
 from .position import ResumePosition, SavedTraining, saved_training
 
@@ -98,10 +100,12 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
     restart = resume is not None and interrupted_before_first_epoch(folder)  # type: ignore[arg-type]
     initial: InitialModel | None = None
     if resume is not None and not restart:
-        net, meta, optimizer = restore(folder / "checkpoint", batch_size=settings.batch_size,  # type: ignore[operator]
-                                       backend=backend or settings.backend, make_optimizer=make_optimizer)
+        net, meta, optimizer, best = restore_training(
+            folder / "checkpoint", batch_size=settings.batch_size,  # type: ignore[operator]
+            backend=backend or settings.backend, make_optimizer=make_optimizer, freeze=settings.freeze)
         _check_same_network(run.network, net.spec, folder)  # type: ignore[arg-type]
         saved = saved_training(meta, folder / "checkpoint" / "weights.npz")  # type: ignore[operator]
+        saved.best = best
         keep, origin = ModelRecord.of(net), f"the checkpoint of {folder}"
     else:
         if settings.init_from is not None:
@@ -112,13 +116,15 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
         say(f"init_from {settings.init_from}: training keeps its {record.describe()}")
     if resume is None or restart:
         net = compile(run.network, batch_size=settings.batch_size, dtype=settings.dtype,
-                      backend=backend or settings.backend, seed=settings.seed)
+                      backend=backend or settings.backend, seed=settings.seed, freeze=settings.freeze)
         if initial is not None:
             copy_initial_weights(net, initial, say)
         optimizer = make_optimizer(net)
         saved = SavedTraining(ResumePosition(), [], 0.0, [])
     record.attach(net)
     check_split_labels(net, dataset, settings.data_spec().name)
+    if settings.early_stopping is not None:
+        check_early_stopping(settings.early_stopping, task_of(run.network), len(dataset["X_val"]))
     if restart:
         say(f"{folder} has no checkpoint yet (training was interrupted before the first epoch finished): "
             "starting again from epoch 1 with its run.json settings")
