@@ -135,6 +135,8 @@ class MlflowSpec(SpecModel):
     tracking_uri: str | None = Field(None, min_length=1, description=(
         "an MLflow tracking URI; default: the local file store ./mlruns"))
     experiment: str = Field("graphnet", min_length=1, max_length=500)
+    parent_run_id: str | None = Field(None, min_length=1, max_length=100, description=(
+        "log as a child run of this MLflow run (a sweep sets it for its trials)"))
 
 
 class TrainSpec(SpecModel):

@@ -44,6 +44,7 @@ from .records import (
     epoch_record,
 )
 from .schedules import learning_rate_at
+from .tracking import Trackers
 
 TRAIN_ACCURACY_SAMPLES = 5000  # train accuracy is measured on a fixed subset of this size
 
@@ -105,6 +106,7 @@ class EpochLoop:
         self.unsaved_overrides = unsaved_overrides
         self.good_checkpoint = good_checkpoint
         self.on_epoch = on_epoch
+        self.tracker: Trackers | None = None  # TensorBoard, MLflow (graphnet.training.tracking)
         self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
         self.identity: RunIdentity | None = None
         self.log: HistoryLog | None = None
@@ -305,6 +307,8 @@ class EpochLoop:
         self._checkpoint(ResumePosition(epoch + 1, 0, generator_state(self.data_rng), 0.0))
         if self.out is not None:
             self.good_checkpoint = self.out / "checkpoint"
+        if self.tracker is not None:
+            self.tracker.epoch(record, net)
         if self.on_epoch is not None:
             self.on_epoch(record)
 

@@ -48,6 +48,7 @@ from .dataset import check_split_labels, load_run_data
 from .early_stopping import check_early_stopping
 from .init_from import InitialModel, copy_initial_weights, read_initial_model, with_absolute_init_from
 from .position import ResumePosition, SavedTraining, saved_training
+from .tracking import check_trackers_installed
 
 NO_LOSS = ('training needs a loss: the network has no "loss" node (add a loss node, e.g. '
            '{"id": "loss", "op": "softmax_cross_entropy", "inputs": [<scores>, <labels>]}, '
@@ -87,6 +88,7 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
         folder = Path(out) if out is not None else None
     as_saved = run
     run = with_overrides(run, epochs, batch_size, learning_rate, data)
+    check_trackers_installed(run)  # at once, before the data is loaded
     if resume is None:
         run = with_absolute_init_from(with_absolute_data(run))
         if folder is not None and writer:
