@@ -56,6 +56,9 @@ def _train_here(args: argparse.Namespace, train: Callable[..., Any]) -> int:
             out = str(Path("runs") / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
         run = _with_label_column(args.file, args.label_column) if args.label_column else args.file
         if args.tensorboard is not None or args.mlflow is not None:
+            if args.tensorboard is not None:
+                from ..system.fileio import make_folder
+                make_folder(args.tensorboard)  # before anything trains: a file, device or FIFO there is refused
             run = _with_trackers(run, str(Path(args.tensorboard).resolve()) if args.tensorboard else None,
                                  args.mlflow)
         result = train(run, out=out, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
@@ -175,16 +178,15 @@ def _summary_line(metrics: dict[str, Any]) -> str:
 def _write_plots(args: argparse.Namespace, net: Any, X: Any, y: Any, run_folder: Path, where: str) -> None:
     """`--plot [DIR]`: the confusion matrix (and binary ROC and PR curves) as PNGs in DIR
     (default: the run folder); SpecError naming the extra to install without matplotlib."""
+    from ..errors import GraphnetError
     from ..system.fileio import make_folder
     from ..training.eval_plots import plot_split
 
     folder = Path(args.plot) if args.plot else (run_folder if run_folder.is_dir() else Path("."))
-    if folder.exists() and not folder.is_dir():
-        raise SpecError(f"--plot {folder}: exists and is not a folder")
-    make_folder(folder)
+    make_folder(folder)  # a file, device or FIFO there: an OSError naming it
     written = plot_split(net, X, y, folder, where, args.batch_size)
     if isinstance(written, str):
-        raise SpecError(f"--plot needs matplotlib: pip install 'graphnet[plot]'")
+        raise GraphnetError("--plot needs matplotlib, which is not installed: pip install 'graphnet[plot]'")
     for path in written or []:
         print(f"wrote {path}")
 

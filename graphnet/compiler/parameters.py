@@ -49,6 +49,8 @@ class ParameterStore:
         # stable: the trainable regularized weights first, then the other trainable parameters, then the frozen
         params = sorted(graph.params, key=lambda p: (p.name in self.frozen, not p.decl.regularized))
         self.decls = {p.name: p.decl for p in params}
+        # drawn in the same order whatever is frozen, so freezing changes no initial value
+        self.init_order = [p.name for p in sorted(graph.params, key=lambda p: not p.decl.regularized)]
         self.slots, total = _layout([(p.name, p.shape) for p in params])
         self.regularized_size = sum(p.size for p in params if p.decl.regularized and p.name not in self.frozen)
         self.trainable_size = sum(p.size for p in params if p.name not in self.frozen)
@@ -137,9 +139,10 @@ class ParameterStore:
         return self.values[: self.regularized_size], self.grads[: self.regularized_size]
 
     def initialize(self, rng: np.random.Generator) -> None:
-        """Draw every parameter from its initializer, in declaration order."""
-        for name, decl in self.decls.items():
-            initialize(self.view(name), decl, rng)
+        """Draw every parameter from its initializer: the l2-penalized weights first, then the
+        others, each in declaration order (the same order whichever parameters are frozen)."""
+        for name in self.init_order:
+            initialize(self.view(name), self.decls[name], rng)
 
     def reset_state(self) -> None:
         for name, decl in self.state_decls.items():

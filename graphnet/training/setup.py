@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..compiler.graph import build_graph, frozen_params
 from ..data import IN_MEMORY
 from ..errors import CheckpointError, SpecError
 from ..model.checkpoint import spec_difference
@@ -89,6 +90,8 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
     as_saved = run
     run = with_overrides(run, epochs, batch_size, learning_rate, data)
     check_trackers_installed(run)  # at once, before the data is loaded
+    if run.train.freeze:  # names that are no parameter: refused before the data is loaded too
+        frozen_params(run.network, build_graph(run.network), run.train.freeze)
     if resume is None:
         run = with_absolute_init_from(with_absolute_data(run))
         if folder is not None and writer:
