@@ -9,8 +9,8 @@ losses and metrics of the epoch record (TensorBoard tags `loss/train`,
 `accuracy/val`, ...; MLflow keys `train_loss`, `val_accuracy`, ...), the learning
 rate and the epoch's seconds, at step = the epoch number; TensorBoard also a
 histogram of every parameter when `histograms` is on. When training ends, MLflow
-gets the final metrics (metrics.json's numbers) and the run folder (model, plots,
-history) as artifacts, and the run is marked finished (killed when interrupted,
+gets the final metrics (metrics.json's numbers; `served_val_loss` and the like for
+those an epoch logs too) and the run folder (model, plots, history) as artifacts, and the run is marked finished (killed when interrupted,
 failed on an error).
 
 TensorBoard's events are written with tensorboardX (`graphnet[tensorboard]`): a small
@@ -108,19 +108,42 @@ class TensorBoardLog:
         self.writer.close()
 
 
+def mlflow_client(settings: MlflowSpec) -> tuple[Any, Any, str]:
+    """(the mlflow module, an MlflowClient, its tracking URI) for `settings` (see the module docstring)."""
+    mlflow = require_mlflow()
+    uri = settings.tracking_uri or DEFAULT_TRACKING_URI
+    if "://" not in uri and not uri.startswith("file:"):
+        uri = Path(uri).resolve().as_uri()  # a plain path: the file store there
+    if uri.startswith("file:"):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return mlflow, mlflow.MlflowClient(tracking_uri=uri), uri
+
+
+def experiment_id(client: Any, name: str) -> str:
+    """The id of the MLflow experiment `name`, created if missing."""
+    experiment = client.get_experiment_by_name(name)
+    return experiment.experiment_id if experiment is not None else client.create_experiment(name)
+
+
+def start_parent_run(settings: MlflowSpec, name: str, tags: dict[str, str]) -> str:
+    """A new MLflow run to hold a sweep's trials as its children; its id."""
+    _, client, _ = mlflow_client(settings)
+    return client.create_run(experiment_id(client, settings.experiment), run_name=name, tags=tags).info.run_id
+
+
+def end_parent_run(settings: MlflowSpec, run_id: str, interrupted: bool) -> None:
+    """Mark a sweep's parent run finished (killed when the sweep was interrupted)."""
+    _, client, _ = mlflow_client(settings)
+    client.set_terminated(run_id, "KILLED" if interrupted else "FINISHED")
+
+
 class MlflowLog:
     """One MLflow run (see the module docstring); `out` keeps its id for a resume."""
 
     def __init__(self, settings: MlflowSpec, run: RunSpec, out: Path | None, resumed: bool,
                  say: Callable[[str], None]) -> None:
-        mlflow = require_mlflow()
+        mlflow, self.client, uri = mlflow_client(settings)
         self.entities, self.out = mlflow.entities, out
-        uri = settings.tracking_uri or DEFAULT_TRACKING_URI
-        if "://" not in uri and not uri.startswith("file:"):
-            uri = Path(uri).resolve().as_uri()  # a plain path: the file store there
-        if uri.startswith("file:"):
-            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-        self.client = mlflow.MlflowClient(tracking_uri=uri)
         saved = _saved_run(out) if resumed else None
         if saved is not None:
             self.run_id, uri = saved
@@ -128,14 +151,12 @@ class MlflowLog:
             self.client.update_run(self.run_id, status="RUNNING")
             say(f"mlflow: continuing run {self.run_id} at {uri}")
             return
-        experiment = self.client.get_experiment_by_name(settings.experiment)
-        experiment_id = experiment.experiment_id if experiment is not None else \
-            self.client.create_experiment(settings.experiment)
         tags = {"graphnet.run_folder": str(out.resolve())} if out is not None else {}
         if settings.parent_run_id:
             tags["mlflow.parentRunId"] = settings.parent_run_id
         name = out.name if out is not None else run.network.name
-        self.run_id = self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+        self.run_id = self.client.create_run(experiment_id(self.client, settings.experiment), run_name=name,
+                                             tags=tags).info.run_id
         if out is not None:
             write_text_atomic(out / MLFLOW_RUN_FILE, json.dumps({"run_id": self.run_id, "tracking_uri": uri}) + "\n")
         settings_document = json.loads(run.train.model_dump_json())
@@ -156,7 +177,10 @@ class MlflowLog:
 
     def finish(self, result: TrainResult, status: str) -> None:
         if result is not None:
-            final = {f"final_{key}" if not key.startswith(("test_", "val_", "train_")) else key: float(value)
+            # metrics.json's numbers; those an epoch logs too (val_loss, ...) as served_<key>: the served
+            # model's, which early stopping takes from the best epoch, not the last
+            epoch_keys = set(epoch_scalars(result.history[-1])) if result.history else set()
+            final = {f"served_{key}" if key in epoch_keys else key: float(value)
                      for key, value in result.metrics.items()
                      if isinstance(value, (int, float)) and not isinstance(value, bool)}
             self._log(final, len(result.history))
