@@ -128,3 +128,14 @@ def test_a_metric_the_epochs_do_not_record_is_a_located_error(tmp_path, capsys):
     assert main(["train", str(run_file), "--out", str(tmp_path / "out"), "--no-progress"]) == 1
     assert "early stopping watches the validation split, which is empty" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_init_from_a_stopped_run_starts_from_its_best_epoch(stopped):
+    from graphnet.training.init_from import read_initial_model
+
+    run, _, _ = stopped
+    served = gn.load_checkpoint(run)
+    initial = read_initial_model(str(run), gn.parse_run(run_document()).network)
+    for name in ("fc1.W", "fc2.b"):
+        np.testing.assert_array_equal(initial.arrays[name], served.params[name])
+    np.testing.assert_array_equal(initial.arrays["bn1.running_var"], served.state["bn1.running_var"])

@@ -55,3 +55,12 @@ class Snapshot:
         for key, view in snapshot.arrays(net).items():
             view[...] = arrays[key]
         return snapshot
+
+
+def served_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The `param/<name>` and `state/<name>` arrays of the state a checkpoint serves: its best
+    state when it keeps one, else its last."""
+    best = any(key.startswith(PREFIX) for key in arrays)
+    return {key.removeprefix(PREFIX): array for key, array in arrays.items()
+            if (key.startswith(PREFIX) if best else not key.startswith(PREFIX))
+            and key.removeprefix(PREFIX).startswith(("param/", "state/"))}
