@@ -118,7 +118,7 @@ def test_eval_prints_a_classification_report_and_the_aucs_scikit_learn_computes(
     predicted = (logits > 0).astype(np.int64)
     report = sk.classification_report(y, predicted, digits=4, output_dict=True, zero_division=0)
     for name in ("0", "1"):
-        row = re.search(rf"^\s+{name}\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)$", out, re.M)
+        row = re.search(rf"^\s+{name}\s+(\d\.\d{{4}})\s+(\d\.\d{{4}})\s+(\d\.\d{{4}})\s+(\d+)$", out, re.M)
         assert row, out
         assert [float(v) for v in row.groups()] == pytest.approx(
             [report[name]["precision"], report[name]["recall"], report[name]["f1-score"], report[name]["support"]],

@@ -114,7 +114,7 @@ def test_run_folder_contents(reference):
     out = reference.out
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["checkpoint", "history.json", "history.jsonl", "metrics.json", "run.json", "run_id.txt"]
-        + (["learning_curve.png"] if HAVE_MATPLOTLIB else []))
+        + (["learning_curve.png", "confusion_matrix.png"] if HAVE_MATPLOTLIB else []))
     assert gn.parse_run((out / "run.json").read_text()) == make_run()
     history = json.loads((out / "history.json").read_text())
     assert history == [asdict(r) for r in reference.history] and len(history) == 6

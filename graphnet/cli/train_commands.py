@@ -153,10 +153,11 @@ def _eval(args: argparse.Namespace) -> int:
     matrix = confusion_of(outputs, y, classes)
     counted = f"{y.size} targets of {len(y)} examples" if outputs.predicted.ndim != 1 else f"{len(y)} examples"
     print(f"{where}: accuracy {100 * metrics['accuracy']:.2f}% on {counted}")
+    print(_confusion_table(matrix, names))
+    print("")
     print(report_table(ClassReport.of(matrix), names, metrics))
     print("")
     print(_summary_line(metrics))
-    print(_confusion_table(matrix, names))
     if args.plot is not None:
         _write_plots(args, net, X, y, run_folder, where)
     return 0
