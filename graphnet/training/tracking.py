@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -92,7 +93,10 @@ class TensorBoardLog:
     def __init__(self, settings: TensorBoardSpec, first_epoch: int) -> None:
         writer = require_tensorboard()
         self.histograms = settings.histograms
-        self.writer = writer(settings.dir, purge_step=first_epoch if first_epoch > 1 else None)
+        # tensorboardX names an event file by the second it opened it: a resume within the
+        # same second would truncate the first file, so each writer adds its own suffix.
+        self.writer = writer(settings.dir, purge_step=first_epoch if first_epoch > 1 else None,
+                             filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}")
 
     def epoch(self, record: AnyEpochRecord, net: Any) -> None:
         for name, value in epoch_scalars(record).items():
