@@ -175,6 +175,8 @@ ONNX_EXPORTERS: dict[str, Exporter] = {
     "cross_entropy": _loss_not_exported,
     "svm": _loss_not_exported,
     "mse": _loss_not_exported,
+    "mae": _loss_not_exported,
+    "huber": _loss_not_exported,
     "sigmoid_binary_cross_entropy": _loss_not_exported,
 }
 

@@ -44,7 +44,7 @@ class CompiledNetwork(Network):
           names (N,) (a str array), as `graphnet predict` prints them;
         - binary (sigmoid_binary_cross_entropy): 0/1 int64, 1 where sigmoid(logit) > 0.5,
           (N,) for one logit per example, else (N, *output shape);
-        - regression (mse): the output values (N, *output shape).
+        - regression (mse, mae, huber): the output values (N, *output shape).
 
         A value of X that is not finite in the network's dtype (NaN, inf, or 1e39 for
         float32) is a DataError naming it (``X[i, j]``), as `graphnet predict` refuses it.

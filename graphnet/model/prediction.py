@@ -213,8 +213,8 @@ def prediction_header(net: CompiledNetwork, proba: bool) -> list[str]:
     columns = [f"prediction_{i}" for i in range(width)] if several else ["prediction"]
     if proba:
         if task == "regression":
-            raise DataError("--proba: the model is a regression (mse loss): its predictions are values, "
-                            "not class probabilities")
+            raise DataError("--proba: the model is a regression (its loss is mse, mae or huber): its predictions "
+                            "are values, not class probabilities")
         if task == "binary":
             columns += ["p_0", "p_1"] if width == 1 else [f"p_{i}" for i in range(width)]
         else:

@@ -4,7 +4,7 @@
 |------------------|-----------------------------------------------|----------------------|--------------|
 | "classification" | softmax_cross_entropy, cross_entropy, svm     | class indices (N,)   | accuracy     |
 | "binary"         | sigmoid_binary_cross_entropy                  | 0/1 targets (N, *s)  | accuracy     |
-| "regression"     | mse                                           | float targets (N, *s)| RMSE, R²     |
+| "regression"     | mse, mae, huber                               | float targets (N, *s)| RMSE, R²     |
 
 Binary predictions are 1 where sigmoid(logit) > 0.5, i.e. where the logit is > 0.
 """
@@ -80,8 +80,8 @@ def probabilities(scores: np.ndarray, network: Any, output: str) -> np.ndarray:
     Regression has none: GraphnetError."""
     task = output_task(network, output)
     if task == "regression":
-        raise GraphnetError(f"'{output}' is a regression output (mse loss): it has values, not class "
-                            "probabilities; use predict")
+        raise GraphnetError(f"'{output}' is a regression output (an mse, mae or huber loss): it has values, "
+                            "not class probabilities; use predict")
     scores = np.asarray(scores)
     if task == "binary":
         p = 0.5 * (1.0 + np.tanh(0.5 * scores))  # the sigmoid, stable for any logit
