@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,10 +35,13 @@ from .onnx_export import CLASS_NAMES_PROP, FEATURES_PROP
 from .onnx_graph import FLOAT_TYPES, Const, Importer, Pending, Transposed, Val
 from .onnx_rules import IMPORTERS
 from .onnx_spec import AFFINE_ACTIVATIONS, MAX_ID, identifier, spec_document
+from .onnx_table import ENCODING_PROP, strip_table
 from .onnx_tensors import load_model
 
 if TYPE_CHECKING:
+    from ..data.columns import ColumnEncoding
     from ..data.preprocessing import Preprocessing
+    from ..data.targets import TargetScaling
     from ..model.compiled import CompiledNetwork
     from ..spec import NetworkSpec
 
@@ -57,6 +60,8 @@ class ImportedModel:
     renamed: dict[str, str] = field(default_factory=dict)  # ONNX input/output name -> spec name, where changed
     preprocessing: "Preprocessing | None" = None
     class_names: tuple[str, ...] | None = None
+    encoding: "ColumnEncoding | None" = None  # a table model's (graphnet.interop.onnx_table)
+    target_scaling: "TargetScaling | None" = None
 
 
 
@@ -68,6 +73,8 @@ def read_onnx(path: str | Path) -> ImportedModel:
     onnx = require_onnx("ONNX import")
     path = Path(path)
     model = load_model(onnx, path)
+    props = {p.key: p.value for p in model.metadata_props}
+    model, encoding, scaling, label = strip_table(onnx, model, props, str(path))
     importer = Importer(onnx, model, str(path))
     importer.run(IMPORTERS)
     name = model.graph.name or path.stem
@@ -83,9 +90,15 @@ def read_onnx(path: str | Path) -> ImportedModel:
         raise GraphnetError(f"{path}: the imported network is not valid: {error}") from None
     dtype = next((FLOAT_TYPES[i.type.tensor_type.elem_type] for i in model.graph.input
                   if i.name in importer.values and isinstance(importer.values[i.name], Val)), np.dtype(np.float32))
-    props = {p.key: p.value for p in model.metadata_props}
     preprocessing = _preprocessing(importer, spec, renamed, props, str(path))
-    return ImportedModel(spec, arrays, dtype, renamed, preprocessing, _class_names(props, spec, str(path)))
+    if encoding is not None:
+        if preprocessing is None or preprocessing.width != encoding.width:
+            raise GraphnetError(f"{path}: metadata {ENCODING_PROP} encodes {encoding.width} features, the graph's "
+                                "input preprocessing reads "
+                                f"{'none' if preprocessing is None else preprocessing.width}")
+        preprocessing = replace(preprocessing, label_column=label)
+    return ImportedModel(spec, arrays, dtype, renamed, preprocessing, _class_names(props, spec, str(path)),
+                         encoding, scaling)
 
 
 def _preprocessing(imp: Importer, spec: "NetworkSpec", renamed: dict[str, str], props: dict[str, str],
@@ -159,6 +172,7 @@ def from_onnx(path: str | Path, batch_size: int = 128, dtype: Any = None, backen
     net = compile(imported.spec, batch_size=batch_size, dtype=dtype or imported.dtype, backend=backend, seed=seed)
     net.load_state_dict(imported.arrays)
     net.preprocessing, net.class_names = imported.preprocessing, imported.class_names
+    net.encoding, net.target_scaling = imported.encoding, imported.target_scaling
     return net
 
 

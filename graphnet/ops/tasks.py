@@ -141,12 +141,18 @@ def score(task: Task | None, predicted: np.ndarray, y: np.ndarray) -> dict[str, 
 
 def evaluate(net: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict[str, float | None]:
     """The task's metrics of a CompiledNetwork on network inputs X (N, ...) (already
-    preprocessed) and y (class indices or targets), in eval mode; None for each on an empty split."""
+    preprocessed) and y (class indices or targets, as the network trains on them), in eval
+    mode; None for each on an empty split. A regression model whose targets were scaled for
+    training (`net.target_scaling`) is scored in the targets' own units: its outputs and y
+    both scaled back."""
     task = task_of(net.graph)
     if len(X) == 0:
         return {name: None for name in metric_names(task)}
     first = net.graph.outputs[0]
     predicted = predictions(net.forward(X, output=first, batch_size=batch_size), output_task(net.graph, first))
+    scaling = getattr(net, "target_scaling", None)
+    if scaling is not None and task == "regression":
+        predicted, y = scaling.unscale(predicted), scaling.unscale(y)
     return dict(score(task, predicted, y))
 
 
