@@ -187,7 +187,7 @@ def test_run_json_holds_every_train_setting_and_no_schema_reference(tmp_path):
                                                                 "beta2": 0.999, "epsilon": 1e-08},
                                 "schedule": {"kind": "constant", "warmup_epochs": 0.0}, "epochs": 10,
                                 "batch_size": 128, "seed": 0, "clip_norm": None, "dtype": "float32",
-                                "backend": None, "eval_batch_size": 1000, "init_from": None}
+                                "backend": None, "eval_batch_size": 1000, "init_from": None, "class_weight": None}
     assert set(written["train"]) == set(TrainSpec.model_fields)
     assert written["schema_version"] == 1
     assert gn.parse_run((tmp_path / "run.json").read_text()) == run.model_copy(update={"schema_ref": None})

@@ -52,3 +52,12 @@ def test_load_stratifies_class_labels_by_default_and_every_split_keeps_the_ratio
     assert not info.stratified
     with pytest.raises(DataError, match=r"stratify must be true or false, got 'yes'"):
         gn.data.load(csv, stratify="yes")
+
+
+def test_a_source_with_its_own_splits_is_not_said_to_be_stratified(tmp_path):
+    X, y = imbalanced(100)
+    np.savez(tmp_path / "d.npz", X_train=X[:60], y_train=y[:60], X_val=X[60:80], y_val=y[60:80], X_test=X[80:],
+             y_test=y[80:])
+    assert not gn.data.load_with_info(tmp_path / "d.npz")[1].stratified
+    np.savez(tmp_path / "e.npz", X_train=X[:80], y_train=y[:80], X_test=X[80:], y_test=y[80:])
+    assert gn.data.load_with_info(tmp_path / "e.npz")[1].stratified  # its validation split

@@ -14,8 +14,13 @@ Sources:
   folder path.
 - ``.npz`` files with the six keys (or without ``X_val``/``y_val``), read with
   ``allow_pickle=False``.
-- CSV files with a label column; the test set is a second file or a fraction.
+- CSV files with a label column; the test set is a second file or a fraction. A CSV
+  with text or missing cells is a table (graphnet.data.columns): its categories one-hot
+  and its missing cells imputed, fitted on the training split.
 - Built-in synthetic sets ``spiral`` and ``blobs``, deterministic by seed.
+
+The validation and test splits a source does not have are seeded random splits of the
+training set, stratified by class for class labels (``stratify``).
 
 Every problem with a file raises `graphnet.DataError` naming the file.
 """
@@ -225,7 +230,8 @@ def load_with_info(name_or_path: str | os.PathLike[str], *, val_size: int | floa
     column encoding, the target scaling).
 
     categorical, missing, impute: CSV only (graphnet.data.columns): the feature columns read
-        as categories besides the text ones (names), the cells that are missing values
+        as categories besides the text ones (header names; without a header, the feature
+        columns' indices "0", "1", ...), the cells that are missing values
         (default "", NA, NaN, nan, ?) and how missing numbers are filled ("median", "mean",
         "zero"); a CSV with text or missing cells, or declared columns, is a raw table whose
         encoding (one-hot categories, imputed numbers) is fitted on the training split.
@@ -262,7 +268,7 @@ def load_with_info(name_or_path: str | os.PathLike[str], *, val_size: int | floa
     stratify = _flag(stratify, "stratify", what, default=target_shape is None)
     target_scaling = _flag(target_scaling, "target_scaling", what, default=False)
     gen_rng, test_rng, val_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(check_seed(seed)).spawn(3))
-    raw_columns = None
+    raw_columns, tp = None, None
 
     Xv = yv = None
     feature_names = label_name = None
@@ -315,7 +321,7 @@ def load_with_info(name_or_path: str | os.PathLike[str], *, val_size: int | floa
     return finish_splits(Xt, yt, Xv, yv, Xs, ys, val_size=val_size, normalize=normalize, flatten=flatten,
                          dtype=out_dtype, val_rng=val_rng, source=str(src),
                          columns=(feature_names, label_name, class_names), table=raw_columns, stratify=stratify,
-                         target_scaling=target_scaling)
+                         target_scaling=target_scaling, split_test=kind == "synthetic" or (kind == "csv" and tp is None))
 
 
 def _read_test_csv(path: Path, train: CsvTable, classes: int | None, target_shape: Any, dtype: np.dtype,

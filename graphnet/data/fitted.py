@@ -66,13 +66,15 @@ def finish_splits(Xt: np.ndarray, yt: np.ndarray, Xv: np.ndarray | None, yv: np.
                   ys: np.ndarray, *, val_size: Any, normalize: str | None, flatten: bool, dtype: np.dtype,
                   val_rng: np.random.Generator, source: str, columns: tuple[Any, Any, Any] = (None, None, None),
                   raw: np.dtype | None = None, table: RawColumns | None = None, stratify: bool = False,
-                  target_scaling: bool = False) -> tuple[dict[str, np.ndarray], DataInfo]:
+                  target_scaling: bool = False, split_test: bool = False) -> tuple[dict[str, np.ndarray], DataInfo]:
     """The six arrays from the raw splits: the validation split taken from the training set
     (unless given; with `stratify`, each class in proportion), a `table`'s cells encoded
     (its encoding fitted on the training split), flattened, cast to `dtype` and normalized
     by the training split's fit ("auto" by the `raw` dtype of the features, default Xt's;
     a table's one-hot slots are left as they are); with `target_scaling`, float targets
-    standardized by the training split's mean and std."""
+    standardized by the training split's mean and std. `split_test`: the test split was split
+    off the same way (the info says whether a split was stratified)."""
+    stratified = stratify and (Xv is None or split_test)
     if Xv is None:
         default = min(DEFAULT_VAL_MAX, round(DEFAULT_VAL_FRACTION * len(Xt)))
         Xt, yt, Xv, yv = split_off(Xt, yt, split_size(val_size, len(Xt), "val_size", default), val_rng, stratify)
@@ -93,6 +95,6 @@ def finish_splits(Xt: np.ndarray, yt: np.ndarray, Xv: np.ndarray | None, yv: np.
         scaling = TargetScaling.fit(yt, f"{source}: y_train")
         yt, yv, ys = (scaling.scale(y) for y in (yt, yv, ys))
     info = DataInfo(tuple(Xt.shape[1:]), mode or "none", *(fit or (None, None)), *columns, encoding=encoding,
-                    counts=counts, stratified=stratify, target_scaling=scaling)
+                    counts=counts, stratified=stratified, target_scaling=scaling)
     data = {"X_train": arrays[0], "y_train": yt, "X_val": arrays[1], "y_val": yv, "X_test": arrays[2], "y_test": ys}
     return data, info

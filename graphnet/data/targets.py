@@ -2,7 +2,8 @@
 training split and saved with the model: the network learns t' = (t - mean) / std, and
 its predictions go back to the original units as p * std + mean (net.predict, `graphnet
 predict`, the metrics, the ONNX export), as scikit-learn's TransformedTargetRegressor
-with a StandardScaler does.
+with a StandardScaler does. The losses (train, validation, test_loss) are the training
+objective's, in the scaled units.
 """
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ and/or Div of a graph input by constants, read by nothing else, is the
 input's preprocessing (graphnet's export writes it first): it becomes
 `net.preprocessing`, and the class names and CSV columns graphnet's export
 keeps in the model's metadata come back too, so predictions take raw features.
+A table model's column encoding and target scaling (graphnet.interop.onnx_table)
+are cut off the graph and come back as `net.encoding` and `net.target_scaling`.
 
 The spec has no labels and no loss: it is an inference network. To train it,
 add labels and a loss node that reads an output (see README).
@@ -91,6 +93,11 @@ def read_onnx(path: str | Path) -> ImportedModel:
     dtype = next((FLOAT_TYPES[i.type.tensor_type.elem_type] for i in model.graph.input
                   if i.name in importer.values and isinstance(importer.values[i.name], Val)), np.dtype(np.float32))
     preprocessing = _preprocessing(importer, spec, renamed, props, str(path))
+    if encoding is not None and preprocessing is None and len(spec.inputs) == 1:  # encoded, not normalized
+        from ..data.preprocessing import Preprocessing
+
+        [name] = spec.inputs
+        preprocessing = Preprocessing(name, tuple(spec.inputs[name].shape))
     if encoding is not None:
         if preprocessing is None or preprocessing.width != encoding.width:
             raise GraphnetError(f"{path}: metadata {ENCODING_PROP} encodes {encoding.width} features, the graph's "
