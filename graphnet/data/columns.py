@@ -219,8 +219,9 @@ class ColumnEncoding:
         declared = [f"{c.name} ({len(c.categories)})" for c in self.columns if c.kind == "category" and c.declared]
         inferred = [f"{c.name} ({len(c.categories)})" for c in self.columns
                     if c.kind == "category" and not c.declared]
+        fill = "0" if self.impute == "zero" else f"the training split's {self.impute}"
         parts = [f"{len(numbers)} numeric column{'s' if len(numbers) != 1 else ''}"
-                 + (f" (missing cells -> the training split's {self.impute})" if numbers else "")]
+                 + (f" (missing cells -> {fill})" if numbers else "")]
         if inferred:
             parts.append(f"categorical, inferred from text: {', '.join(inferred)}")
         if declared:
