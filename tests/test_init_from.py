@@ -174,3 +174,22 @@ def test_init_from_reads_the_sources_columns_by_name(standardized_source, tmp_pa
     assert result.net.preprocessing.feature_names == ("f0", "f1", "f2", "f3")
     assert result.history[0].train_loss < 0.5
     assert result.metrics["test_accuracy"] > 0.9
+
+
+def test_an_imported_models_head_fine_tunes_with_its_body_frozen(task, tmp_path):
+    """The usual fine-tuning: the ONNX import's body kept as PyTorch trained it, its head trained."""
+    from graphnet.interop.onnx_import import from_onnx
+
+    imported = from_onnx(FIXTURES / "mlp_bn_dynamo.onnx")
+    document = fine_tune_run(str(task), str(FIXTURES / "mlp_bn_dynamo.onnx"), epochs=3)
+    document["train"]["freeze"] = ["affine_0"]
+    result = gn.train(gn.parse_run(document), out=tmp_path / "run", log=None, progress=False)
+    net = result.net
+    for name in ("affine_0.W", "affine_0.b"):
+        np.testing.assert_array_equal(net.params[name], imported.params[name])
+    assert not np.allclose(net.params["affine_4.W"], imported.params["affine_4.W"])
+    head = net.params["affine_4.W"].size + net.params["affine_4.b"].size
+    optimizer_state = np.load(tmp_path / "run" / "checkpoint" / "weights.npz")
+    assert optimizer_state["optim/m"].shape == optimizer_state["optim/v"].shape == (head,)  # the head's alone
+    served = gn.load_checkpoint(tmp_path / "run")
+    np.testing.assert_array_equal(served.params["affine_0.W"], imported.params["affine_0.W"])

@@ -114,7 +114,7 @@ def test_run_folder_contents(reference):
     out = reference.out
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["checkpoint", "history.json", "history.jsonl", "metrics.json", "run.json", "run_id.txt"]
-        + (["learning_curve.png"] if HAVE_MATPLOTLIB else []))
+        + (["learning_curve.png", "confusion_matrix.png"] if HAVE_MATPLOTLIB else []))
     assert gn.parse_run((out / "run.json").read_text()) == make_run()
     history = json.loads((out / "history.json").read_text())
     assert history == [asdict(r) for r in reference.history] and len(history) == 6
@@ -486,9 +486,15 @@ def test_resume_accepts_a_run_json_with_cosmetic_edits(tmp_path):
 
 # ---- regression and binary tasks -----------------------------------------------------------
 
-CLASSIFICATION_KEYS = {"test_accuracy", "val_accuracy", "train_accuracy", "test_loss", "final_loss", "epochs",
-                       "wall_time_seconds", "interrupted", "warnings"}
+SCORES = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "log_loss")
+CLASSIFICATION_KEYS = {f"{split}_{name}" for split in ("test", "val", "train") for name in SCORES} | {
+    "test_per_class", "test_confusion_matrix", "val_per_class", "val_confusion_matrix",
+    "test_loss", "val_loss", "final_loss", "epochs", "wall_time_seconds", "interrupted", "warnings"}
+BINARY_KEYS = CLASSIFICATION_KEYS | {f"{split}_{name}" for split in ("test", "val", "train")
+                                     for name in ("roc_auc", "pr_auc")} | {"decision_threshold"}
 RECORD_KEYS = {"epoch", "train_loss", "val_loss", "learning_rate", "seconds"}
+CLASSIFICATION_RECORD_KEYS = RECORD_KEYS | {"train_accuracy", "val_accuracy", "val_balanced_accuracy", "val_f1_macro",
+                                            "val_f1_weighted", "val_log_loss", "val_roc_auc", "val_pr_auc"}
 
 
 def test_classification_metrics_gain_only_test_loss(reference):
@@ -499,8 +505,7 @@ def test_classification_metrics_gain_only_test_loss(reference):
     # the eval-mode loss over the whole test split (l2 term included)
     assert metrics["test_loss"] == pytest.approx(reference.net.evaluate_loss(data["X_test"], data["y_test"]),
                                                  rel=1e-6)
-    assert set(json.loads((reference.out / "history.json").read_text())[0]) == \
-        RECORD_KEYS | {"train_accuracy", "val_accuracy"}
+    assert set(json.loads((reference.out / "history.json").read_text())[0]) == CLASSIFICATION_RECORD_KEYS
 
 
 def test_regression_trains_from_a_csv_with_a_float_target(tmp_path):
@@ -509,12 +514,12 @@ def test_regression_trains_from_a_csv_with_a_float_target(tmp_path):
     result = gn.train(gn.parse_run(task_run("regression", str(data), features=3)), out=tmp_path / "run",
                       log=lines.append, progress=False)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert set(metrics) == {"test_rmse", "test_r2", "val_rmse", "val_r2", "train_rmse", "train_r2", "test_loss",
-                            "final_loss", "epochs", "wall_time_seconds", "interrupted", "warnings"}
+    assert set(metrics) == {f"{split}_{name}" for split in ("test", "val", "train") for name in ("rmse", "mae", "r2")} \
+        | {"test_loss", "val_loss", "final_loss", "epochs", "wall_time_seconds", "interrupted", "warnings"}
     assert metrics["test_r2"] > 0.9 and metrics["val_r2"] > 0.9, metrics
     assert metrics["test_loss"] == pytest.approx(metrics["test_rmse"] ** 2, rel=1e-4)  # mse, no l2
     history = json.loads((tmp_path / "run" / "history.json").read_text())
-    assert set(history[0]) == RECORD_KEYS | {"train_rmse", "train_r2", "val_rmse", "val_r2"}
+    assert set(history[0]) == RECORD_KEYS | {"train_rmse", "train_r2", "val_rmse", "val_r2", "val_mae"}
     assert history[-1]["val_rmse"] < 0.5 * history[0]["val_rmse"]
     assert history == [asdict(r) for r in result.history]
     assert "val RMSE" in lines[0] and "val R2" in lines[0] and "%" not in lines[0]
@@ -526,7 +531,7 @@ def test_binary_trains_from_an_npz_of_0_1_labels(tmp_path):
     result = gn.train(gn.parse_run(task_run("binary", str(data), features=2)), out=tmp_path / "run",
                       log=None, progress=False)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert set(metrics) == CLASSIFICATION_KEYS
+    assert set(metrics) == BINARY_KEYS
     assert metrics["test_accuracy"] > 0.8 and metrics["val_accuracy"] > 0.8, metrics
     assert result.history[-1].train_accuracy > 0.8
     assert metrics["test_loss"] < 0.5  # a binary cross-entropy well under chance's log 2

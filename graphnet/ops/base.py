@@ -42,10 +42,12 @@ Activation = Literal[tuple(ACTIVATION_CODES)]  # type: ignore[valid-type]
 
 
 class NodeModel(SpecModel):
-    """Fields every node has: `id` and `inputs` (ids of inputs, labels or nodes)."""
+    """Fields every node has: `id`, `inputs` (ids of inputs, labels or nodes) and `trainable`
+    (false: training keeps the node's parameters fixed)."""
 
     id: NodeId
     inputs: list[Annotated[str, Field(min_length=1, max_length=64)]]
+    trainable: bool = Field(True, description="false: training keeps this node's parameters fixed (fine-tuning)")
 
     @model_serializer(mode="wrap")
     def _op_always(self, handler: Any) -> Any:

@@ -39,6 +39,7 @@ def read_initial_model(path: str | Path, network: NetworkSpec) -> InitialModel:
     (needs the `onnx` extra), the record fitted to `network`'s one input; CheckpointError
     naming `path` if there are no arrays or the record does not fit."""
     from ..model.checkpoint import checkpoint_folder, read_checkpoint
+    from ..model.snapshot import served_arrays
 
     source = Path(path).expanduser()
     if source.suffix.lower() == ".onnx" and source.is_file():
@@ -55,7 +56,7 @@ def read_initial_model(path: str | Path, network: NetworkSpec) -> InitialModel:
             raise CheckpointError(f"init_from: {source}: no such checkpoint folder, run folder or .onnx file")
         folder = checkpoint_folder(source)
         _, saved, meta = read_checkpoint(folder)
-        arrays = {key.split("/", 1)[1]: array for key, array in saved.items() if key.startswith(("param/", "state/"))}
+        arrays = {key.split("/", 1)[1]: array for key, array in served_arrays(saved).items()}  # the best epoch's, if kept
         try:
             record = ModelRecord.from_saved(meta, saved)
         except ValueError as error:

@@ -23,12 +23,14 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..compiler.graph import build_graph, frozen_params
 from ..data import IN_MEMORY
 from ..errors import CheckpointError, SpecError
 from ..model.checkpoint import spec_difference
 from ..model.compiled import CompiledNetwork, compile
 from ..model.record import ModelRecord
-from ..model.restore import restore
+from ..model.restore import restore_training
+from ..ops.tasks import task_of
 from ..runs.folder import (
     clear_run_files,
     has_checkpoint,
@@ -46,8 +48,10 @@ from ..system.fileio import make_folder
 from .class_weights import SETTING as CLASS_WEIGHT_SETTING
 from .class_weights import class_weights, trained_weights, with_class_weight
 from .dataset import check_split_labels, load_run_data
+from .early_stopping import check_early_stopping
 from .init_from import InitialModel, copy_initial_weights, read_initial_model, with_absolute_init_from
 from .position import ResumePosition, SavedTraining, saved_training
+from .tracking import check_trackers_installed
 
 NO_LOSS = ('training needs a loss: the network has no "loss" node (add a loss node, e.g. '
            '{"id": "loss", "op": "softmax_cross_entropy", "inputs": [<scores>, <labels>]}, '
@@ -87,6 +91,9 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
         folder = Path(out) if out is not None else None
     as_saved = run
     run = with_overrides(run, epochs, batch_size, learning_rate, data)
+    check_trackers_installed(run)  # at once, before the data is loaded
+    if run.train.freeze:  # names that are no parameter: refused before the data is loaded too
+        frozen_params(run.network, build_graph(run.network), run.train.freeze)
     if resume is None:
         run = with_absolute_init_from(with_absolute_data(run))
         if folder is not None and writer:
@@ -100,11 +107,13 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
     restart = resume is not None and interrupted_before_first_epoch(folder)  # type: ignore[arg-type]
     initial: InitialModel | None = None
     if resume is not None and not restart:
-        net, meta, optimizer = restore(folder / "checkpoint", batch_size=settings.batch_size,  # type: ignore[operator]
-                                       backend=backend or settings.backend, make_optimizer=make_optimizer)
+        net, meta, optimizer, best = restore_training(
+            folder / "checkpoint", batch_size=settings.batch_size,  # type: ignore[operator]
+            backend=backend or settings.backend, make_optimizer=make_optimizer, freeze=settings.freeze)
         weighted = with_class_weight(run.network, trained_weights(net.spec) if settings.class_weight else None)
         _check_same_network(weighted, net.spec, folder)  # type: ignore[arg-type]
         saved = saved_training(meta, folder / "checkpoint" / "weights.npz")  # type: ignore[operator]
+        saved.best = best
         keep, origin = ModelRecord.of(net), f"the checkpoint of {folder}"
     else:
         if settings.init_from is not None:
@@ -119,13 +128,15 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
             notes.append(f"class weights ({CLASS_WEIGHT_SETTING} {json.dumps(settings.class_weight)}): "
                          + ", ".join(f"{name} {w:.4g}" for name, w in zip(_class_labels(record, weights), weights)))
         net = compile(with_class_weight(run.network, weights), batch_size=settings.batch_size, dtype=settings.dtype,
-                      backend=backend or settings.backend, seed=settings.seed)
+                      backend=backend or settings.backend, seed=settings.seed, freeze=settings.freeze)
         if initial is not None:
             copy_initial_weights(net, initial, say)
         optimizer = make_optimizer(net)
         saved = SavedTraining(ResumePosition(), [], 0.0, [])
     record.attach(net)
     check_split_labels(net, dataset, settings.data_spec().name)
+    if settings.early_stopping is not None:
+        check_early_stopping(settings.early_stopping, task_of(run.network), len(dataset["X_val"]))
     if restart:
         say(f"{folder} has no checkpoint yet (training was interrupted before the first epoch finished): "
             "starting again from epoch 1 with its run.json settings")
