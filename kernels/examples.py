@@ -160,6 +160,23 @@ EXAMPLES: dict[str, Example] = {
         lambda r, t, s, a: (_randn(r, s, t, 3.0), _uniform(r, s, t, 0.0, 1.0), _e(s, t)),
         outputs=(2,), any_shape=True,
     ),
+    "mae_loss": Example(
+        lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t), _e(s, t)),
+        outputs=(2,), any_shape=True,
+    ),
+    "huber_loss": Example(  # differences of both sides of delta
+        lambda r, t, s, a: (_randn(r, s, t, 2.0), _randn(r, s, t), 1.5, _e(s, t)),
+        outputs=(3,), any_shape=True,
+    ),
+    "weighted_softmax_cross_entropy": Example(
+        lambda r, t, s, a: (_randn(r, s, t, 3.0), _labels(r, s), _uniform(r, s[1:], t, 0.5, 2.0), _e(s, t)),
+        outputs=(3,),
+    ),
+    "weighted_sigmoid_bce_loss": Example(
+        lambda r, t, s, a: (_randn(r, s, t, 3.0), _uniform(r, s, t, 0.0, 1.0), _uniform(r, (2,), t, 0.5, 4.0),
+                            _e(s, t)),
+        outputs=(3,), any_shape=True,
+    ),
     "batchnorm_train_forward": Example(
         lambda r, t, s, a: (
             _randn(r, s, t, 2.0) + t.type(1.0), _randn(r, s[1:], t), _randn(r, s[1:], t), 1e-5, 0.9,

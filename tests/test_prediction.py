@@ -92,8 +92,8 @@ def test_predict_input_errors_are_one_line_naming_the_file(flowers, tmp_path, ca
     bad.write_text("f0,f1,f2,f3\n1,2,3,4\n1,2,x,4\n")
     assert main(["predict", str(flowers), "--data", str(bad)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].endswith("bad.csv: line 3, column 'f2': 'x' is text: categorical (text) features are not "
-                            "supported yet; drop the column or encode it as numbers")
+    assert err[-1].endswith("bad.csv: line 3, column 'f2': 'x' is text: this model reads numbers only (its training "
+                            "data had no text column)")
     assert main(["predict", str(flowers), "--data", str(tmp_path / "nowhere.csv")]) == 1
     assert "nowhere.csv: no such file" in capsys.readouterr().err
     with pytest.raises(SystemExit) as usage:

@@ -188,7 +188,8 @@ def test_run_json_holds_every_train_setting_and_no_schema_reference(tmp_path):
                                                                 "beta2": 0.999, "epsilon": 1e-08},
                                 "schedule": {"kind": "constant", "warmup_epochs": 0.0}, "epochs": 10,
                                 "batch_size": 128, "seed": 0, "clip_norm": None, "dtype": "float32",
-                                "backend": None, "eval_batch_size": 1000, "init_from": None, "early_stopping": None,
+                                "backend": None, "eval_batch_size": 1000, "init_from": None, "class_weight": None,
+                                "early_stopping": None,
                                 "freeze": [], "tensorboard": None, "mlflow": None}
     assert set(written["train"]) == set(TrainSpec.model_fields)
     assert written["schema_version"] == 1

@@ -22,14 +22,20 @@ CSV data (--data FILE.csv, or "data" in the run file):
   The first line is a header of column names (a file whose first line is all
   numbers has none). The delimiter is the first of , TAB ; found in it. One
   column holds the labels: --label-column NAME, else the first column named
-  label, y or target; every other column is a feature (numbers). Labels are
-  class indices (0..classes-1), class names (text: classes are the sorted
-  names, saved with the model, so predictions and `graphnet eval` show
-  names) or, for a regression/binary label declared with "shape", numbers.
-  The test set is a seeded 20% of the rows, or the file in the data options'
-  "test_file" (same columns); "test_size" sets the fraction. The data's
-  "normalize" (standardize, scale) is fitted on the training split and saved
-  with the model: `graphnet predict` and `eval` take raw features.
+  label, y or target; every other column is a feature: numbers, or text (a
+  categorical column, one-hot inside the model; the data options'
+  "categorical" names more). Cells "", NA, NaN, nan and ? are missing values
+  ("missing" sets them), imputed ("impute": median, mean, zero); a missing
+  label is an error. Labels are class indices (0..classes-1), class names
+  (text: classes are the sorted names, saved with the model, so predictions
+  and `graphnet eval` show names) or, for a regression/binary label declared
+  with "shape", numbers ("target_scaling": true standardizes them for
+  training). The test set is a seeded 20% of the rows, or the file in the
+  data options' "test_file" (same columns); "test_size" sets the fraction;
+  class labels split class by class ("stratify"). The data's "normalize"
+  (standardize, scale), categories and imputation values are fitted on the
+  training split and saved with the model: `graphnet predict` and `eval`
+  take raw features.
 """
 
 

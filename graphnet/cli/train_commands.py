@@ -193,11 +193,22 @@ def _write_plots(args: argparse.Namespace, net: Any, X: Any, y: Any, run_folder:
 
 
 def _eval_data(args: argparse.Namespace, net: Any, run_folder: Path) -> tuple[Any, Any, str]:
-    """(network inputs X, labels y, what they are) for `graphnet eval`: every row of a CSV file
-    given with --data (columns by name, the model's preprocessing), else the --split split
-    (default test) of the run's data set or of the data set named by --data."""
+    """(network inputs X, labels y as the network trains on them, what they are) for
+    `graphnet eval`: every row of a CSV file given with --data (columns by name, the model's
+    column encoding and preprocessing), else the --split split (default test) of the run's
+    data set or of the data set named by --data. Targets of a model that scaled them for
+    training are scaled as it did."""
+    X, y, where = _raw_eval_data(args, net, run_folder)
+    if net.target_scaling is not None:
+        y = net.target_scaling.scale(y)
+    return X, y, where
+
+
+def _raw_eval_data(args: argparse.Namespace, net: Any, run_folder: Path) -> tuple[Any, Any, str]:
+    """`_eval_data` with the targets in their own units."""
     from ..data import IN_MEMORY
     from ..model.prediction import CSV_SUFFIXES, read_labelled_csv
+    from ..ops.tasks import task_of
     from ..spec import DataSpec, parse_run
     from ..training.dataset import load_data_with_info
 
@@ -223,14 +234,16 @@ def _eval_data(args: argparse.Namespace, net: Any, run_folder: Path) -> tuple[An
         raise SpecError(f"{run_folder} was trained on in-memory data: name a data file with --data")
     input_shape = next(iter(net.graph.inputs.values())).shape
     label = next(iter(net.graph.labels.values()), None)
-    # a model that carries its preprocessing gets raw features (its own fit applies, not a new one)
+    # a model that carries its preprocessing gets raw features (its own fit applies, not a new one), a table
+    # read by its own column encoding, and its targets as they are (it scales them itself)
     data, _ = load_data_with_info(data_spec, seed, net.dtype.name, input_shape, label,
                                   normalize="none" if net.preprocessing is not None else None,
-                                  class_names=net.class_names)
+                                  class_names=net.class_names, task=task_of(net.graph), encoding=net.encoding,
+                                  raw_targets=net.target_scaling is not None)
     X, y = data[f"X_{split}"], data[f"y_{split}"]
     if len(X) == 0:
         raise SpecError(f"the {split} split of '{data_spec.name}' is empty")
-    return net.prepare(X), y, f"{data_spec.name} {split}"
+    return net.prepare(X, encoded=True), y, f"{data_spec.name} {split}"
 
 
 def _network_inputs(net: Any, X: Any) -> Any:

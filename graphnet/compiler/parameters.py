@@ -145,8 +145,12 @@ class ParameterStore:
             initialize(self.view(name), self.decls[name], rng)
 
     def reset_state(self) -> None:
+        """Every state array back to its declared start (`values`, else `fill`)."""
         for name, decl in self.state_decls.items():
-            self.state_view(name).fill(decl.fill)
+            if decl.values is not None:
+                self.state_view(name)[...] = np.reshape(decl.values, decl.shape)
+            else:
+                self.state_view(name).fill(decl.fill)
 
 
 def span_name(names: list[str]) -> str:

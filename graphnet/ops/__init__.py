@@ -40,6 +40,8 @@ _RECORDS: list[OpRecord] = [
     losses.CROSS_ENTROPY,
     losses.SVM,
     losses.MSE,
+    losses.MAE,
+    losses.HUBER,
     losses.SIGMOID_BINARY_CROSS_ENTROPY,
 ]
 

@@ -97,11 +97,13 @@ class ParamDecl:
 
 @dataclass(frozen=True)
 class StateDecl:
-    """A non-trainable, persistent array of a node (batchnorm running stats)."""
+    """A non-trainable, persistent array of a node (batchnorm running stats, a loss's class
+    weights): it starts as `values` (one per element, in C order) when given, else `fill`."""
 
     name: str
     shape: Shape
     fill: float = 0.0
+    values: tuple[float, ...] | None = None
 
 
 class ShapeError(Exception):

@@ -4,7 +4,7 @@
 |------------------|-----------------------------------------------|----------------------|---------------------------------|
 | "classification" | softmax_cross_entropy, cross_entropy, svm     | class indices (N,)   | accuracy, balanced accuracy, F1 macro/weighted, log loss |
 | "binary"         | sigmoid_binary_cross_entropy                  | 0/1 targets (N, *s)  | the same, and ROC AUC, PR AUC   |
-| "regression"     | any loss on float targets (mse, ...)          | float targets (N, *s)| RMSE, MAE, R²                   |
+| "regression"     | any loss on float targets (mse, mae, huber)   | float targets (N, *s)| RMSE, MAE, R²                   |
 
 Binary predictions are 1 where sigmoid(logit) > 0.5, i.e. where the logit is > 0.
 """
@@ -82,8 +82,8 @@ def probabilities(scores: np.ndarray, network: Any, output: str) -> np.ndarray:
     Regression has none: GraphnetError."""
     task = output_task(network, output)
     if task == "regression":
-        raise GraphnetError(f"'{output}' is a regression output (mse loss): it has values, not class "
-                            "probabilities; use predict")
+        raise GraphnetError(f"'{output}' is a regression output (an mse, mae or huber loss): it has values, "
+                            "not class probabilities; use predict")
     scores = np.asarray(scores)
     if task == "binary":
         p = 0.5 * (1.0 + np.tanh(0.5 * scores))  # the sigmoid, stable for any logit
@@ -144,13 +144,16 @@ def score(task: Task | None, predicted: np.ndarray, y: np.ndarray) -> dict[str, 
 
 @dataclass(frozen=True)
 class Outputs:
-    """What a network says on a split: the task, its predictions (see `predictions`), and the
-    scores the ranking metrics read -- classification: probabilities (N, C); binary: p(1) (N, *s);
-    regression: None."""
+    """What a network says on a split: the task, its predictions (see `predictions`; a
+    regression's in the targets' own units when the network trained on scaled targets), the
+    scores the ranking metrics read -- classification: probabilities (N, C); binary: p(1)
+    (N, *s); regression: None -- and the target scaling the network trained with (a
+    graphnet.data.targets.TargetScaling, else None)."""
 
     task: Task | None
     predicted: np.ndarray
     probabilities: np.ndarray | None
+    target_scaling: Any = None
 
 
 def outputs_of(net: Any, X: np.ndarray, batch_size: int = 1000) -> Outputs:
@@ -159,15 +162,20 @@ def outputs_of(net: Any, X: np.ndarray, batch_size: int = 1000) -> Outputs:
     task = output_task(net.graph, first)
     scores = net.forward(X, output=first, batch_size=batch_size)
     if task == "regression":
-        return Outputs(task, scores, None)
+        scaling = getattr(net, "target_scaling", None)
+        return Outputs(task, scores if scaling is None else scaling.unscale(scores), None, scaling)
     if task == "binary":
         return Outputs(task, predictions(scores, task), 0.5 * (1.0 + np.tanh(0.5 * np.asarray(scores, np.float64))))
     return Outputs(task, predictions(scores, task), np.asarray(probabilities(scores, net.graph, first), np.float64))
 
 
 def metrics_of(outputs: Outputs, y: np.ndarray, classes: int) -> dict[str, float | None]:
-    """The task's metrics (`metric_names`) of `outputs` against labels or targets y."""
+    """The task's metrics (`metric_names`) of `outputs` against labels or targets y, as the
+    network trains on them (scaled targets scaled back: a regression is scored in its
+    targets' units)."""
     if outputs.task == "regression":
+        if outputs.target_scaling is not None:
+            y = outputs.target_scaling.unscale(y)
         return dict(regression_metrics(outputs.predicted, y))
     if outputs.task == "binary":
         return binary_metrics(y, outputs.probabilities)  # type: ignore[arg-type]
@@ -182,8 +190,9 @@ def class_count(graph: Any) -> int:
 
 def evaluate(net: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict[str, float | None]:
     """The task's metrics (`metric_names`) of a CompiledNetwork on network inputs X (N, ...)
-    (already preprocessed) and y (class indices or targets), in eval mode; None for each on an
-    empty split (and for an AUC whose labels hold one class)."""
+    (already preprocessed) and y (class indices or targets, as the network trains on them),
+    in eval mode; None for each on an empty split (and for an AUC whose labels hold one
+    class). A regression whose targets were scaled for training is scored in their units."""
     task = task_of(net.graph)
     if len(X) == 0:
         return {name: None for name in metric_names(task)}

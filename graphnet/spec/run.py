@@ -12,12 +12,15 @@ from .network_spec import SCHEMA_VERSION, NetworkSpec, SchemaVersion
 
 
 class DataSpec(SpecModel):
-    """Where the data comes from: a data set name or path, and how to split and scale it."""
+    """Where the data comes from: a data set name or path, and how to split and scale it.
+    `options` go to the reader (graphnet.data.load): a CSV's label_column, test_file and
+    test_size, a table's categorical columns, missing markers and impute mode, stratify,
+    target_scaling, a synthetic set's generator options."""
 
     name: str = Field(min_length=1)
     val_size: Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0, lt=1)] | None = None
     normalize: Literal["auto", "scale", "standardize", "none"] = "auto"
-    options: dict[str, int | float | str | bool] = {}
+    options: dict[str, bool | int | float | str | list[str]] = {}
 
 
 class _Tagged(SpecModel):
@@ -155,6 +158,10 @@ class TrainSpec(SpecModel):
     init_from: str | None = Field(None, min_length=1, description=(
         "start from these weights (fine-tuning): a checkpoint folder, a run folder or an .onnx model; "
         "parameters are matched by name, those it lacks keep their initialization"))
+    class_weight: Literal["balanced"] | dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = Field(
+        None, description=("weights of the classes in a softmax_cross_entropy or sigmoid_binary_cross_entropy "
+                           "loss (PyTorch's weight): \"balanced\" (n / (classes * n_class) on the training "
+                           "split) or {class name: weight}, 1 for a class left out"))
     early_stopping: EarlyStopping | None = None
     freeze: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list, description=(
         "parameters kept fixed while training: parameter names (fc1.W) or node ids (all of a node's parameters)"))

@@ -45,6 +45,8 @@ from ..runs.lock import run_lock
 from ..runtime.optimizer import Optimizer
 from ..spec import NetworkSpec, RunSpec, load, parse_run
 from ..system.fileio import make_folder
+from .class_weights import SETTING as CLASS_WEIGHT_SETTING
+from .class_weights import class_weights, trained_weights, with_class_weight
 from .dataset import check_split_labels, load_run_data
 from .early_stopping import check_early_stopping
 from .init_from import InitialModel, copy_initial_weights, read_initial_model, with_absolute_init_from
@@ -108,7 +110,8 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
         net, meta, optimizer, best = restore_training(
             folder / "checkpoint", batch_size=settings.batch_size,  # type: ignore[operator]
             backend=backend or settings.backend, make_optimizer=make_optimizer, freeze=settings.freeze)
-        _check_same_network(run.network, net.spec, folder)  # type: ignore[arg-type]
+        weighted = with_class_weight(run.network, trained_weights(net.spec) if settings.class_weight else None)
+        _check_same_network(weighted, net.spec, folder)  # type: ignore[arg-type]
         saved = saved_training(meta, folder / "checkpoint" / "weights.npz")  # type: ignore[operator]
         saved.best = best
         keep, origin = ModelRecord.of(net), f"the checkpoint of {folder}"
@@ -116,11 +119,15 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
         if settings.init_from is not None:
             initial = read_initial_model(settings.init_from, run.network)
         keep, origin = (initial.record, f"init_from {settings.init_from}") if initial else (None, "")
-    dataset, record = load_run_data(run, arrays, keep=keep, source=origin)
+    dataset, record, notes = load_run_data(run, arrays, keep=keep, source=origin)
     if initial is not None and initial.record.preprocessing is not None:
         say(f"init_from {settings.init_from}: training keeps its {record.describe()}")
     if resume is None or restart:
-        net = compile(run.network, batch_size=settings.batch_size, dtype=settings.dtype,
+        weights = class_weights(settings.class_weight, run.network, dataset["y_train"], record.class_names)
+        if weights is not None:
+            notes.append(f"class weights ({CLASS_WEIGHT_SETTING} {json.dumps(settings.class_weight)}): "
+                         + ", ".join(f"{name} {w:.4g}" for name, w in zip(_class_labels(record, weights), weights)))
+        net = compile(with_class_weight(run.network, weights), batch_size=settings.batch_size, dtype=settings.dtype,
                       backend=backend or settings.backend, seed=settings.seed, freeze=settings.freeze)
         if initial is not None:
             copy_initial_weights(net, initial, say)
@@ -135,11 +142,19 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
             "starting again from epoch 1 with its run.json settings")
     elif resume is None and folder is not None and writer:
         _create_run_folder(folder, run, overwrite, hold, say)
+    for note in notes:  # what the data and the loss are, before the epochs
+        say(note)
     writes = folder if writer else None
     resumed = resume is not None and not restart
     return Setup(run, writes, dataset, net, optimizer, saved, resumed,
                  unsaved_overrides=writer and resume is not None and run is not as_saved,
                  good_checkpoint=folder / "checkpoint" if resume is not None and writes is not None else None)
+
+
+def _class_labels(record: ModelRecord, weights: list[float]) -> list[str]:
+    """How the log names the classes the weights are for: their names, else their indices."""
+    names = record.class_names
+    return list(names) if names is not None and len(names) == len(weights) else [str(c) for c in range(len(weights))]
 
 
 def _create_run_folder(out: Path, run: RunSpec, overwrite: bool, hold: ExitStack, say: Callable[[str], None]) -> None:

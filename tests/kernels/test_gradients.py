@@ -80,6 +80,10 @@ GRADIENT_CASES: dict[str, GradientCase] = {
     "svm_loss": _loss("svm_loss"),
     "mse_loss": _loss("mse_loss"),
     "sigmoid_bce_loss": _loss("sigmoid_bce_loss"),
+    "mae_loss": _loss("mae_loss"),
+    "huber_loss": _loss("huber_loss", grads=(3,)),
+    "weighted_softmax_cross_entropy": _loss("weighted_softmax_cross_entropy", grads=(3,)),
+    "weighted_sigmoid_bce_loss": _loss("weighted_sigmoid_bce_loss", grads=(3,)),
     "l2_penalty": _loss("l2_penalty", grads=(1,)),  # dW += l2 * W: checked from dW = 0
 }
 

@@ -125,6 +125,29 @@ def ref_dropout_forward(X, rate, mask, out):  # noqa: ANN001, ANN202
     return None, {2: m, 3: f64(X) * m}
 
 
+def ref_huber(Y: np.ndarray, T: np.ndarray, delta: float, dY: np.ndarray) -> tuple[float, dict]:
+    """PyTorch's HuberLoss(delta), mean over all elements, and its gradient."""
+    d = f64(Y) - f64(T)
+    inside = np.abs(d) <= delta
+    loss = np.where(inside, 0.5 * d * d, delta * (np.abs(d) - 0.5 * delta))
+    return float(loss.mean()), {3: np.where(inside, d, delta * np.sign(d)) / Y.size}
+
+
+def ref_weighted_softmax_cross_entropy(X: np.ndarray, y: np.ndarray, w: np.ndarray,
+                                       dX: np.ndarray) -> tuple[float, dict]:
+    """PyTorch's CrossEntropyLoss(weight=w): sum_i w[y_i] l_i / sum_i w[y_i], written out per row."""
+    p = softmax64(X)
+    weights = f64(w)[y]
+    losses = -np.log(p[np.arange(len(y)), y])
+    total = weights.sum()
+    return float((weights * losses).sum() / total), {3: weights[:, None] * (p - onehot(y, X.shape[1])) / total}
+
+
+def bce_weights64(T: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Each target's weight: w[0] for 0, w[1] for 1, linear in between."""
+    return (1 - f64(T)) * float(w[0]) + f64(T) * float(w[1])
+
+
 REFERENCES = {
     "bias_act_forward": lambda Y, b, act, alpha: (None, {0: act64(f64(Y) + f64(b), act, alpha)}),
     "act_bias_backward": lambda dY, Y, act, alpha, dZ, db: (
@@ -157,6 +180,13 @@ REFERENCES = {
     "sigmoid_bce_loss": lambda X, T, dX: (
         np.mean(f64(T) * np.logaddexp(0, -f64(X)) + (1 - f64(T)) * np.logaddexp(0, f64(X))),
         {2: (act64(X, 3, 0.0) - f64(T)) / X.size},
+    ),
+    "mae_loss": lambda Y, T, dY: (np.mean(np.abs(f64(Y) - f64(T))), {2: np.sign(f64(Y) - f64(T)) / Y.size}),
+    "huber_loss": ref_huber,
+    "weighted_softmax_cross_entropy": ref_weighted_softmax_cross_entropy,
+    "weighted_sigmoid_bce_loss": lambda X, T, w, dX: (
+        np.mean(bce_weights64(T, w) * (f64(T) * np.logaddexp(0, -f64(X)) + (1 - f64(T)) * np.logaddexp(0, f64(X)))),
+        {3: bce_weights64(T, w) * (act64(X, 3, 0.0) - f64(T)) / X.size},
     ),
     "batchnorm_train_forward": ref_batchnorm_train,
     "batchnorm_eval_forward": lambda X, gamma, beta, rm, rv, eps, out: (
