@@ -54,31 +54,28 @@ def im2col_numba(X, kh, kw, sh, sw, ph, pw, cols):  # noqa: ANN001, ANN201
     if cols.shape[0] != n or cols.shape[3] != c * kh * kw:
         raise ValueError("im2col: X (N, C, H, W), cols (N, OH, OW, C*kh*kw)")
     zero = X.dtype.type(0)
+    # one kernel row i of one channel at a time: the input row it reads is fixed (or padding)
     for b in range(n):
         for oy in range(oh):
-            y0 = oy * sh - ph
-            for ox in range(ow):
-                x0 = ox * sw - pw
-                if y0 >= 0 and y0 + kh <= h and x0 >= 0 and x0 + kw <= w:
-                    q = 0
-                    for ci in range(c):
-                        for i in range(kh):
+            for i in range(kh):
+                y = oy * sh - ph + i
+                for ci in range(c):
+                    q = (ci * kh + i) * kw
+                    if y < 0 or y >= h:
+                        for ox in range(ow):
                             for j in range(kw):
-                                cols[b, oy, ox, q + j] = X[b, ci, y0 + i, x0 + j]
-                            q += kw
-                else:
-                    q = 0
-                    for ci in range(c):
-                        for i in range(kh):
-                            y = y0 + i
-                            if y < 0 or y >= h:
-                                for j in range(kw):
-                                    cols[b, oy, ox, q + j] = zero
-                            else:
-                                for j in range(kw):
-                                    x = x0 + j
-                                    cols[b, oy, ox, q + j] = X[b, ci, y, x] if 0 <= x < w else zero
-                            q += kw
+                                cols[b, oy, ox, q + j] = zero
+                        continue
+                    row = X[b, ci, y]
+                    for ox in range(ow):
+                        x0 = ox * sw - pw
+                        if x0 >= 0 and x0 + kw <= w:
+                            for j in range(kw):
+                                cols[b, oy, ox, q + j] = row[x0 + j]
+                        else:
+                            for j in range(kw):
+                                x = x0 + j
+                                cols[b, oy, ox, q + j] = row[x] if 0 <= x < w else zero
 
 
 def window_slices(size: int, out: int, stride: int, pad: int, offset: int) -> tuple[slice, slice] | None:
@@ -129,19 +126,23 @@ def col2im_numba(dcols, kh, kw, sh, sw, ph, pw, dX):  # noqa: ANN001, ANN201
                 for x in range(w):
                     dX[b, ci, y, x] = 0
         for oy in range(oh):
-            y0 = oy * sh - ph
-            for ox in range(ow):
-                x0 = ox * sw - pw
-                q = 0
+            for i in range(kh):
+                y = oy * sh - ph + i
+                if y < 0 or y >= h:
+                    continue
                 for ci in range(c):
-                    for i in range(kh):
-                        y = y0 + i
-                        if 0 <= y < h:
+                    q = (ci * kh + i) * kw
+                    row = dX[b, ci, y]
+                    for ox in range(ow):
+                        x0 = ox * sw - pw
+                        if x0 >= 0 and x0 + kw <= w:
+                            for j in range(kw):
+                                row[x0 + j] += dcols[b, oy, ox, q + j]
+                        else:
                             for j in range(kw):
                                 x = x0 + j
                                 if 0 <= x < w:
-                                    dX[b, ci, y, x] += dcols[b, oy, ox, q + j]
-                        q += kw
+                                    row[x] += dcols[b, oy, ox, q + j]
 
 
 def col2im_numpy(dcols: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dX: np.ndarray) -> None:

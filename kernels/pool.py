@@ -23,18 +23,21 @@ def max_pool_forward_numba(X, kh, kw, sh, sw, ph, pw, Y):  # noqa: ANN001, ANN20
     oh, ow = Y.shape[2], Y.shape[3]
     if Y.shape[0] != n or Y.shape[1] != c:
         raise ValueError("max_pool_forward: X (N, C, H, W), Y (N, C, OH, OW)")
+    # without padding every window lies inside X: no clipping of the window bounds
+    inside = ph == 0 and pw == 0 and (oh - 1) * sh + kh <= h and (ow - 1) * sw + kw <= w
     for b in range(n):
         for ci in range(c):
+            plane = X[b, ci]
             for oy in range(oh):
-                y_lo = max(oy * sh - ph, 0)
-                y_hi = min(oy * sh - ph + kh, h)
+                y0 = oy * sh - ph
+                y_lo, y_hi = (y0, y0 + kh) if inside else (max(y0, 0), min(y0 + kh, h))
                 for ox in range(ow):
-                    x_lo = max(ox * sw - pw, 0)
-                    x_hi = min(ox * sw - pw + kw, w)
-                    best = -np.inf
+                    x0 = ox * sw - pw
+                    x_lo, x_hi = (x0, x0 + kw) if inside else (max(x0, 0), min(x0 + kw, w))
+                    best = plane[y_lo, x_lo]
                     for y in range(y_lo, y_hi):
                         for x in range(x_lo, x_hi):
-                            v = X[b, ci, y, x]
+                            v = plane[y, x]
                             if v > best or v != v:
                                 best = v
                     Y[b, ci, oy, ox] = best
@@ -72,27 +75,29 @@ def max_pool_backward_numba(dY, X, kh, kw, sh, sw, ph, pw, dX):  # noqa: ANN001,
     oh, ow = dY.shape[2], dY.shape[3]
     if dY.shape[0] != n or dY.shape[1] != c or dX.shape != X.shape:
         raise ValueError("max_pool_backward: dY (N, C, OH, OW), X and dX (N, C, H, W)")
+    inside = ph == 0 and pw == 0 and (oh - 1) * sh + kh <= h and (ow - 1) * sw + kw <= w
     for b in range(n):
         for ci in range(c):
+            plane, grad = X[b, ci], dX[b, ci]
             for y in range(h):
                 for x in range(w):
-                    dX[b, ci, y, x] = 0
+                    grad[y, x] = 0
             for oy in range(oh):
-                y_lo = max(oy * sh - ph, 0)
-                y_hi = min(oy * sh - ph + kh, h)
+                y0 = oy * sh - ph
+                y_lo, y_hi = (y0, y0 + kh) if inside else (max(y0, 0), min(y0 + kh, h))
                 for ox in range(ow):
-                    x_lo = max(ox * sw - pw, 0)
-                    x_hi = min(ox * sw - pw + kw, w)
+                    x0 = ox * sw - pw
+                    x_lo, x_hi = (x0, x0 + kw) if inside else (max(x0, 0), min(x0 + kw, w))
                     best = -np.inf
                     by, bx = -1, -1
                     for y in range(y_lo, y_hi):
                         for x in range(x_lo, x_hi):
-                            v = X[b, ci, y, x]
+                            v = plane[y, x]
                             if v > best:
                                 best = v
                                 by, bx = y, x
                     if by >= 0:
-                        dX[b, ci, by, bx] += dY[b, ci, oy, ox]
+                        grad[by, bx] += dY[b, ci, oy, ox]
 
 
 def max_pool_backward_numpy(dY: np.ndarray, X: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
