@@ -4,9 +4,11 @@ An op is one record in the registry (`graphnet.ops.OPS`): its node model (the
 spec fields), how many inputs it takes, how its output shape follows from its
 inputs, which parameters it declares, how it runs forward and backward (for
 the compiler), its plain-NumPy reference forward and its example networks
-(for the table-driven tests). The spec parser, graph builder, lowering, memory
-planner and plan printer read this table and know no op by name; the fusion
-rules (`graphnet.compiler.fusion_rules`) name the producer/consumer pairs they rewrite.
+(for the table-driven tests). The spec parser, validator, graph builder and
+lowering read this table and know no op by name; the memory planner and the
+plan printer read what the hooks return (steps, their refs and in-place pairs),
+not the table. The fusion rules (`graphnet.compiler.fusion_rules`) name the
+producer/consumer pairs they rewrite, and `graphnet.ops.tasks` the binary loss.
 """
 from __future__ import annotations
 
