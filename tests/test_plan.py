@@ -471,7 +471,7 @@ def test_describe_shows_the_conv_steps_and_their_workspaces():
     net = gn.compile(zoo_network("specs/fashion_cnn.json"), batch_size=8)
     train = net.plan("train").describe()
     assert re.search(r"conv2\s+conv 3x3 pad 1,1,1,1: im2col\+matmul\+channel_bias_act", train)
-    assert re.search(r"~conv2\.cols\s+saved\s+56448\s+4\.\.20\s", train)  # 14*14 positions x 32*3*3
+    assert re.search(r"~conv2\.cols\s+saved\s+56448\s+4\.\.\d+\s", train)  # 14*14 positions x 32*3*3, kept
     assert re.search(r"~conv2\.dcols\s+saved\s+56448\s+(\d+)\.\.\1\s", train)
     assert "conv backward: act_channel_bias_backward[identity]+matmul+matmul+col2im" in train
     infer = net.plan("infer")
