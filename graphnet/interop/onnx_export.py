@@ -27,6 +27,7 @@ import numpy as np
 from ..compiler import ancestors
 from ..compiler.graph import GraphNode
 from ..errors import GraphnetError, did_you_mean
+from ..ops.images import window_of
 from ..system.fileio import write_bytes_atomic
 from ..version import __version__
 from . import require_onnx
@@ -117,6 +118,39 @@ def _export_affine(ctx: ExportContext, node: GraphNode) -> None:
     ctx.names[node.id] = node.id
 
 
+def _window_attrs(node: GraphNode) -> dict[str, Any]:
+    """kernel_shape, strides and pads ([top, left, bottom, right]) of a conv or pooling node."""
+    geometry = window_of(node.spec, node.spec.padding, *node.input_values[0].shape[1:])
+    return {"kernel_shape": [geometry.kh, geometry.kw], "strides": [geometry.sh, geometry.sw], "pads": geometry.pads}
+
+
+def _export_conv(ctx: ExportContext, node: GraphNode) -> None:
+    spec = node.spec
+    inputs = [ctx.tensor(node.inputs[0]), ctx.param(node.id, "W")]
+    if spec.bias:
+        inputs.append(ctx.param(node.id, "b"))
+    activation = spec.activation if spec.activation != "identity" else None
+    conv = ctx.emit("Conv", inputs, f"{node.id}/conv" if activation else node.id, name=node.id,
+                    **_window_attrs(node))
+    if activation:
+        attrs = {"alpha": spec.alpha} if activation == "leaky_relu" else {}
+        ctx.emit(ACTIVATION_OPS[activation], [conv], node.id, name=f"{node.id}/{activation}", **attrs)
+    ctx.names[node.id] = node.id
+
+
+def _export_pool(ctx: ExportContext, node: GraphNode) -> None:
+    if node.op == "max_pool2d":
+        ctx.names[node.id] = ctx.emit("MaxPool", [ctx.tensor(node.inputs[0])], node.id, **_window_attrs(node))
+    else:  # the padding counts as zeros, as in graphnet (ONNX's default leaves it out)
+        ctx.names[node.id] = ctx.emit("AveragePool", [ctx.tensor(node.inputs[0])], node.id, count_include_pad=1,
+                                      **_window_attrs(node))
+
+
+def _export_global_avg_pool(ctx: ExportContext, node: GraphNode) -> None:
+    pooled = ctx.emit("GlobalAveragePool", [ctx.tensor(node.inputs[0])], f"{node.id}/pooled", name=node.id)
+    ctx.names[node.id] = ctx.emit("Flatten", [pooled], node.id, name=f"{node.id}/flat", axis=1)  # (N, C, 1, 1) -> (N, C)
+
+
 def _export_activation(ctx: ExportContext, node: GraphNode) -> None:
     attrs: dict[str, Any] = {}
     if node.op == "leaky_relu":
@@ -176,6 +210,10 @@ ONNX_EXPORTERS: dict[str, Exporter] = {
     "tanh": _export_activation,
     "softmax": _export_activation,
     "identity": _export_identity,
+    "conv2d": _export_conv,
+    "max_pool2d": _export_pool,
+    "avg_pool2d": _export_pool,
+    "global_avg_pool": _export_global_avg_pool,
     "batchnorm": _export_batchnorm,
     "layernorm": _export_layernorm,
     "dropout": _export_dropout,

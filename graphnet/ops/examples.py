@@ -19,6 +19,11 @@ def affine(node_id: str, src: str, units: int, **fields: Any) -> dict[str, Any]:
     return {"id": node_id, "op": "affine", "inputs": [src], "units": units, **fields}
 
 
+def conv(node_id: str, src: str, filters: int, kernel: int | list[int], **fields: Any) -> dict[str, Any]:
+    """A conv2d node document."""
+    return {"id": node_id, "op": "conv2d", "inputs": [src], "filters": filters, "kernel": kernel, **fields}
+
+
 def node(node_id: str, op: str, *inputs: str, **fields: Any) -> dict[str, Any]:
     """A node document of any op."""
     return {"id": node_id, "op": op, "inputs": list(inputs), **fields}

@@ -3,7 +3,7 @@
     pip install torch onnxscript      # not test dependencies: CI only reads the files written here
     python tests/data/onnx/make_fixtures.py
 
-For each small MLP below, writes `<name>_torchscript.onnx` (torch.onnx.export with
+For each small MLP and CNN below, writes `<name>_torchscript.onnx` (torch.onnx.export with
 dynamo=False, opset 17) and `<name>_dynamo.onnx` (dynamo=True, opset 18), both with a
 dynamic batch dimension, and `<name>.npz` holding a sample input `X` (float32) and
 torch's eval-mode output `y` for it. Weights and running statistics come from a
@@ -30,6 +30,13 @@ def models() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
         "mlp_softmax": (nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3), nn.Softmax(dim=1)), (6,)),
         "mlp_flatten": (nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.LeakyReLU(0.2), nn.Linear(5, 2),
                                       nn.Tanh()), (2, 3)),
+        "cnn_bn": (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Conv2d(4, 6, 3, bias=False), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                                 nn.Dropout(0.2), nn.Linear(6, 3)), (1, 10, 10)),
+        "cnn_gap": (nn.Sequential(nn.Conv2d(2, 5, (3, 2), stride=(2, 1), padding=(1, 0)), nn.LeakyReLU(0.1),
+                                  nn.MaxPool2d(3, stride=1, padding=1), nn.Conv2d(5, 4, 3, padding="same"), nn.Tanh(),
+                                  nn.AvgPool2d(2, stride=1, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(4, 2)), (2, 7, 6)),
     }
 
 
