@@ -47,7 +47,7 @@ def test_each_contender_trains_in_its_own_process(tmp_path, capsys):
 def test_a_network_the_mapping_does_not_cover_is_refused():
     run = script.gn.parse_run({**RUN, "network": {**RUN["network"], "l2": 1e-3}})
     with pytest.raises(SystemExit, match="l2 term is not mapped"):
-        script.mlp_layers(run)
+        script.torch_model(run.network, {})
 
 
 class FakeContenders:

@@ -1,6 +1,7 @@
 """Fashion-MNIST time to accuracy: graphnet against PyTorch eager and JAX (optax Adam), same recipe.
 
     python bench/time_to_accuracy.py [--run specs/fashion_mlp.json] [--epochs N]
+    python bench/time_to_accuracy.py --run specs/fashion_cnn.json --results DIR   # the CNN
                                      [--contenders graphnet torch_eager jax_jit]
 
 Each contender trains in its own process (so none pays for another's
@@ -8,7 +9,8 @@ imports, JIT caches or thread pools), and the processes take turns epoch by
 epoch: epoch 1 of each, then epoch 2 of each (in a rotated order), and so on,
 with a pause before each turn so no thread pool still spins on the cores.
 A slow phase of a shared machine then hits every contender alike instead of
-whichever happened to run during it. Same model (the run file's network,
+whichever happened to run during it. Same model (the run file's network, an MLP or a
+CNN as bench/cnn_peers.py maps it,
 dropout included), same initial weights (graphnet's, passed to the others in
 an .npz), same optimizer and per-iteration learning rate, same batch size,
 epochs and data order (one permutation per epoch from a shared seed). Only
@@ -32,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))  # `import report` also when run from elsewhere
 
+from cnn_peers import jax_loss, jax_model, torch_model  # noqa: E402
 from report import add_results_option, write_report  # noqa: E402
 
 import graphnet as gn  # noqa: E402
@@ -55,7 +58,7 @@ def graphnet_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray]) -> Epoch
     X, y, B = data["X_train"], data["y_train"], settings.batch_size
     log(f"graphnet: {gn.get_threads()} BLAS thread(s) (GRAPHNET_THREADS to choose)")
     per_epoch = math.ceil(len(X) / B)
-    X_batch, y_batch = np.empty((B, X.shape[1]), X.dtype), np.empty(B, y.dtype)
+    X_batch, y_batch = np.empty((B, *X.shape[1:]), X.dtype), np.empty(B, y.dtype)
     for epoch, order in enumerate(orders):
         start = time.perf_counter()
         for i in range(per_epoch):
@@ -75,27 +78,9 @@ def graphnet_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray]) -> Epoch
 def torch_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: dict) -> Epochs:
     import torch
 
-    mlp_layers(run)  # refuses what this mapping does not cover
     torch.set_num_threads(2)
     torch.manual_seed(run.train.seed)
-    modules: list = []
-    for node in run.network.topological_nodes():
-        if node.op == "affine":
-            fan_in = run.network.value(node.inputs[0]).size
-            linear = torch.nn.Linear(fan_in, node.units)
-            with torch.no_grad():
-                linear.weight.copy_(torch.from_numpy(initial[f"{node.id}.W"].T.copy()))
-                linear.bias.copy_(torch.from_numpy(initial[f"{node.id}.b"]))
-            modules.append(linear)
-            if node.activation == "relu":
-                modules.append(torch.nn.ReLU())
-        elif node.op == "relu":
-            modules.append(torch.nn.ReLU())
-        elif node.op == "dropout":
-            modules.append(torch.nn.Dropout(node.rate))
-        elif node.op != "softmax_cross_entropy":
-            raise SystemExit(f"this benchmark maps a plain MLP to torch; op '{node.op}' is not mapped")
-    model = torch.nn.Sequential(*modules)
+    model = torch_model(run.network, initial)  # refuses what the mapping does not cover
     settings = run.train
     hyper = {k: v for k, v in settings.optimizer.model_dump().items() if k != "rule"}
     if settings.optimizer.rule != "adam":
@@ -122,26 +107,11 @@ def torch_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: di
         seconds = time.perf_counter() - start
         model.eval()
         with torch.no_grad():
-            accuracy = float((model(X_test).argmax(1).numpy() == data["y_test"]).mean())
+            predicted = np.concatenate([model(X_test[k:k + 1000]).argmax(1).numpy()
+                                        for k in range(0, len(X_test), 1000)])
+            accuracy = float((predicted == data["y_test"]).mean())
         log(f"torch    epoch {epoch + 1}: {seconds:.2f} s, test {100 * accuracy:.2f}%")
         yield {"epoch": epoch + 1, "seconds": seconds, "test_accuracy": accuracy}
-
-
-def mlp_layers(run: gn.RunSpec) -> list[tuple]:
-    """The network as ("affine", node id, activation or None) / ("relu",) / ("dropout", rate) layers."""
-    if run.network.l2:
-        raise SystemExit("this benchmark maps a plain MLP; the network's l2 term is not mapped")
-    layers: list[tuple] = []
-    for node in run.network.topological_nodes():
-        if node.op == "affine":
-            layers.append(("affine", node.id, node.activation))
-        elif node.op == "relu":
-            layers.append(("relu",))
-        elif node.op == "dropout":
-            layers.append(("dropout", node.rate))
-        elif node.op != "softmax_cross_entropy":
-            raise SystemExit(f"this benchmark maps a plain MLP; op '{node.op}' is not mapped")
-    return layers
 
 
 def jax_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: dict) -> Epochs:
@@ -155,39 +125,20 @@ def jax_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: dict
     hyper = {k: v for k, v in settings.optimizer.model_dump().items() if k != "rule"}
     if settings.optimizer.rule != "adam":
         raise SystemExit("this benchmark maps the adam rule to optax.adam only")
-    layers = mlp_layers(run)
-    params = {name: jnp.asarray(value) for name, value in initial.items()}
-
-    def forward(params, X, key, train):
-        h = X
-        for layer in layers:
-            if layer[0] == "affine":
-                h = h @ params[f"{layer[1]}.W"] + params[f"{layer[1]}.b"]
-                if layer[2] == "relu":
-                    h = jax.nn.relu(h)
-            elif layer[0] == "relu":
-                h = jax.nn.relu(h)
-            elif train:  # inverted dropout, as graphnet and PyTorch
-                key, sub = jax.random.split(key)
-                keep = jax.random.uniform(sub, h.shape) >= layer[1]
-                h = jnp.where(keep, h / (1.0 - layer[1]), 0.0)
-        return h
-
-    def loss_fn(params, X, y, key):
-        logp = jax.nn.log_softmax(forward(params, X, key, True))
-        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+    params, bn_state, forward = jax_model(run.network, initial)  # refuses what the mapping does not cover
+    loss_fn = jax_loss(forward)
 
     optimizer = optax.inject_hyperparams(optax.adam)(
         learning_rate=hyper["learning_rate"], b1=hyper["beta1"], b2=hyper["beta2"], eps=hyper["epsilon"])
 
     @jax.jit
-    def step(params, state, X, y, key, rate):
+    def step(params, bn_state, state, X, y, key, rate):
         state.hyperparams["learning_rate"] = rate
-        loss, grads = jax.value_and_grad(loss_fn)(params, X, y, key)
+        (loss, bn_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, bn_state, X, y, key)
         updates, state = optimizer.update(grads, state, params)
-        return optax.apply_updates(params, updates), state, loss
+        return optax.apply_updates(params, updates), bn_state, state, loss
 
-    predict = jax.jit(lambda params, X: jnp.argmax(forward(params, X, None, False), axis=1))
+    predict = jax.jit(lambda params, bn_state, X: jnp.argmax(forward(params, bn_state, X, None, False)[0], axis=1))
     state = optimizer.init(params)
     key = jax.random.PRNGKey(settings.seed)
     X, y, B = data["X_train"], data["y_train"], settings.batch_size
@@ -195,7 +146,7 @@ def jax_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: dict
     per_epoch = math.ceil(len(X) / B)
     # compiled before the clock starts (graphnet's kernels come from numba's cache): one
     # executable per batch shape, the full batches and the last, smaller one
-    compiled = {n: step.lower(params, state, X[:n], y[:n], key, jnp.float32(0)).compile()
+    compiled = {n: step.lower(params, bn_state, state, X[:n], y[:n], key, jnp.float32(0)).compile()
                 for n in {B, len(X) - (per_epoch - 1) * B}}
     for epoch, order in enumerate(orders):
         start = time.perf_counter()
@@ -204,10 +155,13 @@ def jax_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray], initial: dict
             key, sub = jax.random.split(key)
             rate = learning_rate_at(settings.schedule, hyper["learning_rate"], epoch + i / per_epoch,
                                     settings.epochs, per_epoch)
-            params, state, loss = compiled[len(index)](params, state, X[index], y[index], sub, jnp.float32(rate))
+            params, bn_state, state, loss = compiled[len(index)](params, bn_state, state, X[index], y[index], sub,
+                                                                 jnp.float32(rate))
         loss.block_until_ready()
         seconds = time.perf_counter() - start
-        accuracy = float((np.asarray(predict(params, X_test)) == data["y_test"]).mean())
+        predicted = np.concatenate([np.asarray(predict(params, bn_state, X_test[k:k + 1000]))
+                                    for k in range(0, len(X_test), 1000)])
+        accuracy = float((predicted == data["y_test"]).mean())
         log(f"jax      epoch {epoch + 1}: {seconds:.2f} s, test {100 * accuracy:.2f}%")
         yield {"epoch": epoch + 1, "seconds": seconds, "test_accuracy": accuracy}
 

@@ -19,6 +19,7 @@ from .codes import RELU
 from .dropout import dropout_forward_numpy, fill_uniform
 from .norm import batchnorm_train_forward_numpy, layernorm_forward_numpy
 from .softmax import softmax_forward_numpy
+from .spatial_norm import spatial_batchnorm_train_forward_numpy
 
 Factory = Callable[[np.random.Generator, np.dtype, tuple[int, ...], int], tuple[Any, ...]]
 
@@ -97,7 +98,43 @@ def _e(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 def _norm_backward_args(saved: Callable, r: np.random.Generator, t: np.dtype, s: tuple[int, ...]) -> tuple:
     dY = _randn(r, s, t)
     xhat, inv_std = saved(r, s, t)
-    return dY, xhat, _randn(r, s[1:], t), inv_std, _e(s, t), _e(s[1:], t), _e(s[1:], t)
+    v = s[1:2]  # (D,) of (N, D); (C,) of images (N, C, S)
+    return dY, xhat, _randn(r, v, t), inv_std, _e(s, t), _e(v, t), _e(v, t)
+
+
+# Images for the conv and pooling kernels: shape (N, D) -> X (N, 2, 3, D + 1).
+# conv: a 2x3 kernel, stride (1, 2), padding (1, 1) -> (4, D // 2 + 1) outputs;
+# pooling: a 2x2 window, stride (2, 1), padding (1, 1) -> (2, D + 2) outputs.
+CONV_GEOMETRY = (2, 3, 1, 2, 1, 1)  # kh, kw, sh, sw, ph, pw
+POOL_GEOMETRY = (2, 2, 2, 1, 1, 1)
+
+
+def _image(s: tuple[int, ...]) -> tuple[int, int, int, int]:
+    return (s[0], 2, 3, s[1] + 1)
+
+
+def _conv_cols(s: tuple[int, ...]) -> tuple[int, int, int, int]:
+    return (s[0], 4, s[1] // 2 + 1, 2 * 2 * 3)
+
+
+def _pooled(s: tuple[int, ...]) -> tuple[int, int, int, int]:
+    return (s[0], 2, 2, s[1] + 2)
+
+
+def _spatial_bn_saved(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> tuple:
+    x = _randn(rng, shape, dtype, 2.0) + dtype.type(0.5)
+    c = shape[1]
+    xhat, inv_std = np.empty(shape, dtype), np.empty(c, dtype)
+    spatial_batchnorm_train_forward_numpy(
+        x, np.ones(c, dtype), np.zeros(c, dtype), 1e-5, 0.9,
+        np.zeros(c, dtype), np.ones(c, dtype), np.empty(shape, dtype), xhat, inv_std,
+    )
+    return xhat, inv_std
+
+
+def _channels(s: tuple[int, ...]) -> tuple[int, int, int]:
+    """(N, D) -> (N, 3, D): three channels of D positions."""
+    return (s[0], 3, s[1])
 
 
 EXAMPLES: dict[str, Example] = {
@@ -160,6 +197,23 @@ EXAMPLES: dict[str, Example] = {
         lambda r, t, s, a: (_randn(r, s, t, 3.0), _uniform(r, s, t, 0.0, 1.0), _e(s, t)),
         outputs=(2,), any_shape=True,
     ),
+    "mae_loss": Example(
+        lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t), _e(s, t)),
+        outputs=(2,), any_shape=True,
+    ),
+    "huber_loss": Example(  # differences of both sides of delta
+        lambda r, t, s, a: (_randn(r, s, t, 2.0), _randn(r, s, t), 1.5, _e(s, t)),
+        outputs=(3,), any_shape=True,
+    ),
+    "weighted_softmax_cross_entropy": Example(
+        lambda r, t, s, a: (_randn(r, s, t, 3.0), _labels(r, s), _uniform(r, s[1:], t, 0.5, 2.0), _e(s, t)),
+        outputs=(3,),
+    ),
+    "weighted_sigmoid_bce_loss": Example(
+        lambda r, t, s, a: (_randn(r, s, t, 3.0), _uniform(r, s, t, 0.0, 1.0), _uniform(r, (2,), t, 0.5, 4.0),
+                            _e(s, t)),
+        outputs=(3,), any_shape=True,
+    ),
     "batchnorm_train_forward": Example(
         lambda r, t, s, a: (
             _randn(r, s, t, 2.0) + t.type(1.0), _randn(r, s[1:], t), _randn(r, s[1:], t), 1e-5, 0.9,
@@ -187,6 +241,66 @@ EXAMPLES: dict[str, Example] = {
     ),
     "layernorm_backward": Example(
         lambda r, t, s, a: _norm_backward_args(_ln_saved, r, t, s),
+        outputs=(4, 5, 6), aliases=((4, 0),),
+    ),
+    "im2col": Example(
+        lambda r, t, s, a: (_randn(r, _image(s), t), *CONV_GEOMETRY, _e(_conv_cols(s), t)),
+        outputs=(7,),
+    ),
+    "col2im": Example(
+        lambda r, t, s, a: (_randn(r, _conv_cols(s), t), *CONV_GEOMETRY, _e(_image(s), t)),
+        outputs=(7,),
+    ),
+    "channel_bias_act_forward": Example(  # Z (N, D, 3) -> Y (N, 3, D)
+        lambda r, t, s, a: (_randn(r, (*s, 3), t, 2.0), _randn(r, (3,), t), a, 0.1, _e(_channels(s), t)),
+        outputs=(4,), act_arg=2,
+    ),
+    "act_channel_bias_backward": Example(
+        lambda r, t, s, a: (_randn(r, _channels(s), t), _act_output(r, _channels(s), t, a), a, 0.1,
+                            _e((*s, 3), t), _e((3,), t)),
+        outputs=(4, 5), act_arg=2,
+    ),
+    "max_pool_forward": Example(
+        lambda r, t, s, a: (_randn(r, _image(s), t), *POOL_GEOMETRY, _e(_pooled(s), t)),
+        outputs=(7,),
+    ),
+    "max_pool_backward": Example(
+        lambda r, t, s, a: (_randn(r, _pooled(s), t), _randn(r, _image(s), t), *POOL_GEOMETRY, _e(_image(s), t)),
+        outputs=(8,),
+    ),
+    "avg_pool_forward": Example(
+        lambda r, t, s, a: (_randn(r, _image(s), t), *POOL_GEOMETRY, _e(_pooled(s), t)),
+        outputs=(7,),
+    ),
+    "avg_pool_backward": Example(
+        lambda r, t, s, a: (_randn(r, _pooled(s), t), *POOL_GEOMETRY, _e(_image(s), t)),
+        outputs=(7,),
+    ),
+    "global_avg_pool_forward": Example(
+        lambda r, t, s, a: (_randn(r, _channels(s), t), _e((s[0], 3), t)),
+        outputs=(1,),
+    ),
+    "global_avg_pool_backward": Example(
+        lambda r, t, s, a: (_randn(r, (s[0], 3), t), _e(_channels(s), t)),
+        outputs=(1,),
+    ),
+    "spatial_batchnorm_train_forward": Example(
+        lambda r, t, s, a: (
+            _randn(r, _channels(s), t, 2.0) + t.type(1.0), _randn(r, (3,), t), _randn(r, (3,), t), 1e-5, 0.9,
+            _randn(r, (3,), t, 0.1), _uniform(r, (3,), t, 0.5, 1.5), _e(_channels(s), t), _e(_channels(s), t),
+            _e((3,), t),
+        ),
+        outputs=(7, 8, 9), aliases=((7, 0),),
+    ),
+    "spatial_batchnorm_eval_forward": Example(
+        lambda r, t, s, a: (
+            _randn(r, _channels(s), t, 2.0), _randn(r, (3,), t), _randn(r, (3,), t),
+            _randn(r, (3,), t, 0.1), _uniform(r, (3,), t, 0.5, 1.5), 1e-5, _e(_channels(s), t),
+        ),
+        outputs=(6,), aliases=((6, 0),),
+    ),
+    "spatial_batchnorm_backward": Example(
+        lambda r, t, s, a: _norm_backward_args(_spatial_bn_saved, r, t, _channels(s)),
         outputs=(4, 5, 6), aliases=((4, 0),),
     ),
     "dropout_forward": Example(

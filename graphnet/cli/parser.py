@@ -22,14 +22,20 @@ CSV data (--data FILE.csv, or "data" in the run file):
   The first line is a header of column names (a file whose first line is all
   numbers has none). The delimiter is the first of , TAB ; found in it. One
   column holds the labels: --label-column NAME, else the first column named
-  label, y or target; every other column is a feature (numbers). Labels are
-  class indices (0..classes-1), class names (text: classes are the sorted
-  names, saved with the model, so predictions and `graphnet eval` show
-  names) or, for a regression/binary label declared with "shape", numbers.
-  The test set is a seeded 20% of the rows, or the file in the data options'
-  "test_file" (same columns); "test_size" sets the fraction. The data's
-  "normalize" (standardize, scale) is fitted on the training split and saved
-  with the model: `graphnet predict` and `eval` take raw features.
+  label, y or target; every other column is a feature: numbers, or text (a
+  categorical column, one-hot inside the model; the data options'
+  "categorical" names more). Cells "", NA, NaN, nan and ? are missing values
+  ("missing" sets them), imputed ("impute": median, mean, zero); a missing
+  label is an error. Labels are class indices (0..classes-1), class names
+  (text: classes are the sorted names, saved with the model, so predictions
+  and `graphnet eval` show names) or, for a regression/binary label declared
+  with "shape", numbers ("target_scaling": true standardizes them for
+  training). The test set is a seeded 20% of the rows, or the file in the
+  data options' "test_file" (same columns); "test_size" sets the fraction;
+  class labels split class by class ("stratify"). The data's "normalize"
+  (standardize, scale), categories and imputation values are fitted on the
+  training split and saved with the model: `graphnet predict` and `eval`
+  take raw features.
 """
 
 
@@ -75,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", metavar="FILE", nargs="?")
     p.add_argument("--data", help="data set name or path (overrides the run file)")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="write TensorBoard event files into DIR (the run's train.tensorboard; "
+                        "pip install 'graphnet[tensorboard]')")
+    p.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
+                   help="log the run to MLflow at this tracking URI (default: ./mlruns, a local file store; "
+                        "the run's train.mlflow; pip install 'graphnet[mlflow]')")
     p.add_argument("--label-column", metavar="NAME",
                    help="the CSV column holding the labels (default: the first named label, y or target)")
     p.add_argument("--epochs", type=int)
@@ -95,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train on N MPI processes, each on 1/N of every batch (needs graphnet[mpi]; "
                         "the same as mpiexec -n N graphnet train ...)")
 
-    p = sub.add_parser("eval", help="accuracy and confusion matrix of a trained run (regression: loss, RMSE, R2)")
+    p = sub.add_parser("eval", help="the metrics of a trained run: a classification report and confusion matrix "
+                                    "(binary: ROC AUC, PR AUC too; regression: loss, RMSE, MAE, R2)")
     p.add_argument("run", metavar="RUN", help="run folder (or checkpoint folder)")
     p.add_argument("--data", help="a CSV file, scored whole (every labelled row; columns by name), or a data set "
                                   "name or path (default: the run's), scored on --split")
@@ -105,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the label column of a --data CSV (default: the model's, else label, y or target)")
     p.add_argument("--batch-size", type=positive_int, default=1000)
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
+    p.add_argument("--plot", nargs="?", const="", default=None, metavar="DIR",
+                   help="write confusion_matrix.png (binary: roc_curve.png, pr_curve.png too) into DIR "
+                        "(default: the run folder); needs matplotlib (pip install 'graphnet[plot]')")
 
     p = sub.add_parser("predict", help="predictions of a trained network for a file of raw examples (CSV out)",
                        description="Predict for every example of a CSV (header row; the training features' "

@@ -37,11 +37,11 @@ def ancestors(graph: Graph, targets: list[str]) -> set[str]:
     return upstream(targets, lambda name: graph.node(name).inputs if name in graph._by_id else ())
 
 
-def _needs_grad(graph: Graph) -> set[str]:
-    """Values on a path from a parameter to the loss."""
+def _needs_grad(graph: Graph, frozen: frozenset[str] = frozenset()) -> set[str]:
+    """Values on a path from a trainable parameter (one not in `frozen`) to the loss."""
     if graph.loss is None:
         return set()
-    owners = {param.node for param in graph.params}
+    owners = {param.node for param in graph.params if param.name not in frozen}
     depends: set[str] = set()
     for node in graph.nodes:
         if node.id in owners or any(ref in depends for ref in node.inputs):
@@ -161,7 +161,8 @@ class _Lowerer:
 
 
 def lower(graph: Graph, mode: Mode, target: Target, rng: Any, *,
-          with_loss: bool, with_backward: bool, update_in_backward: frozenset[str] = frozenset()) -> Schedule:
+          with_loss: bool, with_backward: bool, update_in_backward: frozenset[str] = frozenset(),
+          frozen: frozenset[str] = frozenset()) -> Schedule:
     """Graph -> Schedule of forward steps in `mode`, then (with_backward) backward steps, each
     op's hooks running on `target` (its kernels, dtype, switches) and drawing from `rng`.
 
@@ -170,6 +171,9 @@ def lower(graph: Graph, mode: Mode, target: Target, rng: Any, *,
     parameters whose op may apply the SGD update itself, inside its backward
     step, with the learning rate read from `SGD_LEARNING_RATE` (the op then
     writes no gradient for it; `Schedule.updated_params` lists those that did).
+    `frozen` parameters need no gradient: backward runs only where a gradient
+    flows from the loss to a trainable parameter (a frozen body under a trained
+    head has no backward steps).
     """
     if with_backward and (mode != "train" or graph.loss is None or not with_loss):
         raise ValueError(f"network '{graph.name}': a backward pass needs train mode and a loss")
@@ -180,7 +184,7 @@ def lower(graph: Graph, mode: Mode, target: Target, rng: Any, *,
     lowerer.update_in_backward = update_in_backward if with_backward else frozenset()
     loss_node = graph.node(graph.loss) if with_backward else None
     if loss_node is not None:
-        lowerer.needs_grad = _needs_grad(graph)
+        lowerer.needs_grad = _needs_grad(graph, frozen)
         lowerer.contributions[(loss_node.id, 0)] = 0
     steps: list[Step] = []
     viewed: set[str] = set()

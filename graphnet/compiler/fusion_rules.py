@@ -8,8 +8,10 @@ no op by name. Two kinds of rule:
   keeps the producer's id (parameter names don't change), names the consumer's
   op in its `epilogue_field` and takes over the consumer's own fields
   (leaky_relu's `alpha`); it produces the consumer's value. There is one
-  `affine -> op` rule for every op whose record has an `activation_code`, so a
-  new fusable activation needs only its record (and its kernel code).
+  `producer -> op` rule for every producer whose node model has an `activation`
+  field (affine, conv2d) and every op whose record has an `activation_code`, so
+  a new fusable activation needs only its record (and its kernel code), and a new
+  producer with a fused epilogue only its `activation` field.
 - "replace": the consumer becomes `fused_op`, reading the producer's first
   input in place of the producer's output; the producer goes.
 """
@@ -34,8 +36,9 @@ class FusionRule:
 
 
 def _epilogue_rules() -> list[FusionRule]:
-    return [FusionRule("affine+activation", "affine", name, "epilogue", epilogue_field="activation")
-            for name, record in OPS.items() if record.activation_code is not None]
+    producers = [name for name, record in OPS.items() if "activation" in record.model.model_fields]
+    return [FusionRule(f"{producer}+activation", producer, name, "epilogue", epilogue_field="activation")
+            for producer in producers for name, record in OPS.items() if record.activation_code is not None]
 
 
 def _replace_rules() -> list[FusionRule]:

@@ -9,6 +9,7 @@ from functools import cached_property
 from math import prod
 from typing import Callable, Iterable
 
+from ..errors import SpecError, did_you_mean
 from ..ops import OPS, NodeModel, OpRecord, ParamDecl, StateDecl, Value
 from ..spec import NetworkSpec
 from .describe import text_table
@@ -173,3 +174,33 @@ def upstream(targets: Iterable[str], inputs_of: Callable[[str], Iterable[str]]) 
             found.add(name)
             stack.extend(inputs_of(name))
     return found
+
+
+def frozen_params(spec: NetworkSpec, graph: Graph, names: Iterable[str] = ()) -> frozenset[str]:
+    """The parameters training keeps fixed: those of nodes with `"trainable": false`, and
+    `names` (a run's `"freeze"`: parameter names, or node ids for all of a node's parameters).
+    SpecError naming the place when a name is neither, or a node frozen has no parameters."""
+    owners: dict[str, list[str]] = {}
+    for param in graph.params:
+        owners.setdefault(param.node, []).append(param.name)
+    frozen: set[str] = set()
+    problems = []
+    for index, node in enumerate(spec.nodes):
+        if not node.trainable:
+            if node.id not in owners:
+                problems.append((f"nodes[{index}].trainable", f"node '{node.id}' ({node.op}) has no parameters "
+                                                              "to keep fixed"))
+            frozen.update(owners.get(node.id, ()))
+    every = [param.name for param in graph.params]
+    for index, name in enumerate(names):
+        if name in owners:
+            frozen.update(owners[name])
+        elif name in every:
+            frozen.add(name)
+        else:
+            problems.append((f"train.freeze[{index}]", f"'{name}' is neither a parameter nor a node with parameters"
+                                                       f"{did_you_mean(name, every + list(owners))} (parameters: "
+                                                       f"{', '.join(every) or 'none'})"))
+    if problems:
+        raise SpecError(problems)
+    return frozenset(frozen)

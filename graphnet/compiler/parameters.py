@@ -2,8 +2,11 @@
 
 Named arrays (`"fc1.W"`) are views into the flat buffers, so an optimizer
 updates every parameter with one fused kernel call, and a checkpoint is three
-arrays. The weights counted by the l2 term come first, as one contiguous
-segment, so the penalty is one kernel call too.
+arrays. The trainable parameters come first, and among them the weights counted
+by the l2 term, each group one contiguous segment: the penalty is one kernel
+call over `[:regularized_size]`, an optimizer's state covers `[:trainable_size]`
+only, and the frozen parameters (a node's `"trainable": false`, a run's
+`"freeze"`) sit after them, where no update reaches.
 """
 from __future__ import annotations
 
@@ -40,12 +43,17 @@ def _layout(items: list[tuple[str, tuple[int, ...]]]) -> tuple[dict[str, Slot], 
 class ParameterStore:
     """The flat `values`, `grads` and `state` buffers of one network, with named views."""
 
-    def __init__(self, graph: Graph, dtype: np.dtype):
+    def __init__(self, graph: Graph, dtype: np.dtype, frozen: frozenset[str] = frozenset()):
         self.dtype = np.dtype(dtype)
-        params = sorted(graph.params, key=lambda p: not p.decl.regularized)  # stable: regularized first
+        self.frozen = frozenset(frozen)
+        # stable: the trainable regularized weights first, then the other trainable parameters, then the frozen
+        params = sorted(graph.params, key=lambda p: (p.name in self.frozen, not p.decl.regularized))
         self.decls = {p.name: p.decl for p in params}
+        # drawn in the same order whatever is frozen, so freezing changes no initial value
+        self.init_order = [p.name for p in sorted(graph.params, key=lambda p: not p.decl.regularized)]
         self.slots, total = _layout([(p.name, p.shape) for p in params])
-        self.regularized_size = sum(p.size for p in params if p.decl.regularized)
+        self.regularized_size = sum(p.size for p in params if p.decl.regularized and p.name not in self.frozen)
+        self.trainable_size = sum(p.size for p in params if p.name not in self.frozen)
         self.values = np.zeros(total, self.dtype)
         # Counts the changes the inference plans' packed weight copies must see (see touch).
         self.version = np.zeros(1, np.int64)
@@ -62,6 +70,14 @@ class ParameterStore:
 
     def names(self) -> list[str]:
         return list(self.slots)
+
+    def trainable_names(self) -> list[str]:
+        """The parameters training updates, in buffer order (all but the frozen)."""
+        return [name for name in self.slots if name not in self.frozen]
+
+    def trainable(self) -> tuple[np.ndarray, np.ndarray]:
+        """The trainable parameters and their gradients, as two flat views `[:trainable_size]`."""
+        return self.values[: self.trainable_size], self.grads[: self.trainable_size]
 
     def view(self, name: str) -> np.ndarray:
         """The live view of parameter `name`; counts as a change (the caller may write to it)."""
@@ -119,17 +135,22 @@ class ParameterStore:
         return slice(self.slots[first].start, self.slots[last or first].stop)
 
     def regularized(self) -> tuple[np.ndarray, np.ndarray]:
-        """The l2-penalized weights and their gradients, as two flat views."""
+        """The l2-penalized weights (the trainable affine weights) and their gradients, as two flat views."""
         return self.values[: self.regularized_size], self.grads[: self.regularized_size]
 
     def initialize(self, rng: np.random.Generator) -> None:
-        """Draw every parameter from its initializer, in declaration order."""
-        for name, decl in self.decls.items():
-            initialize(self.view(name), decl, rng)
+        """Draw every parameter from its initializer: the l2-penalized weights first, then the
+        others, each in declaration order (the same order whichever parameters are frozen)."""
+        for name in self.init_order:
+            initialize(self.view(name), self.decls[name], rng)
 
     def reset_state(self) -> None:
+        """Every state array back to its declared start (`values`, else `fill`)."""
         for name, decl in self.state_decls.items():
-            self.state_view(name).fill(decl.fill)
+            if decl.values is not None:
+                self.state_view(name)[...] = np.reshape(decl.values, decl.shape)
+            else:
+                self.state_view(name).fill(decl.fill)
 
 
 def span_name(names: list[str]) -> str:

@@ -67,9 +67,9 @@ def build_plan(graph: Graph, spec: PlanSpec, target: Target, *, store: Parameter
     source, fused, decisions, renamed = plan_graph(graph, kind, spec.fuse)
     offered, refusal = sgd_in_backward_offer(graph, store, target) if kind.update == "sgd" else (frozenset(), "")
     lowered = lower(fused, kind.mode, target, rng, with_loss=kind.has_loss, with_backward=kind.backward,
-                    update_in_backward=offered)
+                    update_in_backward=offered, frozen=store.frozen)
     if kind.update == "sgd":
-        decisions = decisions + sgd_update_decisions(store.names(), lowered.updated_params, refusal)
+        decisions = decisions + sgd_update_decisions(store.trainable_names(), lowered.updated_params, refusal)
     # A value folded into another node carries that node's id in the fused graph:
     # serve it under the output name the spec gave it.
     schedule = replace(lowered, outputs={name: lowered.outputs[renamed.get(name, name)] for name in source.outputs})
@@ -90,10 +90,11 @@ def build_plan(graph: Graph, spec: PlanSpec, target: Target, *, store: Parameter
 
 def regularization_steps(graph: Graph, schedule: Schedule, store: ParameterStore, kernels: Any,
                          with_l2: bool = True) -> list[Step]:
-    """Zero the gradients no backward step writes, then (`with_l2`) add the l2 term over the weight segment."""
+    """Zero the gradients of trainable parameters no backward step writes, then (`with_l2`) add the
+    l2 term over the trainable weight segment."""
     steps: list[Step] = []
     if schedule.backward:
-        unwritten = [name for name in store.names()
+        unwritten = [name for name in store.trainable_names()
                      if name not in schedule.written_param_grads and name not in schedule.updated_params]
         if unwritten:
             refs = tuple(Ref("param_grad", name, store.slots[name].shape) for name in unwritten)
@@ -106,7 +107,7 @@ def regularization_steps(graph: Graph, schedule: Schedule, store: ParameterStore
                               writes=frozenset(range(len(refs)))))
     l2 = graph.l2
     if with_l2 and l2 and store.regularized_size:
-        weights = [name for name in store.names() if store.decls[name].regularized]
+        weights = [name for name in store.trainable_names() if store.decls[name].regularized]
         W, dW = span_refs(store, weights)
         if schedule.backward:
             l2_penalty = kernels.l2_penalty
@@ -126,10 +127,10 @@ def regularization_steps(graph: Graph, schedule: Schedule, store: ParameterStore
 
 
 def sgd_after_backward_steps(schedule: Schedule, store: ParameterStore, kernels: Any) -> list[Step]:
-    """A train_sgd plan's last step: params -= rate * grads for the parameters no backward step
-    updated inside its GEMM (rate: SGD_LEARNING_RATE, set by each run); none when all were."""
+    """A train_sgd plan's last step: params -= rate * grads for the trainable parameters no backward
+    step updated inside its GEMM (rate: SGD_LEARNING_RATE, set by each run); none when all were."""
     spans: list[Ref] = []
-    for segment in store.segments(exclude=schedule.updated_params):
+    for segment in store.segments(exclude=schedule.updated_params | store.frozen):
         names = [name for name in store.names() if segment.start <= store.slots[name].start < segment.stop]
         spans.extend(span_refs(store, names))
     if not spans:
@@ -152,7 +153,7 @@ def sgd_in_backward_offer(graph: Graph, store: ParameterStore, target: Target) -
         return frozenset(), target.gemm_status
     if graph.l2:
         return frozenset(), "the l2 term reads the weights after backward"
-    return frozenset(store.names()), ""
+    return frozenset(store.trainable_names()), ""
 
 
 def sgd_update_decisions(names: list[str], updated: frozenset[str], refusal: str) -> list[FusionDecision]:

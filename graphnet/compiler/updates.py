@@ -13,7 +13,8 @@ rule's state buffers. Elementwise kernels on segments compute what one call
 over the whole buffer computes.
 
 Parameters no backward step reaches (their gradient is zeroed after backward)
-are updated by one last step, after the zeroing. The l2 term (`0.5 * l2 *
+are updated by one last step, after the zeroing. Frozen parameters (graphnet.compiler.parameters)
+get no update step, and the rule's state buffers cover the trainable ones only. The l2 term (`0.5 * l2 *
 sum(W**2)`, `dW += l2 * W`) is taken per weight inside its update step, just
 before the weight changes, so l2 networks keep the fused path.
 """
@@ -33,7 +34,7 @@ from .parameters import ParameterStore, span_name
 @dataclass
 class UpdateRule:
     """`kernel(w, g, *slots, *args)` over 1-D segments: w, g of the store's flat values
-    and gradients, `slots` the rule's flat state buffers (each shaped like the values),
+    and gradients, `slots` the rule's flat state buffers (each shaped like the trainable values),
     `args` the hyperparameters (and Adam's step count t) for the coming step."""
 
     kernel: Callable[..., None]
@@ -56,11 +57,11 @@ class RuleSlot:
         PlanError when its state buffers are not shaped like the parameters."""
         if rule is self.rule:
             return
-        values = self.store.values
+        values = self.store.trainable()[0]
         for slot in rule.slots:
             if slot.shape != values.shape or slot.dtype != values.dtype:
                 raise PlanError(f"optimizer state of shape {slot.shape} {slot.dtype}, expected "
-                                f"{values.shape} {values.dtype}")
+                                f"{values.shape} {values.dtype} (the trainable parameters)")
         self.states = [[tuple(slot[s] for slot in rule.slots) for s in group] for group in self.spans]
         self.rule = rule
 
@@ -138,7 +139,7 @@ def insert_update_steps(schedule: Schedule, extra_steps: list[Step], store: Para
     install the rule into. Returns new objects: `schedule` and `extra_steps` are unchanged."""
     last = last_backward_use(schedule)
     after: dict[int, list[str]] = {}
-    for name in store.names():
+    for name in store.trainable_names():
         if name in last:
             after.setdefault(last[name], []).append(name)
     groups: list[list[slice]] = []
@@ -150,7 +151,7 @@ def insert_update_steps(schedule: Schedule, extra_steps: list[Step], store: Para
             groups.append(_split(contiguous(store, after[i]), store.regularized_size))
             steps.append(_update_step(step.node, f"update[{', '.join(after[i])}]", store, groups[-1],
                                       len(groups) - 1, holder, l2, kernels.l2_penalty))
-    rest = [name for name in store.names() if name not in last]
+    rest = [name for name in store.trainable_names() if name not in last]
     extra = list(extra_steps)
     if rest:
         groups.append(_split(contiguous(store, rest), store.regularized_size))

@@ -14,8 +14,13 @@ Sources:
   folder path.
 - ``.npz`` files with the six keys (or without ``X_val``/``y_val``), read with
   ``allow_pickle=False``.
-- CSV files with a label column; the test set is a second file or a fraction.
+- CSV files with a label column; the test set is a second file or a fraction. A CSV
+  with text or missing cells is a table (graphnet.data.columns): its categories one-hot
+  and its missing cells imputed, fitted on the training split.
 - Built-in synthetic sets ``spiral`` and ``blobs``, deterministic by seed.
+
+The validation and test splits a source does not have are seeded random splits of the
+training set, stratified by class for class labels (``stratify``).
 
 Every problem with a file raises `graphnet.DataError` naming the file.
 """
@@ -23,26 +28,28 @@ from __future__ import annotations
 
 import inspect
 import os
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from ..errors import DataError, quoted_list, suggestions
-from ._checks import check_count, check_example_shape, check_features, check_seed, check_targets, prepare_labels
+from ._checks import check_example_shape, check_seed, check_targets, prepare_labels
+from .arrays import IN_MEMORY, from_arrays, prepare_data, text_labels_as_indices
+from .columns import DEFAULT_MISSING, IMPUTE_MODES, ColumnEncoding, TableSettings
 from .files import file_kind, regular_file
+from .fitted import DataInfo, RawColumns, finish_splits
 from .idx import IDX_FILES, find_idx_file, load_idx, read_idx
-from .splits import normalize_splits, split_off, split_size
+from .splits import split_off, split_size
 from .synthetic import SYNTHETIC, blobs, spiral
-from .tabular import KEYS, load_npz, read_csv
+from .tabular import KEYS, CsvTable, load_npz, read_csv
 
-__all__ = ["KEYS", "DEBIAN_PACKAGES", "IN_MEMORY", "DataInfo", "from_arrays", "load", "source_kind", "load_with_info", "list_datasets", "batches", "read_idx", "spiral", "blobs", "prepare_labels", "check_targets",
-           "prepare_data"]
+__all__ = ["KEYS", "DEBIAN_PACKAGES", "IN_MEMORY", "DataInfo", "from_arrays", "load", "source_kind",
+           "load_with_info", "list_datasets", "batches", "read_idx", "spiral", "blobs", "prepare_labels",
+           "check_targets", "prepare_data", "table_settings", "text_labels_as_indices"]
 
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
-DEFAULT_VAL_FRACTION = 0.1   # of the training set ...
-DEFAULT_VAL_MAX = 5000       # ... but at most this many: MNIST-like 60000 -> 55000 / 5000
 DEFAULT_TEST_FRACTION = 0.2  # CSV without a test file, synthetic sets
 
 _ALIASES = {"mnist": "mnist", "fashion-mnist": "fashion-mnist",
@@ -150,22 +157,6 @@ def _how_to_install(name: str) -> str:
             f"elsewhere, {layout}.")
 
 
-@dataclass(frozen=True, eq=False)
-class DataInfo:
-    """What `load_with_info` learned besides the arrays: the per-example shape of the raw
-    features, the normalization fitted on the training split (x -> (x - shift) / scale,
-    shift and scale float64 () or per feature; mode "none": None), the CSV's feature and
-    label column names, and the class names of text labels (else None)."""
-
-    raw_shape: tuple[int, ...]
-    mode: str = "none"
-    shift: np.ndarray | None = None
-    scale: np.ndarray | None = None
-    feature_names: tuple[str, ...] | None = None
-    label_column: str | None = None
-    class_names: tuple[str, ...] | None = None
-
-
 # ----------------------------------------------------------------------------- load
 
 def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None = None,
@@ -215,7 +206,9 @@ def load(name_or_path: str | os.PathLike[str], *, val_size: int | float | None =
         and both shapes. Class labels of IDX and synthetic sets become float
         targets (0/1 labels of two blobs for a binary classifier).
     options: generator options of synthetic sets: spiral (points per class,
-        noise), blobs (points per class, features, std).
+        noise), blobs (points per class, features, std); and `load_with_info`'s
+        table and split settings (categorical, missing, impute, stratify,
+        target_scaling).
     """
     return load_with_info(name_or_path, val_size=val_size, normalize=normalize, seed=seed, flatten=flatten,
                           dtype=dtype, classes=classes, label_column=label_column, test_file=test_file,
@@ -228,16 +221,34 @@ def load_with_info(name_or_path: str | os.PathLike[str], *, val_size: int | floa
                    classes: int | None = None, label_column: str | int | None = None,
                    test_file: str | os.PathLike[str] | None = None, test_size: int | float | None = None,
                    target_shape: tuple[int, ...] | list[int] | None = None,
-                   class_names: tuple[str, ...] | list[str] | None = None, **options: Any) -> tuple[dict[str, np.ndarray], DataInfo]:
+                   class_names: tuple[str, ...] | list[str] | None = None, categorical: Any = None,
+                   missing: Any = None, impute: Any = None, stratify: Any = None, target_scaling: Any = False,
+                   encoding: ColumnEncoding | None = None,
+                   **options: Any) -> tuple[dict[str, np.ndarray], DataInfo]:
     """`load`'s data set and what was fitted to it: a `DataInfo` (the normalization fitted on
-    the training split, the CSV's column names, the class names of text labels)."""
+    the training split, the CSV's column names, the class names of text labels, a table's
+    column encoding, the target scaling).
+
+    categorical, missing, impute: CSV only (graphnet.data.columns): the feature columns read
+        as categories besides the text ones (header names; without a header, the feature
+        columns' indices "0", "1", ...), the cells that are missing values
+        (default "", NA, NaN, nan, ?) and how missing numbers are filled ("median", "mean",
+        "zero"); a CSV with text or missing cells, or declared columns, is a raw table whose
+        encoding (one-hot categories, imputed numbers) is fitted on the training split.
+        `encoding`: a model's encoding to read the CSV's columns with (by name) instead.
+    stratify: split off the test and validation sets class by class (default: for class
+        labels, not for float targets).
+    target_scaling: standardize float targets by the training split's mean and std.
+    """
     kind, src = _resolve(name_or_path)
     what = src if kind == "synthetic" else f"{src} ({kind})"
     for flag, ok in (("label_column", label_column is None or kind == "csv"),
                      ("class_names", class_names is None or kind == "csv"),
                      ("test_file", test_file is None or kind == "csv"),
                      ("test_size", test_size is None or kind in ("csv", "synthetic")),
-                     ("option(s) " + ", ".join(options), not options or kind == "synthetic")):
+                     ("option(s) " + ", ".join(options), not options or kind == "synthetic"),
+                     ("categorical, missing and impute", (categorical, missing, impute) == (None,) * 3 or kind == "csv"),
+                     ("encoding", encoding is None or kind == "csv")):
         if not ok:
             raise DataError(f"{what}: {flag} does not apply to this source (it has its own test split)"
                             if flag == "test_size" else f"{what}: {flag} does not apply to this source")
@@ -253,7 +264,11 @@ def load_with_info(name_or_path: str | os.PathLike[str], *, val_size: int | floa
         raise DataError(f"dtype {dtype!r} is not a numpy dtype") from e
     if out_dtype.kind != "f":
         raise DataError(f"dtype must be a floating type (float32, float64), got {out_dtype}")
+    table = table_settings(categorical, missing, impute, what)
+    stratify = _flag(stratify, "stratify", what, default=target_shape is None)
+    target_scaling = _flag(target_scaling, "target_scaling", what, default=False)
     gen_rng, test_rng, val_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(check_seed(seed)).spawn(3))
+    raw_columns, tp = None, None
 
     Xv = yv = None
     feature_names = label_name = None
@@ -268,21 +283,30 @@ def load_with_info(name_or_path: str | os.PathLike[str], *, val_size: int | floa
             options["classes"] = classes
         X, y = fn(**options, seed=gen_rng)
         Xt, yt, Xs, ys = split_off(X, y, split_size(test_size, len(X), "test_size",
-                                                    round(DEFAULT_TEST_FRACTION * len(X))), test_rng)
+                                                    round(DEFAULT_TEST_FRACTION * len(X))), test_rng, stratify)
     elif kind == "idx":
         Xt, yt, Xs, ys = load_idx(src, classes, out_dtype)
     elif kind == "npz":
         Xt, yt, Xv, yv, Xs, ys = load_npz(src, classes, target_shape, out_dtype)
     else:
-        X, y, header, col, class_names = read_csv(src, label_column, classes, target_shape, out_dtype, given_names)
+        settings = TableSettings.of(encoding) if encoding is not None else table
+        csv = read_csv(src, label_column, classes, target_shape, out_dtype, given_names, settings)
+        tp = None if test_file is None else regular_file(Path(test_file).expanduser(), "test file")
+        test = None if tp is None else _read_test_csv(tp, csv, classes, target_shape, out_dtype, settings)
+        if test is not None and csv.kinds is None and test.kinds is not None:  # the test file needs a table
+            settings = replace(settings, always=True)
+            csv = read_csv(src, label_column, classes, target_shape, out_dtype, given_names, settings)
+            test = _read_test_csv(tp, csv, classes, target_shape, out_dtype, settings)  # type: ignore[arg-type]
+        X, y, header, col, class_names = csv[:5]
         if header is not None:
             feature_names, label_name = tuple(header[:col] + header[col + 1:]), header[col]
-        if test_file is None:
+        if csv.kinds is not None:
+            raw_columns = RawColumns(csv.columns, csv.kinds, header is not None, settings, encoding)  # type: ignore[arg-type]
+        if test is None:
             Xt, yt, Xs, ys = split_off(X, y, split_size(test_size, len(X), "test_size",
-                                                        round(DEFAULT_TEST_FRACTION * len(X))), test_rng)
+                                                        round(DEFAULT_TEST_FRACTION * len(X))), test_rng, stratify)
         else:
-            tp = regular_file(Path(test_file).expanduser(), "test file")
-            Xs, ys, theader, _, test_names = read_csv(tp, col, classes, target_shape, out_dtype, class_names)
+            Xs, ys, theader, _, test_names = test[:5]
             if class_names is None and test_names is not None:
                 raise DataError(f"{tp}: labels are text but {src}'s are numbers")
             if header is not None and theader is not None and header != theader:
@@ -294,118 +318,46 @@ def load_with_info(name_or_path: str | os.PathLike[str], *, val_size: int | floa
     if target_shape is not None and kind in ("synthetic", "idx"):
         yt, ys = (prepare_labels(y, f"{what}: {key}", target_shape=tuple(target_shape), dtype=out_dtype)
                   for key, y in (("y_train", yt), ("y_test", ys)))
-    return _finish(Xt, yt, Xv, yv, Xs, ys, val_size=val_size, normalize=normalize, flatten=flatten, dtype=out_dtype,
-                   val_rng=val_rng, source=str(src), columns=(feature_names, label_name, class_names))
+    return finish_splits(Xt, yt, Xv, yv, Xs, ys, val_size=val_size, normalize=normalize, flatten=flatten,
+                         dtype=out_dtype, val_rng=val_rng, source=str(src),
+                         columns=(feature_names, label_name, class_names), table=raw_columns, stratify=stratify,
+                         target_scaling=target_scaling, split_test=kind == "synthetic" or (kind == "csv" and tp is None))
 
 
-def _finish(Xt: np.ndarray, yt: np.ndarray, Xv: np.ndarray | None, yv: np.ndarray | None, Xs: np.ndarray,
-            ys: np.ndarray, *, val_size: Any, normalize: str | None, flatten: bool, dtype: np.dtype,
-            val_rng: np.random.Generator, source: str, columns: tuple[Any, Any, Any] = (None, None, None),
-            raw: np.dtype | None = None) -> tuple[dict[str, np.ndarray], DataInfo]:
-    """The six arrays from the raw splits: the validation split taken from the training set
-    (unless given), flattened, cast to `dtype` and normalized by the training split's fit
-    ("auto" by the `raw` dtype of the features, default Xt's)."""
-    if Xv is None:
-        default = min(DEFAULT_VAL_MAX, round(DEFAULT_VAL_FRACTION * len(Xt)))
-        Xt, yt, Xv, yv = split_off(Xt, yt, split_size(val_size, len(Xt), "val_size", default), val_rng)
-    elif val_size is not None:
-        raise DataError(f"{source}: has its own X_val/y_val; val_size={val_size!r} does not apply")
-
-    raw = Xt.dtype if raw is None else raw
-    mode = ("scale" if raw == np.uint8 else None) if normalize == "auto" else None if normalize == "none" else normalize
-    width = int(np.prod(Xt.shape[1:]))
-    arrays = [np.array(a.reshape(len(a), width) if flatten else a, dtype=dtype, order="C") for a in (Xt, Xv, Xs)]
-    fit = normalize_splits(arrays, mode, raw)
-    info = DataInfo(tuple(Xt.shape[1:]), mode or "none", *(fit or (None, None)), *columns)
-    data = {"X_train": arrays[0], "y_train": yt, "X_val": arrays[1], "y_val": yv, "X_test": arrays[2], "y_test": ys}
-    return data, info
+def _read_test_csv(path: Path, train: CsvTable, classes: int | None, target_shape: Any, dtype: np.dtype,
+                   settings: TableSettings) -> CsvTable:
+    """A test file read as its training file was: with the training file's label column and
+    class names, and -- when the training file is a table -- its columns and their kinds."""
+    if train.kinds is not None:
+        named = train.header is not None
+        settings = replace(settings, always=True, kinds=train.kinds, columns=train.columns if named else None)
+    return read_csv(path, train.label_index, classes, target_shape, dtype, train.class_names, settings)
 
 
-IN_MEMORY = "<in-memory>"  # the data name a run trained on arrays records
+def table_settings(categorical: Any, missing: Any, impute: Any, what: Any = "data") -> TableSettings:
+    """The table settings of a data source's options (train.data.options), checked:
+    `categorical` and `missing` lists of strings, `impute` one of median, mean, zero; None
+    keeps a default. DataError naming the option."""
+    def texts(value: Any, option: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        if value is None:
+            return default
+        if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise DataError(f"{what}: {option} must be a list of strings (column names, cell texts), got {value!r}")
+        return tuple(value)
+
+    if impute is not None and impute not in IMPUTE_MODES:
+        raise DataError(f"{what}: impute must be one of {', '.join(IMPUTE_MODES)}, got {impute!r}")
+    return TableSettings(texts(categorical, "categorical", ()), texts(missing, "missing", DEFAULT_MISSING),
+                         impute or "median")
 
 
-def from_arrays(data: Mapping[str, Any], *, val_size: int | float | None = None, normalize: str | None = "auto",
-                seed: int = 0, dtype: Any = "float32", classes: int | None = None,
-                target_shape: tuple[int, ...] | list[int] | None = None,
-                class_names: tuple[str, ...] | list[str] | None = None,
-                name: str = "data") -> tuple[dict[str, np.ndarray], DataInfo]:
-    """An in-memory dict (X_train, y_train; optionally X_val, y_val, X_test, y_test) split,
-    flattened and normalized as `load_with_info` does a file: without X_val a seeded
-    validation split of the training set (`val_size`, by `seed` as for files); the
-    normalization fitted on the training split. X_*: (N, ...) numbers (uint8 images are
-    scaled by "auto"); y_* as `prepare_labels` takes them, or text class labels, which map to
-    indices as a CSV's do (by `class_names` when given, else by the sorted names in y_train;
-    the info then has the class names). DataErrors name `name` and the key."""
-    full = dict(data)
-    if "X_test" not in full and "y_test" not in full and "X_train" in full and "y_train" in full:
-        full["X_test"], full["y_test"] = np.asarray(full["X_train"])[:0], np.asarray(full["y_train"])[:0]
-    raw = np.asarray(full["X_train"]).dtype if "X_train" in full else np.dtype(dtype)
-    names = None
-    if target_shape is None and "y_train" in full and np.asarray(full["y_train"]).dtype.kind in "USO":
-        full, names = text_labels_as_indices(full, class_names, name)
-    prepared = prepare_data(full, classes=classes, target_shape=target_shape, dtype=dtype, name=name)
-    if len(prepared["X_train"]) == 0:
-        raise DataError(f"{name}: X_train is empty")
-    val_rng = np.random.default_rng(np.random.SeedSequence(check_seed(seed)).spawn(3)[2])
-    given = "X_val" in full
-    return _finish(prepared["X_train"], prepared["y_train"], prepared["X_val"] if given else None,
-                   prepared["y_val"] if given else None, prepared["X_test"], prepared["y_test"], val_size=val_size,
-                   normalize=normalize, flatten=True, dtype=np.dtype(dtype), val_rng=val_rng, source=name, raw=raw,
-                   columns=(None, None, names))
-
-
-def text_labels_as_indices(data: Mapping[str, Any], class_names: tuple[str, ...] | list[str] | None,
-                           name: str) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """`data` with its text labels y_* (N,) replaced by int64 indices into the class names:
-    `class_names` when given, else the sorted names of y_train. DataError naming the key and
-    position of a label that is not text or not a class."""
-    labels = {key: np.asarray(value) for key, value in data.items() if key.startswith("y_")}
-    for key, y in labels.items():
-        if y.ndim != 1 or not all(isinstance(v, str) for v in y.tolist()):
-            raise DataError(f"{name}: {key} must be one text label per example, like y_train "
-                            f"(got shape {y.shape}, dtype {y.dtype})")
-    names = tuple(class_names) if class_names is not None else tuple(sorted(set(labels["y_train"].tolist())))
-    index = {label: i for i, label in enumerate(names)}
-    out = dict(data)
-    for key, y in labels.items():
-        unknown = [i for i, label in enumerate(y.tolist()) if label not in index]
-        if unknown:
-            raise DataError(f"{name}: {key}[{unknown[0]}] is {y.tolist()[unknown[0]]!r}, not one of the classes "
-                            f"{', '.join(map(repr, names[:10]))}{', ...' if len(names) > 10 else ''}")
-        out[key] = np.fromiter((index[label] for label in y.tolist()), np.int64, len(y))
-    return out, names
-
-
-def prepare_data(data: Mapping[str, Any], *, classes: int | None = None,
-                 target_shape: tuple[int, ...] | list[int] | None = None, dtype: Any = "float32",
-                 name: str = "data") -> dict[str, np.ndarray]:
-    """An in-memory data dict checked and converted as `load` returns it.
-
-    `data` holds X_train, y_train, X_test, y_test and optionally X_val,
-    y_val (the homework's dict); X_*: (N, ...) numbers, y_*: labels for
-    `prepare_labels`. Returns the six keys: X_* as `dtype` (N, ...), y_* as
-    the label declares (an absent validation split is empty). Problems are
-    DataErrors naming `name` and the key.
-    """
-    need = [k for k in ("X_train", "y_train", "X_test", "y_test") if k not in data]
-    if ("X_val" in data) != ("y_val" in data):
-        need += [k for k in ("X_val", "y_val") if k not in data]
-    if need:
-        raise DataError(f"{name}: missing {', '.join(need)}; it has {', '.join(sorted(map(str, data))) or 'nothing'}")
-    out: dict[str, np.ndarray] = {}
-    for split in ("train", "val", "test"):
-        if f"X_{split}" not in data:
-            X_train, y_train = out["X_train"], out["y_train"]
-            out["X_val"], out["y_val"] = X_train[:0], y_train[:0]
-            continue
-        X = check_features(data[f"X_{split}"], name, f"X_{split}", dtype)
-        y = prepare_labels(data[f"y_{split}"], f"{name}: y_{split}", classes=classes,
-                           target_shape=None if target_shape is None else tuple(target_shape), dtype=dtype)
-        check_count(len(X), len(y), f"{name}: X_{split}", f"y_{split}")
-        if split != "train":
-            check_example_shape(out["X_train"], X, "X_train", f"{name}: X_{split}")
-        out[f"X_{split}"], out[f"y_{split}"] = np.ascontiguousarray(X, dtype=dtype), y
-    return {key: out[key] for key in KEYS}
+def _flag(value: Any, option: str, what: Any, default: bool) -> bool:
+    """A true/false option (None: `default`); DataError naming it otherwise."""
+    if value is None:
+        return default
+    if not isinstance(value, (bool, np.bool_)):
+        raise DataError(f"{what}: {option} must be true or false, got {value!r}")
+    return bool(value)
 
 
 def batches(X: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = True,

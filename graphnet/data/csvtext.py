@@ -55,12 +55,14 @@ def to_numbers(cells: np.ndarray | list[list[str]]) -> np.ndarray | None:
 
 
 def not_a_number(cell: str) -> str:
-    """Why a feature cell that is not a number is refused, to follow the quoted cell."""
+    """Why a cell a model without a column encoding reads is refused (a model trained on
+    numbers only: its training data had no text and no missing cell), to follow the
+    quoted cell."""
     if not cell.strip():
-        return "is empty: missing values are not supported (yet)"
+        return ("is empty: a missing value, which this model cannot fill (its training data had none, so it has "
+                "no values to impute)")
     if any(c.isalpha() for c in cell):
-        return ("is text: categorical (text) features are not supported yet; drop the column or encode it "
-                "as numbers")
+        return "is text: this model reads numbers only (its training data had no text column)"
     return "is not a number"
 
 

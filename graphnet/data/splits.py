@@ -1,5 +1,6 @@
-"""Splitting and normalizing data sets: the seeded validation/test splits and the
-normalizations ("scale", "standardize") fitted on the training split."""
+"""Splitting and normalizing data sets: the seeded validation/test splits (stratified by
+class when asked) and the normalizations ("scale", "standardize") fitted on the training
+split."""
 from __future__ import annotations
 
 from typing import Any
@@ -26,11 +27,48 @@ def split_size(size: Any, n: int, what: str, default: int) -> int:
     return max(0, min(k, n - 1))
 
 
-def split_off(X: np.ndarray, y: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """A seeded random subset of k examples split off; both parts keep their original order."""
-    perm = rng.permutation(len(X))
-    take, keep = np.sort(perm[:k]), np.sort(perm[k:])
+def split_off(X: np.ndarray, y: np.ndarray, k: int, rng: np.random.Generator,
+              stratify: bool = False) -> tuple[np.ndarray, ...]:
+    """(X, y kept, X, y taken): a seeded random subset of k examples split off; both parts
+    keep their original order. With `stratify`, each class (of class labels y (N,), or of
+    0/1 targets (N, 1)) gives the split its share of k (see `stratified_subset`)."""
+    if stratify:
+        take = stratified_subset(strata(y), k, rng)
+        keep = np.setdiff1d(np.arange(len(X)), take, assume_unique=True)
+    else:
+        perm = rng.permutation(len(X))
+        take, keep = np.sort(perm[:k]), np.sort(perm[k:])
     return X[keep], y[keep], X[take], y[take]
+
+
+def strata(y: np.ndarray) -> np.ndarray:
+    """The class of each example, (N,): class indices (N,), or one whole-number target per
+    example (binary 0/1 targets (N, 1)); DataError for other targets (regression)."""
+    y = np.asarray(y)
+    values = y.reshape(len(y), -1)
+    if values.shape[1] != 1 or (y.dtype.kind == "f" and not np.array_equal(values, np.round(values))):
+        raise DataError("stratify: splits are stratified by class, and these labels are float targets "
+                        f"(shape {y.shape[1:]}), not classes: set \"stratify\": false")
+    return values[:, 0]
+
+
+def stratified_subset(classes: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """The sorted indices of k of the N examples, each class in proportion to its share of
+    `classes` (N,): floor(k n_c / N) each, and the examples left over to the classes with
+    the largest remainders (ties drawn at random); within a class, a random choice."""
+    n = len(classes)
+    _, inverse, counts = np.unique(classes, return_inverse=True, return_counts=True)
+    quota = counts * (k / n) if n else counts.astype(np.float64)
+    take = np.floor(quota).astype(np.int64)
+    short = k - int(take.sum())
+    if short > 0:
+        order = np.lexsort((rng.random(len(counts)), -(quota - take)))
+        take[order[:short]] += 1
+    grouped = np.argsort(inverse, kind="stable")
+    starts = np.cumsum(counts) - counts
+    chosen = [rng.permutation(grouped[start:start + size])[:count]
+              for start, size, count in zip(starts, counts, take)]
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
 
 
 def _standardization(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,10 +100,17 @@ def fit_normalization(train: np.ndarray, mode: str | None, raw: np.dtype) -> tup
     return None
 
 
-def normalize_splits(arrays: list[np.ndarray], mode: str | None, raw: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
-    """In place: every array normalized by the first one's fit; returns the fit (see `fit_normalization`)."""
+def normalize_splits(arrays: list[np.ndarray], mode: str | None, raw: np.dtype,
+                     keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """In place: every array normalized by the first one's fit; returns the fit (see
+    `fit_normalization`). `keep` (D,) bool: features left as they are (shift 0, scale 1:
+    a table's one-hot slots)."""
     fit = fit_normalization(arrays[0], mode, raw)
     if fit is not None:
+        if keep is not None:
+            shift, scale = (np.array(np.broadcast_to(a, keep.shape), np.float64) for a in fit)
+            shift[keep], scale[keep] = 0.0, 1.0
+            fit = shift, scale
         for a in arrays:
             normalize_in_place(a, *fit)
     return fit

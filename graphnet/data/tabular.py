@@ -9,12 +9,13 @@ import numpy as np
 
 from ..errors import DataError, did_you_mean, quoted, quoted_list, shorten
 from ._checks import Locate, check_count, check_example_shape, check_features, prepare_labels
+from .columns import Place, TableSettings
 from .csvtext import QUOTE, column_name, data_record, first_problem, is_number, layout, to_numbers, unquote
 from .features import first_nonfinite, nonfinite_problem
 from .files import regular_file
 from .npyfile import read_npz
 
-__all__ = ["KEYS", "LABEL_NAMES", "CsvTable", "load_npz", "read_csv"]
+__all__ = ["KEYS", "LABEL_NAMES", "CsvTable", "feature_names", "load_npz", "read_csv"]
 
 KEYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
 LABEL_NAMES = ("label", "y", "target")
@@ -54,16 +55,24 @@ def load_npz(path: Path, classes: int | None, target_shape: tuple[int, ...] | No
 
 def read_csv(path: Path, label_column: str | int | None, classes: int | None,
              target_shape: tuple[int, ...] | None = None, dtype: Any = np.float64,
-             class_names: tuple[str, ...] | None = None) -> CsvTable:
-    """One CSV file as X (N, D) float64 (finite as `dtype`), y, its header (or None), the
-    label column's index and the class names (None for numeric labels).
+             class_names: tuple[str, ...] | None = None, table: TableSettings | None = None) -> CsvTable:
+    """One CSV file as features X, y, its header (or None), the label column's index, the
+    class names (None for numeric labels) and the kinds of its feature columns.
+
+    X is (N, D) float64 numbers (finite as `dtype`) when every feature cell is a number
+    (kinds None); otherwise -- a text cell, a missing cell (one of `table.missing`), a
+    column declared categorical, or `table.always` -- X is the raw table (N, D) of cell
+    texts, whose columns `kinds` says are numbers or categories (graphnet.data.columns:
+    inferred, or with `table.kinds` -- a model's, or the training file's for its test
+    file -- checked: the columns `table.columns` by name, their number cells numbers).
 
     y is int64 class indices (N,), or with `target_shape` (which must hold
     one value: a CSV has one label column) `dtype` targets (N, *target_shape).
     Class labels may be numbers (the class indices themselves) or strings
     (class names): string labels map to indices by `class_names` when given
     (the training file's; a label not among them is a DataError naming the
-    line), else by the sorted set of this file's labels.
+    line), else by the sorted set of this file's labels. A missing label (a
+    `table.missing` marker) is a DataError naming its line.
 
     The dialect (delimiter, quotes, what a number is) is graphnet.data.csvtext's;
     the first line is a header unless every cell is a number.
@@ -71,6 +80,7 @@ def read_csv(path: Path, label_column: str | int | None, classes: int | None,
     column named label, y or target (any case). Errors name the file, the line
     and the column, and quote the cell as written.
     """
+    table = table or TableSettings()
     delim, header, ncol = layout(path)
     col = _label_index(path, header, ncol, label_column)
     if ncol < 2:
@@ -79,39 +89,77 @@ def read_csv(path: Path, label_column: str | int | None, classes: int | None,
         raise DataError(f"{path}: the label declares targets of shape {list(target_shape)}, but a CSV file has "
                         f"one label column (one value per example); use an .npz for wider targets")
     where = f"{path}: label {column_name(header, col)}"
-    numbers = None if class_names is not None else _read_table(path, delim, header, ncol, np.float64, None, quiet=True)
+    simple = class_names is None and not table.categorical and not table.always and table.kinds is None
+    numbers = _read_table(path, delim, header, ncol, np.float64, None, quiet=True) if simple else None
+    if numbers is not None and table.missing and np.isnan(numbers).any():
+        numbers = None  # NaN cells: missing values, or a label to refuse by its text
+    kinds, columns = None, None
     if numbers is not None:
         X, labels = np.delete(numbers, col, axis=1), numbers[:, col]
     else:
         cells = _read_table(path, delim, header, ncol, str, col)
         labels = np.array([unquote(label) for label in cells[:, col].tolist()], dtype=str)
-        X = to_numbers(np.delete(cells, col, axis=1))
-        if X is None:
-            raise DataError(f"{path}: {first_problem(path, delim, ncol, header, col)}")
+        _refuse_missing_labels(labels, table.missing, where, _places(path, delim, header, col))
+        X = np.char.strip(np.delete(cells, col, axis=1))
+        if table.is_table(X):
+            rows = _rows(path, delim, header)
+            X, columns = table.select(X, feature_names(header, col, X.shape[1]), str(path))
+            kinds = table.checked_kinds(X, columns, dtype, rows)
+        else:
+            X = to_numbers(X)
+            if X is None:
+                raise DataError(f"{path}: {first_problem(path, delim, ncol, header, col)}")
         if target_shape is not None or class_names is None:
             labels = _number_labels(labels, where, target_shape is not None, _places(path, delim, header, col))
-    _check_features(X, dtype, path, delim, header, col)
+    if kinds is None:
+        _check_features(X, dtype, path, delim, header, col)
     at = _places(path, delim, header, col)
     if labels.dtype.kind == "f":
         y = prepare_labels(labels, where, classes=classes, target_shape=target_shape, dtype=dtype, at=at)
-        return CsvTable(X, y, header, col, None)
+        return CsvTable(X, y, header, col, None, kinds, columns)
     names_used = class_names if class_names is not None else tuple(sorted(set(labels.tolist())))
     y = _class_indices(labels, names_used, where, at)
     if classes is not None and len(names_used) != classes:
         raise DataError(f"{where}: {len(names_used)} class names ({quoted_list(names_used)}) but {classes} classes "
                         f"are declared")
-    return CsvTable(X, y, header, col, names_used)
+    return CsvTable(X, y, header, col, names_used, kinds, columns)
 
 
 class CsvTable(NamedTuple):
     """What `read_csv` reads: features X (N, D), labels y, the header, the label column's
-    index and the class names of string labels (else None)."""
+    index, the class names of string labels (else None) and, when X is a table of cell
+    texts, its columns' kinds and names (else None: X holds numbers, every column but the
+    label's)."""
 
     X: np.ndarray
     y: np.ndarray
     header: list[str] | None
     label_index: int
     class_names: tuple[str, ...] | None
+    kinds: tuple[str, ...] | None = None
+    columns: tuple[str, ...] | None = None
+
+
+def feature_names(header: list[str] | None, label: int, count: int) -> tuple[str, ...]:
+    """The feature columns' names: the header's less the label's, else "0", "1", ... (their
+    0-based indices among the features)."""
+    if header is None:
+        return tuple(str(j) for j in range(count))
+    return tuple(header[:label] + header[label + 1:])
+
+
+def _rows(path: Path, delim: str | None, header: list[str] | None) -> Place:
+    """`Place` of a data row of a CSV file: "path: line L" (the file read again to find it)."""
+    return lambda i: f"{path}: line {data_record(path, delim, header, i)[0]}"
+
+
+def _refuse_missing_labels(labels: np.ndarray, missing: tuple[str, ...], where: str, at: Locate) -> None:
+    """DataError naming the line of the first label that is empty or a missing marker."""
+    absent = np.isin(labels, np.asarray((*missing, ""), dtype=str))
+    if absent.any():
+        place, text = at((int(np.argmax(absent)),))
+        raise DataError(f"{where}{place}: the label is missing ({text}): every example needs a label (drop the row, "
+                        "or write its label)")
 
 
 def _label_index(path: Path, header: list[str] | None, ncol: int, label_column: str | int | None) -> int:

@@ -8,7 +8,9 @@ Inputs and outputs carry the spec's names, the batch dimension is the
 symbolic `N`, and parameters are initializers named as in `net.params`
 (`fc1.W`, an (in, out) matrix fed to Gemm as B). Input preprocessing
 (x - shift) / scale -- by default the network's own, fitted in training --
-becomes the first nodes (Sub, Div).
+becomes the first nodes (Sub, Div). A table model's column encoding comes before
+them and its target scaling after its output (graphnet.interop.onnx_table): the
+model takes the raw columns (numbers, and a string tensor per categorical column).
 
 Each op of the spec language maps to ONNX nodes through one entry of
 `ONNX_EXPORTERS`, keyed by op name like the op registry (`graphnet.ops.OPS`).
@@ -25,9 +27,19 @@ import numpy as np
 from ..compiler import ancestors
 from ..compiler.graph import GraphNode
 from ..errors import GraphnetError, did_you_mean
+from ..ops.images import window_of
 from ..system.fileio import write_bytes_atomic
 from ..version import __version__
 from . import require_onnx
+from .onnx_table import (
+    ENCODING_PROP,
+    ML_DOMAIN,
+    ML_OPSET,
+    TARGET_SCALING_PROP,
+    column_inputs,
+    export_encoding,
+    export_target_scaling,
+)
 
 if TYPE_CHECKING:
     from ..model.compiled import CompiledNetwork
@@ -106,6 +118,39 @@ def _export_affine(ctx: ExportContext, node: GraphNode) -> None:
     ctx.names[node.id] = node.id
 
 
+def _window_attrs(node: GraphNode) -> dict[str, Any]:
+    """kernel_shape, strides and pads ([top, left, bottom, right]) of a conv or pooling node."""
+    geometry = window_of(node.spec, node.spec.padding, *node.input_values[0].shape[1:])
+    return {"kernel_shape": [geometry.kh, geometry.kw], "strides": [geometry.sh, geometry.sw], "pads": geometry.pads}
+
+
+def _export_conv(ctx: ExportContext, node: GraphNode) -> None:
+    spec = node.spec
+    inputs = [ctx.tensor(node.inputs[0]), ctx.param(node.id, "W")]
+    if spec.bias:
+        inputs.append(ctx.param(node.id, "b"))
+    activation = spec.activation if spec.activation != "identity" else None
+    conv = ctx.emit("Conv", inputs, f"{node.id}/conv" if activation else node.id, name=node.id,
+                    **_window_attrs(node))
+    if activation:
+        attrs = {"alpha": spec.alpha} if activation == "leaky_relu" else {}
+        ctx.emit(ACTIVATION_OPS[activation], [conv], node.id, name=f"{node.id}/{activation}", **attrs)
+    ctx.names[node.id] = node.id
+
+
+def _export_pool(ctx: ExportContext, node: GraphNode) -> None:
+    if node.op == "max_pool2d":
+        ctx.names[node.id] = ctx.emit("MaxPool", [ctx.tensor(node.inputs[0])], node.id, **_window_attrs(node))
+    else:  # the padding counts as zeros, as in graphnet (ONNX's default leaves it out)
+        ctx.names[node.id] = ctx.emit("AveragePool", [ctx.tensor(node.inputs[0])], node.id, count_include_pad=1,
+                                      **_window_attrs(node))
+
+
+def _export_global_avg_pool(ctx: ExportContext, node: GraphNode) -> None:
+    pooled = ctx.emit("GlobalAveragePool", [ctx.tensor(node.inputs[0])], f"{node.id}/pooled", name=node.id)
+    ctx.names[node.id] = ctx.emit("Flatten", [pooled], node.id, name=f"{node.id}/flat", axis=1)  # (N, C, 1, 1) -> (N, C)
+
+
 def _export_activation(ctx: ExportContext, node: GraphNode) -> None:
     attrs: dict[str, Any] = {}
     if node.op == "leaky_relu":
@@ -165,6 +210,10 @@ ONNX_EXPORTERS: dict[str, Exporter] = {
     "tanh": _export_activation,
     "softmax": _export_activation,
     "identity": _export_identity,
+    "conv2d": _export_conv,
+    "max_pool2d": _export_pool,
+    "avg_pool2d": _export_pool,
+    "global_avg_pool": _export_global_avg_pool,
     "batchnorm": _export_batchnorm,
     "layernorm": _export_layernorm,
     "dropout": _export_dropout,
@@ -175,6 +224,8 @@ ONNX_EXPORTERS: dict[str, Exporter] = {
     "cross_entropy": _loss_not_exported,
     "svm": _loss_not_exported,
     "mse": _loss_not_exported,
+    "mae": _loss_not_exported,
+    "huber": _loss_not_exported,
     "sigmoid_binary_cross_entropy": _loss_not_exported,
 }
 
@@ -191,7 +242,8 @@ def _export_preprocessing(ctx: ExportContext, preprocessing: Mapping[str, Standa
                      (("mean", mean), ("std", std)))
         if np.any(std == 0):
             raise GraphnetError(f"preprocessing of '{name}': std has zeros (a constant feature divides by zero)")
-        centered = ctx.emit("Sub", [name, ctx.constant(f"preprocess/{name}/mean", mean)], f"{name}/centered")
+        centered = ctx.emit("Sub", [ctx.tensor(name), ctx.constant(f"preprocess/{name}/mean", mean)],
+                            f"{name}/centered")
         ctx.names[name] = ctx.emit("Div", [centered, ctx.constant(f"preprocess/{name}/std", std)],
                                    f"{name}/standardized")
 
@@ -235,7 +287,9 @@ def onnx_model(net: "CompiledNetwork", preprocessing: Mapping[str, Standardizati
     inputs first. None (the default) exports the network's own preprocessing
     (`net.preprocessing`, fitted on the training split: standardize, or scale as
     shift 0 / min and scale 255 / range), so the model takes raw features -- flattened to
-    the input's shape (an image as 784 values); `{}` exports the bare network.
+    the input's shape (an image as 784 values), and with them the network's column
+    encoding and target scaling (graphnet.interop.onnx_table); `{}` exports the bare
+    network.
     """
     onnx = require_onnx("ONNX export")
     if opset < MIN_OPSET:
@@ -244,15 +298,28 @@ def onnx_model(net: "CompiledNetwork", preprocessing: Mapping[str, Standardizati
         raise GraphnetError(f"opset {opset} is newer than the installed onnx package knows "
                             f"(up to {onnx.defs.onnx_opset_version()})")
     graph = net.graph
+    own = preprocessing is None
     if preprocessing is None:
         preprocessing = _saved_preprocessing(net)
     ctx = ExportContext(onnx, net, names={name: name for name in graph.inputs})
+    elem_type = onnx.helper.np_dtype_to_tensor_dtype(net.dtype)
+    inputs = {name: _value_info(onnx, name, elem_type, value.shape) for name, value in graph.inputs.items()}
+    props: dict[str, str] = {}
+    encoding = net.encoding if own and net.preprocessing is not None else None
+    if encoding is not None:
+        name = net.preprocessing.input
+        table_inputs, ctx.names[name], table = export_encoding(ctx, encoding, name, _names_taken(net), BATCH_DIM)
+        table["label_column"] = net.preprocessing.label_column
+        inputs = {**{i.name: i for i in table_inputs}, **{k: v for k, v in inputs.items() if k != name}}
+        props[ENCODING_PROP] = json.dumps(table)
     _export_preprocessing(ctx, preprocessing)
     needed = ancestors(graph, list(graph.outputs))
     for node in graph.nodes:
         if node.id in needed:
             ONNX_EXPORTERS[node.op](ctx, node)
-    elem_type = onnx.helper.np_dtype_to_tensor_dtype(net.dtype)
+    scaled = _scaled_output(net) if own else None
+    if scaled is not None:
+        props[TARGET_SCALING_PROP] = json.dumps(export_target_scaling(ctx, net.target_scaling, scaled))
     outputs = []
     for name in graph.outputs:
         tensor = ctx.tensor(name)
@@ -261,16 +328,43 @@ def onnx_model(net: "CompiledNetwork", preprocessing: Mapping[str, Standardizati
                 raise GraphnetError(f"output '{name}' is a preprocessed input: ONNX cannot give it its own name")
             ctx.emit("Identity", [tensor], name)
         outputs.append(_value_info(onnx, name, elem_type, graph.values[name].shape))
-    inputs = [_value_info(onnx, name, elem_type, value.shape) for name, value in graph.inputs.items()]
-    onnx_graph = onnx.helper.make_graph(ctx.nodes, graph.name, inputs, outputs, ctx.initializers,
+    onnx_graph = onnx.helper.make_graph(ctx.nodes, graph.name, list(inputs.values()), outputs, ctx.initializers,
                                         doc_string=net.spec.description)
     opsets = [onnx.helper.make_opsetid("", opset)]
+    if encoding is not None and encoding.categorical():
+        opsets.append(onnx.helper.make_opsetid(ML_DOMAIN, ML_OPSET))
     model = onnx.helper.make_model(onnx_graph, opset_imports=opsets, producer_name="graphnet",
                                    producer_version=__version__,
                                    ir_version=onnx.helper.find_min_ir_version_for(opsets))
-    onnx.helper.set_model_props(model, _model_props(net, preprocessing))
+    onnx.helper.set_model_props(model, {**_model_props(net, preprocessing), **props})
     onnx.checker.check_model(model)
     return model
+
+
+def onnx_input_names(net: "CompiledNetwork") -> list[str]:
+    """The inputs of `net`'s export (with its own preprocessing): the spec's, and for a table
+    model one per categorical column after its numbers' input (if it has numbers)."""
+    if net.encoding is None or net.preprocessing is None:
+        return list(net.graph.inputs)
+    name = net.preprocessing.input
+    own = [name] if net.encoding.numbers() else []
+    columns = list(column_inputs(net.encoding, name, _names_taken(net)).values())
+    return own + columns + [other for other in net.graph.inputs if other != name]
+
+
+def _names_taken(net: "CompiledNetwork") -> set[str]:
+    """The names of the network's inputs, outputs and nodes (an ONNX input must differ)."""
+    return {*net.graph.inputs, *net.graph.outputs, *(node.id for node in net.graph.nodes)}
+
+
+def _scaled_output(net: "CompiledNetwork") -> str | None:
+    """The output a regression model scaled its targets for (`net.target_scaling`): the
+    one its loss reads; None when there is none."""
+    scaling, loss = getattr(net, "target_scaling", None), net.graph.loss
+    if scaling is None or loss is None:
+        return None
+    scores = net.graph.node(loss).inputs[0]
+    return scores if scores in net.graph.outputs else None
 
 
 def _model_props(net: "CompiledNetwork", preprocessing: Mapping[str, Standardization]) -> dict[str, str]:

@@ -14,7 +14,12 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import GraphnetError
+from ..ops import OPS, Value
 from .onnx_tensors import node_where
+
+
+# The ops whose output shape the walk asks their record for (the window ops' arithmetic).
+WINDOW_OPS = ("conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool")
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,14 @@ class Importer:
                              "only (batch, features) tensors are supported here (flatten first)")
         return found
 
+    def image(self, node: Any, slot: int, where: str) -> Val:
+        """A value with three axes per example (a (batch, C, H, W) tensor)."""
+        found = self.value(node, slot, where)
+        if len(found.shape) != 3:
+            raise self.error(where, f"input '{node.input[slot]}' has per-example shape {found.shape}; "
+                             f"{node.op_type} is supported on images (batch, C, H, W) only")
+        return found
+
     def constant(self, node: Any, slot: int, where: str, what: str) -> np.ndarray | None:
         found = self.operand(node, slot, where)
         if found is None:
@@ -142,7 +155,10 @@ class Importer:
         if op == "flatten":
             return (prod(inputs[0].shape),)
         if op == "concat":
-            return (sum(v.shape[0] for v in inputs),)
+            return (sum(v.shape[0] for v in inputs), *inputs[0].shape[1:])
+        if op in WINDOW_OPS:
+            spec = OPS[op].model(id="shape", inputs=["x"], **fields)
+            return OPS[op].infer_shape(spec, [Value(inputs[0].shape)]).shape
         return inputs[0].shape
 
     # ---- the walk ---------------------------------------------------------------------------

@@ -15,6 +15,8 @@ and/or Div of a graph input by constants, read by nothing else, is the
 input's preprocessing (graphnet's export writes it first): it becomes
 `net.preprocessing`, and the class names and CSV columns graphnet's export
 keeps in the model's metadata come back too, so predictions take raw features.
+A table model's column encoding and target scaling (graphnet.interop.onnx_table)
+are cut off the graph and come back as `net.encoding` and `net.target_scaling`.
 
 The spec has no labels and no loss: it is an inference network. To train it,
 add labels and a loss node that reads an output (see README).
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,10 +37,13 @@ from .onnx_export import CLASS_NAMES_PROP, FEATURES_PROP
 from .onnx_graph import FLOAT_TYPES, Const, Importer, Pending, Transposed, Val
 from .onnx_rules import IMPORTERS
 from .onnx_spec import AFFINE_ACTIVATIONS, MAX_ID, identifier, spec_document
+from .onnx_table import ENCODING_PROP, strip_table
 from .onnx_tensors import load_model
 
 if TYPE_CHECKING:
+    from ..data.columns import ColumnEncoding
     from ..data.preprocessing import Preprocessing
+    from ..data.targets import TargetScaling
     from ..model.compiled import CompiledNetwork
     from ..spec import NetworkSpec
 
@@ -57,6 +62,8 @@ class ImportedModel:
     renamed: dict[str, str] = field(default_factory=dict)  # ONNX input/output name -> spec name, where changed
     preprocessing: "Preprocessing | None" = None
     class_names: tuple[str, ...] | None = None
+    encoding: "ColumnEncoding | None" = None  # a table model's (graphnet.interop.onnx_table)
+    target_scaling: "TargetScaling | None" = None
 
 
 
@@ -68,6 +75,8 @@ def read_onnx(path: str | Path) -> ImportedModel:
     onnx = require_onnx("ONNX import")
     path = Path(path)
     model = load_model(onnx, path)
+    props = {p.key: p.value for p in model.metadata_props}
+    model, encoding, scaling, label = strip_table(onnx, model, props, str(path))
     importer = Importer(onnx, model, str(path))
     importer.run(IMPORTERS)
     name = model.graph.name or path.stem
@@ -83,9 +92,20 @@ def read_onnx(path: str | Path) -> ImportedModel:
         raise GraphnetError(f"{path}: the imported network is not valid: {error}") from None
     dtype = next((FLOAT_TYPES[i.type.tensor_type.elem_type] for i in model.graph.input
                   if i.name in importer.values and isinstance(importer.values[i.name], Val)), np.dtype(np.float32))
-    props = {p.key: p.value for p in model.metadata_props}
     preprocessing = _preprocessing(importer, spec, renamed, props, str(path))
-    return ImportedModel(spec, arrays, dtype, renamed, preprocessing, _class_names(props, spec, str(path)))
+    if encoding is not None and preprocessing is None and len(spec.inputs) == 1:  # encoded, not normalized
+        from ..data.preprocessing import Preprocessing
+
+        [name] = spec.inputs
+        preprocessing = Preprocessing(name, tuple(spec.inputs[name].shape))
+    if encoding is not None:
+        if preprocessing is None or preprocessing.width != encoding.width:
+            raise GraphnetError(f"{path}: metadata {ENCODING_PROP} encodes {encoding.width} features, the graph's "
+                                "input preprocessing reads "
+                                f"{'none' if preprocessing is None else preprocessing.width}")
+        preprocessing = replace(preprocessing, label_column=label)
+    return ImportedModel(spec, arrays, dtype, renamed, preprocessing, _class_names(props, spec, str(path)),
+                         encoding, scaling)
 
 
 def _preprocessing(imp: Importer, spec: "NetworkSpec", renamed: dict[str, str], props: dict[str, str],
@@ -159,6 +179,7 @@ def from_onnx(path: str | Path, batch_size: int = 128, dtype: Any = None, backen
     net = compile(imported.spec, batch_size=batch_size, dtype=dtype or imported.dtype, backend=backend, seed=seed)
     net.load_state_dict(imported.arrays)
     net.preprocessing, net.class_names = imported.preprocessing, imported.class_names
+    net.encoding, net.target_scaling = imported.encoding, imported.target_scaling
     return net
 
 

@@ -7,10 +7,12 @@ transposed value).
 from __future__ import annotations
 
 from math import prod
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from ..ops.images import window_of
 from .onnx_graph import Const, Importer, Rule, Transposed, Val, attributes, float_attribute
 
 
@@ -111,10 +113,14 @@ def _sum(imp: Importer, node: Any, where: str) -> None:
 
 
 def _concat(imp: Importer, node: Any, where: str) -> None:
+    """Vectors along the features, or images along the channels: axis 1 either way."""
     axis = attributes(imp.onnx, node).get("axis")
-    values = [imp.vector(node, k, where) for k in range(len(node.input))]
-    if axis not in (1, -1):
-        raise imp.error(where, f"Concat along axis {axis} is not supported (only the feature axis, 1)")
+    values = [imp.value(node, k, where) for k in range(len(node.input))]
+    rank = len(values[0].shape)
+    if axis not in (1, -rank) or any(v.shape[1:] != values[0].shape[1:] for v in values):
+        shapes = ", ".join(str(v.shape) for v in values)
+        raise imp.error(where, f"Concat along axis {axis} of per-example shapes {shapes} is not supported "
+                        "(only axis 1, the features or the channels, of equal other axes)")
     imp.add(node, where, "concat", values)
 
 
@@ -199,16 +205,17 @@ def _transpose(imp: Importer, node: Any, where: str) -> None:
 
 
 def _batchnorm(imp: Importer, node: Any, where: str) -> None:
+    """Per feature of a vector, or per channel of (C, ...) values."""
     attrs = attributes(imp.onnx, node)
     if attrs.get("training_mode", 0):
         raise imp.error(where, "BatchNormalization with training_mode=1 is not supported (export in eval mode)")
-    value = imp.vector(node, 0, where)
+    value = imp.value(node, 0, where)
     names = ("gamma", "beta", "running_mean", "running_var")
     arrays = {}
     for slot, name in enumerate(names, start=1):
         array = imp.weight(node, slot, where, name)
-        if array is None or array.shape != value.shape:
-            raise imp.error(where, f"BatchNormalization's {name} must be a constant of shape {value.shape}")
+        if array is None or array.shape != value.shape[:1]:
+            raise imp.error(where, f"BatchNormalization's {name} must be a constant of shape {value.shape[:1]}")
         arrays[name] = array
     momentum = float_attribute(attrs.get("momentum", 0.9))
     imp.add(node, where, "batchnorm", [value], eps=float_attribute(attrs.get("epsilon", 1e-5)),
@@ -264,6 +271,100 @@ def _div(imp: Importer, node: Any, where: str) -> None:
     _preprocessing_step(imp, node, where, "scale")
 
 
+def _window(imp: Importer, node: Any, where: str, attrs: dict[str, Any], kernel: list[int],
+            shape: tuple[int, ...]) -> dict[str, Any]:
+    """graphnet's kernel, stride and padding fields from an ONNX window op's attributes; GraphnetError
+    naming the attribute for what graphnet has no field for (dilations, ceil_mode, asymmetric pads)."""
+    if len(kernel) != 2:
+        raise imp.error(where, f"{node.op_type} with a kernel of {len(kernel)} axes is not supported (only 2-D)")
+    if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+        raise imp.error(where, f"{node.op_type} with dilations {list(attrs['dilations'])} is not supported")
+    if attrs.get("ceil_mode", 0):
+        raise imp.error(where, f"{node.op_type} with ceil_mode=1 is not supported")
+    strides = [int(s) for s in attrs.get("strides", [1, 1])]
+    auto_pad = attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
+    fields: dict[str, Any] = {"kernel": [int(k) for k in kernel], "stride": strides}
+    if auto_pad == "VALID":
+        return {**fields, "padding": "valid"}
+    if auto_pad == "SAME_UPPER" and node.op_type == "Conv":
+        return {**fields, "padding": "same"}
+    if auto_pad not in ("NOTSET", "VALID"):
+        raise imp.error(where, f"{node.op_type} with auto_pad={auto_pad} is not supported (give explicit pads)")
+    top, left, bottom, right = (int(p) for p in attrs.get("pads", [0, 0, 0, 0]))
+    if (top, left) == (bottom, right):
+        return {**fields, "padding": [top, left]}
+    if node.op_type == "Conv":
+        same = window_of(SimpleNamespace(kernel=fields["kernel"], stride=strides), "same", shape[1], shape[2])
+        if same.pads == [top, left, bottom, right]:
+            return {**fields, "padding": "same"}
+    raise imp.error(where, f"{node.op_type} with pads {[top, left, bottom, right]} is not supported "
+                    "(only the same padding before and after, or a convolution's 'same')")
+
+
+def _conv(imp: Importer, node: Any, where: str) -> None:
+    """Conv with a constant weight (F, C, kh, kw) and bias (F,): a conv2d."""
+    attrs = attributes(imp.onnx, node)
+    x = imp.image(node, 0, where)
+    W = imp.weight(node, 1, where, "the weight W")
+    if W is None or W.ndim != 4:
+        raise imp.error(where, "Conv needs a constant 4-D weight (filters, C, kh, kw)")
+    if attrs.get("group", 1) != 1:
+        raise imp.error(where, f"Conv with group={attrs['group']} is not supported (only group=1)")
+    if W.shape[1] != x.shape[0]:
+        raise imp.error(where, f"the weight has {W.shape[1]} input channels but input '{node.input[0]}' has "
+                        f"{x.shape[0]} (shape {x.shape})")
+    kernel = list(attrs.get("kernel_shape", W.shape[2:]))
+    if kernel != list(W.shape[2:]):
+        raise imp.error(where, f"kernel_shape {kernel} differs from the weight's {list(W.shape[2:])}")
+    fields = _window(imp, node, where, attrs, kernel, x.shape)
+    arrays = {"W": np.ascontiguousarray(W)}
+    B = imp.weight(node, 2, where, "the bias B")
+    if B is not None:
+        arrays["b"] = bias_vector(imp, where, B, W.shape[0])
+    imp.add(node, where, "conv2d", [x], filters=W.shape[0], bias=B is not None, arrays=arrays,
+            weight_name=node.input[1], **fields)
+
+
+def _pool(op: str) -> Rule:
+    def rule(imp: Importer, node: Any, where: str) -> None:
+        attrs = attributes(imp.onnx, node)
+        x = imp.image(node, 0, where)
+        if len(node.output) > 1 and node.output[1]:
+            raise imp.error(where, "MaxPool's Indices output is not supported")
+        if attrs.get("storage_order", 0):
+            raise imp.error(where, "MaxPool with storage_order=1 is not supported")
+        if "kernel_shape" not in attrs:
+            raise imp.error(where, f"{node.op_type} needs kernel_shape")
+        fields = _window(imp, node, where, attrs, list(attrs["kernel_shape"]), x.shape)
+        if op == "avg_pool2d" and fields["padding"] not in ("valid", [0, 0]) and not attrs.get("count_include_pad", 0):
+            raise imp.error(where, "AveragePool with pads and count_include_pad=0 is not supported (graphnet "
+                            "counts the padding as zeros: count_include_pad=1)")
+        if fields["padding"] == "valid":
+            fields["padding"] = 0
+        imp.add(node, where, op, [x], **fields)
+
+    return rule
+
+
+def _global_average_pool(imp: Importer, node: Any, where: str) -> None:
+    """(N, C, H, W) -> (N, C, 1, 1), held as the vector (N, C) a Flatten or Reshape then keeps."""
+    imp.add(node, where, "global_avg_pool", [imp.image(node, 0, where)])
+
+
+def _reduce_mean(imp: Importer, node: Any, where: str) -> None:
+    """The mean of an image over its height and width (what torch.export writes for a global average
+    pooling): a global_avg_pool. Axes come from the attribute (opset < 18) or the second input."""
+    x = imp.image(node, 0, where)
+    attrs = attributes(imp.onnx, node)
+    axes = imp.constant(node, 1, where, "the axes") if imp.opset >= 18 else attrs.get("axes")
+    found = sorted(int(a) % 4 for a in np.asarray(axes).reshape(-1)) if axes is not None else None
+    if found != [2, 3]:
+        raise imp.error(where, f"ReduceMean over axes {None if axes is None else list(np.asarray(axes).reshape(-1))}"
+                        " is not supported (only the height and width of an image, [2, 3]: a global average pooling)")
+    imp.add(node, where, "global_avg_pool", [x])
+
+
 IMPORTERS: dict[str, Rule] = {
     "Identity": _alias,
     "Dropout": _alias,
@@ -282,6 +383,11 @@ IMPORTERS: dict[str, Rule] = {
     "Reshape": _reshape,
     "Transpose": _transpose,
     "BatchNormalization": _batchnorm,
+    "Conv": _conv,
+    "MaxPool": _pool("max_pool2d"),
+    "AveragePool": _pool("avg_pool2d"),
+    "GlobalAveragePool": _global_average_pool,
+    "ReduceMean": _reduce_mean,
     "LayerNormalization": _layernorm,
     "Sub": _sub,
     "Div": _div,

@@ -61,13 +61,13 @@ def _fold_biases(imp: Importer, output_keys: list[str]) -> None:
 
 
 def _fuse_activations(imp: Importer, output_keys: list[str]) -> None:
-    """An affine whose only reader is an elementwise activation runs it as its epilogue."""
+    """An affine or conv2d whose only reader is an elementwise activation runs it as its epilogue."""
     readers = _readers(imp.nodes, output_keys)
     for pending in list(imp.nodes.values()):
         if pending.op not in AFFINE_ACTIVATIONS:
             continue
         producer = imp.nodes.get(pending.inputs[0])
-        if producer is None or producer.op != "affine" or "activation" in producer.fields \
+        if producer is None or producer.op not in ("affine", "conv2d") or "activation" in producer.fields \
                 or readers[producer.output] != 1:
             continue
         producer.fields["activation"] = pending.op

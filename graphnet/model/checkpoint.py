@@ -3,6 +3,8 @@
     checkpoint/
       network.json   the NetworkSpec (canonical JSON)
       weights.npz    param/<name>, state/<name>, optim/<slot>, preprocessing/{shift,scale},
+                     best/param/<name> and best/state/<name> (the best epoch's state, which
+                     the checkpoint serves, when early stopping kept one: graphnet.model.snapshot),
                      and `meta` (JSON text as UTF-8 bytes, a uint8 array): dtype, the network's
                      sha256 (see `spec_hash`), optimizer rule/hyperparameters/step, generator
                      states, what training adds (graphnet.training.position: the position, a
@@ -35,6 +37,7 @@ from ..errors import CheckpointError, SpecError
 from ..spec import NetworkSpec, parse_network
 from ..system.fileio import remove_stale_temporaries, write_npz_atomic, write_text_atomic
 from .record import ModelRecord
+from .snapshot import Snapshot
 
 if TYPE_CHECKING:
     from .compiled import CompiledNetwork
@@ -49,18 +52,27 @@ _COSMETIC_FIELDS = {"schema_ref", "name", "description"}
 log = logging.getLogger("graphnet")
 
 
+def _hashed(spec: NetworkSpec) -> dict[str, Any]:
+    """The network's JSON document less the cosmetic fields; a node's `"trainable": true` (the
+    default) is left out too, so networks saved before the field existed keep their hash."""
+    document = spec.model_dump(mode="json", exclude=_COSMETIC_FIELDS)
+    for node in document.get("nodes", []):
+        if node.get("trainable") is True:
+            del node["trainable"]
+    return document
+
+
 def spec_hash(spec: NetworkSpec) -> str:
     """sha256 (hex) of the network's canonical JSON: every field, defaults included, keys
-    sorted, except the cosmetic $schema, name and description."""
-    document = spec.model_dump(mode="json", exclude=_COSMETIC_FIELDS)
+    sorted, except the cosmetic $schema, name and description (see `_hashed`)."""
+    document = _hashed(spec)
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def spec_difference(a: NetworkSpec, b: NetworkSpec) -> str | None:
     """Where two networks first differ in what they compute, as `location: A vs B`, or None."""
-    return _first_difference(a.model_dump(mode="json", exclude=_COSMETIC_FIELDS),
-                             b.model_dump(mode="json", exclude=_COSMETIC_FIELDS), "")
+    return _first_difference(_hashed(a), _hashed(b), "")
 
 
 def _first_difference(a: Any, b: Any, where: str) -> str | None:
@@ -100,10 +112,11 @@ def restore_generator(rng: np.random.Generator, state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(folder: str | Path, net: CompiledNetwork, optimizer: Any = None,
-                    meta: dict[str, Any] | None = None) -> Path:
-    """Write `net` (and optionally an Optimizer's state and extra `meta`) to `folder`."""
+                    meta: dict[str, Any] | None = None, best: Snapshot | None = None) -> Path:
+    """Write `net` (and optionally an Optimizer's state, extra `meta`, and the `best` state to
+    serve instead of the network's own) to `folder`."""
     folder = Path(folder)
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, np.ndarray] = {} if best is None else best.arrays(net)
     for name in net.store.names():
         arrays[f"param/{name}"] = net.store.view(name)
     for name in net.store.state_slots:

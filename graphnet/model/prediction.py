@@ -8,18 +8,23 @@ Inputs (raw features, as in training; the model's preprocessing applies):
 - CSV (``.csv``, ``.tsv``, ``.txt``): a header row naming the columns. A model
   trained on a CSV reads its feature columns by name, in any order; its label
   column and any other extra column are ignored. A model trained on other data
-  takes every column but one named label, y or target, in order.
+  takes every column but one named label, y or target, in order. A model with a
+  column encoding (trained on a table: graphnet.data.columns) reads the cells as
+  text: categories, numbers and missing cells (imputed); a category unseen in
+  training goes to the unknown slot.
 - ``.npy`` (memory-mapped) or ``.npz`` with an array ``X``: (N, *raw shape).
 - IDX images (``*-ubyte``, ``.gz`` or plain; plain files are memory-mapped).
 
-Every value must be a finite number in the model's dtype (graphnet.data.features);
+Every value (of a number column) must be a finite number in the model's dtype
+(graphnet.data.features);
 a file's header must agree with its data (graphnet.data.npyfile, .idx) and a
 CSV follows graphnet.data.csvtext's dialect. A problem is a DataError naming
 the file and the place: the line and column, or ``X[i, j]``.
 
 Output: a CSV with a header; ``prediction`` holds the class name (or index)
 for classification, 0/1 for binary, the value for regression (``prediction_<i>``
-for several values per example); ``proba=True`` adds ``p_<class>`` per class.
+for several values per example; in the targets' units when the model scaled them for
+training); ``proba=True`` adds ``p_<class>`` per class.
 Examples are read and written `chunk` rows at a time: memory does not grow
 with a CSV, .npy or plain IDX file (an .npz's X and a .gz IDX file are read
 whole, within the memory limit of graphnet.system.limits).
@@ -32,6 +37,7 @@ from typing import Any, Iterator, TextIO
 
 import numpy as np
 
+from ..data.columns import EncodeCounts, TableSettings
 from ..data.csvtext import column_name, data_records, is_number, layout, not_a_number, to_numbers
 from ..data.features import check_finite, first_nonfinite, nonfinite_problem
 from ..data.files import regular_file
@@ -84,7 +90,20 @@ def _csv_examples(net: CompiledNetwork, path: Path, chunk: int) -> Iterator[np.n
     delim, header, ncol = layout(path)
     columns = _feature_columns(net, path, header, ncol)
     for batch, lines in _csv_rows(path, delim, header, ncol, columns, chunk):
-        yield _numbers(batch, lines, path, header, columns, net.dtype)
+        yield _features(net, batch, lines, path, header, columns)
+
+
+def _features(net: CompiledNetwork, batch: list[list[str]], lines: list[int], path: Path,
+              header: list[str] | None, columns: list[int]) -> np.ndarray:
+    """Rows of feature cells as the model reads them: numbers (n, D) float64 (see `_numbers`),
+    or for a model with a column encoding the cells' texts (n, C), each number column's cells
+    checked (a DataError names the line and column of one that is not a number)."""
+    if net.encoding is None:
+        return _numbers(batch, lines, path, header, columns, net.dtype)
+    cells = np.array(batch, dtype=str).reshape(len(batch), len(columns))
+    TableSettings.of(net.encoding).checked_kinds(cells, net.encoding.names, net.dtype,
+                                                 lambda i: f"{path}: line {lines[i]}")
+    return cells
 
 
 def _csv_rows(path: Path, delim: str | None, header: list[str] | None, ncol: int, columns: list[int],
@@ -131,10 +150,15 @@ def read_labelled_csv(net: CompiledNetwork, path: str | Path,
     columns = _feature_columns(net, path, header, ncol, label_index=at)
     features, labels = [], []
     for batch, lines in _csv_rows(path, delim, header, ncol, columns + [at], 4 * CHUNK):
-        features.append(_numbers([row[:-1] for row in batch], lines, path, header, columns, net.dtype))
+        features.append(_features(net, [row[:-1] for row in batch], lines, path, header, columns))
         labels += [(row[-1].strip(), lineno) for row, lineno in zip(batch, lines)]
     if not labels:
         raise DataError(f"{path}: no data rows")
+    missing = (*net.encoding.missing, "") if net.encoding is not None else ("",)
+    absent = next(((text, lineno) for text, lineno in labels if text in missing), None)
+    if absent is not None:
+        raise DataError(f"{path}: line {absent[1]}, {column_name(header, at)}: the label is missing "
+                        f"({quoted(absent[0])}): every example scored needs a label")
     return np.concatenate(features), _label_values(labels, label, net.class_names, path,
                                                    column_name(header, at))
 
@@ -170,6 +194,8 @@ def _feature_columns(net: CompiledNetwork, path: Path, header: list[str] | None,
     the model's label column or the first named label, y or target)."""
     record = net.preprocessing
     names = record.feature_names if record is not None else None
+    if net.encoding is not None:
+        names = net.encoding.names if net.encoding.named else None
     if names is not None:
         if header is None:
             raise DataError(f"{path}: no header row; the model reads the columns {quoted_list(names)} by name")
@@ -213,8 +239,8 @@ def prediction_header(net: CompiledNetwork, proba: bool) -> list[str]:
     columns = [f"prediction_{i}" for i in range(width)] if several else ["prediction"]
     if proba:
         if task == "regression":
-            raise DataError("--proba: the model is a regression (mse loss): its predictions are values, "
-                            "not class probabilities")
+            raise DataError("--proba: the model is a regression (its loss is mse, mae or huber): its predictions "
+                            "are values, not class probabilities")
         if task == "binary":
             columns += ["p_0", "p_1"] if width == 1 else [f"p_{i}" for i in range(width)]
         else:
@@ -224,12 +250,13 @@ def prediction_header(net: CompiledNetwork, proba: bool) -> list[str]:
 
 
 def write_predictions(net: CompiledNetwork, examples: Iterator[np.ndarray], out: TextIO,
-                      proba: bool = False) -> int:
+                      proba: bool = False, counts: EncodeCounts | None = None) -> int:
     """Write the header and one row per example to `out`; returns the number of examples.
     `examples` yields raw (n, *raw shape) chunks (see `read_examples`). Nothing is written
     before the first chunk has been read and predicted: an input refused at its layout or
-    first rows leaves `out` (stdout, a pipe) empty."""
-    rows = _prediction_rows(net, examples, proba)
+    first rows leaves `out` (stdout, a pipe) empty. A model's column encoding counts the
+    missing cells and unseen categories it met into `counts`."""
+    rows = _prediction_rows(net, examples, proba, counts)
     first = next(rows, [])
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(prediction_header(net, proba))
@@ -241,17 +268,21 @@ def write_predictions(net: CompiledNetwork, examples: Iterator[np.ndarray], out:
     return total
 
 
-def _prediction_rows(net: CompiledNetwork, examples: Iterator[np.ndarray], proba: bool) -> Iterator[list[list[str]]]:
+def _prediction_rows(net: CompiledNetwork, examples: Iterator[np.ndarray], proba: bool,
+                     counts: EncodeCounts | None) -> Iterator[list[list[str]]]:
     """The output rows (text cells) of each chunk of raw examples."""
     first = net.graph.outputs[0]
     task = output_task(net.graph, first)
     digits = ".9g" if net.dtype == np.float32 else ".17g"
     names = np.asarray(net.class_names) if net.class_names is not None and task in (None, "classification") else None
+    counts = counts if counts is not None else EncodeCounts()
     for raw in examples:
         if len(raw) == 0:
             continue
-        scores = net.forward(net.prepare(raw), output=first)
+        scores = net.forward(net.prepare(raw, counts=counts), output=first)
         predicted = predictions(scores, task)
+        if net.target_scaling is not None and task == "regression":
+            predicted = net.target_scaling.unscale(predicted)
         cells = _cells(names[predicted] if names is not None else predicted, len(raw), digits)
         if proba:
             p = probabilities(scores, net.graph, first)

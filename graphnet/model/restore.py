@@ -4,7 +4,7 @@ optimizer's state. The files themselves: graphnet.model.checkpoint."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -13,11 +13,15 @@ from ..errors import CheckpointError
 from .checkpoint import ARRAYS_FILE, check_spec_hash, checkpoint_folder, read_checkpoint, restore_generator
 from .compiled import CompiledNetwork, compile
 from .record import ModelRecord
+from .snapshot import PREFIX as BEST_PREFIX
+from .snapshot import Snapshot
 
 
 def _check_arrays(net: CompiledNetwork, arrays: dict[str, np.ndarray], source: Path) -> None:
     expected: dict[str, tuple[int, ...]] = {f"param/{n}": net.store.slots[n].shape for n in net.store.names()}
     expected.update({f"state/{n}": net.store.state_slots[n].shape for n in net.store.state_slots})
+    if any(key.startswith(BEST_PREFIX) for key in arrays):  # a best state is whole, like the last one
+        expected.update({BEST_PREFIX + key: shape for key, shape in expected.items()})
     present = {key for key in arrays if not key.startswith(("optim/", PREPROCESSING_PREFIX))}
     problems = [f"missing '{key}'" for key in sorted(set(expected) - present)]
     problems += [f"unexpected '{key}'" for key in sorted(present - set(expected))]
@@ -33,16 +37,30 @@ def _check_arrays(net: CompiledNetwork, arrays: dict[str, np.ndarray], source: P
 
 
 def load_checkpoint(folder: str | Path, *, batch_size: int = 128, backend: str | None = None) -> CompiledNetwork:
-    """Compile the checkpoint's network and load its arrays; `folder` is a checkpoint
-    folder or a run folder written by `graphnet train` (its `checkpoint/` is read)."""
-    net, _, _ = restore(checkpoint_folder(folder), batch_size=batch_size, backend=backend)
+    """Compile the checkpoint's network and load the state it serves: the best epoch's when
+    early stopping kept one, else the last; `folder` is a checkpoint folder or a run folder
+    written by `graphnet train` (its `checkpoint/` is read)."""
+    net, _, _, best = restore_training(checkpoint_folder(folder), batch_size=batch_size, backend=backend)
+    if best is not None:
+        best.restore_into(net)
     return net
 
 
 def restore(folder: str | Path, *, batch_size: int = 128, backend: str | None = None,
             make_optimizer: Callable[[CompiledNetwork], Any] | None = None) -> tuple[CompiledNetwork, dict[str, Any], Any]:
-    """The checkpoint's network, its meta (with the training state, if any) and, with
-    `make_optimizer`, an optimizer for the network with its saved state loaded."""
+    """The checkpoint's network in its last state, its meta (with the training state, if any)
+    and, with `make_optimizer`, an optimizer for the network with its saved state loaded."""
+    net, meta, optimizer, _ = restore_training(folder, batch_size=batch_size, backend=backend,
+                                               make_optimizer=make_optimizer)
+    return net, meta, optimizer
+
+
+def restore_training(folder: str | Path, *, batch_size: int = 128, backend: str | None = None,
+                     make_optimizer: Callable[[CompiledNetwork], Any] | None = None, freeze: Sequence[str] = ()
+                     ) -> tuple[CompiledNetwork, dict[str, Any], Any, Snapshot | None]:
+    """`restore`, and the best epoch's state the checkpoint keeps besides the last (None without one);
+    `freeze`: the run's frozen parameters (see graphnet.runtime.network.Network), which the
+    optimizer's saved state leaves out."""
     folder = Path(folder)
     spec, arrays, meta = read_checkpoint(folder)
     dtype = meta.get("dtype", "float32")
@@ -51,7 +69,7 @@ def restore(folder: str | Path, *, batch_size: int = 128, backend: str | None = 
     seed = meta.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise CheckpointError(f"{folder / ARRAYS_FILE}: meta 'seed' is {seed!r}, not a non-negative integer")
-    net = compile(spec, batch_size=batch_size, dtype=dtype, backend=backend, seed=seed)
+    net = compile(spec, batch_size=batch_size, dtype=dtype, backend=backend, seed=seed, freeze=freeze)
     _check_arrays(net, arrays, folder / ARRAYS_FILE)
     check_spec_hash(spec, meta, folder)
     for name in net.store.names():
@@ -73,7 +91,7 @@ def restore(folder: str | Path, *, batch_size: int = 128, backend: str | None = 
     if make_optimizer is not None:
         optimizer = make_optimizer(net)
         load_optimizer_state(optimizer, arrays, meta, folder)
-    return net, meta, optimizer
+    return net, meta, optimizer, Snapshot.from_arrays(net, arrays)
 
 
 def load_optimizer_state(optimizer: Any, arrays: dict[str, np.ndarray], meta: dict[str, Any], folder: Path) -> None:

@@ -9,7 +9,7 @@ can fuse also needs its code in the kernels, `graphnet.kernels.codes`.)
 from __future__ import annotations
 
 from ..kernels.codes import ACTIVATION_CODES
-from . import activations, affine, dropout, losses, normalization, structure
+from . import activations, affine, conv, dropout, losses, normalization, pool, structure
 from .base import (
     INITIALIZERS,
     NodeModel,
@@ -30,6 +30,10 @@ _RECORDS: list[OpRecord] = [
     activations.TANH,
     activations.SOFTMAX,
     activations.IDENTITY,
+    conv.OP,
+    pool.MAX_POOL2D,
+    pool.AVG_POOL2D,
+    pool.GLOBAL_AVG_POOL,
     normalization.BATCHNORM,
     normalization.LAYERNORM,
     dropout.OP,
@@ -40,6 +44,8 @@ _RECORDS: list[OpRecord] = [
     losses.CROSS_ENTROPY,
     losses.SVM,
     losses.MSE,
+    losses.MAE,
+    losses.HUBER,
     losses.SIGMOID_BINARY_CROSS_ENTROPY,
 ]
 

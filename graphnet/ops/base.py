@@ -4,9 +4,11 @@ An op is one record in the registry (`graphnet.ops.OPS`): its node model (the
 spec fields), how many inputs it takes, how its output shape follows from its
 inputs, which parameters it declares, how it runs forward and backward (for
 the compiler), its plain-NumPy reference forward and its example networks
-(for the table-driven tests). The spec parser, graph builder, lowering, memory
-planner and plan printer read this table and know no op by name; the fusion
-rules (`graphnet.compiler.fusion_rules`) name the producer/consumer pairs they rewrite.
+(for the table-driven tests). The spec parser, validator, graph builder and
+lowering read this table and know no op by name; the memory planner and the
+plan printer read what the hooks return (steps, their refs and in-place pairs),
+not the table. The fusion rules (`graphnet.compiler.fusion_rules`) name the
+producer/consumer pairs they rewrite, and `graphnet.ops.tasks` the binary loss.
 """
 from __future__ import annotations
 
@@ -40,10 +42,12 @@ Activation = Literal[tuple(ACTIVATION_CODES)]  # type: ignore[valid-type]
 
 
 class NodeModel(SpecModel):
-    """Fields every node has: `id` and `inputs` (ids of inputs, labels or nodes)."""
+    """Fields every node has: `id`, `inputs` (ids of inputs, labels or nodes) and `trainable`
+    (false: training keeps the node's parameters fixed)."""
 
     id: NodeId
     inputs: list[Annotated[str, Field(min_length=1, max_length=64)]]
+    trainable: bool = Field(True, description="false: training keeps this node's parameters fixed (fine-tuning)")
 
     @model_serializer(mode="wrap")
     def _op_always(self, handler: Any) -> Any:
@@ -93,11 +97,13 @@ class ParamDecl:
 
 @dataclass(frozen=True)
 class StateDecl:
-    """A non-trainable, persistent array of a node (batchnorm running stats)."""
+    """A non-trainable, persistent array of a node (batchnorm running stats, a loss's class
+    weights): it starts as `values` (one per element, in C order) when given, else `fill`."""
 
     name: str
     shape: Shape
     fill: float = 0.0
+    values: tuple[float, ...] | None = None
 
 
 class ShapeError(Exception):

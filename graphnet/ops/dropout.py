@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from .base import NodeModel, OpRecord, ReferenceContext, same_shape
-from .examples import affine, example, node
+from .examples import affine, conv, example, node
 from .lowering import ALIAS, LowerContext, Step
 
 
@@ -57,6 +57,8 @@ OP = OpRecord(name="dropout", model=Dropout, infer_shape=same_shape, forward=for
               reference=reference, examples={
                   "rate-0.3": example(affine("fc", "x", 6, activation="relu"), node("drop", "dropout", "fc", rate=0.3)),
                   "rate-0": example(affine("fc", "x", 6, activation="relu"), node("drop", "dropout", "fc", rate=0.0)),
+                  "on-images": example(conv("c", "x", 2, 2, activation="relu"), node("drop", "dropout", "c", rate=0.4),
+                                       input_shape=(1, 4, 4)),
                   "between-relu-and-affine-unfused": example(
                       affine("fc", "x", 6), node("h", "relu", "fc"), node("drop", "dropout", "h", rate=0.5),
                       affine("fc2", "drop", 4, activation="sigmoid")),

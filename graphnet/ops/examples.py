@@ -11,12 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-FLOAT_TARGET_LOSSES = frozenset({"mse", "sigmoid_binary_cross_entropy"})
+FLOAT_TARGET_LOSSES = frozenset({"mse", "mae", "huber", "sigmoid_binary_cross_entropy"})
 
 
 def affine(node_id: str, src: str, units: int, **fields: Any) -> dict[str, Any]:
     """An affine node document."""
     return {"id": node_id, "op": "affine", "inputs": [src], "units": units, **fields}
+
+
+def conv(node_id: str, src: str, filters: int, kernel: int | list[int], **fields: Any) -> dict[str, Any]:
+    """A conv2d node document."""
+    return {"id": node_id, "op": "conv2d", "inputs": [src], "filters": filters, "kernel": kernel, **fields}
 
 
 def node(node_id: str, op: str, *inputs: str, **fields: Any) -> dict[str, Any]:
@@ -35,6 +40,7 @@ class OpExample:
     head_from: str | None = None
     outputs: tuple[str, ...] = ("head",)
     l2: float = 0.0
+    loss_fields: tuple[tuple[str, Any], ...] = ()  # fields of the loss node (class_weight, delta)
 
     def network(self) -> dict[str, Any]:
         """The network's spec document."""
@@ -45,7 +51,7 @@ class OpExample:
             nodes.append(node("probs", "softmax", "head"))
             nodes.append(node("loss", "cross_entropy", "probs", "y"))
         else:
-            nodes.append(node("loss", self.loss, "head", "y"))
+            nodes.append(node("loss", self.loss, "head", "y", **dict(self.loss_fields)))
         labels = ({"y": {"shape": [self.classes]}} if self.loss in FLOAT_TARGET_LOSSES
                   else {"y": {"classes": self.classes}})
         return {"name": "case", "inputs": {"x": {"shape": list(self.input_shape)}}, "labels": labels,
@@ -58,4 +64,6 @@ def example(*nodes: dict[str, Any], **options: Any) -> OpExample:
         options["outputs"] = tuple(options["outputs"])
     if "input_shape" in options:
         options["input_shape"] = tuple(options["input_shape"])
+    if "loss_fields" in options:
+        options["loss_fields"] = tuple(dict(options["loss_fields"]).items())
     return OpExample(tuple(nodes), **options)

@@ -4,7 +4,9 @@ An op's `forward(node, ctx)` and `backward(node, ctx)` hooks return a list of
 `Step`s: a function plus symbolic `Ref`s to the arrays it reads and writes.
 The compiler collects the steps of every node into one schedule, computes each
 buffer's lifetime from the refs, packs the buffers into one arena, and binds
-the refs to array views. Ops never see an array while being lowered.
+the refs to array views. A hook sees no array: it gets the node's values (shapes),
+the target (kernels, switches) and the dropout generator through its context, and
+names arrays only by refs.
 
 A forward hook may instead return `ALIAS`: its output is its first input,
 viewed with the node's own shape (flatten, identity, dropout in eval mode).

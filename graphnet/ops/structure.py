@@ -1,4 +1,5 @@
-"""Structure ops: flatten (a free view), add (elementwise sum of n inputs), concat (along the feature axis)."""
+"""Structure ops: flatten (a free view), add (elementwise sum of n inputs), concat (vectors
+along the feature axis, images [C, H, W] along the channels)."""
 from __future__ import annotations
 
 from math import prod
@@ -7,7 +8,7 @@ from typing import Literal
 import numpy as np
 
 from .base import NodeModel, OpRecord, ReferenceContext, ShapeError, Value
-from .examples import affine, example, node
+from .examples import affine, conv, example, node
 from .lowering import ALIAS, LowerContext, Step
 
 
@@ -38,12 +39,17 @@ def _add_shape(node: Add, inputs: list[Value]) -> Value:
 
 
 def _concat_shape(node: Concat, inputs: list[Value]) -> Value:
+    """Vectors (D_k,) -> (sum D_k,); channels first (C_k, *rest) with one `rest` -> (sum C_k, *rest)."""
+    rest = inputs[0].shape[1:]
     for k, value in enumerate(inputs):
-        if len(value.shape) != 1:
+        if value.shape[1:] != rest:
+            what = "vectors" if not rest else f"images of {rest[0]}x{rest[1]} positions" if len(rest) == 2 \
+                else f"values of shape [C, {', '.join(map(str, rest))}]"
             raise ShapeError(
-                f"concat joins vectors: input '{node.inputs[k]}' has shape {value.shape}; "
-                "add a 'flatten' node first", k)
-    return Value((sum(value.shape[0] for value in inputs),))
+                f"concat joins {what} along their first axis: input '{node.inputs[k]}' has shape {value.shape} "
+                f"but input '{node.inputs[0]}' has shape {inputs[0].shape}"
+                + ("; add a 'flatten' node first" if not rest or not value.shape[1:] else ""), k)
+    return Value((sum(value.shape[0] for value in inputs), *rest))
 
 
 def _add_forward(node: Add, ctx: LowerContext) -> list[Step]:
@@ -128,6 +134,9 @@ FLATTEN = OpRecord(
     forward=lambda node, ctx: ALIAS, backward=lambda node, ctx: [], reference=_flatten_reference, examples={
         "2d-input": example(node("flat", "flatten", "x"), affine("fc", "flat", 4, activation="relu"),
                             input_shape=(2, 3)),
+        "after-conv-pool": example(conv("c", "x", 2, 2, activation="relu"), node("p", "max_pool2d", "c", kernel=2),
+                                   node("flat", "flatten", "p"), affine("fc", "flat", 4, activation="relu"),
+                                   input_shape=(1, 5, 5)),
     })
 ADD = OpRecord(
     name="add", model=Add, infer_shape=_add_shape, min_inputs=2, max_inputs=None,
@@ -136,6 +145,9 @@ ADD = OpRecord(
         "value-read-three-times": example(affine("fc", "x", 5), node("sum", "add", "fc", "fc", "fc")),
         "three-inputs": example(affine("a", "x", 5), affine("b", "x", 5, activation="tanh"),
                                 affine("c", "a", 5), node("sum", "add", "a", "b", "c")),
+        "residual-images": example(conv("stem", "x", 2, 3, padding="same", activation="relu"),
+                                   conv("f", "stem", 2, 3, padding=1), node("sum", "add", "stem", "f"),
+                                   node("out", "relu", "sum"), input_shape=(1, 4, 4)),
         "residual": example(affine("stem", "x", 5, activation="relu"), affine("f1", "stem", 5, activation="relu"),
                             affine("f2", "f1", 5), node("sum", "add", "stem", "f2"), node("out", "relu", "sum")),
     })
@@ -145,4 +157,7 @@ CONCAT = OpRecord(
         "two-branches": example(affine("a", "x", 3, activation="relu"), affine("b", "x", 2, activation="tanh"),
                                 node("cat", "concat", "a", "b")),
         "value-twice": example(affine("a", "x", 3), node("cat", "concat", "a", "a", "x")),
+        "images-along-channels": example(conv("a", "x", 2, 3, padding="same", activation="relu"),
+                                         conv("b", "x", 1, [1, 3], padding=[0, 1]), node("cat", "concat", "a", "b", "x"),
+                                         input_shape=(2, 3, 4)),
     })

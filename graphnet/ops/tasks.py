@@ -1,21 +1,23 @@
 """What a network is trained for, read from its loss, and the metrics that fit it.
 
-| task             | loss ops                                      | labels               | metrics      |
-|------------------|-----------------------------------------------|----------------------|--------------|
-| "classification" | softmax_cross_entropy, cross_entropy, svm     | class indices (N,)   | accuracy     |
-| "binary"         | sigmoid_binary_cross_entropy                  | 0/1 targets (N, *s)  | accuracy     |
-| "regression"     | mse                                           | float targets (N, *s)| RMSE, R²     |
+| task             | loss ops                                      | labels               | metrics (graphnet.ops.metrics)  |
+|------------------|-----------------------------------------------|----------------------|---------------------------------|
+| "classification" | softmax_cross_entropy, cross_entropy, svm     | class indices (N,)   | accuracy, balanced accuracy, F1 macro/weighted, log loss |
+| "binary"         | sigmoid_binary_cross_entropy                  | 0/1 targets (N, *s)  | the same, and ROC AUC, PR AUC   |
+| "regression"     | any loss on float targets (mse, mae, huber)   | float targets (N, *s)| RMSE, MAE, R²                   |
 
 Binary predictions are 1 where sigmoid(logit) > 0.5, i.e. where the logit is > 0.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from ..errors import GraphnetError
 from . import OPS
+from .metrics import binary_metrics, classification_metrics, confusion_matrix, regression_metrics
 
 Task = Literal["classification", "binary", "regression"]
 BINARY_LOSSES = frozenset({"sigmoid_binary_cross_entropy"})
@@ -80,8 +82,8 @@ def probabilities(scores: np.ndarray, network: Any, output: str) -> np.ndarray:
     Regression has none: GraphnetError."""
     task = output_task(network, output)
     if task == "regression":
-        raise GraphnetError(f"'{output}' is a regression output (mse loss): it has values, not class "
-                            "probabilities; use predict")
+        raise GraphnetError(f"'{output}' is a regression output (an mse, mae or huber loss): it has values, "
+                            "not class probabilities; use predict")
     scores = np.asarray(scores)
     if task == "binary":
         p = 0.5 * (1.0 + np.tanh(0.5 * scores))  # the sigmoid, stable for any logit
@@ -108,46 +110,93 @@ def binary_accuracy(predicted: np.ndarray, targets: np.ndarray) -> float:
 
 def rmse(predicted: np.ndarray, targets: np.ndarray) -> float:
     """Root mean squared error over all elements of predicted and targets, both (N, *shape)."""
-    difference = np.asarray(predicted, np.float64) - np.asarray(targets, np.float64).reshape(np.shape(predicted))
-    return float(np.sqrt(np.mean(difference ** 2)))
+    return regression_metrics(predicted, targets)["rmse"]
 
 
 def r2(predicted: np.ndarray, targets: np.ndarray) -> float:
     """Coefficient of determination 1 - SS_res / SS_tot of predicted vs targets (N, *shape),
     per output value and averaged over them (scikit-learn's default); an output with
     constant targets scores 1 if predicted exactly, else 0."""
-    p = np.asarray(predicted, np.float64).reshape(len(predicted), -1)
-    t = np.asarray(targets, np.float64).reshape(p.shape)
-    residual = ((t - p) ** 2).sum(axis=0)
-    total = ((t - t.mean(axis=0)) ** 2).sum(axis=0)
-    constant = total == 0
-    scores = np.where(constant, np.where(residual == 0, 1.0, 0.0), 1.0 - residual / np.where(constant, 1.0, total))
-    return float(scores.mean())
+    return regression_metrics(predicted, targets)["r2"]
 
 
 def metric_names(task: Task | None) -> tuple[str, ...]:
-    """The metrics `score` reports for a task."""
-    return ("rmse", "r2") if task == "regression" else ("accuracy",)
+    """The metrics `evaluate` reports for a task (see graphnet.ops.metrics)."""
+    if task == "regression":
+        return REGRESSION_METRICS
+    return CLASSIFICATION_METRICS + (BINARY_METRICS if task == "binary" else ())
+
+
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "log_loss")
+BINARY_METRICS = ("roc_auc", "pr_auc")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
 
 
 def score(task: Task | None, predicted: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """The metrics that fit `task`, from predictions (see `predictions`) and labels or targets."""
+    """The metrics that predictions alone give (see `predictions`) against labels or targets:
+    accuracy, or rmse, mae and r2."""
     if task == "regression":
-        return {"rmse": rmse(predicted, y), "r2": r2(predicted, y)}
+        return regression_metrics(predicted, y)
     if task == "binary":
         return {"accuracy": binary_accuracy(predicted, y)}
     return {"accuracy": accuracy(predicted, y)}
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """What a network says on a split: the task, its predictions (see `predictions`; a
+    regression's in the targets' own units when the network trained on scaled targets), the
+    scores the ranking metrics read -- classification: probabilities (N, C); binary: p(1)
+    (N, *s); regression: None -- and the target scaling the network trained with (a
+    graphnet.data.targets.TargetScaling, else None)."""
+
+    task: Task | None
+    predicted: np.ndarray
+    probabilities: np.ndarray | None
+    target_scaling: Any = None
+
+
+def outputs_of(net: Any, X: np.ndarray, batch_size: int = 1000) -> Outputs:
+    """The first output of a CompiledNetwork on network inputs X (N, ...), in eval mode."""
+    first = net.graph.outputs[0]
+    task = output_task(net.graph, first)
+    scores = net.forward(X, output=first, batch_size=batch_size)
+    if task == "regression":
+        scaling = getattr(net, "target_scaling", None)
+        return Outputs(task, scores if scaling is None else scaling.unscale(scores), None, scaling)
+    if task == "binary":
+        return Outputs(task, predictions(scores, task), 0.5 * (1.0 + np.tanh(0.5 * np.asarray(scores, np.float64))))
+    return Outputs(task, predictions(scores, task), np.asarray(probabilities(scores, net.graph, first), np.float64))
+
+
+def metrics_of(outputs: Outputs, y: np.ndarray, classes: int) -> dict[str, float | None]:
+    """The task's metrics (`metric_names`) of `outputs` against labels or targets y, as the
+    network trains on them (scaled targets scaled back: a regression is scored in its
+    targets' units)."""
+    if outputs.task == "regression":
+        if outputs.target_scaling is not None:
+            y = outputs.target_scaling.unscale(y)
+        return dict(regression_metrics(outputs.predicted, y))
+    if outputs.task == "binary":
+        return binary_metrics(y, outputs.probabilities)  # type: ignore[arg-type]
+    return classification_metrics(y, outputs.predicted, outputs.probabilities, classes)
+
+
+def class_count(graph: Any) -> int:
+    """The number of classes of the network's first label (2 for binary targets)."""
+    label = next(iter(graph.labels.values()), None)
+    return label.classes if label is not None and label.kind == "classes" else 2
+
+
 def evaluate(net: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict[str, float | None]:
-    """The task's metrics of a CompiledNetwork on network inputs X (N, ...) (already
-    preprocessed) and y (class indices or targets), in eval mode; None for each on an empty split."""
+    """The task's metrics (`metric_names`) of a CompiledNetwork on network inputs X (N, ...)
+    (already preprocessed) and y (class indices or targets, as the network trains on them),
+    in eval mode; None for each on an empty split (and for an AUC whose labels hold one
+    class). A regression whose targets were scaled for training is scored in their units."""
     task = task_of(net.graph)
     if len(X) == 0:
         return {name: None for name in metric_names(task)}
-    first = net.graph.outputs[0]
-    predicted = predictions(net.forward(X, output=first, batch_size=batch_size), output_task(net.graph, first))
-    return dict(score(task, predicted, y))
+    return metrics_of(outputs_of(net, X, batch_size), y, class_count(net.graph))
 
 
 def mean_loss(net: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float | None:
@@ -160,3 +209,17 @@ def mean_loss(net: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) ->
         stop = min(start + batch_size, len(X))
         total += net.evaluate_loss(X[start:stop], y[start:stop]) * (stop - start)
     return total / len(X)
+
+
+def confusion_of(outputs: Outputs, y: np.ndarray, classes: int) -> np.ndarray:
+    """The confusion matrix (classes, classes) of classification or binary `outputs` against
+    labels y (binary: 0/1 targets, every element one decision)."""
+    if outputs.task == "binary":
+        return confusion_matrix((np.asarray(y).ravel() > 0.5).astype(np.int64), outputs.predicted.ravel(), 2)
+    return confusion_matrix(y, outputs.predicted, classes)
+
+
+def class_labels(net: Any, classes: int) -> tuple[str, ...]:
+    """The names of a network's classes (its class names, else the class indices as text)."""
+    names = getattr(net, "class_names", None)
+    return tuple(names) if names is not None and len(names) == classes else tuple(str(c) for c in range(classes))

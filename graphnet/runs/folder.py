@@ -6,6 +6,7 @@
       history.jsonl  one epoch record a line, appended at each epoch end (graphnet.training.history)
       history.json   the whole history as one JSON array, written when training stops
       metrics.json  learning_curve.png  checkpoint/
+      confusion_matrix.png (and roc_curve.png, pr_curve.png for a binary classifier): the test split
       .lock          while a trainer holds the folder (graphnet.runs.lock)
 
 A fresh run refuses a folder that already holds something, unless asked to
@@ -30,7 +31,10 @@ from ..spec import RunSpec, parse_run
 
 HISTORY_LOG = "history.jsonl"
 RUN_ID_FILE = "run_id.txt"
-RUN_FILES = ("run.json", RUN_ID_FILE, HISTORY_LOG, "history.json", "metrics.json", "learning_curve.png")
+MLFLOW_RUN_FILE = "mlflow_run.json"  # the MLflow run a run folder logs to (graphnet.training.tracking)
+EVALUATION_PLOTS = ("confusion_matrix.png", "roc_curve.png", "pr_curve.png")  # graphnet.training.eval_plots
+RUN_FILES = ("run.json", RUN_ID_FILE, HISTORY_LOG, "history.json", "metrics.json", "learning_curve.png",
+             *EVALUATION_PLOTS, MLFLOW_RUN_FILE)
 CHECKPOINT_FOLDER = "checkpoint"
 CHECKPOINT_FILES = ("network.json", "weights.npz")
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 import numpy as np
 
 from ..compiler import PLAN_KINDS, PlanKind, PlanSpec, UpdateRule, build_plan, check_memory, plan_graph, plan_kind
-from ..compiler.graph import Graph, build_graph
+from ..compiler.graph import Graph, build_graph, frozen_params
 from ..compiler.parameters import ArrayView, ParameterStore
 from ..compiler.plan import Plan, debug_poison_default
 from ..errors import PlanError
@@ -55,12 +55,14 @@ class Network:
 
     `target`: compile for this graphnet.ops.target.Target instead of the one resolved from
     `backend`, `dtype` (default float32) and the settings in effect (graphnet.runtime.config);
-    `backend` and `dtype`, when given too, must agree with it."""
+    `backend` and `dtype`, when given too, must agree with it. `freeze`: parameter names or
+    node ids whose parameters training keeps fixed, besides the nodes with `"trainable": false`
+    (SpecError for a name that is neither)."""
 
     def __init__(self, spec: NetworkSpec, *, batch_size: int = 128, dtype: Any = None,
                  backend: str | None = None, seed: int | None = 0, fuse: bool = True,
                  share_memory: bool = True, debug_poison: bool | None = None, max_bytes: int | None = None,
-                 target: Target | None = None):
+                 target: Target | None = None, freeze: Iterable[str] = ()):
         spec = network_spec(spec)
         apply_default_threads_once()
         if batch_size < 1:
@@ -86,7 +88,7 @@ class Network:
         self.graph: Graph = build_graph(spec)
         self._input_names, self._label_names = list(self.graph.inputs), list(self.graph.labels)
         check_memory(self.graph, self.dtype, batch_size, max_bytes)
-        self.store = ParameterStore(self.graph, self.dtype)
+        self.store = ParameterStore(self.graph, self.dtype, frozen_params(spec, self.graph, freeze))
         self.rng = np.random.default_rng(seed)
         self.store.initialize(self.rng)
         self.dropout_rng = np.random.default_rng(self.rng.integers(2**63))

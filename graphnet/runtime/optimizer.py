@@ -6,7 +6,10 @@
 Rules and hyperparameters (CS231n names and defaults): sgd (learning_rate),
 momentum and nesterov (momentum), rmsprop (decay_rate, epsilon), adam and
 adamw (beta1, beta2, epsilon; adamw: weight_decay). Optional clipping of the
-gradient to a global L2 norm.
+gradient to a global L2 norm. Frozen parameters (a node's `"trainable": false`, a
+run's `"freeze"`) are never updated and have no optimizer state: the state
+buffers cover the trainable parameters, the first `trainable_size` values of the
+flat buffer.
 
 Each step is one `net.step` (graphnet.runtime.network). Plain SGD without clipping
 passes the learning rate: each affine weight is updated inside its backward
@@ -70,7 +73,8 @@ class Optimizer:
         kernel, state_names, self._hyper_names = RULES[rule]
         self._update = getattr(net.kernels, kernel)
         self._sum_squares, self._scale = net.kernels.sum_squares, net.kernels.scale_inplace
-        self.slots = {name: np.zeros_like(net.store.values) for name in state_names}
+        # state for the trainable parameters only: the frozen ones sit after them (graphnet.compiler.parameters)
+        self.slots = {name: np.zeros_like(net.store.trainable()[0]) for name in state_names}
         self.hyperparameters = {name: getattr(self.settings, name) for name in self._hyper_names}
         self.t = 0  # completed updates
         self.last_grad_norm = float("nan")
@@ -127,7 +131,7 @@ class Optimizer:
     def apply(self) -> None:
         """Update the parameters from the gradients already in `net.grads`."""
         self.net.check_grads_materialized()
-        grads = self.net.store.grads
+        values, grads = self.net.store.trainable()
         if self.clip_norm is not None:
             norm = math.sqrt(self._sum_squares(grads))
             self.last_grad_norm = norm
@@ -135,7 +139,7 @@ class Optimizer:
                 self._scale(grads, self.clip_norm / norm)
         self.t += 1
         self.net.store.touch()
-        self._update(self.net.store.values, grads, *self.slots.values(), *self._kernel_args(self.t))
+        self._update(values, grads, *self.slots.values(), *self._kernel_args(self.t))
 
     def state_dict(self) -> dict[str, Any]:
         """Rule, hyperparameters, step count and state buffers (arrays are copies)."""

@@ -12,12 +12,15 @@ from .network_spec import SCHEMA_VERSION, NetworkSpec, SchemaVersion
 
 
 class DataSpec(SpecModel):
-    """Where the data comes from: a data set name or path, and how to split and scale it."""
+    """Where the data comes from: a data set name or path, and how to split and scale it.
+    `options` go to the reader (graphnet.data.load): a CSV's label_column, test_file and
+    test_size, a table's categorical columns, missing markers and impute mode, stratify,
+    target_scaling, a synthetic set's generator options."""
 
     name: str = Field(min_length=1)
     val_size: Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0, lt=1)] | None = None
     normalize: Literal["auto", "scale", "standardize", "none"] = "auto"
-    options: dict[str, int | float | str | bool] = {}
+    options: dict[str, bool | int | float | str | list[str]] = {}
 
 
 class _Tagged(SpecModel):
@@ -109,6 +112,36 @@ class Cosine(_Tagged):
 ScheduleSpec = Annotated[Union[Constant, Exponential, StepDecay, Cosine], Field(discriminator="kind")]
 
 
+class EarlyStopping(SpecModel):
+    """Stop when the validation `metric` has not improved by more than `min_delta` for `patience`
+    epochs, and serve the best epoch's state (Keras's EarlyStopping(restore_best_weights=True))."""
+
+    metric: str = Field("val_loss", min_length=1, description=(
+        "a validation metric of the epoch records: val_loss, val_accuracy, val_f1_macro, val_roc_auc, "
+        "val_rmse, ..."))
+    patience: int = Field(5, ge=1, le=100_000, description="epochs without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="the least change that counts as an improvement")
+    mode: Literal["min", "max"] | None = Field(None, description=(
+        "min or max is better; inferred from the metric when not given (losses and errors: min)"))
+
+
+class TensorBoardSpec(SpecModel):
+    """Write TensorBoard event files: scalars per epoch, and per-parameter histograms if asked."""
+
+    dir: str = Field(min_length=1, description="the log folder (TensorBoard's --logdir)")
+    histograms: bool = Field(False, description="also a histogram of every parameter, each epoch")
+
+
+class MlflowSpec(SpecModel):
+    """Log the run to MLflow: its settings as params, its epochs as metrics, its folder as artifacts."""
+
+    tracking_uri: str | None = Field(None, min_length=1, description=(
+        "an MLflow tracking URI; default: the local file store ./mlruns"))
+    experiment: str = Field("graphnet", min_length=1, max_length=500)
+    parent_run_id: str | None = Field(None, min_length=1, max_length=100, description=(
+        "log as a child run of this MLflow run (a sweep sets it for its trials)"))
+
+
 class TrainSpec(SpecModel):
     """How to train: data, optimizer, schedule, epochs, batch size, seed and numerics."""
 
@@ -125,6 +158,15 @@ class TrainSpec(SpecModel):
     init_from: str | None = Field(None, min_length=1, description=(
         "start from these weights (fine-tuning): a checkpoint folder, a run folder or an .onnx model; "
         "parameters are matched by name, those it lacks keep their initialization"))
+    class_weight: Literal["balanced"] | dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = Field(
+        None, description=("weights of the classes in a softmax_cross_entropy or sigmoid_binary_cross_entropy "
+                           "loss (PyTorch's weight): \"balanced\" (n / (classes * n_class) on the training "
+                           "split) or {class name: weight}, 1 for a class left out"))
+    early_stopping: EarlyStopping | None = None
+    freeze: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list, description=(
+        "parameters kept fixed while training: parameter names (fc1.W) or node ids (all of a node's parameters)"))
+    tensorboard: TensorBoardSpec | None = None
+    mlflow: MlflowSpec | None = None
 
     def data_spec(self) -> DataSpec:
         return self.data if isinstance(self.data, DataSpec) else DataSpec(name=self.data)

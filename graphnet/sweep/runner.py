@@ -26,6 +26,7 @@ from ..errors import GraphnetError
 from ..system.console import line_printer
 from ..system.fileio import make_folder, remove_stale_temporaries
 from ..system.interrupts import die_with_parent, interrupted_exit_code, raise_interrupt, stop_signals_interrupt
+from ..training.tracking import end_parent_run, start_parent_run
 from .report import (
     BEST_FILE,
     PLOT_FILE,
@@ -52,6 +53,8 @@ from .storage import (
 )
 from .trials import WORKER_ATTR, counted_trials, recover_lost_trials, worker_label
 from .workers import quotas, run_workers
+
+MLFLOW_PARENT_ATTR = "mlflow_parent_run_id"  # the study's user attribute: the MLflow run its trials are children of
 
 __all__ = ["NEEDS_OPTUNA", "SweepError", "SweepResult", "counted_trials", "run_sweep"]
 
@@ -154,6 +157,10 @@ class Objective:
         from ..training import train
 
         run = self.sweep.run_with(params)
+        parent = trial.study.user_attrs.get(MLFLOW_PARENT_ATTR)
+        if run.train.mlflow is not None and parent:  # each trial a child run of the sweep's
+            mlflow = run.train.mlflow.model_copy(update={"parent_run_id": parent})
+            run = run.model_copy(update={"train": run.train.model_copy(update={"mlflow": mlflow})})
         on_epoch = self._reporter(trial, run.train.epochs) if self.prune else None
         return train(run, out=folder, log=None, progress=False, on_epoch=on_epoch)
 
@@ -260,6 +267,9 @@ def run_sweep(source: str | Path | Mapping[str, Any], *, trials: int, out: str |
     study = open_sweep_study(optuna, sweep, url, name, out)
     remove_stale_temporaries(out, [RESULTS_FILE, BEST_FILE, PLOT_FILE])
     recover_lost_trials(optuna, study, log)
+    mlflow = sweep.run.train.mlflow
+    if mlflow is not None and not study.user_attrs.get(MLFLOW_PARENT_ATTR):  # once per study, resumed or not
+        study.set_user_attr(MLFLOW_PARENT_ATTR, start_parent_run(mlflow, name, {"graphnet.sweep": str(out)}))
     done = counted_trials(study)
     shares = quotas(trials - done, jobs)
     interrupted = False
@@ -281,6 +291,8 @@ def run_sweep(source: str | Path | Mapping[str, Any], *, trials: int, out: str |
             except KeyboardInterrupt:
                 interrupted = True
         recover_lost_trials(optuna, study, log)  # a worker killed meanwhile: its trial is lost, not running
+    if mlflow is not None:
+        end_parent_run(mlflow, study.user_attrs[MLFLOW_PARENT_ATTR], interrupted)
     return report(study, sweep, out, name, trials, interrupted, log)
 
 

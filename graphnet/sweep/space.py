@@ -31,6 +31,7 @@ from pydantic import Field, ValidationError, model_validator
 from ..errors import SpecError, did_you_mean
 from ..ops.base import SpecModel
 from ..ops.tasks import Task, task_of
+from ..ops.tasks import metric_names as task_metric_names
 from ..spec import RunSpec, load, parse_json, parse_run, read_spec_text
 
 KINDS = ("log_uniform", "uniform", "int", "choice")
@@ -117,15 +118,15 @@ class SweepSpec(SpecModel):
 
 
 def metric_names(task: Task | None) -> list[str]:
-    """The metrics a run of `task` writes to metrics.json or history.json, by which a trial is judged."""
-    scores = ("rmse", "r2") if task == "regression" else ("accuracy",)
-    return [f"{split}_{score}" for score in scores for split in ("val", "test", "train")] + \
+    """The metrics a run of `task` writes to metrics.json or history.json, by which a trial is
+    judged: those of the model the run serves (with early stopping, its best epoch's)."""
+    return [f"{split}_{score}" for score in task_metric_names(task) for split in ("val", "test", "train")] + \
         ["val_loss", "test_loss", "train_loss", "final_loss"]
 
 
 def default_direction(metric: str) -> Literal["maximize", "minimize"]:
-    """maximize for accuracy and R², minimize for losses and RMSE."""
-    return "maximize" if metric.endswith(("_accuracy", "_r2")) else "minimize"
+    """minimize for losses and errors (loss, log loss, RMSE, MAE), maximize for the scores."""
+    return "minimize" if metric.endswith(("loss", "_rmse", "_mae")) else "maximize"
 
 
 def epoch_metric(metric: str) -> str:

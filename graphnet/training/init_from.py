@@ -39,6 +39,7 @@ def read_initial_model(path: str | Path, network: NetworkSpec) -> InitialModel:
     (needs the `onnx` extra), the record fitted to `network`'s one input; CheckpointError
     naming `path` if there are no arrays or the record does not fit."""
     from ..model.checkpoint import checkpoint_folder, read_checkpoint
+    from ..model.snapshot import served_arrays
 
     source = Path(path).expanduser()
     if source.suffix.lower() == ".onnx" and source.is_file():
@@ -48,13 +49,14 @@ def read_initial_model(path: str | Path, network: NetworkSpec) -> InitialModel:
         require_onnx("init_from an .onnx model")
         imported = read_onnx(source)
         arrays = {name: np.asarray(a) for name, a in imported.arrays.items()}
-        record = ModelRecord(imported.preprocessing, imported.class_names)
+        record = ModelRecord(imported.preprocessing, imported.class_names, imported.encoding,
+                             imported.target_scaling)
     else:
         if not source.exists():
             raise CheckpointError(f"init_from: {source}: no such checkpoint folder, run folder or .onnx file")
         folder = checkpoint_folder(source)
         _, saved, meta = read_checkpoint(folder)
-        arrays = {key.split("/", 1)[1]: array for key, array in saved.items() if key.startswith(("param/", "state/"))}
+        arrays = {key.split("/", 1)[1]: array for key, array in served_arrays(saved).items()}  # the best epoch's, if kept
         try:
             record = ModelRecord.from_saved(meta, saved)
         except ValueError as error:
@@ -67,11 +69,14 @@ def _fitted(record: ModelRecord, network: NetworkSpec, source: str) -> ModelReco
     one input (their names may differ, e.g. an ONNX model's); CheckpointError when it does not fit."""
     [input_name] = network.inputs  # training checks there is one
     if record.preprocessing is not None and record.preprocessing.input != input_name:
-        record = ModelRecord(replace(record.preprocessing, input=input_name), record.class_names)
+        record = replace(record, preprocessing=replace(record.preprocessing, input=input_name))
     label = network.value(next(iter(network.labels))) if network.labels else None
     if (record.class_names is not None and label is not None and label.kind == "classes"
             and len(record.class_names) != label.classes):  # a new head: its classes come from the data
-        record = ModelRecord(record.preprocessing, None)
+        record = replace(record, class_names=None)
+    if record.target_scaling is not None and (label is None or label.kind != "float"
+                                              or label.shape != record.target_scaling.shape):
+        record = replace(record, target_scaling=None)  # another task: its targets are the data's
     try:
         return record.check_fits({input_name: network.value(input_name)}, label)
     except ValueError as error:
@@ -82,10 +87,14 @@ def copy_initial_weights(net: CompiledNetwork, initial: InitialModel, say: Calla
     """Copy the parameters and running statistics of `initial` into `net` by name. A shape
     mismatch is a CheckpointError naming the parameter and both shapes; the network's names
     the source lacks keep their initial values, and the source's names the network lacks are
-    ignored -- both said in a log line."""
+    ignored -- both said in a log line. State the network's spec defines (a loss's class
+    weights) is the network's own, never copied."""
     path, arrays = initial.source, initial.arrays
+    arrays = {name: array for name, array in arrays.items()
+              if name not in net.store.state_decls or net.store.state_decls[name].values is None}
     own = {**{name: net.store.view(name) for name in net.store.names()},
-           **{name: net.store.state_view(name) for name in net.store.state_slots}}
+           **{name: net.store.state_view(name) for name in net.store.state_slots
+              if net.store.state_decls[name].values is None}}
     for name in sorted(set(own) & set(arrays)):
         if arrays[name].shape != own[name].shape:
             raise CheckpointError(f"init_from {path}: '{name}' has shape {arrays[name].shape} there, "

@@ -25,11 +25,12 @@ from ..compiler.plan import min_batch
 from ..errors import CheckpointError, NonFiniteError
 from ..model.checkpoint import generator_state, restore_generator, save_checkpoint
 from ..model.compiled import CompiledNetwork
-from ..ops.tasks import evaluate, task_of
+from ..ops.tasks import evaluate, mean_loss, task_of
 from ..runs.folder import read_run_id, write_history, write_run_id, write_run_spec
 from ..runtime.optimizer import Optimizer
 from ..spec import RunSpec
 from ..system.interrupts import note_stop
+from .early_stopping import EarlyStopper
 from .history import HistoryLog, read_history
 from .identity import RunIdentity, check_same_run, identity_of, new_run_id
 from .position import ResumePosition, SavedTraining, training_meta
@@ -43,6 +44,7 @@ from .records import (
     epoch_record,
 )
 from .schedules import learning_rate_at
+from .tracking import Trackers
 
 TRAIN_ACCURACY_SAMPLES = 5000  # train accuracy is measured on a fixed subset of this size
 
@@ -104,10 +106,13 @@ class EpochLoop:
         self.unsaved_overrides = unsaved_overrides
         self.good_checkpoint = good_checkpoint
         self.on_epoch = on_epoch
+        self.tracker: Trackers | None = None  # TensorBoard, MLflow (graphnet.training.tracking)
         self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
         self.identity: RunIdentity | None = None
         self.log: HistoryLog | None = None
         self.result = TrainResult(net, self._open_records(saved), out=out, warnings=saved.warnings)
+        self.stopper = EarlyStopper(self.settings.early_stopping, self.result.history, saved.best) \
+            if self.settings.early_stopping is not None else None
         self.first_step_loss: float | None = None
         X_train, y_train = dataset["X_train"], dataset["y_train"]
         self.data_rng = self._shuffling_generator(len(X_train))
@@ -147,7 +152,10 @@ class EpochLoop:
 
     def announce_resume(self) -> None:
         """Say where a resumed run continues (iterations are counted from 1, like epochs)."""
-        if self.position.epoch >= self.settings.epochs:
+        if self.stopper is not None and self.stopper.should_stop and self.position.iteration == 0:
+            self.say(f"{self.out} stopped early after epoch {self.position.epoch}: nothing to train "
+                     f"({self.stopper.stop_line()})")
+        elif self.position.epoch >= self.settings.epochs:
             self.say(f"{self.out} has finished its {self.settings.epochs} epochs: nothing to train "
                      "(raise --epochs to go on)")
         else:
@@ -167,6 +175,9 @@ class EpochLoop:
         they end (an error while writing it does not hide the one that ended them)."""
         try:
             for epoch in range(self.position.epoch, self.settings.epochs):
+                if self._stops_early(epoch):
+                    self.result.stopped_early = True
+                    break
                 if not self._epoch(epoch, flag):
                     self.result.interrupted = True
                     break
@@ -175,6 +186,22 @@ class EpochLoop:
                 self._write_history()
             raise
         self._write_history()
+        self._serve_best()
+
+    def _stops_early(self, epoch: int) -> bool:
+        """Early stopping's verdict before `epoch` (0-based): True when the patience ran out
+        (said in the log when the run stops now, not when a resume finds it stopped)."""
+        if self.stopper is None or not self.stopper.should_stop or self.position.iteration != 0:
+            return False
+        if epoch > self.resumed_at[0]:
+            self.say(self.stopper.stop_line())
+        return True
+
+    def _serve_best(self) -> None:
+        """With early stopping, give the network the best epoch's state (the last stays in the checkpoint)."""
+        if self.stopper is not None and self.stopper.best is not None:
+            self.stopper.best.restore_into(self.net)
+            self.result.served = self.stopper.meta()
 
     def _write_history(self) -> None:
         """history.json: the whole history, in a run folder (once per run: see graphnet.training.history)."""
@@ -259,15 +286,15 @@ class EpochLoop:
             evaluate(net, dataset["X_val"], dataset["y_val"], settings.eval_batch_size),
             epoch=epoch + 1,
             train_loss=loss_sum / self.per_epoch,
-            val_loss=(net.evaluate_loss(dataset["X_val"][:settings.eval_batch_size],
-                                        dataset["y_val"][:settings.eval_batch_size])
-                      if len(dataset["X_val"]) else None),
+            val_loss=mean_loss(net, dataset["X_val"], dataset["y_val"], settings.eval_batch_size),
             learning_rate=self.optimizer.learning_rate,
             seconds=time.perf_counter() - epoch_start,
         )
         history = self.result.history
         history.append(record)
         self.say(epoch_line(record, settings.epochs))
+        if self.stopper is not None:
+            self.stopper.update(record, net)
         warning = divergence_warning(history, self.first_step_loss, self.result.warnings, settings)
         if warning:
             self.result.warnings.append(warning)
@@ -280,6 +307,8 @@ class EpochLoop:
         self._checkpoint(ResumePosition(epoch + 1, 0, generator_state(self.data_rng), 0.0))
         if self.out is not None:
             self.good_checkpoint = self.out / "checkpoint"
+        if self.tracker is not None:
+            self.tracker.epoch(record, net)
         if self.on_epoch is not None:
             self.on_epoch(record)
 
@@ -287,9 +316,11 @@ class EpochLoop:
         """Save the network, optimizer and `position` in the run folder (none without one)."""
         if self.out is None:
             return
+        stopper = self.stopper
         meta = training_meta(position, len(self.result.history), time.perf_counter() - self.started,
-                             self.result.warnings, self.identity)
-        save_checkpoint(self.out / "checkpoint", self.net, self.optimizer, meta)
+                             self.result.warnings, self.identity, stopper.meta() if stopper is not None else None)
+        save_checkpoint(self.out / "checkpoint", self.net, self.optimizer, meta,
+                        best=stopper.best if stopper is not None else None)
         if self.unsaved_overrides and (position.epoch, position.iteration) != self.resumed_at:
             write_run_spec(self.out, self.run_spec)  # run.json describes the checkpoint
             self.unsaved_overrides = False

@@ -36,11 +36,12 @@ from ..errors import NonFiniteError
 from ..runtime.threads import set_rank_threads
 from ..spec import RunSpec
 from .distributed import RankFailed, World
-from .finish import finish
 from .loop import EpochLoop, StopFlag, checkpoint_note
 from .position import ResumePosition
 from .records import TrainResult
-from .setup import set_up
+from .finish import track
+from .tracking import open_trackers
+from .setup import Setup, set_up
 
 DROPOUT_STREAM = 3  # default_rng([seed, DROPOUT_STREAM, rank]): the per-rank dropout generator
 
@@ -82,6 +83,7 @@ class DataParallelLoop(EpochLoop):
         self.agreed = _AgreedStop()
         self.local_signals: StopFlag | None = None
         self.resumed = False  # from a checkpoint (set by _set_up)
+        self.setup: Setup | None = None
 
     def run(self) -> TrainResult:
         """Train the remaining epochs on every rank; interrupted as agreed by all ranks."""
@@ -144,6 +146,14 @@ class DataParallelLoop(EpochLoop):
         raise NonFiniteError(f"epoch {epoch + 1}, iteration {iteration + 1} of {self.per_epoch}: "
                              f"{who}{message}{note}")
 
+    def _stops_early(self, epoch: int) -> bool:
+        """Rank 0's early stopping verdict (it alone evaluates), heard by every rank."""
+        if self.stopper is None:
+            return False
+        verdict = np.array([1.0 if self.world.is_root and super()._stops_early(epoch) else 0.0])
+        self.world.broadcast_into(verdict)
+        return bool(verdict[0])
+
     def _end_epoch(self, epoch: int, loss_sum: float, epoch_start: float) -> None:
         """Rank 0 records, evaluates and checkpoints; every rank hears if that failed."""
         def end() -> None:
@@ -176,16 +186,19 @@ def train_parallel(world: World, run: RunSpec | str | Path | None, *, out: str |
                                     unsaved_overrides=setup.unsaved_overrides,
                                     good_checkpoint=setup.good_checkpoint)
             loop.resumed = setup.resumed
+            loop.setup = setup
             return loop
 
         loop = world.agree(set_up_rank)
         _same_start_everywhere(world, loop, resume is not None)
         if world.is_root and loop.resumed:
             loop.announce_resume()
-        result = world.agree(loop.run)
+        setup = loop.setup
+        trackers = world.agree(lambda: open_trackers(setup.run, setup.out, loop.position.epoch + 1, setup.resumed,
+                                                     say) if world.is_root else None)
         if not world.is_root:
-            return result
-        return finish(result, loop.dataset, loop.started, say)
+            return world.agree(loop.run)
+        return track(loop, trackers, say, run=lambda: world.agree(loop.run))
 
 
 def _same_start_everywhere(world: World, loop: DataParallelLoop, resume: bool) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError
+from ..model.snapshot import Snapshot
 from .identity import RunIdentity
 from .records import AnyEpochRecord, record_from_dict
 
@@ -69,13 +70,15 @@ class SavedTraining:
     warnings: list[str]
     history_records: int = 0
     identity: RunIdentity | None = None
+    best: Snapshot | None = None  # the best epoch's state, kept by early stopping
 
 
 def training_meta(position: ResumePosition, history_records: int, elapsed: float, warnings: list[str],
-                  identity: RunIdentity | None) -> dict[str, Any]:
-    """The meta a checkpoint carries for a resume (see the module docstring)."""
+                  identity: RunIdentity | None, served: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The meta a checkpoint carries for a resume (see the module docstring), and which state it
+    serves (`served`: early stopping's best epoch)."""
     meta: dict[str, Any] = {"position": position.to_meta(), "history_records": history_records,
-                            "elapsed": elapsed, "warnings": warnings}
+                            "elapsed": elapsed, "warnings": warnings, **({"early_stopping": served} if served else {})}
     if identity is not None:
         meta["run"] = identity.to_meta()
     return meta

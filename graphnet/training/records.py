@@ -8,7 +8,18 @@ from typing import Any
 import numpy as np
 
 from ..model.compiled import CompiledNetwork
-from ..ops.tasks import Task, evaluate, mean_loss
+from ..ops.metrics import DECISION_THRESHOLD, ClassReport
+from ..ops.tasks import (
+    Task,
+    class_count,
+    class_labels,
+    confusion_of,
+    mean_loss,
+    metric_names,
+    metrics_of,
+    outputs_of,
+    task_of,
+)
 from ..spec import TrainSpec
 
 DIVERGENCE_FACTOR = 100  # an epoch's loss this many times the starting loss: diverging
@@ -16,7 +27,9 @@ DIVERGENCE_FACTOR = 100  # an epoch's loss this many times the starting loss: di
 
 @dataclass
 class EpochRecord:
-    """One epoch of a classification or binary run (accuracy on a training subset and on val)."""
+    """One epoch of a classification or binary run: accuracy on a training subset, and the
+    validation split's loss and metrics (graphnet.ops.metrics; roc_auc and pr_auc for binary
+    runs only; None without a validation split)."""
 
     epoch: int
     train_loss: float
@@ -25,6 +38,12 @@ class EpochRecord:
     val_loss: float | None
     learning_rate: float
     seconds: float
+    val_balanced_accuracy: float | None = None
+    val_f1_macro: float | None = None
+    val_f1_weighted: float | None = None
+    val_log_loss: float | None = None
+    val_roc_auc: float | None = None
+    val_pr_auc: float | None = None
 
 
 @dataclass
@@ -40,6 +59,7 @@ class RegressionEpochRecord:
     val_loss: float | None
     learning_rate: float
     seconds: float
+    val_mae: float | None = None
 
 
 AnyEpochRecord = EpochRecord | RegressionEpochRecord
@@ -55,15 +75,18 @@ class TrainResult:
     out: Path | None = None
     interrupted: bool = False
     warnings: list[str] = field(default_factory=list)
+    served: dict[str, Any] = field(default_factory=dict)  # with early stopping: the best epoch the model holds
+    stopped_early: bool = False
 
 
 def epoch_record(task: Task | None, train_metrics: dict[str, float | None], val_metrics: dict[str, float | None],
                  **common: Any) -> AnyEpochRecord:
-    """The record that fits the task, from the `evaluate` metrics of the two splits."""
-    if task == "regression":
-        return RegressionEpochRecord(train_rmse=train_metrics["rmse"], train_r2=train_metrics["r2"],
-                                     val_rmse=val_metrics["rmse"], val_r2=val_metrics["r2"], **common)
-    return EpochRecord(train_accuracy=train_metrics["accuracy"], val_accuracy=val_metrics["accuracy"], **common)
+    """The record that fits the task, from the `evaluate` metrics of the two splits: every
+    train_<metric> and val_<metric> field of the record that the metrics hold."""
+    kind = RegressionEpochRecord if task == "regression" else EpochRecord
+    scores = {f"{split}_{name}": value for split, metrics in (("train", train_metrics), ("val", val_metrics))
+              for name, value in metrics.items()}
+    return kind(**{name: scores[name] for name in kind.__dataclass_fields__ if name in scores}, **common)
 
 
 def record_from_dict(record: dict[str, Any]) -> AnyEpochRecord:
@@ -114,27 +137,52 @@ def _schedule_note(settings: TrainSpec, last: AnyEpochRecord) -> str:
             f"epoch {last.epoch}")
 
 
-def final_metrics(result: TrainResult, dataset: dict[str, np.ndarray], wall: float) -> dict[str, Any]:
-    """metrics.json's content: the task's test/val/train metrics, test and final loss, epochs,
-    wall time, whether the run was interrupted, and its warnings."""
-    history = result.history
-    return {**_split_metrics(result.net, dataset, history),
-            "test_loss": mean_loss(result.net, dataset["X_test"], dataset["y_test"]),
+def final_metrics(result: TrainResult, dataset: dict[str, np.ndarray], wall: float,
+                  train_sample: tuple[np.ndarray, np.ndarray] | None = None, eval_batch_size: int = 1000,
+                  served: dict[str, Any] | None = None) -> dict[str, Any]:
+    """metrics.json's content: the served model's test_/val_/train_ metrics (the task's, see
+    graphnet.ops.tasks.metric_names; train_ on `train_sample`, the training subset the epochs
+    score, else from the last epoch record), per-class scores and the confusion matrix of the
+    test split (classification), the decision threshold (binary), test and validation loss,
+    final (last epoch's) training loss, epochs, wall time, whether the run was interrupted, its
+    warnings, and `served` (which state the checkpoint serves, e.g. best_epoch)."""
+    history, net = result.history, result.net
+    metrics: dict[str, Any] = {}
+    for split in ("test", "val"):
+        metrics.update(_split_metrics(net, dataset[f"X_{split}"], dataset[f"y_{split}"], split, eval_batch_size))
+    if train_sample is not None:
+        metrics.update(_split_metrics(net, *train_sample, "train", eval_batch_size, details=False))
+    else:
+        names = [name[len("test_"):] for name in metrics if name.startswith("test_") and
+                 not isinstance(metrics[name], (dict, list))]
+        metrics.update({f"train_{name}": getattr(history[-1], f"train_{name}", None) if history else None
+                        for name in names})
+    task = task_of(net.graph)
+    if task == "binary":
+        metrics["decision_threshold"] = DECISION_THRESHOLD
+    return {**metrics,
+            "test_loss": mean_loss(net, dataset["X_test"], dataset["y_test"], eval_batch_size),
+            "val_loss": mean_loss(net, dataset["X_val"], dataset["y_val"], eval_batch_size),
             "final_loss": history[-1].train_loss if history else None,
             "epochs": len(history),
+            **(served or {}),
             "wall_time_seconds": wall,
             "interrupted": result.interrupted,
             "warnings": result.warnings}
 
 
-def _split_metrics(net: CompiledNetwork, dataset: dict[str, np.ndarray],
-                   history: list[Any]) -> dict[str, float | None]:
-    """test_* and val_* metrics of the task (accuracy, or rmse and r2), and train_* from the last epoch."""
-    result: dict[str, float | None] = {}
-    for split in ("test", "val"):
-        for name, value in evaluate(net, dataset[f"X_{split}"], dataset[f"y_{split}"]).items():
-            result[f"{split}_{name}"] = value
-    names = [name[len("test_"):] for name in result if name.startswith("test_")]
-    for name in names:
-        result[f"train_{name}"] = getattr(history[-1], f"train_{name}") if history else None
+def _split_metrics(net: CompiledNetwork, X: np.ndarray, y: np.ndarray, split: str, batch_size: int,
+                   details: bool = True) -> dict[str, Any]:
+    """<split>_<metric> for the task's metrics; with `details`, for classification and binary
+    runs, <split>_per_class ({class: precision, recall, f1, support}) and <split>_confusion_matrix
+    (rows: true class, columns: predicted)."""
+    task = task_of(net.graph)
+    if len(X) == 0:
+        return {f"{split}_{name}": None for name in metric_names(task)}
+    outputs, classes = outputs_of(net, X, batch_size), class_count(net.graph)
+    result: dict[str, Any] = {f"{split}_{name}": value for name, value in metrics_of(outputs, y, classes).items()}
+    if details and task != "regression":
+        matrix = confusion_of(outputs, y, classes)
+        result[f"{split}_per_class"] = ClassReport.of(matrix).as_dict(class_labels(net, classes))
+        result[f"{split}_confusion_matrix"] = matrix.tolist()
     return result

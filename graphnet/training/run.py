@@ -7,10 +7,11 @@ from typing import Any, Callable, Mapping
 
 from ..spec import RunSpec
 from .distributed import current_world
-from .finish import finish
+from .finish import track
 from .loop import EpochLoop
 from .records import EpochRecord, RegressionEpochRecord, TrainResult
 from .setup import set_up
+from .tracking import open_trackers
 
 
 def train(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | Path | None = None,
@@ -56,4 +57,5 @@ def train(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | Pa
                          good_checkpoint=setup.good_checkpoint, on_epoch=on_epoch)
         if setup.resumed:
             loop.announce_resume()
-        return finish(loop.run(), setup.dataset, loop.started, say)
+        return track(loop, open_trackers(setup.run, setup.out, loop.position.epoch + 1, setup.resumed, say), say)
+

@@ -23,12 +23,14 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..compiler.graph import build_graph, frozen_params
 from ..data import IN_MEMORY
 from ..errors import CheckpointError, SpecError
 from ..model.checkpoint import spec_difference
 from ..model.compiled import CompiledNetwork, compile
 from ..model.record import ModelRecord
-from ..model.restore import restore
+from ..model.restore import restore_training
+from ..ops.tasks import task_of
 from ..runs.folder import (
     clear_run_files,
     has_checkpoint,
@@ -43,9 +45,13 @@ from ..runs.lock import run_lock
 from ..runtime.optimizer import Optimizer
 from ..spec import NetworkSpec, RunSpec, load, parse_run
 from ..system.fileio import make_folder
+from .class_weights import SETTING as CLASS_WEIGHT_SETTING
+from .class_weights import class_weights, trained_weights, with_class_weight
 from .dataset import check_split_labels, load_run_data
+from .early_stopping import check_early_stopping
 from .init_from import InitialModel, copy_initial_weights, read_initial_model, with_absolute_init_from
 from .position import ResumePosition, SavedTraining, saved_training
+from .tracking import check_trackers_installed
 
 NO_LOSS = ('training needs a loss: the network has no "loss" node (add a loss node, e.g. '
            '{"id": "loss", "op": "softmax_cross_entropy", "inputs": [<scores>, <labels>]}, '
@@ -85,6 +91,9 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
         folder = Path(out) if out is not None else None
     as_saved = run
     run = with_overrides(run, epochs, batch_size, learning_rate, data)
+    check_trackers_installed(run)  # at once, before the data is loaded
+    if run.train.freeze:  # names that are no parameter: refused before the data is loaded too
+        frozen_params(run.network, build_graph(run.network), run.train.freeze)
     if resume is None:
         run = with_absolute_init_from(with_absolute_data(run))
         if folder is not None and writer:
@@ -98,37 +107,54 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
     restart = resume is not None and interrupted_before_first_epoch(folder)  # type: ignore[arg-type]
     initial: InitialModel | None = None
     if resume is not None and not restart:
-        net, meta, optimizer = restore(folder / "checkpoint", batch_size=settings.batch_size,  # type: ignore[operator]
-                                       backend=backend or settings.backend, make_optimizer=make_optimizer)
-        _check_same_network(run.network, net.spec, folder)  # type: ignore[arg-type]
+        net, meta, optimizer, best = restore_training(
+            folder / "checkpoint", batch_size=settings.batch_size,  # type: ignore[operator]
+            backend=backend or settings.backend, make_optimizer=make_optimizer, freeze=settings.freeze)
+        weighted = with_class_weight(run.network, trained_weights(net.spec) if settings.class_weight else None)
+        _check_same_network(weighted, net.spec, folder)  # type: ignore[arg-type]
         saved = saved_training(meta, folder / "checkpoint" / "weights.npz")  # type: ignore[operator]
+        saved.best = best
         keep, origin = ModelRecord.of(net), f"the checkpoint of {folder}"
     else:
         if settings.init_from is not None:
             initial = read_initial_model(settings.init_from, run.network)
         keep, origin = (initial.record, f"init_from {settings.init_from}") if initial else (None, "")
-    dataset, record = load_run_data(run, arrays, keep=keep, source=origin)
+    dataset, record, notes = load_run_data(run, arrays, keep=keep, source=origin)
     if initial is not None and initial.record.preprocessing is not None:
         say(f"init_from {settings.init_from}: training keeps its {record.describe()}")
     if resume is None or restart:
-        net = compile(run.network, batch_size=settings.batch_size, dtype=settings.dtype,
-                      backend=backend or settings.backend, seed=settings.seed)
+        weights = class_weights(settings.class_weight, run.network, dataset["y_train"], record.class_names)
+        if weights is not None:
+            notes.append(f"class weights ({CLASS_WEIGHT_SETTING} {json.dumps(settings.class_weight)}): "
+                         + ", ".join(f"{name} {w:.4g}" for name, w in zip(_class_labels(record, weights), weights)))
+        net = compile(with_class_weight(run.network, weights), batch_size=settings.batch_size, dtype=settings.dtype,
+                      backend=backend or settings.backend, seed=settings.seed, freeze=settings.freeze)
         if initial is not None:
             copy_initial_weights(net, initial, say)
         optimizer = make_optimizer(net)
         saved = SavedTraining(ResumePosition(), [], 0.0, [])
     record.attach(net)
     check_split_labels(net, dataset, settings.data_spec().name)
+    if settings.early_stopping is not None:
+        check_early_stopping(settings.early_stopping, task_of(run.network), len(dataset["X_val"]))
     if restart:
         say(f"{folder} has no checkpoint yet (training was interrupted before the first epoch finished): "
             "starting again from epoch 1 with its run.json settings")
     elif resume is None and folder is not None and writer:
         _create_run_folder(folder, run, overwrite, hold, say)
+    for note in notes:  # what the data and the loss are, before the epochs
+        say(note)
     writes = folder if writer else None
     resumed = resume is not None and not restart
     return Setup(run, writes, dataset, net, optimizer, saved, resumed,
                  unsaved_overrides=writer and resume is not None and run is not as_saved,
                  good_checkpoint=folder / "checkpoint" if resume is not None and writes is not None else None)
+
+
+def _class_labels(record: ModelRecord, weights: list[float]) -> list[str]:
+    """How the log names the classes the weights are for: their names, else their indices."""
+    names = record.class_names
+    return list(names) if names is not None and len(names) == len(weights) else [str(c) for c in range(len(weights))]
 
 
 def _create_run_folder(out: Path, run: RunSpec, overwrite: bool, hold: ExitStack, say: Callable[[str], None]) -> None:

@@ -54,3 +54,28 @@ def write_model(path: Path, nodes: list, inputs: dict[str, list], outputs: list[
     helper.set_model_props(model, metadata or {})
     path.write_bytes(model.SerializeToString())
     return path
+
+
+def table_feeds(model: Any, X: np.ndarray) -> dict[str, np.ndarray]:
+    """The inputs of an exported table model (graphnet.interop.onnx_table) for raw rows X
+    (n, C), an object array in the model's column order: its number columns as one float
+    tensor (NaN where a cell is None), each categorical column a string tensor (n, 1) (a
+    missing cell as "")."""
+    import json
+
+    import onnx
+
+    proto = onnx.load(str(model)) if isinstance(model, (str, Path)) else model
+    table = json.loads({p.key: p.value for p in proto.metadata_props}["graphnet.encoding"])
+    columns = table["encoding"]["columns"]
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(table["elem_type"])
+    numbers = [j for j, column in enumerate(columns) if column["kind"] == "number"]
+    feeds = {}
+    if numbers:
+        feeds[table["input"]] = np.array([[np.nan if row[j] is None else float(row[j]) for j in numbers] for row in X],
+                                         dtype=dtype).reshape(len(X), len(numbers))
+    for j, column in enumerate(columns):
+        if column["kind"] == "category":
+            feeds[table["inputs"][column["name"]]] = np.array([["" if v is None else str(v)] for v in X[:, j]],
+                                                              dtype=object).reshape(len(X), 1)
+    return feeds

@@ -127,3 +127,70 @@ def new_raw_csv(path: Path, n: int = 50, seed: int = 7) -> tuple[Path, np.ndarra
     lines = [f"{x[3]!r},hello,{x[1]!r},{name},{x[0]!r},{x[2]!r}" for x, name in zip(X.tolist(), names)]
     path.write_text(header + "\n" + "\n".join(lines) + "\n")
     return path, X, names
+
+
+# ---- raw tables: numbers, text categories and missing cells (graphnet.data.columns) --------------
+
+SOILS = ("clay", "loam", "sand")  # the flowers' soil: mostly one per species
+
+
+def flowers_table(n: int = 300, seed: int = 0, unseen: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`named_classes` with a fifth column, the soil (text), and missing cells: X (n, 5)
+    object array of floats and str, None where a cell is missing (about 5% of f1 and of the
+    soil); names (n,). The last `unseen` rows grow a soil no other row has ("peat")."""
+    X, names = named_classes(n, seed)
+    rng = np.random.default_rng(seed + 1)
+    k = np.searchsorted(SPECIES, names)
+    soil = np.where(rng.random(n) < 0.8, np.asarray(SOILS)[k], np.asarray(SOILS)[rng.integers(0, 3, n)])
+    table = np.empty((n, 5), dtype=object)
+    table[:, :4] = X
+    table[:, 4] = soil
+    table[rng.random(n) < 0.05, 1] = None
+    table[rng.random(n) < 0.05, 4] = None
+    if unseen:
+        table[n - unseen:, 4] = "peat"
+    return table, names
+
+
+def write_table_csv(path: Path, X: np.ndarray, names: np.ndarray | None, columns: list[str],
+                    label: str = "species") -> Path:
+    """A CSV of a raw table X (n, columns) with a header: the label column first (unless
+    `names` is None); a missing cell is written "" in a number column, "?" in a text one."""
+    text = [all(isinstance(v, str) for v in X[:, j] if v is not None) for j in range(X.shape[1])]
+
+    def cell(value: object, j: int) -> str:
+        if value is None:
+            return "?" if text[j] else ""
+        return value if isinstance(value, str) else repr(float(value))  # type: ignore[arg-type]
+
+    header = ([label] if names is not None else []) + columns
+    rows = [",".join(([str(names[i])] if names is not None else []) + [cell(v, j) for j, v in enumerate(row)])
+            for i, row in enumerate(X)]
+    path.write_text(",".join(header) + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+ADULT_COLUMNS = ["age", "workclass", "education", "sex", "hours"]
+ADULT_CLASSES = ("<=50K", ">50K")
+ADULT_WIDTH = 2 + (4 + 2) + (5 + 2) + (2 + 2)  # age and hours; workclass, education, sex with missing and unknown
+
+
+def adult_like(n: int = 1500, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A table like the UCI Adult census file: X (n, 5) object array -- age and hours
+    (numbers, about 5% of ages missing: None), workclass (text, about 5% missing), education
+    and sex (text) -- and an income label (n,), ">50K" for the top fifth of a noisy score of
+    the columns (1:4 against "<=50K")."""
+    rng = np.random.default_rng(seed)
+    work = np.array(["Private", "Self-emp", "Gov", "Never-worked"])
+    edu = np.array(["HS-grad", "Bachelors", "Masters", "Doctorate", "Some-college"])
+    age = rng.integers(18, 80, n).astype(float)
+    hours = rng.normal(40, 10, n).round(1)
+    w, e, s = rng.choice(4, n, p=[0.6, 0.15, 0.2, 0.05]), rng.choice(5, n), rng.choice(2, n)
+    score = (0.05 * (age - 40) + 0.08 * (hours - 40) + np.array([0, 0.8, 0.4, -2])[w]
+             + np.array([-1, 0.6, 1.2, 1.8, -0.3])[e] + 0.5 * (s == 0) + rng.normal(0, 0.5, n))
+    label = np.where(score > np.quantile(score, 0.8), ADULT_CLASSES[1], ADULT_CLASSES[0])
+    X = np.empty((n, 5), dtype=object)
+    X[:, 0], X[:, 1], X[:, 2], X[:, 3], X[:, 4] = age, work[w], edu[e], np.array(["Male", "Female"])[s], hours
+    X[rng.random(n) < 0.05, 0] = None
+    X[rng.random(n) < 0.05, 1] = None
+    return X, label

@@ -27,7 +27,7 @@ import pytest
 
 from graphnet.cli import build_parser, main
 
-from tests._support.extras import HAVE_ONNX, HAVE_OPTUNA
+from tests._support.extras import HAVE_MATPLOTLIB, HAVE_ONNX, HAVE_OPTUNA, HAVE_TENSORBOARDX
 from tests._support.paths import ROOT
 
 
@@ -53,7 +53,7 @@ class Output:
     dest: str
     kind: str
     argv: Callable[[Context, str], list[str]]
-    needs: str | None = None  # an optional extra: "onnx" or "optuna"
+    needs: str | None = None  # an optional extra: "onnx", "optuna", "tensorboard" or "plot"
     existing: bool = False  # the folder must hold a run already (--resume)
 
 
@@ -66,6 +66,10 @@ OUTPUTS = [
     Output("train", "resume", "folder", lambda c, p: ["train", "--resume", p, "--epochs", "2", "--no-progress"],
            existing=True),
     Output("import", "out", "folder", lambda c, p: ["import", str(c.model), p], needs="onnx"),
+    Output("train", "tensorboard", "folder",
+           lambda c, p: ["train", str(c.run_file), "--out", str(c.folder / f"tb-{abs(hash(p))}"), "--tensorboard", p,
+                         "--no-progress"], needs="tensorboard"),
+    Output("eval", "plot", "folder", lambda c, p: ["eval", str(c.run), "--plot", p], needs="plot"),
     Output("sweep", "out", "folder", lambda c, p: ["sweep", str(c.sweep_file), "--trials", "1", "--out", p],
            needs="optuna"),
     Output("sweep", "storage", "database",
@@ -231,6 +235,10 @@ def test_an_output_never_replaces_what_is_not_a_regular_file(output, node, conte
         pytest.skip("needs the onnx package: pip install 'graphnet[onnx]'")
     if output.needs == "optuna" and not HAVE_OPTUNA:
         pytest.skip("needs optuna: pip install 'graphnet[sweep]'")
+    if output.needs == "tensorboard" and not HAVE_TENSORBOARDX:
+        pytest.skip("needs tensorboardX: pip install 'graphnet[tensorboard]'")
+    if output.needs == "plot" and not HAVE_MATPLOTLIB:
+        pytest.skip("needs matplotlib: pip install 'graphnet[plot]'")
     expected = reference(output, context, tmp_path, capsysbinary) if output.kind == "file" else None
     path = tmp_path / "out"
     target = make_node(node, path, tmp_path)

@@ -78,13 +78,20 @@ OP_CASES: dict[str, list[Case]] = {
             Case({"op": "add", "inputs": ["a", "b", "a"]}, (3,), inputs={"a": [3], "b": [3]})],
     "concat": [Case({"op": "concat", "inputs": ["a", "b"]}, (8,), inputs={"a": [3], "b": [5]}),
                Case({"op": "concat", "inputs": ["a", "b", "a"]}, (11,), inputs={"a": [3], "b": [5]})],
-    "softmax_cross_entropy": [Case({"op": "softmax_cross_entropy", "inputs": ["x", "y"]}, (), labels=CLASSES)],
+    "softmax_cross_entropy": [
+        Case({"op": "softmax_cross_entropy", "inputs": ["x", "y"]}, (), labels=CLASSES),
+        Case({"op": "softmax_cross_entropy", "inputs": ["x", "y"], "class_weight": [1, 2, 3, 4]}, (),
+             state={"n.class_weight": (4,)}, labels=CLASSES)],
     "cross_entropy": [Case({"op": "cross_entropy", "inputs": ["x", "y"]}, (), labels=CLASSES)],
     "svm": [Case({"op": "svm", "inputs": ["x", "y"]}, (), labels=CLASSES)],
     "mse": [Case({"op": "mse", "inputs": ["x", "t"]}, (), labels=TARGETS),
             Case({"op": "mse", "inputs": ["img", "t"]}, (), inputs={"img": [2, 2]}, labels={"t": {"shape": [2, 2]}})],
+    "mae": [Case({"op": "mae", "inputs": ["x", "t"]}, (), labels=TARGETS)],
+    "huber": [Case({"op": "huber", "inputs": ["x", "t"], "delta": 0.5}, (), labels=TARGETS)],
     "sigmoid_binary_cross_entropy": [
-        Case({"op": "sigmoid_binary_cross_entropy", "inputs": ["x", "t"]}, (), labels=TARGETS)],
+        Case({"op": "sigmoid_binary_cross_entropy", "inputs": ["x", "t"]}, (), labels=TARGETS),
+        Case({"op": "sigmoid_binary_cross_entropy", "inputs": ["x", "t"], "class_weight": [1, 4]}, (),
+             state={"n.class_weight": (2,)}, labels=TARGETS)],
 }
 
 

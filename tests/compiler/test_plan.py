@@ -463,3 +463,17 @@ def test_the_dtype_hint_is_one_that_works():
     with pytest.raises(PlanError) as info:
         net.plan("infer").check_batch({"x": np.zeros((2, 4), np.int64)}, None)
     assert "dtype='int64'" not in str(info.value) and "X.astype(np.float32)" in str(info.value)
+
+
+def test_describe_shows_the_conv_steps_and_their_workspaces():
+    """The im2col patches are planned buffers: kept for the weight gradient in training, alive for
+    their one step in inference (sharing the arena); backward's dcols lives in its step only."""
+    net = gn.compile(zoo_network("specs/fashion_cnn.json"), batch_size=8)
+    train = net.plan("train").describe()
+    assert re.search(r"conv2\s+conv 3x3 pad 1,1,1,1: im2col\+matmul\+channel_bias_act", train)
+    assert re.search(r"~conv2\.cols\s+saved\s+56448\s+4\.\.\d+\s", train)  # 14*14 positions x 32*3*3, kept
+    assert re.search(r"~conv2\.dcols\s+saved\s+56448\s+(\d+)\.\.\1\s", train)
+    assert "conv backward: act_channel_bias_backward[identity]+matmul+matmul+col2im" in train
+    infer = net.plan("infer")
+    assert re.search(r"~conv2\.cols\s+saved\s+56448\s+(\d+)\.\.\1\s", infer.describe())
+    assert infer.memory.arena_size < infer.memory.naive_size()

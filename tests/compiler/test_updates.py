@@ -246,7 +246,8 @@ def test_two_optimizers_on_one_network_each_update_with_their_own_state():
         np.testing.assert_array_max_ulp(net.store.values, twin.store.values, maxulp=1)
 
 
-STEADY = [("fashion_mlp", 32), ("fashion_mlp", 20), ("fc_bn_dropout", 32), ("fc_bn_dropout", 20)]
+STEADY = [("fashion_mlp", 32), ("fashion_mlp", 20), ("fc_bn_dropout", 32), ("fc_bn_dropout", 20),
+          ("fashion_cnn", 32), ("fashion_cnn", 9)]
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])

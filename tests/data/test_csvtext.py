@@ -88,14 +88,21 @@ def test_a_cell_longer_than_the_csv_module_reads_is_a_located_error_not_an_inter
         load(data, test_size=0)
 
 
-def test_a_text_feature_column_is_named_and_said_to_be_categorical(tmp_path, model, capsys):
-    data = labelled(tmp_path / "cars.csv", "label,weight,color", ["0,1.5,2", "1,2.5,red", "0,1,3"])
-    with pytest.raises(DataError, match=r"cars\.csv: line 3, column 'color': 'red' is text: categorical \(text\) "
-                                        r"features are not supported yet"):
-        load(data, test_size=0)
-    new = labelled(tmp_path / "new.csv", "f0,f1,f2", ["1,,3"])
-    assert predict_error(model, new, capsys).endswith("new.csv: line 2, column 'f1': '' is empty: missing values "
-                                                      "are not supported (yet)")
+def test_a_text_feature_column_is_categorical_and_a_column_mixing_numbers_and_text_is_named(tmp_path, model, capsys):
+    data = labelled(tmp_path / "cars.csv", "label,weight,color", ["0,1.5,blue", "1,2.5,red", "0,1,blue"])
+    d, info = load_with_info(data, test_size=0, val_size=0)
+    assert info.encoding.feature_names() == ("weight", "color=blue", "color=red", "color=<missing>", "color=<unknown>")
+    np.testing.assert_array_equal(d["X_train"], [[1.5, 1, 0, 0, 0], [2.5, 0, 1, 0, 0], [1, 1, 0, 0, 0]])
+    mixed = labelled(tmp_path / "mixed.csv", "label,weight,color", ["0,1.5,2", "1,2.5,red", "0,1,3"])
+    with pytest.raises(DataError, match=r"mixed\.csv: line 3, column 'color': 'red' is not a number, while other "
+                                        r"cells of the column are numbers \(such as '2'\): fix the cell, or declare "
+                                        r"the column categorical \(train\.data\.options\.categorical\)"):
+        load(mixed, test_size=0)
+    assert load(mixed, test_size=0, val_size=0, categorical=["color"])["X_train"].shape == (3, 1 + 3 + 2)
+    new = labelled(tmp_path / "new.csv", "f0,f1,f2", ["1,,3"])  # a model trained on numbers only
+    assert predict_error(model, new, capsys).endswith("new.csv: line 2, column 'f1': '' is empty: a missing value, "
+                                                      "which this model cannot fill (its training data had none, so "
+                                                      "it has no values to impute)")
 
 
 def test_a_hash_is_data_not_a_comment_in_training_as_in_predict(tmp_path):
@@ -108,5 +115,5 @@ def test_a_hash_is_data_not_a_comment_in_training_as_in_predict(tmp_path):
 def test_lines_are_counted_in_the_file_blank_lines_included(tmp_path):
     data = tmp_path / "gaps.csv"
     data.write_text("label,a\n0,1\n\n\n1,2\n0,x\n")
-    with pytest.raises(DataError, match=r"gaps\.csv: line 6, column 'a': 'x' is text"):
+    with pytest.raises(DataError, match=r"gaps\.csv: line 6, column 'a': 'x' is not a number"):
         load(data, test_size=0)

@@ -275,11 +275,12 @@ def test_csv_label_column_by_name_and_test_file_columns_must_match(tmp_path):
 
 
 @pytest.mark.parametrize("body, match", [
-    ("label,a\n0,1\n1,nan\n", r"line 3, column 'a': 'nan' is not a finite number"),
     ("label,a\n0,1\n1,inf\n", r"line 3, column 'a': 'inf' is not a finite number"),
-    ("label,a\n0,1\n1,abc\n", r"line 3, column 'a': 'abc' is text: categorical \(text\) features are not supported yet"),
+    ("label,a\n0,1\n1,abc\n", r"line 3, column 'a': 'abc' is not a number, while other cells of the column are "
+                              r"numbers \(such as '1'\): fix the cell, or declare the column categorical"),
     ("label,a\n0,1\n1\n", r"line 3 has 1 fields, expected 2"),
-    ("label,a\n0,1\n1,\n", r"line 3, column 'a': '' is empty"),
+    ("label,a\n0,1\n1,2\n,3\n", r"label column 'label', line 4: the label is missing \(''\)"),
+    ("label,a\n0,1\n?,2\n", r"label column 'label', line 3: the label is missing \('\?'\)"),
     ("label,a\n0,1\n1.5,2\n", r"whole numbers"),
     ("label,a\n", r"no data rows"),
     ("\n", r"empty"),
@@ -351,7 +352,7 @@ def test_bad_targets_are_located(tmp_path, y_train, match):
 
 def test_synthetic_and_idx_class_labels_as_float_targets(tmp_path):
     d = load("blobs", classes=2, target_shape=[1], val_size=0.1)
-    plain = load("blobs", classes=2, val_size=0.1)
+    plain = load("blobs", classes=2, val_size=0.1, stratify=False)  # float targets are not stratified
     for split in ("train", "val", "test"):
         assert d[f"y_{split}"].dtype == np.float32 and d[f"y_{split}"].shape == (len(plain[f"y_{split}"]), 1)
         np.testing.assert_array_equal(d[f"y_{split}"][:, 0], plain[f"y_{split}"])
@@ -739,5 +740,5 @@ def test_csv_class_names_given_map_the_labels(tmp_path):
 
 def test_csv_text_labels_with_a_bad_feature_name_its_line_and_field(tmp_path):
     csv = write_text_labels(tmp_path / "pets.csv", TEXT_ROWS[:3] + [("cat", "x1", 2.0)])  # type: ignore[list-item]
-    with pytest.raises(DataError, match=r"pets\.csv: line 5, column 'a': 'x1' is text: categorical"):
+    with pytest.raises(DataError, match=r"pets\.csv: line 5, column 'a': 'x1' is not a number, while other cells"):
         load(csv, label_column="kind")

@@ -79,8 +79,8 @@ def model(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("kind", ["csv", "npz", "idx"])
 def test_every_training_reader_refuses_a_value_not_finite_in_the_dtype(tmp_path, kind, value):
     path, place = write_source(kind, tmp_path, value)
-    with pytest.raises(DataError) as info:
-        load(path, dtype="float32", test_size=0 if kind == "csv" else None)
+    with pytest.raises(DataError) as info:  # a CSV's nan is a missing value, unless "missing" leaves it out
+        load(path, dtype="float32", **({"test_size": 0, "missing": ["", "?"]} if kind == "csv" else {}))
     message = str(info.value)
     assert path.name in message and f"{place}{BAD[value]}" in message, message
 

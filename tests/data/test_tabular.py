@@ -23,7 +23,6 @@ def write(path: Path, text: str) -> Path:
 
 @pytest.mark.parametrize("label, classes, problem", [
     ("2.50", None, "'2.50': class labels must be whole numbers"),
-    ("nan", None, "'nan': class labels must be whole numbers"),
     ("-3", None, "'-3': labels must be >= 0"),
     ("1e30", None, "'1e30': too large for a class index"),
     ("5", 3, "'5': out of range 0..2 (3 classes)"),
@@ -33,6 +32,21 @@ def test_a_bad_class_label_is_named_by_its_line_and_as_written(tmp_path, label, 
     with pytest.raises(DataError) as info:
         load(data, classes=classes, test_size=0)
     assert f"t.csv: label column 'y', line 5: label {problem}" in str(info.value)
+
+
+@pytest.mark.parametrize("label", ["", "NA", "nan", "?"])
+def test_a_missing_label_is_named_by_its_line(tmp_path, label):
+    for target_shape in (None, [1]):  # class labels, regression targets
+        data = write(tmp_path / "t.csv", f"y,a\n0,1\n\n1,2\n{label},3\n0,4\n")  # line 3 is blank
+        with pytest.raises(DataError) as info:
+            load(data, test_size=0, target_shape=target_shape)
+        assert f"t.csv: label column 'y', line 5: the label is missing ('{label}')" in str(info.value)
+
+
+def test_a_nan_label_is_no_class_when_nan_is_not_a_missing_marker(tmp_path):
+    data = write(tmp_path / "t.csv", "y,a\n0,1\n1,2\nnan,3\n")
+    with pytest.raises(DataError, match=r"t\.csv: label column 'y', line 4: label 'nan': class labels must be whole"):
+        load(data, test_size=0, missing=[])
 
 
 def test_a_target_that_does_not_fit_the_dtype_is_named_by_its_line(tmp_path):

@@ -344,7 +344,7 @@ def test_pytorch_exports_match_torch(path):
 
 
 def test_fixtures_cover_both_pytorch_exporters():
-    assert len(TORCH_MODELS) == 6
+    assert len(TORCH_MODELS) == 10
     for path in TORCH_MODELS:
         version = onnx.load(str(path)).opset_import[0].version
         assert version == (18 if path.stem.endswith("_dynamo") else 17)

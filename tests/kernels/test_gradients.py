@@ -74,17 +74,40 @@ GRADIENT_CASES: dict[str, GradientCase] = {
     "dropout_backward": GradientCase(  # the forward turns its uniforms (arg 2) into the mask
         "dropout_forward", wrt=(0,), output=3, grads=(2,),
         backward=lambda a, G: (G, a[2], _e(G))),
+    "col2im": GradientCase(  # the adjoint of the gather: d sum(G * cols) / dX
+        "im2col", wrt=(0,), output=7, grads=(7,),
+        backward=lambda a, G: (G, *a[1:7], _e(a[0]))),
+    "act_channel_bias_backward": GradientCase(
+        "channel_bias_act_forward", wrt=(0, 1), output=4, grads=(4, 5),
+        backward=lambda a, G: (G, a[4], a[2], a[3], _e(a[0]), _e(a[1]))),
+    "max_pool_backward": GradientCase(
+        "max_pool_forward", wrt=(0,), output=7, grads=(8,),
+        backward=lambda a, G: (G, a[0], *a[1:7], _e(a[0]))),
+    "avg_pool_backward": GradientCase(
+        "avg_pool_forward", wrt=(0,), output=7, grads=(7,),
+        backward=lambda a, G: (G, *a[1:7], _e(a[0]))),
+    "global_avg_pool_backward": GradientCase(
+        "global_avg_pool_forward", wrt=(0,), output=1, grads=(1,),
+        backward=lambda a, G: (G, _e(a[0]))),
+    "spatial_batchnorm_backward": GradientCase(
+        "spatial_batchnorm_train_forward", wrt=(0, 1, 2), output=7, grads=(4, 5, 6),
+        backward=lambda a, G: (G, a[8], a[1], a[9], _e(G), _e(a[1]), _e(a[2]))),
     "softmax_cross_entropy": _loss("softmax_cross_entropy"),
     # the example's probabilities go down to ~1e-4, where -log p curves as 1/p^2: a smaller step
     "cross_entropy": _loss("cross_entropy", h=1e-8),
     "svm_loss": _loss("svm_loss"),
     "mse_loss": _loss("mse_loss"),
     "sigmoid_bce_loss": _loss("sigmoid_bce_loss"),
+    "mae_loss": _loss("mae_loss"),
+    "huber_loss": _loss("huber_loss", grads=(3,)),
+    "weighted_softmax_cross_entropy": _loss("weighted_softmax_cross_entropy", grads=(3,)),
+    "weighted_sigmoid_bce_loss": _loss("weighted_sigmoid_bce_loss", grads=(3,)),
     "l2_penalty": _loss("l2_penalty", grads=(1,)),  # dW += l2 * W: checked from dW = 0
 }
 
 WITHOUT_GRADIENT: dict[str, str] = {
     "batchnorm_eval_forward": "eval mode only: never on a backward path",
+    "spatial_batchnorm_eval_forward": "eval mode only: never on a backward path",
     "affine_small_forward": "eval mode only (small-batch inference): never on a backward path",
     "affine_packed_forward": "eval mode only (inference on packed weights): never on a backward path",
     "affine_packed_forward_columns": "eval mode only (inference on packed weights): never on a backward path",

@@ -125,7 +125,132 @@ def ref_dropout_forward(X, rate, mask, out):  # noqa: ANN001, ANN202
     return None, {2: m, 3: f64(X) * m}
 
 
+def ref_huber(Y: np.ndarray, T: np.ndarray, delta: float, dY: np.ndarray) -> tuple[float, dict]:
+    """PyTorch's HuberLoss(delta), mean over all elements, and its gradient."""
+    d = f64(Y) - f64(T)
+    inside = np.abs(d) <= delta
+    loss = np.where(inside, 0.5 * d * d, delta * (np.abs(d) - 0.5 * delta))
+    return float(loss.mean()), {3: np.where(inside, d, delta * np.sign(d)) / Y.size}
+
+
+def ref_weighted_softmax_cross_entropy(X: np.ndarray, y: np.ndarray, w: np.ndarray,
+                                       dX: np.ndarray) -> tuple[float, dict]:
+    """PyTorch's CrossEntropyLoss(weight=w): sum_i w[y_i] l_i / sum_i w[y_i], written out per row."""
+    p = softmax64(X)
+    weights = f64(w)[y]
+    losses = -np.log(p[np.arange(len(y)), y])
+    total = weights.sum()
+    return float((weights * losses).sum() / total), {3: weights[:, None] * (p - onehot(y, X.shape[1])) / total}
+
+
+def bce_weights64(T: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Each target's weight: w[0] for 0, w[1] for 1, linear in between."""
+    return (1 - f64(T)) * float(w[0]) + f64(T) * float(w[1])
+
+
+def padded64(X, kh, kw, sh, sw, ph, pw, oh, ow):  # noqa: ANN001, ANN201
+    """X (N, C, H, W) in float64, zero-padded so that every window of an (oh, ow) output lies inside:
+    ph rows on top, pw columns on the left, as many as the output needs at the bottom/right."""
+    n, c, h, w = X.shape
+    rows, cols = max(h + ph, (oh - 1) * sh + kh), max(w + pw, (ow - 1) * sw + kw)
+    out = np.zeros((n, c, rows, cols))
+    out[:, :, ph:ph + h, pw:pw + w] = f64(X)
+    return out
+
+
+def windows64(X, kh, kw, sh, sw, ph, pw, oh, ow, fill=0.0):  # noqa: ANN001, ANN201
+    """(N, C, oh, ow, kh, kw): the window of every output position, `fill` in the padding."""
+    n, c, h, w = X.shape
+    padded = padded64(X, kh, kw, sh, sw, ph, pw, oh, ow)
+    inside = padded64(np.ones_like(X), kh, kw, sh, sw, ph, pw, oh, ow)
+    padded[inside == 0] = fill
+    out = np.empty((n, c, oh, ow, kh, kw))
+    for oy in range(oh):
+        for ox in range(ow):
+            out[:, :, oy, ox] = padded[:, :, oy * sh:oy * sh + kh, ox * sw:ox * sw + kw]
+    return out
+
+
+def ref_im2col(X, kh, kw, sh, sw, ph, pw, cols):  # noqa: ANN001, ANN202
+    win = windows64(X, kh, kw, sh, sw, ph, pw, cols.shape[1], cols.shape[2])
+    return None, {7: win.transpose(0, 2, 3, 1, 4, 5).reshape(cols.shape)}
+
+
+def ref_col2im(dcols, kh, kw, sh, sw, ph, pw, dX):  # noqa: ANN001, ANN202
+    """The adjoint, element by element: every dcols entry added to the input position it came from."""
+    n, c, h, w = dX.shape
+    out = np.zeros(dX.shape)
+    for b, oy, ox, q in np.ndindex(*dcols.shape):
+        ci, i, j = q // (kh * kw), (q // kw) % kh, q % kw
+        y, x = oy * sh + i - ph, ox * sw + j - pw
+        if 0 <= y < h and 0 <= x < w:
+            out[b, ci, y, x] += float(dcols[b, oy, ox, q])
+    return None, {7: out}
+
+
+def ref_max_pool_backward(dY, X, kh, kw, sh, sw, ph, pw, dX):  # noqa: ANN001, ANN202
+    out = np.zeros(X.shape)
+    win = windows64(X, kh, kw, sh, sw, ph, pw, dY.shape[2], dY.shape[3], fill=-np.inf)
+    for b, ci, oy, ox in np.ndindex(*dY.shape):
+        i, j = np.unravel_index(np.argmax(win[b, ci, oy, ox]), (kh, kw))
+        out[b, ci, oy * sh + i - ph, ox * sw + j - pw] += float(dY[b, ci, oy, ox])
+    return None, {8: out}
+
+
+def ref_avg_pool_backward(dY, kh, kw, sh, sw, ph, pw, dX):  # noqa: ANN001, ANN202
+    n, c, h, w = dX.shape
+    out = np.zeros(dX.shape)
+    for b, ci, oy, ox in np.ndindex(*dY.shape):
+        for i, j in np.ndindex(kh, kw):
+            y, x = oy * sh + i - ph, ox * sw + j - pw
+            if 0 <= y < h and 0 <= x < w:
+                out[b, ci, y, x] += float(dY[b, ci, oy, ox]) / (kh * kw)
+    return None, {7: out}
+
+
+def ref_spatial_batchnorm_train(X, gamma, beta, eps, mom, rm, rv, out, xhat, inv_std):  # noqa: ANN001, ANN202
+    """The per-feature reference on X moved to (N*S, C): spatial batchnorm is batchnorm over positions too."""
+    n, c, s = X.shape
+    _, flat = ref_batchnorm_train(f64(X).transpose(0, 2, 1).reshape(n * s, c), gamma, beta, eps, mom, rm, rv,
+                                  None, None, None)
+    return None, {5: flat[5], 6: flat[6], 7: flat[7].reshape(n, s, c).transpose(0, 2, 1),
+                  8: flat[8].reshape(n, s, c).transpose(0, 2, 1), 9: flat[9]}
+
+
+def ref_spatial_batchnorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):  # noqa: ANN001, ANN202
+    n, c, s = dY.shape
+
+    def rows(a):  # noqa: ANN001, ANN202
+        return f64(a).transpose(0, 2, 1).reshape(n * s, c)
+
+    flat = norm_backward64(rows(dY), rows(xhat), gamma, inv_std, axis=0)
+    return None, {4: flat[4].reshape(n, s, c).transpose(0, 2, 1), 5: flat[5], 6: flat[6]}
+
+
 REFERENCES = {
+    "im2col": ref_im2col,
+    "col2im": ref_col2im,
+    "channel_bias_act_forward": lambda Z, b, act, alpha, Y: (
+        None, {4: act64(f64(Z).transpose(0, 2, 1) + f64(b)[:, None], act, alpha)}),
+    "act_channel_bias_backward": lambda dY, Y, act, alpha, dZ, db: (
+        None, {4: (f64(dY) * act_slope64(Y, act, alpha)).transpose(0, 2, 1),
+               5: (f64(dY) * act_slope64(Y, act, alpha)).sum(axis=(0, 2))}),
+    "max_pool_forward": lambda X, kh, kw, sh, sw, ph, pw, Y: (
+        None, {7: windows64(X, kh, kw, sh, sw, ph, pw, Y.shape[2], Y.shape[3], fill=-np.inf).max(axis=(4, 5))}),
+    "max_pool_backward": ref_max_pool_backward,
+    "avg_pool_forward": lambda X, kh, kw, sh, sw, ph, pw, Y: (
+        None, {7: windows64(X, kh, kw, sh, sw, ph, pw, Y.shape[2], Y.shape[3]).sum(axis=(4, 5)) / (kh * kw)}),
+    "avg_pool_backward": ref_avg_pool_backward,
+    "global_avg_pool_forward": lambda X, Y: (None, {1: f64(X).mean(axis=2)}),
+    "global_avg_pool_backward": lambda dY, dX: (
+        None, {1: np.repeat(f64(dY)[:, :, None], dX.shape[2], axis=2) / dX.shape[2]}),
+    "spatial_batchnorm_train_forward": ref_spatial_batchnorm_train,
+    "spatial_batchnorm_eval_forward": lambda X, gamma, beta, rm, rv, eps, out: (
+        None,
+        {6: (f64(gamma) * (f64(X).transpose(0, 2, 1) - f64(rm)) / np.sqrt(f64(rv) + eps)
+             + f64(beta)).transpose(0, 2, 1)},
+    ),
+    "spatial_batchnorm_backward": ref_spatial_batchnorm_backward,
     "bias_act_forward": lambda Y, b, act, alpha: (None, {0: act64(f64(Y) + f64(b), act, alpha)}),
     "act_bias_backward": lambda dY, Y, act, alpha, dZ, db: (
         None,
@@ -157,6 +282,13 @@ REFERENCES = {
     "sigmoid_bce_loss": lambda X, T, dX: (
         np.mean(f64(T) * np.logaddexp(0, -f64(X)) + (1 - f64(T)) * np.logaddexp(0, f64(X))),
         {2: (act64(X, 3, 0.0) - f64(T)) / X.size},
+    ),
+    "mae_loss": lambda Y, T, dY: (np.mean(np.abs(f64(Y) - f64(T))), {2: np.sign(f64(Y) - f64(T)) / Y.size}),
+    "huber_loss": ref_huber,
+    "weighted_softmax_cross_entropy": ref_weighted_softmax_cross_entropy,
+    "weighted_sigmoid_bce_loss": lambda X, T, w, dX: (
+        np.mean(bce_weights64(T, w) * (f64(T) * np.logaddexp(0, -f64(X)) + (1 - f64(T)) * np.logaddexp(0, f64(X)))),
+        {3: bce_weights64(T, w) * (act64(X, 3, 0.0) - f64(T)) / X.size},
     ),
     "batchnorm_train_forward": ref_batchnorm_train,
     "batchnorm_eval_forward": lambda X, gamma, beta, rm, rv, eps, out: (
@@ -225,7 +357,7 @@ def tolerance(table: dict, name: str, args: tuple, dtype: np.dtype) -> dict:
     """Tolerances for `name`; norm backward scales atol by max(inv_std), the
     factor by which it amplifies rounding (316 for a zero-variance row)."""
     tol = dict(table[dtype])
-    if name in ("batchnorm_backward", "layernorm_backward"):
+    if name in ("batchnorm_backward", "layernorm_backward", "spatial_batchnorm_backward"):
         tol["atol"] *= max(1.0, float(np.max(args[3])))
     return tol
 

@@ -74,8 +74,8 @@ def test_predict_input_errors_are_one_line_naming_the_file(flowers, tmp_path, ca
     bad.write_text("f0,f1,f2,f3\n1,2,3,4\n1,2,x,4\n")
     assert main(["predict", str(flowers), "--data", str(bad)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].endswith("bad.csv: line 3, column 'f2': 'x' is text: categorical (text) features are not "
-                            "supported yet; drop the column or encode it as numbers")
+    assert err[-1].endswith("bad.csv: line 3, column 'f2': 'x' is text: this model reads numbers only (its training "
+                            "data had no text column)")
     assert main(["predict", str(flowers), "--data", str(tmp_path / "nowhere.csv")]) == 1
     assert "nowhere.csv: no such file" in capsys.readouterr().err
     with pytest.raises(SystemExit) as usage:
@@ -133,6 +133,54 @@ def test_predict_reads_arrays_and_idx_images(tmp_path, capsys, kind):
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     expected = net.forward(images.reshape(9, 12).astype(np.float32) / np.float32(255)).argmax(axis=1)
     assert [int(r[0]) for r in rows[1:]] == expected.tolist()
+
+
+def cnn_model(folder: Path) -> gn.CompiledNetwork:
+    """A saved CNN over images [1, 4, 3] (conv, max pooling, dense) that scales raw pixels by 1/255."""
+    spec = gn.parse_network({
+        "inputs": {"x": {"shape": [1, 4, 3]}}, "labels": {"y": {"classes": 3}},
+        "nodes": [{"id": "c", "op": "conv2d", "inputs": ["x"], "filters": 4, "kernel": 2, "padding": "same",
+                   "activation": "relu"},
+                  {"id": "p", "op": "max_pool2d", "inputs": ["c"], "kernel": 2},
+                  {"id": "fc", "op": "affine", "inputs": ["p"], "units": 3},
+                  {"id": "loss", "op": "softmax_cross_entropy", "inputs": ["fc", "y"]}],
+        "outputs": ["fc"], "loss": "loss"})
+    net = gn.compile(spec, batch_size=4, seed=1)
+    net.preprocessing = Preprocessing("x", (4, 3), "scale", np.zeros(()), np.array(255.0))
+    net.save(folder)
+    return net
+
+
+@pytest.mark.parametrize("kind", ["npy-NHW", "npz-NCHW", "idx", "npy-NCHW-float"])
+def test_predict_feeds_image_files_to_a_cnn(tmp_path, capsys, kind):
+    """Images as (N, H, W) or (N, C, H, W), uint8 raw or float, in .npy, .npz or IDX."""
+    net = cnn_model(tmp_path / "model")
+    images = np.random.default_rng(0).integers(0, 256, (9, 4, 3), dtype=np.uint8)
+    path = tmp_path / {"npy-NHW": "x.npy", "npz-NCHW": "x.npz", "idx": "x-images-idx3-ubyte",
+                       "npy-NCHW-float": "f.npy"}[kind]
+    if kind == "npy-NHW":
+        np.save(path, images)
+    elif kind == "npz-NCHW":
+        np.savez(path, X=images[:, None])
+    elif kind == "idx":
+        path.write_bytes(idx_images(images))
+    else:
+        np.save(path, images[:, None].astype(np.float64))
+    assert main(["predict", str(tmp_path / "model"), "--data", str(path), "--batch-size", "4"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    expected = net.forward(images[:, None].astype(np.float32) / np.float32(255)).argmax(axis=1)
+    assert [int(r[0]) for r in rows[1:]] == expected.tolist()
+    loaded = gn.load_checkpoint(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.params["c.W"], net.params["c.W"])
+    assert loaded.params["c.W"].shape == (4, 1, 2, 2)
+
+
+def test_predict_refuses_images_of_another_size_naming_both_shapes(tmp_path, capsys):
+    cnn_model(tmp_path / "model")
+    np.save(tmp_path / "big.npy", np.zeros((2, 5, 5), np.uint8))
+    assert main(["predict", str(tmp_path / "model"), "--data", str(tmp_path / "big.npy")]) == 1
+    err = capsys.readouterr().err
+    assert "(5, 5)" in err and "(4, 3)" in err and "Traceback" not in err
 
 
 def test_predict_regression_values_and_binary_0_1(tmp_path, capsys):

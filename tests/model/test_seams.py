@@ -1,8 +1,10 @@
 """One model on every path: every way a model is made, crossed with every way it is served.
 
-The data are raw features on very different scales (standardized inside the model),
-text class labels (class names inside the model) and a label column among the feature
-columns (feature columns, by name, inside the model). A route that drops any part of the
+The data are raw features on very different scales (standardized inside the model), a
+text column and missing cells (categories one-hot and missing cells imputed inside the
+model, with a category the training data never saw in the test rows), text class labels
+(class names inside the model) and a label column among the feature columns (feature
+columns, by name, inside the model). A route that drops any part of the
 model record (graphnet.model.record) serves different predictions than it reports in
 metrics.json, or a different record than one process trains: a new route or a new piece
 of model state fails here until every path carries it.
@@ -23,19 +25,21 @@ from graphnet.model.record import ModelRecord
 from graphnet.training.distributed import find_mpiexec
 
 from tests._support.extras import HAVE_MPI4PY
-from tests._support.task_data import SPECIES, named_classes, write_named_csv
+from tests._support.task_data import SOILS, SPECIES, flowers_table, write_table_csv
 
 HAVE_ONNX = all(__import__("importlib").util.find_spec(name) for name in ("onnx", "onnxruntime"))
 HAVE_OPTUNA = __import__("importlib").util.find_spec("optuna") is not None
 EPOCHS = 12
-SERVE_ORDER = ["id", "f3", "species", "f1", "f0", "f2"]  # another order than training's, and an extra column
+COLUMNS = ["f0", "f1", "f2", "f3", "soil"]
+SERVE_ORDER = ["id", "f3", "soil", "species", "f1", "f0", "f2"]  # another order than training's, and an extra column
+WIDTH = 4 + len(SOILS) + 2  # the numbers, then the soils with the missing and unknown slots
 
 
 def run_document(data: Path, test_file: Path, **train: object) -> dict:
     return {
         "network": {
             "name": "flowers",
-            "inputs": {"x": {"shape": [4]}},
+            "inputs": {"x": {"shape": [WIDTH]}},
             "labels": {"y": {"classes": 3}},
             "nodes": [{"id": "fc1", "op": "affine", "inputs": ["x"], "units": 16, "activation": "relu"},
                       {"id": "fc2", "op": "affine", "inputs": ["fc1"], "units": 3},
@@ -57,16 +61,17 @@ def write_run(path: Path, document: dict) -> Path:
 def world(tmp_path_factory):
     """The data files and the one-process run every other route is compared with."""
     root = tmp_path_factory.mktemp("seams")
-    X, names = named_classes(300, seed=4)
-    train_csv = write_named_csv(root / "train.csv", X[:240], names[:240])
-    test_csv = write_named_csv(root / "test.csv", X[240:], names[240:])
+    X, names = flowers_table(300, seed=4, unseen=3)
+    train_csv = write_table_csv(root / "train.csv", X[:240], names[:240], COLUMNS)
+    test_csv = write_table_csv(root / "test.csv", X[240:], names[240:], COLUMNS)
     with open(root / "serve.csv", "w", newline="") as handle:  # the test rows, columns reordered by name
         writer = csv.writer(handle)
         writer.writerow(SERVE_ORDER)
         for i, (x, name) in enumerate(zip(X[240:], names[240:])):
-            cells = {"id": str(i), "species": name, **{f"f{j}": repr(float(v)) for j, v in enumerate(x)}}
+            cells = {"id": str(i), "species": name,
+                     **{c: "" if v is None else v if isinstance(v, str) else repr(float(v)) for c, v in zip(COLUMNS, x)}}
             writer.writerow([cells[column] for column in SERVE_ORDER])
-    write_named_csv(root / "features.csv", X[240:], None)  # the test rows' features alone, in order
+    write_table_csv(root / "features.csv", X[240:], None, COLUMNS)  # the test rows' features alone, in order
     document = run_document(train_csv, test_csv)
     run_file = write_run(root / "flowers.json", document)
     assert main(["train", str(run_file), "--out", str(root / "one"), "--no-progress"]) == 0
@@ -185,12 +190,12 @@ def served_by_onnx_runtime(run: Path, world: dict, route: str, capsys) -> np.nda
     if not HAVE_ONNX:
         pytest.skip("ONNX is in the [onnx] extra: pip install 'graphnet[onnx]'")
     import onnx
-    from tests._support.onnx_checks import run_ort
+    from tests._support.onnx_checks import run_ort, table_feeds
 
     model = run / "served.onnx"
     assert main(["export", str(run), str(model)]) == 0
     names = json.loads({p.key: p.value for p in onnx.load(str(model)).metadata_props}["graphnet.class_names"])
-    scores = run_ort(model, {"x": world["X_test"].astype(np.float32)})["fc2"]
+    scores = run_ort(model, table_feeds(model, world["X_test"]))["fc2"]
     return np.asarray(names)[scores.argmax(axis=1)]
 
 
@@ -215,8 +220,11 @@ def test_every_route_serves_the_model_it_reports(world, route, serving, capsys):
 
 def comparable(record: ModelRecord, columns: bool) -> tuple[dict, dict]:
     meta, arrays = record.saved()
-    if not columns:
+    if not columns:  # the columns of arrays are their indices
         meta["preprocessing"].update(feature_names=None, label_column=None)
+        meta["encoding"]["named"] = None
+        for column in meta["encoding"]["columns"]:
+            column["name"] = None
     return meta, arrays
 
 
@@ -224,11 +232,14 @@ def comparable(record: ModelRecord, columns: bool) -> tuple[dict, dict]:
 @pytest.mark.parametrize("route", ROUTES)
 def test_every_route_makes_the_whole_model_record(world, route):
     """Every route's checkpoint holds the record one process trains: the same preprocessing
-    (mode, columns, fitted values to float32 rounding: an ONNX model stores them as float32)
-    and class names."""
+    (mode, columns, fitted values to float32 rounding: an ONNX model stores them as float32),
+    class names and column encoding (the kinds of the columns, the training split's soils
+    and the median of f1)."""
     expected_meta, expected_arrays = comparable(ModelRecord.of(gn.load_checkpoint(one_process(world))),
                                                 knows_columns(route))
-    meta, arrays = comparable(ModelRecord.of(gn.load_checkpoint(made(route, world))), True)
+    assert [c["kind"] for c in expected_meta["encoding"]["columns"]] == ["number"] * 4 + ["category"]
+    assert expected_meta["encoding"]["columns"][4]["categories"] == list(SOILS)
+    meta, arrays = comparable(ModelRecord.of(gn.load_checkpoint(made(route, world))), knows_columns(route))
     assert meta == expected_meta
     assert arrays.keys() == expected_arrays.keys()
     for key in arrays:

@@ -107,6 +107,6 @@ def test_accuracies_by_hand():
 
 
 def test_score_reports_what_fits_the_task():
-    assert set(score("regression", np.zeros((2, 1)), np.ones((2, 1)))) == {"rmse", "r2"}
+    assert set(score("regression", np.zeros((2, 1)), np.ones((2, 1)))) == {"rmse", "mae", "r2"}
     assert set(score("binary", np.zeros(2, np.int64), np.ones((2, 1)))) == {"accuracy"}
     assert set(score("classification", np.zeros(2, np.int64), np.ones(2, np.int64))) == {"accuracy"}

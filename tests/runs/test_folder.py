@@ -110,7 +110,8 @@ def test_the_run_folder_writers_write_what_graphnet_reads_back(tmp_path):
     assert gn.parse_run((tmp_path / "run.json").read_text()) == run
     assert json.loads((tmp_path / "history.json").read_text()) == [
         {"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.75, "val_accuracy": None, "val_loss": None,
-         "learning_rate": 0.01, "seconds": 0.25}]
+         "learning_rate": 0.01, "seconds": 0.25, "val_balanced_accuracy": None, "val_f1_macro": None,
+         "val_f1_weighted": None, "val_log_loss": None, "val_roc_auc": None, "val_pr_auc": None}]
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"test_accuracy": 0.5, "warnings": []}
     assert {p.name for p in tmp_path.iterdir()} <= set(RUN_FILES)
     assert not interrupted_before_first_epoch(tmp_path)  # history.json has an epoch
@@ -187,7 +188,9 @@ def test_run_json_holds_every_train_setting_and_no_schema_reference(tmp_path):
                                                                 "beta2": 0.999, "epsilon": 1e-08},
                                 "schedule": {"kind": "constant", "warmup_epochs": 0.0}, "epochs": 10,
                                 "batch_size": 128, "seed": 0, "clip_norm": None, "dtype": "float32",
-                                "backend": None, "eval_batch_size": 1000, "init_from": None}
+                                "backend": None, "eval_batch_size": 1000, "init_from": None, "class_weight": None,
+                                "early_stopping": None,
+                                "freeze": [], "tensorboard": None, "mlflow": None}
     assert set(written["train"]) == set(TrainSpec.model_fields)
     assert written["schema_version"] == 1
     assert gn.parse_run((tmp_path / "run.json").read_text()) == run.model_copy(update={"schema_ref": None})

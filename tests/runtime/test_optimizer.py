@@ -251,7 +251,8 @@ def test_the_allocation_counter_counts():
     assert sizes == []
 
 
-STEADY = [("fashion_mlp", 32), ("fashion_mlp", 20), ("fc_bn_dropout", 32), ("fc_bn_dropout", 20)]
+STEADY = [("fashion_mlp", 32), ("fashion_mlp", 20), ("fc_bn_dropout", 32), ("fc_bn_dropout", 20),
+          ("fashion_cnn", 32), ("fashion_cnn", 9)]
 STEADY_IDS = [f"{name}-n{n}" for name, n in STEADY]
 
 

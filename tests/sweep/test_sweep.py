@@ -105,8 +105,10 @@ def test_int_bounds_must_be_integers(tmp_path):
 def test_an_unknown_metric_is_refused_with_a_suggestion(tmp_path):
     [line] = problems(tmp_path, sweep_doc(metric="val_acc"))
     assert line.endswith("metric: a classification run has no metric 'val_acc'; did you mean 'val_accuracy'? "
-                         "(known: val_accuracy, test_accuracy, train_accuracy, val_loss, test_loss, train_loss, "
-                         "final_loss)")
+                         "(known: val_accuracy, test_accuracy, train_accuracy, val_balanced_accuracy, "
+                         "test_balanced_accuracy, train_balanced_accuracy, val_f1_macro, test_f1_macro, train_f1_macro, "
+                         "val_f1_weighted, test_f1_weighted, train_f1_weighted, val_log_loss, test_log_loss, "
+                         "train_log_loss, val_loss, test_loss, train_loss, final_loss)")
 
 
 def test_a_regression_run_is_judged_by_rmse_or_r2(tmp_path):

@@ -174,3 +174,43 @@ def test_init_from_reads_the_sources_columns_by_name(standardized_source, tmp_pa
     assert result.net.preprocessing.feature_names == ("f0", "f1", "f2", "f3")
     assert result.history[0].train_loss < 0.5
     assert result.metrics["test_accuracy"] > 0.9
+
+
+def test_an_imported_models_head_fine_tunes_with_its_body_frozen(task, tmp_path):
+    """The usual fine-tuning: the ONNX import's body kept as PyTorch trained it, its head trained."""
+    from graphnet.interop.onnx_import import from_onnx
+
+    imported = from_onnx(ONNX_FIXTURES / "mlp_bn_dynamo.onnx")
+    document = fine_tune_run(str(task), str(ONNX_FIXTURES / "mlp_bn_dynamo.onnx"), epochs=3)
+    document["train"]["freeze"] = ["affine_0"]
+    result = gn.train(gn.parse_run(document), out=tmp_path / "run", log=None, progress=False)
+    net = result.net
+    for name in ("affine_0.W", "affine_0.b"):
+        np.testing.assert_array_equal(net.params[name], imported.params[name])
+    assert not np.allclose(net.params["affine_4.W"], imported.params["affine_4.W"])
+    head = net.params["affine_4.W"].size + net.params["affine_4.b"].size
+    optimizer_state = np.load(tmp_path / "run" / "checkpoint" / "weights.npz")
+    assert optimizer_state["optim/m"].shape == optimizer_state["optim/v"].shape == (head,)  # the head's alone
+    served = gn.load_checkpoint(tmp_path / "run")
+    np.testing.assert_array_equal(served.params["affine_0.W"], imported.params["affine_0.W"])
+
+
+def test_an_imported_pytorch_cnn_fine_tunes_from_its_weights(tmp_path):
+    """A CNN torch.export wrote (conv, max/avg pooling, flatten, dense): init_from starts at torch's
+    outputs, and training on images of its input shape moves it."""
+    fixture = np.load(ONNX_FIXTURES / "cnn_bn.npz")
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((200, 1, 10, 10)).astype(np.float32)
+    y = (X[:, 0, :5].mean(axis=(1, 2)) > 0).astype(np.int64) + (X[:, 0, 5:].mean(axis=(1, 2)) > 0)
+    path = tmp_path / "images.npz"
+    np.savez(path, X_train=X[:160], y_train=y[:160], X_test=X[160:], y_test=y[160:])
+    network = imported_spec("cnn_bn_dynamo")
+    assert {"conv2d", "max_pool2d", "avg_pool2d"} <= {n["op"] for n in network["nodes"]}
+    start = gn.parse_run(fine_tune_run(str(path), str(ONNX_FIXTURES / "cnn_bn_dynamo.onnx"), epochs=1,
+                                       learning_rate=1e-12, rule="sgd", network=imported_spec("cnn_bn_dynamo")))
+    assert_close(gn.train(start, progress=False).net.forward(fixture["X"]), fixture["y"], rtol=1e-4,
+                 what="after init_from")
+    tuned = gn.train(gn.parse_run(fine_tune_run(str(path), str(ONNX_FIXTURES / "cnn_bn_dynamo.onnx"), epochs=3,
+                                                network=network)), progress=False)
+    assert not np.allclose(tuned.net.forward(fixture["X"]), fixture["y"], atol=1e-3)
+    assert tuned.net.params[next(n for n in tuned.net.params if n.endswith(".W"))].ndim == 4

@@ -35,7 +35,7 @@ def test_run_folder_contents(reference):
     out = reference.out
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["checkpoint", "history.json", "history.jsonl", "metrics.json", "run.json", "run_id.txt"]
-        + (["learning_curve.png"] if HAVE_MATPLOTLIB else []))
+        + (["learning_curve.png", "confusion_matrix.png"] if HAVE_MATPLOTLIB else []))
     assert gn.parse_run((out / "run.json").read_text()) == make_run()
     history = json.loads((out / "history.json").read_text())
     assert history == [asdict(r) for r in reference.history] and len(history) == 6
@@ -92,7 +92,8 @@ def test_same_seed_same_run(reference):
 def test_log_lines_and_progress_bar(capsys):
     lines: list[str] = []
     gn.train(make_run(epochs=2), log=lines.append, progress=True)
-    assert [line.split()[:2] for line in lines[:2]] == [["epoch", "1/2"], ["epoch", "2/2"]]
+    assert lines[0] == "data: train/validation/test splits stratified by class (train.data.options.stratify)"
+    assert [line.split()[:2] for line in lines[1:3]] == [["epoch", "1/2"], ["epoch", "2/2"]]
     assert lines[-1].startswith("test accuracy")
     assert "epoch 1/2" in capsys.readouterr().err  # tqdm writes to stderr
 
@@ -305,9 +306,15 @@ def test_resume_accepts_a_run_json_with_cosmetic_edits(tmp_path):
 
 # ---- regression and binary tasks -----------------------------------------------------------
 
-CLASSIFICATION_KEYS = {"test_accuracy", "val_accuracy", "train_accuracy", "test_loss", "final_loss", "epochs",
-                       "wall_time_seconds", "interrupted", "warnings"}
+SCORES = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "log_loss")
+CLASSIFICATION_KEYS = {f"{split}_{name}" for split in ("test", "val", "train") for name in SCORES} | {
+    "test_per_class", "test_confusion_matrix", "val_per_class", "val_confusion_matrix",
+    "test_loss", "val_loss", "final_loss", "epochs", "wall_time_seconds", "interrupted", "warnings"}
+BINARY_KEYS = CLASSIFICATION_KEYS | {f"{split}_{name}" for split in ("test", "val", "train")
+                                     for name in ("roc_auc", "pr_auc")} | {"decision_threshold"}
 RECORD_KEYS = {"epoch", "train_loss", "val_loss", "learning_rate", "seconds"}
+CLASSIFICATION_RECORD_KEYS = RECORD_KEYS | {"train_accuracy", "val_accuracy", "val_balanced_accuracy", "val_f1_macro",
+                                            "val_f1_weighted", "val_log_loss", "val_roc_auc", "val_pr_auc"}
 
 
 def test_classification_metrics_gain_only_test_loss(reference):
@@ -318,8 +325,7 @@ def test_classification_metrics_gain_only_test_loss(reference):
     # the eval-mode loss over the whole test split (l2 term included)
     assert metrics["test_loss"] == pytest.approx(reference.net.evaluate_loss(data["X_test"], data["y_test"]),
                                                  rel=1e-6)
-    assert set(json.loads((reference.out / "history.json").read_text())[0]) == \
-        RECORD_KEYS | {"train_accuracy", "val_accuracy"}
+    assert set(json.loads((reference.out / "history.json").read_text())[0]) == CLASSIFICATION_RECORD_KEYS
 
 
 def test_regression_trains_from_a_csv_with_a_float_target(tmp_path):
@@ -328,12 +334,12 @@ def test_regression_trains_from_a_csv_with_a_float_target(tmp_path):
     result = gn.train(gn.parse_run(task_run("regression", str(data), features=3)), out=tmp_path / "run",
                       log=lines.append, progress=False)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert set(metrics) == {"test_rmse", "test_r2", "val_rmse", "val_r2", "train_rmse", "train_r2", "test_loss",
-                            "final_loss", "epochs", "wall_time_seconds", "interrupted", "warnings"}
+    assert set(metrics) == {f"{split}_{name}" for split in ("test", "val", "train") for name in ("rmse", "mae", "r2")} \
+        | {"test_loss", "val_loss", "final_loss", "epochs", "wall_time_seconds", "interrupted", "warnings"}
     assert metrics["test_r2"] > 0.9 and metrics["val_r2"] > 0.9, metrics
     assert metrics["test_loss"] == pytest.approx(metrics["test_rmse"] ** 2, rel=1e-4)  # mse, no l2
     history = json.loads((tmp_path / "run" / "history.json").read_text())
-    assert set(history[0]) == RECORD_KEYS | {"train_rmse", "train_r2", "val_rmse", "val_r2"}
+    assert set(history[0]) == RECORD_KEYS | {"train_rmse", "train_r2", "val_rmse", "val_r2", "val_mae"}
     assert history[-1]["val_rmse"] < 0.5 * history[0]["val_rmse"]
     assert history == [asdict(r) for r in result.history]
     assert "val RMSE" in lines[0] and "val R2" in lines[0] and "%" not in lines[0]
@@ -345,7 +351,7 @@ def test_binary_trains_from_an_npz_of_0_1_labels(tmp_path):
     result = gn.train(gn.parse_run(task_run("binary", str(data), features=2)), out=tmp_path / "run",
                       log=None, progress=False)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert set(metrics) == CLASSIFICATION_KEYS
+    assert set(metrics) == BINARY_KEYS
     assert metrics["test_accuracy"] > 0.8 and metrics["val_accuracy"] > 0.8, metrics
     assert result.history[-1].train_accuracy > 0.8
     assert metrics["test_loss"] < 0.5  # a binary cross-entropy well under chance's log 2
@@ -687,12 +693,12 @@ def test_resume_refuses_the_checkpoint_of_another_run_naming_what_differs(tmp_pa
     with pytest.raises(gn.CheckpointError) as info:
         gn.train(None, resume=mine, epochs=4, log=None, progress=False)
     crc = {folder: meta["run"]["labels_crc32"] for folder, meta in metas.items()}
-    assert crc[mine] != crc[other]  # the seed also draws the validation split
+    # spiral's examples come class by class, so splits stratified by class keep the same labels in the same order
+    assert crc[mine] == crc[other]
     mine_id, other_id = ((folder / "run_id.txt").read_text().strip() for folder in (mine, other))
     assert str(info.value) == (
         f"{mine / 'checkpoint' / ARRAYS_FILE}: not a checkpoint of the run in {mine}: it has run id {other_id} "
-        f"(run_id.txt: {mine_id}); seed 6 (run.json: 5); training data of {SPIRAL_TRAIN} examples with labels "
-        f"CRC-32 {crc[other]} (the data now: {SPIRAL_TRAIN} examples, CRC-32 {crc[mine]}); resuming would "
+        f"(run_id.txt: {mine_id}); seed 6 (run.json: 5); resuming would "
         f"continue another run's trajectory and replace this run's history: resume the run folder it comes "
         f"from (or restore this run's data and settings), or train this run anew")
     assert files_of(mine) == before

@@ -10,6 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from ...kernels import RELU, get_backend
+from .conv_layers import (
+    conv_backward_naive,
+    conv_forward_naive,
+    max_pool_backward_naive,
+    max_pool_forward_naive,
+    spatial_batchnorm_backward,
+    spatial_batchnorm_forward,
+)
 from .layers import (
     affine_backward,
     affine_forward,
@@ -29,6 +37,12 @@ __all__ = [
     "affine_bn_relu_backward",
     "affine_ln_relu_forward",
     "affine_ln_relu_backward",
+    "conv_relu_forward",
+    "conv_relu_backward",
+    "conv_relu_pool_forward",
+    "conv_relu_pool_backward",
+    "conv_bn_relu_forward",
+    "conv_bn_relu_backward",
 ]
 
 
@@ -107,3 +121,51 @@ def _affine_norm_relu_backward(norm_backward, dout, cache):  # noqa: ANN001, ANN
     da, dgamma, dbeta = norm_backward(dh, norm_cache)
     dx, dw, db = affine_backward(da, fc_cache)
     return dx, dw, db, dgamma, dbeta
+
+
+# ---- convolutional sandwiches (CS231n layer_utils) ---------------------------------------------
+
+
+def conv_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict) -> tuple[np.ndarray, tuple]:
+    """out = relu(conv(x, w) + b), x (N, C, H, W) -> (N, F, H', W'); cache (conv_cache, relu_cache = out)."""
+    a, conv_cache = conv_forward_naive(x, w, b, conv_param)
+    get_backend().act_forward(a, RELU, 0.0, a)
+    return a, (conv_cache, a)
+
+
+def conv_relu_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of conv_relu_forward: dx, dw, db."""
+    conv_cache, out = cache
+    return conv_backward_naive(relu_backward(dout, out), conv_cache)
+
+
+def conv_relu_pool_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict,
+                           pool_param: dict) -> tuple[np.ndarray, tuple]:
+    """max_pool(relu(conv(x, w) + b)); cache (conv_cache, relu_cache, pool_cache)."""
+    a, (conv_cache, relu_cache) = conv_relu_forward(x, w, b, conv_param)
+    out, pool_cache = max_pool_forward_naive(a, pool_param)
+    return out, (conv_cache, relu_cache, pool_cache)
+
+
+def conv_relu_pool_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of conv_relu_pool_forward: dx, dw, db."""
+    conv_cache, relu_cache, pool_cache = cache
+    return conv_relu_backward(max_pool_backward_naive(dout, pool_cache), (conv_cache, relu_cache))
+
+
+def conv_bn_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+                         conv_param: dict, bn_param: dict) -> tuple[np.ndarray, tuple]:
+    """relu(spatial_batchnorm(conv(x, w) + b)); cache (conv_cache, bn_cache, relu_cache = out)."""
+    a, conv_cache = conv_forward_naive(x, w, b, conv_param)
+    an, bn_cache = spatial_batchnorm_forward(a, gamma, beta, bn_param)
+    get_backend().act_forward(an, RELU, 0.0, an)
+    return an, (conv_cache, bn_cache, an)
+
+
+def conv_bn_relu_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, ...]:
+    """Gradients of conv_bn_relu_forward: dx, dw, db, dgamma, dbeta."""
+    conv_cache, bn_cache, out = cache
+    dan, dgamma, dbeta = spatial_batchnorm_backward(relu_backward(dout, out), bn_cache)
+    dx, dw, db = conv_backward_naive(dan, conv_cache)
+    return dx, dw, db, dgamma, dbeta
+

@@ -6,6 +6,10 @@ against ``cs231n.layers`` runs unchanged::
 
     from graphnet.homework.cs231n.layers import affine_forward, affine_backward, softmax_loss
 
+The convolutional layers (``conv_forward_naive``, ``max_pool_forward_naive``,
+``spatial_batchnorm_forward``, ... and their ``_fast`` names) live in
+``conv_layers.py`` and are importable from here, as the homework does.
+
 The arithmetic is done by the kernels of ``graphnet.kernels.get_backend()``
 (``$GRAPHNET_BACKEND`` or numba); GEMMs run in BLAS. Each function allocates
 only the arrays it returns (outputs and the cache).
@@ -32,6 +36,25 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ...kernels import IDENTITY, RELU, SIGMOID, TANH, fill_uniform, get_backend
+from . import conv_layers
+from .arrays import as_float, as_labels, float_dtype, running_stat, writable
+from .conv_layers import (  # noqa: F401  (the homework imports them from layers)
+    SpatialNormCache,
+    conv_backward,
+    conv_backward_fast,
+    conv_backward_naive,
+    conv_forward,
+    conv_forward_fast,
+    conv_forward_naive,
+    max_pool_backward,
+    max_pool_backward_fast,
+    max_pool_backward_naive,
+    max_pool_forward,
+    max_pool_forward_fast,
+    max_pool_forward_naive,
+    spatial_batchnorm_backward,
+    spatial_batchnorm_forward,
+)
 
 __all__ = [
     "affine_forward",
@@ -52,43 +75,8 @@ __all__ = [
     "dropout_forward",
     "dropout_backward",
     "NormCache",
+    *conv_layers.__all__,
 ]
-
-
-# ---- helpers ------------------------------------------------------------------------------------
-
-
-def float_dtype(*arrays: Any) -> np.dtype:
-    """The float dtype to compute in: float32 or float64 (see the module docstring)."""
-    dtype = np.result_type(*[np.asarray(a).dtype for a in arrays])
-    if dtype == np.float32 or dtype == np.float64:
-        return dtype
-    if dtype.kind == "f" and dtype.itemsize < 4:
-        return np.dtype(np.float32)
-    return np.dtype(np.float64)
-
-
-def as_float(a: Any, dtype: np.dtype) -> np.ndarray:
-    """`a` as a C-contiguous array of `dtype` (no copy when it already is one)."""
-    return np.ascontiguousarray(a, dtype=dtype)
-
-
-def as_labels(y: Any, n: int) -> np.ndarray:
-    """Class labels (N,) as C-contiguous int64; ValueError for a wrong length or fractional values."""
-    y = np.asarray(y)
-    if y.dtype.kind == "f":
-        if not np.all(np.isfinite(y)) or not np.array_equal(y, np.round(y)):
-            raise ValueError("labels must be integers")
-    elif y.dtype.kind not in "iub":
-        raise ValueError(f"labels must be integers, got dtype {y.dtype}")
-    y = y.reshape(-1)
-    if y.shape[0] != n:
-        raise ValueError(f"expected {n} labels, got {y.shape[0]}")
-    return np.ascontiguousarray(y, dtype=np.int64)
-
-
-def _writable(a: np.ndarray) -> np.ndarray:
-    return a if a.flags.writeable else a.copy()
 
 
 # ---- affine ---------------------------------------------------------------------------------------
@@ -117,7 +105,7 @@ def affine_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndar
     n = np.shape(x)[0]
     x2 = as_float(x, dtype).reshape(n, -1)
     w_ = as_float(w, dtype)
-    d = _writable(as_float(dout, dtype))
+    d = writable(as_float(dout, dtype))
     dx = np.empty(x2.shape, dtype)
     dw = np.empty(w_.shape, dtype)
     db = np.empty(w_.shape[1], dtype)
@@ -224,13 +212,6 @@ def _norm_inputs(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> tuple[np
     return x_, as_float(gamma, dtype).reshape(-1), as_float(beta, dtype).reshape(-1)
 
 
-def _running_stat(bn_param: dict, key: str, d: int, dtype: np.dtype) -> np.ndarray:
-    value = bn_param.get(key)
-    if value is None:
-        return np.zeros(d, dtype)
-    return np.array(value, dtype=dtype, copy=True).reshape(d)
-
-
 def batchnorm_forward(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict
 ) -> tuple[np.ndarray, NormCache | None]:
@@ -249,8 +230,8 @@ def batchnorm_forward(
     x_, g, b = _norm_inputs(x, gamma, beta)
     n, d = x_.shape
     kernels = get_backend()
-    running_mean = _running_stat(bn_param, "running_mean", d, x_.dtype)
-    running_var = _running_stat(bn_param, "running_var", d, x_.dtype)
+    running_mean = running_stat(bn_param, "running_mean", d, x_.dtype)
+    running_var = running_stat(bn_param, "running_var", d, x_.dtype)
     out = np.empty((n, d), x_.dtype)
     cache: NormCache | None = None
     if mode == "train":

@@ -45,7 +45,7 @@ def _blobs(n_train=60, n_val=30, features=4, classes=3):
 
 def _small_fashion_mnist():
     try:
-        data = gd.load("fashion-mnist")
+        data = gd.load("fashion-mnist", stratify=False)  # the examples the seeded overfit below was tuned on
     except DataError:  # not installed: a synthetic stand-in of the same shape
         X, y = gd.blobs(points=30, classes=10, features=784, std=4.0, seed=0)
         order = np.random.default_rng(0).permutation(len(X))

@@ -38,7 +38,7 @@ def spiral_run(tmp_path_factory) -> Path:
 def test_train_writes_the_run_folder(spiral_run):
     assert sorted(p.name for p in spiral_run.iterdir()) == sorted(
         ["checkpoint", "history.json", "history.jsonl", "metrics.json", "run.json", "run_id.txt"]
-        + (["learning_curve.png"] if HAVE_MATPLOTLIB else []))
+        + (["learning_curve.png", "confusion_matrix.png"] if HAVE_MATPLOTLIB else []))
     assert sorted(p.name for p in (spiral_run / "checkpoint").iterdir()) == ["network.json", ARRAYS_FILE]
     metrics = json.loads((spiral_run / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.9, metrics
@@ -63,7 +63,7 @@ def test_eval_prints_accuracy_and_confusion_matrix(spiral_run, capsys):
     matrix = np.array([row[1:] for row in rows])
     assert matrix.sum() == int(match.group(2)) == 60
     assert np.trace(matrix) / matrix.sum() == pytest.approx(metrics["test_accuracy"])
-    assert len(out) == 6
+    assert out[6] == "" and out[7].split() == ["precision", "recall", "f1-score", "support"]  # the report follows
 
 
 @pytest.mark.slow
@@ -127,7 +127,7 @@ def test_cli_trains_regression_on_an_npz(tmp_path):
 def test_eval_of_a_regression_run_prints_loss_rmse_and_r2(regression_run, capsys):
     assert main(["eval", str(regression_run)]) == 0
     out = capsys.readouterr().out.splitlines()
-    match = re.fullmatch(r".*linear\.csv test: loss (\S+)  RMSE (\S+)  R2 (\S+) on 80 examples", out[0])
+    match = re.fullmatch(r".*linear\.csv test: loss (\S+)  RMSE (\S+)  MAE \S+  R2 (\S+) on 80 examples", out[0])
     assert match and len(out) == 1, out
     metrics = json.loads((regression_run / "metrics.json").read_text())
     assert float(match.group(1)) == pytest.approx(metrics["test_loss"], rel=1e-3)
@@ -143,7 +143,7 @@ def test_eval_of_a_binary_run_prints_accuracy_and_a_2x2_confusion_matrix(binary_
     assert match, out
     metrics = json.loads((binary_csv_run / "metrics.json").read_text())
     assert float(match.group(1)) == pytest.approx(100 * metrics["test_accuracy"], abs=0.005)
-    assert out[2].split() == ["0", "1"] and len(out) == 5
+    assert out[2].split() == ["0", "1"] and out[5] == "" and "ROC AUC" in out[-1]
     matrix = np.array([[int(v) for v in line.split()[1:]] for line in out[3:5]])
     assert matrix.sum() == 80 and np.trace(matrix) / 80 == pytest.approx(metrics["test_accuracy"])
 
@@ -291,7 +291,7 @@ def test_a_closed_stdout_does_not_stop_training(tmp_path):
     finally:
         if train.poll() is None:
             train.kill()
-    assert first.startswith(b"epoch   1/300 ")
+    assert first.startswith(b"data: train/validation/test splits stratified by class")
     assert stderr == "graphnet train: stdout was closed; going on without printing\n"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 300 and metrics["interrupted"] is False

@@ -264,3 +264,24 @@ def test_a_missing_data_file_is_one_line(tmp_path):
     assert done.returncode == 1
     lines = error_lines(done.stderr)
     assert len(lines) == 1 and "missing.npz" in lines[0] and lines[0].startswith("graphnet train: ")
+
+
+@needs_mpi
+def test_two_ranks_stop_early_keep_frozen_weights_and_log_once(tmp_path):
+    """Early stopping is rank 0's verdict heard by every rank, the best state is what both serve,
+    frozen parameters stay on every rank, and rank 0 alone writes TensorBoard's events."""
+    run = spiral_run(tmp_path, "early", optimizer={"rule": "sgd", "learning_rate": 0.5}, batch_size=33, epochs=20,
+                     data={"name": "spiral", "val_size": 0.2}, freeze=["fc1.b"],
+                     early_stopping={"metric": "val_loss", "patience": 2, "min_delta": 1e6})
+    one = gn.train(run, out=tmp_path / "one", log=None, progress=False)
+    done = graphnet_on_two_ranks("train", str(run), "--out", "two", "--no-progress", "--tensorboard", "tb",
+                                 cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert one.metrics["best_epoch"] == two["best_epoch"] == 1 and two["epochs"] == 3
+    assert done.stdout.count("early stopping: val_loss has not improved") == 1
+    served = gn.load_checkpoint(tmp_path / "two")
+    np.testing.assert_allclose(served.params["fc1.W"], one.net.params["fc1.W"], rtol=1e-4, atol=1e-6)
+    start = gn.compile(gn.load(run).network, seed=gn.load(run).train.seed)
+    np.testing.assert_array_equal(weights(tmp_path / "two")["param/fc1.b"], start.params["fc1.b"])
+    assert len(list((tmp_path / "tb").iterdir())) == 1  # one event file: rank 0's

@@ -1,0 +1,2 @@
+"""Run folders: what a run folder holds and who may write it (`folder`, `lock`).
+"""
