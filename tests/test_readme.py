@@ -47,8 +47,8 @@ VENV = "python3 -m venv .venv && . .venv/bin/activate && "
 
 
 def _command(heading: str) -> str:
-    """The one-line ```bash block under a README heading."""
-    [command] = _bash_blocks(_section((ROOT / "README.md").read_text(), heading))
+    """The first ```bash block under a README heading (as .ci/run reads it), one line."""
+    command = _bash_blocks(_section((ROOT / "README.md").read_text(), heading))[0]
     assert "\n" not in command, f"the command under '{heading}' is not one line"
     return command
 
