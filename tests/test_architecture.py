@@ -1,7 +1,7 @@
 """The layering docs/architecture.md draws, checked over every module of the package:
 function-local imports included, no import upward, no cycle between modules, no private
-name taken from another module nor another object's private attribute read, the kernels on numpy and numba alone, and `import
-graphnet` light."""
+name taken from another module nor another object's private attribute read, the kernels
+on numpy and numba alone, and `import graphnet` light."""
 from __future__ import annotations
 
 import ast
