@@ -1,9 +1,11 @@
 """The layering docs/architecture.md draws, checked over every module of the package:
 function-local imports included, no import upward, no cycle between modules, no private
-name taken from another module, the kernels on numpy and numba alone. That `import graphnet` stays
-light (a fresh interpreter): tests/system/test_architecture.py."""
+name taken from another module nor another object's private attribute read, the kernels
+on numpy and numba alone. That `import graphnet` stays light (a fresh interpreter):
+tests/system/test_architecture.py."""
 from __future__ import annotations
 
+import ast
 import sys
 from collections import defaultdict
 
@@ -146,6 +148,36 @@ def test_no_import_cycle_between_modules():
 
 def test_no_private_name_is_imported_across_modules():
     assert private_imports(EDGES) == []
+
+
+# Private attributes of other libraries' objects that graphnet reads on purpose, each said where it is read.
+FOREIGN_PRIVATE_ATTRIBUTES = {"_Environ",  # os._Environ: the type of os.environ
+                              "_cache"}  # numba's dispatcher cache (kernels/_jit.py says why)
+
+
+def private_attribute_reads(source: str, where: str) -> list[str]:
+    """`obj._name` reads in `source` where obj is not self, cls or super(): another object's private state."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")):
+            continue
+        owner = node.value
+        if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
+            continue
+        if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "super":
+            continue
+        if node.attr not in FOREIGN_PRIVATE_ATTRIBUTES:
+            found.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_module_reads_another_objects_private_attributes():
+    found = [hit for path in every_file() for hit in private_attribute_reads(path.read_text(), str(path.relative_to(ROOT)))]
+    assert found == []
+
+
+def test_the_private_attribute_scan_finds_a_read():
+    assert private_attribute_reads("graph._by_id.get(x)\nself._y\nsuper()._z()", "m.py") == ["m.py:1: graph._by_id"]
 
 
 def test_the_kernels_import_only_numpy_and_numba():

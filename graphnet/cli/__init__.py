@@ -26,7 +26,13 @@ from typing import Callable, Sequence
 
 from ..errors import GraphnetError, SpecError, SpecWarning
 from ..system.console import silence_stdout
-from ..system.interrupts import forget_stop, interrupted_exit_code, stop_message, stop_signals_interrupt
+from ..system.interrupts import (
+    forget_stop,
+    interrupted_exit_code,
+    stop_message,
+    stop_noted,
+    stop_signals_interrupt,
+)
 from . import deploy_commands, spec_commands, tool_commands, train_commands  # noqa: F401  (they register)
 from .parser import build_parser
 from .registry import COMMANDS
@@ -98,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"graphnet {args.command}: {_os_error_line(error)}", file=sys.stderr)
         return 1
     except Exception as error:  # an internal error: one line, the traceback on request
+        if stop_noted():  # a signal that a library caught, failing its own cleanup: still a stop
+            print(stop_message(args.command), file=sys.stderr)
+            return interrupted_exit_code()
         if os.environ.get("GRAPHNET_DEBUG"):
             raise
         print(f"graphnet {args.command}: internal error: {type(error).__name__}: {error} "

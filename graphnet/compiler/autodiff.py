@@ -34,7 +34,7 @@ class Schedule:
 
 def ancestors(graph: Graph, targets: list[str]) -> set[str]:
     """The targets and every value they are computed from."""
-    return upstream(targets, lambda name: graph.node(name).inputs if name in graph._by_id else ())
+    return upstream(targets, lambda name: node.inputs if (node := graph.find_node(name)) is not None else ())
 
 
 def _needs_grad(graph: Graph, frozen: frozenset[str] = frozenset()) -> set[str]:

@@ -29,7 +29,7 @@ def _fusable_producer(graph: Graph, node: GraphNode, kind: str,
                       decisions: list[FusionDecision]) -> tuple[GraphNode, FusionRule] | None:
     """The producer of the node's first input and their rule of `kind` in the fusion table,
     if only this node reads it; when a rule matches but cannot fire, the decision says why."""
-    producer = graph._by_id.get(node.inputs[0])
+    producer = graph.find_node(node.inputs[0])
     rule = FUSION_RULES.get((producer.op, node.op)) if producer is not None else None
     if producer is None or rule is None or rule.kind != kind:
         return None

@@ -83,6 +83,10 @@ class Graph:
     def node(self, node_id: str) -> GraphNode:
         return self._by_id[node_id]
 
+    def find_node(self, node_id: str) -> GraphNode | None:
+        """The node `node_id`; None for an input, a label or an unknown name."""
+        return self._by_id.get(node_id)
+
     @cached_property
     def _by_id(self) -> dict[str, GraphNode]:
         return {node.id: node for node in self.nodes}

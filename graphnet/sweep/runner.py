@@ -25,7 +25,13 @@ from typing import Any, Callable, Mapping
 from ..errors import GraphnetError
 from ..system.console import line_printer
 from ..system.fileio import make_folder, remove_stale_temporaries
-from ..system.interrupts import die_with_parent, interrupted_exit_code, raise_interrupt, stop_signals_interrupt
+from ..system.interrupts import (
+    die_with_parent,
+    interrupted_exit_code,
+    raise_interrupt,
+    stop_noted,
+    stop_signals_interrupt,
+)
 from ..training.tracking import end_parent_run, start_parent_run
 from .report import (
     BEST_FILE,
@@ -139,6 +145,9 @@ class Objective:
         except GraphnetError as error:
             self._fail(trial, params, "; ".join(str(error).splitlines()))
         except Exception as error:  # an internal error: the trial fails, the sweep goes on
+            if stop_noted():  # a signal a library caught, failing its cleanup: the trial was stopped
+                trial.set_user_attr("interrupted", True)
+                raise KeyboardInterrupt from error
             self._fail(trial, params, f"internal error: {type(error).__name__}: {error}")
         finally:
             trial.set_user_attr("seconds", time.perf_counter() - started)
@@ -244,6 +253,10 @@ def worker_main(plan: WorkerPlan) -> None:
     except GraphnetError as error:
         print(f"graphnet sweep: {error}", file=sys.stderr, flush=True)
         sys.exit(1)
+    except Exception:
+        if stop_noted():  # the signal hit optuna's storage mid-commit, whose cleanup then failed
+            sys.exit(interrupted_exit_code())
+        raise
 
 
 def _sampler_seed(seed: int | None, done: int, worker: int) -> int | None:

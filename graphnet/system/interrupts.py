@@ -41,6 +41,12 @@ def forget_stop() -> None:
     _stopped_by.clear()
 
 
+def stop_noted() -> bool:
+    """Whether a stop signal reached this process since the last `forget_stop` (a library that
+    catches the KeyboardInterrupt and fails its own cleanup raises something else: still a stop)."""
+    return bool(_stopped_by)
+
+
 def stopped_by() -> int:
     """The stop signal this process received last; SIGINT when none was noted (a bare KeyboardInterrupt)."""
     return _stopped_by[0] if _stopped_by else signal.SIGINT

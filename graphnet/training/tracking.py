@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -93,10 +92,11 @@ class TensorBoardLog:
     def __init__(self, settings: TensorBoardSpec, first_epoch: int) -> None:
         writer = require_tensorboard()
         self.histograms = settings.histograms
-        # tensorboardX names an event file by the second it opened it: a resume within the
-        # same second would truncate the first file, so each writer adds its own suffix.
+        # tensorboardX names an event file by the second it opened it, and TensorBoard reads the
+        # files in name order: a resume within the same second would truncate the first file, so
+        # each writer adds the nanosecond it started (fixed width, so names sort as times do).
         self.writer = writer(settings.dir, purge_step=first_epoch if first_epoch > 1 else None,
-                             filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}")
+                             filename_suffix=f".{time.time_ns():020d}.{os.getpid()}")
 
     def epoch(self, record: AnyEpochRecord, net: Any) -> None:
         for name, value in epoch_scalars(record).items():

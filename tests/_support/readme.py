@@ -31,8 +31,8 @@ def section(text: str, heading: str) -> str:
 
 
 def readme_command(heading: str) -> str:
-    """The one-line ```bash block under a README heading."""
-    [command] = bash_blocks(section((ROOT / "README.md").read_text(), heading))
+    """The first ```bash block under a README heading (as .ci/run reads it), one line."""
+    command = bash_blocks(section((ROOT / "README.md").read_text(), heading))[0]
     assert "\n" not in command, f"the command under '{heading}' is not one line"
     return command
 

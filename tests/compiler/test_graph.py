@@ -87,6 +87,15 @@ OP_CASES: dict[str, list[Case]] = {
     "mse": [Case({"op": "mse", "inputs": ["x", "t"]}, (), labels=TARGETS),
             Case({"op": "mse", "inputs": ["img", "t"]}, (), inputs={"img": [2, 2]}, labels={"t": {"shape": [2, 2]}})],
     "mae": [Case({"op": "mae", "inputs": ["x", "t"]}, (), labels=TARGETS)],
+    "conv2d": [
+        Case({"op": "conv2d", "inputs": ["img"], "filters": 4, "kernel": 3}, (4, 3, 4), {"n.W": (4, 2, 3, 3), "n.b": (4,)},
+             inputs={"img": [2, 5, 6]}),
+        Case({"op": "conv2d", "inputs": ["img"], "filters": 3, "kernel": [1, 3], "stride": 2, "padding": "same",
+              "bias": False, "activation": "relu"}, (3, 3, 3), {"n.W": (3, 2, 1, 3)}, inputs={"img": [2, 5, 6]})],
+    "max_pool2d": [Case({"op": "max_pool2d", "inputs": ["img"], "kernel": 2}, (2, 2, 3), inputs={"img": [2, 5, 6]})],
+    "avg_pool2d": [Case({"op": "avg_pool2d", "inputs": ["img"], "kernel": 3, "stride": 1, "padding": 1}, (2, 5, 6),
+                        inputs={"img": [2, 5, 6]})],
+    "global_avg_pool": [Case({"op": "global_avg_pool", "inputs": ["img"]}, (2,), inputs={"img": [2, 5, 6]})],
     "huber": [Case({"op": "huber", "inputs": ["x", "t"], "delta": 0.5}, (), labels=TARGETS)],
     "sigmoid_binary_cross_entropy": [
         Case({"op": "sigmoid_binary_cross_entropy", "inputs": ["x", "t"]}, (), labels=TARGETS),

@@ -19,6 +19,7 @@ from graphnet.system.interrupts import (
     is_interrupted_exit,
     note_stop,
     stop_message,
+    stop_noted,
     stop_signals_interrupt,
 )
 
@@ -38,6 +39,27 @@ def test_the_exit_code_is_128_plus_the_stop_signal():
     note_stop(signal.SIGUSR1)  # what mpiexec forwards from graphnet's launcher: a Ctrl-C passed on
     assert interrupted_exit_code() == 130
     forget_stop()
+
+
+def test_a_signal_a_library_swallowed_is_still_a_stop_not_an_internal_error(monkeypatch, capsys):
+    """A library that catches the KeyboardInterrupt and fails its own cleanup (SQLAlchemy's commit
+    raising AssertionError under optuna) raises something else: the command still stops with 143."""
+    from graphnet import cli
+
+    def command_hit_by_sigterm(args):  # noqa: ANN001, ANN202
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler raises KeyboardInterrupt here
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise AssertionError("a library's cleanup failed") from None
+
+    monkeypatch.setitem(cli.COMMANDS, "schema", command_hit_by_sigterm)
+    with stop_signals_interrupt():
+        assert cli.main(["schema"]) == 143
+    assert capsys.readouterr().err.strip() == "graphnet schema: terminated (SIGTERM)"
+    assert stop_noted()
+    forget_stop()
+    assert not stop_noted()
 
 
 @pytest.mark.parametrize("code,stopped", [(130, True), (143, True), (-signal.SIGINT, True), (-signal.SIGTERM, True),
