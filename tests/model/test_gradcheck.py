@@ -29,7 +29,11 @@ def test_zoo_is_not_empty():
 # ---- the zoo ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ZOO, ids=[p.stem for p in ZOO])
+# the Fashion CNN's gradcheck takes about 3 s
+ZOO_CASES = [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem == "fashion_cnn" else []) for p in ZOO]
+
+
+@pytest.mark.parametrize("path", ZOO_CASES)
 def test_zoo_gradcheck(path):
     spec = zoo_network(path)
     net = gn.compile(spec, batch_size=6, dtype="float64", backend="numba", seed=0)

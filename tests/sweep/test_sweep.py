@@ -297,6 +297,7 @@ def test_an_unusable_storage_url_is_one_line(optuna, tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and "secret" not in err
 
 
+@pytest.mark.slow
 def test_a_study_of_another_sweep_is_refused(optuna, tmp_path):
     out = tmp_path / "sweep"
     run_sweep(write(tmp_path / "sweep.json", sweep_doc(run=spiral_run(epochs=2))), trials=1, out=out,

@@ -75,6 +75,7 @@ def test_without_the_extra_the_flag_names_it(flag, module, extra, tmp_path, monk
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 @needs_mlflow
 def test_mlflow_logs_params_every_epoch_and_the_run_folder(tmp_path, monkeypatch):
     from mlflow import MlflowClient

@@ -20,6 +20,9 @@ from tests._support.commands import graphnet
 from tests._support.extras import HAVE_ONNX
 from tests._support.task_data import ADULT_CLASSES, ADULT_COLUMNS, ADULT_WIDTH, adult_like, write_table_csv
 
+# every test here reads the run one `graphnet train` child process trains (about 3 s)
+pytestmark = pytest.mark.slow
+
 # rows to serve: an unseen workclass and education, empty and "?" cells, a missing age
 NEW_ROWS = np.array([[52.0, "Private", "Masters", "Female", 45.0],
                      [None, "Unknown-job", "PhD", "Male", 38.5],

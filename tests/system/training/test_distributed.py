@@ -266,6 +266,7 @@ def test_a_missing_data_file_is_one_line(tmp_path):
     assert len(lines) == 1 and "missing.npz" in lines[0] and lines[0].startswith("graphnet train: ")
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_two_ranks_stop_early_keep_frozen_weights_and_log_once(tmp_path):
     """Early stopping is rank 0's verdict heard by every rank, the best state is what both serve,
