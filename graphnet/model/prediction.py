@@ -12,7 +12,8 @@ Inputs (raw features, as in training; the model's preprocessing applies):
   column encoding (trained on a table: graphnet.data.columns) reads the cells as
   text: categories, numbers and missing cells (imputed); a category unseen in
   training goes to the unknown slot.
-- ``.npy`` (memory-mapped) or ``.npz`` with an array ``X``: (N, *raw shape).
+- ``.npy`` (memory-mapped) or ``.npz`` with an array ``X``: (N, *raw shape); not for a
+  model whose categories are texts (an array of numbers cannot hold them).
 - IDX images (``*-ubyte``, ``.gz`` or plain; plain files are memory-mapped).
 
 Every value (of a number column) must be a finite number in the model's dtype
@@ -60,11 +61,25 @@ def read_examples(net: CompiledNetwork, path: str | Path, chunk: int = CHUNK) ->
     name = path.name.lower()
     if name.endswith(CSV_SUFFIXES):
         return _csv_examples(net, path, chunk)
+    _refuse_numbers_for_text_categories(net, path)
     if name.endswith((".npy", ".npz")):
         return _array_chunks(_array_file(path), chunk, path, "X", net.dtype)
     if "ubyte" in name or "idx" in name:
         return _array_chunks(map_idx(path), chunk, path, "images", net.dtype)
     raise DataError(f"{path}: unsupported file; expected a .csv, .npy, .npz (with X) or IDX images file")
+
+
+def _refuse_numbers_for_text_categories(net: CompiledNetwork, path: Path) -> None:
+    """An array file holds numbers without column names: a model whose categories are texts
+    would read every row's categories as unseen, so it takes a CSV naming its columns."""
+    if net.encoding is None:
+        return
+    textual = [column.name for column in net.encoding.columns
+               if column.kind == "category" and not all(is_number(c) for c in column.categories)]
+    if textual:
+        raise DataError(f"{path}: this model reads a table whose categories are texts "
+                        f"(columns {quoted_list(textual)}); give a CSV file with a header naming its columns "
+                        f"({quoted_list(net.encoding.names)})")
 
 
 def _array_chunks(X: np.ndarray, chunk: int, path: Path, name: str, dtype: np.dtype) -> Iterator[np.ndarray]:

@@ -75,6 +75,17 @@ class Setup:
     good_checkpoint: Path | None    # the checkpoint a NonFiniteError may call "last good": the one resumed from
 
 
+def check_something_trains(run: RunSpec) -> None:
+    """SpecError when a name in train.freeze is no parameter, or when the frozen parameters
+    (train.freeze and nodes with "trainable": false) are all the network has."""
+    graph = build_graph(run.network)
+    frozen = frozen_params(run.network, graph, run.train.freeze)
+    if graph.params and len(frozen) == len(graph.params):
+        place = "train.freeze" if run.train.freeze else "network.nodes"
+        raise SpecError([(place, f"every parameter is frozen ({', '.join(sorted(frozen))}): nothing would train; "
+                                 "leave at least one node trainable")])
+
+
 def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | Path | None,
            data: str | Mapping[str, Any] | None, epochs: int | None, batch_size: int | None,
            learning_rate: float | None, resume: str | Path | None, backend: str | None, overwrite: bool,
@@ -92,8 +103,7 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
     as_saved = run
     run = with_overrides(run, epochs, batch_size, learning_rate, data)
     check_trackers_installed(run)  # at once, before the data is loaded
-    if run.train.freeze:  # names that are no parameter: refused before the data is loaded too
-        frozen_params(run.network, build_graph(run.network), run.train.freeze)
+    check_something_trains(run)  # before the data is loaded too
     if resume is None:
         run = with_absolute_init_from(with_absolute_data(run))
         if folder is not None and writer:

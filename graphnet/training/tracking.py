@@ -31,9 +31,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..errors import GraphnetError
 from ..runs.folder import MLFLOW_RUN_FILE
@@ -120,7 +121,22 @@ def mlflow_client(settings: MlflowSpec) -> tuple[Any, Any, str]:
         uri = Path(uri).resolve().as_uri()  # a plain path: the file store there
     if uri.startswith("file:"):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    return mlflow, mlflow.MlflowClient(tracking_uri=uri), uri
+    with mlflow_errors(uri):
+        return mlflow, mlflow.MlflowClient(tracking_uri=uri), uri
+
+
+@contextmanager
+def mlflow_errors(uri: str) -> Iterator[None]:
+    """MLflow's own errors in the block (an unsupported scheme, a server that does not answer)
+    as a GraphnetError naming the tracking URI, in one line."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as error:
+        lines = str(error).strip().splitlines()
+        raise GraphnetError(f"--mlflow (train.mlflow.tracking_uri) {uri}: "
+                            f"{(lines[0] if lines else type(error).__name__)[:300]}") from None
 
 
 def experiment_id(client: Any, name: str) -> str:
@@ -131,14 +147,16 @@ def experiment_id(client: Any, name: str) -> str:
 
 def start_parent_run(settings: MlflowSpec, name: str, tags: dict[str, str]) -> str:
     """A new MLflow run to hold a sweep's trials as its children; its id."""
-    _, client, _ = mlflow_client(settings)
-    return client.create_run(experiment_id(client, settings.experiment), run_name=name, tags=tags).info.run_id
+    _, client, uri = mlflow_client(settings)
+    with mlflow_errors(uri):
+        return client.create_run(experiment_id(client, settings.experiment), run_name=name, tags=tags).info.run_id
 
 
 def end_parent_run(settings: MlflowSpec, run_id: str, interrupted: bool) -> None:
     """Mark a sweep's parent run finished (killed when the sweep was interrupted)."""
-    _, client, _ = mlflow_client(settings)
-    client.set_terminated(run_id, "KILLED" if interrupted else "FINISHED")
+    _, client, uri = mlflow_client(settings)
+    with mlflow_errors(uri):
+        client.set_terminated(run_id, "KILLED" if interrupted else "FINISHED")
 
 
 class MlflowLog:
@@ -148,10 +166,15 @@ class MlflowLog:
                  say: Callable[[str], None]) -> None:
         mlflow, self.client, uri = mlflow_client(settings)
         self.entities, self.out = mlflow.entities, out
+        with mlflow_errors(uri):
+            self._start(settings, run, out, resumed, say, uri)
+
+    def _start(self, settings: MlflowSpec, run: RunSpec, out: Path | None, resumed: bool,
+               say: Callable[[str], None], uri: str) -> None:
         saved = _saved_run(out) if resumed else None
         if saved is not None:
             self.run_id, uri = saved
-            self.client = mlflow.MlflowClient(tracking_uri=uri)
+            self.client = require_mlflow().MlflowClient(tracking_uri=uri)
             self.client.update_run(self.run_id, status="RUNNING")
             say(f"mlflow: continuing run {self.run_id} at {uri}")
             return

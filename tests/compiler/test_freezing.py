@@ -122,3 +122,17 @@ def test_trainable_true_is_the_default_and_keeps_the_hash():
     default, explicit, frozen = (gn.parse_network(network(**flags)) for flags in ({}, {"fc1": True}, {"fc1": False}))
     assert spec_hash(default) == spec_hash(explicit) != spec_hash(frozen)
     assert "trainable" not in default.to_json() and '"trainable": false' in frozen.to_json()
+
+
+@pytest.mark.parametrize("how", ["trainable", "freeze"])
+def test_a_run_with_every_parameter_frozen_is_refused_before_it_trains(how, tmp_path, capsys):
+    document = network(fc1=False, bn=False, fc2=False) if how == "trainable" else json.loads(json.dumps(NETWORK))
+    train = {"data": "spiral", "epochs": 1, **({"freeze": ["fc1", "bn", "fc2"]} if how == "freeze" else {})}
+    run_file = tmp_path / "run.json"
+    run_file.write_text(json.dumps({"network": document, "train": train}))
+    assert main(["train", str(run_file), "--out", str(tmp_path / "out"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "every parameter is frozen (bn.beta, bn.gamma, fc1.W, fc1.b, fc2.W, fc2.b): nothing would train" in err
+    assert ("train.freeze" if how == "freeze" else "network.nodes") in err
+    assert not (tmp_path / "out").exists()
+    gn.compile(network(fc1=False, bn=False, fc2=False))  # an inference network may be all fixed

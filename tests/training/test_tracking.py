@@ -124,3 +124,13 @@ def test_a_sweeps_trials_are_child_runs_scored_by_their_best_epoch(optuna, tmp_p
     for row in result.rows:  # each trial scored by its best epoch: the least val_loss of its history
         history = json.loads((tmp_path / "sweep" / f"trial-{row.number}" / "history.json").read_text())
         assert row.value == min(record["val_loss"] for record in history)
+
+
+@needs_mlflow
+def test_a_tracking_uri_mlflow_cannot_use_is_a_located_error(tmp_path, capsys):
+    run = run_file(tmp_path, epochs=1)
+    assert main(["train", str(run), "--out", str(tmp_path / "run"), "--no-progress", "--mlflow", "zz://nowhere"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("graphnet train: --mlflow (train.mlflow.tracking_uri) zz://nowhere: ")
+    assert "internal error" not in err[-1]
+    assert not (tmp_path / "run").exists()

@@ -88,6 +88,16 @@ def test_predict_takes_raw_rows_with_unseen_categories_and_empty_cells(adult, tm
                                net.predict_proba(NEW_ROWS), rtol=1e-6)
 
 
+def test_an_array_file_is_refused_by_a_model_whose_categories_are_texts(adult, tmp_path, capsys):
+    """An .npy holds numbers without column names: every text category would be read as unseen."""
+    np.save(tmp_path / "rows.npy", np.zeros((3, len(ADULT_COLUMNS))))
+    assert main(["predict", str(adult["run"]), "--data", str(tmp_path / "rows.npy")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert ("rows.npy: this model reads a table whose categories are texts (columns 'workclass', 'education', "
+            "'sex'); give a CSV file with a header naming its columns") in captured.err
+
+
 def test_eval_of_a_raw_labelled_csv_scores_what_net_predict_predicts(adult, tmp_path, capsys):
     X, income = adult_like(200, seed=7)
     data = write_table_csv(tmp_path / "more.csv", X, income, ADULT_COLUMNS, label="income")
