@@ -103,6 +103,7 @@ def test_mlflow_logs_params_every_epoch_and_the_run_folder(tmp_path, monkeypatch
     assert {"metrics.json", "history.json", "run.json", "checkpoint"} <= artifacts
 
 
+@pytest.mark.slow
 @needs_mlflow
 def test_a_sweeps_trials_are_child_runs_scored_by_their_best_epoch(optuna, tmp_path):
     from mlflow import MlflowClient
