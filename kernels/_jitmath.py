@@ -199,12 +199,16 @@ def tanh_into(x, out):  # noqa: ANN001, ANN201
 
 
 @helper
+def sigmoid_from_exp_(x, e):  # noqa: ANN001, ANN201
+    """Logistic function of x, given e = exp(-|x|) (no overflow)."""
+    s = one_like(x) / (one_like(x) + e)
+    return s if x >= zero_like(x) else e * s
+
+
+@helper
 def sigmoid_(x):  # noqa: ANN001, ANN201
     """Logistic function, stable for any input (no overflow)."""
-    one = one_like(x)
-    e = exp_(-np.abs(x))
-    s = one / (one + e)
-    return s if x >= zero_like(x) else e * s
+    return sigmoid_from_exp_(x, exp_(-np.abs(x)))
 
 
 @helper
