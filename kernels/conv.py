@@ -127,6 +127,14 @@ def window_bounds(o, stride, pad, k, size, inside):  # noqa: ANN001, ANN201
     return max(lo, 0), min(lo + k, size)
 
 
+@helper
+def zero_plane(plane):  # noqa: ANN001, ANN201
+    """plane[:, :] = 0 for a 2-D array (an image channel)."""
+    for y in range(plane.shape[0]):
+        for x in range(plane.shape[1]):
+            plane[y, x] = 0
+
+
 def im2col_numpy(X: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, cols: np.ndarray) -> None:
     """cols[n, oy, ox, (c*kh + i)*kw + j] = X[n, c, oy*sh + i - ph, ox*sw + j - pw] (0 outside X).
 
@@ -152,9 +160,7 @@ def col2im_numba(dcols, kh, kw, sh, sw, ph, pw, dX):  # noqa: ANN001, ANN201
         raise ValueError("col2im: dcols (N, OH, OW, C*kh*kw), dX (N, C, H, W)")
     for b in range(n):
         for ci in range(c):
-            for y in range(h):
-                for x in range(w):
-                    dX[b, ci, y, x] = 0
+            zero_plane(dX[b, ci])
         for oy in range(oh):
             for i in range(kh):
                 y = oy * sh - ph + i

@@ -8,11 +8,24 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import helper, kernel
-from ._jitmath import exp_, sigmoid_from_exp_, tiny_like
+from ._jitmath import exp_, flat_operands, sigmoid_from_exp_, tiny_like
 from ._workspace import const, label_positions, scratch, sum64, sum_squares64
 from .activations import act_forward_numpy
 from .codes import SIGMOID
 from .softmax import exp_shifted_row
+
+
+@helper
+def softmax_cross_entropy_row(X, i, label, weight, dX):  # noqa: ANN001, ANN201
+    """dX[i] = weight * (softmax(X[i]) - onehot(label)); returns -log softmax(X[i])[label] in
+    float64. X, dX: (N, C), row i; weight in X's dtype."""
+    x_label = X[i, label]
+    m, s = exp_shifted_row(X, i, dX)
+    scale = weight / s
+    for j in range(X.shape[1]):
+        dX[i, j] *= scale
+    dX[i, label] -= weight
+    return np.log(np.float64(s)) - np.float64(x_label - m)
 
 
 @kernel
@@ -29,13 +42,7 @@ def softmax_cross_entropy_numba(X, y, dX):  # noqa: ANN001, ANN201
         label = y[i]
         if label < 0 or label >= c:
             raise ValueError("softmax_cross_entropy: labels must lie in [0, C)")
-        x_label = X[i, label]
-        m, s = exp_shifted_row(X, i, dX)
-        loss += np.log(np.float64(s)) - np.float64(x_label - m)
-        scale = inv_n / s
-        for j in range(c):
-            dX[i, j] *= scale
-        dX[i, label] -= inv_n
+        loss += softmax_cross_entropy_row(X, i, label, inv_n, dX)
     return loss / n
 
 
@@ -54,6 +61,16 @@ def softmax_row_losses(X: np.ndarray, pos: np.ndarray, dX: np.ndarray, losses: n
     np.subtract(row.reshape(-1), losses, out=losses)
 
 
+def minus_onehot_scaled(dX: np.ndarray, pos: np.ndarray, scale: np.ndarray, work: np.ndarray) -> None:
+    """dX[i] = scale_i * (dX[i] - onehot(label_i)) per row. dX: (N, C); pos (N,): the labels'
+    flat indices into dX; scale: () or (N,), in dX's dtype; work: (N,) scratch."""
+    flat = dX.reshape(-1)
+    np.multiply(dX, scale.reshape(-1, 1), out=dX)
+    np.take(flat, pos, out=work, mode="clip")
+    np.subtract(work, scale, out=work)
+    np.put(flat, pos, work, mode="clip")
+
+
 def softmax_cross_entropy_numpy(X: np.ndarray, y: np.ndarray, dX: np.ndarray) -> float:
     """Mean softmax cross-entropy of logits X (N, C) with int64 labels y (N,).
 
@@ -66,13 +83,9 @@ def softmax_cross_entropy_numpy(X: np.ndarray, y: np.ndarray, dX: np.ndarray) ->
     pos = label_positions(y, c, "softmax_cross_entropy.pos")
     picked = scratch("softmax_cross_entropy.picked", (n,), t)
     inv_n = const("softmax_cross_entropy.inv_n", 1.0 / n, t)
-    flat = dX.reshape(-1)
     softmax_row_losses(X, pos, dX, picked)
     loss = sum64(picked, "softmax_cross_entropy.loss") / n
-    np.multiply(dX, inv_n, out=dX)
-    np.take(flat, pos, out=picked, mode="clip")
-    np.subtract(picked, inv_n, out=picked)
-    np.put(flat, pos, picked, mode="clip")
+    minus_onehot_scaled(dX, pos, inv_n, picked)
     return loss
 softmax_cross_entropy_numba.__doc__ = softmax_cross_entropy_numpy.__doc__
 
@@ -181,17 +194,6 @@ def svm_loss_numpy(X: np.ndarray, y: np.ndarray, dX: np.ndarray) -> float:
     np.multiply(dX, const("svm_loss.inv_n", 1.0 / n, t), out=dX)
     return loss
 svm_loss_numba.__doc__ = svm_loss_numpy.__doc__
-
-
-@helper
-def flat_operands(A, B, C, message):  # noqa: ANN001, ANN201
-    """A, B and C as 1-D views; raises ValueError(message) unless they have one size."""
-    a = A.reshape(A.size)
-    b = B.reshape(B.size)
-    c = C.reshape(C.size)
-    if b.size != a.size or c.size != a.size:
-        raise ValueError(message)
-    return a, b, c
 
 
 @kernel

@@ -14,7 +14,7 @@ import numpy as np
 
 from ._jit import kernel
 from ._workspace import const, scratch
-from .conv import window_bounds, window_offsets, windows_inside_jit
+from .conv import window_bounds, window_offsets, windows_inside_jit, zero_plane
 
 
 @kernel
@@ -70,9 +70,7 @@ def max_pool_backward_numba(dY, X, kh, kw, sh, sw, ph, pw, dX):  # noqa: ANN001,
     for b in range(n):
         for ci in range(c):
             plane, grad = X[b, ci], dX[b, ci]
-            for y in range(h):
-                for x in range(w):
-                    grad[y, x] = 0
+            zero_plane(grad)
             for oy in range(oh):
                 y_lo, y_hi = window_bounds(oy, sh, ph, kh, h, inside)
                 for ox in range(ow):
@@ -164,9 +162,7 @@ def avg_pool_backward_numba(dY, kh, kw, sh, sw, ph, pw, dX):  # noqa: ANN001, AN
     inside = windows_inside_jit(h, w, oh, ow, kh, kw, sh, sw, ph, pw)
     for b in range(n):
         for ci in range(c):
-            for y in range(h):
-                for x in range(w):
-                    dX[b, ci, y, x] = 0
+            zero_plane(dX[b, ci])
             for oy in range(oh):
                 y_lo, y_hi = window_bounds(oy, sh, ph, kh, h, inside)
                 for ox in range(ow):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
+from ._jitmath import flat_operands
 from ._workspace import const, full_reduce, scratch
-from .losses import flat_operands
 
 
 @kernel

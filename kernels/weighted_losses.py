@@ -15,10 +15,15 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
-from ._jitmath import exp_, sigmoid_from_exp_
+from ._jitmath import exp_, flat_operands, sigmoid_from_exp_
 from ._workspace import const, label_positions, scratch, sum64
-from .losses import bce_terms, flat_operands, sigmoid_minus_target, softmax_row_losses
-from .softmax import exp_shifted_row
+from .losses import (
+    bce_terms,
+    minus_onehot_scaled,
+    sigmoid_minus_target,
+    softmax_cross_entropy_row,
+    softmax_row_losses,
+)
 
 
 @kernel
@@ -40,14 +45,7 @@ def weighted_softmax_cross_entropy_numba(X, y, w, dX):  # noqa: ANN001, ANN201
     for i in range(n):
         label = y[i]
         weight = w[label]
-        x_label = X[i, label]
-        m, s = exp_shifted_row(X, i, dX)
-        loss += np.float64(weight) * (np.log(np.float64(s)) - np.float64(x_label - m))
-        row_scale = weight * inv_total
-        scale = row_scale / s
-        for j in range(c):
-            dX[i, j] *= scale
-        dX[i, label] -= row_scale
+        loss += np.float64(weight) * softmax_cross_entropy_row(X, i, label, weight * inv_total, dX)
     return loss / total
 
 
@@ -64,15 +62,11 @@ def weighted_softmax_cross_entropy_numpy(X: np.ndarray, y: np.ndarray, w: np.nda
     weights = scratch("weighted_softmax_cross_entropy.weights", (n,), t)
     np.take(w, y, out=weights, mode="clip")  # the labels were checked above
     total = sum64(weights, "weighted_softmax_cross_entropy.total")
-    flat = dX.reshape(-1)
     softmax_row_losses(X, pos, dX, picked)
     np.multiply(picked, weights, out=picked)
     loss = sum64(picked, "weighted_softmax_cross_entropy.loss") / total
     np.multiply(weights, const("weighted_softmax_cross_entropy.inv_total", 1.0 / total, t), out=weights)
-    np.multiply(dX, weights.reshape(n, 1), out=dX)
-    np.take(flat, pos, out=picked, mode="clip")
-    np.subtract(picked, weights, out=picked)
-    np.put(flat, pos, picked, mode="clip")
+    minus_onehot_scaled(dX, pos, weights, picked)
     return loss
 weighted_softmax_cross_entropy_numba.__doc__ = weighted_softmax_cross_entropy_numpy.__doc__
 
