@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from procbench import SETTLE_SECONDS, ContenderSkipped, Workers, add_timing_options, summarize  # noqa: E402
+from procbench import SETTLE_SECONDS, Workers, add_timing_options, require, summarize  # noqa: E402
 from report import add_results_option, write_report  # noqa: E402
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "fashion_cnn.json"
@@ -100,10 +100,7 @@ def graphnet_contender(config: dict) -> dict:
 
 
 def torch_contender(config: dict) -> dict:
-    try:
-        import torch
-    except ImportError as error:
-        raise ContenderSkipped("not installed (torch)") from error
+    torch = require("torch")
     from cnn_peers import torch_model
 
     torch.set_num_threads(_threads(config))
@@ -141,10 +138,7 @@ def torch_contender(config: dict) -> dict:
 
 
 def jax_contender(config: dict) -> dict:
-    try:
-        import jax
-    except ImportError as error:
-        raise ContenderSkipped("not installed (jax)") from error
+    jax = require("jax")
     from cnn_peers import jax_loss, jax_model
 
     spec = network(config)
@@ -175,10 +169,7 @@ def jax_contender(config: dict) -> dict:
 
 
 def ort_contender(config: dict) -> dict:
-    try:
-        import onnxruntime as ort
-    except ImportError as error:
-        raise ContenderSkipped("not installed (onnxruntime)") from error
+    ort = require("onnxruntime")
     import graphnet as gn
     from graphnet.interop.onnx_export import export_onnx
 

@@ -37,7 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from procbench import SETTLE_SECONDS, ContenderSkipped, Workers, add_timing_options, summarize  # noqa: E402
+from procbench import SETTLE_SECONDS, Workers, add_timing_options, require, summarize  # noqa: E402
 from report import add_results_option, write_report  # noqa: E402
 
 DIMS = (784, 512, 256, 10)
@@ -113,10 +113,7 @@ def graphnet_general_contender(config: dict) -> dict:
 
 
 def ort_contender(config: dict) -> dict:
-    try:
-        import onnxruntime as ort
-    except ImportError as error:
-        raise ContenderSkipped("not installed (onnxruntime)") from error
+    ort = require("onnxruntime")
     weights, batches = problem(config)
     net = graphnet_net(config, weights)
     path = Path(tempfile.mkdtemp(prefix="graphnet-bench-")) / "m.onnx"
@@ -136,10 +133,7 @@ def ort_contender(config: dict) -> dict:
 
 
 def torch_contender(config: dict) -> dict:
-    try:
-        import torch
-    except ImportError as error:
-        raise ContenderSkipped("not installed (torch)") from error
+    torch = require("torch")
     torch.set_num_threads(config.get("threads") or 2)
     weights, batches = problem(config)
     modules: list[Any] = []

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Iterable
 
 HERE = Path(__file__).parent
@@ -36,6 +37,14 @@ SETTLE_SECONDS = 0.2
 
 class ContenderSkipped(Exception):
     """Raised by a builder whose library is not installed (the reason is reported)."""
+
+
+def require(module: str) -> ModuleType:
+    """The module `module`, imported; ContenderSkipped ("not installed (module)") when it is not."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ContenderSkipped(f"not installed ({module})") from error
 
 
 def add_timing_options(parser: argparse.ArgumentParser, rounds: int, sample_seconds: float,
