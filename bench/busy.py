@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import inference_latency  # noqa: E402
-from procbench import SETTLE_SECONDS, ContenderSkipped, Workers  # noqa: E402
+from procbench import SETTLE_SECONDS, Workers, require  # noqa: E402
 from report import add_results_option, write_report  # noqa: E402
 
 BATCHES = (1, 32, 256)
@@ -85,10 +85,7 @@ def ort_1thread_contender(config: dict) -> dict:
 
 
 def torch_contender(config: dict) -> dict:
-    try:
-        import torch
-    except ImportError as error:
-        raise ContenderSkipped("not installed (torch)") from error
+    torch = require("torch")
     built = inference_latency.torch_contender(config)
     step = _torch_step()
     torch.set_num_threads(config.get("threads") or 2)  # torch_step sets 2

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from procbench import SETTLE_SECONDS, ContenderSkipped, Workers, summarize  # noqa: E402
+from procbench import SETTLE_SECONDS, Workers, add_timing_options, require, summarize  # noqa: E402
 from report import add_results_option, write_report  # noqa: E402
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "fashion_cnn.json"
@@ -72,6 +72,17 @@ def _threads(config: dict) -> int:
 # ---- contenders --------------------------------------------------------------------------------
 
 
+def _trainer(step: Callable[[], Any], infer: Callable[[np.ndarray], Callable[[], Any]], batches: dict[str, np.ndarray],
+             first: float, to_numpy: Callable[[Any], np.ndarray], info: dict) -> dict:
+    """A training contender's answer: the calls (the step, one inference per batch, the
+    first loss) and the outputs to compare (the inferences as numpy, the first loss)."""
+    calls: dict[str, Callable[[], Any]] = {"step": step}
+    calls.update({case: infer(Xb) for case, Xb in batches.items()})
+    outputs = {case: (lambda call=calls[case]: to_numpy(call())) for case in batches}
+    calls["loss"] = outputs["loss"] = lambda: first
+    return {"calls": calls, "outputs": outputs, "info": info}
+
+
 def graphnet_contender(config: dict) -> dict:
     import graphnet as gn
     from graphnet.runtime.blas import blas_info
@@ -84,18 +95,12 @@ def graphnet_contender(config: dict) -> dict:
     server = gn.compile(spec, batch_size=max(config["batches"]), dtype="float32", seed=0)
     opt = gn.Optimizer(trainer, "sgd", learning_rate=LEARNING_RATE)
     first = float(gn.compile(spec, batch_size=config["step_batch"], dtype="float32", seed=0).step(X, y))
-    calls: dict[str, Callable[[], Any]] = {"step": lambda: opt.step(X, y)}
-    calls.update({case: (lambda X=Xb: server.forward(X)) for case, Xb in batches.items()})
-    outputs = {case: calls[case] for case in batches}
-    calls["loss"] = outputs["loss"] = lambda: first
-    return {"calls": calls, "outputs": outputs, "info": {"blas": str(blas_info()), "threads": gn.get_threads()}}
+    return _trainer(lambda: opt.step(X, y), lambda Xb: lambda: server.forward(Xb), batches, first, np.asarray,
+                    {"blas": str(blas_info()), "threads": gn.get_threads()})
 
 
 def torch_contender(config: dict) -> dict:
-    try:
-        import torch
-    except ImportError as error:
-        raise ContenderSkipped("not installed (torch)") from error
+    torch = require("torch")
     from cnn_peers import torch_model
 
     torch.set_num_threads(_threads(config))
@@ -127,20 +132,13 @@ def torch_contender(config: dict) -> dict:
 
         return call
 
-    calls: dict[str, Callable[[], Any]] = {"step": step}
-    calls.update({case: infer(Xb) for case, Xb in batches.items()})
-    outputs = {case: (lambda call=calls[case]: call().numpy()) for case in batches}
-    calls["loss"] = outputs["loss"] = lambda: first
-    return {"calls": calls, "outputs": outputs,
-            "info": {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                     "mkldnn": bool(torch.backends.mkldnn.is_available())}}
+    return _trainer(step, infer, batches, first, lambda out: out.numpy(),
+                    {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                     "mkldnn": bool(torch.backends.mkldnn.is_available())})
 
 
 def jax_contender(config: dict) -> dict:
-    try:
-        import jax
-    except ImportError as error:
-        raise ContenderSkipped("not installed (jax)") from error
+    jax = require("jax")
     from cnn_peers import jax_loss, jax_model
 
     spec = network(config)
@@ -167,18 +165,11 @@ def jax_contender(config: dict) -> dict:
         arr = jax.numpy.asarray(Xb)
         return lambda: evaluate(params, state, arr).block_until_ready()
 
-    calls: dict[str, Callable[[], Any]] = {"step": train}
-    calls.update({case: infer(Xb) for case, Xb in batches.items()})
-    outputs = {case: (lambda call=calls[case]: np.asarray(call())) for case in batches}
-    calls["loss"] = outputs["loss"] = lambda: first
-    return {"calls": calls, "outputs": outputs, "info": {"jax": jax.__version__, "devices": str(jax.devices())}}
+    return _trainer(train, infer, batches, first, np.asarray, {"jax": jax.__version__, "devices": str(jax.devices())})
 
 
 def ort_contender(config: dict) -> dict:
-    try:
-        import onnxruntime as ort
-    except ImportError as error:
-        raise ContenderSkipped("not installed (onnxruntime)") from error
+    ort = require("onnxruntime")
     import graphnet as gn
     from graphnet.interop.onnx_export import export_onnx
 
@@ -314,11 +305,8 @@ def print_table(results: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=SAMPLE_SECONDS, help="length of one timing sample")
+    add_timing_options(parser, 15, SAMPLE_SECONDS, CONTENDERS)
     parser.add_argument("--batches", type=int, nargs="+", default=list(INFER_BATCHES))
-    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
     add_results_option(parser)
     args = parser.parse_args(argv)
     results = run_benchmark(args.rounds, args.threads, args.contenders, args.batches, seconds=args.seconds)

@@ -37,7 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from procbench import SETTLE_SECONDS, ContenderSkipped, Workers, summarize  # noqa: E402
+from procbench import SETTLE_SECONDS, Workers, add_timing_options, require, summarize  # noqa: E402
 from report import add_results_option, write_report  # noqa: E402
 
 DIMS = (784, 512, 256, 10)
@@ -113,10 +113,7 @@ def graphnet_general_contender(config: dict) -> dict:
 
 
 def ort_contender(config: dict) -> dict:
-    try:
-        import onnxruntime as ort
-    except ImportError as error:
-        raise ContenderSkipped("not installed (onnxruntime)") from error
+    ort = require("onnxruntime")
     weights, batches = problem(config)
     net = graphnet_net(config, weights)
     path = Path(tempfile.mkdtemp(prefix="graphnet-bench-")) / "m.onnx"
@@ -136,10 +133,7 @@ def ort_contender(config: dict) -> dict:
 
 
 def torch_contender(config: dict) -> dict:
-    try:
-        import torch
-    except ImportError as error:
-        raise ContenderSkipped("not installed (torch)") from error
+    torch = require("torch")
     torch.set_num_threads(config.get("threads") or 2)
     weights, batches = problem(config)
     modules: list[Any] = []
@@ -252,10 +246,7 @@ def print_table(results: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=list(DEFAULT_BATCHES))
-    parser.add_argument("--rounds", type=int, default=21)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=SAMPLE_SECONDS, help="length of one timing sample")
-    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
+    add_timing_options(parser, 21, SAMPLE_SECONDS, CONTENDERS)
     add_results_option(parser)
     args = parser.parse_args(argv)
     results = run_benchmark(args.batches, args.rounds, args.threads, args.contenders, seconds=args.seconds)

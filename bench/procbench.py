@@ -15,6 +15,7 @@ state, and reports medians and medians of per-round ratios.
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -23,7 +24,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from types import ModuleType
+from typing import Any, Callable, Iterable
 
 HERE = Path(__file__).parent
 
@@ -35,6 +37,24 @@ SETTLE_SECONDS = 0.2
 
 class ContenderSkipped(Exception):
     """Raised by a builder whose library is not installed (the reason is reported)."""
+
+
+def require(module: str) -> ModuleType:
+    """The module `module`, imported; ContenderSkipped ("not installed (module)") when it is not."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ContenderSkipped(f"not installed ({module})") from error
+
+
+def add_timing_options(parser: argparse.ArgumentParser, rounds: int, sample_seconds: float,
+                       contenders: Iterable[str]) -> None:
+    """A contest script's options: --rounds, --threads, --seconds (one timing sample) and
+    --contenders (some of `contenders`, all by default)."""
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=sample_seconds, help="length of one timing sample")
+    parser.add_argument("--contenders", nargs="+", default=list(contenders), choices=list(contenders))
 
 
 # ---- the worker side -----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Scalar math shared by the numba kernels (inlined into them).
+"""Scalar math shared by the numba kernels (inlined into them), and their elementwise
+operands' flat views (``flat_operands``).
 
 ``fast_exp`` is a float32 exp that LLVM can vectorize (numba's ``np.exp`` in
 a loop is a scalar libm call): a Cephes-style polynomial on the reduced
@@ -199,12 +200,16 @@ def tanh_into(x, out):  # noqa: ANN001, ANN201
 
 
 @helper
+def sigmoid_from_exp_(x, e):  # noqa: ANN001, ANN201
+    """Logistic function of x, given e = exp(-|x|) (no overflow)."""
+    s = one_like(x) / (one_like(x) + e)
+    return s if x >= zero_like(x) else e * s
+
+
+@helper
 def sigmoid_(x):  # noqa: ANN001, ANN201
     """Logistic function, stable for any input (no overflow)."""
-    one = one_like(x)
-    e = exp_(-np.abs(x))
-    s = one / (one + e)
-    return s if x >= zero_like(x) else e * s
+    return sigmoid_from_exp_(x, exp_(-np.abs(x)))
 
 
 @helper
@@ -242,6 +247,20 @@ def sigmoid_grad_(dy, y):  # noqa: ANN001, ANN201
 def tanh_grad_(dy, y):  # noqa: ANN001, ANN201
     """dy * tanh'(x), from the output y."""
     return dy * (one_like(y) - y * y)
+
+
+# ---- operands
+
+
+@helper
+def flat_operands(A, B, C, message):  # noqa: ANN001, ANN201
+    """A, B and C as 1-D views; raises ValueError(message) unless they have one size."""
+    a = A.reshape(A.size)
+    b = B.reshape(B.size)
+    c = C.reshape(C.size)
+    if b.size != a.size or c.size != a.size:
+        raise ValueError(message)
+    return a, b, c
 
 
 def tiny_like(x):  # noqa: ANN001, ANN201

@@ -9,6 +9,7 @@ import numpy as np
 
 from ._jit import kernel
 from ._jitmath import (
+    flat_operands,
     leaky_relu_,
     leaky_relu_grad_,
     relu_,
@@ -76,11 +77,7 @@ act_forward_numba.__doc__ = act_forward_numpy.__doc__
 
 @kernel
 def act_backward_numba(dY, Y, act, alpha, dX):  # noqa: ANN001, ANN201
-    dy = dY.reshape(dY.size)
-    y = Y.reshape(Y.size)
-    dx = dX.reshape(dX.size)
-    if y.size != dy.size or dx.size != dy.size:
-        raise ValueError("act_backward: dY, Y and dX must have one shape")
+    dy, y, dx = flat_operands(dY, Y, dX, "act_backward: dY, Y and dX must have one shape")
     a = Y.dtype.type(alpha)
     n = dy.size
     if act == IDENTITY:

@@ -29,9 +29,11 @@ extra argument: positions outside the image read zeros.
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
-from ._jit import kernel
+from ._jit import helper, kernel
 from ._jitmath import (
     leaky_relu_,
     leaky_relu_grad_,
@@ -89,6 +91,50 @@ def window_slices(size: int, out: int, stride: int, pad: int, offset: int) -> tu
     return slice(first, last + 1), slice(start, start + (last - first) * stride + 1, stride)
 
 
+def window_offsets(h: int, w: int, oh: int, ow: int, kh: int, kw: int, sh: int, sw: int, ph: int,
+                   pw: int) -> Iterator[tuple[int, int, slice, slice, slice, slice]]:
+    """The kernel offsets (i, j) at which some window reads the (h, w) input, each as
+    (i, j, oy, y, ox, x): the output rows oy and columns ox whose window reads input row
+    oy*sh + i - ph and column ox*sw + j - pw, and those input rows y and columns x, as
+    slices (window_slices of both axes; offsets that read only padding are skipped)."""
+    for i in range(kh):
+        rows = window_slices(h, oh, sh, ph, i)
+        if rows is None:
+            continue
+        for j in range(kw):
+            columns = window_slices(w, ow, sw, pw, j)
+            if columns is not None:
+                yield i, j, rows[0], rows[1], columns[0], columns[1]
+
+
+def windows_inside(h: int, w: int, oh: int, ow: int, kh: int, kw: int, sh: int, sw: int, ph: int,
+                   pw: int) -> bool:
+    """Whether every kh x kw window of an (oh, ow) output lies inside the (h, w) input (no padding read)."""
+    return ph == 0 and pw == 0 and (oh - 1) * sh + kh <= h and (ow - 1) * sw + kw <= w
+
+
+#: windows_inside for numba kernels (inlined).
+windows_inside_jit = helper(windows_inside)
+
+
+@helper
+def window_bounds(o, stride, pad, k, size, inside):  # noqa: ANN001, ANN201
+    """[lo, hi): the input positions window o reads along one axis, clipped to [0, size)
+    unless `inside` (windows_inside: no clipping needed)."""
+    lo = o * stride - pad
+    if inside:
+        return lo, lo + k
+    return max(lo, 0), min(lo + k, size)
+
+
+@helper
+def zero_plane(plane):  # noqa: ANN001, ANN201
+    """plane[:, :] = 0 for a 2-D array (an image channel)."""
+    for y in range(plane.shape[0]):
+        for x in range(plane.shape[1]):
+            plane[y, x] = 0
+
+
 def im2col_numpy(X: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, cols: np.ndarray) -> None:
     """cols[n, oy, ox, (c*kh + i)*kw + j] = X[n, c, oy*sh + i - ph, ox*sw + j - pw] (0 outside X).
 
@@ -97,18 +143,10 @@ def im2col_numpy(X: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int, pw:
     n, c, h, w = X.shape
     oh, ow = cols.shape[1], cols.shape[2]
     patches = cols.reshape(n, oh, ow, c, kh, kw)
-    for i in range(kh):
-        rows = window_slices(h, oh, sh, ph, i)
-        for j in range(kw):
-            columns = window_slices(w, ow, sw, pw, j)
-            target = patches[:, :, :, :, i, j]
-            if rows is None or columns is None:
-                target.fill(0)
-                continue
-            (oy, y), (ox, x) = rows, columns
-            if oy.stop - oy.start != oh or ox.stop - ox.start != ow:
-                target.fill(0)
-            np.copyto(target[:, oy, ox, :], X[:, :, y, x].transpose(0, 2, 3, 1))
+    if not windows_inside(h, w, oh, ow, kh, kw, sh, sw, ph, pw):
+        cols.fill(0)  # the padding some windows read
+    for i, j, oy, y, ox, x in window_offsets(h, w, oh, ow, kh, kw, sh, sw, ph, pw):
+        np.copyto(patches[:, oy, ox, :, i, j], X[:, :, y, x].transpose(0, 2, 3, 1))
 
 
 im2col_numba.__doc__ = im2col_numpy.__doc__
@@ -122,9 +160,7 @@ def col2im_numba(dcols, kh, kw, sh, sw, ph, pw, dX):  # noqa: ANN001, ANN201
         raise ValueError("col2im: dcols (N, OH, OW, C*kh*kw), dX (N, C, H, W)")
     for b in range(n):
         for ci in range(c):
-            for y in range(h):
-                for x in range(w):
-                    dX[b, ci, y, x] = 0
+            zero_plane(dX[b, ci])
         for oy in range(oh):
             for i in range(kh):
                 y = oy * sh - ph + i
@@ -153,15 +189,9 @@ def col2im_numpy(dcols: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int,
     oh, ow = dcols.shape[1], dcols.shape[2]
     patches = dcols.reshape(n, oh, ow, c, kh, kw)
     dX.fill(0)
-    for i in range(kh):
-        rows = window_slices(h, oh, sh, ph, i)
-        for j in range(kw):
-            columns = window_slices(w, ow, sw, pw, j)
-            if rows is None or columns is None:
-                continue
-            (oy, y), (ox, x) = rows, columns
-            target = dX[:, :, y, x]
-            np.add(target, patches[:, oy, ox, :, i, j].transpose(0, 3, 1, 2), out=target)
+    for i, j, oy, y, ox, x in window_offsets(h, w, oh, ow, kh, kw, sh, sw, ph, pw):
+        target = dX[:, :, y, x]
+        np.add(target, patches[:, oy, ox, :, i, j].transpose(0, 3, 1, 2), out=target)
 
 
 col2im_numba.__doc__ = col2im_numpy.__doc__

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
+from ._jitmath import flat_operands
 from ._workspace import const, scratch
 
 
@@ -19,11 +20,7 @@ def fill_uniform(gen: np.random.Generator, mask: np.ndarray) -> np.ndarray:
 
 @kernel
 def dropout_forward_numba(X, rate, mask, out):  # noqa: ANN001, ANN201
-    x = X.reshape(X.size)
-    m = mask.reshape(mask.size)
-    o = out.reshape(out.size)
-    if m.size != x.size or o.size != x.size:
-        raise ValueError("dropout_forward: X, mask and out must have one shape")
+    x, m, o = flat_operands(X, mask, out, "dropout_forward: X, mask and out must have one shape")
     f = X.dtype.type
     r = f(rate)
     keep = f(1) / (f(1) - r)
@@ -56,11 +53,7 @@ dropout_forward_numba.__doc__ = dropout_forward_numpy.__doc__
 
 @kernel
 def dropout_backward_numba(dY, mask, dX):  # noqa: ANN001, ANN201
-    dy = dY.reshape(dY.size)
-    m = mask.reshape(mask.size)
-    dx = dX.reshape(dX.size)
-    if m.size != dy.size or dx.size != dy.size:
-        raise ValueError("dropout_backward: dY, mask and dX must have one shape")
+    dy, m, dx = flat_operands(dY, mask, dX, "dropout_backward: dY, mask and dX must have one shape")
     for i in range(dy.size):
         dx[i] = dy[i] * m[i]
 

@@ -8,16 +8,13 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
+from ._jitmath import flat_operands
 from ._workspace import const, full_reduce, scratch, sum_squares64
 
 
 @kernel
 def add_numba(A, B, out):  # noqa: ANN001, ANN201
-    a = A.reshape(A.size)
-    b = B.reshape(B.size)
-    o = out.reshape(out.size)
-    if b.size != a.size or o.size != a.size:
-        raise ValueError("add: A, B and out must have one shape")
+    a, b, o = flat_operands(A, B, out, "add: A, B and out must have one shape")
     for i in range(a.size):
         o[i] = a[i] + b[i]
 

@@ -121,6 +121,15 @@ def _pooled(s: tuple[int, ...]) -> tuple[int, int, int, int]:
     return (s[0], 2, 2, s[1] + 2)
 
 
+def _windowed(source: Callable, geometry: tuple[int, ...], target: Callable) -> Example:
+    """A kernel of arguments (input, *geometry, output): input of shape source(s), output
+    of shape target(s), fully overwritten."""
+    return Example(
+        lambda r, t, s, a: (_randn(r, source(s), t), *geometry, _e(target(s), t)),
+        outputs=(len(geometry) + 1,),
+    )
+
+
 def _spatial_bn_saved(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> tuple:
     x = _randn(rng, shape, dtype, 2.0) + dtype.type(0.5)
     c = shape[1]
@@ -243,14 +252,8 @@ EXAMPLES: dict[str, Example] = {
         lambda r, t, s, a: _norm_backward_args(_ln_saved, r, t, s),
         outputs=(4, 5, 6), aliases=((4, 0),),
     ),
-    "im2col": Example(
-        lambda r, t, s, a: (_randn(r, _image(s), t), *CONV_GEOMETRY, _e(_conv_cols(s), t)),
-        outputs=(7,),
-    ),
-    "col2im": Example(
-        lambda r, t, s, a: (_randn(r, _conv_cols(s), t), *CONV_GEOMETRY, _e(_image(s), t)),
-        outputs=(7,),
-    ),
+    "im2col": _windowed(_image, CONV_GEOMETRY, _conv_cols),
+    "col2im": _windowed(_conv_cols, CONV_GEOMETRY, _image),
     "channel_bias_act_forward": Example(  # Z (N, D, 3) -> Y (N, 3, D)
         lambda r, t, s, a: (_randn(r, (*s, 3), t, 2.0), _randn(r, (3,), t), a, 0.1, _e(_channels(s), t)),
         outputs=(4,), act_arg=2,
@@ -260,22 +263,13 @@ EXAMPLES: dict[str, Example] = {
                             _e((*s, 3), t), _e((3,), t)),
         outputs=(4, 5), act_arg=2,
     ),
-    "max_pool_forward": Example(
-        lambda r, t, s, a: (_randn(r, _image(s), t), *POOL_GEOMETRY, _e(_pooled(s), t)),
-        outputs=(7,),
-    ),
+    "max_pool_forward": _windowed(_image, POOL_GEOMETRY, _pooled),
     "max_pool_backward": Example(
         lambda r, t, s, a: (_randn(r, _pooled(s), t), _randn(r, _image(s), t), *POOL_GEOMETRY, _e(_image(s), t)),
         outputs=(8,),
     ),
-    "avg_pool_forward": Example(
-        lambda r, t, s, a: (_randn(r, _image(s), t), *POOL_GEOMETRY, _e(_pooled(s), t)),
-        outputs=(7,),
-    ),
-    "avg_pool_backward": Example(
-        lambda r, t, s, a: (_randn(r, _pooled(s), t), *POOL_GEOMETRY, _e(_image(s), t)),
-        outputs=(7,),
-    ),
+    "avg_pool_forward": _windowed(_image, POOL_GEOMETRY, _pooled),
+    "avg_pool_backward": _windowed(_pooled, POOL_GEOMETRY, _image),
     "global_avg_pool_forward": Example(
         lambda r, t, s, a: (_randn(r, _channels(s), t), _e((s[0], 3), t)),
         outputs=(1,),

@@ -7,9 +7,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import kernel
-from ._jitmath import exp_, tiny_like
+from ._jit import helper, kernel
+from ._jitmath import exp_, flat_operands, sigmoid_from_exp_, tiny_like
 from ._workspace import const, label_positions, scratch, sum64, sum_squares64
+from .activations import act_forward_numpy
+from .codes import SIGMOID
+from .softmax import exp_shifted_row
+
+
+@helper
+def softmax_cross_entropy_row(X, i, label, weight, dX):  # noqa: ANN001, ANN201
+    """dX[i] = weight * (softmax(X[i]) - onehot(label)); returns -log softmax(X[i])[label] in
+    float64. X, dX: (N, C), row i; weight in X's dtype."""
+    x_label = X[i, label]
+    m, s = exp_shifted_row(X, i, dX)
+    scale = weight / s
+    for j in range(X.shape[1]):
+        dX[i, j] *= scale
+    dX[i, label] -= weight
+    return np.log(np.float64(s)) - np.float64(x_label - m)
 
 
 @kernel
@@ -26,21 +42,33 @@ def softmax_cross_entropy_numba(X, y, dX):  # noqa: ANN001, ANN201
         label = y[i]
         if label < 0 or label >= c:
             raise ValueError("softmax_cross_entropy: labels must lie in [0, C)")
-        m = X[i, 0]
-        for j in range(1, c):
-            m = max(m, X[i, j])
-        picked = X[i, label] - m
-        s = f(0)
-        for j in range(c):
-            e = exp_(X[i, j] - m)
-            dX[i, j] = e
-            s += e
-        loss += np.log(np.float64(s)) - np.float64(picked)
-        scale = inv_n / s
-        for j in range(c):
-            dX[i, j] *= scale
-        dX[i, label] -= inv_n
+        loss += softmax_cross_entropy_row(X, i, label, inv_n, dX)
     return loss / n
+
+
+def softmax_row_losses(X: np.ndarray, pos: np.ndarray, dX: np.ndarray, losses: np.ndarray) -> None:
+    """dX = softmax(X) per row and losses[i] = -log softmax(X)[i, label_i], as
+    log(sum_j exp(X[i, j] - m_i)) - (X[i, label_i] - m_i). X, dX: (N, C); pos (N,): the
+    labels' flat indices into dX (label_positions); losses (N,)."""
+    row = scratch("softmax_row_losses.row", (X.shape[0], 1), X.dtype)
+    np.maximum.reduce(X, axis=1, keepdims=True, out=row)
+    np.subtract(X, row, out=dX)
+    np.take(dX.reshape(-1), pos, out=losses, mode="clip")
+    np.exp(dX, out=dX)
+    np.add.reduce(dX, axis=1, keepdims=True, out=row)
+    np.divide(dX, row, out=dX)
+    np.log(row, out=row)
+    np.subtract(row.reshape(-1), losses, out=losses)
+
+
+def minus_onehot_scaled(dX: np.ndarray, pos: np.ndarray, scale: np.ndarray, work: np.ndarray) -> None:
+    """dX[i] = scale_i * (dX[i] - onehot(label_i)) per row. dX: (N, C); pos (N,): the labels'
+    flat indices into dX; scale: () or (N,), in dX's dtype; work: (N,) scratch."""
+    flat = dX.reshape(-1)
+    np.multiply(dX, scale.reshape(-1, 1), out=dX)
+    np.take(flat, pos, out=work, mode="clip")
+    np.subtract(work, scale, out=work)
+    np.put(flat, pos, work, mode="clip")
 
 
 def softmax_cross_entropy_numpy(X: np.ndarray, y: np.ndarray, dX: np.ndarray) -> float:
@@ -53,23 +81,11 @@ def softmax_cross_entropy_numpy(X: np.ndarray, y: np.ndarray, dX: np.ndarray) ->
         return 0.0
     t = X.dtype
     pos = label_positions(y, c, "softmax_cross_entropy.pos")
-    row = scratch("softmax_cross_entropy.row", (n, 1), t)
     picked = scratch("softmax_cross_entropy.picked", (n,), t)
     inv_n = const("softmax_cross_entropy.inv_n", 1.0 / n, t)
-    flat = dX.reshape(-1)
-    np.maximum.reduce(X, axis=1, keepdims=True, out=row)
-    np.subtract(X, row, out=dX)
-    np.take(flat, pos, out=picked, mode="clip")
-    np.exp(dX, out=dX)
-    np.add.reduce(dX, axis=1, keepdims=True, out=row)
-    np.divide(dX, row, out=dX)
-    np.log(row, out=row)
-    np.subtract(row.reshape(-1), picked, out=picked)  # per-row loss
+    softmax_row_losses(X, pos, dX, picked)
     loss = sum64(picked, "softmax_cross_entropy.loss") / n
-    np.multiply(dX, inv_n, out=dX)
-    np.take(flat, pos, out=picked, mode="clip")
-    np.subtract(picked, inv_n, out=picked)
-    np.put(flat, pos, picked, mode="clip")
+    minus_onehot_scaled(dX, pos, inv_n, picked)
     return loss
 softmax_cross_entropy_numba.__doc__ = softmax_cross_entropy_numpy.__doc__
 
@@ -182,12 +198,8 @@ svm_loss_numba.__doc__ = svm_loss_numpy.__doc__
 
 @kernel
 def mse_loss_numba(Y, T, dY):  # noqa: ANN001, ANN201
-    y = Y.reshape(Y.size)
-    t = T.reshape(T.size)
-    d = dY.reshape(dY.size)
+    y, t, d = flat_operands(Y, T, dY, "mse_loss: Y, T and dY must have one shape")
     size = y.size
-    if t.size != size or d.size != size:
-        raise ValueError("mse_loss: Y, T and dY must have one shape")
     if size == 0:
         return 0.0
     k = Y.dtype.type(2.0 / size)
@@ -217,16 +229,11 @@ _BCE_BLOCK = 512
 
 @kernel
 def sigmoid_bce_loss_numba(X, T, dX):  # noqa: ANN001, ANN201
-    x = X.reshape(X.size)
-    t = T.reshape(T.size)
-    d = dX.reshape(dX.size)
+    x, t, d = flat_operands(X, T, dX, "sigmoid_bce_loss: X, T and dX must have one shape")
     size = x.size
-    if t.size != size or d.size != size:
-        raise ValueError("sigmoid_bce_loss: X, T and dX must have one shape")
     if size == 0:
         return 0.0
     f = X.dtype.type
-    one = f(1)
     zero = f(0)
     k = f(1.0 / size)
     loss = 0.0
@@ -243,11 +250,29 @@ def sigmoid_bce_loss_numba(X, T, dX):  # noqa: ANN001, ANN201
             e = exp_(-np.abs(xi))
             linear += np.float64(max(xi, zero) - xi * ti)
             product *= 1.0 + np.float64(e)
-            s = one / (one + e)
-            s = s if xi >= zero else e * s
-            d[i] = (s - ti) * k
+            d[i] = (sigmoid_from_exp_(xi, e) - ti) * k
         loss += linear + np.log(product)
     return loss / size
+
+
+def bce_terms(X: np.ndarray, T: np.ndarray, term: np.ndarray, work: np.ndarray) -> None:
+    """term = max(X, 0) - X T + log(1 + exp(-|X|)), the binary cross-entropy of logits X
+    with targets T, elementwise (stable for any finite X). X, T, term, work: one shape
+    (work is scratch)."""
+    np.abs(X, out=work)
+    np.negative(work, out=work)
+    np.exp(work, out=work)
+    np.log1p(work, out=work)  # log(1 + exp(-|x|))
+    np.maximum(X, const("zero", 0, X.dtype), out=term)
+    np.add(term, work, out=term)
+    np.multiply(X, T, out=work)
+    np.subtract(term, work, out=term)
+
+
+def sigmoid_minus_target(X: np.ndarray, T: np.ndarray, out: np.ndarray) -> None:
+    """out = sigmoid(X) - T, elementwise; X, T, out: one shape (out may alias X)."""
+    act_forward_numpy(X, SIGMOID, 0.0, out)
+    np.subtract(out, T, out=out)
 
 
 def sigmoid_bce_loss_numpy(X: np.ndarray, T: np.ndarray, dX: np.ndarray) -> float:
@@ -260,22 +285,9 @@ def sigmoid_bce_loss_numpy(X: np.ndarray, T: np.ndarray, dX: np.ndarray) -> floa
         return 0.0
     t = X.dtype
     term = scratch("sigmoid_bce_loss.term", X.shape, t)
-    soft = scratch("sigmoid_bce_loss.soft", X.shape, t)
-    np.abs(X, out=soft)
-    np.negative(soft, out=soft)
-    np.exp(soft, out=soft)
-    np.log1p(soft, out=soft)  # log(1 + exp(-|x|))
-    np.maximum(X, const("zero", 0, t), out=term)
-    np.add(term, soft, out=term)
-    np.multiply(X, T, out=soft)
-    np.subtract(term, soft, out=term)
+    bce_terms(X, T, term, scratch("sigmoid_bce_loss.soft", X.shape, t))
     loss = sum64(term, "sigmoid_bce_loss.loss") / size
-    with np.errstate(over="ignore"):  # exp(-x) -> inf gives sigmoid exactly 0
-        np.negative(X, out=dX)
-        np.exp(dX, out=dX)
-    np.add(dX, const("one", 1, t), out=dX)
-    np.reciprocal(dX, out=dX)
-    np.subtract(dX, T, out=dX)
+    sigmoid_minus_target(X, T, dX)
     np.multiply(dX, const("sigmoid_bce_loss.inv_size", 1.0 / size, t), out=dX)
     return loss
 sigmoid_bce_loss_numba.__doc__ = sigmoid_bce_loss_numpy.__doc__

@@ -7,8 +7,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import kernel
+from ._jit import helper, kernel
 from ._workspace import const, scratch
+
+
+@helper
+def vectors_of_length(d, gamma, beta, running_mean, running_var):  # noqa: ANN001, ANN201
+    """Whether batchnorm's four per-feature vectors all have length d."""
+    return (gamma.shape[0] == d and beta.shape[0] == d and running_mean.shape[0] == d
+            and running_var.shape[0] == d)
+
+
+def update_running(running: np.ndarray, stat: np.ndarray, momentum: float) -> None:
+    """running = momentum * running + (1 - momentum) * stat, in place (stat is scaled in
+    place too). running, stat: one shape (D,); 1 - momentum rounded in their dtype, as the
+    numba kernels do."""
+    t = running.dtype
+    mom = const("batchnorm.momentum", momentum, t)
+    keep = const("batchnorm.keep", 0, t)
+    np.subtract(const("one", 1, t), mom, out=keep)
+    np.multiply(running, mom, out=running)
+    np.multiply(stat, keep, out=stat)
+    np.add(running, stat, out=running)
 
 
 @kernel
@@ -17,8 +37,7 @@ def batchnorm_train_forward_numba(  # noqa: ANN201
 ):
     n, d = X.shape
     if (
-        gamma.shape[0] != d or beta.shape[0] != d or running_mean.shape[0] != d
-        or running_var.shape[0] != d or inv_std.shape[0] != d
+        not vectors_of_length(d, gamma, beta, running_mean, running_var) or inv_std.shape[0] != d
         or out.shape != X.shape or xhat.shape != X.shape
     ):
         raise ValueError("batchnorm_train_forward: need X, out, xhat (N, D) and (D,) vectors")
@@ -81,26 +100,19 @@ def batchnorm_train_forward_numpy(
         return
     t = X.dtype
     inv_n = const("batchnorm.inv_n", 1.0 / n, t)
-    mom = const("batchnorm.momentum", momentum, t)
-    keep = const("batchnorm.keep", 0, t)
-    np.subtract(const("one", 1, t), mom, out=keep)  # 1 - momentum, rounded as in numba
     stat = scratch("batchnorm_train_forward.stat", (d,), t)
     sq = scratch("batchnorm_train_forward.sq", X.shape, t)
     np.add.reduce(X, axis=0, out=stat)
     np.multiply(stat, inv_n, out=stat)  # mean
     np.subtract(X, stat, out=xhat)
-    np.multiply(running_mean, mom, out=running_mean)
-    np.multiply(stat, keep, out=stat)
-    np.add(running_mean, stat, out=running_mean)
+    update_running(running_mean, stat, momentum)
     np.square(xhat, out=sq)
     np.add.reduce(sq, axis=0, out=stat)
     np.multiply(stat, inv_n, out=stat)  # biased variance
     np.add(stat, const("batchnorm.eps", eps, t), out=inv_std)
     np.sqrt(inv_std, out=inv_std)
     np.reciprocal(inv_std, out=inv_std)
-    np.multiply(running_var, mom, out=running_var)
-    np.multiply(stat, keep, out=stat)
-    np.add(running_var, stat, out=running_var)
+    update_running(running_var, stat, momentum)
     np.multiply(xhat, inv_std, out=xhat)
     np.multiply(xhat, gamma, out=out)
     np.add(out, beta, out=out)
@@ -112,10 +124,7 @@ batchnorm_train_forward_numba.__doc__ = batchnorm_train_forward_numpy.__doc__
 @kernel
 def batchnorm_eval_forward_numba(X, gamma, beta, running_mean, running_var, eps, out):  # noqa: ANN001, ANN201
     n, d = X.shape
-    if (
-        gamma.shape[0] != d or beta.shape[0] != d or running_mean.shape[0] != d
-        or running_var.shape[0] != d or out.shape != X.shape
-    ):
+    if not vectors_of_length(d, gamma, beta, running_mean, running_var) or out.shape != X.shape:
         raise ValueError("batchnorm_eval_forward: need X, out (N, D) and (D,) vectors")
     e = X.dtype.type(eps)
     for i in range(n):

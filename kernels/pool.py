@@ -14,7 +14,7 @@ import numpy as np
 
 from ._jit import kernel
 from ._workspace import const, scratch
-from .conv import window_slices
+from .conv import window_bounds, window_offsets, windows_inside_jit, zero_plane
 
 
 @kernel
@@ -24,16 +24,14 @@ def max_pool_forward_numba(X, kh, kw, sh, sw, ph, pw, Y):  # noqa: ANN001, ANN20
     if Y.shape[0] != n or Y.shape[1] != c:
         raise ValueError("max_pool_forward: X (N, C, H, W), Y (N, C, OH, OW)")
     # without padding every window lies inside X: no clipping of the window bounds
-    inside = ph == 0 and pw == 0 and (oh - 1) * sh + kh <= h and (ow - 1) * sw + kw <= w
+    inside = windows_inside_jit(h, w, oh, ow, kh, kw, sh, sw, ph, pw)
     for b in range(n):
         for ci in range(c):
             plane = X[b, ci]
             for oy in range(oh):
-                y0 = oy * sh - ph
-                y_lo, y_hi = (y0, y0 + kh) if inside else (max(y0, 0), min(y0 + kh, h))
+                y_lo, y_hi = window_bounds(oy, sh, ph, kh, h, inside)
                 for ox in range(ow):
-                    x0 = ox * sw - pw
-                    x_lo, x_hi = (x0, x0 + kw) if inside else (max(x0, 0), min(x0 + kw, w))
+                    x_lo, x_hi = window_bounds(ox, sw, pw, kw, w, inside)
                     best = plane[y_lo, x_lo]
                     for y in range(y_lo, y_hi):
                         for x in range(x_lo, x_hi):
@@ -47,18 +45,11 @@ def max_pool_forward_numpy(X: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph
                            Y: np.ndarray) -> None:
     """Y[n, c, oy, ox] = max of X[n, c] over the window at (oy*sh - ph, ox*sw - pw) of kh x kw,
     the padding left out (NaN wins). X: (N, C, H, W); Y: (N, C, OH, OW)."""
-    oh, ow = Y.shape[2], Y.shape[3]
     Y.fill(-np.inf)
-    for i in range(kh):
-        rows = window_slices(X.shape[2], oh, sh, ph, i)
-        for j in range(kw):
-            columns = window_slices(X.shape[3], ow, sw, pw, j)
-            if rows is None or columns is None:
-                continue
-            (oy, y), (ox, x) = rows, columns
-            target = Y[:, :, oy, ox]
-            np.fmax(target, X[:, :, y, x], out=target)
-            _keep_nan(target, X[:, :, y, x])
+    for _, _, oy, y, ox, x in window_offsets(*X.shape[2:], *Y.shape[2:], kh, kw, sh, sw, ph, pw):
+        target = Y[:, :, oy, ox]
+        np.fmax(target, X[:, :, y, x], out=target)
+        _keep_nan(target, X[:, :, y, x])
 
 
 def _keep_nan(target: np.ndarray, values: np.ndarray) -> None:
@@ -75,19 +66,15 @@ def max_pool_backward_numba(dY, X, kh, kw, sh, sw, ph, pw, dX):  # noqa: ANN001,
     oh, ow = dY.shape[2], dY.shape[3]
     if dY.shape[0] != n or dY.shape[1] != c or dX.shape != X.shape:
         raise ValueError("max_pool_backward: dY (N, C, OH, OW), X and dX (N, C, H, W)")
-    inside = ph == 0 and pw == 0 and (oh - 1) * sh + kh <= h and (ow - 1) * sw + kw <= w
+    inside = windows_inside_jit(h, w, oh, ow, kh, kw, sh, sw, ph, pw)
     for b in range(n):
         for ci in range(c):
             plane, grad = X[b, ci], dX[b, ci]
-            for y in range(h):
-                for x in range(w):
-                    grad[y, x] = 0
+            zero_plane(grad)
             for oy in range(oh):
-                y0 = oy * sh - ph
-                y_lo, y_hi = (y0, y0 + kh) if inside else (max(y0, 0), min(y0 + kh, h))
+                y_lo, y_hi = window_bounds(oy, sh, ph, kh, h, inside)
                 for ox in range(ow):
-                    x0 = ox * sw - pw
-                    x_lo, x_hi = (x0, x0 + kw) if inside else (max(x0, 0), min(x0 + kw, w))
+                    x_lo, x_hi = window_bounds(ox, sw, pw, kw, w, inside)
                     best = -np.inf
                     by, bx = -1, -1
                     for y in range(y_lo, y_hi):
@@ -112,31 +99,19 @@ def max_pool_backward_numpy(dY: np.ndarray, X: np.ndarray, kh: int, kw: int, sh:
     value = scratch("max_pool_backward.value", dY.shape, X.dtype)
     best.fill(-np.inf)
     where.fill(-1)
-    for i in range(kh):
-        rows = window_slices(h, oh, sh, ph, i)
-        for j in range(kw):
-            columns = window_slices(w, ow, sw, pw, j)
-            if rows is None or columns is None:
-                continue
-            (oy, y), (ox, x) = rows, columns
-            value.fill(-np.inf)  # this offset's input for every window; -inf in the padding
-            np.copyto(value[:, :, oy, ox], X[:, :, y, x])
-            np.greater(value, best, out=better)  # strictly: the first maximum keeps its place
-            np.copyto(best, value, where=better)
-            np.copyto(where, const("max_pool_backward.offset", i * kw + j, np.int64), where=better)
+    for i, j, oy, y, ox, x in window_offsets(h, w, oh, ow, kh, kw, sh, sw, ph, pw):
+        value.fill(-np.inf)  # this offset's input for every window; -inf in the padding
+        np.copyto(value[:, :, oy, ox], X[:, :, y, x])
+        np.greater(value, best, out=better)  # strictly: the first maximum keeps its place
+        np.copyto(best, value, where=better)
+        np.copyto(where, const("max_pool_backward.offset", i * kw + j, np.int64), where=better)
     dX.fill(0)
     # scatter dY into the chosen positions, one kernel offset at a time (no window overlaps itself)
-    for i in range(kh):
-        rows = window_slices(h, oh, sh, ph, i)
-        for j in range(kw):
-            columns = window_slices(w, ow, sw, pw, j)
-            if rows is None or columns is None:
-                continue
-            (oy, y), (ox, x) = rows, columns
-            chosen = np.equal(where[:, :, oy, ox], const("max_pool_backward.offset", i * kw + j, np.int64),
-                              out=scratch("max_pool_backward.chosen", where[:, :, oy, ox].shape, np.bool_))
-            target = dX[:, :, y, x]
-            np.add(target, dY[:, :, oy, ox], out=target, where=chosen)
+    for i, j, oy, y, ox, x in window_offsets(h, w, oh, ow, kh, kw, sh, sw, ph, pw):
+        chosen = np.equal(where[:, :, oy, ox], const("max_pool_backward.offset", i * kw + j, np.int64),
+                          out=scratch("max_pool_backward.chosen", where[:, :, oy, ox].shape, np.bool_))
+        target = dX[:, :, y, x]
+        np.add(target, dY[:, :, oy, ox], out=target, where=chosen)
 
 
 max_pool_backward_numba.__doc__ = max_pool_backward_numpy.__doc__
@@ -149,14 +124,13 @@ def avg_pool_forward_numba(X, kh, kw, sh, sw, ph, pw, Y):  # noqa: ANN001, ANN20
     if Y.shape[0] != n or Y.shape[1] != c:
         raise ValueError("avg_pool_forward: X (N, C, H, W), Y (N, C, OH, OW)")
     scale = X.dtype.type(1.0 / (kh * kw))
+    inside = windows_inside_jit(h, w, oh, ow, kh, kw, sh, sw, ph, pw)
     for b in range(n):
         for ci in range(c):
             for oy in range(oh):
-                y_lo = max(oy * sh - ph, 0)
-                y_hi = min(oy * sh - ph + kh, h)
+                y_lo, y_hi = window_bounds(oy, sh, ph, kh, h, inside)
                 for ox in range(ow):
-                    x_lo = max(ox * sw - pw, 0)
-                    x_hi = min(ox * sw - pw + kw, w)
+                    x_lo, x_hi = window_bounds(ox, sw, pw, kw, w, inside)
                     s = X.dtype.type(0)
                     for y in range(y_lo, y_hi):
                         for x in range(x_lo, x_hi):
@@ -168,17 +142,10 @@ def avg_pool_forward_numpy(X: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph
                            Y: np.ndarray) -> None:
     """Y[n, c, oy, ox] = the sum of X[n, c] over the window at (oy*sh - ph, ox*sw - pw),
     divided by kh*kw (the padding counts as zeros). X: (N, C, H, W); Y: (N, C, OH, OW)."""
-    oh, ow = Y.shape[2], Y.shape[3]
     Y.fill(0)
-    for i in range(kh):
-        rows = window_slices(X.shape[2], oh, sh, ph, i)
-        for j in range(kw):
-            columns = window_slices(X.shape[3], ow, sw, pw, j)
-            if rows is None or columns is None:
-                continue
-            (oy, y), (ox, x) = rows, columns
-            target = Y[:, :, oy, ox]
-            np.add(target, X[:, :, y, x], out=target)
+    for _, _, oy, y, ox, x in window_offsets(*X.shape[2:], *Y.shape[2:], kh, kw, sh, sw, ph, pw):
+        target = Y[:, :, oy, ox]
+        np.add(target, X[:, :, y, x], out=target)
     np.multiply(Y, const("avg_pool.scale", 1.0 / (kh * kw), Y.dtype), out=Y)
 
 
@@ -192,17 +159,14 @@ def avg_pool_backward_numba(dY, kh, kw, sh, sw, ph, pw, dX):  # noqa: ANN001, AN
     if dY.shape[0] != n or dY.shape[1] != c:
         raise ValueError("avg_pool_backward: dY (N, C, OH, OW), dX (N, C, H, W)")
     scale = dY.dtype.type(1.0 / (kh * kw))
+    inside = windows_inside_jit(h, w, oh, ow, kh, kw, sh, sw, ph, pw)
     for b in range(n):
         for ci in range(c):
-            for y in range(h):
-                for x in range(w):
-                    dX[b, ci, y, x] = 0
+            zero_plane(dX[b, ci])
             for oy in range(oh):
-                y_lo = max(oy * sh - ph, 0)
-                y_hi = min(oy * sh - ph + kh, h)
+                y_lo, y_hi = window_bounds(oy, sh, ph, kh, h, inside)
                 for ox in range(ow):
-                    x_lo = max(ox * sw - pw, 0)
-                    x_hi = min(ox * sw - pw + kw, w)
+                    x_lo, x_hi = window_bounds(ox, sw, pw, kw, w, inside)
                     g = dY[b, ci, oy, ox] * scale
                     for y in range(y_lo, y_hi):
                         for x in range(x_lo, x_hi):
@@ -213,17 +177,10 @@ def avg_pool_backward_numpy(dY: np.ndarray, kh: int, kw: int, sh: int, sw: int, 
                             dX: np.ndarray) -> None:
     """dX = each window's dY / (kh*kw) spread over the window's input positions (the adjoint of
     avg_pool_forward). dY: (N, C, OH, OW); dX: (N, C, H, W), overwritten."""
-    oh, ow = dY.shape[2], dY.shape[3]
     dX.fill(0)
-    for i in range(kh):
-        rows = window_slices(dX.shape[2], oh, sh, ph, i)
-        for j in range(kw):
-            columns = window_slices(dX.shape[3], ow, sw, pw, j)
-            if rows is None or columns is None:
-                continue
-            (oy, y), (ox, x) = rows, columns
-            target = dX[:, :, y, x]
-            np.add(target, dY[:, :, oy, ox], out=target)
+    for _, _, oy, y, ox, x in window_offsets(*dX.shape[2:], *dY.shape[2:], kh, kw, sh, sw, ph, pw):
+        target = dX[:, :, y, x]
+        np.add(target, dY[:, :, oy, ox], out=target)
     np.multiply(dX, const("avg_pool.scale", 1.0 / (kh * kw), dX.dtype), out=dX)
 
 

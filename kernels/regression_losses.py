@@ -10,17 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
+from ._jitmath import flat_operands
 from ._workspace import const, full_reduce, scratch
 
 
 @kernel
 def mae_loss_numba(Y, T, dY):  # noqa: ANN001, ANN201
-    y = Y.reshape(Y.size)
-    t = T.reshape(T.size)
-    d = dY.reshape(dY.size)
+    y, t, d = flat_operands(Y, T, dY, "mae_loss: Y, T and dY must have one shape")
     size = y.size
-    if t.size != size or d.size != size:
-        raise ValueError("mae_loss: Y, T and dY must have one shape")
     if size == 0:
         return 0.0
     zero = Y.dtype.type(0)
@@ -52,12 +49,8 @@ mae_loss_numba.__doc__ = mae_loss_numpy.__doc__
 
 @kernel
 def huber_loss_numba(Y, T, delta, dY):  # noqa: ANN001, ANN201
-    y = Y.reshape(Y.size)
-    t = T.reshape(T.size)
-    d = dY.reshape(dY.size)
+    y, t, d = flat_operands(Y, T, dY, "huber_loss: Y, T and dY must have one shape")
     size = y.size
-    if t.size != size or d.size != size:
-        raise ValueError("huber_loss: Y, T and dY must have one shape")
     if size == 0:
         return 0.0
     f = Y.dtype.type

@@ -3,9 +3,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import kernel
+from ._jit import helper, kernel
 from ._jitmath import exp_
 from ._workspace import scratch
+
+
+@helper
+def exp_shifted_row(X, i, out):  # noqa: ANN001, ANN201
+    """out[i, j] = exp(X[i, j] - m) for the row's maximum m = max_j X[i, j] (C >= 1; out may
+    alias X); returns (m, sum_j out[i, j]), the sum in X's dtype."""
+    c = X.shape[1]
+    m = X[i, 0]
+    for j in range(1, c):
+        m = max(m, X[i, j])
+    s = X.dtype.type(0)
+    for j in range(c):
+        e = exp_(X[i, j] - m)
+        out[i, j] = e
+        s += e
+    return m, s
 
 
 @kernel
@@ -17,14 +33,7 @@ def softmax_forward_numba(X, out):  # noqa: ANN001, ANN201
         return
     one = X.dtype.type(1)
     for i in range(n):
-        m = X[i, 0]
-        for j in range(1, c):
-            m = max(m, X[i, j])
-        s = X.dtype.type(0)
-        for j in range(c):
-            e = exp_(X[i, j] - m)
-            out[i, j] = e
-            s += e
+        s = exp_shifted_row(X, i, out)[1]
         inv = one / s
         for j in range(c):
             out[i, j] *= inv

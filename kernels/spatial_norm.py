@@ -12,6 +12,7 @@ import numpy as np
 
 from ._jit import kernel
 from ._workspace import const, scratch
+from .norm import update_running, vectors_of_length
 
 
 @kernel
@@ -20,8 +21,7 @@ def spatial_batchnorm_train_forward_numba(  # noqa: ANN201
 ):
     n, c, s = X.shape
     if (
-        gamma.shape[0] != c or beta.shape[0] != c or running_mean.shape[0] != c
-        or running_var.shape[0] != c or inv_std.shape[0] != c
+        not vectors_of_length(c, gamma, beta, running_mean, running_var) or inv_std.shape[0] != c
         or out.shape != X.shape or xhat.shape != X.shape
     ):
         raise ValueError("spatial_batchnorm_train_forward: need X, out, xhat (N, C, S) and (C,) vectors")
@@ -76,9 +76,6 @@ def spatial_batchnorm_train_forward_numpy(
     if n == 0:
         return
     t = X.dtype
-    mom = const("spatial_batchnorm.momentum", momentum, t)
-    keep = const("spatial_batchnorm.keep", 0, t)
-    np.subtract(const("one", 1, t), mom, out=keep)
     total = scratch("spatial_batchnorm.total", (c,), np.float64)
     stat = scratch("spatial_batchnorm.stat", (c, 1), t)
     inv_count = const("spatial_batchnorm.inv_count", 1.0 / (n * s), np.float64)
@@ -86,9 +83,7 @@ def spatial_batchnorm_train_forward_numpy(
     np.multiply(total, inv_count, out=total)
     np.copyto(stat[:, 0], total, casting="same_kind")  # the mean, in X's dtype
     np.subtract(X, stat, out=xhat)
-    np.multiply(running_mean, mom, out=running_mean)
-    np.multiply(stat[:, 0], keep, out=stat[:, 0])
-    np.add(running_mean, stat[:, 0], out=running_mean)
+    update_running(running_mean, stat[:, 0], momentum)
     sq = scratch("spatial_batchnorm.sq", X.shape, t)
     np.square(xhat, out=sq)
     np.add.reduce(sq, axis=(0, 2), dtype=np.float64, out=total)
@@ -97,9 +92,7 @@ def spatial_batchnorm_train_forward_numpy(
     np.add(stat[:, 0], const("spatial_batchnorm.eps", eps, t), out=inv_std)
     np.sqrt(inv_std, out=inv_std)
     np.reciprocal(inv_std, out=inv_std)
-    np.multiply(running_var, mom, out=running_var)
-    np.multiply(stat[:, 0], keep, out=stat[:, 0])
-    np.add(running_var, stat[:, 0], out=running_var)
+    update_running(running_var, stat[:, 0], momentum)
     np.multiply(xhat, inv_std[:, None], out=xhat)
     np.multiply(xhat, gamma[:, None], out=out)
     np.add(out, beta[:, None], out=out)
@@ -111,10 +104,7 @@ spatial_batchnorm_train_forward_numba.__doc__ = spatial_batchnorm_train_forward_
 @kernel
 def spatial_batchnorm_eval_forward_numba(X, gamma, beta, running_mean, running_var, eps, out):  # noqa: ANN001, ANN201
     n, c, s = X.shape
-    if (
-        gamma.shape[0] != c or beta.shape[0] != c or running_mean.shape[0] != c
-        or running_var.shape[0] != c or out.shape != X.shape
-    ):
+    if not vectors_of_length(c, gamma, beta, running_mean, running_var) or out.shape != X.shape:
         raise ValueError("spatial_batchnorm_eval_forward: need X, out (N, C, S) and (C,) vectors")
     e = X.dtype.type(eps)
     for j in range(c):

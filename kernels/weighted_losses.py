@@ -15,8 +15,15 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
-from ._jitmath import exp_
+from ._jitmath import exp_, flat_operands, sigmoid_from_exp_
 from ._workspace import const, label_positions, scratch, sum64
+from .losses import (
+    bce_terms,
+    minus_onehot_scaled,
+    sigmoid_minus_target,
+    softmax_cross_entropy_row,
+    softmax_row_losses,
+)
 
 
 @kernel
@@ -38,21 +45,7 @@ def weighted_softmax_cross_entropy_numba(X, y, w, dX):  # noqa: ANN001, ANN201
     for i in range(n):
         label = y[i]
         weight = w[label]
-        m = X[i, 0]
-        for j in range(1, c):
-            m = max(m, X[i, j])
-        picked = X[i, label] - m
-        s = f(0)
-        for j in range(c):
-            e = exp_(X[i, j] - m)
-            dX[i, j] = e
-            s += e
-        loss += np.float64(weight) * (np.log(np.float64(s)) - np.float64(picked))
-        row_scale = weight * inv_total
-        scale = row_scale / s
-        for j in range(c):
-            dX[i, j] *= scale
-        dX[i, label] -= row_scale
+        loss += np.float64(weight) * softmax_cross_entropy_row(X, i, label, weight * inv_total, dX)
     return loss / total
 
 
@@ -65,43 +58,28 @@ def weighted_softmax_cross_entropy_numpy(X: np.ndarray, y: np.ndarray, w: np.nda
         return 0.0
     t = X.dtype
     pos = label_positions(y, c, "weighted_softmax_cross_entropy.pos")
-    row = scratch("weighted_softmax_cross_entropy.row", (n, 1), t)
     picked = scratch("weighted_softmax_cross_entropy.picked", (n,), t)
     weights = scratch("weighted_softmax_cross_entropy.weights", (n,), t)
     np.take(w, y, out=weights, mode="clip")  # the labels were checked above
     total = sum64(weights, "weighted_softmax_cross_entropy.total")
-    flat = dX.reshape(-1)
-    np.maximum.reduce(X, axis=1, keepdims=True, out=row)
-    np.subtract(X, row, out=dX)
-    np.take(flat, pos, out=picked, mode="clip")
-    np.exp(dX, out=dX)
-    np.add.reduce(dX, axis=1, keepdims=True, out=row)
-    np.divide(dX, row, out=dX)
-    np.log(row, out=row)
-    np.subtract(row.reshape(-1), picked, out=picked)  # per-row loss
+    softmax_row_losses(X, pos, dX, picked)
     np.multiply(picked, weights, out=picked)
     loss = sum64(picked, "weighted_softmax_cross_entropy.loss") / total
     np.multiply(weights, const("weighted_softmax_cross_entropy.inv_total", 1.0 / total, t), out=weights)
-    np.multiply(dX, weights.reshape(n, 1), out=dX)
-    np.take(flat, pos, out=picked, mode="clip")
-    np.subtract(picked, weights, out=picked)
-    np.put(flat, pos, picked, mode="clip")
+    minus_onehot_scaled(dX, pos, weights, picked)
     return loss
 weighted_softmax_cross_entropy_numba.__doc__ = weighted_softmax_cross_entropy_numpy.__doc__
 
 
 @kernel
 def weighted_sigmoid_bce_loss_numba(X, T, w, dX):  # noqa: ANN001, ANN201
-    x = X.reshape(X.size)
-    t = T.reshape(T.size)
-    d = dX.reshape(dX.size)
+    x, t, d = flat_operands(X, T, dX, "weighted_sigmoid_bce_loss: X, T and dX must have one shape")
+    if w.shape[0] != 2:
+        raise ValueError("weighted_sigmoid_bce_loss: w must hold two weights")
     size = x.size
-    if t.size != size or d.size != size or w.shape[0] != 2:
-        raise ValueError("weighted_sigmoid_bce_loss: X, T and dX must have one shape, w two weights")
     if size == 0:
         return 0.0
     f = X.dtype.type
-    one = f(1)
     zero = f(0)
     k = f(1.0 / size)
     w0 = w[0]
@@ -113,9 +91,7 @@ def weighted_sigmoid_bce_loss_numba(X, T, w, dX):  # noqa: ANN001, ANN201
         weight = w0 + span * ti
         e = exp_(-np.abs(xi))
         loss += np.float64(weight) * (np.float64(max(xi, zero) - xi * ti) + np.log1p(np.float64(e)))
-        s = one / (one + e)
-        s = s if xi >= zero else e * s
-        d[i] = weight * (s - ti) * k
+        d[i] = weight * (sigmoid_from_exp_(xi, e) - ti) * k
     return loss / size
 
 
@@ -129,24 +105,12 @@ def weighted_sigmoid_bce_loss_numpy(X: np.ndarray, T: np.ndarray, w: np.ndarray,
     t = X.dtype
     term = scratch("weighted_sigmoid_bce_loss.term", X.shape, t)
     soft = scratch("weighted_sigmoid_bce_loss.soft", X.shape, t)
-    np.abs(X, out=soft)
-    np.negative(soft, out=soft)
-    np.exp(soft, out=soft)
-    np.log1p(soft, out=soft)  # log(1 + exp(-|x|))
-    np.maximum(X, const("zero", 0, t), out=term)
-    np.add(term, soft, out=term)
-    np.multiply(X, T, out=soft)
-    np.subtract(term, soft, out=term)
+    bce_terms(X, T, term, soft)
     np.multiply(T, const("weighted_sigmoid_bce_loss.span", w[1] - w[0], t), out=soft)  # the weights v
     np.add(soft, const("weighted_sigmoid_bce_loss.w0", w[0], t), out=soft)
     np.multiply(term, soft, out=term)
     loss = sum64(term, "weighted_sigmoid_bce_loss.loss") / size
-    with np.errstate(over="ignore"):  # exp(-x) -> inf gives sigmoid exactly 0
-        np.negative(X, out=dX)
-        np.exp(dX, out=dX)
-    np.add(dX, const("one", 1, t), out=dX)
-    np.reciprocal(dX, out=dX)
-    np.subtract(dX, T, out=dX)
+    sigmoid_minus_target(X, T, dX)
     np.multiply(dX, soft, out=dX)
     np.multiply(dX, const("weighted_sigmoid_bce_loss.inv_size", 1.0 / size, t), out=dX)
     return loss

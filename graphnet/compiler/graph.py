@@ -109,18 +109,21 @@ class Graph:
 
     @cached_property
     def params(self) -> tuple[Param, ...]:
-        return tuple(
-            Param(f"{node.id}.{decl.name}", node.id, decl)
-            for node in self.nodes
-            for decl in node.record.params(node.spec, list(node.input_values))
-        )
+        """The parameters the nodes declare (their records' `params`), in node order."""
+        return self._declared(Param, "params")
 
     @cached_property
     def state(self) -> tuple[State, ...]:
+        """The persistent state the nodes declare (their records' `state`), in node order."""
+        return self._declared(State, "state")
+
+    def _declared(self, kind: Callable[[str, str, ParamDecl | StateDecl], Param | State], field: str) -> tuple:
+        """kind(`<node id>.<local name>`, node id, declaration) for each declaration of the
+        op record's `field` ("params" or "state"), node by node."""
         return tuple(
-            State(f"{node.id}.{decl.name}", node.id, decl)
+            kind(f"{node.id}.{decl.name}", node.id, decl)
             for node in self.nodes
-            for decl in node.record.state(node.spec, list(node.input_values))
+            for decl in getattr(node.record, field)(node.spec, list(node.input_values))
         )
 
     @property
