@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=1000)
     p.add_argument("--backend", choices=["numba", "numpy"], default=None)
     p.add_argument("--plot", nargs="?", const="", default=None, metavar="DIR",
-                   help="write confusion_matrix.png (binary: roc_curve.png, pr_curve.png too) into DIR "
+                   help="write confusion_matrix.png (binary or two classes: roc_curve.png, pr_curve.png too) into DIR "
                         "(default: the run folder); needs matplotlib (pip install 'graphnet[plot]')")
 
     p = sub.add_parser("predict", help="predictions of a trained network for a file of raw examples (CSV out)",

@@ -17,7 +17,14 @@ import numpy as np
 
 from ..errors import GraphnetError
 from . import OPS
-from .metrics import binary_metrics, classification_metrics, confusion_matrix, regression_metrics
+from .metrics import (
+    average_precision,
+    binary_metrics,
+    classification_metrics,
+    confusion_matrix,
+    regression_metrics,
+    roc_auc,
+)
 
 Task = Literal["classification", "binary", "regression"]
 BINARY_LOSSES = frozenset({"sigmoid_binary_cross_entropy"})
@@ -120,11 +127,16 @@ def r2(predicted: np.ndarray, targets: np.ndarray) -> float:
     return regression_metrics(predicted, targets)["r2"]
 
 
-def metric_names(task: Task | None) -> tuple[str, ...]:
-    """The metrics `evaluate` reports for a task (see graphnet.ops.metrics)."""
+def metric_names(task: Task | None, classes: int | None = None) -> tuple[str, ...]:
+    """The metrics `evaluate` reports for a task (see graphnet.ops.metrics): the ranking ones
+    (ROC AUC, PR AUC) for binary targets and for two classes (class 1 the positive one)."""
     if task == "regression":
         return REGRESSION_METRICS
-    return CLASSIFICATION_METRICS + (BINARY_METRICS if task == "binary" else ())
+    return CLASSIFICATION_METRICS + (BINARY_METRICS if _two_sided(task, classes) else ())
+
+
+def _two_sided(task: Task | None, classes: int | None) -> bool:
+    return task == "binary" or (task in (None, "classification") and classes == 2)
 
 
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "log_loss")
@@ -179,13 +191,21 @@ def metrics_of(outputs: Outputs, y: np.ndarray, classes: int) -> dict[str, float
         return dict(regression_metrics(outputs.predicted, y))
     if outputs.task == "binary":
         return binary_metrics(y, outputs.probabilities)  # type: ignore[arg-type]
-    return classification_metrics(y, outputs.predicted, outputs.probabilities, classes)
+    result = classification_metrics(y, outputs.predicted, outputs.probabilities, classes)
+    if _two_sided(outputs.task, classes):  # two classes: class 1's probability ranks the examples
+        positive = np.asarray(y).ravel() == 1
+        p1 = None if outputs.probabilities is None else outputs.probabilities[:, 1]
+        result["roc_auc"] = None if p1 is None else roc_auc(positive, p1)
+        result["pr_auc"] = None if p1 is None else average_precision(positive, p1)
+    return result
 
 
 def class_count(graph: Any) -> int:
-    """The number of classes of the network's first label (2 for binary targets)."""
+    """The number of classes of the first label of a network (a Graph or a NetworkSpec);
+    2 for binary and float targets."""
     label = next(iter(graph.labels.values()), None)
-    return label.classes if label is not None and label.kind == "classes" else 2
+    classes = getattr(label, "classes", None)
+    return classes if isinstance(classes, int) and classes > 0 else 2
 
 
 def evaluate(net: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict[str, float | None]:
@@ -195,7 +215,7 @@ def evaluate(net: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> 
     class). A regression whose targets were scaled for training is scored in their units."""
     task = task_of(net.graph)
     if len(X) == 0:
-        return {name: None for name in metric_names(task)}
+        return {name: None for name in metric_names(task, class_count(net.graph))}
     return metrics_of(outputs_of(net, X, batch_size), y, class_count(net.graph))
 
 

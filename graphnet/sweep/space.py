@@ -30,7 +30,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from ..errors import SpecError, did_you_mean
 from ..ops.base import SpecModel
-from ..ops.tasks import Task, task_of
+from ..ops.tasks import Task, class_count, task_of
 from ..ops.tasks import metric_names as task_metric_names
 from ..spec import RunSpec, load, parse_json, parse_run, read_spec_text
 
@@ -117,10 +117,10 @@ class SweepSpec(SpecModel):
 # ---- metrics ---------------------------------------------------------------------------------
 
 
-def metric_names(task: Task | None) -> list[str]:
-    """The metrics a run of `task` writes to metrics.json or history.json, by which a trial is
-    judged: those of the model the run serves (with early stopping, its best epoch's)."""
-    return [f"{split}_{score}" for score in task_metric_names(task) for split in ("val", "test", "train")] + \
+def metric_names(task: Task | None, classes: int | None = None) -> list[str]:
+    """The metrics a run of `task` (of `classes` classes) writes to metrics.json or history.json,
+    by which a trial is judged: those of the model the run serves (with early stopping, its best epoch's)."""
+    return [f"{split}_{score}" for score in task_metric_names(task, classes) for split in ("val", "test", "train")] + \
         ["val_loss", "test_loss", "train_loss", "final_loss"]
 
 
@@ -276,7 +276,7 @@ def _check_against_run(spec: SweepSpec, run: RunSpec, source: str | None) -> Non
         except ValueError as error:
             problems.append((f"space.{json.dumps(text)}", str(error)))
     task = task_of(run.network)
-    known = metric_names(task)
+    known = metric_names(task, class_count(run.network))
     if spec.metric not in known:
         problems.append(("metric", f"a {task or 'classification'} run has no metric '{spec.metric}'"
                                    f"{did_you_mean(spec.metric, known)} (known: {', '.join(known)})"))

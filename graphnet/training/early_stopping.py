@@ -30,16 +30,16 @@ def mode_of(settings: EarlyStopping) -> Literal["min", "max"]:
     return "min" if settings.metric.endswith(LOWER_IS_BETTER) else "max"
 
 
-def watched_metrics(task: Task | None) -> tuple[str, ...]:
-    """The validation metrics an epoch record of a `task` run holds."""
-    return ("val_loss",) + tuple(f"val_{name}" for name in metric_names(task))
+def watched_metrics(task: Task | None, classes: int | None = None) -> tuple[str, ...]:
+    """The validation metrics an epoch record of a `task` run (of `classes` classes) holds."""
+    return ("val_loss",) + tuple(f"val_{name}" for name in metric_names(task, classes))
 
 
 def check_early_stopping(settings: EarlyStopping, task: Task | None, validation_examples: int,
-                         source: str | None = None) -> None:
+                         source: str | None = None, classes: int | None = None) -> None:
     """SpecError (at train.early_stopping) when the metric is not one the epochs record for
     this task, or when there is no validation split to watch."""
-    known = watched_metrics(task)
+    known = watched_metrics(task, classes)
     if settings.metric not in known:
         raise SpecError([("train.early_stopping.metric",
                           f"a {task or 'classification'} run has no per-epoch metric '{settings.metric}'"

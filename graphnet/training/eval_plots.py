@@ -112,4 +112,6 @@ def plot_split(net: Any, X: np.ndarray, y: np.ndarray, folder: Path, title: str,
     binary = None
     if outputs.task == "binary" and outputs.probabilities is not None:
         binary = ((np.asarray(y).ravel() > 0.5).astype(np.int64), outputs.probabilities.ravel())
+    elif classes == 2 and outputs.probabilities is not None:  # two classes: class 1 the positive one
+        binary = ((np.asarray(y).ravel() == 1).astype(np.int64), outputs.probabilities[:, 1])
     return plot_evaluation(folder, confusion_of(outputs, y, classes), class_labels(net, classes), title, binary)

@@ -29,7 +29,7 @@ DIVERGENCE_FACTOR = 100  # an epoch's loss this many times the starting loss: di
 class EpochRecord:
     """One epoch of a classification or binary run: accuracy on a training subset, and the
     validation split's loss and metrics (graphnet.ops.metrics; roc_auc and pr_auc for binary
-    runs only; None without a validation split)."""
+    runs and two classes only; None without a validation split)."""
 
     epoch: int
     train_loss: float
@@ -178,7 +178,7 @@ def _split_metrics(net: CompiledNetwork, X: np.ndarray, y: np.ndarray, split: st
     (rows: true class, columns: predicted)."""
     task = task_of(net.graph)
     if len(X) == 0:
-        return {f"{split}_{name}": None for name in metric_names(task)}
+        return {f"{split}_{name}": None for name in metric_names(task, class_count(net.graph))}
     outputs, classes = outputs_of(net, X, batch_size), class_count(net.graph)
     result: dict[str, Any] = {f"{split}_{name}": value for name, value in metrics_of(outputs, y, classes).items()}
     if details and task != "regression":

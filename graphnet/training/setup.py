@@ -30,7 +30,7 @@ from ..model.checkpoint import spec_difference
 from ..model.compiled import CompiledNetwork, compile
 from ..model.record import ModelRecord
 from ..model.restore import restore_training
-from ..ops.tasks import task_of
+from ..ops.tasks import class_count, task_of
 from ..runs.folder import (
     clear_run_files,
     has_checkpoint,
@@ -146,7 +146,8 @@ def set_up(run: RunSpec | Mapping[str, Any] | str | Path | None, *, out: str | P
     record.attach(net)
     check_split_labels(net, dataset, settings.data_spec().name)
     if settings.early_stopping is not None:
-        check_early_stopping(settings.early_stopping, task_of(run.network), len(dataset["X_val"]))
+        check_early_stopping(settings.early_stopping, task_of(run.network), len(dataset["X_val"]),
+                             classes=class_count(run.network))
     if restart:
         say(f"{folder} has no checkpoint yet (training was interrupted before the first epoch finished): "
             "starting again from epoch 1 with its run.json settings")

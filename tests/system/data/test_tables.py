@@ -103,9 +103,22 @@ def test_eval_of_a_raw_labelled_csv_scores_what_net_predict_predicts(adult, tmp_
     data = write_table_csv(tmp_path / "more.csv", X, income, ADULT_COLUMNS, label="income")
     capsys.readouterr()
     assert main(["eval", str(adult["run"]), "--data", str(data)]) == 0
-    found = re.search(r"accuracy ([0-9.]+)% on 200 examples", capsys.readouterr().out)
-    expected = np.mean(gn.load_checkpoint(adult["run"]).predict(X) == income)
+    out = capsys.readouterr().out
+    found = re.search(r"accuracy ([0-9.]+)% on 200 examples", out)
+    net = gn.load_checkpoint(adult["run"])
+    expected = np.mean(net.predict(X) == income)
     assert found and float(found.group(1)) == pytest.approx(100 * expected, abs=0.005)
+    sklearn_metrics = pytest.importorskip("sklearn.metrics", reason="scikit-learn is in the [test] extra")
+    positive = income == ADULT_CLASSES[1]  # the second class, as scikit-learn takes the greater label
+    p1 = net.predict_proba(X)[:, 1]
+    summary = re.search(r"F1 macro ([0-9.]+) .*\nROC AUC ([0-9.]+)  PR AUC ([0-9.]+)", out)
+    assert summary, out
+    assert float(summary.group(1)) == pytest.approx(
+        sklearn_metrics.f1_score(income, net.predict(X), average="macro"), abs=5e-5)
+    assert float(summary.group(2)) == pytest.approx(sklearn_metrics.roc_auc_score(positive, p1), abs=5e-5)
+    assert float(summary.group(3)) == pytest.approx(sklearn_metrics.average_precision_score(positive, p1), abs=5e-5)
+    metrics = json.loads((adult["run"] / "metrics.json").read_text())
+    assert {"test_roc_auc", "test_pr_auc", "val_roc_auc"} <= set(metrics)
 
 
 @pytest.mark.skipif(not HAVE_ONNX, reason="ONNX is in the [onnx] extra: pip install 'graphnet[onnx]'")
