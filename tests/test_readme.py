@@ -2,17 +2,21 @@
 processes: tests/system/test_readme.py)."""
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import graphnet as gn
 from graphnet.cli import main
 from graphnet.data import DEBIAN_PACKAGES
 
 from tests._support.paths import ROOT
 from tests._support.readme import code_blocks, mpi_block, readme_command, section
+from tests._support.extras import HAVE_ONNX
 from tests._support.task_data import named_classes
 
 
@@ -101,3 +105,86 @@ def test_the_deploy_section_runs_as_written(tmp_path, monkeypatch, capsys):
     exec(compile(python, "README.md (Deploy)", "exec"), namespace)  # runs as written, in the folder above
     assert list(namespace["net"].predict(namespace["X_raw"][:20])) == list(names[:20])
     assert namespace["result"].net.class_names == ("setosa", "versicolor", "virginica")
+
+
+TABLES = "Tables: text categories, missing cells, a rare class"
+NUMBER = r"\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+
+
+def _shown(line: str) -> re.Pattern:
+    """A line of output as the README shows it, every number free to be another (they are one
+    run's) and every run of spaces free in width (columns aligned to other numbers)."""
+    tokens = re.findall(rf"{NUMBER}| +|[^\d ]+|\d", line)
+    return re.compile("".join(NUMBER if re.fullmatch(NUMBER, t) else " *" if t.isspace() else re.escape(t)
+                              for t in tokens))
+
+
+def _matches_in_order(shown: list[str], actual: list[str]) -> list[str]:
+    """The shown lines that no actual line matches (after the previous shown line's match)."""
+    missing, at = [], 0
+    for line in shown:
+        found = next((i for i in range(at, len(actual)) if _shown(line).fullmatch(actual[i])), None)
+        if found is None:
+            missing.append(line)
+        else:
+            at = found + 1
+    return missing
+
+
+def test_shown_output_lines_match_up_to_their_numbers():
+    assert _shown("epoch   1/40  loss 0.3185  val  91.2%  lr 1.00e-02").fullmatch(
+        "epoch  12/40  loss 0.2062  val 100.0%  lr 1.00e-02")
+    assert not _shown("epoch   1/40  loss 0.3185").fullmatch("epoch   1/40  gain 0.3185")
+    assert _matches_in_order(["a 1", "b 2"], ["a 7", "x", "b 3"]) == []
+    assert _matches_in_order(["b 2", "a 1"], ["a 7", "b 3"]) == ["a 1"]
+
+
+@pytest.mark.slow  # ~10 s: trains the walkthrough's table, then evaluates, predicts and exports it
+def test_the_tables_section_runs_as_written(tmp_path, monkeypatch, capsys):
+    readme = (ROOT / "README.md").read_text()
+    tables = section(readme, TABLES)
+    blocks = code_blocks(tables[:tables.index("### Against scikit-learn")])
+    make, onnx_runtime = [body for language, body in blocks if language == "python"]
+    [run_file] = [json.loads(body) for language, body in blocks if language == "json"]
+    bare = [body for language, body in blocks if language == ""]
+
+    def shown(start: str) -> str:
+        [block] = [body for body in bare if body.startswith(start)]
+        return block
+
+    monkeypatch.chdir(tmp_path)
+    exec(compile(make, "README.md (Tables)", "exec"), {})  # writes adult.csv and more.csv
+    assert Path("adult.csv").read_text().startswith(shown("income,") + "\n")  # the file begins as shown
+    Path("adult.json").write_text(json.dumps(run_file))
+    Path("new.csv").write_text(shown("age,") + "\n")
+    said = {}
+    for line in shown("graphnet train").splitlines():
+        argv = line.split("#")[0].split()
+        assert argv[0] == "graphnet"
+        if argv[1] == "export" and not HAVE_ONNX:
+            continue
+        capsys.readouterr()
+        assert main(argv[1:]) == 0, capsys.readouterr().err
+        said[" ".join(argv[1:])] = capsys.readouterr()
+    log = said["train adult.json --out runs/adult --no-progress"].out.splitlines()
+    shown_log = shown("data: table columns").splitlines()
+    assert log[:4] == shown_log[:4]  # the data's lines, exactly: the table and its split are seeded
+    assert _matches_in_order(shown_log, log) == []
+    report = said["eval runs/adult --data more.csv"].out.splitlines()
+    assert _matches_in_order(shown("more.csv: accuracy").splitlines(), report) == []
+    predicted = said["predict runs/adult --data new.csv --proba"]
+    *rows, stderr = shown("prediction,").splitlines()
+    assert _matches_in_order(rows, predicted.out.splitlines()) == [] and len(predicted.out.splitlines()) == len(rows)
+    assert _matches_in_order([stderr], predicted.err.splitlines()) == []
+    net = gn.load_checkpoint("runs/adult")
+    with open("new.csv", newline="") as handle:
+        raw = [[row[name] for name in net.encoding.names] for row in csv.DictReader(handle)]
+    assert [line.split(",")[0] for line in predicted.out.splitlines()[1:]] == net.predict(raw).tolist()
+    if not HAVE_ONNX:
+        pytest.skip("the ONNX part needs the [onnx] extra: pip install 'graphnet[onnx]'")
+    namespace: dict = {}
+    exec(compile(onnx_runtime, "README.md (Tables, ONNX Runtime)", "exec"), namespace)
+    capsys.readouterr()
+    np.testing.assert_allclose(namespace["scores"], net.forward(net.prepare(namespace["rows"])), rtol=1e-4, atol=1e-4)
+    assert np.asarray(net.class_names)[namespace["scores"].argmax(axis=1)].tolist() == \
+        net.predict(namespace["rows"]).tolist()

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from graphnet.cli import main
+from graphnet.data.synthetic import ADULT_CLASSES, ADULT_COLUMNS, adult_like, write_table_csv  # noqa: F401 (tables)
 
 WEIGHTS = np.array([1.5, -2.0, 0.5])  # the linear regression target: X @ WEIGHTS + 0.3 + noise
 
@@ -152,45 +153,4 @@ def flowers_table(n: int = 300, seed: int = 0, unseen: int = 0) -> tuple[np.ndar
     return table, names
 
 
-def write_table_csv(path: Path, X: np.ndarray, names: np.ndarray | None, columns: list[str],
-                    label: str = "species") -> Path:
-    """A CSV of a raw table X (n, columns) with a header: the label column first (unless
-    `names` is None); a missing cell is written "" in a number column, "?" in a text one."""
-    text = [all(isinstance(v, str) for v in X[:, j] if v is not None) for j in range(X.shape[1])]
-
-    def cell(value: object, j: int) -> str:
-        if value is None:
-            return "?" if text[j] else ""
-        return value if isinstance(value, str) else repr(float(value))  # type: ignore[arg-type]
-
-    header = ([label] if names is not None else []) + columns
-    rows = [",".join(([str(names[i])] if names is not None else []) + [cell(v, j) for j, v in enumerate(row)])
-            for i, row in enumerate(X)]
-    path.write_text(",".join(header) + "\n" + "\n".join(rows) + "\n")
-    return path
-
-
-ADULT_COLUMNS = ["age", "workclass", "education", "sex", "hours"]
-ADULT_CLASSES = ("<=50K", ">50K")
 ADULT_WIDTH = 2 + (4 + 2) + (5 + 2) + (2 + 2)  # age and hours; workclass, education, sex with missing and unknown
-
-
-def adult_like(n: int = 1500, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A table like the UCI Adult census file: X (n, 5) object array -- age and hours
-    (numbers, about 5% of ages missing: None), workclass (text, about 5% missing), education
-    and sex (text) -- and an income label (n,), ">50K" for the top fifth of a noisy score of
-    the columns (1:4 against "<=50K")."""
-    rng = np.random.default_rng(seed)
-    work = np.array(["Private", "Self-emp", "Gov", "Never-worked"])
-    edu = np.array(["HS-grad", "Bachelors", "Masters", "Doctorate", "Some-college"])
-    age = rng.integers(18, 80, n).astype(float)
-    hours = rng.normal(40, 10, n).round(1)
-    w, e, s = rng.choice(4, n, p=[0.6, 0.15, 0.2, 0.05]), rng.choice(5, n), rng.choice(2, n)
-    score = (0.05 * (age - 40) + 0.08 * (hours - 40) + np.array([0, 0.8, 0.4, -2])[w]
-             + np.array([-1, 0.6, 1.2, 1.8, -0.3])[e] + 0.5 * (s == 0) + rng.normal(0, 0.5, n))
-    label = np.where(score > np.quantile(score, 0.8), ADULT_CLASSES[1], ADULT_CLASSES[0])
-    X = np.empty((n, 5), dtype=object)
-    X[:, 0], X[:, 1], X[:, 2], X[:, 3], X[:, 4] = age, work[w], edu[e], np.array(["Male", "Female"])[s], hours
-    X[rng.random(n) < 0.05, 0] = None
-    X[rng.random(n) < 0.05, 1] = None
-    return X, label

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import graphnet
 from graphnet import DataError, data
 from graphnet.data import KEYS, batches, list_datasets, load, read_idx
+from graphnet.data.synthetic import ADULT_CLASSES, ADULT_COLUMNS, adult_like, write_table_csv
 
 from tests._support.data_files import FILES, file_of, idx_bytes, make_idx, write
 
@@ -410,6 +411,41 @@ def test_synthetic_options():
         load("spiral", colors=3)
     with raises_naming("blobs", "points must be an int >= 1"):
         load("blobs", points=0)
+
+
+
+def test_adult_like_is_a_raw_table_with_a_one_to_four_label():
+    X, income = adult_like(1000, seed=3)
+    assert X.shape == (1000, 5) and X.dtype == object and set(income) == set(ADULT_CLASSES)
+    assert np.mean(income == ">50K") == pytest.approx(0.2, abs=0.002)  # the top fifth of a score
+    missing = [np.mean([v is None for v in X[:, j]]) for j in range(5)]
+    assert 0.02 < missing[0] < 0.08 and 0.02 < missing[1] < 0.08 and missing[2:] == [0, 0, 0]  # age, workclass
+    assert all(isinstance(v, str) for j in (1, 2, 3) for v in X[:, j] if v is not None)
+    again, same = adult_like(1000, seed=3)
+    assert X.tolist() == again.tolist() and same.tolist() == income.tolist()
+    assert adult_like(1000, seed=4)[0].tolist() != X.tolist()
+    with raises_naming("adult_like", "option n must be an int >= 1"):
+        adult_like(0)
+
+
+def test_write_table_csv_writes_what_graphnet_reads_back(tmp_path):
+    X, income = adult_like(200, seed=1)
+    X[0, 1] = "Self-emp, incorporated"  # a comma inside a cell: quoted
+    path = write_table_csv(tmp_path / "adult.csv", X, income, ADULT_COLUMNS, label="income")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "income," + ",".join(ADULT_COLUMNS) and len(lines) == 201
+    assert '"Self-emp, incorporated"' in lines[1]
+    first_missing_age = next(i for i in range(200) if X[i, 0] is None)
+    assert lines[1 + first_missing_age].split(",")[1] == ""  # a number column's missing cell: empty
+    first_missing_work = next(i for i in range(200) if X[i, 1] is None)
+    assert lines[1 + first_missing_work].split(",")[2] == "?"  # a text column's: "?"
+    _, info = data.load_with_info(path, label_column="income", test_size=0, val_size=0)
+    kinds = {c.name: c.kind for c in info.encoding.columns}
+    assert kinds == {"age": "number", "workclass": "category", "education": "category", "sex": "category",
+                     "hours": "number"}
+    assert "Self-emp, incorporated" in next(c for c in info.encoding.columns if c.name == "workclass").categories
+    assert info.class_names == ADULT_CLASSES
+    assert write_table_csv(tmp_path / "features.csv", X, None, ADULT_COLUMNS).read_text().startswith("age,")
 
 
 # ----------------------------------------------------------------------------- splits

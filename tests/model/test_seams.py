@@ -62,8 +62,8 @@ def world(tmp_path_factory):
     """The data files and the one-process run every other route is compared with."""
     root = tmp_path_factory.mktemp("seams")
     X, names = flowers_table(300, seed=4, unseen=3)
-    train_csv = write_table_csv(root / "train.csv", X[:240], names[:240], COLUMNS)
-    test_csv = write_table_csv(root / "test.csv", X[240:], names[240:], COLUMNS)
+    train_csv = write_table_csv(root / "train.csv", X[:240], names[:240], COLUMNS, label="species")
+    test_csv = write_table_csv(root / "test.csv", X[240:], names[240:], COLUMNS, label="species")
     with open(root / "serve.csv", "w", newline="") as handle:  # the test rows, columns reordered by name
         writer = csv.writer(handle)
         writer.writerow(SERVE_ORDER)
