@@ -188,34 +188,40 @@ def ort_contender(config: dict) -> dict:
     return {"calls": calls, "outputs": calls, "info": {"onnxruntime": ort.__version__}}
 
 
-def gemm_floor_contender(config: dict) -> dict:
-    """The training step's GEMMs alone, on arrays of graphnet's shapes: per conv the forward GEMM
-    (patches @ W.T), the weight gradient (dZ.T @ patches) and, but for the first, the patches'
-    gradient (dZ @ W); per affine layer the forward GEMM and its two backward GEMMs."""
-    from threadpoolctl import threadpool_limits
-
+def floor_gemms(spec: Any, n: int, rng: np.random.Generator) -> list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray]]:
+    """The GEMMs of one training step at batch n on random float32 arrays of graphnet's shapes,
+    as (node id, role, A, B, C) with C = A @ B: per conv the forward GEMM (patches @ W.T), the
+    weight gradient (dZ.T @ patches) and, but for the first, the patches' gradient (dZ @ W); per
+    affine layer the forward GEMM and its two backward GEMMs."""
     import graphnet as gn
 
-    gemm_floor_contender.limits = threadpool_limits(_threads(config), user_api="blas")  # type: ignore[attr-defined]
-    spec = network(config)
     net = gn.compile(spec, batch_size=2, seed=0)
-    n, rng = config["step_batch"], np.random.default_rng(0)
-    work: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (A, B, C): C = A @ B
+    work: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def add(m: int, k: int, f: int, first: bool) -> None:
+    def add(node: str, m: int, k: int, f: int, first: bool) -> None:
         a, w, z = (rng.standard_normal(s).astype(np.float32) for s in ((m, k), (f, k), (m, f)))
-        work.append((a, w.T, np.empty((m, f), np.float32)))  # forward
-        work.append((z.T, a, np.empty((f, k), np.float32)))  # weight gradient
+        work.append((node, "forward", a, w.T, np.empty((m, f), np.float32)))
+        work.append((node, "weight gradient", z.T, a, np.empty((f, k), np.float32)))
         if not first:
-            work.append((z, w, np.empty((m, k), np.float32)))  # input gradient
+            work.append((node, "input gradient", z, w, np.empty((m, k), np.float32)))
 
-    for i, node in enumerate(net.graph.nodes):
+    for node in net.graph.nodes:
         if node.op == "conv2d":
             c, (f, oh, ow) = node.input_values[0].shape[0], node.value.shape
             kh, kw = net.params[f"{node.id}.W"].shape[2:]
-            add(n * oh * ow, c * kh * kw, f, first=node.inputs[0] in net.graph.inputs)
+            add(node.id, n * oh * ow, c * kh * kw, f, first=node.inputs[0] in net.graph.inputs)
         elif node.op == "affine":
-            add(n, node.input_values[0].size, node.value.shape[0], first=node.inputs[0] in net.graph.inputs)
+            add(node.id, n, node.input_values[0].size, node.value.shape[0], first=node.inputs[0] in net.graph.inputs)
+    return work
+
+
+def gemm_floor_contender(config: dict) -> dict:
+    """The training step's GEMMs alone (floor_gemms), into preallocated arrays."""
+    from threadpoolctl import threadpool_limits
+
+    gemm_floor_contender.limits = threadpool_limits(_threads(config), user_api="blas")  # type: ignore[attr-defined]
+    work = [(a, b, c) for _, _, a, b, c in floor_gemms(network(config), config["step_batch"],
+                                                        np.random.default_rng(0))]
     matmul = np.matmul
 
     def step() -> None:
