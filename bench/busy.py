@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import inference_latency  # noqa: E402
 from procbench import SETTLE_SECONDS, Workers, require  # noqa: E402
-from report import add_results_option, write_report  # noqa: E402
+from report import add_results_option, print_machine, write_report  # noqa: E402
 
 BATCHES = (1, 32, 256)
 HOG_SOURCE = """
@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
     add_results_option(parser)
     args = parser.parse_args(argv)
-    results = run_benchmark(args.rounds, args.phases, args.contenders)
+    machine = print_machine()
+    results = {**run_benchmark(args.rounds, args.phases, args.contenders), "machine": machine}
     print_table(results)
     write_report(args.results / "busy.json", results)
     return 0

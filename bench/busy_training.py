@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).parent))
 from busy import Hog  # noqa: E402
-from report import add_results_option, write_report  # noqa: E402
+from report import add_results_option, print_machine, write_report  # noqa: E402
 
 THIRDS = ("before", "during", "after")
 
@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args.child, args.size, args.seconds)))
         return 0
-    results: dict = {"size": args.size, "seconds": args.seconds, "runs": {}, "skipped": {}}
+    results: dict = {"size": args.size, "seconds": args.seconds, "runs": {}, "skipped": {},
+                     "machine": print_machine()}
     for name in args.contenders:
         outcome = run_contender(name, args.size, args.seconds)
         if isinstance(outcome, str):

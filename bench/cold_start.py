@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # `import report` also when run from elsewhere
 
-from report import add_results_option, write_report  # noqa: E402
+from report import add_results_option, print_machine, write_report  # noqa: E402
 
 CHILD = r"""
 import time, sys
@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     add_results_option(parser)
     args = parser.parse_args()
+    machine = print_machine()
     first, second = [], []
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory(prefix="graphnet-numba-cache-") as cache:
@@ -63,6 +64,7 @@ def main() -> None:
             second.append(one_process(args.spec, cache))
     result = {
         "spec": args.spec,
+        "machine": machine,
         # numba imports scipy.linalg (if installed) the first time it loads a kernel
         "scipy_installed": importlib.util.find_spec("scipy") is not None,
         "first_process_s": statistics.median(first),

@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # graphnet from this checkout when run as a script
 
-from report import add_results_option, write_report  # noqa: E402
+from report import add_results_option, print_machine, write_report  # noqa: E402
 
 from graphnet.benchmarks.step import LEARNING_RATE, SIZES, make_problem  # noqa: E402
 
@@ -283,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         report = json.loads(Path(args.scaling_table).read_text())
         print(scaling_table(report) + "\n\n" + break_even_table(report))
         return 0
-    report = run_bench(args.full)
+    machine = print_machine()
+    report = {**run_bench(args.full), "blas": machine}
     print(format_report(report))
     write_report(args.results / "distributed.json", report)
     return 0

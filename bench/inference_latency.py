@@ -40,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from procbench import SETTLE_SECONDS, Workers, add_timing_options, require, summarize  # noqa: E402
 from report import add_results_option, write_report  # noqa: E402
 
+from graphnet.benchmarks.machine import Peak, blas_kernel, forward_flops, measure_peak, peak_columns  # noqa: E402
+
 DIMS = (784, 512, 256, 10)
 DEFAULT_BATCHES = (1, 32, 256)
 REFERENCE = "ort"
@@ -212,11 +214,13 @@ def check_outputs(workers: Workers, case: str) -> dict[str, float]:
 
 
 def run_benchmark(batches: list[int], rounds: int, threads: int | None, contenders: list[str],
-                  seconds: float = SAMPLE_SECONDS, settle: float = SETTLE_SECONDS) -> dict:
-    """Every contender in its own process, round-robin; one summary per batch size."""
+                  seconds: float = SAMPLE_SECONDS, settle: float = SETTLE_SECONDS, peak: Peak | None = None) -> dict:
+    """Every contender in its own process, round-robin; one summary per batch size, each row with
+    the GFLOP/s of the forward pass's GEMM work and its fraction of `peak` (when given)."""
     config = {"batches": batches, "threads": threads, "seed": 0}
     results: dict[str, Any] = {"network": list(DIMS), "dtype": "float32", "threads": threads,
-                               "rounds": rounds, "cases": {}}
+                               "rounds": rounds, "cases": {}, "kernel": str(blas_kernel()),
+                               "peak": None if peak is None else vars(peak)}
     with Workers("inference_latency", contenders, config) as workers:
         results["skipped"] = workers.skipped
         results["info"] = {name: w.info for name, w in workers.workers.items()}
@@ -225,12 +229,17 @@ def run_benchmark(batches: list[int], rounds: int, threads: int | None, contende
             errors = check_outputs(workers, case)
             reps = workers.calibrate(case, seconds)
             samples = workers.sample_rounds(case, reps, rounds, settle)
-            results["cases"][case] = {"batch": n, "summary": summarize(samples, REFERENCE),
+            summary = {name: peak_columns(row, forward_flops(DIMS, n), peak)
+                       for name, row in summarize(samples, REFERENCE).items()}
+            results["cases"][case] = {"batch": n, "summary": summary,
                                       "max_rel_difference": errors, "reps": reps}
     return results
 
 
 def print_table(results: dict) -> None:
+    print(results["kernel"])
+    if results["peak"]:
+        print(Peak(**results["peak"]))
     for name, reason in results["skipped"].items():
         print(f"skipped {name}: {reason}")
     for name, info in results["info"].items():
@@ -240,7 +249,9 @@ def print_table(results: dict) -> None:
         print(f"batch {case['batch']}:")
         for name, row in case["summary"].items():
             ratio = row.get(f"ratio_to_{REFERENCE}")
-            print(f"  {name:18s} {row['us']:10.1f} us" + (f"   {ratio:5.2f}x {REFERENCE}" if ratio else ""))
+            share = f" = {row['peak_fraction']:6.1%} of peak" if row.get("peak_fraction") else ""
+            print(f"  {name:18s} {row['us']:10.1f} us" + (f"   {ratio:5.2f}x {REFERENCE}" if ratio else "")
+                  + f"   {row['gflops']:7.1f} GFLOP/s{share}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     add_timing_options(parser, 21, SAMPLE_SECONDS, CONTENDERS)
     add_results_option(parser)
     args = parser.parse_args(argv)
-    results = run_benchmark(args.batches, args.rounds, args.threads, args.contenders, seconds=args.seconds)
+    results = run_benchmark(args.batches, args.rounds, args.threads, args.contenders, seconds=args.seconds,
+                            peak=measure_peak())
     print_table(results)
     write_report(args.results / "inference_latency.json", results)
     return 0

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from graphnet.benchmarks.machine import blas_kernel
+from graphnet.runtime.blas import blas_info
 from graphnet.system.fileio import write_text_atomic
 
 DEFAULT_RESULTS = Path("bench-results")
@@ -27,3 +29,12 @@ def write_report(path: str | Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+def print_machine() -> dict[str, str]:
+    """Print numpy's BLAS and the kernel it runs (a warning when a variable forces narrower vectors
+    than the CPU has, graphnet.benchmarks.machine); return both lines for the script's JSON."""
+    lines = {"blas": str(blas_info()), "kernel": str(blas_kernel())}
+    for line in lines.values():
+        print(line, flush=True)
+    return lines

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # `import peers` also when run f
 from peers import CONTENDERS  # noqa: E402
 from report import add_results_option, write_report  # noqa: E402
 
+from graphnet.benchmarks.machine import blas_kernel, measure_peak  # noqa: E402
 from graphnet.benchmarks.machine_load import LoadMeter  # noqa: E402
 from graphnet.benchmarks.step import SIZES, format_step_table, run_rule_bench, run_step_bench  # noqa: E402
 from graphnet.runtime.blas import blas_info  # noqa: E402
@@ -39,11 +40,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print(blas_info())
+    print(blas_kernel())
+    peak = measure_peak()
+    print(peak)
     meter = LoadMeter()
     if args.rules:
-        rows = run_rule_bench(quick=not args.full, sizes=args.sizes)
+        rows = run_rule_bench(quick=not args.full, sizes=args.sizes, peak=peak)
     else:
-        rows = run_step_bench(quick=not args.full, sizes=args.sizes, contenders=CONTENDERS)
+        rows = run_step_bench(quick=not args.full, sizes=args.sizes, contenders=CONTENDERS, peak=peak)
     print(format_step_table(rows))
     print(meter.report())
     write_report(args.results / ("step_rules.json" if args.rules else "step.json"), rows)

@@ -8,6 +8,8 @@ import inference_latency as script
 import numpy as np
 import pytest
 
+from graphnet.benchmarks.machine import Peak
+
 
 def test_every_contender_agrees_with_graphnet_and_gets_a_row(tmp_path):
     results = script.run_benchmark([1, 3], rounds=2, threads=1, contenders=list(script.CONTENDERS),
@@ -42,10 +44,15 @@ def test_a_contender_that_disagrees_stops_the_benchmark():
         script.check_outputs(FakeWorkers({"graphnet": good, "ort": good * 1.01}), "b2")
 
 
-def test_the_script_writes_its_json_in_the_results_folder(tmp_path, capsys):
+def test_the_script_writes_its_json_in_the_results_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(script, "measure_peak", lambda: Peak(64, 10.0, 2, 20.0))
     target = tmp_path / "mine" / "inference_latency.json"
     assert script.main(["--batches", "2", "--rounds", "1", "--threads", "1",
                         "--contenders", "graphnet", "numpy_gemms", "--results", str(tmp_path / "mine")]) == 0
     written = json.loads(target.read_text())
     assert list(written["cases"]) == ["b2"] and set(written["cases"]["b2"]["summary"]) == {"graphnet", "numpy_gemms"}
-    assert f"wrote {target}" in capsys.readouterr().out
+    row = written["cases"]["b2"]["summary"]["graphnet"]
+    assert row["gflops"] == pytest.approx(2 * 2 * (784 * 512 + 512 * 256 + 256 * 10) / row["us"] / 1e3)
+    assert row["peak_fraction"] == pytest.approx(row["gflops"] / 20.0)
+    out = capsys.readouterr().out
+    assert f"wrote {target}" in out and out.startswith("BLAS kernel: ") and "GFLOP/s" in out

@@ -10,6 +10,7 @@ import step as step_script
 from peers import CONTENDERS
 
 import graphnet.benchmarks.step as step_bench
+from graphnet.benchmarks.machine import Peak
 from graphnet.benchmarks.step import build_contenders, make_problem
 
 COMPARED = [name for name in CONTENDERS if name != "blas_floor"]
@@ -50,14 +51,17 @@ def test_the_script_times_every_peer_and_writes_the_rows(monkeypatch, tmp_path, 
             {"size": "S", "contender": "tuned_numpy", "us": 170.0, "ratio": 1.7}]
     asked = {}
 
-    def fake_run_step_bench(quick, sizes, contenders):
-        asked.update(quick=quick, sizes=sizes, contenders=contenders)
+    def fake_run_step_bench(quick, sizes, contenders, peak):
+        asked.update(quick=quick, sizes=sizes, contenders=contenders, peak=peak)
         return rows
 
+    peak = Peak(64, 10.0, 2, 20.0)
     monkeypatch.setattr(step_script, "run_step_bench", fake_run_step_bench)
+    monkeypatch.setattr(step_script, "measure_peak", lambda: peak)
     target = tmp_path / "step.json"
     assert step_script.main(["--full", "--sizes", "S", "--results", str(tmp_path)]) == 0
-    assert asked == {"quick": False, "sizes": ["S"], "contenders": CONTENDERS}
+    assert asked == {"quick": False, "sizes": ["S"], "contenders": CONTENDERS, "peak": peak}
     out = capsys.readouterr().out
     assert out.startswith("BLAS: ") and "tuned_numpy" in out and "1.70" in out and f"wrote {target}" in out
+    assert out.splitlines()[1].startswith("BLAS kernel: ") and str(peak) in out.splitlines()
     assert json.loads(target.read_text()) == rows

@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))  # `import report` also when run from elsewhere
 
 from cnn_peers import jax_loss, jax_model, torch_model  # noqa: E402
-from report import add_results_option, write_report  # noqa: E402
+from report import add_results_option, print_machine, write_report  # noqa: E402
 
 import graphnet as gn  # noqa: E402
 from graphnet.system.fileio import write_npz_atomic  # noqa: E402
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     contenders = [c for c in args.contenders if not (args.skip_torch and c == "torch_eager")]
     run = load_run(args.run, args.epochs)
     results: dict = {"run": args.run, "epochs": run.train.epochs, "batch_size": run.train.batch_size,
-                     "runs": {}, "skipped": {}}
+                     "runs": {}, "skipped": {}, "machine": print_machine()}
     with tempfile.TemporaryDirectory(prefix="graphnet-tta-") as folder:
         initial_path = Path(folder) / "initial.npz"
         write_npz_atomic(initial_path, initial_weights(run))

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ..runtime.network import Network
+from .machine import Peak, peak_columns, step_flops
 from ..runtime.optimizer import Optimizer
 from ..spec.builder import sequential
 
@@ -290,27 +291,35 @@ def _per_size(measure: Callable[..., tuple[Any, dict[str, str]]], quick: bool, s
         yield size, measured, skipped
 
 
+def size_flops(size: str) -> int:
+    """The GEMM FLOPs of one training step of the network of `size` (S, M, L)."""
+    dims, batch = SIZES[size]
+    return step_flops(dims, batch)
+
+
 def run_step_bench(quick: bool = True, sizes: list[str] | None = None,
-                   contenders: dict[str, Contender] | None = None) -> list[dict[str, Any]]:
-    """Rows of (size, contender, median us, ratio to the BLAS floor): one run per size,
-    every contender in its own process, samples interleaved. `contenders` (graphnet's
-    own by default) must include "blas_floor"."""
+                   contenders: dict[str, Contender] | None = None, peak: Peak | None = None) -> list[dict[str, Any]]:
+    """Rows of (size, contender, median us, ratio to the BLAS floor, GFLOP/s of the step's GEMM
+    work, and its fraction of `peak` when given): one run per size, every contender in its own
+    process, samples interleaved. `contenders` (graphnet's own by default) must include "blas_floor"."""
     rows = []
     for size, medians, skipped in _per_size(time_isolated, quick, sizes,
                                             CONTENDERS if contenders is None else contenders):
         floor = medians["blas_floor"]
         for name, seconds in medians.items():
-            rows.append({"size": size, "contender": name, "us": seconds * 1e6, "ratio": seconds / floor})
+            rows.append(peak_columns({"size": size, "contender": name, "us": seconds * 1e6, "ratio": seconds / floor},
+                                     size_flops(size), peak))
         for name, reason in skipped.items():
             rows.append({"size": size, "contender": name, "us": None, "ratio": None, "skipped": reason})
     return rows
 
 
 def run_rule_bench(quick: bool = True, sizes: list[str] | None = None,
-                   contenders: dict[str, Contender] | None = None) -> list[dict[str, Any]]:
+                   contenders: dict[str, Contender] | None = None, peak: Peak | None = None) -> list[dict[str, Any]]:
     """Rows per (size, contender) of `RULE_CONTENDERS`: median us per step, `ratio` = the
-    median over rounds of (step / BLAS floor in the same round), and `vs_adam` = ratio /
-    adam's ratio (in-backward adam; the target for the other stateful rules is within 3%)."""
+    median over rounds of (step / BLAS floor in the same round), `vs_adam` = ratio /
+    adam's ratio (in-backward adam; the target for the other stateful rules is within 3%),
+    GFLOP/s of the step's GEMM work and its fraction of `peak`."""
     rows = []
     for size, samples, skipped in _per_size(sample_isolated, quick, sizes,
                                             RULE_CONTENDERS if contenders is None else contenders):
@@ -318,8 +327,9 @@ def run_rule_bench(quick: bool = True, sizes: list[str] | None = None,
         ratios = {name: statistics.median(s / f for s, f in zip(values, floor)) for name, values in samples.items()}
         adam = ratios.get("adam")
         for name, values in samples.items():
-            rows.append({"size": size, "contender": name, "us": statistics.median(values) * 1e6,
-                         "ratio": ratios[name], "vs_adam": ratios[name] / adam if adam else None})
+            rows.append(peak_columns({"size": size, "contender": name, "us": statistics.median(values) * 1e6,
+                                      "ratio": ratios[name], "vs_adam": ratios[name] / adam if adam else None},
+                                     size_flops(size), peak))
         for name, reason in skipped.items():
             rows.append({"size": size, "contender": name, "us": None, "ratio": None, "vs_adam": None,
                          "skipped": reason})
@@ -327,11 +337,16 @@ def run_rule_bench(quick: bool = True, sizes: list[str] | None = None,
 
 
 def format_step_table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'size':<5} {'contender':<18} {'step (us)':>12} {'x BLAS floor':>13}"]
+    """The rows as a text table: step time, ratio to the BLAS floor, GFLOP/s of the step's GEMM
+    work and its share of the machine's peak (where the rows have them)."""
+    lines = [f"{'size':<5} {'contender':<18} {'step (us)':>12} {'x BLAS floor':>13} {'GFLOP/s':>8} {'of peak':>8}"]
     for row in rows:
         if row["us"] is None:
             lines.append(f"{row['size']:<5} {row['contender']:<18} {'skipped: ' + row['skipped']}")
         else:
+            rate = f"{row['gflops']:>8.1f}" if row.get("gflops") else f"{'':>8}"
+            share = f"{row['peak_fraction']:>8.1%}" if row.get("peak_fraction") else f"{'':>8}"
             vs_adam = f" {row['vs_adam']:>8.3f} x adam" if row.get("vs_adam") else ""
-            lines.append(f"{row['size']:<5} {row['contender']:<18} {row['us']:>12.1f} {row['ratio']:>13.3f}{vs_adam}")
+            lines.append(f"{row['size']:<5} {row['contender']:<18} {row['us']:>12.1f} {row['ratio']:>13.3f}"
+                         f" {rate} {share}{vs_adam}")
     return "\n".join(lines)

@@ -36,10 +36,14 @@ def _bench(args: argparse.Namespace) -> int:
         raise NumbaMissingError("it times the numba kernels against their NumPy twins and needs numba, "
                                 "which is not installed (pip install numba)")
     from ..benchmarks.kernels import format_table, run_kernel_bench
+    from ..benchmarks.machine import blas_kernel, measure_peak
     from ..benchmarks.machine_load import LoadMeter
 
     say = line_printer("graphnet bench")  # a closed stdout does not stop the measurement or --json
     say(blas_info(args.dtype))
+    say(blas_kernel())
+    peak = measure_peak()
+    say(peak)
     meter = LoadMeter()
     rows = run_kernel_bench(quick=not args.full, dtype=args.dtype)
     say(format_table(rows))
@@ -48,7 +52,7 @@ def _bench(args: argparse.Namespace) -> int:
         from ..benchmarks.step import format_step_table, run_step_bench
 
         meter = LoadMeter()
-        step_rows = run_step_bench(quick=not args.full)
+        step_rows = run_step_bench(quick=not args.full, peak=peak)
         say("")
         say(format_step_table(step_rows))
         say(meter.report())

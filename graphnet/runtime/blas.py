@@ -21,7 +21,8 @@ see graphnet.ops.lowering).
 The libraries are those `threadpoolctl` reports as loaded (it reads the
 loader's own lists, on Linux, macOS and Windows alike). `gemm_status()` says
 which library and symbol were found, or why none was; `blas_info()` adds the
-library's path, kind and thread count, for benchmark reports.
+library's path, kind, kernel (OpenBLAS's `architecture`) and thread count, for
+benchmark reports.
 """
 from __future__ import annotations
 
@@ -153,11 +154,13 @@ class BlasInfo:
     version: str
     num_threads: int
     gemm: str  # gemm_status(): the symbol used, or why none is
+    architecture: str = ""  # the kernel the library picked ("SkylakeX"), where it says
 
     def __str__(self) -> str:
         if self.library is None:
             return f"BLAS: none found by threadpoolctl; SGD-in-backward GEMM: {self.gemm}"
-        return (f"BLAS: {self.internal_api} {self.version}, {self.num_threads} threads "
+        kernel = f", kernel {self.architecture}" if self.architecture else ""
+        return (f"BLAS: {self.internal_api} {self.version}{kernel}, {self.num_threads} threads "
                 f"({self.library}); SGD-in-backward GEMM: {self.gemm}")
 
 
@@ -170,7 +173,7 @@ def blas_info(dtype: Any = np.float32) -> BlasInfo:
         return BlasInfo(None, "", "", 0, status)
     first = entries[0]
     return BlasInfo(first["filepath"], str(first.get("internal_api", "")), str(first.get("version") or ""),
-                    int(first.get("num_threads") or 0), status)
+                    int(first.get("num_threads") or 0), status, str(first.get("architecture") or ""))
 
 
 def _bind(library: str, dtype: np.dtype) -> Gemm | None:

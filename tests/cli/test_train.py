@@ -194,6 +194,7 @@ def test_a_batch_size_below_one_is_a_usage_error(argv, capsys):
 def test_bench_prints_both_tables_and_writes_the_step_rows(monkeypatch, tmp_path, capsys):
     """The bench plumbing, with the measurements stubbed out (timing is not a test)."""
     import graphnet.benchmarks.kernels as kernel_bench
+    import graphnet.benchmarks.machine as machine
     import graphnet.benchmarks.step as step_bench
 
     rows = [{"size": "S", "contender": "blas_floor", "us": 100.0, "ratio": 1.0},
@@ -201,23 +202,27 @@ def test_bench_prints_both_tables_and_writes_the_step_rows(monkeypatch, tmp_path
             {"size": "S", "contender": "jax_jit", "us": None, "ratio": None, "skipped": "not installed (jax)"}]
     asked = {}
 
-    def fake_step_bench(quick):
-        asked["quick"] = quick
+    def fake_step_bench(quick, peak):
+        asked.update(quick=quick, peak=peak)
         return rows
 
+    peak = machine.Peak(64, 10.0, 2, 20.0)
+    monkeypatch.setattr(machine, "measure_peak", lambda: peak)
     monkeypatch.setattr(kernel_bench, "run_kernel_bench", lambda quick, dtype: [])
     monkeypatch.setattr(step_bench, "run_step_bench", fake_step_bench)
     target = tmp_path / "step.json"
     assert main(["bench", "--full", "--json", str(target)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("BLAS: ") and "SGD-in-backward GEMM" in out.splitlines()[0]
+    assert out.splitlines()[1].startswith("BLAS kernel: ") and str(peak) in out.splitlines()
     assert "graphnet_numba" in out and "1.25" in out and f"wrote {target}" in out
     assert json.loads(target.read_text()) == rows
-    assert asked == {"quick": False}
+    assert asked == {"quick": False, "peak": peak}
 
 
 def test_bench_says_when_other_processes_kept_the_machine_busy(monkeypatch, capsys):
     import graphnet.benchmarks.kernels as kernel_bench
+    import graphnet.benchmarks.machine as machine
     import graphnet.benchmarks.machine_load as machine_load
     import graphnet.benchmarks.step as step_bench
     from graphnet.runtime.contention import CpuTimes
@@ -226,7 +231,8 @@ def test_bench_says_when_other_processes_kept_the_machine_busy(monkeypatch, caps
                     CpuTimes(150, 200, 50), CpuTimes(160, 400, 60)])  # steps: others took nothing
     monkeypatch.setattr(machine_load, "sample_cpu_times", lambda cpus: next(samples))
     monkeypatch.setattr(kernel_bench, "run_kernel_bench", lambda quick, dtype: [])
-    monkeypatch.setattr(step_bench, "run_step_bench", lambda quick: [])
+    monkeypatch.setattr(step_bench, "run_step_bench", lambda quick, peak: [])
+    monkeypatch.setattr(machine, "measure_peak", lambda: machine.Peak(64, 10.0, 2, 20.0))
     assert main(["bench"]) == 0
     lines = capsys.readouterr().out.splitlines()
     [warning] = [line for line in lines if line.startswith("warning:")]
