@@ -165,7 +165,7 @@ class MlflowLog:
     def __init__(self, settings: MlflowSpec, run: RunSpec, out: Path | None, resumed: bool,
                  say: Callable[[str], None]) -> None:
         mlflow, self.client, uri = mlflow_client(settings)
-        self.entities, self.out = mlflow.entities, out
+        self.entities, self.out, self.uri = mlflow.entities, out, uri
         with mlflow_errors(uri):
             self._start(settings, run, out, resumed, say, uri)
 
@@ -174,6 +174,7 @@ class MlflowLog:
         saved = _saved_run(out) if resumed else None
         if saved is not None:
             self.run_id, uri = saved
+            self.uri = uri
             self.client = require_mlflow().MlflowClient(tracking_uri=uri)
             self.client.update_run(self.run_id, status="RUNNING")
             say(f"mlflow: continuing run {self.run_id} at {uri}")
@@ -196,8 +197,9 @@ class MlflowLog:
         now = int(time.time() * 1000)
         items = [self.entities.Metric(key, value, now, step) for key, value in (metrics or {}).items()]
         names = [self.entities.Param(key, value) for key, value in (params or {}).items()]
-        for start in range(0, max(len(items), len(names)), 100):  # MLflow takes at most 100 params a batch
-            self.client.log_batch(self.run_id, metrics=items[start:start + 100], params=names[start:start + 100])
+        with mlflow_errors(self.uri):  # a server gone mid-run: the epoch is in the checkpoint already
+            for start in range(0, max(len(items), len(names)), 100):  # MLflow takes at most 100 params a batch
+                self.client.log_batch(self.run_id, metrics=items[start:start + 100], params=names[start:start + 100])
 
     def epoch(self, record: AnyEpochRecord, net: Any) -> None:
         self._log(epoch_scalars(record), record.epoch)
@@ -211,9 +213,10 @@ class MlflowLog:
                      for key, value in result.metrics.items()
                      if isinstance(value, (int, float)) and not isinstance(value, bool)}
             self._log(final, len(result.history))
-            if self.out is not None:
+        with mlflow_errors(self.uri):
+            if result is not None and self.out is not None:
                 self.client.log_artifacts(self.run_id, str(self.out))
-        self.client.set_terminated(self.run_id, status)
+            self.client.set_terminated(self.run_id, status)
 
 
 def _saved_run(out: Path | None) -> tuple[str, str] | None:

@@ -135,3 +135,30 @@ def test_a_tracking_uri_mlflow_cannot_use_is_a_located_error(tmp_path, capsys):
     assert err[-1].startswith("graphnet train: --mlflow (train.mlflow.tracking_uri) zz://nowhere: ")
     assert "internal error" not in err[-1]
     assert not (tmp_path / "run").exists()
+
+
+@needs_mlflow
+def test_a_tracking_server_lost_mid_run_stops_with_a_located_error_and_the_run_resumes(tmp_path, monkeypatch, capsys):
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    log_batch = MlflowClient.log_batch
+
+    def failing_after_the_params(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        calls.append(1)
+        if len(calls) > 2:  # the params, then epoch 1, then the server is gone
+            raise MlflowException("API request to endpoint /api/2.0/mlflow/runs/log-batch failed: Connection refused")
+        return log_batch(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", failing_after_the_params)
+    run = run_file(tmp_path, epochs=3)
+    assert main(["train", str(run), "--out", "run", "--no-progress", "--mlflow"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("graphnet train: --mlflow (train.mlflow.tracking_uri) file://")
+    assert err[-1].endswith("Connection refused") and "internal error" not in err[-1]
+    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert [record["epoch"] for record in history] == [1, 2]  # epoch 2 was kept before it was logged
+    monkeypatch.setattr(MlflowClient, "log_batch", log_batch)
+    assert main(["train", "--resume", "run", "--no-progress"]) == 0
