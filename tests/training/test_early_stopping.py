@@ -139,3 +139,13 @@ def test_init_from_a_stopped_run_starts_from_its_best_epoch(stopped):
     for name in ("fc1.W", "fc2.b"):
         np.testing.assert_array_equal(initial.arrays[name], served.params[name])
     np.testing.assert_array_equal(initial.arrays["bn1.running_var"], served.state["bn1.running_var"])
+
+
+def test_two_classes_may_watch_the_ranking_metrics_and_more_classes_may_not():
+    from graphnet.training.early_stopping import check_early_stopping, watched_metrics
+
+    assert {"val_roc_auc", "val_pr_auc"} <= set(watched_metrics("classification", classes=2))
+    assert "val_roc_auc" not in watched_metrics("classification", classes=3)
+    check_early_stopping(EarlyStopping(metric="val_roc_auc"), "classification", 10, classes=2)
+    with pytest.raises(SpecError, match="no per-epoch metric 'val_roc_auc'"):
+        check_early_stopping(EarlyStopping(metric="val_roc_auc"), "classification", 10, classes=3)
