@@ -31,6 +31,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,25 +293,56 @@ _MPI_NOISE = re.compile(r"^\[[^\]]+:\d+\] (PMIX|PRTE|OPAL|ORTE) ")
 _RANK_DIED = re.compile(r"process rank (\d+) with PID (\d+) on node (\S+) exited on signal (\d+)")
 
 
-def launch(workers: int, arguments: Sequence[str]) -> int:
+# Open MPI's launcher sometimes fails to set itself up, before it starts any rank (seen on a CI
+# machine: one launch in a few hundred). Nothing ran, so launching again is safe.
+_FAILED_BEFORE_ANY_RANK = re.compile(r"PMIx server's listener thread failed to start")
+LAUNCH_ATTEMPTS = 3
+LAUNCH_RETRY_PAUSE = 0.5  # seconds, doubled after each failed attempt
+
+
+def failed_before_any_rank(code: int, requests: int, banners: list[str], printed: int) -> bool:
+    """Whether mpiexec failed while setting itself up, before any rank ran (so a retry is safe):
+    a known set-up failure in its banners, nothing from the ranks, no stop asked for."""
+    said = " ".join(" ".join(banners).split())
+    return code > 0 and not requests and not printed and bool(_FAILED_BEFORE_ANY_RANK.search(said))
+
+
+def launch(workers: int, arguments: Sequence[str], mpiexec: str | None = None) -> int:
     """Run `graphnet <arguments>` on `workers` MPI ranks; the ranks' exit code, 130 or 143 when
     stopped by Ctrl-C or SIGTERM, 1 (with a line naming it) when a rank died.
 
     Ctrl-C or SIGTERM asks the ranks to stop after their current step (rank 0 saves a
     checkpoint); a second one ends them at once. mpiexec and the ranks die with the launcher.
+    When mpiexec fails to set itself up before starting any rank, it is run again (at most
+    `LAUNCH_ATTEMPTS` times in all), with a line on stderr saying so.
     """
-    mpiexec = check_mpi_available()
-    process = subprocess.Popen(launch_command(mpiexec, workers, arguments), env=launch_environment(),
+    mpiexec = mpiexec or check_mpi_available()
+    pause = LAUNCH_RETRY_PAUSE
+    for attempt in range(1, LAUNCH_ATTEMPTS + 1):
+        code, requests, banners, printed = _run_mpiexec(launch_command(mpiexec, workers, arguments))
+        if attempt == LAUNCH_ATTEMPTS or not failed_before_any_rank(code, requests, banners, printed):
+            break
+        print(f"graphnet train: mpiexec failed to start (exit code {code}, before any rank ran); "
+              f"trying again ({attempt + 1} of {LAUNCH_ATTEMPTS})", file=sys.stderr, flush=True)
+        time.sleep(pause)
+        pause *= 2
+    line, code = launcher_outcome(code, requests, banners, printed)
+    if line:
+        print(f"graphnet train: {line}", file=sys.stderr, flush=True)
+    return code
+
+
+def _run_mpiexec(command: list[str]) -> tuple[int, int, list[str], int]:
+    """Run one mpiexec command, relaying stops and copying the ranks' stderr through; its exit
+    code, the stop requests relayed, the banners it printed and the lines the ranks printed."""
+    process = subprocess.Popen(command, env=launch_environment(),
                                stderr=subprocess.PIPE, start_new_session=True, text=True, bufsize=1,
                                preexec_fn=prepare_parent_death_signal(signal.SIGTERM))
     relay = _StopRelay(process)
     with relay:
         banners, printed = _copy_without_banners(process.stderr, sys.stderr)  # type: ignore[arg-type]
         code = process.wait()
-    line, code = launcher_outcome(code, relay.requests, banners, printed)
-    if line:
-        print(f"graphnet train: {line}", file=sys.stderr, flush=True)
-    return code
+    return code, relay.requests, banners, printed
 
 
 def launcher_outcome(code: int, requests: int, banners: list[str], printed: int) -> tuple[str | None, int]:

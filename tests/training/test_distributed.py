@@ -182,3 +182,57 @@ def test_workers_must_be_a_positive_count(capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["train", str(SPIRAL), "--workers", "0"])
     assert stopped.value.code == 2
+
+
+# Open MPI 5's banner when its launcher could not set itself up (seen once on a CI machine)
+LISTENER_FAILED = "The PMIx server's listener thread failed to start. We cannot\ncontinue.\n"
+
+
+@pytest.mark.parametrize("code, requests, banners, printed, retry", [
+    (213, 0, [LISTENER_FAILED], 0, True),
+    (213, 0, [LISTENER_FAILED], 2, False),   # a rank said something: it ran
+    (213, 1, [LISTENER_FAILED], 0, False),   # the user asked to stop
+    (1, 0, ["There are not enough slots available in the system\n"], 0, False),
+    (137, 0, [RANK_KILLED], 0, False),
+    (0, 0, [], 0, False),
+])
+def test_only_a_launcher_that_failed_before_any_rank_ran_is_retried(code, requests, banners, printed, retry):
+    assert distributed.failed_before_any_rank(code, requests, banners, printed) is retry
+
+
+def _fake_mpiexec(tmp_path, failures: int):
+    """An mpiexec that fails `failures` times as Open MPI's did, then succeeds; it counts its calls."""
+    calls = tmp_path / "calls"
+    rule = "-" * 74
+    script = tmp_path / "mpiexec"
+    script.write_text(f"""#!/bin/sh
+echo x >> "{calls}"
+if [ "$(wc -l < "{calls}")" -le {failures} ]; then
+    printf '%s\\n' "{rule}" "The PMIx server's listener thread failed to start. We cannot" "continue." "{rule}" >&2
+    exit 213
+fi
+echo "epoch   1/1  loss 0.5" >&2
+exit 0
+""")
+    script.chmod(0o755)
+    return str(script), calls
+
+
+def test_a_launcher_that_failed_to_start_is_run_again_and_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(distributed, "LAUNCH_RETRY_PAUSE", 0.0)
+    mpiexec, calls = _fake_mpiexec(tmp_path, failures=1)
+    assert distributed.launch(2, ["train", "run.json"], mpiexec=mpiexec) == 0
+    assert len(calls.read_text().split()) == 2
+    err = capsys.readouterr().err
+    assert "mpiexec failed to start (exit code 213, before any rank ran); trying again (2 of 3)" in err
+    assert "epoch   1/1" in err
+
+
+def test_a_launcher_that_never_starts_gives_up_with_its_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(distributed, "LAUNCH_RETRY_PAUSE", 0.0)
+    mpiexec, calls = _fake_mpiexec(tmp_path, failures=10)
+    assert distributed.launch(2, ["train", "run.json"], mpiexec=mpiexec) == 213
+    assert len(calls.read_text().split()) == distributed.LAUNCH_ATTEMPTS
+    last = error_lines(capsys.readouterr().err)[-1]
+    assert last == ("graphnet train: mpiexec failed with exit code 213: "
+                    "The PMIx server's listener thread failed to start. We cannot continue.")
