@@ -145,9 +145,15 @@ def binary_metrics(y: np.ndarray, p1: np.ndarray) -> dict[str, float | None]:
     p1 = np.asarray(p1, np.float64).ravel()
     result = classification_metrics(truth, (p1 > DECISION_THRESHOLD).astype(np.int64),
                                     np.stack([1.0 - p1, p1], axis=1), 2)
-    result["roc_auc"] = roc_auc(truth, p1)
-    result["pr_auc"] = average_precision(truth, p1)
-    return result
+    return {**result, **ranking_metrics(truth, p1)}
+
+
+def ranking_metrics(positive: np.ndarray, p1: np.ndarray | None) -> dict[str, float | None]:
+    """roc_auc and pr_auc of scores p1 (N,) for the examples marked `positive` (N,) (None
+    without scores, or when one side is empty)."""
+    if p1 is None:
+        return {"roc_auc": None, "pr_auc": None}
+    return {"roc_auc": roc_auc(positive, p1), "pr_auc": average_precision(positive, p1)}
 
 
 def regression_metrics(predicted: np.ndarray, targets: np.ndarray) -> dict[str, float]:

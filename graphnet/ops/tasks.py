@@ -18,12 +18,11 @@ import numpy as np
 from ..errors import GraphnetError
 from . import OPS
 from .metrics import (
-    average_precision,
     binary_metrics,
     classification_metrics,
     confusion_matrix,
+    ranking_metrics,
     regression_metrics,
-    roc_auc,
 )
 
 Task = Literal["classification", "binary", "regression"]
@@ -193,10 +192,8 @@ def metrics_of(outputs: Outputs, y: np.ndarray, classes: int) -> dict[str, float
         return binary_metrics(y, outputs.probabilities)  # type: ignore[arg-type]
     result = classification_metrics(y, outputs.predicted, outputs.probabilities, classes)
     if _two_sided(outputs.task, classes):  # two classes: class 1's probability ranks the examples
-        positive = np.asarray(y).ravel() == 1
         p1 = None if outputs.probabilities is None else outputs.probabilities[:, 1]
-        result["roc_auc"] = None if p1 is None else roc_auc(positive, p1)
-        result["pr_auc"] = None if p1 is None else average_precision(positive, p1)
+        result.update(ranking_metrics(np.asarray(y).ravel() == 1, p1))
     return result
 
 
