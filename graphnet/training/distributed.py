@@ -295,7 +295,7 @@ _RANK_DIED = re.compile(r"process rank (\d+) with PID (\d+) on node (\S+) exited
 
 # Open MPI's launcher sometimes fails to set itself up, before it starts any rank (seen on a CI
 # machine: one launch in a few hundred). Nothing ran, so launching again is safe.
-_FAILED_BEFORE_ANY_RANK = re.compile(r"PMIx server's listener thread failed to start")
+FAILED_BEFORE_ANY_RANK = re.compile(r"PMIx server's listener thread failed to start")
 LAUNCH_ATTEMPTS = 3
 LAUNCH_RETRY_PAUSE = 0.5  # seconds, doubled after each failed attempt
 
@@ -304,7 +304,7 @@ def failed_before_any_rank(code: int, requests: int, banners: list[str], printed
     """Whether mpiexec failed while setting itself up, before any rank ran (so a retry is safe):
     a known set-up failure in its banners, nothing from the ranks, no stop asked for."""
     said = " ".join(" ".join(banners).split())
-    return code > 0 and not requests and not printed and bool(_FAILED_BEFORE_ANY_RANK.search(said))
+    return code > 0 and not requests and not printed and bool(FAILED_BEFORE_ANY_RANK.search(said))
 
 
 def launch(workers: int, arguments: Sequence[str], mpiexec: str | None = None) -> int:

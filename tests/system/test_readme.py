@@ -13,6 +13,7 @@ import pytest
 from graphnet.training.distributed import find_mpiexec
 
 from tests._support.extras import HAVE_MPI4PY
+from tests._support.mpi import run_mpiexec
 from tests._support.commands import ENV
 from tests._support.paths import ROOT
 from tests._support.readme import code_blocks, mpi_block, readme_command
@@ -51,8 +52,7 @@ def test_the_readmes_hand_launch_as_root_runs_as_root(tmp_path):
                *([str(script)] if script.exists() else [sys.executable, "-m", "graphnet"]),
                *line[line.index("graphnet") + 1:], "--epochs", "2", "--out", str(tmp_path / "run"), "--no-progress"]
     environment = {key: value for key, value in os.environ.items() if not key.startswith("OMPI_ALLOW_RUN_AS_ROOT")}
-    done = subprocess.run(command, cwd=ROOT, env={**environment, "OMP_NUM_THREADS": "1"}, capture_output=True,
-                          text=True, timeout=120)
+    done = run_mpiexec(command, cwd=ROOT, env={**environment, "OMP_NUM_THREADS": "1"}, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "run" / "metrics.json").is_file()
 

@@ -25,6 +25,7 @@ from graphnet.training.distributed import find_mpiexec, launch_environment
 
 from tests._support.commands import error_lines
 from tests._support.extras import HAVE_MPI4PY
+from tests._support.mpi import run_mpiexec
 from tests._support.paths import SPECS
 from tests._support.processes import HAVE_PROC, NEEDS_PROC, descendants, kill_all, still_running
 
@@ -58,6 +59,8 @@ def graphnet_on_two_ranks(*arguments: str, cwd: Path, via_launcher: bool = True,
     if not wait:
         return subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
+    if not via_launcher:
+        return run_mpiexec(command, cwd=cwd, env=environment, timeout=RUN_TIMEOUT)
     return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=RUN_TIMEOUT)
 
 
