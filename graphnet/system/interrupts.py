@@ -16,6 +16,7 @@ parent's process id once a second and sends the signal itself.
 """
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import sys
@@ -27,6 +28,7 @@ from typing import Any, Callable, Iterator
 from .fileio import process_alive
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_AGAIN_AFTER = 0.05  # seconds: a stop Python ignored is delivered again this long after
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _stopped_by: list[int] = []  # the last stop signal this process received (at most one entry)
 
@@ -69,9 +71,27 @@ def stop_message(command: str) -> str:
 
 
 def raise_interrupt(signum: int, frame: Any) -> None:
-    """A signal handler: note `signum` and raise KeyboardInterrupt, as Ctrl-C does."""
+    """A signal handler: note `signum` and raise KeyboardInterrupt, as Ctrl-C does. Where
+    Python ignores the exception (a `__del__` or weakref callback running when the signal
+    came: it would print "Exception ignored in ..." and go on), the signal is delivered
+    again, to be raised in the code that runs next."""
     note_stop(signum)
+    if sys.unraisablehook is not _deliver_ignored_stop_again:
+        _deliver_ignored_stop_again.previous = sys.unraisablehook  # type: ignore[attr-defined]
+        sys.unraisablehook = _deliver_ignored_stop_again
     raise KeyboardInterrupt
+
+
+def _deliver_ignored_stop_again(unraisable: Any) -> None:
+    """sys.unraisablehook: a KeyboardInterrupt of a stop signal is signalled to the main
+    thread again, shortly, from a timer thread (signalled at once, the handler would run
+    and raise inside this hook); anything else goes to the previous hook."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and stop_noted():
+        again = threading.Timer(STOP_AGAIN_AFTER, _thread.interrupt_main, args=(stopped_by(),))
+        again.daemon = True
+        again.start()
+        return
+    _deliver_ignored_stop_again.previous(unraisable)  # type: ignore[attr-defined]
 
 
 @contextmanager
