@@ -220,8 +220,8 @@ class RunSpec(SpecModel):
 
 
 def augment_problems(augment: AugmentSpec | None, network: NetworkSpec) -> list[tuple[tuple[str, ...], str]]:
-    """(location, message) for each reason `augment` cannot apply to the network's inputs:
-    an input that is not an image [C, H, W], a shift as large as the image."""
+    """[(location, message)] when `augment` cannot apply to the network's inputs (the first input
+    that is not an image [C, H, W], or whose height or width the shift reaches); [] when it can."""
     if augment is None:
         return []
     for name, value in network.inputs.items():

@@ -2,8 +2,9 @@
 
 A resumed loop follows the trajectory of an uninterrupted one: it restores the
 shuffling generator at the saved epoch and continues from the saved iteration
-with the saved partial loss sum. It first checks that the checkpoint belongs to
-the run (graphnet.training.identity). Each epoch end appends the epoch's record
+with the saved partial loss sum (an augmented run's flips and shifts follow from
+the seed, epoch and position: graphnet.training.augment). It first checks that
+the checkpoint belongs to the run (graphnet.training.identity). Each epoch end appends the epoch's record
 to the run folder's log, then writes the checkpoint: a cost that does not grow
 with the epochs (graphnet.training.history); history.json is written when the
 loop is left.
