@@ -56,6 +56,7 @@ KERNEL_MODULES: dict[str, str] = {
     "spatial_batchnorm_backward": "spatial_norm",
     "dropout_forward": "dropout",
     "dropout_backward": "dropout",
+    "flip_shift_images": "augment",
     "add": "elementwise",
     "add_into": "elementwise",
     "copy_into": "elementwise",

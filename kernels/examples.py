@@ -141,6 +141,11 @@ def _spatial_bn_saved(rng: np.random.Generator, shape: tuple[int, ...], dtype: n
     return xhat, inv_std
 
 
+def _augment_draws(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """flip (N,) in {0, 1}, dy and dx (N,) in [-4, 4]: int64 draws for flip_shift_images."""
+    return rng.integers(0, 2, n), rng.integers(-4, 5, n), rng.integers(-4, 5, n)
+
+
 def _channels(s: tuple[int, ...]) -> tuple[int, int, int]:
     """(N, D) -> (N, 3, D): three channels of D positions."""
     return (s[0], 3, s[1])
@@ -304,6 +309,10 @@ EXAMPLES: dict[str, Example] = {
     "dropout_backward": Example(
         lambda r, t, s, a: (_randn(r, s, t), _dropout_mask(r, s, t), _e(s, t)),
         outputs=(2,), aliases=((2, 0),), any_shape=True,
+    ),
+    "flip_shift_images": Example(  # X (N, 2, 3, D + 1), shifts past the image's edges too
+        lambda r, t, s, a: (_randn(r, _image(s), t), *_augment_draws(r, s[0]), _e(_image(s), t)),
+        outputs=(4,),
     ),
     "add": Example(
         lambda r, t, s, a: (_randn(r, s, t), _randn(r, s, t), _e(s, t)),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, model_serializer
+from pydantic import Field, ValidationError, model_serializer, model_validator
 
 from ..specmodel import SpecModel
 from .network_spec import SCHEMA_VERSION, NetworkSpec, SchemaVersion
+from .validation import located
 
 
 class DataSpec(SpecModel):
@@ -21,6 +22,18 @@ class DataSpec(SpecModel):
     val_size: Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0, lt=1)] | None = None
     normalize: Literal["auto", "scale", "standardize", "none"] = "auto"
     options: dict[str, bool | int | float | str | list[str]] = {}
+
+
+class AugmentSpec(SpecModel):
+    """Random changes to each training example, for image inputs [C, H, W]: drawn anew every
+    epoch from the run seed and the example's position in the epoch; training batches only
+    (never validation, test, eval, predict or export)."""
+
+    flip: Literal["none", "horizontal"] = Field("none", description=(
+        "\"horizontal\": mirror each image left-right with probability 0.5"))
+    shift: int = Field(0, ge=0, description=(
+        "move each image by up to this many pixels down or up and right or left (each of the two "
+        "offsets uniform in [-shift, shift]), filling the uncovered border with zeros"))
 
 
 class _Tagged(SpecModel):
@@ -167,6 +180,8 @@ class TrainSpec(SpecModel):
         "parameters kept fixed while training: parameter names (fc1.W) or node ids (all of a node's parameters)"))
     tensorboard: TensorBoardSpec | None = None
     mlflow: MlflowSpec | None = None
+    augment: AugmentSpec | None = Field(None, description=(
+        "train-time image augmentation (random flips and shifts of the training batches)"))
 
     def data_spec(self) -> DataSpec:
         return self.data if isinstance(self.data, DataSpec) else DataSpec(name=self.data)
@@ -179,6 +194,13 @@ class RunSpec(SpecModel):
     schema_version: SchemaVersion = SCHEMA_VERSION
     network: NetworkSpec
     train: TrainSpec
+
+    @model_validator(mode="after")
+    def _check_augment(self) -> "RunSpec":
+        problems = augment_problems(self.train.augment, self.network)
+        if problems:
+            raise ValidationError.from_exception_data("RunSpec", [located(loc, message) for loc, message in problems])
+        return self
 
     def to_json(self, indent: int | None = 2) -> str:
         """Canonical JSON: defaults omitted, so it reads like a hand-written run file."""
@@ -195,3 +217,21 @@ class RunSpec(SpecModel):
             "train": self.train.model_dump(mode="json"),
         }
         return json.dumps(document, indent=indent)
+
+
+def augment_problems(augment: AugmentSpec | None, network: NetworkSpec) -> list[tuple[tuple[str, ...], str]]:
+    """[(location, message)] when `augment` cannot apply to the network's inputs (the first input
+    that is not an image [C, H, W], or whose height or width the shift reaches); [] when it can."""
+    if augment is None:
+        return []
+    for name, value in network.inputs.items():
+        if len(value.shape) != 3:
+            return [(("train", "augment"), f"augmentation flips and shifts images [C, H, W]; the input '{name}' "
+                                           f"has shape {value.shape}: remove \"augment\" or give the input "
+                                           f"an image shape")]
+        height, width = value.shape[1:]
+        if augment.shift >= min(height, width):
+            return [(("train", "augment", "shift"), f"shift {augment.shift} moves the image out of sight: "
+                                                    f"the input '{name}' is {height}x{width} pixels; give a "
+                                                    f"shift below {min(height, width)}")]
+    return []

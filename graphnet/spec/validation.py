@@ -22,13 +22,19 @@ if TYPE_CHECKING:
     from . import NetworkSpec
 
 
+def located(loc: tuple[Any, ...], message: str, value: Any = None) -> InitErrorDetails:
+    """A problem at JSON location `loc` (("nodes", 3, "inputs", 0)), as a detail of a pydantic
+    ValidationError (ValidationError.from_exception_data), so it reads as field errors do."""
+    error = PydanticCustomError("custom_graph_error", "{message}", {"message": message})
+    return InitErrorDetails(type=error, loc=loc, input=value)
+
+
 class _Problems:
     def __init__(self) -> None:
         self.details: list[InitErrorDetails] = []
 
     def add(self, loc: tuple[Any, ...], message: str, value: Any = None) -> None:
-        error = PydanticCustomError("custom_graph_error", "{message}", {"message": message})
-        self.details.append(InitErrorDetails(type=error, loc=loc, input=value))
+        self.details.append(located(loc, message, value))
 
     def raise_if_any(self) -> None:
         if self.details:

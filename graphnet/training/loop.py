@@ -2,8 +2,9 @@
 
 A resumed loop follows the trajectory of an uninterrupted one: it restores the
 shuffling generator at the saved epoch and continues from the saved iteration
-with the saved partial loss sum. It first checks that the checkpoint belongs to
-the run (graphnet.training.identity). Each epoch end appends the epoch's record
+with the saved partial loss sum (an augmented run's flips and shifts follow from
+the seed, epoch and position: graphnet.training.augment). It first checks that
+the checkpoint belongs to the run (graphnet.training.identity). Each epoch end appends the epoch's record
 to the run folder's log, then writes the checkpoint: a cost that does not grow
 with the epochs (graphnet.training.history); history.json is written when the
 loop is left.
@@ -30,6 +31,7 @@ from ..runs.folder import read_run_id, write_history, write_run_id, write_run_sp
 from ..runtime.optimizer import Optimizer
 from ..spec import RunSpec
 from ..system.interrupts import note_stop
+from .augment import Augmenter
 from .early_stopping import EarlyStopper
 from .history import HistoryLog, read_history
 from .identity import RunIdentity, check_same_run, identity_of, new_run_id
@@ -121,6 +123,9 @@ class EpochLoop:
         self.per_epoch = batches_per_epoch(len(X_train), self.settings.batch_size, min_batch(net.graph, "train")[0])
         self.X_batch = np.empty((self.settings.batch_size, *X_train.shape[1:]), X_train.dtype)
         self.y_batch = np.empty((self.settings.batch_size, *y_train.shape[1:]), y_train.dtype)
+        augment = self.settings.augment
+        self.augmenter = None if augment is None else Augmenter(
+            augment, self.settings.seed, self.settings.batch_size, X_train.shape[1:], X_train.dtype, net.kernels)
         self.started = time.perf_counter() - saved.elapsed
 
     def _open_records(self, saved: SavedTraining) -> list[AnyEpochRecord]:
@@ -214,6 +219,8 @@ class EpochLoop:
         self._restore_shuffling(epoch)
         epoch_rng = generator_state(self.data_rng)
         order = self.data_rng.permutation(len(self.dataset["X_train"]))
+        if self.augmenter is not None:
+            self.augmenter.start_epoch(epoch, len(order))
         resuming = epoch == self.position.epoch
         first = self.position.iteration if resuming else 0
         loss_sum = self.position.loss_sum if resuming else 0.0
@@ -249,12 +256,15 @@ class EpochLoop:
             raise CheckpointError(f"{self.out / 'checkpoint' / 'weights.npz'}: the saved data shuffling "  # type: ignore[operator]
                                   f"state is unusable: {error}") from None
 
-    def _gather(self, index: np.ndarray) -> int:
-        """Copy the training examples `index` into the batch buffers; returns their count."""
-        n = len(index)
-        np.take(self.dataset["X_train"], index, axis=0, out=self.X_batch[:n])
-        np.take(self.dataset["y_train"], index, axis=0, out=self.y_batch[:n])
-        return n
+    def _gather(self, index: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+        """The batch to train on: the training examples `index`, at positions [start, start + n)
+        of the epoch's order, copied into the batch buffers and augmented when the run says so
+        (graphnet.training.augment); X (n, ...), y (n, ...)."""
+        n = len(index)  # `index` is in range (a permutation's); "raise" would copy through a temporary
+        np.take(self.dataset["X_train"], index, axis=0, out=self.X_batch[:n], mode="clip")
+        np.take(self.dataset["y_train"], index, axis=0, out=self.y_batch[:n], mode="clip")
+        X = self.X_batch[:n] if self.augmenter is None else self.augmenter.apply(self.X_batch[:n], start)
+        return X, self.y_batch[:n]
 
     def _schedule(self, epoch: int, iteration: int) -> None:
         """Set the optimizer's learning rate for this iteration from the run's schedule."""
@@ -265,10 +275,10 @@ class EpochLoop:
     def _step(self, epoch: int, iteration: int, order: np.ndarray) -> float:
         """One optimizer step on batch `iteration` of the epoch's `order`; its loss."""
         B = self.settings.batch_size
-        n = self._gather(order[iteration * B:(iteration + 1) * B])
+        X, y = self._gather(order[iteration * B:(iteration + 1) * B], iteration * B)
         self._schedule(epoch, iteration)
         try:
-            loss = self.optimizer.step(self.X_batch[:n], self.y_batch[:n])
+            loss = self.optimizer.step(X, y)
         except NonFiniteError as error:
             note = "" if self.out is None else checkpoint_note(self.good_checkpoint, self.out / "checkpoint")
             raise NonFiniteError(f"epoch {epoch + 1}, iteration {iteration + 1} of {self.per_epoch}: "

@@ -13,7 +13,9 @@ is that same weighted sum: the global batch mean.
 Rank 0 alone takes the run folder's lock, writes run.json, checkpoints, history
 and metrics, prints epoch lines and evaluates (on its own batchnorm running
 statistics: batchnorm uses per-rank batch statistics, like DDP without
-SyncBatchNorm). Dropout: rank r of a run with seed s draws its masks from
+SyncBatchNorm). Augmentation (`train.augment`): each rank flips and shifts its rows
+with the draws of their positions in the global batch (graphnet.training.augment), so
+the ranks together train on the examples one process would. Dropout: rank r of a run with seed s draws its masks from
 `default_rng([s, 3, r])` (a resume at epoch e, iteration i: `default_rng([s, 3,
 r, e, i])`, except rank 0, whose generator state the checkpoint keeps).
 
@@ -107,11 +109,12 @@ class DataParallelLoop(EpochLoop):
         index = order[iteration * B:(iteration + 1) * B]
         start, stop = rank_bounds(len(index), self.world.rank, self.world.size)
         share = (stop - start) / len(index)
-        m = self._gather(index[start:stop])
+        X, y = self._gather(index[start:stop], iteration * B + start)
+        m = len(X)
         self._schedule(epoch, iteration)
         grads = self.net.store.grads
         if m:
-            loss = self.net.step(self.X_batch[:m], self.y_batch[:m])
+            loss = self.net.step(X, y)
             self.net.kernels.scale_inplace(grads, share)
         else:  # a last batch smaller than the number of ranks
             loss = 0.0
@@ -122,7 +125,7 @@ class DataParallelLoop(EpochLoop):
         self.world.sum_into(self.stats)
         self.agreed.stop = bool(self.stats[2] > 0)
         if self.stats[1] > 0:
-            self._raise_nonfinite(loss, m, epoch, iteration)
+            self._raise_nonfinite(loss, X, y, epoch, iteration)
         self.world.sum_into(grads)
         self.optimizer.apply()
         loss = float(self.stats[0])
@@ -133,11 +136,12 @@ class DataParallelLoop(EpochLoop):
     def _stop_requested(self) -> bool:
         return self.world.stop_requested or bool(self.local_signals and self.local_signals.stop)
 
-    def _raise_nonfinite(self, loss: float, m: int, epoch: int, iteration: int) -> None:
-        """NonFiniteError on every rank, with the message of the lowest rank whose loss is not finite."""
+    def _raise_nonfinite(self, loss: float, X: np.ndarray, y: np.ndarray, epoch: int, iteration: int) -> None:
+        """NonFiniteError on every rank, with the message of the lowest rank whose loss is not finite
+        (X, y: this rank's batch)."""
         mine = None
         if not math.isfinite(loss):
-            node = self.net.first_nonfinite(self.X_batch[:m], self.y_batch[:m])
+            node = self.net.first_nonfinite(X, y)
             where = f"; first non-finite value at node {node}" if node else ""
             mine = NonFiniteError(f"loss is {loss} at step {self.optimizer.t + 1}{where}")
         rank, message, _ = self.world.first_failure(mine)  # type: ignore[misc]

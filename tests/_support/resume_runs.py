@@ -2,6 +2,8 @@
 restore, the uninterrupted run every resumed one must reproduce, and the comparison of two."""
 from __future__ import annotations
 
+import math
+import signal
 from dataclasses import asdict
 from pathlib import Path
 
@@ -9,9 +11,11 @@ import numpy as np
 import pytest
 
 import graphnet as gn
+import graphnet.training.loop as training_loop
 from graphnet.model.checkpoint import read_checkpoint
 
 SPIRAL_TRAIN, BATCH = 216, 32  # spiral with val_size 0.1: 216 training examples
+PER_EPOCH = math.ceil(SPIRAL_TRAIN / BATCH)  # 7 iterations, the last one short (24)
 
 BN_DROPOUT = {
     "name": "bn_dropout",
@@ -77,3 +81,19 @@ def reference(tmp_path_factory) -> gn.TrainResult:
 def files_of(out: Path) -> dict[str, bytes]:
     """Every file of a run folder but its lock, by path relative to the folder: its bytes."""
     return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+def interrupt_at(monkeypatch, epoch: int, iteration: int, times: int = 1, per_epoch: int = PER_EPOCH) -> None:
+    """Simulate Ctrl-C while iteration `iteration` of epoch `epoch` (0-based) of a run of
+    `per_epoch` iterations an epoch is being set up: the real SIGINT handler runs, exactly as
+    for a key press at that moment."""
+    target = epoch + iteration / per_epoch  # the same expression training evaluates
+    real = training_loop.learning_rate_at
+
+    def spy(schedule, base_lr, at, total_epochs, iterations_per_epoch=1):
+        if at == target:
+            for _ in range(times):
+                signal.raise_signal(signal.SIGINT)
+        return real(schedule, base_lr, at, total_epochs, iterations_per_epoch)
+
+    monkeypatch.setattr(training_loop, "learning_rate_at", spy)

@@ -117,6 +117,7 @@ WITHOUT_GRADIENT: dict[str, str] = {
     "sum_squares": "the l2 term of an eval-mode loss; l2_penalty carries its gradient",
     "scale_inplace": "gradient clipping: acts on gradients",
     "all_finite": "a check, not a function of the parameters",
+    "flip_shift_images": "augments training inputs: no parameter reaches it",
     "sgd_update": "an optimizer update: consumes a gradient",
     "momentum_update": "an optimizer update: consumes a gradient",
     "nesterov_update": "an optimizer update: consumes a gradient",

@@ -227,7 +227,20 @@ def ref_spatial_batchnorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
     return None, {4: flat[4].reshape(n, s, c).transpose(0, 2, 1), 5: flat[5], 6: flat[6]}
 
 
+def ref_flip_shift_images(X, flip, dy, dx, out):  # noqa: ANN001, ANN202
+    """Pixel by pixel: flipped left-right first, then moved; zeros where nothing moved in."""
+    n, c, h, w = X.shape
+    expected = np.zeros(X.shape)
+    for b, ci, y, x in np.ndindex(*X.shape):
+        mirrored = f64(X[b, ci])[:, ::-1] if flip[b] else f64(X[b, ci])
+        sy, sx = y - dy[b], x - dx[b]
+        if 0 <= sy < h and 0 <= sx < w:
+            expected[b, ci, y, x] = mirrored[sy, sx]
+    return None, {4: expected}
+
+
 REFERENCES = {
+    "flip_shift_images": ref_flip_shift_images,
     "im2col": ref_im2col,
     "col2im": ref_col2im,
     "channel_bias_act_forward": lambda Z, b, act, alpha, Y: (

@@ -190,7 +190,7 @@ def test_run_json_holds_every_train_setting_and_no_schema_reference(tmp_path):
                                 "batch_size": 128, "seed": 0, "clip_norm": None, "dtype": "float32",
                                 "backend": None, "eval_batch_size": 1000, "init_from": None, "class_weight": None,
                                 "early_stopping": None,
-                                "freeze": [], "tensorboard": None, "mlflow": None}
+                                "freeze": [], "tensorboard": None, "mlflow": None, "augment": None}
     assert set(written["train"]) == set(TrainSpec.model_fields)
     assert written["schema_version"] == 1
     assert gn.parse_run((tmp_path / "run.json").read_text()) == run.model_copy(update={"schema_ref": None})

@@ -2,6 +2,7 @@
 reader that stops early (in process: tests/cli/test_validate.py)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,8 @@ import pytest
 
 import graphnet
 
+from tests._support.commands import graphnet as run_graphnet
+from tests._support.commands import one_error_line
 from tests._support.paths import ROOT, SPECS
 from tests._support.spec_files import bad_spec
 
@@ -53,3 +56,16 @@ def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
     command = f"{sys.executable} -m graphnet validate {specs} | head -c 10"
     done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+def test_augment_on_a_flat_input_is_one_located_line_from_train_and_validate(tmp_path):
+    document = json.loads((SPECS / "fashion_mlp.json").read_text())
+    document["train"]["augment"] = {"flip": "horizontal", "shift": 2}
+    path = tmp_path / "flat.json"
+    path.write_text(json.dumps(document))
+    for command in ("train", "validate"):
+        done = run_graphnet(command, str(path), cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        line = one_error_line(done.stderr)
+        assert f"{path}: train.augment: augmentation flips and shifts images [C, H, W]; the input 'x'" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flat.json"]  # nothing trained, nothing written

@@ -25,6 +25,7 @@ from graphnet.training.distributed import find_mpiexec, launch_environment
 
 from tests._support.commands import error_lines
 from tests._support.extras import HAVE_MPI4PY
+from tests._support.image_data import image_run, write_images
 from tests._support.mpi import run_mpiexec
 from tests._support.paths import SPECS
 from tests._support.processes import HAVE_PROC, NEEDS_PROC, descendants, kill_all, still_running
@@ -115,6 +116,24 @@ def test_resuming_a_two_rank_run_continues_its_trajectory(sgd_runs):
     assert rest.returncode == 0, rest.stderr
     assert "resuming resumed at epoch 4" in rest.stdout
     assert_same_weights(folder / "two", folder / "resumed", rtol=1e-6)
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_two_ranks_augment_the_examples_one_process_augments(tmp_path):
+    """Each rank flips and shifts the rows it computes with the draws of their positions in the
+    global batch: the weights are one process's (batch 25: uneven 13/12 halves)."""
+    run = image_run(str(write_images(tmp_path / "bars.npz")), {"flip": "horizontal", "shift": 2},
+                    optimizer={"rule": "sgd", "learning_rate": 0.1}, batch_size=25)
+    for name, document in (("augmented", run), ("plain", {**run, "train": {
+            k: v for k, v in run["train"].items() if k != "augment"}})):
+        (tmp_path / f"{name}.json").write_text(json.dumps(document))
+        gn.train(document, out=tmp_path / f"one_{name}", log=None, progress=False)
+    done = graphnet_on_two_ranks("train", "augmented.json", "--out", "two", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert_same_weights(tmp_path / "one_augmented", tmp_path / "two", rtol=1e-4)
+    with pytest.raises(AssertionError):  # the augmentation changes the weights more than that
+        assert_same_weights(tmp_path / "one_plain", tmp_path / "two", rtol=1e-4)
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ background; the learning curve in a process of its own. The rest: tests/training
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import socket
@@ -17,30 +16,13 @@ import numpy as np
 import pytest
 
 import graphnet as gn
-import graphnet.training.loop as training_loop
 from graphnet.model.checkpoint import ARRAYS_FILE, read_checkpoint
 
 from tests._support.extras import HAVE_MATPLOTLIB
 from tests._support.paths import ROOT
-from tests._support.resume_runs import BATCH, SPIRAL_TRAIN, assert_same_outcome, files_of, make_run
+from tests._support.resume_runs import PER_EPOCH, assert_same_outcome, files_of, interrupt_at, make_run
 from tests._support.resume_runs import reference  # noqa: F401 (a fixture)
-
-PER_EPOCH = math.ceil(SPIRAL_TRAIN / BATCH)  # 7 iterations, the last one short (24)
-
-
-def interrupt_at(monkeypatch, epoch: int, iteration: int, times: int = 1) -> None:
-    """Simulate Ctrl-C while iteration `iteration` of epoch `epoch` (0-based) is being set up:
-    the real SIGINT handler runs, exactly as for a key press at that moment."""
-    target = epoch + iteration / PER_EPOCH  # the same expression training evaluates
-    real = training_loop.learning_rate_at
-
-    def spy(schedule, base_lr, at, total_epochs, iterations_per_epoch=1):
-        if at == target:
-            for _ in range(times):
-                signal.raise_signal(signal.SIGINT)
-        return real(schedule, base_lr, at, total_epochs, iterations_per_epoch)
-
-    monkeypatch.setattr(training_loop, "learning_rate_at", spy)
+from tests._support.image_data import image_run, write_images
 
 
 @pytest.mark.slow
@@ -87,6 +69,22 @@ def test_ctrl_c_mid_epoch_then_resume_reproduces_the_run(tmp_path, monkeypatch, 
         in lines
     assert_same_outcome(reference, resumed)
     assert json.loads((tmp_path / "run" / "history.json").read_text()) == [asdict(r) for r in resumed.history]
+
+
+@pytest.mark.parametrize("epoch,iteration", [(0, 2), (1, 5)], ids=lambda v: str(v))
+def test_ctrl_c_then_resume_reproduces_an_augmented_run(tmp_path, monkeypatch, epoch, iteration):
+    """The flips and shifts follow the run seed and the position in the epoch: a resumed run
+    draws what the uninterrupted one drew (128 training images, batch 24: 6 iterations an epoch)."""
+    run = image_run(str(write_images(tmp_path / "bars.npz")), {"flip": "horizontal", "shift": 2},
+                    batch_size=24)
+    uninterrupted = gn.train(run, out=tmp_path / "reference", log=None, progress=False)
+    plain = gn.train({**run, "train": {k: v for k, v in run["train"].items() if k != "augment"}},
+                     out=tmp_path / "plain", log=None, progress=False)
+    assert not np.array_equal(plain.net.store.values, uninterrupted.net.store.values)  # augmentation did something
+    interrupt_at(monkeypatch, epoch, iteration, per_epoch=6)
+    assert gn.train(run, out=tmp_path / "run", log=None, progress=False).interrupted
+    monkeypatch.undo()
+    assert_same_outcome(uninterrupted, gn.train(None, resume=tmp_path / "run", log=None, progress=False))
 
 
 def test_interrupted_twice_then_resumed_twice(tmp_path, monkeypatch, reference):
