@@ -92,7 +92,7 @@ def forward(node: Affine, ctx: LowerContext) -> list[Step]:
 
 
 # The eval-mode kernel choice reads the target's KernelSwitches (graphnet.ops.target; set with
-# gn.set_config / gn.config_context) and its BLAS threads. What the defaults rest on:
+# gn.set_config / gn.config_context), never its thread count. What the defaults rest on:
 #
 # small_batch_rows, small_work: affine_small_forward (one pass over W, bias and activation
 # fused) on batches of at most small_batch_rows rows, and on batches whose multiply-adds

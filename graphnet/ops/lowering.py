@@ -107,7 +107,7 @@ class LowerContext(Protocol):
     """What an op's hooks may ask the compiler for (see `graphnet.compiler`)."""
 
     mode: Literal["train", "eval"]
-    target: Any  # the graphnet.ops.target.Target compiled for: kernel switches, BLAS threads, ...
+    target: Any  # the graphnet.ops.target.Target compiled for: kernel switches, threads, ...
     kernels: Any  # the kernel backend (target.kernels): attributes named as in graphnet.kernels.KERNEL_NAMES
     dtype: Any  # numpy dtype of float buffers (target.dtype)
     rng: Any  # numpy Generator for dropout masks

@@ -3,7 +3,7 @@
 The compiler (`graphnet.compiler.build_plan`) and the ops' lowering hooks read
 everything that depends on the machine or on the user's settings from the
 target they are handed, never from process state: the kernel backend, the
-dtype, the BLAS thread count the process is set up for, the switches that pick
+dtype, the thread count the process is set up for (and how GEMMs are cut over it), the switches that pick
 the affine inference kernels (`KernelSwitches`, set with `gn.set_config` /
 `gn.config_context`, see graphnet.runtime.config), and numpy's GEMM for the SGD update
 inside backward. So a plan is a function of (graph, plan spec, target), and a
@@ -91,7 +91,7 @@ class Target:
     - split: how the plan's GEMMs are cut over the threads (graphnet.runtime.gemm_split.GemmSplit);
       None: each GEMM one BLAS call.
     - tick: called once per plan run (graphnet.runtime.contention.tick, the governor that
-      takes BLAS threads away while other processes keep cores busy); a no-op by default.
+      takes threads away while other processes keep cores busy); a no-op by default.
     """
 
     kernels: Any

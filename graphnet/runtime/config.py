@@ -69,7 +69,7 @@ def _changed(current: KernelSwitches, settings: dict[str, Any]) -> KernelSwitche
 
 def resolve_target(kernels: Any, dtype: Any) -> Target:
     """The Target of a network compiled now on `kernels` (a backend) in `dtype`: the settings in
-    effect here, the BLAS threads the process is set up for, numpy's GEMM for `dtype`."""
+    effect here, the threads the process is set up for and the GEMM cut over them, numpy's GEMM for `dtype`."""
     from .blas import find_gemm, gemm_status
     from .contention import tick as contention_tick
     from .gemm_split import GemmSplit

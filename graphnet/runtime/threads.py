@@ -192,8 +192,8 @@ def available_cores() -> int:
 
 
 def auto_threads(cores: int, load: float) -> int:
-    """BLAS threads for `cores` CPUs with a 1-minute load average of `load`: one per
-    core that other work leaves free (at least one). A BLAS thread that has to share
+    """graphnet's threads for `cores` CPUs with a 1-minute load average of `load`: one per
+    core that other work leaves free (at least one). A thread that has to share
     its core stalls every GEMM it takes part in (bench/busy.py measured 2-thread
     OpenBLAS 20-50x slower with one of two cores busy, 1 thread not slower at all)."""
     busy = max(0, math.floor(load - 0.25))
