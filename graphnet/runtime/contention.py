@@ -9,8 +9,8 @@ did worse: bench/busy.py measured 2-thread OpenBLAS 20-35x slower with one of tw
 cores taken, and 1 thread not slower at all). So, unless the thread count was chosen
 (`gn.set_threads(n)`, GRAPHNET_THREADS=n, `graphnet --threads n`), a governor
 watches how much CPU the other processes take and runs the blocks on one thread per
-core they leave free, one after the other when none is. The blocks stay the same, so
-the results do not change with it, bit for bit:
+core they leave free (on one: each GEMM as one call, which gives the bits of its blocks).
+So the results do not change with it, bit for bit:
 
     tick()                  # called by every plan run; a clock read, except every INTERVAL s
     governor_status()       # -> GovernorStatus(active, threads, ceiling, others)

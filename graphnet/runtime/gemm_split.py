@@ -10,8 +10,9 @@ numpy's BLAS runs on one thread in a process that compiled a network
 per part is cut into at most `parts` blocks of rows or of columns of C, each one
 single-threaded BLAS call; graphnet.runtime.helper_thread.run_parts runs the first
 block on the calling thread and offers the others to the helper threads while
-`live()` (the contention governor's count) is 2 or more, and all of them one
-after the other on the calling thread otherwise. The blocks depend on the shapes,
+`live()` (the contention governor's count) is 2 or more; otherwise the calling
+thread makes the whole call at once (the bits of its blocks, see below, without
+packing the operand the blocks share once per block). The blocks depend on the shapes,
 `parts` (the threads the process is set up for) and the two work settings only,
 never on the load: every element of C comes from the same BLAS call whoever
 makes it, so a run gives the same bits on a quiet machine and on a busy one.
@@ -115,13 +116,10 @@ class SplitMatmul:
         if A is not arrays[0] or B is not arrays[1] or C is not arrays[2]:
             self._rebind(A, B, C)
         parts = self.parts
-        if parts is None:
-            np.matmul(A, B, out=C)
-        elif self.split.live() > 1:
+        if parts is not None and self.split.live() > 1:
             run_parts(_matmul_into, parts)
-        else:
-            for part in parts:
-                _matmul_into(*part)
+        else:  # one thread: the whole call, the bits of its blocks without packing the shared operand again
+            np.matmul(A, B, out=C)
 
     def _rebind(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> None:
         self.arrays = (A, B, C)
@@ -154,13 +152,10 @@ class SplitAtBUpdate:
         if A is not arrays[0] or B is not arrays[1] or C is not arrays[2]:
             self._rebind(A, B, C)
         parts = self.parts
-        if parts is None:
-            self.whole(A, B, C, alpha, beta)
-        elif self.split.live() > 1:
+        if parts is not None and self.split.live() > 1:
             run_parts(_update_into, [(*part, alpha, beta) for part in parts])
-        else:
-            for update, A_part, B_part, C_part in parts:
-                update(A_part, B_part, C_part, alpha, beta)
+        else:  # one thread: the whole call (the bits of its blocks)
+            self.whole(A, B, C, alpha, beta)
 
     def _rebind(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> None:
         self.arrays = (A, B, C)

@@ -19,8 +19,8 @@ one thread per core (or what OMP_NUM_THREADS / OPENBLAS_NUM_THREADS gave the
 BLAS), and adapts how many run at a time: the first `gn.compile` of a process
 starts with one per core that the 1-minute load average leaves free, and from
 then on the governor of graphnet.runtime.contention follows the other
-processes' CPU use as plans run, down to one thread (the blocks one after the
-other) while they keep cores busy and back up when they stop. A thread that
+processes' CPU use as plans run, down to one thread (each GEMM one call, the
+bits of its blocks) while they keep cores busy and back up when they stop. A thread that
 waits for a core the others are spinning on stalls every GEMM. A count chosen
 explicitly stays put.
 

@@ -96,17 +96,37 @@ def test_the_cut_goes_along_the_larger_dimension_of_c():
 
 @pytest.mark.parametrize("live", [1, 2])
 def test_the_blocks_run_on_the_helper_threads_only_while_two_or_more_threads_run(monkeypatch, live):
+    """On one thread (the governor's count on a busy machine) a cut GEMM is one whole call, not
+    its blocks one after the other (each would pack the shared operand again): the same bits."""
     import graphnet.runtime.gemm_split as module
 
-    offered = []
+    offered, blocks = [], []
     monkeypatch.setattr(module, "run_parts", lambda kernel, parts: offered.append(len(parts)) or
                         [kernel(*part) for part in parts])
+    monkeypatch.setattr(module, "_matmul_into", lambda A, B, C: blocks.append(C.shape) or np.matmul(A, B, out=C))
     matmul = GemmSplit(parts=2, live=lambda: live).matmul()
     X, W = data(128, 784), data(784, 512)
     Y = np.empty((128, 512), np.float32)
     matmul(X, W, Y)
     assert offered == ([2] if live > 1 else [])
+    assert len(blocks) == (2 if live > 1 else 0)
     assert Y.tobytes() == np.matmul(X, W).tobytes()
+
+
+@pytest.mark.skipif(find_gemm(np.float32) is None, reason="no cblas GEMM")
+@pytest.mark.parametrize("live", [1, 2])
+def test_the_cut_sgd_update_is_one_call_on_one_thread(live):
+    X, dY, W = data(128, 784), data(128, 512), data(784, 512, seed=1)
+    gemm = find_gemm(np.float32)
+    whole = W.copy()
+    gemm.update_at_b(X, dY, whole, -0.01, 1.0)
+    update = GemmSplit(parts=2, live=lambda: live).at_b_update(gemm)
+    calls = []
+    one_call = update.whole
+    update.whole = lambda *args: calls.append(args[2].shape) or one_call(*args)
+    update(X, dY, W, -0.01, 1.0)
+    assert calls == ([] if live > 1 else [(784, 512)]) and len(update.parts) == 2
+    assert W.tobytes() == whole.tobytes()
 
 
 def test_a_small_gemm_is_one_call():
