@@ -40,10 +40,12 @@ def graphnet_step(size: str, threads: int | None) -> Built:
     from graphnet.benchmarks.step import graphnet_step as build
     from graphnet.benchmarks.step import make_problem
 
+    from graphnet.runtime.threads import threads_now
+
     if threads:
         gn.set_threads(threads)
     step = build(make_problem(size), backend="numba", rule="adam")
-    return step, gn.get_threads
+    return step, threads_now  # how many threads run at the moment (the governor's count)
 
 
 def torch_step(size: str, threads: int | None) -> Built:

@@ -56,7 +56,7 @@ def graphnet_run(run: gn.RunSpec, data: dict, orders: list[np.ndarray]) -> Epoch
     hyper = {k: v for k, v in settings.optimizer.model_dump().items() if k != "rule"}
     opt = gn.Optimizer(net, settings.optimizer.rule, **hyper)
     X, y, B = data["X_train"], data["y_train"], settings.batch_size
-    log(f"graphnet: {gn.get_threads()} BLAS thread(s) (GRAPHNET_THREADS to choose)")
+    log(f"graphnet: {gn.get_threads()} thread(s) (GRAPHNET_THREADS to choose)")
     per_epoch = math.ceil(len(X) / B)
     X_batch, y_batch = np.empty((B, *X.shape[1:]), X.dtype), np.empty(B, y.dtype)
     for epoch, order in enumerate(orders):

@@ -16,18 +16,18 @@ import graphnet as gn
 settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-# numpy's BLAS runs on this many threads in the test process, whatever the machine's load:
-# left to the adaptive default, the governor (graphnet.runtime.contention) would change the
-# count mid-run as other processes come and go, and OpenBLAS rounds some GEMMs differently
-# on 1 and 2 threads. One thread: the same sums on every machine, and the fastest on a busy
-# one. Tests of the thread setting itself set what they need (tests/runtime/test_threads.py,
-# test_contention.py) and restore this afterwards. Child processes choose their own.
+# graphnet runs on this many threads in the test process (numpy's BLAS on one, as in any
+# process that compiled a network), whatever the machine's load. The bits do not depend on
+# it (graphnet.runtime.gemm_split; tests/runtime/test_threads.py checks 1 against 2); one
+# thread is the fastest on a busy machine and starts no helper thread. Tests of the thread
+# setting itself set what they need (tests/runtime/test_threads.py, test_contention.py) and
+# restore this afterwards. Child processes choose their own.
 SESSION_BLAS_THREADS = 1
 
 
 @pytest.fixture(scope="session", autouse=True)
 def pinned_blas_threads():
-    """numpy's BLAS on SESSION_BLAS_THREADS threads for the session; the pool size and
+    """graphnet on SESSION_BLAS_THREADS threads for the session; numpy's BLAS pool size and
     graphnet's setting as they were before, afterwards."""
     from graphnet.runtime.threads import STATE
 

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"graphnet {__version__}")
     parser.add_argument("--threads", type=positive_int, metavar="N",
-                        help="BLAS threads (default: $GRAPHNET_THREADS, else adaptive: one per core other processes leave free, re-checked as it runs)")
+                        help="threads (default: $GRAPHNET_THREADS, else adaptive: one per core other processes leave free, re-checked as it runs)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check spec files; print nodes, shapes and parameter counts")

@@ -92,10 +92,7 @@ class _Context:
         return SGD_LEARNING_RATE
 
     def at_b_update(self) -> Callable[..., None]:
-        gemm = self.target.gemm
-        if gemm is None:
-            raise ValueError(f"no {self.dtype.name} GEMM for an update in backward: {self.target.gemm_status}")
-        return gemm.at_b_update()
+        return self.target.at_b_update()
 
     def saved(self, name: str, shape: tuple[int, ...]) -> Ref:
         return Ref("saved", f"{self._node.id}.{name}", tuple(shape))

@@ -54,7 +54,7 @@ def forward(node: Affine, ctx: LowerContext) -> list[Step]:
     act = ACTIVATION_CODES[node.activation or "identity"]
     alpha = node.alpha
     X, W, Y = ctx.x(0, (fan_in,)), ctx.param("W"), ctx.y()
-    matmul = np.matmul
+    matmul = ctx.target.matmul()  # C = A @ B, cut over graphnet's threads (graphnet.runtime.gemm_split)
     if node.bias:
         bias_act = ctx.kernels.bias_act_forward
         label = f"matmul+bias_act[{node.activation or 'identity'}]"
@@ -68,31 +68,31 @@ def forward(node: Affine, ctx: LowerContext) -> list[Step]:
                          writes=frozenset({3, 4}))]
         if ctx.mode == "eval" and rows:
             return [Step(node.id, f"{label} (affine_small_forward up to {rows} rows)",
-                         small_batch_affine(ctx.kernels, act, alpha, rows), (X, W, ctx.param("b"), Y),
+                         small_batch_affine(target, act, alpha, rows), (X, W, ctx.param("b"), Y),
                          writes=frozenset({3}))]
 
         def affine_bias_act(X, W, b, Y):
-            matmul(X, W, out=Y)
+            matmul(X, W, Y)
             bias_act(Y, b, act, alpha)
 
         return [Step(node.id, label, affine_bias_act, (X, W, ctx.param("b"), Y), writes=frozenset({3}))]
     if act == ACTIVATION_CODES["identity"]:
 
         def affine_plain(X, W, Y):
-            matmul(X, W, out=Y)
+            matmul(X, W, Y)
 
         return [Step(node.id, "matmul", affine_plain, (X, W, Y), writes=frozenset({2}))]
     act_forward = ctx.kernels.act_forward
 
     def affine_act(X, W, Y):
-        matmul(X, W, out=Y)
+        matmul(X, W, Y)
         act_forward(Y, act, alpha, Y)
 
     return [Step(node.id, f"matmul+act[{node.activation}]", affine_act, (X, W, Y), writes=frozenset({2}))]
 
 
 # The eval-mode kernel choice reads the target's KernelSwitches (graphnet.ops.target; set with
-# gn.set_config / gn.config_context) and its BLAS threads. What the defaults rest on:
+# gn.set_config / gn.config_context), never its thread count. What the defaults rest on:
 #
 # small_batch_rows, small_work: affine_small_forward (one pass over W, bias and activation
 # fused) on batches of at most small_batch_rows rows, and on batches whose multiply-adds
@@ -112,16 +112,17 @@ def small_batch_rows(switches: KernelSwitches, fan_in: int, units: int) -> int:
     return max(switches.small_batch_rows, switches.small_work // max(fan_in * units, 1))
 
 
-def small_batch_affine(kernels, act: int, alpha: float, rows: int):  # noqa: ANN001, ANN201
+def small_batch_affine(target: Target, act: int, alpha: float, rows: int):  # noqa: ANN201
     """The eval-mode affine step (X, W, b, Y): Y = act(X @ W + b), with the small-batch
     kernel up to `rows` rows and the GEMM + epilogue above. X: (N, D), Y: (N, H)."""
-    small, bias_act, matmul = kernels.affine_small_forward, kernels.bias_act_forward, np.matmul
+    kernels = target.kernels
+    small, bias_act, matmul = kernels.affine_small_forward, kernels.bias_act_forward, target.matmul()
 
     def affine_bias_act(X, W, b, Y):
         if X.shape[0] <= rows:
             small(X, W, b, act, alpha, Y)
         else:
-            matmul(X, W, out=Y)
+            matmul(X, W, Y)
             bias_act(Y, b, act, alpha)
 
     return affine_bias_act
@@ -131,21 +132,20 @@ def small_batch_affine(kernels, act: int, alpha: float, rows: int):  # noqa: ANN
 # affine_small_forward's rows, an eval-mode affine layer (numba backend) can run
 # affine_packed_forward on a copy of W transposed once (re-packed when
 # ParameterStore.version moved), bias and activation fused: serially on layers of at
-# most packed_serial_work multiply-adds (rows * fan_in * units), on a target set up for
-# one BLAS thread (Target.threads: gn.set_threads(1), GRAPHNET_THREADS=1, MPI ranks, a
-# BLAS of one thread; not the governor's passing count, so results do not depend on the
-# load); and, when packed_parallel is set, split over two threads
-# (affine_packed_forward_columns on each half of the columns, Target.helper) up to
-# packed_max_rows rows from packed_parallel_work multiply-adds on, on the calls where
-# numpy's BLAS has two threads or more (Target.live_threads; the split's rows run
-# serially otherwise). Larger batches run a BLAS GEMM + the epilogue. Measured on 2
-# cores against 2-thread OpenBLAS + the epilogue kernel, medians: serial, 256x10 at 32
-# rows 2.9 us against 3.8, at 64 rows 5.6 against 6.3, but 784x512 at 32 rows 262 us
-# against 172; split, 784x512 at 32 rows ~180 us, at 256 rows ~1190 against 2080
-# serially. In the whole M network on 2 BLAS threads, all layers on the GEMM took 0.89x
-# the time at batch 1 and 0.95x at batch 32 (hence serial only on a 1-thread BLAS, where
-# the packed 256x10 layer took batch 1 to 0.95x of the GEMM path). packed_parallel is off
-# by default: on the M network (bench/inference_latency.py, 50 ms samples) it wins at
+# most packed_serial_work multiply-adds (rows * fan_in * units), on any thread count
+# (numpy's BLAS runs on one thread in a process that compiled a network, and a GEMM that
+# small is not cut over graphnet's threads: graphnet.runtime.gemm_split), so that the
+# kernel chosen, hence the bits, do not depend on the threads; and, when packed_parallel
+# is set, split over two threads (affine_packed_forward_columns on each half of the
+# columns, Target.helper) up to packed_max_rows rows from packed_parallel_work
+# multiply-adds on, on the calls where graphnet runs 2+ threads (Target.live_threads;
+# the split's rows run serially otherwise, the same bits). Larger batches run a BLAS
+# GEMM + the epilogue. Measured on 2 cores against 2-thread OpenBLAS + the epilogue
+# kernel, medians: serial, 256x10 at 32 rows 2.9 us against 3.8, at 64 rows 5.6 against
+# 6.3, but 784x512 at 32 rows 262 us against 172; split, 784x512 at 32 rows ~180 us, at
+# 256 rows ~1190 against 2080 serially. On a 1-thread BLAS the packed 256x10 layer took
+# a batch-1 forward of the M network to 0.95x of the GEMM path. packed_parallel is off
+# by default: on the M network (bench/inference_latency.py, 50 ms samples) it won at
 # batch 256 (1.17x ONNX Runtime against 1.25x for the GEMM path) but not at batch 32
 # (1.39x against 1.30x). The numpy backend keeps the GEMM. packed_max_rows = 0 turns the
 # packed kernel off.
@@ -163,8 +163,6 @@ def packed_rows(target: Target, work_per_row: int) -> int:
         return 0
     if target.switches.packed_parallel:
         return target.switches.packed_max_rows
-    if target.threads > 1:  # a multi-thread BLAS GEMM beats one core (measured above)
-        return 0
     return _serial_rows(target.switches, work_per_row)
 
 
@@ -175,7 +173,7 @@ def _serial_rows(switches: KernelSwitches, work_per_row: int) -> int:
 def packed_label(target: Target, small_rows: int, work_per_row: int) -> str:
     """How the eval-mode affine step picks its kernel, for plan.describe()."""
     text = f"affine_small_forward up to {small_rows} rows, " if small_rows else ""
-    text += f"affine_packed_forward up to {packed_rows(target, work_per_row)} rows on a 1-thread BLAS"
+    text += f"affine_packed_forward up to {packed_rows(target, work_per_row)} rows"
     if target.switches.packed_parallel:
         text += f", on 2 threads from {_parallel_rows(target.switches, work_per_row)} while BLAS has 2+"
     return text
@@ -189,20 +187,16 @@ def packed_affine(target: Target, act: int, alpha: float, small_rows: int, work_
     """The eval-mode affine step (X, W, b, Y, WT, version): Y = act(X @ W + b) with
     affine_small_forward up to `small_rows` rows, the packed kernel on WT (W transposed,
     refreshed when version[0] moved) where packed_rows() says (on two threads where
-    `packed_parallel` says so and the BLAS has 2+ threads at the call), and the GEMM +
+    `packed_parallel` says so and graphnet runs 2+ threads at the call), and the GEMM +
     epilogue otherwise. X: (N, D), W: (D, H), WT: (H, D), Y: (N, H)."""
     kernels, switches, live_threads, helper = target.kernels, target.switches, target.live_threads, target.helper
-    small, bias_act, matmul = kernels.affine_small_forward, kernels.bias_act_forward, np.matmul
+    small, bias_act, matmul = kernels.affine_small_forward, kernels.bias_act_forward, target.matmul()
     serial, columns = kernels.affine_packed_forward, kernels.affine_packed_forward_columns
     serial_rows = _serial_rows(switches, work_per_row)
     max_rows = packed_rows(target, work_per_row)
     parallel_rows = _parallel_rows(switches, work_per_row) if switches.packed_parallel else max_rows + 1
     lag = switches.helper_lag_work
     packed_version = [-1]  # the parameters' version WT was packed at
-    # Below the split's rows a multi-thread BLAS GEMM beats one core; decided once per plan from
-    # the count the process is set up for (not the governor's count of the moment), so results
-    # do not depend on how busy the machine was.
-    gemm_unless_split = target.threads > 1
 
     def affine_packed_bias_act(X, W, b, Y, WT, version):
         n = X.shape[0]
@@ -211,8 +205,8 @@ def packed_affine(target: Target, act: int, alpha: float, small_rows: int, work_
             return
         packed_split = parallel_rows <= n <= max_rows  # the split's rows: packed, on 1 or 2 threads (same bits)
         split = packed_split and helper is not None and live_threads() > 1
-        if not packed_split and (n > serial_rows or gemm_unless_split):
-            matmul(X, W, out=Y)
+        if not packed_split and n > serial_rows:
+            matmul(X, W, Y)
             bias_act(Y, b, act, alpha)
             return
         if packed_version[0] != version[0]:
@@ -242,7 +236,7 @@ def backward(node: Affine, ctx: LowerContext) -> list[Step]:
     alpha = node.alpha
     identity = act == ACTIVATION_CODES["identity"]
     act_bias_backward, act_backward = ctx.kernels.act_bias_backward, ctx.kernels.act_backward
-    matmul = np.matmul
+    weight_gradient, input_gradient = ctx.target.matmul(), ctx.target.matmul()  # each keeps its arrays
 
     # dY is dead after this step, so the activation gradient overwrites it in place.
     def activation_gradient(dY, Y, db):
@@ -253,16 +247,16 @@ def backward(node: Affine, ctx: LowerContext) -> list[Step]:
 
     def affine_backward(dY, Y, db, X, W, dW, dX):
         activation_gradient(dY, Y, db)
-        matmul(X.T, dY, out=dW)
+        weight_gradient(X.T, dY, dW)
         if dX is not None:
-            matmul(dY, W.T, out=dX)
+            input_gradient(dY, W.T, dX)
 
     # With SGD fused in, W = W - rate * X.T @ dY is one GEMM (beta = 1): the weight
     # gradient never goes to memory. dX must read W before that update.
     def affine_backward_sgd(dY, Y, db, X, W, rate, dX):
         activation_gradient(dY, Y, db)
         if dX is not None:
-            matmul(dY, W.T, out=dX)
+            input_gradient(dY, W.T, dX)
         update_at_b(X, dY, W, -float(rate[0]), 1.0)
 
     dX = ctx.dx(0, (fan_in,))

@@ -69,12 +69,13 @@ def forward(node: Conv2d, ctx: LowerContext) -> list[Step]:
     geometry, f, k, p, oh, ow = _sizes(node, ctx)
     act = ACTIVATION_CODES[node.activation or "identity"]
     alpha, (kh, kw, sh, sw, ph, pw) = node.alpha, geometry.args
-    im2col, epilogue, matmul = ctx.kernels.im2col, ctx.kernels.channel_bias_act_forward, np.matmul
+    im2col, epilogue = ctx.kernels.im2col, ctx.kernels.channel_bias_act_forward
+    matmul = ctx.target.matmul()  # C = A @ B, cut over graphnet's threads (graphnet.runtime.gemm_split)
 
     def conv(X, W, b, cols, Z, Y):
         n = X.shape[0]
         im2col(X, kh, kw, sh, sw, ph, pw, cols)
-        matmul(cols.reshape(n * p, k), W.reshape(f, k).T, out=Z.reshape(n * p, f))
+        matmul(cols.reshape(n * p, k), W.reshape(f, k).T, Z.reshape(n * p, f))
         epilogue(Z, b, act, alpha, Y)
 
     bias = ctx.param("b") if node.bias else ctx.fixed("zero_bias", (f,))
@@ -87,16 +88,17 @@ def backward(node: Conv2d, ctx: LowerContext) -> list[Step]:
     geometry, f, k, p, oh, ow = _sizes(node, ctx)
     act = ACTIVATION_CODES[node.activation or "identity"]
     alpha, (kh, kw, sh, sw, ph, pw) = node.alpha, geometry.args
-    gradient, col2im, matmul = ctx.kernels.act_channel_bias_backward, ctx.kernels.col2im, np.matmul
+    gradient, col2im = ctx.kernels.act_channel_bias_backward, ctx.kernels.col2im
+    weight_gradient, input_gradient = ctx.target.matmul(), ctx.target.matmul()
     identity = act == ACTIVATION_CODES["identity"]
 
     def conv_backward(dY, Y, db, dZ, cols, W, dW, dcols, dX):
         n = dY.shape[0]
         gradient(dY, dY if Y is None else Y, act, alpha, dZ, db)
         rows = dZ.reshape(n * p, f)
-        matmul(rows.T, cols.reshape(n * p, k), out=dW.reshape(f, k))
+        weight_gradient(rows.T, cols.reshape(n * p, k), dW.reshape(f, k))
         if dX is not None:
-            matmul(rows, W.reshape(f, k), out=dcols.reshape(n * p, k))
+            input_gradient(rows, W.reshape(f, k), dcols.reshape(n * p, k))
             col2im(dcols, kh, kw, sh, sw, ph, pw, dX)
 
     dX = ctx.dx(0)

@@ -107,7 +107,7 @@ class LowerContext(Protocol):
     """What an op's hooks may ask the compiler for (see `graphnet.compiler`)."""
 
     mode: Literal["train", "eval"]
-    target: Any  # the graphnet.ops.target.Target compiled for: kernel switches, BLAS threads, ...
+    target: Any  # the graphnet.ops.target.Target compiled for: kernel switches, threads, ...
     kernels: Any  # the kernel backend (target.kernels): attributes named as in graphnet.kernels.KERNEL_NAMES
     dtype: Any  # numpy dtype of float buffers (target.dtype)
     rng: Any  # numpy Generator for dropout masks
@@ -128,10 +128,10 @@ class LowerContext(Protocol):
         inside its backward step (it must then update the param instead of writing
         its gradient, after every read of the old value); otherwise None."""
     def at_b_update(self) -> Callable[..., None]:
-        """A GEMM kernel `(A, B, C, alpha, beta)` on the target's GEMM: C = beta * C + alpha * A.T @ B
-        in place, for the update `update_in_backward` offered. A: (K, M), B: (K, N),
-        C: (M, N), C-contiguous arrays of the plan's dtype; leading-row views of
-        the batch buffers are fine. Each call returns a kernel of its own (it
+        """A GEMM kernel `(A, B, C, alpha, beta)` on the target's GEMM (`target.at_b_update()`):
+        C = beta * C + alpha * A.T @ B in place, for the update `update_in_backward` offered.
+        A: (K, M), B: (K, N), C: (M, N), C-contiguous arrays of the plan's dtype; leading-row
+        views of the batch buffers are fine. Each call returns a kernel of its own (it
         keeps the arrays of its last call), so an op asks once per step."""
 
 

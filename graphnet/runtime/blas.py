@@ -58,7 +58,8 @@ class Gemm:
     scalar: Any  # its ctypes float type
 
     def update_at_b(self, A: np.ndarray, B: np.ndarray, C: np.ndarray, alpha: float, beta: float) -> None:
-        """C = beta * C + alpha * A.T @ B in place. A: (K, M), B: (K, N), C: (M, N), all C-contiguous."""
+        """C = beta * C + alpha * A.T @ B in place. A: (K, M), B: (K, N), C: (M, N), each C-contiguous
+        or a block of columns of a C-contiguous array (rows of contiguous elements)."""
         AtBUpdate(self)(A, B, C, alpha, beta)
 
     def at_b_update(self) -> "AtBUpdate":
@@ -93,19 +94,40 @@ class AtBUpdate:
     def _rebind(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> None:
         dtype = self.gemm.dtype
         if not (A.ndim == B.ndim == C.ndim == 2) or B.shape[0] != A.shape[0] or C.shape != (A.shape[1], B.shape[1]) \
-                or not (A.flags.c_contiguous and B.flags.c_contiguous and C.flags.c_contiguous) \
+                or not (_row_major(A) and _row_major(B) and _row_major(C)) \
                 or not (A.dtype == B.dtype == C.dtype == dtype):
             raise ValueError(f"update_at_b: A {A.dtype}{A.shape}, B {B.dtype}{B.shape}, C {C.dtype}{C.shape} "
-                             f"do not make C = beta*C + alpha*A.T@B (C-contiguous {dtype.name} arrays)")
+                             f"do not make C = beta*C + alpha*A.T@B ({dtype.name} arrays, rows of contiguous "
+                             "elements)")
         args, arrays = self.args, self.arrays
         K, M = A.shape
         N = C.shape[1]
-        for value, index in ((M, 3), (N, 4), (K, 5), (max(M, 1), 8), (max(N, 1), 10), (max(N, 1), 13)):
+        for value, index in ((M, 3), (N, 4), (K, 5), (_leading(A), 8), (_leading(B), 10), (_leading(C), 13)):
             args[index].value = value
         for slot, (array, index) in enumerate(((A, 7), (B, 9), (C, 12))):
             if array is not arrays[slot]:
                 args[index].value = array.ctypes.data
                 arrays[slot] = array
+
+
+def _row_major(array: np.ndarray) -> bool:
+    """Rows of contiguous elements, each row at a fixed stride of at least its length (a
+    C-contiguous array, or a block of columns of one): what a row-major BLAS call takes."""
+    rows, columns = array.shape
+    item = array.itemsize
+    if rows == 0 or columns == 0:
+        return True
+    if columns > 1 and array.strides[1] != item:
+        return False
+    return rows <= 1 or (array.strides[0] % item == 0 and array.strides[0] >= max(columns, 1) * item)
+
+
+def _leading(array: np.ndarray) -> int:
+    """The BLAS leading dimension of a row-major array (`_row_major`): its row stride in elements."""
+    rows, columns = array.shape
+    if rows <= 1:
+        return max(columns, 1)
+    return max(array.strides[0] // array.itemsize, columns, 1)
 
 
 def _threadpool_info() -> list[dict[str, Any]]:

@@ -5,12 +5,13 @@
         net = gn.compile(spec)
     gn.get_config()                              # -> KernelSwitches(small_batch_rows=0, ...)
 
-The settings are the affine inference kernel switches (graphnet.ops.target.KernelSwitches;
-what each one measured: graphnet/ops/affine.py). `gn.compile` resolves them, with
-the backend, the dtype, the BLAS threads the process is set up for and numpy's GEMM,
-into the network's `Target` (`resolve_target`): a compiled network keeps the settings
-it was compiled with. The BLAS thread count is not a setting here: numpy's BLAS has
-one thread pool per process, which `gn.set_threads` sets (graphnet.runtime.threads).
+The settings are the affine inference kernel switches and how GEMMs are cut over threads
+(graphnet.ops.target.KernelSwitches; what each one measured: graphnet/ops/affine.py,
+graphnet/runtime/gemm_split.py). `gn.compile` resolves them, with the backend, the dtype,
+the threads the process is set up for, the GEMM cut and numpy's GEMM, into the network's
+`Target` (`resolve_target`): a compiled network keeps the settings it was compiled with.
+The thread count is not a setting here: it is one per process, which `gn.set_threads`
+sets (graphnet.runtime.threads).
 
 `set_config` changes the process-wide settings; `config_context` overrides some of
 them in the current context (a contextvars.ContextVar: this thread, or this asyncio
@@ -68,13 +69,17 @@ def _changed(current: KernelSwitches, settings: dict[str, Any]) -> KernelSwitche
 
 def resolve_target(kernels: Any, dtype: Any) -> Target:
     """The Target of a network compiled now on `kernels` (a backend) in `dtype`: the settings in
-    effect here, the BLAS threads the process is set up for, numpy's GEMM for `dtype`."""
+    effect here, the threads the process is set up for and the GEMM cut over them, numpy's GEMM for `dtype`."""
     from .blas import find_gemm, gemm_status
     from .contention import tick as contention_tick
+    from .gemm_split import GemmSplit
     from .helper_thread import helper_thread
-    from .threads import blas_threads_now, planned_threads
+    from .threads import planned_threads, threads_now
 
     dtype = np.dtype(dtype)
-    return Target(kernels=kernels, dtype=dtype, threads=planned_threads(), switches=get_config(),
-                  gemm=find_gemm(dtype), gemm_status=gemm_status(dtype), live_threads=blas_threads_now,
-                  helper=helper_thread, tick=contention_tick)
+    switches, threads = get_config(), planned_threads()
+    split = GemmSplit(parts=threads, part_work=switches.gemm_part_work, lag_work=switches.gemm_lag_work,
+                      live=threads_now)
+    return Target(kernels=kernels, dtype=dtype, threads=threads, switches=switches, gemm=find_gemm(dtype),
+                  gemm_status=gemm_status(dtype), live_threads=threads_now, helper=helper_thread,
+                  tick=contention_tick, split=split)

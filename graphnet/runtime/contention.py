@@ -1,13 +1,16 @@
-"""Fewer BLAS threads while other processes keep the cores busy, all of them again when they stop.
+"""Fewer of graphnet's threads at a time while other processes keep the cores busy, all of them
+again when they stop.
 
-A multi-threaded BLAS splits every GEMM over its threads and waits for the
-slowest. When another process keeps one of the cores busy, the thread that
-has to share that core stalls every GEMM: bench/busy.py measured 2-thread
-OpenBLAS 20-35x slower with one of two cores taken, and 1 thread not slower
-at all. So, unless the thread count was chosen (`gn.set_threads(n)`,
-GRAPHNET_THREADS=n, `graphnet --threads n`), a governor watches how much CPU
-the other processes take and sets numpy's BLAS to one thread per core they
-leave free:
+graphnet cuts each large GEMM of a plan into blocks (graphnet.runtime.gemm_split) and
+runs them on the calling thread and its helper threads. When another process keeps
+one of the cores busy, a helper that has to share that core may start its block
+and then wait for the scheduler while the caller waits for it (a multi-thread BLAS
+did worse: bench/busy.py measured 2-thread OpenBLAS 20-35x slower with one of two
+cores taken, and 1 thread not slower at all). So, unless the thread count was chosen
+(`gn.set_threads(n)`, GRAPHNET_THREADS=n, `graphnet --threads n`), a governor
+watches how much CPU the other processes take and runs the blocks on one thread per
+core they leave free (on one: each GEMM as one call, which gives the bits of its blocks).
+So the results do not change with it, bit for bit:
 
     tick()                  # called by every plan run; a clock read, except every INTERVAL s
     governor_status()       # -> GovernorStatus(active, threads, ceiling, others)
@@ -17,10 +20,9 @@ this process may run on (Linux: /proc/stat) and this process's own
 (/proc/self/stat); their difference over the interval is what the others took,
 in cores. The thread count is one per core they leave free, rounded so that
 a core the others use 40% of the time counts as taken, at least one and at
-most the BLAS's count when the governor started (its default: one per core,
-or what OPENBLAS_NUM_THREADS asked). Sampling reads two small files (about
-0.1 ms every 0.2 s); changing the count is one call into the BLAS library.
-Where /proc is not readable (macOS, Windows) the governor stays off.
+most the count the process is set up for (graphnet.runtime.threads.planned_threads).
+Sampling reads two small files (about 0.1 ms every 0.2 s); changing the count
+sets one number. Where /proc is not readable (macOS, Windows) the governor stays off.
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ class CpuTimes:
 
 @dataclass(frozen=True)
 class GovernorStatus:
-    """What the governor last did: whether it runs, the BLAS threads it set, the most it
+    """What the governor last did: whether it runs, the threads it set, the most it
     sets, and the cores the other processes took in the last interval (None: no sample yet)."""
 
     active: bool
@@ -116,16 +118,16 @@ def others_busy_cores(before: CpuTimes, after: CpuTimes, cores: int) -> float:
 
 
 def threads_for(cores: int, others: float, ceiling: int) -> int:
-    """BLAS threads when the other processes keep `others` of `cores` busy: one per core
+    """Threads when the other processes keep `others` of `cores` busy: one per core
     they leave free (a core they use TAKEN_FRACTION of the time counts as taken), in [1, ceiling]."""
     taken = math.floor(others + (1.0 - TAKEN_FRACTION))
     return max(1, min(ceiling, cores - taken))
 
 
 class Governor:
-    """Sets the BLAS thread count from the other processes' CPU use, at most every `interval` s.
+    """Sets the thread count from the other processes' CPU use, at most every `interval` s.
 
-    `sample()` returns CpuTimes (or None), `apply(n)` sets the BLAS to n threads,
+    `sample()` returns CpuTimes (or None), `apply(n)` sets the count to n threads,
     `clock()` returns seconds; injectable so tests can drive it."""
 
     def __init__(self, cores: list[int], ceiling: int, threads: int, apply: Callable[[int], None],
@@ -152,7 +154,7 @@ class Governor:
             self.others = others_busy_cores(self.last, times, len(self.cores))
             wanted = threads_for(len(self.cores), self.others, self.ceiling)
             if wanted != self.threads:
-                log.info("graphnet: other processes keep %.1f of %d cores busy: BLAS on %d thread(s)",
+                log.info("graphnet: other processes keep %.1f of %d cores busy: %d thread(s) at a time",
                          self.others, len(self.cores), wanted)
                 self.apply(wanted)
                 self.threads = wanted
@@ -166,8 +168,8 @@ _governor: list[Governor] = []  # the process's governor, once started
 
 
 def start(ceiling: int, threads: int, apply: Callable[[int], None]) -> Governor | None:
-    """Start the process's governor: BLAS at `threads` now, never more than `ceiling`, set through
-    `apply`. Not started (None) on one core, for a ceiling of 1, or without /proc."""
+    """Start the process's governor: `threads` now, never more than `ceiling`, set through `apply`.
+    Not started (None) on one core, for a ceiling of 1, or without /proc."""
     try:
         cpus = sorted(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

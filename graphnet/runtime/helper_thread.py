@@ -1,8 +1,9 @@
-"""A second thread for splitting one kernel call in two, that never spins and never waits
+"""Helper threads for splitting one kernel call in parts, that never spin and never wait
 for a thread that has not started.
 
     helper = helper_thread()               # the process's helper (its thread starts on first use)
     helper.run(kernel, first, second)      # kernel(*first) here, kernel(*second) on the helper
+    run_parts(kernel, [first, second, third])   # the first here, the others on helpers 1 and 2
 
 `run` hands `second` to the helper thread, runs `first` on the calling thread, and
 then takes `second` back and runs it itself unless the helper has already claimed
@@ -19,9 +20,9 @@ woken after the process idled was often put on the caller's own CPU by the
 scheduler and stayed there, the two halves taking turns (2x the serial time in
 a steady loop on 2 vCPUs).
 
-One helper per process, a daemon thread started lazily; a forked child gets a
-fresh one on its first use. Callers on other threads while the helper is in use
-run both halves themselves.
+The helpers of a process are daemon threads started lazily (one for two parts, two
+for three, ...); a forked child gets fresh ones on their first use. A caller on
+another thread while a helper is in use runs that helper's part itself.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import ctypes
 import ctypes.util
 import os
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 THREAD_NAME = "graphnet-helper"
 
@@ -68,29 +69,49 @@ class HelperThread:
         """kernel(*first) on this thread and kernel(*second) on the helper thread, or both
         here when the helper has not claimed `second` by the time `first` is done. Returns
         when both are done; an exception of either is raised here."""
-        if not self._busy.acquire(False):  # another thread is using the helper
+        if not self.offer(kernel, second):  # another thread is using the helper
             kernel(*first)
             kernel(*second)
             return
+        done = False
+        try:
+            kernel(*first)
+            done = True
+        finally:
+            self.collect(run_unclaimed=done)
+
+    def offer(self, kernel: Callable[..., Any], args: tuple) -> bool:
+        """Hand kernel(*args) to the helper thread (started on first use) and return True; every
+        True must be followed by one `collect` from this thread. False, handing nothing, while
+        another thread is using this helper."""
+        if not self._busy.acquire(False):
+            return False
         try:
             if self.thread is None:
                 self.start()
             cpu = _current_cpu()
             if cpu != self._caller_cpu:
                 self._keep_off(cpu)
-            self._task = (kernel, second)
-            self._claim.release()
-            if self._wake.locked():  # else a wake-up is pending already
-                self._wake.release()
-            try:
-                kernel(*first)
-            finally:
-                mine = self._claim.acquire(False)
-                if not mine:
-                    self._wait_for_helper()
-            if mine:
+        except BaseException:
+            self._busy.release()
+            raise
+        self._task = (kernel, args)
+        self._claim.release()
+        if self._wake.locked():  # else a wake-up is pending already
+            self._wake.release()
+        return True
+
+    def collect(self, run_unclaimed: bool = True) -> None:
+        """The end of an `offer`: the task taken back and run here (unless `run_unclaimed` is
+        False) when the helper has not claimed it, else waited for; the helper's exception is
+        raised here."""
+        try:
+            if not self._claim.acquire(False):
+                self._wait_for_helper()
+            elif run_unclaimed:
                 self.caller_runs += 1
-                kernel(*second)
+                kernel, args = self._task  # type: ignore[misc]
+                kernel(*args)
         finally:
             self._busy.release()
 
@@ -164,14 +185,43 @@ def _locked() -> Any:
     return lock
 
 
-_helper: list[HelperThread] = []
+_helper: list[HelperThread] = []  # the process's helper threads, the first one first
 
 
 def helper_thread() -> HelperThread:
-    """The process's helper thread (created on the first call; its thread starts on first use)."""
-    if not _helper:
+    """The process's (first) helper thread (created on the first call; its thread starts on first use)."""
+    return helper_threads(1)[0]
+
+
+def helper_threads(count: int) -> list[HelperThread]:
+    """The process's first `count` helper threads (made as needed; each thread starts on first use)."""
+    while len(_helper) < count:
         _helper.append(HelperThread())
-    return _helper[0]
+    return _helper[:count]
+
+
+def run_parts(kernel: Callable[..., Any], parts: Sequence[tuple]) -> None:
+    """kernel(*part) for every part: the first on the calling thread while the others are offered
+    to the helper threads, one each; a part no helper has claimed by the time the caller is
+    done with its own is run by the caller (in order), so a late or busy helper costs nothing
+    but the wake-up. Returns when every part is done; the first exception is raised here."""
+    helpers = helper_threads(len(parts) - 1)
+    offered = [helper.offer(kernel, part) for helper, part in zip(helpers, parts[1:])]
+    error: BaseException | None = None
+    try:
+        kernel(*parts[0])
+    except BaseException as exc:  # the offered parts are still collected
+        error = exc
+    for helper, part, armed in zip(helpers, parts[1:], offered):
+        try:
+            if armed:
+                helper.collect(run_unclaimed=error is None)
+            elif error is None:
+                kernel(*part)
+        except BaseException as exc:
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 def helper_started() -> bool:
@@ -180,8 +230,9 @@ def helper_started() -> bool:
 
 
 def _replace_helper(old: HelperThread) -> None:
-    if _helper and _helper[0] is old:
-        _helper[:] = [HelperThread()]
+    for index, helper in enumerate(_helper):
+        if helper is old:
+            _helper[index] = HelperThread()
 
 
 def _forget_helper_after_fork() -> None:

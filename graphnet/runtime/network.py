@@ -8,7 +8,7 @@ inputs and saving).
     scores = net.loss(X)               # no labels: scores (eval mode), as in the homework
     loss = net.step(X, y, 0.1)         # one training step: forward, backward, an SGD update
 
-The network's Target (graphnet.ops.target: backend, dtype, BLAS threads, kernel
+The network's Target (graphnet.ops.target: backend, dtype, threads, kernel
 switches, GEMM) is resolved once, here, from the arguments and the settings in
 effect (graphnet.runtime.config). The compiler (`graphnet.compiler.build_plan`) builds
 the plans on it; this runtime asks for them lazily per (kind, capacity) and

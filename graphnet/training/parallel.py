@@ -181,7 +181,7 @@ def train_parallel(world: World, run: RunSpec | str | Path | None, *, out: str |
     with ExitStack() as hold:
 
         def set_up_rank() -> DataParallelLoop:  # an agreed point: a failure on any rank stops every rank
-            set_rank_threads()  # one BLAS thread per rank, unless the user chose (graphnet.runtime.threads)
+            set_rank_threads()  # one thread per rank, unless the user chose (graphnet.runtime.threads)
             setup = set_up(run, out=out, data=data, epochs=epochs, batch_size=batch_size,
                            learning_rate=learning_rate, resume=resume, backend=backend, overwrite=overwrite,
                            hold=hold, say=say, writer=world.is_root)

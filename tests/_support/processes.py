@@ -2,11 +2,14 @@
 waiting for processes to end."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from graphnet.system.fileio import process_alive
 
@@ -54,3 +57,18 @@ def kill_all(pids: Iterable[int]) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+SPIN = "import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
+
+
+@contextlib.contextmanager
+def spinning_process(seconds: float = 60.0) -> Iterator[subprocess.Popen]:
+    """A process that keeps one core busy (a CPU hog) for the duration of the block (at most
+    `seconds`), killed at its end."""
+    spinner = subprocess.Popen([sys.executable, "-c", SPIN.format(seconds=seconds)])
+    try:
+        yield spinner
+    finally:
+        spinner.kill()
+        spinner.wait()

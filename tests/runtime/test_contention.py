@@ -1,4 +1,4 @@
-"""graphnet.runtime.contention: the governor that sets the BLAS threads from the other processes' CPU use."""
+"""graphnet.runtime.contention: the governor that sets graphnet's threads from the other processes' CPU use."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import graphnet as gn
 from graphnet.runtime import contention, threads
@@ -159,3 +160,38 @@ def test_every_plan_run_ticks_the_governor(monkeypatch):
     net.forward(X)  # the hot path of a repeated call
     net.loss(X, np.zeros(4, np.int64))
     assert len(ticks) >= 3
+
+
+@pytest.fixture
+def governed(monkeypatch):
+    """The adaptive default in a fresh state (graphnet's record of the threads restored afterwards)."""
+    monkeypatch.setattr(threads, "STATE", dataclasses.replace(threads.STATE, explicit=None, settled=False,
+                                                              settled_count=None, current=None))
+    monkeypatch.setattr(contention, "_governor", [])
+    monkeypatch.delenv(threads.ENV_VAR, raising=False)
+    with threadpool_limits(limits=None):
+        gn.set_threads("auto")
+        if not contention._governor:
+            pytest.skip("no governor here (one core, or no /proc)")
+        yield contention._governor[0]
+
+
+def test_a_governor_that_changes_the_count_between_steps_changes_no_bit(governed):
+    """What a CPU hog makes the governor do, done on purpose: the count it sets flips at every
+    step, and the run gives the bits of a run at a fixed count."""
+    spec = gn.sequential([{"op": "affine", "units": 256, "activation": "relu"}, {"op": "dropout", "rate": 0.2},
+                          {"op": "affine", "units": 10}], input_shape=[784], classes=10)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((128, 784)).astype(np.float32), rng.integers(0, 10, 128)
+
+    def train(counts: list[int]) -> bytes:
+        net = gn.compile(spec, batch_size=128, seed=0)
+        optimizer = gn.Optimizer(net, "adam", learning_rate=1e-3)
+        for count in counts:
+            governed.apply(count)
+            optimizer.step(X, y)
+            optimizer.step(X[:88], y[:88])
+        return b"".join(value.tobytes() for value in net.params.values()) + net.forward(X).tobytes()
+
+    fixed = train([governed.ceiling] * 6)
+    assert train([1, governed.ceiling] * 3) == fixed

@@ -1,5 +1,5 @@
-"""graphnet.runtime.threads: the BLAS thread count, set by gn.set_threads, $GRAPHNET_THREADS,
-`graphnet --threads`, or chosen from the load average."""
+"""graphnet.runtime.threads: graphnet's thread count, set by gn.set_threads, $GRAPHNET_THREADS,
+`graphnet --threads`, or chosen from the load average; numpy's BLAS on one thread."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,13 +12,15 @@ import graphnet as gn
 from graphnet.errors import GraphnetError
 from graphnet.runtime import contention, threads
 from graphnet.runtime.blas import blas_info
+from tests._support.reference import random_batch
+from tests._support.zoo import ZOO, zoo_network
 
 
 @pytest.fixture
 def fresh_threads(monkeypatch):
     """No choice made yet in this process; BLAS limits (and graphnet's record of them) restored afterwards."""
     monkeypatch.setattr(threads, "STATE", dataclasses.replace(threads.STATE, explicit=None, settled=False,
-                                                              settled_count=None))
+                                                              settled_count=None, current=None))
     monkeypatch.setattr(contention, "_governor", [])
     monkeypatch.delenv(threads.ENV_VAR, raising=False)
     with threadpool_limits(limits=None):  # restores the limits on exit
@@ -30,10 +32,11 @@ def numpys_blas_threads() -> int:
     return next(e["num_threads"] for e in threadpool_info() if e["filepath"] == blas_info().library)
 
 
-@pytest.mark.parametrize("count", [1, 2])
-def test_set_threads_reaches_numpys_blas(fresh_threads, count):
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_set_threads_sets_graphnets_count_and_numpys_blas_to_one_thread(fresh_threads, count):
     assert gn.set_threads(count) == count
-    assert numpys_blas_threads() == count == gn.get_threads()
+    assert gn.get_threads() == threads.planned_threads() == threads.threads_now() == count
+    assert numpys_blas_threads() == 1  # graphnet cuts the GEMMs over its own threads
     A = np.ones((64, 64), np.float32)
     np.testing.assert_array_equal(A @ A, np.full((64, 64), 64, np.float32))
 
@@ -69,16 +72,16 @@ def test_a_malformed_env_value_is_a_located_error(text):
 
 
 def test_the_first_compile_applies_the_env_count(fresh_threads, monkeypatch):
-    monkeypatch.setenv(threads.ENV_VAR, "1")
-    gn.compile(gn.sequential([{"op": "affine", "units": 2}], input_shape=[3], classes=2), backend="numpy")
-    assert numpys_blas_threads() == 1
+    monkeypatch.setenv(threads.ENV_VAR, "3")
+    net = gn.compile(gn.sequential([{"op": "affine", "units": 2}], input_shape=[3], classes=2), backend="numpy")
+    assert numpys_blas_threads() == 1 and gn.get_threads() == net.target.threads == 3
 
 
 def test_an_explicit_choice_wins_over_the_default(fresh_threads, monkeypatch):
     monkeypatch.setattr(threads, "_load_average", lambda: 50.0)  # a very busy machine
     gn.set_threads(2)
     assert threads.apply_default_threads_once() == 2
-    assert numpys_blas_threads() == 2
+    assert threads.threads_now() == 2 and numpys_blas_threads() == 1
 
 
 @pytest.mark.parametrize("load, chosen", [(0.1, None), (1.2, None), (1.3, 1), (9.0, 1)])
@@ -86,9 +89,10 @@ def test_the_default_leaves_a_quiet_machine_alone_and_backs_off_on_a_busy_one(fr
                                                                            load, chosen):
     monkeypatch.setattr(threads, "_load_average", lambda: load)
     monkeypatch.setattr(threads, "available_cores", lambda: 2)
-    before = numpys_blas_threads()
+    monkeypatch.setattr(threads, "planned_threads", lambda: 2)
     assert threads.apply_default_threads_once() == chosen
-    assert numpys_blas_threads() == (before if chosen is None else chosen)
+    assert threads.threads_now() == (2 if chosen is None else chosen)
+    assert numpys_blas_threads() == 1
 
 
 @pytest.mark.parametrize("cores, load, expected", [(2, 0.0, 2), (2, 1.2, 2), (2, 1.3, 1), (2, 4.0, 1),
@@ -101,8 +105,8 @@ def test_planned_threads_is_the_explicit_count_else_the_blas_default(fresh_threa
     threads.apply_default_threads_once()
     default = threads.STATE.blas_default
     assert threads.planned_threads() == default
-    threads._limit_blas(1)  # what the governor does on a busy machine
-    assert threads.planned_threads() == default and threads.blas_threads_now() == 1
+    threads._set_live(1)  # what the governor does on a busy machine
+    assert threads.planned_threads() == default and threads.threads_now() == 1 == numpys_blas_threads()
     gn.set_threads(1)
     assert threads.planned_threads() == 1
     gn.set_threads("auto")
@@ -117,12 +121,10 @@ def test_planned_threads_is_the_explicit_count_else_the_blas_default(fresh_threa
 def test_an_mpi_rank_sets_its_threads_once_and_graphnet_knows_it(fresh_threads, environ, expected):
     """One call from the rank setup sets the count as set_threads does: plans are built for it,
     the governor does not move it, and the first compile's default does not replace it."""
-    want = expected
-    if expected == "blas":  # as if OPENBLAS_NUM_THREADS=2 had sized numpy's pool when it loaded
-        threadpool_limits(2)  # undone by fresh_threads
-        want = numpys_blas_threads()
+    threads._blas_controllers()
+    want = threads.STATE.blas_default if expected == "blas" else expected
     assert threads.set_rank_threads(environ) == want
-    assert numpys_blas_threads() == want == threads.planned_threads() == threads.blas_threads_now()
+    assert want == threads.planned_threads() == threads.threads_now() and numpys_blas_threads() == 1
     assert contention.governor_status() is None or not contention.governor_status().active
     assert threads.apply_default_threads_once() == want
     net = gn.compile(gn.sequential([{"op": "affine", "units": 2}], input_shape=[3], classes=2), backend="numpy")
@@ -131,7 +133,7 @@ def test_an_mpi_rank_sets_its_threads_once_and_graphnet_knows_it(fresh_threads, 
 
 def test_an_mpi_rank_keeps_a_count_chosen_on_the_command_line(fresh_threads):
     gn.set_threads(2)  # graphnet --threads 2 train ... --workers 2 passes --threads to every rank
-    assert threads.set_rank_threads({}) == 2 == numpys_blas_threads() == threads.planned_threads()
+    assert threads.set_rank_threads({}) == 2 == threads.planned_threads() and numpys_blas_threads() == 1
 
 
 def test_an_mpi_rank_refuses_a_malformed_thread_count(fresh_threads):
@@ -139,7 +141,30 @@ def test_an_mpi_rank_refuses_a_malformed_thread_count(fresh_threads):
         threads.set_rank_threads({"GRAPHNET_THREADS": "x"})
 
 
-def test_the_test_session_runs_blas_on_a_fixed_count(pinned_blas_threads):
+def test_the_test_session_runs_on_a_fixed_count(pinned_blas_threads):
     """tests/conftest.py pins the count for the session: no governor moves it, whatever the load."""
-    assert gn.get_threads() == numpys_blas_threads() == threads.planned_threads() == pinned_blas_threads
+    assert gn.get_threads() == threads.planned_threads() == threads.threads_now() == pinned_blas_threads
+    assert numpys_blas_threads() == 1
     assert contention.governor_status() is None or not contention.governor_status().active
+
+
+@pytest.mark.parametrize("rule", ["sgd", "adam"])
+@pytest.mark.parametrize("path", ZOO, ids=lambda path: path.stem)
+def test_every_zoo_network_trains_to_the_same_bits_on_one_thread_and_on_two(fresh_threads, path, rule):
+    """Every GEMM of a training step (affine and conv; SGD's update inside backward), a full and a
+    partial batch: the same bits whether graphnet runs one thread or two."""
+    spec = gn.load(path)
+    batch = spec.train.batch_size if isinstance(spec, gn.RunSpec) else 128
+    network = zoo_network(path)
+    inputs, labels = random_batch(network, batch, seed=0, dtype=np.float32)
+
+    def train(count: int) -> bytes:
+        gn.set_threads(count)
+        net = gn.compile(network, batch_size=batch, seed=0)
+        assert net.target.threads == count
+        optimizer = gn.Optimizer(net, rule, learning_rate=1e-3)
+        for n in (batch, batch * 2 // 3):
+            optimizer.step({k: v[:n] for k, v in inputs.items()}, {k: v[:n] for k, v in labels.items()})
+        return net.store.values.tobytes() + net.store.state.tobytes()
+
+    assert train(2) == train(1)

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -12,13 +10,11 @@ import pytest
 
 import graphnet as gn
 from graphnet.runtime import contention, threads
-
-
-BUSY_LOOP = "import time\nend = time.time() + 30\nwhile time.time() < end:\n    pass\n"
+from tests._support.processes import spinning_process
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="no /proc on this platform")
-def test_a_busy_process_takes_a_blas_thread_away(monkeypatch):
+def test_a_busy_process_takes_a_thread_away(monkeypatch):
     """A real process spinning on one core: the governor, ticked by real forward passes, leaves
     that core to it. Asserts the decision, never a time."""
     monkeypatch.setattr(contention, "_governor", [])
@@ -32,21 +28,17 @@ def test_a_busy_process_takes_a_blas_thread_away(monkeypatch):
         gn.set_threads("auto")
         status = contention.governor_status()
         if status is None or status.ceiling != cores:
-            pytest.skip(f"no governor with one BLAS thread per core here ({cores} cores, status {status})")
+            pytest.skip(f"no governor with one thread per core here ({cores} cores, status {status})")
         net = gn.compile(gn.sequential([{"op": "affine", "units": 256, "activation": "relu"},
                                         {"op": "affine", "units": 10}], input_shape=[784], classes=10),
                          batch_size=64)
         X = np.random.default_rng(0).standard_normal((64, 784)).astype(np.float32)
-        spinner = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
-        try:
+        with spinning_process(30):
             start = time.perf_counter()
             while time.perf_counter() < start + 1.0 or (contention.governor_status().threads >= cores
                                                         and time.perf_counter() < start + 20):
                 net.forward(X)
                 time.sleep(0.002)  # leave the spinner its core: we run about one of them
             status = contention.governor_status()
-        finally:
-            spinner.kill()
-            spinner.wait()
         assert status.others is not None and status.others >= 0.5
         assert status.threads <= cores - 1
