@@ -33,7 +33,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ._jit import helper, kernel
+from ._jit import helper, nogil_kernel
 from ._jitmath import (
     leaky_relu_,
     leaky_relu_grad_,
@@ -49,7 +49,7 @@ from .activations import act_backward_numpy, act_forward_numpy
 from .codes import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 
 
-@kernel
+@nogil_kernel
 def im2col_numba(X, kh, kw, sh, sw, ph, pw, cols):  # noqa: ANN001, ANN201
     n, c, h, w = X.shape
     oh, ow = cols.shape[1], cols.shape[2]
@@ -152,7 +152,7 @@ def im2col_numpy(X: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int, pw:
 im2col_numba.__doc__ = im2col_numpy.__doc__
 
 
-@kernel
+@nogil_kernel
 def col2im_numba(dcols, kh, kw, sh, sw, ph, pw, dX):  # noqa: ANN001, ANN201
     n, c, h, w = dX.shape
     oh, ow = dcols.shape[1], dcols.shape[2]
@@ -197,7 +197,7 @@ def col2im_numpy(dcols: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int,
 col2im_numba.__doc__ = col2im_numpy.__doc__
 
 
-@kernel
+@nogil_kernel
 def channel_bias_act_forward_numba(Z, b, act, alpha, Y):  # noqa: ANN001, ANN201
     n, p, f = Z.shape
     if Y.shape[0] != n or Y.shape[1] != f or Y.shape[2] != p or b.shape[0] != f:
@@ -238,7 +238,7 @@ def channel_bias_act_forward_numpy(Z: np.ndarray, b: np.ndarray, act: int, alpha
 channel_bias_act_forward_numba.__doc__ = channel_bias_act_forward_numpy.__doc__
 
 
-@kernel
+@nogil_kernel
 def act_channel_bias_backward_numba(dY, Y, act, alpha, dZ, db):  # noqa: ANN001, ANN201
     n, f, p = dY.shape
     if Y.shape != dY.shape or dZ.shape[0] != n or dZ.shape[1] != p or dZ.shape[2] != f or db.shape[0] != f:

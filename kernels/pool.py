@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import kernel
+from ._jit import kernel, nogil_kernel
 from ._workspace import const, scratch
 from .conv import window_bounds, window_offsets, windows_inside_jit, zero_plane
 
 
-@kernel
+@nogil_kernel
 def max_pool_forward_numba(X, kh, kw, sh, sw, ph, pw, Y):  # noqa: ANN001, ANN201
     n, c, h, w = X.shape
     oh, ow = Y.shape[2], Y.shape[3]
@@ -60,7 +60,7 @@ def _keep_nan(target: np.ndarray, values: np.ndarray) -> None:
 max_pool_forward_numba.__doc__ = max_pool_forward_numpy.__doc__
 
 
-@kernel
+@nogil_kernel
 def max_pool_backward_numba(dY, X, kh, kw, sh, sw, ph, pw, dX):  # noqa: ANN001, ANN201
     n, c, h, w = X.shape
     oh, ow = dY.shape[2], dY.shape[3]
@@ -117,7 +117,7 @@ def max_pool_backward_numpy(dY: np.ndarray, X: np.ndarray, kh: int, kw: int, sh:
 max_pool_backward_numba.__doc__ = max_pool_backward_numpy.__doc__
 
 
-@kernel
+@nogil_kernel
 def avg_pool_forward_numba(X, kh, kw, sh, sw, ph, pw, Y):  # noqa: ANN001, ANN201
     n, c, h, w = X.shape
     oh, ow = Y.shape[2], Y.shape[3]
@@ -152,7 +152,7 @@ def avg_pool_forward_numpy(X: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph
 avg_pool_forward_numba.__doc__ = avg_pool_forward_numpy.__doc__
 
 
-@kernel
+@nogil_kernel
 def avg_pool_backward_numba(dY, kh, kw, sh, sw, ph, pw, dX):  # noqa: ANN001, ANN201
     n, c, h, w = dX.shape
     oh, ow = dY.shape[2], dY.shape[3]

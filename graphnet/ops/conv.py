@@ -15,6 +15,7 @@ from pydantic import Field
 
 from ..kernels.codes import ACTIVATION_CODES
 from .activations import ELEMENTWISE
+from .batch_halves import batch_cut, on_halves
 from .base import MAX_UNITS, Activation, Initializer, NodeModel, OpRecord, ParamDecl, ReferenceContext, Value
 from .examples import OpExample, conv, example, node
 from .images import Padding, Size, Window, image, window_of, windowed_shape
@@ -71,13 +72,16 @@ def forward(node: Conv2d, ctx: LowerContext) -> list[Step]:
     alpha, (kh, kw, sh, sw, ph, pw) = node.alpha, geometry.args
     im2col, epilogue = ctx.kernels.im2col, ctx.kernels.channel_bias_act_forward
     matmul = ctx.target.matmul()  # C = A @ B, cut over graphnet's threads (graphnet.runtime.gemm_split)
+    gather = on_halves(ctx, lambda X, cols: im2col(X, kh, kw, sh, sw, ph, pw, cols))
 
     def conv(X, W, b, cols, Z, Y):
         n = X.shape[0]
-        im2col(X, kh, kw, sh, sw, ph, pw, cols)
+        cut = batch_cut(n, p * k)
+        gather(cut, (X, cols))
         matmul(cols.reshape(n * p, k), W.reshape(f, k).T, Z.reshape(n * p, f))
-        epilogue(Z, b, act, alpha, Y)
+        finish(cut, (Z, Y), (b,))
 
+    finish = on_halves(ctx, lambda Z, Y, b: epilogue(Z, b, act, alpha, Y))
     bias = ctx.param("b") if node.bias else ctx.fixed("zero_bias", (f,))
     args = (ctx.x(0), ctx.param("W"), bias, ctx.saved("cols", (oh, ow, k)), ctx.saved("Z", (p, f)), ctx.y((f, p)))
     label = f"conv {geometry.describe()}: im2col+matmul+channel_bias_act[{node.activation or 'identity'}]"
@@ -91,25 +95,36 @@ def backward(node: Conv2d, ctx: LowerContext) -> list[Step]:
     gradient, col2im = ctx.kernels.act_channel_bias_backward, ctx.kernels.col2im
     weight_gradient, input_gradient = ctx.target.matmul(), ctx.target.matmul()
     identity = act == ACTIVATION_CODES["identity"]
+    run_parts = ctx.target.run_parts
+    scatter = on_halves(ctx, lambda dcols, dX: col2im(dcols, kh, kw, sh, sw, ph, pw, dX))
 
-    def conv_backward(dY, Y, db, dZ, cols, W, dW, dcols, dX):
+    def gradient_of(dY, Y, dZ, db):
+        gradient(dY, Y, act, alpha, dZ, db)
+
+    def conv_backward(dY, Y, db, db_second, dZ, cols, W, dW, dcols, dX):
         n = dY.shape[0]
-        gradient(dY, dY if Y is None else Y, act, alpha, dZ, db)
+        Y = dY if Y is None else Y
+        cut = batch_cut(n, p * k)
+        if cut:  # db = the first half's sum + the second's, however many threads ran them
+            run_parts(gradient_of, [(dY[:cut], Y[:cut], dZ[:cut], db), (dY[cut:], Y[cut:], dZ[cut:], db_second)])
+            np.add(db, db_second, out=db)
+        else:
+            gradient_of(dY, Y, dZ, db)
         rows = dZ.reshape(n * p, f)
         weight_gradient(rows.T, cols.reshape(n * p, k), dW.reshape(f, k))
         if dX is not None:
             input_gradient(rows, W.reshape(f, k), dcols.reshape(n * p, k))
-            col2im(dcols, kh, kw, sh, sw, ph, pw, dX)
+            scatter(cut, (dcols, dX))
 
     dX = ctx.dx(0)
     args = (ctx.dy((f, p)), None if identity else ctx.y((f, p)),
-            ctx.param_grad("b") if node.bias else ctx.fixed("db_unused", (f,)),
+            ctx.param_grad("b") if node.bias else ctx.fixed("db_unused", (f,)), ctx.fixed("db_second_half", (f,)),
             ctx.saved("dZ", (p, f)), ctx.saved("cols", (oh, ow, k)),
             ctx.param("W") if dX is not None else None, ctx.param_grad("W"),
             ctx.saved("dcols", (oh, ow, k)) if dX is not None else None, dX)
     label = f"conv backward: act_channel_bias_backward[{node.activation or 'identity'}]+matmul"
     label += "+matmul+col2im" if dX is not None else ""
-    return [Step(node.id, label, conv_backward, args, writes=frozenset({2, 3, 6, 7, 8}))]
+    return [Step(node.id, label, conv_backward, args, writes=frozenset({2, 3, 4, 7, 8, 9}))]
 
 
 def reference(node: Conv2d, xs: list[np.ndarray], ctx: ReferenceContext) -> np.ndarray:

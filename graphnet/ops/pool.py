@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import model_validator
 
 from .base import NodeModel, OpRecord, ReferenceContext, Value
+from .batch_halves import batch_cut, on_halves
 from .examples import OpExample, affine, conv, example, node
 from .images import PadSize, Size, Window, image, pair, window_of, windowed_shape
 from .lowering import LowerContext, Step
@@ -68,9 +69,11 @@ def _pool_record(name: str, model: type[_Pool], reference, examples: dict[str, O
     def forward(node: _Pool, ctx: LowerContext) -> list[Step]:
         geometry = window(node, ctx.inputs[0].shape)
         kernel, args = getattr(ctx.kernels, forward_kernel), geometry.args
+        per_example = int(np.prod(ctx.inputs[0].shape))
+        halves = on_halves(ctx, lambda X, Y: kernel(X, *args, Y))
 
         def pool(X, Y):
-            kernel(X, *args, Y)
+            halves(batch_cut(X.shape[0], per_example), (X, Y))
 
         return [Step(node.id, f"{forward_kernel} {geometry.describe()}", pool, (ctx.x(0), ctx.y()),
                      writes=frozenset({1}))]
@@ -81,14 +84,19 @@ def _pool_record(name: str, model: type[_Pool], reference, examples: dict[str, O
             return []
         geometry = window(node, ctx.inputs[0].shape)
         kernel, args = getattr(ctx.kernels, backward_kernel), geometry.args
+        per_example = int(np.prod(ctx.inputs[0].shape))
         if reads_input:
+            halves = on_halves(ctx, lambda dY, X, dX: kernel(dY, X, *args, dX))
+
             def pool_backward(dY, X, dX):
-                kernel(dY, X, *args, dX)
+                halves(batch_cut(dY.shape[0], per_example), (dY, X, dX))
 
             refs = (ctx.dy(), ctx.x(0), dX)
         else:
+            halves = on_halves(ctx, lambda dY, dX: kernel(dY, *args, dX))
+
             def pool_backward(dY, X, dX):
-                kernel(dY, *args, dX)
+                halves(batch_cut(dY.shape[0], per_example), (dY, dX))
 
             refs = (ctx.dy(), None, dX)
         return [Step(node.id, backward_kernel, pool_backward, refs, writes=frozenset({2}))]

@@ -115,6 +115,16 @@ class Target:
         cut over the threads as `split` says (a fresh one per step: it keeps its last arrays)."""
         return _matmul if self.split is None else self.split.matmul()
 
+    def run_parts(self, kernel: Callable[..., None], parts: list[tuple]) -> None:
+        """kernel(*part) for every part (parts of a batch, writing disjoint outputs): over the
+        threads as `split` says, else one after the other. The parts are the caller's, so the
+        result does not depend on how many threads ran them."""
+        if self.split is None:
+            for part in parts:
+                kernel(*part)
+        else:
+            self.split.run(kernel, parts)
+
     def at_b_update(self) -> Callable[..., None]:
         """A GEMM kernel (A, B, C, alpha, beta) on `gemm`: C = beta * C + alpha * A.T @ B in place,
         cut as `split` says (a fresh one per step); ValueError saying why when there is no GEMM."""

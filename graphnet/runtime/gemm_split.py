@@ -84,6 +84,15 @@ class GemmSplit:
         bounds = sorted({min(size, max(0, ALIGN * round(edge / ALIGN))) for edge in edges} | {size})
         return bounds if len(bounds) > 2 else [0, size]
 
+    def run(self, kernel: Callable[..., None], parts: list[tuple]) -> None:
+        """kernel(*part) for every part (they write disjoint outputs): on the caller and helper
+        threads while `live()` is 2 or more, else one after the other on the caller."""
+        if len(parts) > 1 and self.live() > 1:
+            run_parts(kernel, parts)
+        else:
+            for part in parts:
+                kernel(*part)
+
     def matmul(self) -> "SplitMatmul":
         """A fresh kernel (A, B, C): C = A @ B, cut as this split says."""
         return SplitMatmul(self)
