@@ -219,9 +219,11 @@ def gemm_floor_contender(config: dict) -> dict:
     """The training step's GEMMs alone (floor_gemms), into preallocated arrays."""
     from threadpoolctl import threadpool_limits
 
-    gemm_floor_contender.limits = threadpool_limits(_threads(config), user_api="blas")  # type: ignore[attr-defined]
     work = [(a, b, c) for _, _, a, b, c in floor_gemms(network(config), config["step_batch"],
                                                         np.random.default_rng(0))]
+    # after the network's compile, which puts numpy's BLAS on one thread: the floor is the
+    # GEMMs on all the contenders' threads, as OpenBLAS runs them
+    gemm_floor_contender.limits = threadpool_limits(_threads(config), user_api="blas")  # type: ignore[attr-defined]
     matmul = np.matmul
 
     def step() -> None:

@@ -80,8 +80,12 @@ def profile(rounds: int, threads: int, spec_path: str | None = None, step_batch:
     import graphnet as gn
     from graphnet.runtime.blas import blas_info
 
-    gn.set_threads(threads)
-    limits = threadpool_limits(threads, user_api="blas")  # the floor GEMMs run on plain numpy
+    gn.set_threads(threads)  # graphnet's plans: numpy's BLAS on one thread, their GEMMs cut over `threads`
+
+    def floors(batch: int, forward_only: bool) -> dict[str, dict[str, float]]:
+        with threadpool_limits(threads, user_api="blas"):  # the floor GEMMs: plain numpy on `threads`
+            return conv_floors(spec, batch, rounds, forward_only=forward_only)
+
     spec = network({"spec": spec_path} if spec_path else {})
     rng = np.random.default_rng(0)
     shape = spec.value(next(iter(spec.inputs))).shape
@@ -91,7 +95,7 @@ def profile(rounds: int, threads: int, spec_path: str | None = None, step_batch:
     X = rng.standard_normal((step_batch, *shape)).astype(np.float32)
     y = rng.integers(0, 10, step_batch)
     rows = plan_profile(trainer, "train_sgd", X, y, rounds)
-    attach_floors(rows, conv_floors(spec, step_batch, rounds, forward_only=False))
+    attach_floors(rows, floors(step_batch, forward_only=False))
     step = gn.Optimizer(trainer, "sgd", learning_rate=LEARNING_RATE)
     [whole] = time_calls([lambda: step.step(X, y)], rounds)
     results["cases"]["step"] = {"batch": step_batch, "whole_us": whole, "steps": rows}
@@ -99,10 +103,9 @@ def profile(rounds: int, threads: int, spec_path: str | None = None, step_batch:
     for n in batches:
         Xb = rng.standard_normal((n, *shape)).astype(np.float32)
         rows = plan_profile(server, "infer", Xb, None, rounds)
-        attach_floors(rows, conv_floors(spec, n, rounds, forward_only=True))
+        attach_floors(rows, floors(n, forward_only=True))
         [whole] = time_calls([lambda Xb=Xb: server.forward(Xb)], rounds)
         results["cases"][f"b{n}"] = {"batch": n, "whole_us": whole, "steps": rows}
-    limits.restore_original_limits()
     return results
 
 
