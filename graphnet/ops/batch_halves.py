@@ -1,8 +1,8 @@
 """Image steps that run on the two halves of their batch, over graphnet's threads.
 
     cut = batch_cut(n, per_example)           # 0: the batch is not cut
-    gather = on_halves(ctx, kernel)           # a step's runner for kernel(*batched, *shared)
-    gather(cut, (X, cols), (bias,))           # kernel on X[:cut], cols[:cut] and X[cut:], cols[cut:]
+    finish = on_halves(ctx, kernel)           # a step's runner for kernel(*batched, *shared)
+    finish(cut, (Z, Y), (b,))                 # kernel(Z[:cut], Y[:cut], b) and kernel(Z[cut:], Y[cut:], b)
 
 The per-example kernels of convolution and pooling (im2col, the epilogues, col2im,
 the pooling kernels) read and write each example on its own, so a step cuts its

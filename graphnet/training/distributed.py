@@ -293,8 +293,8 @@ _MPI_NOISE = re.compile(r"^\[[^\]]+:\d+\] (PMIX|PRTE|OPAL|ORTE) ")
 _RANK_DIED = re.compile(r"process rank (\d+) with PID (\d+) on node (\S+) exited on signal (\d+)")
 
 
-# Open MPI's launcher sometimes fails to set itself up, before it starts any rank (seen on a CI
-# machine: one launch in a few hundred). Nothing ran, so launching again is safe.
+# Open MPI's launcher sometimes fails to set itself up, before it starts any rank (seen once on a
+# CI machine; 150 launches in a row here did not show it). Nothing ran, so launching again is safe.
 FAILED_BEFORE_ANY_RANK = re.compile(r"PMIx server's listener thread failed to start")
 LAUNCH_ATTEMPTS = 3
 LAUNCH_RETRY_PAUSE = 0.5  # seconds, doubled after each failed attempt
