@@ -7,11 +7,12 @@ import time
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 import graphnet as gn
 from graphnet.runtime import contention, threads
 from graphnet.runtime.contention import CpuTimes, Governor
+
+from tests._support.thread_state import no_thread_choice
 
 PROC_STAT = """cpu  300 0 100 500 10 0 5 20 0 0
 cpu0 100 0 50 300 5 0 0 10 0 0
@@ -165,11 +166,7 @@ def test_every_plan_run_ticks_the_governor(monkeypatch):
 @pytest.fixture
 def governed(monkeypatch):
     """The adaptive default in a fresh state (graphnet's record of the threads restored afterwards)."""
-    monkeypatch.setattr(threads, "STATE", dataclasses.replace(threads.STATE, explicit=None, settled=False,
-                                                              settled_count=None, current=None))
-    monkeypatch.setattr(contention, "_governor", [])
-    monkeypatch.delenv(threads.ENV_VAR, raising=False)
-    with threadpool_limits(limits=None):
+    with no_thread_choice(monkeypatch):
         gn.set_threads("auto")
         if not contention._governor:
             pytest.skip("no governor here (one core, or no /proc)")

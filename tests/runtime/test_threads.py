@@ -2,28 +2,24 @@
 `graphnet --threads`, or chosen from the load average; numpy's BLAS on one thread."""
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_info
 
 import graphnet as gn
 from graphnet.errors import GraphnetError
 from graphnet.runtime import contention, threads
 from graphnet.runtime.blas import blas_info
 from tests._support.reference import random_batch
+from tests._support.thread_state import no_thread_choice
 from tests._support.zoo import ZOO, zoo_network
 
 
 @pytest.fixture
 def fresh_threads(monkeypatch):
     """No choice made yet in this process; BLAS limits (and graphnet's record of them) restored afterwards."""
-    monkeypatch.setattr(threads, "STATE", dataclasses.replace(threads.STATE, explicit=None, settled=False,
-                                                              settled_count=None, current=None))
-    monkeypatch.setattr(contention, "_governor", [])
-    monkeypatch.delenv(threads.ENV_VAR, raising=False)
-    with threadpool_limits(limits=None):  # restores the limits on exit
+    with no_thread_choice(monkeypatch):
         yield
 
 
