@@ -73,6 +73,7 @@ def forward(node: Conv2d, ctx: LowerContext) -> list[Step]:
     im2col, epilogue = ctx.kernels.im2col, ctx.kernels.channel_bias_act_forward
     matmul = ctx.target.matmul()  # C = A @ B, cut over graphnet's threads (graphnet.runtime.gemm_split)
     gather = on_halves(ctx, lambda X, cols: im2col(X, kh, kw, sh, sw, ph, pw, cols))
+    finish = on_halves(ctx, lambda Z, Y, b: epilogue(Z, b, act, alpha, Y))
 
     def conv(X, W, b, cols, Z, Y):
         n = X.shape[0]
@@ -81,7 +82,6 @@ def forward(node: Conv2d, ctx: LowerContext) -> list[Step]:
         matmul(cols.reshape(n * p, k), W.reshape(f, k).T, Z.reshape(n * p, f))
         finish(cut, (Z, Y), (b,))
 
-    finish = on_halves(ctx, lambda Z, Y, b: epilogue(Z, b, act, alpha, Y))
     bias = ctx.param("b") if node.bias else ctx.fixed("zero_bias", (f,))
     args = (ctx.x(0), ctx.param("W"), bias, ctx.saved("cols", (oh, ow, k)), ctx.saved("Z", (p, f)), ctx.y((f, p)))
     label = f"conv {geometry.describe()}: im2col+matmul+channel_bias_act[{node.activation or 'identity'}]"

@@ -20,7 +20,7 @@ makes it, so a run gives the same bits on a quiet machine and on a busy one.
 A block of rows (or columns) of a single-threaded OpenBLAS sgemm gives the bits
 of the whole call: its sums along K are blocked by K alone. So a GEMM cut in
 blocks computes what the uncut call computes, and networks give the same bits
-on 1 thread (nothing cut) and on 2 (tests/test_gemm_split.py checks it for the
+on 1 thread (nothing cut) and on 2 (tests/runtime/test_gemm_split.py checks it for the
 shapes of the model zoo; OpenBLAS's multi-threaded GEMM did not: it blocks K
 differently, and rounded a 784-long inner dimension otherwise). The exception
 is a block small enough for OpenBLAS's small-matrix kernels (about 1e6
